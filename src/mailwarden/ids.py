@@ -1,0 +1,46 @@
+"""Sortable message ids: 48-bit milliseconds + 80 random bits in Crockford base32 (ULID layout).
+
+Ids sort by the time they were made, so history can page and range by id alone.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from datetime import UTC, datetime
+
+_ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
+_DECODE = {c: i for i, c in enumerate(_ALPHABET)}
+ID_LENGTH = 26
+
+
+def _encode(value: int, length: int) -> str:
+    chars = []
+    for _ in range(length):
+        value, rem = divmod(value, 32)
+        chars.append(_ALPHABET[rem])
+    return "".join(reversed(chars))
+
+
+def new_id(at: datetime | None = None) -> str:
+    """A new id for a message received at `at` (now when omitted)."""
+    ms = int(at.timestamp() * 1000) if at is not None else time.time_ns() // 1_000_000
+    return _encode(ms, 10) + _encode(int.from_bytes(os.urandom(10), "big"), 16)
+
+
+def floor_id(at: datetime) -> str:
+    """The smallest id a message received at or after `at` can have."""
+    return _encode(int(at.timestamp() * 1000), 10) + "0" * 16
+
+
+def ceiling_id(at: datetime) -> str:
+    """The largest id a message received at or before `at` can have."""
+    return _encode(int(at.timestamp() * 1000), 10) + "Z" * 16
+
+
+def id_time(value: str) -> datetime:
+    """When the id was made."""
+    ms = 0
+    for ch in value[:10].upper():
+        ms = ms * 32 + _DECODE[ch]
+    return datetime.fromtimestamp(ms / 1000, tz=UTC)

@@ -1,0 +1,324 @@
+"""An organisation's policy: what to do per verdict, malware handling, quarantine, notifications, lists.
+
+Pure pydantic models. Unknown fields are refused so a typo in a policy file never passes silently.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from enum import StrEnum
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from mailwarden.errors import PolicyError
+from mailwarden.model.org import ConnectionMode, Domain, Organisation
+from mailwarden.model.verdict import Action
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, use_enum_values=False)
+
+
+class SpamVerdictAction(StrEnum):
+    """Actions an anti-spam policy may take for a verdict (the EOP set)."""
+
+    JUNK = "junk"
+    ADD_HEADER = "add_header"
+    PREPEND_SUBJECT = "prepend_subject"
+    REDIRECT = "redirect"
+    DROP = "drop"
+    QUARANTINE = "quarantine"
+    DELIVER = "deliver"
+
+    @property
+    def action(self) -> Action:
+        return Action(self.value)
+
+
+class SpamActions(_Strict):
+    """Per-verdict actions; defaults follow EOP's default anti-spam policy."""
+
+    spam: SpamVerdictAction = SpamVerdictAction.JUNK
+    high_confidence_spam: SpamVerdictAction = SpamVerdictAction.JUNK
+    phish: SpamVerdictAction = SpamVerdictAction.JUNK
+    high_confidence_phish: SpamVerdictAction = SpamVerdictAction.QUARANTINE
+    bulk: SpamVerdictAction = SpamVerdictAction.JUNK
+
+    @field_validator("high_confidence_phish")
+    @classmethod
+    def _hcp_never_delivered(cls, value: SpamVerdictAction) -> SpamVerdictAction:
+        if value in (
+            SpamVerdictAction.DELIVER,
+            SpamVerdictAction.ADD_HEADER,
+            SpamVerdictAction.PREPEND_SUBJECT,
+        ):
+            raise ValueError("high-confidence phishing must be quarantined, junked, redirected or dropped")
+        return value
+
+
+EmailAddress = Annotated[str, Field(pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$", max_length=254)]
+DomainName = Annotated[str, Field(pattern=r"^([a-z0-9-]{1,63}\.)+[a-z0-9-]{2,63}$", max_length=253)]
+
+
+class SpamPolicy(_Strict):
+    actions: SpamActions = SpamActions()
+    bcl_threshold: int = Field(7, ge=1, le=9, description="A message is bulk when its BCL is at or above this")
+    mark_bulk_as_spam: bool = True
+    header_name: str = Field("X-This-Is-Spam", pattern=r"^X-[A-Za-z0-9-]{1,60}$")
+    header_value: str = Field("This message appears to be spam.", max_length=200)
+    subject_prefix: str = Field("[SPAM] ", max_length=64)
+    redirect_to: tuple[EmailAddress, ...] = ()
+
+    @model_validator(mode="after")
+    def _redirect_needs_address(self) -> SpamPolicy:
+        used = {
+            self.actions.spam,
+            self.actions.high_confidence_spam,
+            self.actions.phish,
+            self.actions.high_confidence_phish,
+            self.actions.bulk,
+        }
+        if SpamVerdictAction.REDIRECT in used and not self.redirect_to:
+            raise ValueError("redirect_to must list at least one address when an action is 'redirect'")
+        return self
+
+
+class MalwareAction(StrEnum):
+    QUARANTINE = "quarantine"
+    REPLACE_ATTACHMENTS = "replace_attachments"
+
+
+# EOP's default "common attachments" list (file types blocked by the common attachment filter).
+DEFAULT_BLOCKED_FILE_TYPES: tuple[str, ...] = (
+    "ace",
+    "apk",
+    "app",
+    "appx",
+    "ani",
+    "arj",
+    "bat",
+    "cab",
+    "cmd",
+    "com",
+    "deb",
+    "dex",
+    "dll",
+    "docm",
+    "elf",
+    "exe",
+    "hta",
+    "img",
+    "iso",
+    "jar",
+    "jnlp",
+    "kext",
+    "lha",
+    "lib",
+    "library",
+    "lnk",
+    "lzh",
+    "macho",
+    "msc",
+    "msi",
+    "msix",
+    "msp",
+    "mst",
+    "pif",
+    "ppa",
+    "ppam",
+    "reg",
+    "rev",
+    "scf",
+    "scr",
+    "sct",
+    "sys",
+    "uif",
+    "vb",
+    "vbe",
+    "vbs",
+    "vxd",
+    "wsc",
+    "wsf",
+    "wsh",
+    "xll",
+    "xz",
+    "z",
+)
+
+DEFAULT_ALERT_TEXT = (
+    "Malware was detected in one or more attachments of this message. "
+    "The infected attachments were removed by mailwarden."
+)
+
+
+class MalwarePolicy(_Strict):
+    """The malware filter cannot be switched off; `enabled: false` is refused."""
+
+    enabled: Literal[True] = True
+    action: MalwareAction = MalwareAction.QUARANTINE
+    alert_text: str = Field(DEFAULT_ALERT_TEXT, min_length=1, max_length=4000)
+    blocked_file_types: tuple[str, ...] = DEFAULT_BLOCKED_FILE_TYPES
+    notify_admins: tuple[EmailAddress, ...] = ()
+    notify_internal_sender: bool = False
+
+    @field_validator("enabled", mode="before")
+    @classmethod
+    def _cannot_disable(cls, value: object) -> object:
+        if value is not True:
+            raise ValueError("the malware filter cannot be switched off")
+        return value
+
+    @field_validator("blocked_file_types")
+    @classmethod
+    def _normalise_types(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        return tuple(sorted({v.lower().lstrip(".") for v in value}))
+
+
+class QuarantineRetention(_Strict):
+    """Days a quarantined message is kept, per reason (EOP defaults; 1 to 30 days)."""
+
+    spam: int = Field(15, ge=1, le=30)
+    bulk: int = Field(15, ge=1, le=30)
+    phish: int = Field(15, ge=1, le=30)
+    high_confidence_phish: int = Field(30, ge=1, le=30)
+    malware: int = Field(30, ge=1, le=30)
+    rule: int = Field(30, ge=1, le=30)
+
+
+class NotificationFrequency(StrEnum):
+    FOUR_HOURS = "4h"
+    DAILY = "daily"
+    WEEKLY = "weekly"
+
+
+class NotificationPolicy(_Strict):
+    """End-user quarantine digests."""
+
+    enabled: bool = True
+    frequency: NotificationFrequency = NotificationFrequency.FOUR_HOURS
+    sender: EmailAddress | None = None
+    language: Literal["en", "ja"] = "en"
+
+
+class SenderLists(_Strict):
+    """Allowed / blocked senders, domains and connecting IPs."""
+
+    allowed_senders: tuple[EmailAddress, ...] = ()
+    blocked_senders: tuple[EmailAddress, ...] = ()
+    allowed_domains: tuple[DomainName, ...] = ()
+    blocked_domains: tuple[DomainName, ...] = ()
+    ip_allow: tuple[str, ...] = ()
+    ip_block: tuple[str, ...] = ()
+
+    @field_validator("allowed_senders", "blocked_senders", "allowed_domains", "blocked_domains", mode="before")
+    @classmethod
+    def _lower(cls, value: object) -> object:
+        if isinstance(value, list | tuple):
+            return tuple(str(v).strip().lower() for v in value)
+        return value
+
+    @field_validator("ip_allow", "ip_block")
+    @classmethod
+    def _networks(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        out = []
+        for entry in value:
+            try:
+                out.append(str(ipaddress.ip_network(entry.strip(), strict=False)))
+            except ValueError:
+                raise ValueError(f"{entry!r} is not an IP address or CIDR range") from None
+        return tuple(out)
+
+
+class ScanErrorAction(StrEnum):
+    """The fail-safe: what happens to a message when a stage of the pipeline failed on it."""
+
+    QUARANTINE = "quarantine"
+    DELIVER = "deliver"
+    REJECT = "reject"
+
+
+class Policy(_Strict):
+    """One organisation's whole policy document."""
+
+    version: Literal[1] = 1
+    spam: SpamPolicy = SpamPolicy()
+    malware: MalwarePolicy = MalwarePolicy()
+    quarantine_retention: QuarantineRetention = QuarantineRetention()
+    notifications: NotificationPolicy = NotificationPolicy()
+    lists: SenderLists = SenderLists()
+    scan_error_action: ScanErrorAction = ScanErrorAction.QUARANTINE
+
+
+class DomainDocument(_Strict):
+    name: DomainName
+    mode: ConnectionMode = ConnectionMode.JOURNAL
+    next_hop: str | None = Field(None, pattern=r"^\[?[A-Za-z0-9.:-]+\]?(:\d{1,5})?$")
+    require_tls: bool = False
+
+    @field_validator("name", mode="before")
+    @classmethod
+    def _lower(cls, value: object) -> object:
+        return value.strip().lower() if isinstance(value, str) else value
+
+    @model_validator(mode="after")
+    def _enforce_needs_next_hop(self) -> DomainDocument:
+        if self.mode is not ConnectionMode.JOURNAL and not self.next_hop:
+            raise ValueError(f"domain {self.name}: mode {self.mode.value!r} needs a next_hop to deliver to")
+        return self
+
+    def to_domain(self) -> Domain:
+        return Domain(self.name, self.mode, self.next_hop, self.require_tls)
+
+
+class OrganisationDocument(_Strict):
+    """The import/export unit: one organisation, its domains and its policy, applied whole or not at all."""
+
+    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9 ._-]{0,99}$")
+    monitor_only: bool = True
+    domains: tuple[DomainDocument, ...] = ()
+    policy: Policy = Policy()
+
+    @model_validator(mode="after")
+    def _unique_domains(self) -> OrganisationDocument:
+        names = [d.name for d in self.domains]
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise ValueError(f"domain listed twice: {', '.join(dupes)}")
+        return self
+
+    def to_organisation(self) -> Organisation:
+        return Organisation(self.name, tuple(d.to_domain() for d in self.domains), self.monitor_only)
+
+    @classmethod
+    def from_organisation(cls, org: Organisation, policy: Policy) -> OrganisationDocument:
+        return cls(
+            name=org.name,
+            monitor_only=org.monitor_only,
+            domains=tuple(
+                DomainDocument(name=d.name, mode=d.mode, next_hop=d.next_hop, require_tls=d.require_tls)
+                for d in org.domains
+            ),
+            policy=policy,
+        )
+
+
+def validation_messages(exc: ValidationError) -> list[str]:
+    """Each pydantic error as `field.path: reason`, in the words an administrator reads."""
+    out = []
+    for err in exc.errors():
+        loc = ".".join(str(p) for p in err["loc"]) or "(document)"
+        msg = err["msg"].removeprefix("Value error, ")
+        out.append(f"{loc}: {msg}")
+    return out
+
+
+def parse_organisation_document(data: object) -> OrganisationDocument:
+    """Validate a whole document; a PolicyError lists every bad field, and nothing is applied."""
+    if not isinstance(data, dict):
+        raise PolicyError("a policy document must be a mapping with name, domains and policy")
+    try:
+        return OrganisationDocument.model_validate(data)
+    except ValidationError as exc:
+        messages = validation_messages(exc)
+        raise PolicyError("invalid policy document: " + "; ".join(messages), errors=messages) from None

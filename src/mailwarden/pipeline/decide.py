@@ -1,0 +1,144 @@
+"""The one place that turns evidence into a verdict and a verdict into a (policy) disposition."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from mailwarden.model import (
+    Action,
+    Category,
+    Direction,
+    Disposition,
+    Finding,
+    PhishLevel,
+    Policy,
+    StageResult,
+    Verdict,
+)
+from mailwarden.model.policy import MalwareAction, ScanErrorAction, SpamVerdictAction
+
+# Total spam score → SCL. Evaluated top-down; the first row whose floor the score reaches wins.
+SCL_TABLE: tuple[tuple[float, int], ...] = (
+    (15.0, 9),
+    (10.0, 8),
+    (7.0, 6),
+    (5.0, 5),
+    (1.0, 1),
+)
+PHISH_THRESHOLD = 5.0
+HIGH_CONFIDENCE_PHISH_THRESHOLD = 10.0
+HIGH_CONFIDENCE_SCL = 7
+
+# Families of finding codes: the prefix says which verdict the score counts towards.
+MALWARE_PREFIX = "MALWARE_"
+PHISH_PREFIX = "PHISH_"
+BULK_PREFIX = "BULK_"
+
+
+def scl_for(score: float) -> int:
+    for floor, scl in SCL_TABLE:
+        if score >= floor:
+            return scl
+    return 0
+
+
+def decide(
+    direction: Direction,
+    stages: Sequence[StageResult],
+    policy: Policy,
+    *,
+    bypass_spam: str | None = None,
+) -> Verdict:
+    """Combine every stage's findings into one verdict and pick the policy's action for it."""
+    findings = [f for s in stages for f in s.findings]
+    errors = tuple(f"{s.stage}: {s.error}" for s in stages if s.error)
+    malware = tuple(dict.fromkeys(f.detail or f.code for f in findings if f.code.startswith(MALWARE_PREFIX)))
+    phish_score = sum(f.score for f in findings if f.code.startswith(PHISH_PREFIX))
+    bcl = min(9, max(0, round(sum(f.score for f in findings if f.code.startswith(BULK_PREFIX)))))
+    spam_score = sum(f.score for f in findings if not f.code.startswith((MALWARE_PREFIX, PHISH_PREFIX, BULK_PREFIX)))
+
+    scl = -1 if bypass_spam else scl_for(spam_score)
+    phish = PhishLevel.NONE
+    if phish_score >= HIGH_CONFIDENCE_PHISH_THRESHOLD:
+        phish = PhishLevel.HIGH_CONFIDENCE
+    elif phish_score >= PHISH_THRESHOLD:
+        phish = PhishLevel.PHISH
+
+    category = _category(scl, bcl, phish, malware, errors, policy)
+    return Verdict(
+        direction=direction,
+        category=category,
+        disposition=disposition_for(category, policy, malware=malware),
+        scl=scl,
+        bcl=bcl,
+        phish=phish,
+        score=spam_score,
+        malware=malware,
+        stages=tuple(stages),
+        scan_errors=errors,
+    )
+
+
+def _category(
+    scl: int, bcl: int, phish: PhishLevel, malware: tuple[str, ...], errors: tuple[str, ...], policy: Policy
+) -> Category:
+    if malware:
+        return Category.MALWARE
+    if phish is PhishLevel.HIGH_CONFIDENCE:
+        return Category.HIGH_CONFIDENCE_PHISH
+    if errors:
+        # a stage that failed never lets a message count as clean; the fail-safe decides
+        return Category.SCAN_ERROR
+    if phish is PhishLevel.PHISH:
+        return Category.PHISH
+    if scl >= HIGH_CONFIDENCE_SCL:
+        return Category.HIGH_CONFIDENCE_SPAM
+    if scl >= 5:
+        return Category.SPAM
+    if scl >= 0 and bcl >= policy.spam.bcl_threshold:
+        return Category.BULK
+    return Category.CLEAN
+
+
+def disposition_for(category: Category, policy: Policy, *, malware: tuple[str, ...] = ()) -> Disposition:
+    """The action the policy prescribes for a verdict category (not yet applied)."""
+    if category is Category.MALWARE:
+        if policy.malware.action is MalwareAction.REPLACE_ATTACHMENTS:
+            return Disposition(Action.REPLACE_ATTACHMENTS, reason="malware: " + ", ".join(malware))
+        return Disposition(Action.QUARANTINE, reason="malware: " + ", ".join(malware))
+    if category is Category.SCAN_ERROR:
+        fail_safe = {
+            ScanErrorAction.QUARANTINE: Action.QUARANTINE,
+            ScanErrorAction.DELIVER: Action.DELIVER,
+            ScanErrorAction.REJECT: Action.REJECT,
+        }[policy.scan_error_action]
+        return Disposition(fail_safe, reason="scan error: fail-safe action")
+    spam_action = {
+        Category.SPAM: policy.spam.actions.spam,
+        Category.HIGH_CONFIDENCE_SPAM: policy.spam.actions.high_confidence_spam,
+        Category.PHISH: policy.spam.actions.phish,
+        Category.HIGH_CONFIDENCE_PHISH: policy.spam.actions.high_confidence_phish,
+        Category.BULK: policy.spam.actions.bulk,
+    }.get(category)
+    if spam_action is None:
+        return Disposition(Action.DELIVER)
+    return _spam_disposition(spam_action, category, policy)
+
+
+def _spam_disposition(action: SpamVerdictAction, category: Category, policy: Policy) -> Disposition:
+    reason = category.value
+    if action is SpamVerdictAction.ADD_HEADER:
+        return Disposition(Action.ADD_HEADER, reason=reason, header=(policy.spam.header_name, policy.spam.header_value))
+    if action is SpamVerdictAction.PREPEND_SUBJECT:
+        return Disposition(Action.PREPEND_SUBJECT, reason=reason, subject_prefix=policy.spam.subject_prefix)
+    if action is SpamVerdictAction.REDIRECT:
+        return Disposition(Action.REDIRECT, reason=reason, redirect_to=policy.spam.redirect_to)
+    return Disposition(action.action, reason=reason)
+
+
+def internal_verdict() -> Verdict:
+    """Mail between the organisation's own addresses: recorded, not scanned."""
+    return Verdict(direction=Direction.INTERNAL, category=Category.INTERNAL, disposition=Disposition(Action.DELIVER))
+
+
+__all__ = ["Finding", "decide", "disposition_for", "internal_verdict", "scl_for"]

@@ -1,0 +1,89 @@
+"""Run the ordered stages over one message and hand the evidence to `decide`."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Mapping, Sequence
+
+import structlog
+
+from mailwarden.model import (
+    Direction,
+    Envelope,
+    Message,
+    Organisation,
+    Policy,
+    StageOutcome,
+    StageResult,
+    Verdict,
+    classify_direction,
+)
+from mailwarden.pipeline import registry
+from mailwarden.pipeline.decide import decide, internal_verdict
+from mailwarden.pipeline.stage import Inspection, ScanContext, Stage
+
+log = structlog.get_logger(__name__)
+
+SPAM_STAGES = frozenset({"spam", "outbound_spam"})
+
+
+class Pipeline:
+    """The stage lists per direction. Build it once at start-up, use it for every message."""
+
+    def __init__(self, stages: Mapping[Direction, Sequence[Stage]], *, stage_timeout: float = 30.0) -> None:
+        self.stages = {d: tuple(stages.get(d, ())) for d in (Direction.INBOUND, Direction.OUTBOUND)}
+        self.stage_timeout = stage_timeout
+
+    @classmethod
+    def from_order(
+        cls, order: Mapping[Direction, Sequence[str]] | None = None, *, stage_timeout: float = 30.0
+    ) -> Pipeline:
+        order = registry.DEFAULT_ORDER if order is None else order
+        return cls({d: registry.resolve(names) for d, names in order.items()}, stage_timeout=stage_timeout)
+
+    def order(self) -> dict[Direction, list[str]]:
+        return {d: [s.name for s in stages] for d, stages in self.stages.items()}
+
+    async def scan(
+        self,
+        message: Message,
+        envelope: Envelope,
+        policy: Policy,
+        *,
+        organisation: Organisation | None = None,
+        direction: Direction | None = None,
+    ) -> Verdict:
+        if direction is None:
+            domains = organisation.domain_names if organisation else frozenset()
+            direction = classify_direction(envelope.mail_from, envelope.rcpt_to, domains)
+        if direction is Direction.INTERNAL:
+            return internal_verdict()
+        ctx = ScanContext(message, envelope, direction, policy, organisation)
+        for stage in self.stages[direction]:
+            if stage.name in SPAM_STAGES and ctx.bypass_spam:
+                ctx.results.append(StageResult(stage.name, StageOutcome.SKIPPED, error=None))
+                continue
+            ctx.results.append(await self._run(stage, ctx))
+        return decide(direction, ctx.results, policy, bypass_spam=ctx.bypass_spam)
+
+    async def _run(self, stage: Stage, ctx: ScanContext) -> StageResult:
+        started = time.perf_counter()
+        try:
+            answer = await asyncio.wait_for(stage.inspect(ctx), self.stage_timeout)
+        except TimeoutError:
+            return self._failed(stage, started, f"timed out after {self.stage_timeout:g} s")
+        except Exception as exc:  # a stage's bug must never lose the message
+            return self._failed(stage, started, f"{type(exc).__name__}: {exc}")
+        elapsed = (time.perf_counter() - started) * 1000
+        if isinstance(answer, Inspection):
+            error = answer.reason if answer.outcome is StageOutcome.ERROR else None
+            return StageResult(stage.name, answer.outcome, answer.findings, elapsed, error)
+        outcome = StageOutcome.DETECTED if any(f.score > 0 for f in answer) else StageOutcome.CLEAN
+        return StageResult(stage.name, outcome, tuple(answer), elapsed)
+
+    @staticmethod
+    def _failed(stage: Stage, started: float, error: str) -> StageResult:
+        log.warning("stage_failed", stage=stage.name, error=error)
+        elapsed = (time.perf_counter() - started) * 1000
+        return StageResult(stage.name, StageOutcome.ERROR, (), elapsed, error)

@@ -1,0 +1,51 @@
+"""The stage interface: one async method that looks at a message and reports evidence."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Protocol, runtime_checkable
+
+from mailwarden.model import (
+    Direction,
+    Envelope,
+    Finding,
+    Message,
+    Organisation,
+    Policy,
+    StageOutcome,
+    StageResult,
+)
+
+
+@dataclass
+class ScanContext:
+    """What a stage may look at. Stages never see SMTP sessions, databases or the mode."""
+
+    message: Message
+    envelope: Envelope
+    direction: Direction
+    policy: Policy
+    organisation: Organisation | None = None
+    results: list[StageResult] = field(default_factory=list)
+    # facts one stage shares with later ones (the sending IP it used, authentication results, ...)
+    facts: dict[str, Any] = field(default_factory=dict)
+    # set by a stage that says the spam filter must be skipped (IP allow list, a rule setting SCL -1)
+    bypass_spam: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Inspection:
+    """A stage's answer when it has more to say than a list of findings (skipped, encrypted)."""
+
+    outcome: StageOutcome
+    findings: tuple[Finding, ...] = ()
+    reason: str | None = None
+
+
+@runtime_checkable
+class Stage(Protocol):
+    """A filter stage. `name` is stable: it is used in the order lists, the trace and the config."""
+
+    name: ClassVar[str]
+
+    async def inspect(self, ctx: ScanContext) -> list[Finding] | Inspection: ...
