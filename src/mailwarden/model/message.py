@@ -55,13 +55,23 @@ def decode_header_value(value: str | email.header.Header | None) -> str:
     """An RFC 2047 header value as readable text; never raises."""
     if value is None:
         return ""
-    try:
-        text = str(make_header(decode_header(str(value))))
-    except (UnicodeError, LookupError, ValueError, email.errors.HeaderParseError):
-        text = str(value)
+    if isinstance(value, email.header.Header):
+        # compat32 hands raw 8-bit header bytes over as a Header in the charset "unknown-8bit"
+        chunks = decode_header(value)
+        value = "".join(
+            decode_text(b, None if cs in (None, "unknown-8bit") else cs) if isinstance(b, bytes) else b
+            for b, cs in chunks
+        )
+    text = str(value)
     if any("\udc80" <= ch <= "\udcff" for ch in text):
         # raw 8-bit header bytes arrive as surrogate escapes; most such mail is UTF-8
-        text = text.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+        raw = text.encode("utf-8", "surrogateescape")
+        text = decode_text(raw, None)
+    if "=?" in text:
+        try:
+            text = str(make_header(decode_header(text)))
+        except (UnicodeError, LookupError, ValueError, email.errors.HeaderParseError):
+            pass
     return " ".join(text.split())
 
 

@@ -1,0 +1,87 @@
+from __future__ import annotations
+
+from mailwarden.model import Message
+from tests.factories import build_message
+
+
+def test_raw_bytes_are_kept_exactly() -> None:
+    raw = b"From: a@example.org\r\nTo: b@example.com\r\nSubject: x\r\n\r\nbody\r\n"
+    msg = Message(raw)
+    assert msg.email["Subject"] == "x"  # parsing does not touch the bytes
+    assert msg.raw == raw
+    assert msg.size == len(raw)
+
+
+def test_header_helpers_decode_rfc2047_and_lower_case_addresses() -> None:
+    raw = (
+        b"From: =?utf-8?b?44Ki44Oq44K5?= <Alice@Example.ORG>\n"
+        b"To: Bob <bob@example.com>, carol@example.com\n"
+        b"Cc: dave@example.net\n"
+        b"Subject: =?iso-2022-jp?b?GyRCJDMkcyRLJEEkTxsoQg==?=\n"
+        b"Message-ID: <m1@example.org>\n\nhi\n"
+    )
+    msg = Message(raw)
+    assert msg.from_address == "alice@example.org"
+    assert msg.from_display_name == "アリス"
+    assert msg.to_addresses == ("bob@example.com", "carol@example.com")
+    assert msg.cc_addresses == ("dave@example.net",)
+    assert msg.subject == "こんにちは"
+    assert msg.message_id == "<m1@example.org>"
+
+
+def test_raw_eight_bit_subject_is_read_as_utf8() -> None:
+    msg = Message("Subject: Grüße\nFrom: a@example.org\n\nx\n".encode())
+    assert msg.subject == "Grüße"
+
+
+def test_text_html_and_urls() -> None:
+    msg = Message(
+        build_message(
+            text="Visit https://example.net/a?b=1. Thanks",
+            html='<p><a href="https://login.example.com/x">portal</a> www.example.org/y</p>',
+        )
+    )
+    assert "Visit" in msg.text_parts[0]
+    assert "portal" in msg.html_parts[0]
+    assert msg.urls == ("https://example.net/a?b=1", "https://login.example.com/x", "www.example.org/y")
+
+
+def test_attachment_real_type_comes_from_content_not_name() -> None:
+    exe = b"MZ\x90\x00" + b"\x00" * 60 + b"This program cannot be run in DOS mode"
+    msg = Message(build_message(attachments=[("invoice.pdf", "application/pdf", exe)]))
+    (att,) = msg.attachments
+    assert att.filename == "invoice.pdf"
+    assert att.extension == "pdf"
+    assert att.declared_type == "application/pdf"
+    assert att.real_type == "application/x-dosexec"
+    assert att.size == len(exe)
+
+
+def test_nested_message_is_walked() -> None:
+    inner = build_message(subject="inner", attachments=[("a.zip", "application/zip", b"PK\x03\x04rest")])
+    outer = (
+        b"From: a@example.org\nTo: b@example.com\nSubject: outer\nMIME-Version: 1.0\n"
+        b'Content-Type: multipart/mixed; boundary="B"\n\n--B\nContent-Type: text/plain\n\nsee attached\n'
+        b"--B\nContent-Type: message/rfc822\n\n" + inner + b"\n--B--\n"
+    )
+    msg = Message(outer)
+    assert [m.subject for m in msg.nested_messages] == ["inner"]
+    assert [a.real_type for a in msg.attachments] == ["application/zip"]
+
+
+def test_non_mail_bytes_are_recognised() -> None:
+    assert not Message(b"\x89PNG\r\n\x1a\n\x00\x00binary").looks_like_mail()
+    assert not Message(b"just some words\nwithout headers\n").looks_like_mail()
+    assert Message(b"From: a@example.org\n\nx").looks_like_mail()
+
+
+def test_malformed_mime_never_raises() -> None:
+    raw = (
+        b"From: a@example.org\nSubject: =?bogus?q?x?=\nContent-Type: multipart/mixed; boundary=\n\n"
+        b"--\nContent-Type: text/plain; charset=no-such-charset\nContent-Transfer-Encoding: base64\n\n!!!notbase64\n"
+    )
+    msg = Message(raw)
+    assert msg.subject
+    assert isinstance(msg.text_parts, tuple)
+    assert isinstance(msg.attachments, tuple)
+    assert isinstance(msg.defects, tuple)

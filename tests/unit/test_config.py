@@ -1,0 +1,49 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from mailwarden.config import load_config
+from mailwarden.errors import ConfigError
+
+
+def test_defaults_give_an_embedded_sqlite_store(tmp_path: Path) -> None:
+    config = load_config(tmp_path / "absent.toml", environ={"MAILWARDEN_CONFIG": str(tmp_path / "absent.toml")})
+    assert config.database_url.startswith("sqlite:///")
+    assert config.paths.data_dir.is_absolute()
+
+
+def test_environment_overrides_the_file(tmp_path: Path) -> None:
+    path = tmp_path / "mailwarden.toml"
+    path.write_text('[store]\nurl = "sqlite:///from-file.db"\n[pipeline]\nstage_timeout_seconds = 10\n')
+    config = load_config(path, environ={"MAILWARDEN_PIPELINE__STAGE_TIMEOUT_SECONDS": "2.5"})
+    assert config.database_url == "sqlite:///from-file.db"
+    assert config.pipeline.stage_timeout_seconds == 2.5
+    assert config.paths.data_dir == (tmp_path / "var").resolve()  # relative to the config file
+
+
+def test_a_bad_value_names_the_field(tmp_path: Path) -> None:
+    path = tmp_path / "mailwarden.toml"
+    path.write_text("[pipeline]\nstage_timeout_seconds = -1\n")
+    with pytest.raises(ConfigError, match=r"^pipeline\.stage_timeout_seconds: "):
+        load_config(path, environ={})
+
+
+def test_an_unknown_key_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "mailwarden.toml"
+    path.write_text("[store]\nulr = 'x'\n")
+    with pytest.raises(ConfigError, match=r"store\.ulr"):
+        load_config(path, environ={})
+
+
+def test_broken_toml_is_a_clear_error(tmp_path: Path) -> None:
+    path = tmp_path / "mailwarden.toml"
+    path.write_text("[store\n")
+    with pytest.raises(ConfigError, match="not valid TOML"):
+        load_config(path, environ={})
+
+
+def test_a_named_file_that_does_not_exist_is_an_error(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="no such config file"):
+        load_config(tmp_path / "nope.toml", environ={})
