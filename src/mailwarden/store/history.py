@@ -1,0 +1,475 @@
+"""Message history (message trace): one row per message, its recipients and its events.
+
+Searches page by message id (a ULID, so newest first is `ORDER BY id DESC`) with a keyset cursor,
+never OFFSET; a time range becomes an id range so the primary key serves it.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Any
+
+from sqlalchemy import ColumnElement, exists, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from mailwarden.errors import MailwardenError, NotFoundError
+from mailwarden.ids import ID_LENGTH, ceiling_id, floor_id
+from mailwarden.model import Action, Category, Direction, Mode, Verdict
+from mailwarden.model.envelope import domain_of, normalise_address
+from mailwarden.store.db import Database
+from mailwarden.store.schema import EventRow, MessageRow, RecipientRow
+
+MAX_LIMIT = 1000
+_ID_RE = re.compile(r"^[0-9A-HJKMNP-TV-Z]{26}$")
+_LIKE_ESCAPE = "\\"
+
+
+class EventType(StrEnum):
+    """Trace events, in the words of Exchange message tracking where one exists."""
+
+    RECEIVE = "receive"
+    JOURNAL_UNWRAP = "journal_unwrap"
+    SCAN = "scan"
+    DELIVER = "deliver"
+    DEFER = "defer"
+    FAIL = "fail"
+    QUARANTINE = "quarantine"
+    DROP = "drop"
+    REJECT = "reject"
+    REDIRECT = "redirect"
+    JUNK = "junk"
+    RELEASE = "release"
+    EXPIRE = "expire"
+    CLAWBACK = "clawback"
+    RECORD = "record"  # monitor mode: the action that would have been taken, recorded only
+
+
+class RecipientStatus(StrEnum):
+    PENDING = "pending"
+    DELIVERED = "delivered"
+    DEFERRED = "deferred"
+    FAILED = "failed"
+    QUARANTINED = "quarantined"
+    DROPPED = "dropped"
+    REJECTED = "rejected"
+    REDIRECTED = "redirected"
+    JUNKED = "junked"
+    RECORDED = "recorded"  # monitor mode: the mail service delivered it, we only recorded
+    INTERNAL = "internal"
+
+
+class HistoryQueryError(MailwardenError, ValueError):
+    """A history search was asked with a bad parameter (limit, cursor, time range)."""
+
+    exit_code = 64  # EX_USAGE
+
+
+@dataclass(slots=True)
+class RecipientRecord:
+    address: str
+    field: str = "envelope"  # to / cc / bcc / recipient / envelope / header
+    status: RecipientStatus = RecipientStatus.PENDING
+    expanded_from: str | None = None
+    forwarded_from: str | None = None
+
+
+@dataclass(slots=True)
+class EventRecord:
+    type: EventType
+    detail: str = ""
+    recipient: str | None = None
+    smtp_reply: str | None = None
+    at: datetime | None = None  # None: now (UTC)
+
+
+@dataclass(slots=True)
+class MessageRecord:
+    """One message as history keeps it. `id` is a `mailwarden.ids.new_id()`."""
+
+    id: str
+    organisation: str | None
+    received_at: datetime
+    direction: Direction
+    mode: Mode
+    source: str  # "smtp" | "journal" | "scan"
+    sender: str  # envelope sender, "" for the null sender
+    from_address: str | None
+    subject: str
+    internet_message_id: str | None
+    size: int
+    sha256: str
+    client_ip: str | None
+    verdict: Verdict
+    applied: bool  # False in monitor mode: the action was only recorded as would-have
+    recipients: list[RecipientRecord] = field(default_factory=list)
+
+
+@dataclass(slots=True)
+class HistoryQuery:
+    """A history search. Every given filter must hold; results come newest first.
+
+    `sender` / `recipient`: an exact address, or `@domain` / `domain` for a whole domain, or `<>`
+    for the null sender. `subject`: every word must occur (case-insensitive, substring).
+    `cursor`: the `next_cursor` of the previous page.
+    """
+
+    start: datetime | None = None
+    end: datetime | None = None
+    sender: str | None = None
+    recipient: str | None = None
+    subject: str | None = None
+    internet_message_id: str | None = None
+    direction: Direction | None = None
+    category: Category | None = None
+    action: Action | None = None
+    organisation: str | None = None
+    limit: int = 50
+    cursor: str | None = None
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.limit <= MAX_LIMIT:
+            raise HistoryQueryError(f"limit must be between 1 and {MAX_LIMIT}, not {self.limit}")
+        for name in ("start", "end"):
+            value = getattr(self, name)
+            if value is not None and value.tzinfo is None:
+                raise HistoryQueryError(f"{name} must carry a time zone")
+        if self.start and self.end and self.start > self.end:
+            raise HistoryQueryError("start is after end")
+        if self.cursor is not None:
+            self.cursor = self.cursor.strip().upper()
+            if not _ID_RE.match(self.cursor):
+                raise HistoryQueryError("cursor is not a message id")
+
+
+@dataclass(slots=True)
+class MessageSummary:
+    id: str
+    received_at: datetime
+    direction: Direction
+    mode: Mode
+    source: str
+    sender: str
+    from_address: str | None
+    subject: str
+    internet_message_id: str | None
+    size: int
+    category: Category
+    scl: int
+    bcl: int
+    action: Action
+    applied: bool
+    recipients: list[str]
+    organisation: str | None
+
+
+@dataclass(slots=True)
+class Page:
+    items: list[MessageSummary]
+    next_cursor: str | None  # None on the last page
+
+
+@dataclass(slots=True)
+class MessageDetail:
+    summary: MessageSummary
+    verdict: dict[str, Any]
+    recipients: list[RecipientRecord]
+    events: list[EventRecord]
+    client_ip: str | None
+    sha256: str
+
+
+def canonical_message_id(value: str | None) -> str | None:
+    """A Message-ID in its `<local@domain>` form, whether given with or without angle brackets."""
+    if value is None:
+        return None
+    bare = value.strip().strip("<>").strip()
+    return f"<{bare}>" if bare else None
+
+
+class History:
+    """Writes and searches message history."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    # -- writing -------------------------------------------------------------------------------
+
+    def record(self, rec: MessageRecord, events: Sequence[EventRecord] = ()) -> None:
+        """Write a message, its recipients and events in one transaction.
+
+        Recording an id that is already in history does nothing, so replaying the spool after a
+        crash cannot duplicate a message.
+        """
+        if self.exists(rec.id):
+            return
+        try:
+            with self.db.session() as session:
+                session.add(_message_row(rec))
+                session.flush()  # the message row first: recipients and events reference it
+                seen: set[str] = set()
+                for recipient in rec.recipients:
+                    row = _recipient_row(rec.id, recipient, len(seen))
+                    if row.address not in seen:
+                        seen.add(row.address)
+                        session.add(row)
+                session.add_all(_event_row(rec.id, event) for event in events)
+        except IntegrityError:
+            if self.exists(rec.id):  # recorded concurrently by another node or worker
+                return
+            raise
+
+    def exists(self, message_id: str) -> bool:
+        with self.db.session() as session:
+            return session.get(MessageRow, message_id) is not None
+
+    def add_event(self, message_id: str, event: EventRecord) -> None:
+        with self.db.session() as session:
+            _require_message(session, message_id)
+            session.add(_event_row(message_id, event))
+
+    def set_recipient_status(self, message_id: str, address: str, status: RecipientStatus) -> None:
+        address = normalise_address(address)
+        with self.db.session() as session:
+            result = session.execute(
+                update(RecipientRow)
+                .where(RecipientRow.message_id == message_id, RecipientRow.address == address)
+                .values(status=status.value)
+            )
+            if result.rowcount == 0:  # type: ignore[attr-defined]
+                _require_message(session, message_id)
+                raise NotFoundError(f"message {message_id} has no recipient {address}")
+
+    def add_recipients(self, message_id: str, recipients: Sequence[RecipientRecord]) -> int:
+        """Add the recipients not yet on the message (journal de-duplication merges copies).
+
+        Returns how many were added.
+        """
+        with self.db.session() as session:
+            _require_message(session, message_id)
+            rows = session.execute(
+                select(RecipientRow.address, RecipientRow.position).where(RecipientRow.message_id == message_id)
+            ).all()
+            present = {address for address, _ in rows}
+            position = max((pos for _, pos in rows), default=-1) + 1
+            added = 0
+            for recipient in recipients:
+                row = _recipient_row(message_id, recipient, position)
+                if row.address in present:
+                    continue
+                present.add(row.address)
+                session.add(row)
+                position += 1
+                added += 1
+            return added
+
+    # -- reading -------------------------------------------------------------------------------
+
+    def find_by_internet_message_id(
+        self, internet_message_id: str, *, organisation: str | None, since: datetime
+    ) -> list[str]:
+        """Ids of messages with this Message-ID received since `since`, newest first."""
+        imid = canonical_message_id(internet_message_id)
+        org_filter = (
+            MessageRow.organisation.is_(None) if organisation is None else MessageRow.organisation == organisation
+        )
+        stmt = (
+            select(MessageRow.id)
+            .where(MessageRow.internet_message_id == imid, org_filter, MessageRow.id >= floor_id(since))
+            .order_by(MessageRow.id.desc())
+        )
+        with self.db.session() as session:
+            return list(session.scalars(stmt))
+
+    def search(self, q: HistoryQuery) -> Page:
+        """One page of messages matching every filter of `q`, newest first."""
+        stmt = select(MessageRow).where(*self._filters(q)).order_by(MessageRow.id.desc()).limit(q.limit + 1)
+        with self.db.session() as session:
+            rows = list(session.scalars(stmt))
+            more = len(rows) > q.limit
+            rows = rows[: q.limit]
+            recipients = _recipients_of(session, [r.id for r in rows])
+        items = [_summary(row, [r.address for r in recipients.get(row.id, [])]) for row in rows]
+        return Page(items, rows[-1].id if more else None)
+
+    def get(self, message_id: str) -> MessageDetail:
+        """Everything history holds about one message; NotFoundError when it holds nothing."""
+        with self.db.session() as session:
+            row = session.get(MessageRow, message_id)
+            if row is None:
+                raise NotFoundError(f"message {message_id} is not in history")
+            recipients = _recipients_of(session, [message_id]).get(message_id, [])
+            events = session.scalars(
+                select(EventRow).where(EventRow.message_id == message_id).order_by(EventRow.at, EventRow.id)
+            ).all()
+        return MessageDetail(
+            summary=_summary(row, [r.address for r in recipients]),
+            verdict=row.verdict,
+            recipients=[
+                RecipientRecord(
+                    address=r.address,
+                    field=r.field,
+                    status=RecipientStatus(r.status),
+                    expanded_from=r.expanded_from,
+                    forwarded_from=r.forwarded_from,
+                )
+                for r in recipients
+            ],
+            events=[
+                EventRecord(
+                    type=EventType(e.type), detail=e.detail, recipient=e.recipient, smtp_reply=e.smtp_reply, at=e.at
+                )
+                for e in events
+            ],
+            client_ip=row.client_ip,
+            sha256=row.sha256,
+        )
+
+    def _filters(self, q: HistoryQuery) -> list[ColumnElement[bool]]:
+        m = MessageRow
+        where: list[ColumnElement[bool]] = []
+        if q.start is not None:
+            where.append(m.id >= floor_id(q.start))
+        if q.end is not None:
+            where.append(m.id <= ceiling_id(q.end))
+        if q.cursor is not None:
+            where.append(m.id < q.cursor)
+        if q.sender is not None:
+            kind, value = _address_filter(q.sender)
+            where.append((m.sender_domain if kind == "domain" else m.sender) == value)
+        if q.recipient is not None:
+            kind, value = _address_filter(q.recipient)
+            r = RecipientRow
+            column = r.domain if kind == "domain" else r.address
+            where.append(exists().where(r.message_id == m.id, column == value))
+        if q.subject is not None:
+            where.extend(m.subject.ilike(f"%{_escape_like(word)}%", escape=_LIKE_ESCAPE) for word in q.subject.split())
+        if q.internet_message_id is not None:
+            where.append(m.internet_message_id == canonical_message_id(q.internet_message_id))
+        if q.direction is not None:
+            where.append(m.direction == q.direction.value)
+        if q.category is not None:
+            where.append(m.category == q.category.value)
+        if q.action is not None:
+            where.append(m.action == q.action.value)
+        if q.organisation is not None:
+            where.append(m.organisation == q.organisation)
+        return where
+
+
+def _address_filter(value: str) -> tuple[str, str]:
+    """('address', a) for an exact address, ('domain', d) for `@d` or `d`; `<>` is the null sender."""
+    text = value.strip()
+    if text in ("", "<>"):
+        return "address", ""
+    if text.startswith("@"):
+        return "domain", text[1:].lower()
+    if "@" not in text:
+        return "domain", text.lower()
+    return "address", normalise_address(text)
+
+
+def _escape_like(word: str) -> str:
+    for special in (_LIKE_ESCAPE, "%", "_"):
+        word = word.replace(special, _LIKE_ESCAPE + special)
+    return word
+
+
+def _require_message(session: Session, message_id: str) -> None:
+    if session.get(MessageRow, message_id) is None:
+        raise NotFoundError(f"message {message_id} is not in history")
+
+
+def _recipients_of(session: Session, ids: Sequence[str]) -> dict[str, list[RecipientRow]]:
+    out: dict[str, list[RecipientRow]] = {}
+    if not ids:
+        return out
+    stmt = (
+        select(RecipientRow)
+        .where(RecipientRow.message_id.in_(ids))
+        .order_by(RecipientRow.message_id, RecipientRow.position)
+    )
+    for row in session.scalars(stmt):
+        out.setdefault(row.message_id, []).append(row)
+    return out
+
+
+def _message_row(rec: MessageRecord) -> MessageRow:
+    if len(rec.id) != ID_LENGTH:
+        raise ValueError(f"{rec.id!r} is not a message id")
+    verdict = rec.verdict
+    sender = normalise_address(rec.sender)
+    return MessageRow(
+        id=rec.id,
+        organisation=rec.organisation,
+        received_at=rec.received_at,
+        direction=rec.direction.value,
+        mode=rec.mode.value,
+        source=rec.source,
+        sender=sender,
+        sender_domain=domain_of(sender),
+        from_address=normalise_address(rec.from_address) if rec.from_address else None,
+        subject=rec.subject,
+        internet_message_id=canonical_message_id(rec.internet_message_id),
+        size=rec.size,
+        sha256=rec.sha256,
+        client_ip=rec.client_ip,
+        category=verdict.category.value,
+        scl=verdict.scl,
+        bcl=verdict.bcl,
+        phish=verdict.phish.value,
+        action=verdict.disposition.action.value,
+        applied=rec.applied,
+        verdict=verdict.as_dict(),
+    )
+
+
+def _recipient_row(message_id: str, rec: RecipientRecord, position: int) -> RecipientRow:
+    address = normalise_address(rec.address)
+    return RecipientRow(
+        message_id=message_id,
+        address=address,
+        domain=domain_of(address),
+        position=position,
+        field=rec.field,
+        status=rec.status.value,
+        expanded_from=normalise_address(rec.expanded_from) if rec.expanded_from else None,
+        forwarded_from=normalise_address(rec.forwarded_from) if rec.forwarded_from else None,
+    )
+
+
+def _event_row(message_id: str, event: EventRecord) -> EventRow:
+    return EventRow(
+        message_id=message_id,
+        at=event.at or datetime.now(UTC),
+        type=event.type.value,
+        recipient=normalise_address(event.recipient) if event.recipient else None,
+        detail=event.detail,
+        smtp_reply=event.smtp_reply,
+    )
+
+
+def _summary(row: MessageRow, recipients: list[str]) -> MessageSummary:
+    return MessageSummary(
+        id=row.id,
+        received_at=row.received_at,
+        direction=Direction(row.direction),
+        mode=Mode(row.mode),
+        source=row.source,
+        sender=row.sender,
+        from_address=row.from_address,
+        subject=row.subject,
+        internet_message_id=row.internet_message_id,
+        size=row.size,
+        category=Category(row.category),
+        scl=row.scl,
+        bcl=row.bcl,
+        action=Action(row.action),
+        applied=row.applied,
+        recipients=recipients,
+        organisation=row.organisation,
+    )

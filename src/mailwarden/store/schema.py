@@ -1,0 +1,173 @@
+"""Tables of the store (SQLAlchemy typed declarative). Migrations in `migrations/` create them.
+
+Message ids are ULIDs (time-sortable), so the primary key also serves time ranges and keyset paging.
+Addresses are stored lower-cased, each with its domain, so exact and whole-domain searches use btrees.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    DateTime,
+    Dialect,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    TypeDecorator,
+)
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """A tz-aware UTC timestamp on every dialect (SQLite keeps no zone: store UTC, read back as UTC)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to the store; use a tz-aware UTC datetime")
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+# Ids compare byte-wise on PostgreSQL whatever the database's locale, so they sort as ULIDs do.
+IdType = String(26).with_variant(String(26, collation="C"), "postgresql")
+JsonType = JSON().with_variant(JSONB(), "postgresql")
+# SQLite only auto-increments an INTEGER PRIMARY KEY; PostgreSQL gets 64 bits for the big tables.
+SerialType = BigInteger().with_variant(Integer(), "sqlite")
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class OrganisationRow(Base):
+    __tablename__ = "organisations"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    name: Mapped[str] = mapped_column(String(100), unique=True)
+    monitor_only: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class DomainRow(Base):
+    __tablename__ = "domains"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    organisation_id: Mapped[int] = mapped_column(ForeignKey("organisations.id", ondelete="CASCADE"), index=True)
+    name: Mapped[str] = mapped_column(String(253), unique=True)
+    mode: Mapped[str] = mapped_column(String(16))
+    next_hop: Mapped[str | None] = mapped_column(String(300))
+    require_tls: Mapped[bool] = mapped_column(Boolean, default=False)
+
+
+class PolicyRow(Base):
+    __tablename__ = "policies"
+
+    organisation_id: Mapped[int] = mapped_column(ForeignKey("organisations.id", ondelete="CASCADE"), primary_key=True)
+    document: Mapped[dict[str, Any]] = mapped_column(JsonType)
+    version: Mapped[int] = mapped_column(Integer)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    updated_by: Mapped[str] = mapped_column(String(200))
+
+
+class AuditRow(Base):
+    __tablename__ = "audit_log"
+
+    id: Mapped[int] = mapped_column(SerialType, primary_key=True, autoincrement=True)
+    at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
+    actor: Mapped[str] = mapped_column(String(200))
+    action: Mapped[str] = mapped_column(String(64))
+    object: Mapped[str] = mapped_column(String(300))
+    before: Mapped[dict[str, Any] | None] = mapped_column(JsonType)
+    after: Mapped[dict[str, Any] | None] = mapped_column(JsonType)
+
+
+class MessageRow(Base):
+    __tablename__ = "messages"
+
+    id: Mapped[str] = mapped_column(IdType, primary_key=True)
+    organisation: Mapped[str | None] = mapped_column(String(100))
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    direction: Mapped[str] = mapped_column(String(16))
+    mode: Mapped[str] = mapped_column(String(16))
+    source: Mapped[str] = mapped_column(String(16))
+    sender: Mapped[str] = mapped_column(String(320))
+    sender_domain: Mapped[str | None] = mapped_column(String(253))
+    from_address: Mapped[str | None] = mapped_column(String(320))
+    subject: Mapped[str] = mapped_column(Text)
+    internet_message_id: Mapped[str | None] = mapped_column(String(998))
+    size: Mapped[int] = mapped_column(Integer)
+    sha256: Mapped[str] = mapped_column(String(64))
+    client_ip: Mapped[str | None] = mapped_column(String(45))
+    category: Mapped[str] = mapped_column(String(32))
+    scl: Mapped[int] = mapped_column(Integer)
+    bcl: Mapped[int] = mapped_column(Integer)
+    phish: Mapped[str] = mapped_column(String(16))
+    action: Mapped[str] = mapped_column(String(32))
+    applied: Mapped[bool] = mapped_column(Boolean)
+    verdict: Mapped[dict[str, Any]] = mapped_column(JsonType)
+
+    __table_args__ = (
+        # Every search index ends in id: an equality filter plus `ORDER BY id DESC LIMIT n` is one
+        # backward index range scan, and the id range of a time window narrows it further.
+        Index("ix_messages_sender_id", "sender", "id"),
+        Index("ix_messages_sender_domain_id", "sender_domain", "id"),
+        Index("ix_messages_internet_message_id", "internet_message_id"),
+        Index("ix_messages_category_id", "category", "id"),
+        Index("ix_messages_direction_category_id", "direction", "category", "id"),
+        Index("ix_messages_action_id", "action", "id"),
+        Index("ix_messages_organisation_id", "organisation", "id"),
+    )
+
+
+class RecipientRow(Base):
+    __tablename__ = "recipients"
+
+    message_id: Mapped[str] = mapped_column(IdType, ForeignKey("messages.id", ondelete="CASCADE"), primary_key=True)
+    address: Mapped[str] = mapped_column(String(320), primary_key=True)
+    domain: Mapped[str | None] = mapped_column(String(253))
+    position: Mapped[int] = mapped_column(Integer)
+    field: Mapped[str] = mapped_column(String(16))
+    status: Mapped[str] = mapped_column(String(16))
+    expanded_from: Mapped[str | None] = mapped_column(String(320))
+    forwarded_from: Mapped[str | None] = mapped_column(String(320))
+
+    __table_args__ = (
+        Index("ix_recipients_address_message", "address", "message_id"),
+        Index("ix_recipients_domain_message", "domain", "message_id"),
+    )
+
+
+class EventRow(Base):
+    __tablename__ = "events"
+
+    id: Mapped[int] = mapped_column(SerialType, primary_key=True, autoincrement=True)
+    message_id: Mapped[str] = mapped_column(IdType, ForeignKey("messages.id", ondelete="CASCADE"))
+    at: Mapped[datetime] = mapped_column(UTCDateTime)
+    type: Mapped[str] = mapped_column(String(32))
+    recipient: Mapped[str | None] = mapped_column(String(320))
+    detail: Mapped[str] = mapped_column(Text)
+    smtp_reply: Mapped[str | None] = mapped_column(Text)
+
+    __table_args__ = (Index("ix_events_message_id", "message_id", "id"),)
