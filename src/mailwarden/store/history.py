@@ -18,7 +18,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from mailwarden.errors import MailwardenError, NotFoundError
-from mailwarden.ids import ID_LENGTH, ceiling_id, floor_id
+from mailwarden.ids import ceiling_id, floor_id
 from mailwarden.model import Action, Category, Direction, Mode, Verdict
 from mailwarden.model.envelope import domain_of, normalise_address
 from mailwarden.store.db import Database
@@ -205,19 +205,20 @@ class History:
         Recording an id that is already in history does nothing, so replaying the spool after a
         crash cannot duplicate a message.
         """
+        message = _message_row(rec)
+        recipients: dict[str, RecipientRow] = {}
+        for recipient in rec.recipients:
+            row = _recipient_row(rec.id, recipient, len(recipients))
+            recipients.setdefault(row.address, row)
+        event_rows = [_event_row(rec.id, event) for event in events]
         if self.exists(rec.id):
             return
         try:
             with self.db.session() as session:
-                session.add(_message_row(rec))
+                session.add(message)
                 session.flush()  # the message row first: recipients and events reference it
-                seen: set[str] = set()
-                for recipient in rec.recipients:
-                    row = _recipient_row(rec.id, recipient, len(seen))
-                    if row.address not in seen:
-                        seen.add(row.address)
-                        session.add(row)
-                session.add_all(_event_row(rec.id, event) for event in events)
+                session.add_all(recipients.values())
+                session.add_all(event_rows)
         except IntegrityError:
             if self.exists(rec.id):  # recorded concurrently by another node or worker
                 return
@@ -398,15 +399,21 @@ def _recipients_of(session: Session, ids: Sequence[str]) -> dict[str, list[Recip
     return out
 
 
+def _aware(value: datetime, name: str) -> datetime:
+    if value.tzinfo is None:
+        raise ValueError(f"{name} must carry a time zone")
+    return value.astimezone(UTC)
+
+
 def _message_row(rec: MessageRecord) -> MessageRow:
-    if len(rec.id) != ID_LENGTH:
+    if not _ID_RE.match(rec.id):
         raise ValueError(f"{rec.id!r} is not a message id")
     verdict = rec.verdict
     sender = normalise_address(rec.sender)
     return MessageRow(
         id=rec.id,
         organisation=rec.organisation,
-        received_at=rec.received_at,
+        received_at=_aware(rec.received_at, "received_at"),
         direction=rec.direction.value,
         mode=rec.mode.value,
         source=rec.source,
@@ -445,7 +452,7 @@ def _recipient_row(message_id: str, rec: RecipientRecord, position: int) -> Reci
 def _event_row(message_id: str, event: EventRecord) -> EventRow:
     return EventRow(
         message_id=message_id,
-        at=event.at or datetime.now(UTC),
+        at=datetime.now(UTC) if event.at is None else _aware(event.at, "event time"),
         type=event.type.value,
         recipient=normalise_address(event.recipient) if event.recipient else None,
         detail=event.detail,
