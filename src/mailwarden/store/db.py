@@ -68,6 +68,17 @@ class Database:
             revision: str | None = MigrationContext.configure(connection).get_current_revision()
             return revision
 
+    def schema_differences(self) -> list[Any]:
+        """How the database's schema differs from the models (Alembic autogenerate diffs); [] when in step."""
+        from alembic.autogenerate import compare_metadata
+
+        from mailwarden.store.schema import Base, include_object_for
+
+        with self.engine.connect() as connection:
+            context = MigrationContext.configure(connection, opts={"include_object": include_object_for(self.dialect)})
+            differences: list[Any] = compare_metadata(context, Base.metadata)
+            return differences
+
     def close(self) -> None:
         self.engine.dispose()
 

@@ -69,7 +69,7 @@ class HistoryQueryError(MailwardenError, ValueError):
     exit_code = 64  # EX_USAGE
 
 
-@dataclass(slots=True)
+@dataclass
 class RecipientRecord:
     address: str
     field: str = "envelope"  # to / cc / bcc / recipient / envelope / header
@@ -78,7 +78,7 @@ class RecipientRecord:
     forwarded_from: str | None = None
 
 
-@dataclass(slots=True)
+@dataclass
 class EventRecord:
     type: EventType
     detail: str = ""
@@ -87,7 +87,7 @@ class EventRecord:
     at: datetime | None = None  # None: now (UTC)
 
 
-@dataclass(slots=True)
+@dataclass
 class MessageRecord:
     """One message as history keeps it. `id` is a `mailwarden.ids.new_id()`."""
 
@@ -109,7 +109,7 @@ class MessageRecord:
     recipients: list[RecipientRecord] = field(default_factory=list)
 
 
-@dataclass(slots=True)
+@dataclass
 class HistoryQuery:
     """A history search. Every given filter must hold; results come newest first.
 
@@ -146,7 +146,7 @@ class HistoryQuery:
                 raise HistoryQueryError("cursor is not a message id")
 
 
-@dataclass(slots=True)
+@dataclass
 class MessageSummary:
     id: str
     received_at: datetime
@@ -167,13 +167,13 @@ class MessageSummary:
     organisation: str | None
 
 
-@dataclass(slots=True)
+@dataclass
 class Page:
     items: list[MessageSummary]
     next_cursor: str | None  # None on the last page
 
 
-@dataclass(slots=True)
+@dataclass
 class MessageDetail:
     summary: MessageSummary
     verdict: dict[str, Any]

@@ -6,6 +6,7 @@ Addresses are stored lower-cased, each with its domain, so exact and whole-domai
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -51,6 +52,19 @@ IdType = String(26).with_variant(String(26, collation="C"), "postgresql")
 JsonType = JSON().with_variant(JSONB(), "postgresql")
 # SQLite only auto-increments an INTEGER PRIMARY KEY; PostgreSQL gets 64 bits for the big tables.
 SerialType = BigInteger().with_variant(Integer(), "sqlite")
+
+
+# Indexes that exist on PostgreSQL only; schema comparison on other dialects leaves them out.
+POSTGRESQL_ONLY_INDEXES = frozenset({"ix_messages_subject_trgm"})
+
+
+def include_object_for(dialect: str) -> Callable[[Any, str | None, str, bool, Any], bool]:
+    """An Alembic `include_object` hook: skip PostgreSQL-only indexes when comparing another dialect."""
+
+    def include(_obj: Any, name: str | None, type_: str, _reflected: bool, _compare_to: Any) -> bool:
+        return not (dialect != "postgresql" and type_ == "index" and name in POSTGRESQL_ONLY_INDEXES)
+
+    return include
 
 
 def utcnow() -> datetime:
@@ -138,6 +152,13 @@ class MessageRow(Base):
         Index("ix_messages_direction_category_id", "direction", "category", "id"),
         Index("ix_messages_action_id", "action", "id"),
         Index("ix_messages_organisation_id", "organisation", "id"),
+        # Subject words are substring matches (ILIKE '%word%'); on PostgreSQL trigrams index them.
+        Index(
+            "ix_messages_subject_trgm",
+            "subject",
+            postgresql_using="gin",
+            postgresql_ops={"subject": "gin_trgm_ops"},
+        ).ddl_if(dialect="postgresql"),
     )
 
 

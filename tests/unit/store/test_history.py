@@ -18,7 +18,7 @@ from mailwarden.store import (
     RecipientStatus,
 )
 
-from .conftest import T0, MakeRecord
+from .records import T0, MakeRecord
 
 
 def test_record_and_get_round_trip(history: History, make_record: MakeRecord) -> None:

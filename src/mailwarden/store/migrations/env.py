@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from alembic import context
 
-from mailwarden.store.schema import Base
+from mailwarden.store.schema import Base, include_object_for
 
 connection = context.config.attributes.get("connection")
 if connection is None:
@@ -15,6 +15,7 @@ context.configure(
     target_metadata=Base.metadata,
     render_as_batch=connection.dialect.name == "sqlite",
     compare_type=True,
+    include_object=include_object_for(connection.dialect.name),
 )
 with context.begin_transaction():
     context.run_migrations()
