@@ -7,11 +7,13 @@ The file is TOML. Every key can be overridden by an environment variable
 from __future__ import annotations
 
 import os
+import re
 import tomllib
+from ipaddress import IPv4Network, IPv6Network
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from mailwarden.errors import ConfigError
 
@@ -52,6 +54,96 @@ class LogConfig(_Section):
     format: Literal["console", "json"] = "console"
 
 
+# `scrypt$<log2 n>$<r>$<p>$<salt b64>$<key b64>` or `pbkdf2_sha256$<iterations>$<salt b64>$<key b64>`
+_PASSWORD_HASH = re.compile(
+    r"^(scrypt\$\d{1,2}\$\d{1,2}\$\d{1,2}|pbkdf2_sha256\$\d{4,9})\$[A-Za-z0-9+/=]{8,}\$[A-Za-z0-9+/=]{16,}$"
+)
+
+
+class SmtpListenerConfig(_Section):
+    """One `[[smtp.listeners]]` entry: an address the SMTP ingress listens on and what it accepts there."""
+
+    name: str = Field(..., pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+    role: Literal["inbound", "outbound", "journal"]
+    host: str = "127.0.0.1"
+    port: int = Field(..., ge=0, le=65535, description="0 picks a free port (tests)")
+    implicit_tls: bool = Field(False, description="SMTPS: TLS from the first byte, no STARTTLS")
+    require_tls: bool = Field(False, description="refuse mail commands (530 5.7.0) before STARTTLS")
+    allowed_networks: list[IPv4Network | IPv6Network] = Field(
+        default_factory=list, description="outbound: client networks that may relay without AUTH"
+    )
+    auth_required: bool = Field(
+        False, description="outbound: clients outside allowed_networks must authenticate (AUTH over TLS only)"
+    )
+    auth_users: dict[str, str] = Field(
+        default_factory=dict, description="outbound: user name → scrypt or pbkdf2_sha256 password hash"
+    )
+    journal_addresses: list[str] = Field(
+        default_factory=list, description="journal: mailboxes that accept journal reports (plus-addressing too)"
+    )
+
+    @field_validator("journal_addresses")
+    @classmethod
+    def _lower_addresses(cls, value: list[str]) -> list[str]:
+        out = []
+        for address in value:
+            address = address.strip().strip("<>").lower()
+            if address.count("@") != 1 or address.startswith("@") or address.endswith("@"):
+                raise ValueError(f"{address!r} is not a mailbox address")
+            out.append(address)
+        return out
+
+    @field_validator("auth_users")
+    @classmethod
+    def _hashes_only(cls, value: dict[str, str]) -> dict[str, str]:
+        for user, hashed in value.items():
+            if not _PASSWORD_HASH.match(hashed):
+                raise ValueError(
+                    f"user {user!r}: not a scrypt$... or pbkdf2_sha256$... password hash "
+                    "(make one with `python -m mailwarden.ingest.smtp hash-password`)"
+                )
+        return value
+
+    @model_validator(mode="after")
+    def _role_keys(self) -> SmtpListenerConfig:
+        if self.role != "outbound" and (self.allowed_networks or self.auth_required or self.auth_users):
+            raise ValueError("allowed_networks, auth_required and auth_users apply to outbound listeners only")
+        if self.auth_required and not self.auth_users:
+            raise ValueError("auth_required needs at least one entry in auth_users")
+        if self.role == "journal" and not self.journal_addresses:
+            raise ValueError("a journal listener needs journal_addresses")
+        if self.role != "journal" and self.journal_addresses:
+            raise ValueError("journal_addresses apply to journal listeners only")
+        return self
+
+
+class SmtpConfig(_Section):
+    """`[smtp]`: limits shared by every listener, the TLS certificate, and the listeners."""
+
+    hostname: str = Field("", description="name in the banner and EHLO reply; empty means the host's FQDN")
+    max_message_size: int = Field(50 * 1024 * 1024, ge=1024, description="bytes; announced in EHLO SIZE")
+    max_recipients: int = Field(500, ge=1, le=100_000)
+    max_line_length: int = Field(1000, ge=100, le=1_000_000, description="octets per line including CRLF")
+    command_timeout: float = Field(300.0, gt=0, le=3600, description="seconds a client may idle between commands")
+    data_timeout: float = Field(180.0, gt=0, le=3600, description="seconds a client may stall inside DATA")
+    max_connections_per_ip: int = Field(20, ge=1, le=10_000)
+    tls_cert: Path | None = Field(None, description="PEM certificate chain; absent means a self-signed one")
+    tls_key: Path | None = None
+    listeners: list[SmtpListenerConfig] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> SmtpConfig:
+        if (self.tls_cert is None) != (self.tls_key is None):
+            raise ValueError("tls_cert and tls_key go together")
+        names = [listener.name for listener in self.listeners]
+        if len(names) != len(set(names)):
+            raise ValueError("listener names must be unique")
+        bound = [(listener.host, listener.port) for listener in self.listeners if listener.port]
+        if len(bound) != len(set(bound)):
+            raise ValueError("two listeners on the same host and port")
+        return self
+
+
 class Config(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -60,6 +152,7 @@ class Config(BaseModel):
     paths: PathsConfig = PathsConfig()
     pipeline: PipelineConfig = PipelineConfig()
     log: LogConfig = LogConfig()
+    smtp: SmtpConfig = SmtpConfig()
     source: Path | None = Field(None, exclude=True)
 
     @property

@@ -1,0 +1,696 @@
+"""The SMTP ingress: aiosmtpd listeners that commit each message to the spool before saying 250.
+
+One `SmtpServer` runs every configured listener. A listener has a role:
+
+* journal  — accepts any sender, only for the configured journal mailboxes (plus-addressing too);
+* inbound  — accepts recipients the `recipient_check` accepts (the organisation's domains);
+* outbound — accepts clients from `allowed_networks` and/or clients that authenticated (AUTH PLAIN
+             or LOGIN, over TLS only), never anybody else.
+
+What this module adds to aiosmtpd 1.4.6 (see docs/ingress.md):
+
+* its own command loop and DATA reader, which refuse a bare LF or bare CR anywhere (commands:
+  500 and disconnect; DATA: the message is read to its real `<CR><LF>.<CR><LF>` end and refused
+  with 550 5.5.2), so no SMTP smuggling (end-of-data variants, a second message hidden in DATA);
+* SIZE announced and enforced with 552 5.3.4, recipient and per-address connection limits, a
+  timeout inside DATA, STARTTLS-required with 530 5.7.0, a 421 on idle timeout and on shutdown;
+* the envelope (HELO name, TLS version and cipher, authenticated user) recorded with each message.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import base64
+import binascii
+import functools
+import getpass
+import hashlib
+import hmac
+import ipaddress
+import os
+import socket
+import ssl
+import sys
+from collections import Counter
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import structlog
+from aiosmtpd.smtp import MISSING, SMTP, AuthResult, TLSSetupException, syntax
+
+from mailwarden.config import SmtpConfig, SmtpListenerConfig
+from mailwarden.errors import ConfigError
+from mailwarden.ingest import replies as r
+from mailwarden.ingest.replies import Reply
+from mailwarden.ingest.spool import Spool, SpoolEntry
+from mailwarden.ingest.tls import server_context
+from mailwarden.model import Envelope, TlsInfo
+from mailwarden.model.envelope import normalise_address
+
+log = structlog.get_logger(__name__)
+
+_ALLOWED_BEFORE_TLS = frozenset({"EHLO", "HELO", "STARTTLS", "NOOP", "RSET", "QUIT"})
+_ERROR_LIMIT = 10  # unknown commands, syntax errors and over-long lines before a 421
+_TIMER_SLACK = 1.0  # re-arm the DATA timeout at most once a second, not on every line
+_AUTH_CONCURRENCY = 2  # password hashing is deliberately expensive: bound the CPU and memory it takes
+_SCRYPT_LOG2_N, _SCRYPT_R, _SCRYPT_P = 15, 8, 1
+
+
+@dataclass(frozen=True, slots=True)
+class SessionInfo:
+    """What is known about the client when a recipient is checked."""
+
+    listener: str
+    role: str
+    client_ip: str | None
+    helo: str | None
+    tls: TlsInfo | None
+    authenticated_as: str | None
+    mail_from: str
+
+
+RecipientCheck = Callable[[str, str, SessionInfo], Awaitable[Reply | None]]
+"""(listener name, recipient address, session) → None to accept, or the Reply that refuses it."""
+
+
+# ---- passwords for SMTP AUTH -------------------------------------------------------------------
+def hash_password(password: str, *, salt: bytes | None = None) -> str:
+    """`scrypt$<log2 n>$<r>$<p>$<salt b64>$<key b64>`, the format `auth_users` takes."""
+    salt = salt or os.urandom(16)
+    key = _scrypt(password.encode("utf-8"), salt, _SCRYPT_LOG2_N, _SCRYPT_R, _SCRYPT_P)
+    return "$".join(("scrypt", str(_SCRYPT_LOG2_N), str(_SCRYPT_R), str(_SCRYPT_P), _b64(salt), _b64(key)))
+
+
+def verify_password(password: bytes, hashed: str) -> bool:
+    """True when `password` matches a `scrypt$...` or `pbkdf2_sha256$<iterations>$<salt>$<key>` hash."""
+    parts = hashed.split("$")
+    try:
+        if parts[0] == "scrypt" and len(parts) == 6:
+            log2_n, block, par = int(parts[1]), int(parts[2]), int(parts[3])
+            salt, key = base64.b64decode(parts[4]), base64.b64decode(parts[5])
+            candidate = _scrypt(password, salt, log2_n, block, par, len(key))
+        elif parts[0] == "pbkdf2_sha256" and len(parts) == 4:
+            salt, key = base64.b64decode(parts[2]), base64.b64decode(parts[3])
+            candidate = hashlib.pbkdf2_hmac("sha256", password, salt, int(parts[1]), len(key))
+        else:
+            return False
+    except (ValueError, binascii.Error):
+        return False
+    return hmac.compare_digest(candidate, key)
+
+
+def _scrypt(password: bytes, salt: bytes, log2_n: int, block: int, par: int, length: int = 32) -> bytes:
+    n = 1 << log2_n
+    return hashlib.scrypt(password, salt=salt, n=n, r=block, p=par, dklen=length, maxmem=256 * block * n * par + 2**20)
+
+
+def _b64(data: bytes) -> str:
+    return base64.b64encode(data).decode("ascii")
+
+
+@functools.cache
+def _unknown_user_hash() -> str:
+    """A hash to verify against when the user name is unknown, so both cases take the same time."""
+    return hash_password("unknown user", salt=b"\0" * 16)
+
+
+# ---- one listener ------------------------------------------------------------------------------
+class _Listener:
+    """A configured listener, resolved once at start: its policy and the hooks aiosmtpd calls."""
+
+    def __init__(self, config: SmtpListenerConfig, server: SmtpServer, tls_context: ssl.SSLContext) -> None:
+        self.config = config
+        self.name = config.name
+        self.role = config.role
+        self.server = server
+        self.tls_context = tls_context
+        self.offers_auth = bool(config.auth_users)
+        self.users = dict(config.auth_users)
+        self.networks = tuple(config.allowed_networks)
+        self.journal = frozenset(config.journal_addresses)
+        self.hooks = _Hooks(self)
+
+    def relay_refusal(self, client_ip: str | None, authenticated: bool) -> Reply | None:
+        """Outbound only: may this client send through us? (No open relay, ever.)"""
+        if self.role != "outbound":
+            return None
+        in_network = client_ip is not None and _in_networks(client_ip, self.networks)
+        if self.config.auth_required:
+            if self.networks and not in_network:
+                return r.CLIENT_NOT_ALLOWED
+            return None if authenticated else r.AUTH_REQUIRED
+        if in_network or authenticated:
+            return None
+        return r.AUTH_REQUIRED if self.offers_auth else r.CLIENT_NOT_ALLOWED
+
+    def is_journal_mailbox(self, address: str) -> bool:
+        if address in self.journal:
+            return True
+        local, _, domain = address.rpartition("@")
+        base = local.split("+", 1)[0]
+        return base != local and f"{base}@{domain}" in self.journal
+
+
+def _in_networks(ip: str, networks: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]) -> bool:
+    try:
+        address = ipaddress.ip_address(ip.split("%", 1)[0])
+    except ValueError:
+        return False
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        address = address.ipv4_mapped
+    return any(address in network for network in networks)
+
+
+class _Hooks:
+    """aiosmtpd handler hooks of one listener: EHLO keywords, sender and recipient policy."""
+
+    def __init__(self, listener: _Listener) -> None:
+        self.listener = listener
+
+    async def handle_EHLO(
+        self, server: _Session, session: Any, envelope: Any, hostname: str, responses: list[str]
+    ) -> list[str]:
+        session.host_name = hostname  # aiosmtpd leaves this to a hook that replaces the reply
+        keywords = [f"250-SIZE {self.listener.server.config.max_message_size}", "250-PIPELINING"]
+        for line in responses[1:]:
+            if line.startswith("250-AUTH") and not self.listener.offers_auth:
+                continue
+            keywords.append(line)
+        return [responses[0], *keywords]
+
+    async def handle_MAIL(self, server: _Session, session: Any, envelope: Any, address: str, options: list[str]) -> str:
+        for option in options:
+            if option.startswith("SIZE="):
+                value = option[5:]
+                if not value.isdigit():
+                    return str(r.SIZE_SYNTAX)
+                if int(value) > self.listener.server.config.max_message_size:
+                    return str(r.MESSAGE_TOO_BIG)
+        refusal = self.listener.relay_refusal(server.client_ip, bool(session.authenticated))
+        if refusal is not None:
+            log.info("smtp.relay_refused", listener=self.listener.name, client=server.client_ip, reply=str(refusal))
+            return str(refusal)
+        envelope.mail_from = address  # "<>" for the null sender: aiosmtpd needs a true value here
+        envelope.mail_options.extend(options)
+        return str(r.SENDER_OK)
+
+    async def handle_RCPT(self, server: _Session, session: Any, envelope: Any, address: str, options: list[str]) -> str:
+        listener = self.listener
+        if len(envelope.rcpt_tos) >= listener.server.config.max_recipients:
+            return str(r.TOO_MANY_RECIPIENTS)
+        rcpt = normalise_address(address)
+        refusal: Reply | None = None
+        if listener.role == "journal":
+            refusal = None if listener.is_journal_mailbox(rcpt) else r.NOT_A_JOURNAL_MAILBOX
+        elif listener.role == "inbound":
+            refusal = await listener.server.recipient_check(listener.name, rcpt, server.info())
+        if refusal is not None:
+            log.info("smtp.recipient_refused", listener=listener.name, client=server.client_ip, rcpt=rcpt)
+            return str(refusal)
+        envelope.rcpt_tos.append(rcpt)
+        envelope.rcpt_options.extend(options)
+        return str(r.RECIPIENT_OK)
+
+
+class _Session(SMTP):
+    """One SMTP connection. Owns the command loop and DATA; aiosmtpd parses the commands."""
+
+    def __init__(self, listener: _Listener) -> None:
+        config = listener.server.config
+        # +1 for the transparency dot of RFC 5321 4.5.2; sizes the stream reader super() creates
+        self.line_length_limit = config.max_line_length + 1
+        self._listener = listener
+        self._server = listener.server
+        self._in_data = False
+        self._admitted = False
+        self.client_ip: str | None = None
+        implicit = listener.config.implicit_tls
+        super().__init__(
+            listener.hooks,
+            data_size_limit=None,  # SIZE is announced by the EHLO hook and enforced here
+            enable_SMTPUTF8=True,
+            decode_data=False,
+            hostname=self._server.hostname,
+            tls_context=None if implicit else listener.tls_context,
+            timeout=config.command_timeout,
+            auth_require_tls=not implicit,
+            auth_exclude_mechanism=() if listener.offers_auth else ("PLAIN", "LOGIN"),
+            loop=asyncio.get_running_loop(),
+        )
+
+    # ---- facts ------------------------------------------------------------------------------
+    @property
+    def secure(self) -> bool:
+        return self._listener.config.implicit_tls or self._tls_protocol is not None
+
+    @property
+    def in_transaction(self) -> bool:
+        return self._in_data or bool(self.envelope is not None and self.envelope.mail_from)
+
+    def tls_info(self) -> TlsInfo | None:
+        ssl_object = self.transport.get_extra_info("ssl_object") if self.transport is not None else None
+        if ssl_object is None:
+            return None
+        cipher = ssl_object.cipher()
+        return TlsInfo(version=ssl_object.version() or "", cipher=cipher[0] if cipher else "")
+
+    def info(self) -> SessionInfo:
+        session, envelope = self.session, self.envelope
+        mail_from = envelope.mail_from if envelope is not None and envelope.mail_from else ""
+        return SessionInfo(
+            listener=self._listener.name,
+            role=self._listener.role,
+            client_ip=self.client_ip,
+            helo=session.host_name if session is not None else None,
+            tls=self.tls_info(),
+            authenticated_as=self._authenticated_as(),
+            mail_from="" if mail_from == "<>" else normalise_address(mail_from),
+        )
+
+    def _authenticated_as(self) -> str | None:
+        session = self.session
+        if session is None or not session.authenticated:
+            return None
+        return str(session.auth_data)
+
+    # ---- connection and command loop ---------------------------------------------------------
+    async def _handle_client(self) -> None:
+        assert self.session is not None
+        peer = self.session.peer
+        self.client_ip = peer[0] if isinstance(peer, tuple) and peer else None
+        refusal = self._server._admit(self)
+        if refusal is not None:
+            log.warning(
+                "smtp.connection_refused", listener=self._listener.name, client=self.client_ip, reply=str(refusal)
+            )
+            await self._reply_and_close(refusal)
+            return
+        self._admitted = True
+        try:
+            await self.push(r.GREETING.format(hostname=self.hostname))
+            await self._command_loop()
+        finally:
+            self._server._release(self)
+
+    async def _command_loop(self) -> None:
+        errors = 0
+        while self.transport is not None:
+            if self._server.draining and not self.in_transaction:
+                await self._reply_and_close(r.SHUTTING_DOWN)
+                return
+            try:
+                line, bare, too_long = await self._read_line()
+                if bare:
+                    log.warning(
+                        "smtp.bare_line_ending", listener=self._listener.name, client=self.client_ip, where="command"
+                    )
+                    await self._reply_and_close(r.BARE_LINE_ENDING_IN_COMMAND)
+                    return
+                reply = r.LINE_TOO_LONG if too_long else None
+                command, arg = "", None
+                if reply is None:
+                    command, arg, reply = _parse_command(line)
+                if reply is None:
+                    if self._listener.config.require_tls and not self.secure and command not in _ALLOWED_BEFORE_TLS:
+                        await self.push(str(r.MUST_STARTTLS))
+                        continue
+                    method = self._smtp_methods.get(command)
+                    if method is not None:
+                        self._reset_timeout()
+                        await method(arg)
+                        continue
+                    reply = r.UNRECOGNISED_COMMAND
+                errors += 1
+                if errors >= _ERROR_LIMIT:
+                    await self._reply_and_close(r.TOO_MANY_ERRORS)
+                    return
+                await self.push(str(reply))
+            except TLSSetupException:
+                log.info("smtp.starttls_failed", listener=self._listener.name, client=self.client_ip)
+                if self.transport is not None:
+                    self.transport.close()
+                return
+            except asyncio.IncompleteReadError:
+                self._writer.close()
+                return
+            except (asyncio.CancelledError, ConnectionError):
+                self._writer.close()
+                raise
+            except Exception:
+                log.exception("smtp.session_error", listener=self._listener.name, client=self.client_ip)
+                await self.push(str(r.SPOOL_FAILED))
+
+    async def _read_line(self) -> tuple[bytes, bool, bool]:
+        """The next line with its LF; whether a bare LF ended it or a bare CR is in it; whether it was too long.
+
+        An over-long line is read to its end and thrown away; only its last two bytes are kept, so
+        the caller still knows whether it ended in CRLF.
+        """
+        reader = self._reader
+        try:
+            line = await reader.readuntil(b"\n")
+        except asyncio.LimitOverrunError as exc:
+            consumed = exc.consumed
+        else:
+            return line, line[-2:-1] != b"\r" or b"\r" in line[:-2], False
+        tail = b""
+        while True:
+            tail = (tail + await reader.readexactly(consumed))[-2:]
+            try:
+                line = await reader.readuntil(b"\n")
+            except asyncio.LimitOverrunError as exc:
+                consumed = exc.consumed
+                continue
+            tail = (tail + line)[-2:]
+            return tail, tail != b"\r\n", True
+
+    async def _reply_and_close(self, reply: Reply) -> None:
+        transport = self.transport
+        if transport is None or transport.is_closing():
+            return
+        try:
+            await self.push(str(reply))
+        finally:
+            transport.close()
+
+    def _timeout_cb(self) -> None:
+        transport = self.transport
+        if transport is not None and not transport.is_closing():
+            log.info("smtp.timeout", listener=self._listener.name, client=self.client_ip, in_data=self._in_data)
+            self._writer.write(f"{r.TIMEOUT}\r\n".encode())
+            transport.close()
+
+    def drain(self) -> None:
+        """The server stops: an idle session ends now with 421; one in a transaction finishes it first."""
+        transport = self.transport
+        if not self.in_transaction and transport is not None and not transport.is_closing():
+            self._writer.write(f"{r.SHUTTING_DOWN}\r\n".encode())
+            transport.close()
+
+    def abort(self) -> None:
+        if self.transport is not None:
+            self.transport.close()
+
+    # ---- AUTH ---------------------------------------------------------------------------------
+    @syntax("AUTH <mechanism>")
+    async def smtp_AUTH(self, arg: str) -> None:
+        if not self._listener.offers_auth:
+            await self.push(str(r.AUTH_NOT_AVAILABLE))
+            return
+        if not self.secure:
+            await self.push(str(r.AUTH_NEEDS_TLS))
+            return
+        await super().smtp_AUTH(arg)
+
+    async def auth_PLAIN(self, _: object, args: list[str]) -> AuthResult:
+        blob = await self._initial_response(args)
+        if blob is None:
+            return AuthResult(success=False, handled=True)
+        parts = blob.split(b"\0")
+        if len(parts) != 3:
+            await self.push(str(r.AUTH_MALFORMED))
+            return AuthResult(success=False, handled=True)
+        return await self._check_password(parts[1], parts[2])
+
+    async def auth_LOGIN(self, _: object, args: list[str]) -> AuthResult:
+        login = await self._initial_response(args, challenge=self.AuthLoginUsernameChallenge)
+        if login is None:
+            return AuthResult(success=False, handled=True)
+        password = await self.challenge_auth(self.AuthLoginPasswordChallenge)
+        if password is MISSING:
+            return AuthResult(success=False, handled=True)
+        assert isinstance(password, bytes)
+        return await self._check_password(login, password)
+
+    async def _initial_response(self, args: list[str], *, challenge: str = "") -> bytes | None:
+        if len(args) == 1:
+            blob = await self.challenge_auth(challenge)
+            return blob if isinstance(blob, bytes) else None  # challenge_auth replied already
+        try:
+            return base64.b64decode(args[1], validate=True)
+        except (binascii.Error, ValueError):
+            await self.push(str(r.AUTH_MALFORMED))
+            return None
+
+    async def _check_password(self, login: bytes, password: bytes) -> AuthResult:
+        user = login.decode("utf-8", "replace")
+        hashed = self._listener.users.get(user)
+        async with self._server.auth_slots:
+            ok = await asyncio.to_thread(verify_password, password, hashed or _unknown_user_hash())
+        if ok and hashed is not None:
+            log.info("smtp.auth_ok", listener=self._listener.name, client=self.client_ip, user=user)
+            return AuthResult(success=True, auth_data=user, message=str(r.AUTH_OK))
+        log.warning("smtp.auth_failed", listener=self._listener.name, client=self.client_ip, user=user)
+        return AuthResult(success=False, handled=False, message=str(r.AUTH_INVALID))
+
+    # ---- DATA ---------------------------------------------------------------------------------
+    @syntax("DATA")
+    async def smtp_DATA(self, arg: str) -> None:
+        assert self.session is not None and self.envelope is not None
+        if not self.session.host_name:
+            await self.push(str(r.NEED_HELO))
+            return
+        if arg:
+            await self.push(str(r.DATA_SYNTAX))
+            return
+        if not self.envelope.rcpt_tos:
+            await self.push(str(r.NEED_RECIPIENT))
+            return
+        await self.push(str(r.START_DATA))
+        self._in_data = True
+        try:
+            raw, problem = await self._read_data()
+        finally:
+            self._in_data = False
+            self._reset_timeout()
+        if problem is not None:
+            log.info("smtp.data_refused", listener=self._listener.name, client=self.client_ip, reply=str(problem))
+            self.envelope = self._create_envelope()
+            await self.push(str(problem))
+            return
+        envelope = self._make_envelope()
+        self.envelope = self._create_envelope()
+        try:
+            entry = await self._server._commit(self._listener.name, envelope, raw)
+        except Exception:
+            log.exception("smtp.spool_failed", listener=self._listener.name, client=self.client_ip)
+            await self.push(str(r.SPOOL_FAILED))
+            return
+        await self.push(r.QUEUED.format(id=entry.id))
+
+    async def _read_data(self) -> tuple[bytes, Reply | None]:
+        """Read DATA up to the one real end, `<CR><LF>.<CR><LF>`, and say what is wrong with it, if anything.
+
+        A bare LF or CR makes the whole message refused (SMTP smuggling); so do an over-long line and
+        a message over the size limit. The rest of a refused message is read and thrown away.
+        """
+        limit = self._server.config.max_message_size
+        data_timeout = self._server.config.data_timeout
+        lines: list[bytes] = []
+        size = 0
+        problem: Reply | None = None
+        after_crlf = True  # the DATA command line ended in CRLF
+        clock = self.loop.time
+        armed = clock()
+        self._reset_timeout(data_timeout)
+        while True:
+            line, bare, too_long = await self._read_line()
+            now = clock()
+            if now - armed > _TIMER_SLACK:
+                self._reset_timeout(data_timeout)
+                armed = now
+            if after_crlf and line == b".\r\n" and not too_long:
+                return b"".join(lines), problem
+            after_crlf = not bare
+            if bare:
+                problem = r.BARE_LINE_ENDING_IN_DATA
+            elif too_long and problem is None:
+                problem = r.LINE_TOO_LONG
+            if problem is not None:
+                lines.clear()
+                continue
+            if line[:1] == b".":
+                line = line[1:]
+            size += len(line)
+            if size > limit:
+                problem = r.MESSAGE_TOO_BIG
+                lines.clear()
+                continue
+            lines.append(line)
+
+    def _make_envelope(self) -> Envelope:
+        assert self.envelope is not None and self.session is not None
+        mail_from = self.envelope.mail_from or ""
+        return Envelope(
+            mail_from="" if mail_from == "<>" else normalise_address(mail_from),
+            rcpt_to=tuple(dict.fromkeys(self.envelope.rcpt_tos)),
+            client_ip=self.client_ip,
+            helo=self.session.host_name,
+            tls=self.tls_info(),
+            received_at=datetime.now(UTC),
+            authenticated_as=self._authenticated_as(),
+        )
+
+
+def _parse_command(line: bytes) -> tuple[str, str | None, Reply | None]:
+    """(COMMAND, argument, None) from a command line ending in CRLF, or a reply refusing it."""
+    line = line[:-2]
+    command_bytes, _, arg_bytes = line.partition(b" ")
+    try:
+        command = command_bytes.decode("ascii").upper()
+    except UnicodeDecodeError:
+        return "", None, r.BAD_SYNTAX
+    if not command:
+        return "", None, r.BAD_SYNTAX
+    # SMTPUTF8 addresses arrive as UTF-8; surrogateescape keeps any other byte for aiosmtpd's parser
+    arg = arg_bytes.strip().decode("utf-8", "surrogateescape") or None
+    return command, arg, None
+
+
+# ---- the server --------------------------------------------------------------------------------
+class SmtpServer:
+    """Runs every configured listener; a message is answered 250 only after the spool committed it."""
+
+    def __init__(
+        self,
+        config: SmtpConfig,
+        spool: Spool,
+        recipient_check: RecipientCheck,
+        *,
+        on_spooled: Callable[[SpoolEntry], None] | None = None,
+    ) -> None:
+        self.config = config
+        self.spool = spool
+        self.recipient_check = recipient_check
+        self.hostname = config.hostname or socket.getfqdn()
+        self.draining = False
+        self._on_spooled = on_spooled
+        self._servers: dict[str, asyncio.Server] = {}
+        self._sessions: set[_Session] = set()
+        self._per_ip: Counter[str] = Counter()
+        self._commits: set[asyncio.Task[SpoolEntry]] = set()
+        self._all_closed: asyncio.Event | None = None
+        self.auth_slots = asyncio.Semaphore(_AUTH_CONCURRENCY)
+
+    async def start(self) -> None:
+        """Open every listener; a listener that cannot bind stops start-up with the field named."""
+        loop = asyncio.get_running_loop()
+        self.draining = False
+        self._all_closed = asyncio.Event()
+        tls_context = await asyncio.to_thread(
+            server_context, self.config.tls_cert, self.config.tls_key, hostname=self.hostname
+        )
+        if self.config.tls_cert is None:
+            log.warning("smtp.self_signed_certificate", hostname=self.hostname)
+        for index, listener_config in enumerate(self.config.listeners):
+            listener = _Listener(listener_config, self, tls_context)
+            try:
+                server = await loop.create_server(
+                    lambda listener=listener: _Session(listener),
+                    listener_config.host,
+                    listener_config.port,
+                    ssl=tls_context if listener_config.implicit_tls else None,
+                    reuse_address=True,
+                )
+            except OSError as exc:
+                await self._close_listeners()
+                raise ConfigError(
+                    f"cannot listen on {listener_config.host}:{listener_config.port}: {exc.strerror}",
+                    field=f"smtp.listeners.{index}",
+                ) from None
+            self._servers[listener.name] = server
+            log.info(
+                "smtp.listening",
+                listener=listener.name,
+                role=listener.role,
+                address=f"{listener_config.host}:{self.bound_ports()[listener.name]}",
+                implicit_tls=listener_config.implicit_tls,
+            )
+
+    def bound_ports(self) -> dict[str, int]:
+        """Listener name → the port it really listens on (tests configure port 0)."""
+        return {name: server.sockets[0].getsockname()[1] for name, server in self._servers.items() if server.sockets}
+
+    async def stop(self, *, drain_timeout: float = 30) -> None:
+        """Stop accepting; let sessions in a transaction finish (up to `drain_timeout`); end the rest."""
+        self.draining = True
+        await self._close_listeners()
+        for session in list(self._sessions):
+            session.drain()
+        if self._sessions and self._all_closed is not None:
+            try:
+                await asyncio.wait_for(self._all_closed.wait(), drain_timeout)
+            except TimeoutError:
+                log.warning("smtp.drain_timeout", sessions=len(self._sessions))
+        for session in list(self._sessions):
+            session.abort()
+        if self._commits:
+            # a commit whose client went away still finishes: the spool stays consistent
+            await asyncio.gather(*self._commits, return_exceptions=True)
+
+    async def _close_listeners(self) -> None:
+        servers, self._servers = list(self._servers.values()), {}
+        for server in servers:
+            server.close()
+        for server in servers:
+            await server.wait_closed()
+
+    # ---- used by sessions ----------------------------------------------------------------------
+    def _admit(self, session: _Session) -> Reply | None:
+        if self.draining:
+            return r.SHUTTING_DOWN
+        ip = session.client_ip or ""
+        if self._per_ip[ip] >= self.config.max_connections_per_ip:
+            return r.TOO_MANY_CONNECTIONS
+        self._per_ip[ip] += 1
+        self._sessions.add(session)
+        if self._all_closed is not None:
+            self._all_closed.clear()
+        return None
+
+    def _release(self, session: _Session) -> None:
+        if session not in self._sessions:
+            return
+        self._sessions.discard(session)
+        ip = session.client_ip or ""
+        self._per_ip[ip] -= 1
+        if self._per_ip[ip] <= 0:
+            del self._per_ip[ip]
+        if not self._sessions and self._all_closed is not None:
+            self._all_closed.set()
+
+    async def _commit(self, listener: str, envelope: Envelope, raw: bytes) -> SpoolEntry:
+        # shielded: a client that hangs up mid-commit does not cancel the write
+        task = asyncio.ensure_future(self._put(listener, envelope, raw))
+        self._commits.add(task)
+        task.add_done_callback(self._commits.discard)
+        return await asyncio.shield(task)
+
+    async def _put(self, listener: str, envelope: Envelope, raw: bytes) -> SpoolEntry:
+        entry = await self.spool.put_async(listener, envelope, raw)
+        if self._on_spooled is not None:
+            try:
+                self._on_spooled(entry)
+            except Exception:
+                log.exception("smtp.on_spooled_failed", entry=entry.id)
+        return entry
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`python -m mailwarden.ingest.smtp hash-password`: print an `auth_users` hash for a password."""
+    parser = argparse.ArgumentParser(prog="python -m mailwarden.ingest.smtp")
+    parser.add_argument("command", choices=["hash-password"])
+    parser.parse_args(argv)
+    password = getpass.getpass("Password: ") if sys.stdin.isatty() else sys.stdin.readline().rstrip("\n")
+    if not password:
+        print("empty password refused", file=sys.stderr)
+        return 1
+    print(hash_password(password))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

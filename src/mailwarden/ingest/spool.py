@@ -1,0 +1,371 @@
+"""The durable spool: a message acknowledged with 250 is on disk first and survives a crash.
+
+Layout of the spool directory:
+
+* `tmp/`     messages being written; whatever is left here after a crash was never acknowledged
+             and is removed when the spool opens.
+* `queue/`   committed messages, one file `<id>.msg` each; ids sort by receive time.
+* `corrupt/` committed files that could not be read back, each with a `<name>.reason` text file.
+* `.lock`    held (flock) by the one process that owns the spool.
+
+A commit is: write `tmp/<id>.tmp`, flush and fsync it, `os.replace` it into `queue/`, fsync
+`queue/`. Only then does `put` return. `put_async` does the same in a thread pool and lets
+concurrent puts share one directory fsync (group commit).
+
+File format, version 1: the line `MWSPOOL 1 <header length>\\n`, a JSON header of that many bytes
+(listener, id, envelope, size and SHA-256 of the message), `\\n`, then the message bytes exactly as
+received.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import fcntl
+import hashlib
+import json
+import os
+import re
+from collections import deque
+from collections.abc import AsyncIterator, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import structlog
+
+from mailwarden.errors import MailwardenError
+from mailwarden.ids import new_id
+from mailwarden.model import Envelope, TlsInfo
+
+log = structlog.get_logger(__name__)
+
+FORMAT_VERSION = 1
+_MAGIC = b"MWSPOOL "
+_SUFFIX = ".msg"
+_ID_RE = re.compile(r"^[0-9A-HJKMNP-TV-Z]{26}$")
+_MAX_HEADER = 1024 * 1024
+
+
+class SpoolError(MailwardenError):
+    """The spool directory cannot be used (owned by another process, not writable)."""
+
+    exit_code = 75  # EX_TEMPFAIL
+
+
+class CorruptSpoolFile(MailwardenError):
+    """A committed spool file could not be read back; it was moved to `corrupt/`."""
+
+    exit_code = 65
+
+    def __init__(self, path: Path, reason: str) -> None:
+        self.path = path
+        self.reason = reason
+        super().__init__(f"{path.name}: {reason}")
+
+
+@dataclass(frozen=True, slots=True)
+class SpoolEntry:
+    """One committed message: its id (also its history id), the listener that took it, envelope and bytes."""
+
+    id: str
+    listener: str
+    envelope: Envelope
+    raw: bytes
+    path: Path
+
+
+class Spool:
+    """A directory of committed messages with one owner process.
+
+    Hand-off to the processor: `entries()` yields every committed entry not yet finished (the
+    backlog first, oldest first, then new ones as they are committed), each once; the processor
+    records the result and then calls `done` / `done_async`. An entry yielded but never finished
+    stays on disk and comes back after a restart.
+    """
+
+    def __init__(self, directory: Path, *, fsync: bool = True, io_threads: int = 8) -> None:
+        self.directory = directory
+        self.fsync = fsync
+        self._tmp = directory / "tmp"
+        self._queue = directory / "queue"
+        self._corrupt = directory / "corrupt"
+        try:
+            for sub in (self._tmp, self._queue, self._corrupt):
+                sub.mkdir(mode=0o700, parents=True, exist_ok=True)
+            self._lock_fd = os.open(directory / ".lock", os.O_RDWR | os.O_CREAT, 0o600)
+        except OSError as exc:
+            raise SpoolError(f"spool directory {directory}: {exc.strerror}") from None
+        try:
+            fcntl.flock(self._lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(self._lock_fd)
+            raise SpoolError(f"spool directory {directory} is in use by another process") from None
+        self._queue_fd = os.open(self._queue, os.O_RDONLY | os.O_DIRECTORY)
+        self._executor = ThreadPoolExecutor(max_workers=io_threads, thread_name_prefix="spool-io")
+        self._closed = False
+        # group commit of the queue directory: waiters whose rename is done and who need an fsync
+        self._sync_waiters: list[asyncio.Future[None]] = []
+        self._syncer: asyncio.Task[None] | None = None
+        # hand-off to the one consumer of entries()
+        self._handed: set[str] = set()
+        self._ready: deque[str] = deque()
+        self._consumer_loop: asyncio.AbstractEventLoop | None = None
+        self._wake: asyncio.Event | None = None
+        self._recover()
+
+    # ---- life cycle --------------------------------------------------------------------------
+    def close(self) -> None:
+        """Release the directory; committed entries stay for the next owner."""
+        if self._closed:
+            return
+        self._closed = True
+        self._executor.shutdown(wait=True)
+        os.close(self._queue_fd)
+        os.close(self._lock_fd)
+
+    def __enter__(self) -> Spool:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _recover(self) -> None:
+        """Remove writes a crash interrupted: they were never renamed, so never acknowledged."""
+        removed = 0
+        for leftover in self._tmp.iterdir():
+            try:
+                leftover.unlink()
+                removed += 1
+            except OSError as exc:
+                log.warning("spool.tmp_cleanup_failed", path=str(leftover), error=exc.strerror)
+        if removed:
+            log.info("spool.recovered", removed_uncommitted=removed, directory=str(self.directory))
+
+    # ---- commit ------------------------------------------------------------------------------
+    def put(self, listener: str, envelope: Envelope, raw: bytes) -> SpoolEntry:
+        """Commit one message durably; return only once it would survive a crash."""
+        entry = self._write(listener, envelope, raw)
+        if self.fsync:
+            os.fsync(self._queue_fd)
+        self._announce(entry.id)
+        return entry
+
+    async def put_async(self, listener: str, envelope: Envelope, raw: bytes) -> SpoolEntry:
+        """`put` without blocking the event loop; concurrent puts share directory fsyncs."""
+        loop = asyncio.get_running_loop()
+        entry = await loop.run_in_executor(self._executor, self._write, listener, envelope, raw)
+        if self.fsync:
+            await self._sync_queue_dir()
+        self._announce(entry.id)
+        return entry
+
+    def _write(self, listener: str, envelope: Envelope, raw: bytes) -> SpoolEntry:
+        entry_id = new_id(envelope.received_at)
+        tmp = self._tmp / f"{entry_id}.tmp"
+        final = self._queue / f"{entry_id}{_SUFFIX}"
+        data = encode_entry(entry_id, listener, envelope, raw)
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        try:
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view) :]
+            if self.fsync:
+                os.fsync(fd)
+        except BaseException:
+            os.close(fd)
+            tmp.unlink(missing_ok=True)
+            raise
+        os.close(fd)
+        os.replace(tmp, final)
+        return SpoolEntry(entry_id, listener, envelope, raw, final)
+
+    async def _sync_queue_dir(self) -> None:
+        """Wait for an fsync of `queue/` that started after this call (so after the caller's rename)."""
+        waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._sync_waiters.append(waiter)
+        if self._syncer is None or self._syncer.done():
+            self._syncer = asyncio.create_task(self._run_syncs())
+        await waiter
+
+    async def _run_syncs(self) -> None:
+        loop = asyncio.get_running_loop()
+        while self._sync_waiters:
+            batch, self._sync_waiters = self._sync_waiters, []
+            try:
+                await loop.run_in_executor(self._executor, os.fsync, self._queue_fd)
+            except OSError as exc:
+                for waiter in batch:
+                    if not waiter.done():
+                        waiter.set_exception(exc)
+            else:
+                for waiter in batch:
+                    if not waiter.done():
+                        waiter.set_result(None)
+
+    # ---- read back ---------------------------------------------------------------------------
+    def pending(self) -> Iterator[SpoolEntry]:
+        """Committed entries not yet finished, oldest first; corrupt files are set aside on the way."""
+        for entry_id in self._committed_ids():
+            try:
+                yield self.load(self._path_of(entry_id))
+            except FileNotFoundError:
+                continue  # finished while we were listing
+            except CorruptSpoolFile:
+                continue
+
+    def pending_count(self) -> int:
+        return len(self._committed_ids())
+
+    def load(self, path: Path) -> SpoolEntry:
+        """Read one committed file. A damaged one is moved to `corrupt/` and raises CorruptSpoolFile."""
+        data = path.read_bytes()
+        try:
+            return decode_entry(data, path)
+        except _Malformed as exc:
+            self._set_aside(path, str(exc))
+            raise CorruptSpoolFile(path, str(exc)) from None
+
+    async def entries(self) -> AsyncIterator[SpoolEntry]:
+        """Every unfinished entry, backlog first, then each new one as it is committed; one consumer."""
+        if self._consumer_loop is not None:
+            raise SpoolError("the spool already has a consumer")
+        loop = asyncio.get_running_loop()
+        self._consumer_loop = loop
+        wake = self._wake = asyncio.Event()
+        # attach first, list second: a commit racing the listing shows up twice, never zero times
+        self._ready.extend(self._committed_ids())
+        try:
+            while True:
+                while self._ready:
+                    entry_id = self._ready.popleft()
+                    if entry_id in self._handed:
+                        continue
+                    try:
+                        entry = await loop.run_in_executor(self._executor, self.load, self._path_of(entry_id))
+                    except (FileNotFoundError, CorruptSpoolFile):
+                        continue
+                    self._handed.add(entry_id)
+                    yield entry
+                wake.clear()
+                if not self._ready:
+                    await wake.wait()
+        finally:
+            self._consumer_loop = None
+            self._wake = None
+            self._ready.clear()
+
+    def _announce(self, entry_id: str) -> None:
+        loop = self._consumer_loop
+        if loop is not None and not loop.is_closed():
+            loop.call_soon_threadsafe(self._enqueue, entry_id)
+
+    def _enqueue(self, entry_id: str) -> None:
+        if self._wake is not None:
+            self._ready.append(entry_id)
+            self._wake.set()
+
+    # ---- finish ------------------------------------------------------------------------------
+    def done(self, entry_id: str) -> None:
+        """Processing of the entry finished (recorded in history): remove it durably. Idempotent."""
+        self._unlink(entry_id)
+        if self.fsync:
+            os.fsync(self._queue_fd)
+
+    async def done_async(self, entry_id: str) -> None:
+        """`done` without blocking the event loop; shares directory fsyncs with concurrent commits."""
+        await asyncio.get_running_loop().run_in_executor(self._executor, self._unlink, entry_id)
+        if self.fsync:
+            await self._sync_queue_dir()
+
+    def _unlink(self, entry_id: str) -> None:
+        self._path_of(entry_id).unlink(missing_ok=True)
+        self._handed.discard(entry_id)
+
+    # ---- helpers -----------------------------------------------------------------------------
+    def _path_of(self, entry_id: str) -> Path:
+        if not _ID_RE.match(entry_id):
+            raise ValueError(f"not a spool entry id: {entry_id!r}")
+        return self._queue / f"{entry_id}{_SUFFIX}"
+
+    def _committed_ids(self) -> list[str]:
+        names = (name[: -len(_SUFFIX)] for name in os.listdir(self._queue) if name.endswith(_SUFFIX))
+        return sorted(name for name in names if _ID_RE.match(name))
+
+    def _set_aside(self, path: Path, reason: str) -> None:
+        target = self._corrupt / path.name
+        try:
+            os.replace(path, target)
+            target.with_name(target.name + ".reason").write_text(reason + "\n", encoding="utf-8")
+            if self.fsync:
+                os.fsync(self._queue_fd)
+        except OSError as exc:
+            log.error("spool.corrupt_file_not_moved", path=str(path), reason=reason, error=exc.strerror)
+            return
+        log.error("spool.corrupt_file", path=str(path), moved_to=str(target), reason=reason)
+
+
+class _Malformed(Exception):
+    pass
+
+
+def encode_entry(entry_id: str, listener: str, envelope: Envelope, raw: bytes) -> bytes:
+    """The bytes of one spool file (format version 1)."""
+    tls = envelope.tls
+    header = {
+        "id": entry_id,
+        "listener": listener,
+        "mail_from": envelope.mail_from,
+        "rcpt_to": list(envelope.rcpt_to),
+        "client_ip": envelope.client_ip,
+        "helo": envelope.helo,
+        "tls": None
+        if tls is None
+        else {"version": tls.version, "cipher": tls.cipher, "peer_certificate_subject": tls.peer_certificate_subject},
+        "received_at": envelope.received_at.isoformat(),
+        "authenticated_as": envelope.authenticated_as,
+        "size": len(raw),
+        "sha256": hashlib.sha256(raw).hexdigest(),
+    }
+    body = json.dumps(header, ensure_ascii=True, separators=(",", ":")).encode("ascii")
+    return b"%s%d %d\n%s\n%s" % (_MAGIC, FORMAT_VERSION, len(body), body, raw)
+
+
+def decode_entry(data: bytes, path: Path) -> SpoolEntry:
+    """Parse one spool file; raises _Malformed with the reason."""
+    first_end = data.find(b"\n", 0, 64)
+    if not data.startswith(_MAGIC) or first_end < 0:
+        raise _Malformed("not a mailwarden spool file (no header line)")
+    try:
+        version_text, length_text = data[len(_MAGIC) : first_end].split(b" ")
+        version, length = int(version_text), int(length_text)
+    except ValueError:
+        raise _Malformed("unreadable header line") from None
+    if version != FORMAT_VERSION:
+        raise _Malformed(f"unsupported spool format version {version}")
+    start = first_end + 1
+    if not 0 < length <= _MAX_HEADER or len(data) < start + length + 1 or data[start + length] != 0x0A:
+        raise _Malformed("truncated header")
+    try:
+        header: dict[str, Any] = json.loads(data[start : start + length])
+        raw = data[start + length + 1 :]
+        if len(raw) != header["size"]:
+            raise _Malformed(f"truncated message: {len(raw)} of {header['size']} bytes")
+        if hashlib.sha256(raw).hexdigest() != header["sha256"]:
+            raise _Malformed("message bytes do not match their SHA-256")
+        if header["id"] != path.name.removesuffix(_SUFFIX):
+            raise _Malformed(f"file name does not match the id {header['id']!r} inside")
+        tls = header["tls"]
+        envelope = Envelope(
+            mail_from=header["mail_from"],
+            rcpt_to=tuple(header["rcpt_to"]),
+            client_ip=header["client_ip"],
+            helo=header["helo"],
+            tls=None if tls is None else TlsInfo(tls["version"], tls["cipher"], tls["peer_certificate_subject"]),
+            received_at=datetime.fromisoformat(header["received_at"]),
+            authenticated_as=header["authenticated_as"],
+        )
+        return SpoolEntry(header["id"], header["listener"], envelope, raw, path)
+    except (ValueError, KeyError, TypeError) as exc:
+        raise _Malformed(f"bad header: {exc.__class__.__name__}: {exc}") from None
