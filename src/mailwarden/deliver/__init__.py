@@ -1,0 +1,27 @@
+"""Delivery in enforce mode: the persistent queue, the SMTP relay to the next hop, retries and DSNs."""
+
+from mailwarden.deliver.agent import DeliveryAgent, DeliveryEventType, OnEvent
+from mailwarden.deliver.config import DeliveryConfig
+from mailwarden.deliver.dsn import RecipientFailure, build_dsn
+from mailwarden.deliver.queue import DeliveryJob, DeliveryQueue, JobKind, Route, parse_next_hop
+from mailwarden.deliver.relay import DeliveryResult, MxLookupError, Outcome, RecipientResult, Relay, resolve_mx
+
+__all__ = [
+    "DeliveryAgent",
+    "DeliveryConfig",
+    "DeliveryEventType",
+    "DeliveryJob",
+    "DeliveryQueue",
+    "DeliveryResult",
+    "JobKind",
+    "MxLookupError",
+    "OnEvent",
+    "Outcome",
+    "RecipientFailure",
+    "RecipientResult",
+    "Relay",
+    "Route",
+    "build_dsn",
+    "parse_next_hop",
+    "resolve_mx",
+]

@@ -1,0 +1,261 @@
+"""The delivery agent: takes due jobs off the queue, relays them, retries, bounces, and reports each step.
+
+Every change to a job is on disk before the agent moves on, so a crash at any point loses no message;
+the price is that a crash between the next hop's 250 and the removal of the job delivers that message
+again (at least once, as every MTA).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import inspect
+from collections.abc import Awaitable, Callable
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+from enum import StrEnum
+
+import structlog
+
+from mailwarden.deliver.config import DeliveryConfig
+from mailwarden.deliver.dsn import RecipientFailure, build_dsn
+from mailwarden.deliver.queue import DeliveryJob, DeliveryQueue, JobKind, Route
+from mailwarden.deliver.relay import DeliveryResult, Outcome, RecipientResult, Sender
+
+log = structlog.get_logger(__name__)
+
+STATUS_EXPIRED = "4.4.7"  # RFC 3463: delivery time expired
+
+
+class DeliveryEventType(StrEnum):
+    """Message trace events the delivery layer reports (EOP's Deliver, Defer, Fail and DSN)."""
+
+    DELIVER = "deliver"
+    DEFER = "defer"
+    FAIL = "fail"
+    DSN = "dsn"
+
+
+# on_event(message_id, event_type, recipient, detail, smtp_reply); may be a plain or an async function.
+OnEvent = Callable[[str, DeliveryEventType, str, str, str], Awaitable[None] | None]
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _internet(_sender: str) -> Route:
+    return Route(pool="default")
+
+
+class DeliveryAgent:
+    """Delivers due jobs with at most `config.concurrency` attempts at once.
+
+    `dsn_route` gives the route of a DSN to a sender (default: the internet through the default pool);
+    `clock` is the time source (tests).
+    """
+
+    def __init__(
+        self,
+        queue: DeliveryQueue,
+        relay: Sender,
+        config: DeliveryConfig,
+        on_event: OnEvent,
+        *,
+        dsn_route: Callable[[str], Route] = _internet,
+        clock: Callable[[], datetime] = _now,
+    ) -> None:
+        self.queue = queue
+        self.relay = relay
+        self.config = config
+        self.on_event = on_event
+        self.reporting_mta = config.ehlo_hostname()
+        self._dsn_route = dsn_route
+        self._clock = clock
+        self._slots = asyncio.Semaphore(config.concurrency)
+        self._wake = asyncio.Event()
+        self._in_flight: dict[str, asyncio.Task[None]] = {}
+        self._loop_task: asyncio.Task[None] | None = None
+
+    @property
+    def running(self) -> bool:
+        return self._loop_task is not None and not self._loop_task.done()
+
+    @property
+    def in_flight(self) -> int:
+        return len(self._in_flight)
+
+    async def start(self) -> None:
+        if self.running:
+            return
+        self._loop_task = asyncio.create_task(self._run(), name="delivery-agent")
+        log.info("delivery_agent_started", pending=self.queue.pending_count(), concurrency=self.config.concurrency)
+
+    async def stop(self, drain_timeout: float = 30.0) -> None:
+        """Take no new jobs; let attempts in flight finish for up to `drain_timeout` seconds.
+
+        An attempt still running then is cancelled; its job stays queued as it was before the attempt
+        and is tried again after the next start.
+        """
+        if self._loop_task is not None:
+            self._loop_task.cancel()
+            await asyncio.gather(self._loop_task, return_exceptions=True)
+            self._loop_task = None
+        tasks = list(self._in_flight.values())
+        if tasks:
+            _, pending = await asyncio.wait(tasks, timeout=drain_timeout)
+            for task in pending:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            if pending:
+                log.warning("delivery_agent_drain_timeout", left_queued=len(pending))
+        log.info("delivery_agent_stopped", pending=self.queue.pending_count())
+
+    def notify(self) -> None:
+        """Look at the queue now (a job was enqueued) instead of at the next poll."""
+        self._wake.set()
+
+    async def submit(self, job: DeliveryJob) -> None:
+        """Enqueue durably and wake the agent."""
+        await asyncio.to_thread(self.queue.enqueue, job)
+        self.notify()
+
+    async def _run(self) -> None:
+        while True:
+            self._wake.clear()
+            try:
+                jobs = await asyncio.to_thread(self.queue.due, self._clock())
+            except OSError as exc:  # the queue directory itself is unreadable: wait and look again
+                log.error("delivery_queue_unreadable", error=str(exc))
+                jobs = []
+            for job in jobs:
+                if job.id in self._in_flight:
+                    continue
+                await self._slots.acquire()
+                task = asyncio.create_task(self._attempt(job), name=f"deliver-{job.id}")
+                self._in_flight[job.id] = task
+                task.add_done_callback(functools.partial(self._done, job.id))
+            await self._sleep()
+
+    def _done(self, job_id: str, _task: asyncio.Task[None]) -> None:
+        self._in_flight.pop(job_id, None)
+        self._slots.release()
+        self._wake.set()  # a slot is free, and the job may have been rescheduled for soon
+
+    async def _sleep(self) -> None:
+        wait = self.config.poll_interval
+        next_due = self.queue.next_due_at(exclude=self._in_flight.keys())
+        if next_due is not None:
+            wait = max(0.0, min(wait, (next_due - self._clock()).total_seconds()))
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._wake.wait(), timeout=wait)
+
+    async def _attempt(self, job: DeliveryJob) -> None:
+        try:
+            result = await self.relay.send(job)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # a bug in the relay must not lose the job: treat it as a temporary failure
+            log.exception("delivery_relay_error", job_id=job.id)
+            text = f"internal error in the relay: {type(exc).__name__}: {exc}"
+            result = DeliveryResult(tuple(RecipientResult(r, Outcome.TEMPORARY, "4.3.0", text) for r in job.recipients))
+        try:
+            await self._apply(job, result)
+        except Exception:
+            # the job stays on disk in its previous state and is tried again
+            log.exception("delivery_apply_error", job_id=job.id)
+
+    async def _apply(self, job: DeliveryJob, result: DeliveryResult) -> None:
+        now = self._clock()
+        attempt = job.attempts + 1
+        failures: list[RecipientFailure] = []
+        for r in result.with_outcome(Outcome.DELIVERED):
+            await self._emit(job, DeliveryEventType.DELIVER, r.recipient, f"delivered to {r.remote_mta}", r.reply)
+        for r in result.with_outcome(Outcome.PERMANENT):
+            await self._emit(job, DeliveryEventType.FAIL, r.recipient, r.text, r.reply)
+            failures.append(_failure(r, now))
+        temporary = result.with_outcome(Outcome.TEMPORARY)
+        expired = bool(temporary) and now >= job.expires_at
+        if expired:
+            for r in temporary:
+                detail = f"expired after {attempt} attempts: {r.description}"
+                await self._emit(job, DeliveryEventType.FAIL, r.recipient, detail, r.reply)
+                failures.append(replace(_failure(r, now), status=STATUS_EXPIRED, reason=detail))
+
+        # the DSN is queued before the job is changed: a crash in between repeats the DSN, never loses it
+        if failures:
+            await self._report(job, failures)
+        if temporary and not expired:
+            next_at = min(now + self._backoff(job.attempts), job.expires_at)
+            remaining = replace(job, recipients=tuple(r.recipient for r in temporary))
+            await asyncio.to_thread(self.queue.reschedule, remaining, temporary[0].description, next_at)
+            for r in temporary:
+                detail = f"{r.description}; next attempt at {next_at.isoformat(timespec='seconds')}"
+                await self._emit(job, DeliveryEventType.DEFER, r.recipient, detail, r.reply)
+        else:
+            await asyncio.to_thread(self.queue.remove, job.id)
+
+    def _backoff(self, failed_before: int) -> timedelta:
+        """Wait after the (failed_before + 1)-th failed attempt: first_retry × factorⁿ, at most max_retry."""
+        first = self.config.first_retry.total_seconds()
+        longest = self.config.max_retry.total_seconds()
+        factor = self.config.retry_factor
+        # capped exponent: factor ** n overflows a float long before a queue lifetime runs out
+        seconds = first * factor ** min(failed_before, 64)
+        return timedelta(seconds=min(seconds, longest))
+
+    async def _report(self, job: DeliveryJob, failures: list[RecipientFailure]) -> None:
+        """Bounce to the sender, unless that would make a loop (null sender, or the job is itself a DSN)."""
+        if job.kind is JobKind.DSN:
+            log.warning(
+                "delivery_dsn_dropped",
+                job_id=job.id,
+                message_id=job.message_id,
+                recipient=job.recipients[0],
+                reason=failures[0].diagnostic or failures[0].reason,
+            )
+            return
+        if not job.mail_from:
+            log.info("delivery_no_dsn_null_sender", job_id=job.id, message_id=job.message_id)
+            return
+        dsn = build_dsn(job.message, job.mail_from, failures, self.reporting_mta, arrival_date=job.created_at)
+        dsn_job = DeliveryJob.create(
+            message_id=job.message_id,
+            mail_from="",
+            recipients=[job.mail_from],
+            route=self._dsn_route(job.mail_from),
+            message=dsn,
+            lifetime=self.config.max_queue_lifetime,
+            kind=JobKind.DSN,
+            now=self._clock(),
+        )
+        await asyncio.to_thread(self.queue.enqueue, dsn_job)
+        names = ", ".join(f.recipient for f in failures)
+        await self._emit(job, DeliveryEventType.DSN, job.mail_from, f"DSN to the sender for {names}", "")
+
+    async def _emit(
+        self, job: DeliveryJob, event: DeliveryEventType, recipient: str, detail: str, smtp_reply: str
+    ) -> None:
+        if job.kind is JobKind.DSN:
+            # a DSN's own fate is traced on the original message as what happened to the DSN
+            detail = f"DSN: {detail}"
+        log.info("delivery_event", message_id=job.message_id, event=event.value, recipient=recipient, detail=detail)
+        try:
+            outcome = self.on_event(job.message_id, event, recipient, detail, smtp_reply)
+            if inspect.isawaitable(outcome):
+                await outcome
+        except Exception:
+            log.exception("delivery_event_callback_failed", message_id=job.message_id, event=event.value)
+
+
+def _failure(result: RecipientResult, now: datetime) -> RecipientFailure:
+    return RecipientFailure(
+        recipient=result.recipient,
+        status=result.status,
+        diagnostic=result.reply or result.text,
+        remote_mta=result.remote_mta,
+        last_attempt=now,
+        reason=result.text,
+        diagnostic_type="smtp" if result.reply else "X-mailwarden",
+    )
