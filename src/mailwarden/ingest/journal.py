@@ -20,7 +20,7 @@ import email.utils
 import hashlib
 import quopri
 import re
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Iterator, Sequence
 from dataclasses import dataclass, field
 from email.message import Message as MimePart
 from email.parser import BytesHeaderParser
@@ -31,7 +31,6 @@ from functools import lru_cache
 from mailwarden.errors import ConfigError, MailwardenError
 from mailwarden.model.direction import Direction, is_org_address
 from mailwarden.model.envelope import normalise_address
-from mailwarden.model.message import decode_text
 
 
 class JournalFormat(StrEnum):
@@ -119,6 +118,7 @@ _CUSTOM_DIR = {
     "internal": Direction.INTERNAL,
 }
 _BCC_DIR = {"in": Direction.INBOUND, "out": Direction.OUTBOUND}
+_COPY_NAMES = {JournalFormat.GMAIL: "Gmail copy", JournalFormat.BCC: "BCC copy"}
 
 
 # ---- raw MIME ---------------------------------------------------------------------------------
@@ -168,21 +168,47 @@ def _parts(entity: _Entity, what: str) -> tuple[list[_Entity], bool]:
         marker = boundary.encode("ascii", "surrogateescape")
     except UnicodeEncodeError:
         marker = boundary.encode("utf-8", "surrogateescape")
-    # RFC 2046: the line break before a delimiter line belongs to the delimiter, not to the part.
-    delimiter = re.compile(rb"(?:\r?\n)?^--" + re.escape(marker) + rb"(--)?[ \t]*\r?$", re.MULTILINE)
     raw = entity.raw
     parts: list[_Entity] = []
     part_start: int | None = None
-    for match in delimiter.finditer(raw, entity.body_start, entity.end):
+    for delimiter_start, line_end, closing in _delimiters(raw, b"--" + marker, entity.body_start, entity.end):
         if part_start is not None:
-            parts.append(_entity(raw, part_start, match.start()))
-        if match.group(1):
+            parts.append(_entity(raw, part_start, delimiter_start))
+        if closing:
             return parts, True
-        part_start = match.end() + 1 if raw.startswith(b"\n", match.end()) else match.end()
+        part_start = line_end
     if part_start is None:
         raise JournalParseError(f"{what} has no MIME part delimiter for its boundary {boundary!r}")
     parts.append(_entity(raw, part_start, entity.end))
     return parts, False
+
+
+def _delimiters(raw: bytes, dash_boundary: bytes, start: int, end: int) -> Iterator[tuple[int, int, bool]]:
+    """(start, end of line, is closing) of each delimiter line in raw[start:end].
+
+    A delimiter line is `--boundary` or `--boundary--` at the start of a line, optionally followed by
+    blanks. RFC 2046: the line break before it belongs to the delimiter, not to the part before.
+    Found with bytes.find rather than a regex: this scans multi-megabyte originals.
+    """
+    pos = start
+    while (found := raw.find(dash_boundary, pos, end)) >= 0:
+        pos = found + 1
+        if found > start and raw[found - 1] != 0x0A:
+            continue
+        cursor = found + len(dash_boundary)
+        closing = raw.startswith(b"--", cursor, end)
+        cursor += 2 if closing else 0
+        while cursor < end and raw[cursor] in (0x20, 0x09):
+            cursor += 1
+        if cursor < end and raw[cursor] == 0x0D:
+            cursor += 1
+        if cursor < end and raw[cursor] != 0x0A:
+            continue
+        delimiter_start = found
+        if found > start:
+            delimiter_start -= 2 if found - 1 > start and raw[found - 2] == 0x0D else 1
+        yield delimiter_start, min(cursor + 1, end), closing
+        pos = cursor
 
 
 def _decode_transfer(data: bytes, encoding: str, what: str) -> bytes:
@@ -370,6 +396,8 @@ class _ReportBody:
 
 def _split_list(value: str) -> list[str]:
     """Comma-separated items, ignoring commas inside quotes or angle brackets."""
+    if '"' not in value and "<" not in value:
+        return [item for item in (part.strip() for part in value.split(",")) if item]
     items: list[str] = []
     current: list[str] = []
     quoted = angle = False
@@ -431,7 +459,15 @@ def _parse_report_body(text: str) -> _ReportBody:
 
 def _part_text(part: _Entity) -> str:
     data = _decode_transfer(part.body(), part.transfer_encoding, "journal report body")
-    return decode_text(data, part.headers.get_content_charset())
+    charset = part.headers.get_content_charset()
+    for candidate in (charset, "utf-8", "cp1252"):
+        if not candidate:
+            continue
+        try:
+            return data.decode(candidate)
+        except (LookupError, UnicodeDecodeError, ValueError):  # ValueError: a NUL in the charset name
+            continue
+    return data.decode("utf-8", "replace")
 
 
 # ---- hints ------------------------------------------------------------------------------------
@@ -615,13 +651,17 @@ def _unwrap_exchange(located: _Located, domains: set[str]) -> JournalEnvelope:
 def _copy_sender(copy: _Entity, smtp_mail_from: str, fmt: JournalFormat) -> str:
     sender = _valid_address(smtp_mail_from) or next(iter(_header_addresses(copy.headers, "From")), None)
     if not sender:
-        raise JournalParseError("copy has no envelope sender (MAIL FROM) and no From header", source_format=fmt)
+        raise JournalParseError(
+            f"{_COPY_NAMES[fmt]} has no envelope sender (MAIL FROM) and no From header", source_format=fmt
+        )
     return sender
 
 
 def _check_is_mail(copy: _Entity, fmt: JournalFormat) -> None:
     if not copy.headers.keys():
-        raise JournalParseError("copy is not an email message: it has no header fields", source_format=fmt)
+        raise JournalParseError(
+            f"{_COPY_NAMES[fmt]} is not an email message: it has no header fields", source_format=fmt
+        )
 
 
 def _header_recipients(copy: _Entity) -> list[JournalRecipient]:
