@@ -110,6 +110,8 @@ class SmtpListenerConfig(_Section):
             raise ValueError("allowed_networks, auth_required and auth_users apply to outbound listeners only")
         if self.auth_required and not self.auth_users:
             raise ValueError("auth_required needs at least one entry in auth_users")
+        if self.role == "outbound" and not (self.allowed_networks or self.auth_users):
+            raise ValueError("an outbound listener needs allowed_networks or auth_users (else nobody may send)")
         if self.role == "journal" and not self.journal_addresses:
             raise ValueError("a journal listener needs journal_addresses")
         if self.role != "journal" and self.journal_addresses:
