@@ -256,6 +256,5 @@ def _failure(result: RecipientResult, now: datetime) -> RecipientFailure:
         diagnostic=result.reply or result.text,
         remote_mta=result.remote_mta,
         last_attempt=now,
-        reason=result.text,
         diagnostic_type="smtp" if result.reply else "X-mailwarden",
     )

@@ -21,7 +21,8 @@ class RecipientFailure:
 
     `status` is the enhanced status code (RFC 3463) such as "5.1.1"; `diagnostic` the next hop's reply
     ("550 5.1.1 no such user"), or our own reason with `diagnostic_type` "X-mailwarden" when no server
-    answered; `remote_mta` the host that gave it.
+    answered; `remote_mta` the host that gave it; `reason` a sentence for the human-readable part that
+    replaces the diagnostic there (such as "expired after 5 attempts: ...").
     """
 
     recipient: str
@@ -136,11 +137,14 @@ def _human_text(failures: list[RecipientFailure], mta: str, delayed: bool) -> st
         ]
     lines.append("")
     for failure in failures:
-        said = failure.diagnostic or failure.reason or f"status {failure.status}"
-        where = f" (host {_clean(failure.remote_mta)} said: {_clean(said)})" if failure.remote_mta else ""
-        lines.append(f"<{_clean(failure.recipient)}>:{where or ' ' + _clean(said)}")
-        if failure.reason and failure.remote_mta and failure.reason != failure.diagnostic:
-            lines.append(f"    {_clean(failure.reason)}")
+        remote = _clean(failure.remote_mta) if failure.remote_mta else ""
+        if failure.reason:
+            said = _clean(failure.reason) + (f" (host {remote})" if remote else "")
+        elif failure.diagnostic:
+            said = f"host {remote} said: {_clean(failure.diagnostic)}" if remote else _clean(failure.diagnostic)
+        else:
+            said = f"status {failure.status}"
+        lines.append(f"<{_clean(failure.recipient)}>: {said}")
     return "\r\n".join(lines) + "\r\n"
 
 
