@@ -335,24 +335,24 @@ def _locate(raw: bytes) -> _Located:
     if marked:
         return _Located(marked, outer, outer, False)
     if outer.content_type == "multipart/report":
-        report = _report_in_ndr(outer)
-        if report is not None:
-            marked = _marker_format(report.headers)
-            assert marked is not None
-            return _Located(marked, outer, report, True)
+        found = _report_in_ndr(outer)
+        if found is not None:
+            return _Located(found[0], outer, found[1], True)
     if any(name in outer.headers for name in _GMAIL_HEADERS):
         return _Located(JournalFormat.GMAIL, outer, outer, False)
     return _Located(JournalFormat.BCC, outer, outer, False)
 
 
-def _report_in_ndr(ndr: _Entity) -> _Entity | None:
+def _report_in_ndr(ndr: _Entity) -> tuple[JournalFormat, _Entity] | None:
+    """The journal report an NDR returns as its message/rfc822 part, if it returns one."""
     try:
         parts, _ = _parts(ndr, "non-delivery report")
         for part in parts:
             if part.content_type == "message/rfc822":
                 returned = _embedded(part, "returned message of the non-delivery report")
-                if _marker_format(returned.headers):
-                    return returned
+                marked = _marker_format(returned.headers)
+                if marked:
+                    return marked, returned
     except JournalParseError:
         return None
     return None
@@ -729,13 +729,14 @@ def _bcc_pattern(pattern: str) -> re.Pattern[str]:
 
 def _decode_rcpt(address: str, pattern: re.Pattern[str]) -> tuple[Direction | None, str, str] | None:
     """(direction, original address, dir text) of an encoded RCPT TO address, or None."""
-    match = pattern.fullmatch(address.strip().strip("<>"))
+    address = address.strip().strip("<>")
+    local, _, host = address.rpartition("@")
+    if len(local) > 1 and local.startswith('"') and local.endswith('"'):
+        address = f"{local[1:-1]}@{host}"  # the MTA quoted our local part (e.g. for "a..b")
+    match = pattern.fullmatch(address)
     if not match:
         return None
-    local = match.group("local")
-    if len(local) > 1 and local.startswith('"') and local.endswith('"'):
-        local = local[1:-1]
-    decoded = _valid_address(f"{local}@{match.group('domain')}")
+    decoded = _valid_address(f"{match.group('local')}@{match.group('domain')}")
     if not decoded:
         return None
     tag = match.group("dir").lower()

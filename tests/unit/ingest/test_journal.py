@@ -551,6 +551,17 @@ def test_bcc_encoding_round_trips_any_local_part(local: str, domain: str, direct
     assert env.direction_hint is (Direction.INBOUND if direction == "in" else Direction.OUTBOUND)
 
 
+def test_bcc_encoding_with_a_tenant_tag_and_tricky_local_parts() -> None:
+    rcpts = [
+        "journal+tenant1+IN.bob+in.x=y=example.com@journal.example.net",
+        '"journal+in.a..b=example.com"@j.example.net',
+    ]
+
+    env = run(fixture("bcc_inbound.eml"), smtp_mail_from="x@example.org", smtp_rcpt_to=rcpts)
+
+    assert [r.address for r in env.recipients] == ["bob+in.x=y@example.com", "a..b@example.com"]
+
+
 def test_custom_journal_address_pattern() -> None:
     pattern = r"archive-(?P<dir>in|out)--(?P<local>.+)--at--(?P<domain>[^@]+)@archive\.example\.net"
 
