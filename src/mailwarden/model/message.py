@@ -7,6 +7,7 @@ caller asks for them.
 
 from __future__ import annotations
 
+import contextlib
 import email
 import email.errors
 import email.header
@@ -68,10 +69,8 @@ def decode_header_value(value: str | email.header.Header | None) -> str:
         raw = text.encode("utf-8", "surrogateescape")
         text = decode_text(raw, None)
     if "=?" in text:
-        try:
+        with contextlib.suppress(UnicodeError, LookupError, ValueError, email.errors.HeaderParseError):
             text = str(make_header(decode_header(text)))
-        except (UnicodeError, LookupError, ValueError, email.errors.HeaderParseError):
-            pass
     return " ".join(text.split())
 
 
@@ -82,7 +81,7 @@ def decode_text(payload: bytes, charset: str | None) -> str:
             continue
         try:
             return payload.decode(cs)
-        except (LookupError, UnicodeDecodeError):
+        except (LookupError, UnicodeDecodeError, ValueError):  # ValueError: a charset name with a NUL
             continue
     return payload.decode("utf-8", "replace")
 

@@ -57,7 +57,7 @@ def test_ip_lists_are_validated_and_normalised() -> None:
 
 
 def test_duplicate_domain_is_refused() -> None:
-    with pytest.raises(PolicyError, match="listed twice: example.com"):
+    with pytest.raises(PolicyError, match=r"listed twice: example\.com"):
         parse_organisation_document({"name": "acme", "domains": [{"name": "example.com"}, {"name": "EXAMPLE.com"}]})
 
 

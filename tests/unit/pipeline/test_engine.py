@@ -173,7 +173,12 @@ async def test_bulk_at_the_policy_threshold(make_message) -> None:
 async def test_policy_actions_shape_the_disposition(make_message) -> None:
     msg = make_message()
     policy = Policy.model_validate(
-        {"spam": {"actions": {"spam": "prepend_subject", "high_confidence_spam": "add_header"}, "subject_prefix": "[S] "}}
+        {
+            "spam": {
+                "actions": {"spam": "prepend_subject", "high_confidence_spam": "add_header"},
+                "subject_prefix": "[S] ",
+            }
+        }
     )
     spam = await Pipeline({Direction.INBOUND: [Scores(("X", 5.0))]}).scan(msg, inbound(msg), policy, organisation=ORG)
     assert spam.disposition.action is Action.PREPEND_SUBJECT

@@ -1,0 +1,520 @@
+"""The one command line: init, scan, trace, policy, org, pipeline (serve and the rest join later)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+import sys
+from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+import yaml
+from rich.console import Console
+from rich.markup import escape
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.table import Table
+
+from mailwarden import __version__, ids
+from mailwarden.config import DEFAULT_CONFIG_PATH, Config, load_config
+from mailwarden.errors import MailwardenError, PolicyError
+from mailwarden.ingest.files import expand_paths, read_items
+from mailwarden.logs import configure as configure_logging
+from mailwarden.model import Action, Category, Direction, Message, Verdict
+from mailwarden.model.policy import parse_organisation_document
+from mailwarden.runtime import Runtime, offline_envelope
+
+app = typer.Typer(help="mailwarden: email security for journal monitoring and inline filtering.", no_args_is_help=True)
+policy_app = typer.Typer(
+    help="Export, import and check an organisation's policy document (YAML).", no_args_is_help=True
+)
+org_app = typer.Typer(help="Organisations and their monitor / enforce switch.", no_args_is_help=True)
+pipeline_app = typer.Typer(help="The filter pipeline.", no_args_is_help=True)
+app.add_typer(policy_app, name="policy")
+app.add_typer(org_app, name="org")
+app.add_typer(pipeline_app, name="pipeline")
+
+# a pipe or file gets wide lines instead of rich's 80-column default
+out = Console(highlight=False, soft_wrap=True, width=None if sys.stdout.isatty() else 200)
+err = Console(stderr=True, highlight=False)
+
+ConfigOption = Annotated[
+    Path | None,
+    typer.Option("--config", "-c", envvar="MAILWARDEN_CONFIG", help="Config file (default ./mailwarden.toml)."),
+]
+OrgOption = Annotated[str | None, typer.Option("--org", help="Organisation (default: the config's).")]
+
+
+def main() -> None:
+    try:
+        app()
+    except MailwardenError as exc:
+        err.print(f"[red]error:[/red] {exc}")
+        sys.exit(exc.exit_code)
+
+
+@contextmanager
+def runtime(config_path: Path | None) -> Iterator[Runtime]:
+    config = load_config(config_path)
+    configure_logging(config.log.level, config.log.format)
+    rt = Runtime(config)
+    try:
+        yield rt
+    finally:
+        rt.close()
+
+
+# ---- init -------------------------------------------------------------------------------------
+
+CONFIG_TEMPLATE = """\
+# mailwarden configuration. Every key can also be set in the environment as
+# MAILWARDEN_<SECTION>__<KEY>, e.g. MAILWARDEN_STORE__URL; the environment wins over this file.
+
+# Organisation used by commands that are not told one (--org).
+organisation = "{organisation}"
+
+[store]
+# Empty: the embedded SQLite database in paths.data_dir. For scale-out use PostgreSQL:
+# url = "postgresql+psycopg://mailwarden@db.example.net/mailwarden"
+url = ""
+
+[paths]
+# Database (when embedded), spool and quarantine blobs live here; relative to this file.
+data_dir = "var"
+
+[pipeline]
+# The filter order per direction; leave unset for the product's order (mailwarden pipeline show).
+# inbound = ["connection", "malware", "rules", "spam"]
+# outbound = ["malware", "rules", "outbound_spam"]
+# A stage that runs longer than this counts as failed and the policy's fail-safe applies.
+stage_timeout_seconds = 30
+
+[log]
+level = "info"      # debug, info, warning, error
+format = "console"  # console or json
+"""
+
+
+@app.command()
+def init(
+    config: ConfigOption = None,
+    organisation: Annotated[str, typer.Option("--organisation", help="Name of the first organisation.")] = "default",
+    domain: Annotated[list[str] | None, typer.Option("--domain", help="An accepted domain (repeatable).")] = None,
+) -> None:
+    """Write a commented config file (unless one exists), create the data directories and the database."""
+    path = config or DEFAULT_CONFIG_PATH
+    if not path.exists():
+        path.write_text(CONFIG_TEMPLATE.format(organisation=organisation), encoding="utf-8")
+        out.print(f"wrote {path}")
+    else:
+        out.print(f"kept existing {path}")
+    with runtime(path) as rt:
+        for directory in (rt.config.paths.data_dir, rt.config.paths.spool_dir, rt.config.paths.blob_dir):
+            directory.mkdir(parents=True, exist_ok=True)
+        rt.db.migrate()
+        out.print(f"database ready at revision {rt.db.current_revision()} ({_safe_url(rt.config.database_url)})")
+        names = {o.name for o in rt.policies.list_organisations()}
+        if rt.config.organisation not in names or domain:
+            doc = _document_for(rt, rt.config.organisation, domain or [])
+            rt.policies.import_document(doc, actor="init")
+            out.print(
+                f"organisation {rt.config.organisation!r} with domains: {', '.join(domain or []) or '(none yet)'}"
+            )
+
+
+def _document_for(rt: Runtime, name: str, domains: list[str]) -> Any:
+    existing = {o.name for o in rt.policies.list_organisations()}
+    data: dict[str, Any] = (
+        rt.policies.export_document(name).model_dump(mode="json") if name in existing else {"name": name}
+    )
+    known = {d["name"] for d in data.get("domains", [])}
+    data["domains"] = [*data.get("domains", []), *({"name": d} for d in domains if d.lower() not in known)]
+    return parse_organisation_document(data)
+
+
+def _safe_url(url: str) -> str:
+    return re.sub(r"//([^:/@]+):[^@]*@", r"//\1:***@", url)
+
+
+# ---- scan -------------------------------------------------------------------------------------
+
+
+@app.command()
+def scan(
+    paths: Annotated[list[Path], typer.Argument(help=".eml files, directories of them, or mbox files.")],
+    config: ConfigOption = None,
+    org: OrgOption = None,
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON object per message.")] = False,
+    record: Annotated[bool, typer.Option("--record", help="Write each result to message history.")] = False,
+) -> None:
+    """Run the pipeline over messages offline and show the verdicts (nothing is delivered or changed)."""
+    with runtime(config) as rt:
+        if record:
+            rt.db.migrate()
+        organisation, policy = rt.organisation_and_policy(org)
+        files = expand_paths(paths)
+        missing = [p for p in paths if not p.exists()]
+        for p in missing:
+            err.print(f"[red]error:[/red] {p}: no such file or directory")
+        rows: list[tuple[str, Message, Verdict]] = []
+        failures = len(missing)
+        # a bar on stderr for long runs; JSON output stays clean for pipes
+        progress = Progress(
+            TextColumn("scanning"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeRemainingColumn(),
+            console=err,
+            disable=as_json or len(files) <= 20,
+        )
+
+        async def run() -> None:
+            nonlocal failures
+            with progress:
+                task = progress.add_task("scan", total=len(files))
+                last_file = None
+                for item in read_items(files):
+                    current_file = item.source.rsplit(":", 1)[0] if item.source.count(":") else item.source
+                    if current_file != last_file:
+                        if last_file is not None:
+                            progress.advance(task)
+                        last_file = current_file
+                    if item.raw is None:
+                        failures += 1
+                        err.print(f"[red]error:[/red] {item.source}: {item.error}")
+                        continue
+                    message = Message(item.raw)
+                    if not message.looks_like_mail():
+                        failures += 1
+                        err.print(f"[red]error:[/red] {item.source}: not an email message (no mail header block)")
+                        continue
+                    envelope = offline_envelope(message)
+                    try:
+                        verdict = await rt.pipeline.scan(message, envelope, policy, organisation=organisation)
+                    except Exception as exc:  # the engine guards stages; this guards the engine itself
+                        failures += 1
+                        err.print(f"[red]error:[/red] {item.source}: scan failed: {type(exc).__name__}: {exc}")
+                        continue
+                    if record:
+                        _record(rt, message, envelope, verdict, organisation.name if organisation else None)
+                    if as_json:
+                        out.print_json(json.dumps(_json_row(item.source, message, verdict)), indent=None)
+                    else:
+                        rows.append((item.source, message, verdict))
+                if last_file is not None:
+                    progress.advance(task)
+
+        asyncio.run(run())
+        if not as_json:
+            _print_scan_table(rows)
+        if failures:
+            raise typer.Exit(1)
+
+
+def _record(rt: Runtime, message: Message, envelope: Any, verdict: Verdict, organisation: str | None) -> None:
+    from mailwarden.enforce.record import monitor_record
+
+    record, events = monitor_record(
+        message_id=ids.new_id(envelope.received_at),
+        message=message,
+        envelope=envelope,
+        verdict=verdict,
+        organisation=organisation,
+        source="scan",
+        receive_detail="offline scan",
+    )
+    rt.history.record(record, events)
+
+
+def _json_row(source: str, message: Message, verdict: Verdict) -> dict[str, Any]:
+    return {
+        "file": source,
+        "message_id": message.message_id,
+        "from": message.from_address,
+        "subject": message.subject,
+        **verdict.as_dict(),
+    }
+
+
+def _print_scan_table(rows: list[tuple[str, Message, Verdict]]) -> None:
+    """Fixed-width lines: readable in a terminal, greppable in a file, and fast for thousands of rows."""
+    if rows:
+        header = f"{'file':32} {'verdict':22} {'SCL':>3} {'BCL':>3} {'action (would be)':19} {'from':32} subject"
+        out.print(f"[bold]{header}[/bold]")
+    for source, message, verdict in rows:
+        name = Path(source).name
+        name = name if len(name) <= 32 else name[:31] + "…"
+        sender = escape((message.from_address or "")[:32])
+        category = verdict.category.value
+        pad = " " * (22 - len(category))
+        out.print(
+            f"{name:32} {_styled(verdict.category)}{pad} {verdict.scl:>3} {verdict.bcl:>3} "
+            f"{verdict.disposition.action.value:19} {sender:32} {escape(message.subject[:70])}",
+            markup=True,
+        )
+    counts = Counter(v.category.value for _, _, v in rows)
+    summary = ", ".join(f"{k}: {n}" for k, n in counts.most_common()) or "nothing scanned"
+    out.print(f"{len(rows)} messages scanned — {summary}")
+
+
+def _styled(category: Category) -> str:
+    colour = {
+        Category.CLEAN: "green",
+        Category.INTERNAL: "green",
+        Category.BULK: "yellow",
+        Category.SPAM: "yellow",
+        Category.SCAN_ERROR: "magenta",
+    }.get(category, "red")
+    return f"[{colour}]{category.value}[/{colour}]"
+
+
+# ---- trace ------------------------------------------------------------------------------------
+
+
+def _when(value: str | None) -> datetime | None:
+    """`2h`, `3d`, `30m` ago, or an ISO date/time (UTC when no zone is given)."""
+    if value is None:
+        return None
+    match = re.fullmatch(r"(\d+)([mhd])", value.strip())
+    if match:
+        unit = {"m": "minutes", "h": "hours", "d": "days"}[match.group(2)]
+        return datetime.now(UTC) - timedelta(**{unit: int(match.group(1))})
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        raise typer.BadParameter(f"{value!r} is neither an age like 24h / 7d nor an ISO date") from None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+@app.command()
+def trace(
+    config: ConfigOption = None,
+    message: Annotated[str | None, typer.Option("--id", help="Show one message's detail and timeline.")] = None,
+    since: Annotated[str | None, typer.Option(help="Start: an age (24h, 7d) or an ISO date.")] = None,
+    until: Annotated[str | None, typer.Option(help="End: an age or an ISO date.")] = None,
+    sender: Annotated[str | None, typer.Option(help="Sender address, or @domain.")] = None,
+    recipient: Annotated[str | None, typer.Option(help="Recipient address, or @domain.")] = None,
+    subject: Annotated[str | None, typer.Option(help="Words that must all appear in the subject.")] = None,
+    message_id: Annotated[str | None, typer.Option("--message-id", help="Internet Message-ID.")] = None,
+    direction: Annotated[Direction | None, typer.Option(help="inbound, outbound or internal.")] = None,
+    verdict: Annotated[Category | None, typer.Option(help="Verdict category.")] = None,
+    action: Annotated[Action | None, typer.Option(help="Action taken (or that would have been).")] = None,
+    org: OrgOption = None,
+    limit: Annotated[int, typer.Option(min=1, max=1000)] = 50,
+    cursor: Annotated[str | None, typer.Option(help="Next page: the cursor printed under the last page.")] = None,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Search message history (newest first), or show one message's timeline with --id."""
+    from mailwarden.store import HistoryQuery
+
+    with runtime(config) as rt:
+        if not rt.is_initialised():
+            raise MailwardenError("the database is not initialised: run `mailwarden init` first")
+        if message:
+            _print_detail(rt, message, as_json)
+            return
+        query = HistoryQuery(
+            start=_when(since),
+            end=_when(until),
+            sender=sender,
+            recipient=recipient,
+            subject=subject,
+            internet_message_id=message_id,
+            direction=direction,
+            category=verdict,
+            action=action,
+            organisation=org,
+            limit=limit,
+            cursor=cursor,
+        )
+        page = rt.history.search(query)
+        if as_json:
+            for item in page.items:
+                out.print_json(json.dumps(_jsonable(item.__dict__)), indent=None)
+            return
+        table = Table(header_style="bold")
+        for column in ("id", "received (UTC)", "direction", "from", "to", "subject", "verdict", "SCL", "action"):
+            table.add_column(column, no_wrap=True, overflow="ellipsis")
+        for item in page.items:
+            table.add_row(
+                item.id,
+                item.received_at.strftime("%Y-%m-%d %H:%M:%S"),
+                item.direction.value,
+                item.sender,
+                ", ".join(item.recipients[:2]) + (" …" if len(item.recipients) > 2 else ""),
+                item.subject[:50],
+                _styled(item.category),
+                str(item.scl),
+                item.action.value + ("" if item.applied else " (would)"),
+            )
+        out.print(table)
+        out.print(
+            f"{len(page.items)} message{'' if len(page.items) == 1 else 's'}"
+            + (f" — next page: --cursor {page.next_cursor}" if page.next_cursor else "")
+        )
+
+
+def _print_detail(rt: Runtime, message_id: str, as_json: bool) -> None:
+    detail = rt.history.get(message_id)
+    if as_json:
+        data = {
+            "summary": detail.summary.__dict__,
+            "verdict": detail.verdict,
+            "recipients": [r.__dict__ for r in detail.recipients],
+            "events": [e.__dict__ for e in detail.events],
+        }
+        out.print_json(json.dumps(_jsonable(data)))
+        return
+    s = detail.summary
+    out.print(f"[bold]{s.subject or '(no subject)'}[/bold]")
+    out.print(f"id {s.id}  Message-ID {s.internet_message_id or '-'}")
+    out.print(f"from {s.sender or '<>'} ({s.from_address or '-'})  {s.direction.value}, {s.mode.value} mode")
+    out.print(
+        f"verdict {_styled(s.category)}  SCL {s.scl}  BCL {s.bcl}  action {s.action.value}"
+        + ("" if s.applied else " (would have; not applied)")
+    )
+    table = Table(title="recipients", header_style="bold")
+    table.add_column("address")
+    table.add_column("field")
+    table.add_column("status")
+    for r in detail.recipients:
+        table.add_row(r.address, r.field, r.status.value)
+    out.print(table)
+    timeline = Table(title="timeline", header_style="bold")
+    for column in ("time (UTC)", "event", "recipient", "detail"):
+        timeline.add_column(column)
+    for e in detail.events:
+        at = e.at.strftime("%Y-%m-%d %H:%M:%S.%f")[:-3] if e.at else ""
+        text = e.detail + (f" [{e.smtp_reply}]" if e.smtp_reply else "")
+        timeline.add_row(at, e.type.value, e.recipient or "", text)
+    out.print(timeline)
+    findings = [f for st in detail.verdict.get("stages", []) for f in st.get("findings", [])]
+    if findings:
+        out.print("findings: " + ", ".join(f"{f['code']}({f['score']:g})" for f in findings))
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if hasattr(value, "value") and not isinstance(value, int | float | str):
+        return value.value
+    return value
+
+
+# ---- policy -----------------------------------------------------------------------------------
+
+
+@policy_app.command("export")
+def policy_export(
+    config: ConfigOption = None,
+    org: OrgOption = None,
+    output: Annotated[Path | None, typer.Option("--output", "-o", help="File to write (default: stdout).")] = None,
+) -> None:
+    """Write the organisation, its domains and its policy as one YAML document."""
+    with runtime(config) as rt:
+        doc = rt.policies.export_document(org or rt.config.organisation)
+        text = yaml.safe_dump(doc.model_dump(mode="json"), sort_keys=False, allow_unicode=True)
+        if output:
+            output.write_text(text, encoding="utf-8")
+            err.print(f"wrote {output}")
+        else:
+            sys.stdout.write(text)
+
+
+def _load_document(path: Path) -> Any:
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise PolicyError(f"{path}: {exc.strerror}") from None
+    except (yaml.YAMLError, UnicodeDecodeError) as exc:
+        raise PolicyError(f"{path}: not valid YAML: {exc}") from None
+    try:
+        return parse_organisation_document(data)
+    except PolicyError as exc:
+        raise PolicyError(f"{path}: " + "; ".join(exc.errors), errors=exc.errors) from None
+
+
+@policy_app.command("import")
+def policy_import(path: Path, config: ConfigOption = None) -> None:
+    """Apply a YAML document whole: the organisation, its domains and policy change together or not at all."""
+    doc = _load_document(path)
+    with runtime(config) as rt:
+        rt.db.migrate()
+        org = rt.policies.import_document(doc, actor="cli")
+        out.print(f"imported organisation {org.name!r} ({len(org.domains)} domains)")
+
+
+@policy_app.command("check")
+def policy_check(path: Path) -> None:
+    """Validate a YAML document without applying it."""
+    doc = _load_document(path)
+    out.print(f"{path}: valid (organisation {doc.name!r}, {len(doc.domains)} domains)")
+
+
+# ---- org --------------------------------------------------------------------------------------
+
+
+@org_app.command("list")
+def org_list(config: ConfigOption = None) -> None:
+    """Organisations, their domains and modes."""
+    with runtime(config) as rt:
+        table = Table(header_style="bold")
+        for column in ("organisation", "monitor only", "domain", "connection", "next hop"):
+            table.add_column(column)
+        for o in rt.policies.list_organisations():
+            if not o.domains:
+                table.add_row(o.name, "yes" if o.monitor_only else "no", "", "", "")
+            for i, d in enumerate(o.domains):
+                table.add_row(
+                    o.name if i == 0 else "",
+                    ("yes" if o.monitor_only else "no") if i == 0 else "",
+                    d.name,
+                    d.mode.value,
+                    d.next_hop or "",
+                )
+        out.print(table)
+
+
+@org_app.command("mode")
+def org_mode(
+    mode: Annotated[str, typer.Argument(help="monitor or enforce")],
+    config: ConfigOption = None,
+    org: OrgOption = None,
+) -> None:
+    """Switch an organisation between monitor and enforce mode."""
+    if mode not in ("monitor", "enforce"):
+        raise typer.BadParameter("mode must be 'monitor' or 'enforce'")
+    with runtime(config) as rt:
+        name = org or rt.config.organisation
+        rt.policies.set_monitor_only(name, mode == "monitor", actor="cli")
+        out.print(f"organisation {name!r} is now in {mode} mode")
+
+
+# ---- pipeline / version ----------------------------------------------------------------------
+
+
+@pipeline_app.command("show")
+def pipeline_show(config: ConfigOption = None) -> None:
+    """Print the effective stage order per direction."""
+    with runtime(config) as rt:
+        for direction, names in rt.pipeline.order().items():
+            out.print(f"{direction.value:9} {' → '.join(names) if names else '(no stage installed yet)'}")
+        out.print(f"{Direction.INTERNAL.value:9} not scanned")
+
+
+@app.command()
+def version() -> None:
+    """Print the version."""
+    out.print(__version__)
+
+
+__all__ = ["Config", "app", "main"]

@@ -1,0 +1,1 @@
+"""Apply a verdict (enforce mode) or record what would have happened (monitor mode)."""

@@ -1,0 +1,84 @@
+"""Turn a scanned message and its verdict into a history record and its first timeline events."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import UTC, datetime
+
+from mailwarden.model import Category, Direction, Envelope, Message, Mode, Verdict
+from mailwarden.store.history import EventRecord, EventType, MessageRecord, RecipientRecord, RecipientStatus
+
+
+def scan_summary(verdict: Verdict) -> str:
+    """One line for the Scan event: the category, SCL/BCL and the findings that made it."""
+    parts = [f"{verdict.category.value} SCL:{verdict.scl} BCL:{verdict.bcl}"]
+    codes = [f"{f.code}({f.score:g})" for f in verdict.findings if f.score]
+    if codes:
+        parts.append(" ".join(codes))
+    if verdict.scan_errors:
+        parts.append("errors: " + "; ".join(verdict.scan_errors))
+    return "; ".join(parts)
+
+
+def would_have(verdict: Verdict) -> str:
+    d = verdict.disposition
+    text = f"would have: {d.action.value}"
+    return f"{text} ({d.reason})" if d.reason else text
+
+
+def monitor_record(
+    *,
+    message_id: str,
+    message: Message,
+    envelope: Envelope,
+    verdict: Verdict,
+    organisation: str | None,
+    source: str,
+    recipients: Sequence[RecipientRecord] | None = None,
+    receive_detail: str = "",
+    extra_events: Sequence[EventRecord] = (),
+) -> tuple[MessageRecord, list[EventRecord]]:
+    """The record of a message whose verdict was only recorded, never applied (monitor mode, offline scan)."""
+    internal = verdict.category is Category.INTERNAL
+    status = RecipientStatus.INTERNAL if internal else RecipientStatus.RECORDED
+    rcpts = list(recipients) if recipients is not None else [RecipientRecord(r) for r in envelope.rcpt_to]
+    rcpts = [RecipientRecord(r.address, r.field, status, r.expanded_from, r.forwarded_from) for r in rcpts]
+    received = envelope.received_at.astimezone(UTC)
+    now = datetime.now(UTC)
+    events = [EventRecord(EventType.RECEIVE, receive_detail or _receive_detail(envelope), at=received)]
+    events.extend(extra_events)
+    if internal:
+        events.append(EventRecord(EventType.RECORD, "internal mail: not scanned", at=now))
+    else:
+        events.append(EventRecord(EventType.SCAN, scan_summary(verdict), at=now))
+        events.append(EventRecord(EventType.RECORD, would_have(verdict), at=now))
+    record = MessageRecord(
+        id=message_id,
+        organisation=organisation,
+        received_at=received,
+        direction=verdict.direction if not internal else Direction.INTERNAL,
+        mode=Mode.MONITOR,
+        source=source,
+        sender=envelope.mail_from,
+        from_address=message.from_address,
+        subject=message.subject,
+        internet_message_id=message.message_id,
+        size=message.size,
+        sha256=message.sha256,
+        client_ip=envelope.client_ip,
+        verdict=verdict,
+        applied=False,
+        recipients=rcpts,
+    )
+    return record, events
+
+
+def _receive_detail(envelope: Envelope) -> str:
+    parts = []
+    if envelope.client_ip:
+        parts.append(f"from [{envelope.client_ip}]")
+    if envelope.helo:
+        parts.append(f"helo={envelope.helo}")
+    if envelope.tls:
+        parts.append(f"tls={envelope.tls.version}")
+    return " ".join(parts)

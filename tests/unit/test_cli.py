@@ -1,0 +1,115 @@
+"""The command line as an administrator uses it, on the embedded store in a temporary directory."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from mailwarden.cli import app
+from tests.factories import build_message
+
+runner = CliRunner()
+
+
+@pytest.fixture
+def workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("MAILWARDEN_CONFIG", raising=False)
+    result = runner.invoke(app, ["init", "--organisation", "acme", "--domain", "example.com"])
+    assert result.exit_code == 0, result.output
+    return tmp_path
+
+
+def cli(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MAILWARDEN_")}
+    return subprocess.run(
+        [sys.executable, "-m", "mailwarden", *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=60
+    )
+
+
+def test_init_writes_a_commented_config_and_a_database(workdir: Path) -> None:
+    config = (workdir / "mailwarden.toml").read_text()
+    assert 'organisation = "acme"' in config
+    assert "# Empty: the embedded SQLite database" in config
+    assert (workdir / "var" / "mailwarden.sqlite3").exists()
+    assert (workdir / "var" / "spool").is_dir()
+    result = runner.invoke(app, ["org", "list"])
+    assert "acme" in result.output and "example.com" in result.output
+
+
+def test_scan_reports_each_file_and_goes_on_after_a_bad_one(workdir: Path) -> None:
+    mail = workdir / "mail"
+    mail.mkdir()
+    (mail / "a.eml").write_bytes(build_message(subject="Quarterly numbers"))
+    (mail / "b.png").write_bytes(b"\x89PNG\r\n\x1a\n" + bytes(range(256)))
+    (mail / "c.eml").write_bytes(build_message(subject="Second one", sender="carol@example.com", to="x@example.org"))
+    result = cli("scan", "mail", cwd=workdir)
+    assert result.returncode == 1
+    assert "b.png: not an email message" in result.stderr
+    assert "Quarterly numbers" in result.stdout and "Second one" in result.stdout
+    assert "2 messages scanned" in result.stdout
+
+
+def test_scan_json_lines_carry_the_verdict_and_direction(workdir: Path) -> None:
+    (workdir / "out.eml").write_bytes(build_message(sender="alice@example.com", to="partner@example.org"))
+    result = runner.invoke(app, ["scan", "--json", "out.eml"])
+    assert result.exit_code == 0, result.output
+    row = json.loads(result.output.strip().splitlines()[0])
+    assert row["direction"] == "outbound"
+    assert row["category"] == "clean"
+    assert row["disposition"]["action"] == "deliver"
+
+
+def test_scan_record_then_trace_finds_the_message_and_its_timeline(workdir: Path) -> None:
+    (workdir / "in.eml").write_bytes(build_message(subject="Invoice 4471 overdue", to="ap@example.com"))
+    assert runner.invoke(app, ["scan", "--record", "in.eml"]).exit_code == 0
+    result = runner.invoke(app, ["trace", "--subject", "invoice overdue", "--json"])
+    rows = [json.loads(line) for line in result.output.splitlines() if line.strip()]
+    assert [r["subject"] for r in rows] == ["Invoice 4471 overdue"]
+    assert rows[0]["recipients"] == ["ap@example.com"]
+    detail = runner.invoke(app, ["trace", "--id", rows[0]["id"], "--json"])
+    events = [e["type"] for e in json.loads(detail.output)["events"]]
+    assert events == ["receive", "scan", "record"]
+    assert runner.invoke(app, ["trace", "--subject", "nothing like it", "--json"]).output.strip() == ""
+
+
+def test_policy_round_trip_and_a_bad_file_changes_nothing(workdir: Path) -> None:
+    exported = cli("policy", "export", cwd=workdir)
+    assert exported.returncode == 0
+    assert "bcl_threshold: 7" in exported.stdout
+    good = exported.stdout.replace("bcl_threshold: 7", "bcl_threshold: 5")
+    (workdir / "good.yaml").write_text(good)
+    assert cli("policy", "import", "good.yaml", cwd=workdir).returncode == 0
+    bad = good.replace("bcl_threshold: 5", "bcl_threshold: 12").replace("monitor_only: true", "monitor_only: false")
+    (workdir / "bad.yaml").write_text(bad)
+    result = cli("policy", "import", "bad.yaml", cwd=workdir)
+    assert result.returncode == 65
+    assert "policy.spam.bcl_threshold" in result.stderr
+    after = cli("policy", "export", cwd=workdir).stdout
+    assert "bcl_threshold: 5" in after and "monitor_only: true" in after  # nothing half-applied
+
+
+def test_broken_yaml_is_a_clear_error(workdir: Path) -> None:
+    (workdir / "broken.yaml").write_text("name: [unclosed\n")
+    result = cli("policy", "check", "broken.yaml", cwd=workdir)
+    assert result.returncode == 65
+    assert "broken.yaml: not valid YAML" in result.stderr
+
+
+def test_switching_to_enforce_mode(workdir: Path) -> None:
+    assert runner.invoke(app, ["org", "mode", "enforce"]).exit_code == 0
+    exported = runner.invoke(app, ["policy", "export"]).output
+    assert "monitor_only: false" in exported
+
+
+def test_bad_config_stops_with_the_field_named(workdir: Path) -> None:
+    (workdir / "mailwarden.toml").write_text("[pipeline]\ninbound = ['no_such_stage']\n")
+    result = cli("pipeline", "show", cwd=workdir)
+    assert result.returncode == 78
+    assert "unknown stage 'no_such_stage'" in result.stderr
