@@ -17,12 +17,14 @@ from mailwarden.model import (
 )
 from mailwarden.model.policy import MalwareAction, ScanErrorAction, SpamVerdictAction
 
+# The total spam score at which a message is spam (SCL 5); X-Spam-Status reports it as `required`.
+SPAM_SCORE = 5.0
 # Total spam score → SCL. Evaluated top-down; the first row whose floor the score reaches wins.
 SCL_TABLE: tuple[tuple[float, int], ...] = (
     (15.0, 9),
     (10.0, 8),
     (7.0, 6),
-    (5.0, 5),
+    (SPAM_SCORE, 5),
     (1.0, 1),
 )
 PHISH_THRESHOLD = 5.0

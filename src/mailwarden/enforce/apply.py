@@ -1,0 +1,136 @@
+"""What a verdict does to a message in enforce mode, as a plan the server carries out.
+
+Pure: bytes and verdict in, a plan out. The caller stores, relays, bounces or quarantines.
+In monitor mode the plan is to deliver the message unchanged and only record what would have happened.
+"""
+
+from __future__ import annotations
+
+import email
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from email.policy import compat32
+
+from mailwarden.enforce import rewrite
+from mailwarden.enforce.headers import OWN_FIELDS, verdict_headers
+from mailwarden.model import Action, Verdict
+from mailwarden.store.history import EventType, RecipientStatus
+
+DROP_REPLY = "550 4.3.2 QUEUE.TransportAgent; message deleted by transport agent"
+REJECT_REPLY = "550 5.7.1 Message rejected by policy"
+ALERT_FILENAME = "Malware Alert Text.txt"
+
+
+@dataclass(frozen=True, slots=True)
+class Plan:
+    """The outcome for one message: what (if anything) to relay, to whom, and what to record."""
+
+    action: Action
+    raw: bytes | None  # the bytes to relay; None when nothing is relayed
+    deliver_to: tuple[str, ...]
+    status: RecipientStatus  # status of the original recipients once the plan is carried out
+    event: EventType | None  # the timeline event the action writes (Deliver events come from the relay)
+    detail: str = ""
+    smtp_reply: str | None = None
+    quarantine: bool = False
+    bounce: bool = False  # send an NDR to the sender
+    notes: tuple[str, ...] = field(default=())
+
+
+def plan_delivery(raw: bytes, verdict: Verdict, recipients: Sequence[str], *, applied: bool) -> Plan:
+    """The plan for a message that arrived inline. `applied=False` is monitor mode: relay it unchanged."""
+    rcpts = tuple(recipients)
+    if not applied:
+        return Plan(Action.DELIVER, raw, rcpts, RecipientStatus.PENDING, None, "monitor mode: delivered unchanged")
+    d = verdict.disposition
+    stamped = rewrite.add_headers(rewrite.remove_headers(raw, OWN_FIELDS), verdict_headers(verdict))
+    reason = d.reason or verdict.category.value
+    match d.action:
+        case Action.DELIVER:
+            return Plan(d.action, stamped, rcpts, RecipientStatus.PENDING, None)
+        case Action.JUNK:
+            return Plan(
+                d.action,
+                stamped,
+                rcpts,
+                RecipientStatus.PENDING,
+                EventType.JUNK,
+                f"{reason}: marked for the Junk folder (X-Spam-Flag: YES)",
+            )
+        case Action.ADD_HEADER:
+            name, value = d.header or ("X-This-Is-Spam", "This message appears to be spam.")
+            return Plan(
+                d.action,
+                rewrite.set_header(stamped, name, value),
+                rcpts,
+                RecipientStatus.PENDING,
+                None,
+                f"{reason}: header {name} added",
+            )
+        case Action.PREPEND_SUBJECT:
+            prefix = d.subject_prefix or "[SPAM] "
+            return Plan(
+                d.action,
+                rewrite.prepend_subject(stamped, prefix),
+                rcpts,
+                RecipientStatus.PENDING,
+                None,
+                f"{reason}: subject prefixed with {prefix.strip()!r}",
+            )
+        case Action.REDIRECT:
+            return Plan(
+                d.action,
+                stamped,
+                tuple(d.redirect_to),
+                RecipientStatus.REDIRECTED,
+                EventType.REDIRECT,
+                f"{reason}: redirected to {', '.join(d.redirect_to)}",
+            )
+        case Action.QUARANTINE:
+            return Plan(d.action, None, (), RecipientStatus.QUARANTINED, EventType.QUARANTINE, reason, quarantine=True)
+        case Action.REJECT:
+            reply = d.smtp_reply or REJECT_REPLY
+            return Plan(d.action, None, (), RecipientStatus.REJECTED, EventType.REJECT, reason, reply, bounce=True)
+        case Action.DROP:
+            return Plan(d.action, None, (), RecipientStatus.DROPPED, EventType.DROP, reason, d.smtp_reply or DROP_REPLY)
+        case Action.REPLACE_ATTACHMENTS:
+            replaced, names = replace_attachments(stamped, d.replace_attachments, d.reason)
+            return Plan(
+                d.action,
+                replaced,
+                rcpts,
+                RecipientStatus.PENDING,
+                None,
+                f"{reason}: replaced {', '.join(names) or 'no attachment'} with {ALERT_FILENAME!r}",
+            )
+    raise AssertionError(f"unhandled action {d.action}")  # pragma: no cover - Action is a closed set
+
+
+def replace_attachments(raw: bytes, filenames: Sequence[str], alert_text: str) -> tuple[bytes, list[str]]:
+    """Swap every attachment whose file name is listed for a text part `Malware Alert Text.txt`.
+
+    The message is re-serialised (its content changes anyway); the header block stays as it was.
+    """
+    wanted = set(filenames)
+    msg = email.message_from_bytes(raw, policy=compat32)
+    replaced: list[str] = []
+    for part in msg.walk():
+        if part.is_multipart():
+            continue
+        name = part.get_filename()
+        if name is None or name not in wanted:
+            continue
+        for header in ("Content-Type", "Content-Disposition", "Content-Transfer-Encoding", "Content-Description"):
+            del part[header]
+        part["Content-Type"] = 'text/plain; charset="utf-8"'
+        part["Content-Disposition"] = f'attachment; filename="{ALERT_FILENAME}"'
+        part["Content-Transfer-Encoding"] = "8bit"  # alert text is UTF-8; every relay here is 8BITMIME
+        part.set_payload(alert_text)
+        replaced.append(name)
+    if not replaced:
+        return raw, replaced
+    if not msg.is_multipart():  # the whole message was the attachment: its own header block changed
+        return msg.as_bytes(policy=compat32), replaced
+    head, sep, _ = rewrite.split_head(raw)
+    _, _, new_body = rewrite.split_head(msg.as_bytes(policy=compat32.clone(linesep=sep.decode("ascii"))))
+    return head + sep + new_body, replaced

@@ -1,0 +1,54 @@
+"""The header fields a scanned message carries: EOP-style antispam stamp, SpamAssassin-style flags,
+and the explainable report (symbols and weights)."""
+
+from __future__ import annotations
+
+from mailwarden.model import Category, Direction, Verdict
+from mailwarden.pipeline.decide import SPAM_SCORE
+
+ANTISPAM = "X-Mailwarden-Antispam"
+REPORT = "X-Mailwarden-Report"
+SPAM_FLAG = "X-Spam-Flag"
+SPAM_STATUS = "X-Spam-Status"
+# Fields we write; any copy that arrives from outside is removed first so nobody can forge a verdict.
+OWN_FIELDS = (ANTISPAM, REPORT, SPAM_FLAG, SPAM_STATUS)
+
+_DIR = {Direction.INBOUND: "INB", Direction.OUTBOUND: "OUT", Direction.INTERNAL: "INT"}
+_CAT = {
+    Category.CLEAN: "NONE",
+    Category.SPAM: "SPM",
+    Category.HIGH_CONFIDENCE_SPAM: "HSPM",
+    Category.BULK: "BULK",
+    Category.PHISH: "PHSH",
+    Category.HIGH_CONFIDENCE_PHISH: "HPHSH",
+    Category.MALWARE: "MALW",
+    Category.RULE: "RULE",
+    Category.INTERNAL: "NONE",
+    Category.SCAN_ERROR: "ERR",
+}
+
+
+def is_spam(verdict: Verdict) -> bool:
+    return verdict.category not in (Category.CLEAN, Category.INTERNAL, Category.SCAN_ERROR)
+
+
+def filter_value(verdict: Verdict) -> str:
+    """SFV: how the spam filter came to its verdict."""
+    if verdict.scl == -1:
+        return "SKN"
+    return "SPM" if is_spam(verdict) else "NSPM"
+
+
+def verdict_headers(verdict: Verdict) -> list[tuple[str, str]]:
+    """The fields to stamp on a message that leaves mailwarden (enforce mode)."""
+    symbols = [f for f in verdict.findings if f.score]
+    antispam = (
+        f"DIR:{_DIR[verdict.direction]};SFV:{filter_value(verdict)};SCL:{verdict.scl};BCL:{verdict.bcl};"
+        f"CAT:{_CAT[verdict.category]};PHISH:{verdict.phish.value}"
+    )
+    report = f"score={verdict.score:.2f}; symbols=" + (" ".join(f"{f.code}({f.score:.2f})" for f in symbols) or "none")
+    tests = ",".join(f.code for f in symbols) or "none"
+    flag = "YES" if is_spam(verdict) else "NO"
+    yes_no = "Yes" if is_spam(verdict) else "No"
+    status = f"{yes_no}, score={verdict.score:.1f} required={SPAM_SCORE:.1f} tests={tests}"
+    return [(ANTISPAM, antispam), (REPORT, report), (SPAM_FLAG, flag), (SPAM_STATUS, status)]

@@ -1,0 +1,82 @@
+from __future__ import annotations
+
+import email
+from email.policy import default
+
+from mailwarden.enforce.apply import ALERT_FILENAME, DROP_REPLY, plan_delivery, replace_attachments
+from mailwarden.model import Action, Category, Direction, Disposition, Verdict
+from mailwarden.store.history import EventType, RecipientStatus
+from tests.factories import build_message
+
+RCPTS = ("bob@example.com", "carol@example.com")
+
+
+def verdict(action: Action, category: Category = Category.SPAM, **kw: object) -> Verdict:
+    return Verdict(Direction.INBOUND, category, Disposition(action, reason=category.value, **kw), scl=6)  # type: ignore[arg-type]
+
+
+def parsed(raw: bytes | None) -> email.message.EmailMessage:
+    assert raw is not None
+    return email.message_from_bytes(raw, policy=default)  # type: ignore[return-value]
+
+
+def test_monitor_mode_relays_the_message_unchanged() -> None:
+    raw = build_message()
+    plan = plan_delivery(raw, verdict(Action.QUARANTINE), RCPTS, applied=False)
+    assert plan.raw == raw and plan.deliver_to == RCPTS and not plan.quarantine
+
+
+def test_junk_stamps_flags_that_sieve_rules_act_on() -> None:
+    plan = plan_delivery(build_message(), verdict(Action.JUNK), RCPTS, applied=True)
+    msg = parsed(plan.raw)
+    assert msg["X-Spam-Flag"] == "YES"
+    assert msg["X-Mailwarden-Antispam"].startswith("DIR:INB;SFV:SPM;SCL:6;")
+    assert plan.event is EventType.JUNK and plan.deliver_to == RCPTS
+
+
+def test_forged_verdict_headers_from_outside_are_replaced() -> None:
+    raw = build_message(headers={"X-Spam-Flag": "NO", "X-Mailwarden-Antispam": "SCL:-1"})
+    msg = parsed(plan_delivery(raw, verdict(Action.JUNK), RCPTS, applied=True).raw)
+    assert msg.get_all("X-Spam-Flag") == ["YES"]
+    assert msg.get_all("X-Mailwarden-Antispam")[0].startswith("DIR:INB")
+
+
+def test_add_header_and_prepend_subject() -> None:
+    added = plan_delivery(
+        build_message(), verdict(Action.ADD_HEADER, header=("X-This-Is-Spam", "yes")), RCPTS, applied=True
+    )
+    assert parsed(added.raw)["X-This-Is-Spam"] == "yes"
+    prefixed = plan_delivery(
+        build_message(), verdict(Action.PREPEND_SUBJECT, subject_prefix="[SPAM] "), RCPTS, applied=True
+    )
+    assert parsed(prefixed.raw)["Subject"] == "[SPAM] Quarterly numbers"
+
+
+def test_redirect_quarantine_reject_drop() -> None:
+    redirect = plan_delivery(
+        build_message(), verdict(Action.REDIRECT, redirect_to=("spam@example.com",)), RCPTS, applied=True
+    )
+    assert redirect.deliver_to == ("spam@example.com",) and redirect.status is RecipientStatus.REDIRECTED
+    quarantine = plan_delivery(build_message(), verdict(Action.QUARANTINE), RCPTS, applied=True)
+    assert quarantine.quarantine and quarantine.raw is None and quarantine.deliver_to == ()
+    reject = plan_delivery(build_message(), verdict(Action.REJECT), RCPTS, applied=True)
+    assert reject.bounce and reject.smtp_reply and reject.smtp_reply.startswith("550 5.7.1")
+    drop = plan_delivery(build_message(), verdict(Action.DROP), RCPTS, applied=True)
+    assert (drop.event, drop.smtp_reply, drop.bounce) == (EventType.DROP, DROP_REPLY, False)
+
+
+def test_infected_attachment_is_replaced_by_the_alert_text() -> None:
+    raw = build_message(
+        attachments=[
+            ("invoice.exe", "application/octet-stream", b"MZ" + b"\0" * 100),
+            ("notes.txt", "text/plain", b"ok"),
+        ]
+    )
+    new, names = replace_attachments(raw, ["invoice.exe"], "Malware was removed.")
+    assert names == ["invoice.exe"]
+    msg = parsed(new)
+    files = {p.get_filename(): p.get_content() for p in msg.iter_attachments()}
+    assert files[ALERT_FILENAME].strip() == "Malware was removed."
+    assert "invoice.exe" not in files and files["notes.txt"] == "ok"
+    assert msg["Subject"] == "Quarterly numbers"
+    assert replace_attachments(raw, ["other.bin"], "x") == (raw, [])
