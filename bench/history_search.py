@@ -387,8 +387,12 @@ def query_mix(rng: random.Random, s: Samples) -> dict[str, Callable[[], HistoryQ
     def recent(days: float) -> datetime:
         return s.end - timedelta(days=days)
 
+    common_words = Zipf(list(WORDS), rng, 0.9)  # the same ranking the subjects were built with
+
     def word() -> str:
-        return rng.choice(WORDS)
+        # Half the time a word as frequent as in the mail itself ("invoice" is in a third of all
+        # subjects), half the time any word: common words are the hard case for an index.
+        return common_words() if rng.random() < 0.5 else rng.choice(WORDS)
 
     categories = [Category.PHISH, Category.MALWARE, Category.HIGH_CONFIDENCE_PHISH, Category.SPAM, Category.BULK]
     pairs = [

@@ -7,14 +7,14 @@ from collections.abc import Iterator
 
 import pytest
 from sqlalchemy import text
-from tests.unit.store.records import T0, build_record
-from tests.unit.store.search_cases import CASES, DATASET, names
 
 from mailwarden.errors import PolicyError
 from mailwarden.model import Category
 from mailwarden.model.policy import parse_organisation_document
 from mailwarden.store import Database, EventRecord, EventType, History, HistoryQuery, PolicyStore, RecipientRecord
 from mailwarden.store.db import head_revision
+from tests.unit.store.records import T0, build_record
+from tests.unit.store.search_cases import CASES, DATASET, names
 
 pytestmark = pytest.mark.integration
 
@@ -61,7 +61,11 @@ def test_migrated_to_head_with_the_models_schema(pg: Database) -> None:
                 " WHERE table_name = 'messages' AND column_name = 'id'"
             )
         ).scalar()
+        subject_statistics = connection.execute(
+            text("SELECT attstattarget FROM pg_attribute WHERE attrelid = 'messages'::regclass AND attname = 'subject'")
+        ).scalar()
     assert {"ix_messages_subject_trgm", "ix_messages_sender_id", "ix_messages_category_id"} <= indexes
+    assert subject_statistics == 1000  # the planner must tell common subject words from rare ones
     assert collation == "C"  # ids sort byte-wise, as ULIDs must, whatever the database locale
 
 

@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import ColumnElement, exists, select, update
+from sqlalchemy import ColumnElement, exists, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -25,6 +25,7 @@ from mailwarden.store.db import Database
 from mailwarden.store.schema import EventRow, MessageRow, RecipientRow
 
 MAX_LIMIT = 1000
+TRIGRAM = 3
 _ID_RE = re.compile(r"^[0-9A-HJKMNP-TV-Z]{26}$")
 _LIKE_ESCAPE = "\\"
 
@@ -348,7 +349,7 @@ class History:
             column = r.domain if kind == "domain" else r.address
             where.append(exists().where(r.message_id == m.id, column == value))
         if q.subject is not None:
-            where.extend(m.subject.ilike(f"%{_escape_like(word)}%", escape=_LIKE_ESCAPE) for word in q.subject.split())
+            where.extend(_subject_contains(word) for word in q.subject.split())
         if q.internet_message_id is not None:
             where.append(m.internet_message_id == canonical_message_id(q.internet_message_id))
         if q.direction is not None:
@@ -372,6 +373,19 @@ def _address_filter(value: str) -> tuple[str, str]:
     if "@" not in text:
         return "domain", text.lower()
     return "address", normalise_address(text)
+
+
+def _subject_contains(word: str) -> ColumnElement[bool]:
+    """Case-insensitive substring match of one word.
+
+    A word shorter than a trigram cannot narrow PostgreSQL's trigram index, only make it return
+    every row for a re-check; matching on lower(subject) keeps the planner off that index, so a
+    short word is a filter on whatever the other conditions (or the time range) select.
+    """
+    pattern = f"%{_escape_like(word)}%"
+    if len(word) < TRIGRAM:
+        return func.lower(MessageRow.subject).like(pattern.lower(), escape=_LIKE_ESCAPE)
+    return MessageRow.subject.ilike(pattern, escape=_LIKE_ESCAPE)
 
 
 def _escape_like(word: str) -> str:

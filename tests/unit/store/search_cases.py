@@ -80,6 +80,8 @@ CASES: list[tuple[dict[str, object], list[str]]] = [
     ({"subject": "YOUR invoice"}, ["outbound", "invoice"]),
     ({"subject": "invoice re:"}, ["outbound"]),
     ({"subject": "100%_off"}, ["spam"]),
+    ({"subject": "RE"}, ["other_org", "outbound"]),  # short words match as substrings too: "Re:", "report"
+    ({"subject": "re invoice"}, ["outbound"]),
     ({"subject": "%"}, ["spam"]),  # LIKE wildcards are matched literally
     ({"subject": "_"}, ["spam"]),
     ({"subject": "no-such-word"}, []),

@@ -130,6 +130,10 @@ def upgrade() -> None:
         # pg_trgm ships with PostgreSQL and is a trusted extension: the database owner may create it.
         op.execute("CREATE EXTENSION IF NOT EXISTS pg_trgm")
         op.execute("CREATE INDEX ix_messages_subject_trgm ON messages USING gin (subject gin_trgm_ops)")
+        # With the default 100-entry histogram the planner cannot tell a word in 40 % of subjects from
+        # one in 0.01 %, and picks the trigram index (then sorts every hit) for both. 1000 entries let
+        # it walk the primary key backwards for common words and use the index for rare ones.
+        op.execute("ALTER TABLE messages ALTER COLUMN subject SET STATISTICS 1000")
 
 
 def downgrade() -> None:
