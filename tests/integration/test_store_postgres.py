@@ -120,6 +120,33 @@ def test_concurrent_recording_of_one_id_keeps_one_copy(empty_pg: Database) -> No
     assert history.add_recipients(rec.id, [RecipientRecord("new@corp.example")]) == 1
 
 
+def test_concurrent_recipient_merges_add_each_address_once(empty_pg: Database) -> None:
+    history = History(empty_pg)
+    rec = build_record(recipients=("a@corp.example",))
+    history.record(rec)
+    copies = [[f"u{i}@corp.example" for i in range(start, start + 6)] for start in (0, 2, 4, 6)]
+    added: list[int] = []
+    errors: list[BaseException] = []
+    barrier = threading.Barrier(len(copies))
+
+    def merge(addresses: list[str]) -> None:
+        try:
+            barrier.wait()
+            added.append(history.add_recipients(rec.id, [RecipientRecord(a) for a in addresses]))
+        except BaseException as exc:  # collected and asserted below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=merge, args=(c,)) for c in copies]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    expected = {"a@corp.example"} | {a for c in copies for a in c}
+    assert sorted(history.get(rec.id).summary.recipients) == sorted(expected)
+    assert sum(added) == len(expected) - 1
+
+
 def test_import_refuses_a_domain_of_another_organisation(empty_pg: Database) -> None:
     store = PolicyStore(empty_pg)
     store.import_document(parse_organisation_document({"name": "acme", "domains": [{"name": "acme.example"}]}))

@@ -15,7 +15,7 @@ from typing import Any
 
 from sqlalchemy import ColumnElement, exists, func, select, update
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, defer
 
 from mailwarden.errors import MailwardenError, NotFoundError
 from mailwarden.ids import ceiling_id, floor_id
@@ -26,6 +26,7 @@ from mailwarden.store.schema import EventRow, MessageRow, RecipientRow
 
 MAX_LIMIT = 1000
 TRIGRAM = 3
+_MERGE_ATTEMPTS = 3
 _ID_RE = re.compile(r"^[0-9A-HJKMNP-TV-Z]{26}$")
 _LIKE_ESCAPE = "\\"
 
@@ -251,6 +252,16 @@ class History:
 
         Returns how many were added.
         """
+        for attempt in range(_MERGE_ATTEMPTS):
+            try:
+                return self._add_recipients(message_id, recipients)
+            except IntegrityError:
+                if attempt == _MERGE_ATTEMPTS - 1:
+                    raise
+                # Another copy's merge added one of these addresses meanwhile: read again, add the rest.
+        raise AssertionError("unreachable")
+
+    def _add_recipients(self, message_id: str, recipients: Sequence[RecipientRecord]) -> int:
         with self.db.session() as session:
             _require_message(session, message_id)
             rows = session.execute(
@@ -258,16 +269,15 @@ class History:
             ).all()
             present = {address for address, _ in rows}
             position = max((pos for _, pos in rows), default=-1) + 1
-            added = 0
+            new: dict[str, RecipientRow] = {}
             for recipient in recipients:
-                row = _recipient_row(message_id, recipient, position)
-                if row.address in present:
-                    continue
-                present.add(row.address)
-                session.add(row)
-                position += 1
-                added += 1
-            return added
+                row = _recipient_row(message_id, recipient, position + len(new))
+                if row.address not in present and row.address not in new:
+                    new[row.address] = row
+            # Inserted in address order, so concurrent merges take their locks in one order: a
+            # clash makes one of them wait and retry, never deadlock.
+            session.add_all([new[address] for address in sorted(new)])
+            return len(new)
 
     # -- reading -------------------------------------------------------------------------------
 
@@ -289,7 +299,13 @@ class History:
 
     def search(self, q: HistoryQuery) -> Page:
         """One page of messages matching every filter of `q`, newest first."""
-        stmt = select(MessageRow).where(*self._filters(q)).order_by(MessageRow.id.desc()).limit(q.limit + 1)
+        stmt = (
+            select(MessageRow)
+            .options(defer(MessageRow.verdict))  # a summary never shows it; it is most of the row
+            .where(*self._filters(q))
+            .order_by(MessageRow.id.desc())
+            .limit(q.limit + 1)
+        )
         with self.db.session() as session:
             rows = list(session.scalars(stmt))
             more = len(rows) > q.limit

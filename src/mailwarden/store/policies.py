@@ -80,9 +80,10 @@ class PolicyStore:
                 _audit(session, actor, "organisation.import", f"organisation:{doc.name}", before, after)
                 return _organisation(session, row)
         except IntegrityError:
-            # Another writer claimed one of the domains between our check and our commit.
+            # Another writer took the name or one of the domains between our check and our commit.
             raise PolicyError(
-                f"organisation {doc.name}: a domain was claimed by another organisation meanwhile; nothing applied"
+                f"organisation {doc.name}: changed by another writer at the same time "
+                "(a name or domain is now taken); nothing applied"
             ) from None
 
     def set_monitor_only(self, name: str, monitor_only: bool, *, actor: str = "cli") -> None:
