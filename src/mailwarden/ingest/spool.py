@@ -6,11 +6,16 @@ Layout of the spool directory:
              and is removed when the spool opens.
 * `queue/`   committed messages, one file `<id>.msg` each; ids sort by receive time.
 * `corrupt/` committed files that could not be read back, each with a `<name>.reason` text file.
+* `free/`    empty files kept for reuse (see below).
 * `.lock`    held (flock) by the one process that owns the spool.
 
 A commit is: write `tmp/<id>.tmp`, flush and fsync it, `os.replace` it into `queue/`, fsync
 `queue/`. Only then does `put` return. `put_async` does the same in a thread pool and lets
 concurrent puts share one directory fsync (group commit).
+
+Finished entries are truncated and renamed into `free/`, and the next commit renames one back
+instead of creating a file: creating and deleting inodes measured 1.3 ms and 2.5 ms per file on
+the reference machine, a rename 25 µs (docs/ingress.md).
 
 File format, version 1: the line `MWSPOOL 1 <header length>\\n`, a JSON header of that many bytes
 (listener, id, envelope, size and SHA-256 of the message), `\\n`, then the message bytes exactly as
@@ -25,6 +30,7 @@ import hashlib
 import json
 import os
 import re
+import threading
 from collections import deque
 from collections.abc import AsyncIterator, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -85,14 +91,15 @@ class Spool:
     stays on disk and comes back after a restart.
     """
 
-    def __init__(self, directory: Path, *, fsync: bool = True, io_threads: int = 8) -> None:
+    def __init__(self, directory: Path, *, fsync: bool = True, io_threads: int = 8, free_files: int = 1024) -> None:
         self.directory = directory
         self.fsync = fsync
         self._tmp = directory / "tmp"
         self._queue = directory / "queue"
         self._corrupt = directory / "corrupt"
+        self._free_dir = directory / "free"
         try:
-            for sub in (self._tmp, self._queue, self._corrupt):
+            for sub in (self._tmp, self._queue, self._corrupt, self._free_dir):
                 sub.mkdir(mode=0o700, parents=True, exist_ok=True)
             self._lock_fd = os.open(directory / ".lock", os.O_RDWR | os.O_CREAT, 0o600)
         except OSError as exc:
@@ -104,6 +111,10 @@ class Spool:
             raise SpoolError(f"spool directory {directory} is in use by another process") from None
         self._queue_fd = os.open(self._queue, os.O_RDONLY | os.O_DIRECTORY)
         self._executor = ThreadPoolExecutor(max_workers=io_threads, thread_name_prefix="spool-io")
+        self._free_limit = free_files
+        self._free_lock = threading.Lock()
+        self._free = [name for name in os.listdir(self._free_dir) if name.isdigit()]
+        self._free_serial = max((int(name) for name in self._free), default=0)
         self._closed = False
         # group commit of the queue directory: waiters whose rename is done and who need an fsync
         self._sync_waiters: list[asyncio.Future[None]] = []
@@ -136,7 +147,7 @@ class Spool:
         removed = 0
         for leftover in self._tmp.iterdir():
             try:
-                leftover.unlink()
+                self._recycle(leftover)
                 removed += 1
             except OSError as exc:
                 log.warning("spool.tmp_cleanup_failed", path=str(leftover), error=exc.strerror)
@@ -166,7 +177,7 @@ class Spool:
         tmp = self._tmp / f"{entry_id}.tmp"
         final = self._queue / f"{entry_id}{_SUFFIX}"
         data = encode_entry(entry_id, listener, envelope, raw)
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        fd = self._open_new(tmp)
         try:
             view = memoryview(data)
             while view:
@@ -180,6 +191,36 @@ class Spool:
         os.close(fd)
         os.replace(tmp, final)
         return SpoolEntry(entry_id, listener, envelope, raw, final)
+
+    def _open_new(self, tmp: Path) -> int:
+        """An empty file at `tmp`: a recycled one from `free/` when there is one, else a new one."""
+        with self._free_lock:
+            name = self._free.pop() if self._free else None
+        if name is not None:
+            try:
+                os.rename(self._free_dir / name, tmp)
+                return os.open(tmp, os.O_WRONLY | os.O_TRUNC)
+            except OSError as exc:
+                log.warning("spool.free_file_unusable", name=name, error=exc.strerror)
+        return os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+
+    def _recycle(self, path: Path) -> None:
+        """Empty a finished file and keep it in `free/` for the next commit (or delete it when enough are kept)."""
+        with self._free_lock:
+            keep = len(self._free) < self._free_limit
+            if keep:
+                self._free_serial += 1
+                name = str(self._free_serial)
+        if not keep:
+            path.unlink(missing_ok=True)
+            return
+        try:
+            os.truncate(path, 0)  # the message bytes are gone now, not when the file is reused
+            os.rename(path, self._free_dir / name)
+        except FileNotFoundError:
+            return
+        with self._free_lock:
+            self._free.append(name)
 
     async def _sync_queue_dir(self) -> None:
         """Wait for an fsync of `queue/` that started after this call (so after the caller's rename)."""
@@ -280,7 +321,7 @@ class Spool:
             await self._sync_queue_dir()
 
     def _unlink(self, entry_id: str) -> None:
-        self._path_of(entry_id).unlink(missing_ok=True)
+        self._recycle(self._path_of(entry_id))
         self._handed.discard(entry_id)
 
     # ---- helpers -----------------------------------------------------------------------------

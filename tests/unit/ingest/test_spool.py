@@ -80,9 +80,9 @@ def test_a_write_interrupted_before_its_rename_is_removed_on_recovery(tmp_path: 
 
 
 def test_a_corrupt_committed_file_is_set_aside_and_the_rest_still_comes(spool: Spool, tmp_path: Path) -> None:
-    first = spool.put("journal", _envelope(), b"first")
-    broken = spool.put("journal", _envelope(), RAW)
-    last = spool.put("journal", _envelope(), b"last")
+    first = spool.put("journal", _envelope(received_at=datetime(2025, 10, 14, 9, 0, tzinfo=UTC)), b"first")
+    broken = spool.put("journal", _envelope(received_at=datetime(2025, 10, 14, 9, 1, tzinfo=UTC)), RAW)
+    last = spool.put("journal", _envelope(received_at=datetime(2025, 10, 14, 9, 2, tzinfo=UTC)), b"last")
     data = broken.path.read_bytes()
     broken.path.write_bytes(data[:-10])  # truncated, as a disk failure would leave it
 
@@ -117,6 +117,18 @@ def test_done_removes_the_entry_and_is_idempotent(spool: Spool) -> None:
     assert list(spool.pending()) == []
     assert not entry.path.exists()
     spool.done(entry.id)
+
+
+def test_finished_files_are_emptied_and_reused(spool: Spool, tmp_path: Path) -> None:
+    first = spool.put("journal", _envelope(), RAW)
+    inode = first.path.stat().st_ino
+    spool.done(first.id)
+    [kept] = (tmp_path / "spool" / "free").iterdir()
+    assert kept.stat().st_size == 0  # no message bytes linger after done()
+
+    second = spool.put("journal", _envelope(), b"short")
+    assert second.path.stat().st_ino == inode
+    assert [e.raw for e in spool.pending()] == [b"short"]
 
 
 def test_done_refuses_something_that_is_not_an_id(spool: Spool) -> None:
