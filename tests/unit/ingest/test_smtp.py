@@ -13,13 +13,13 @@ from typing import Any
 
 import pytest
 from pydantic import ValidationError
-from tests.factories import build_message
 
 from mailwarden.config import SmtpConfig
 from mailwarden.ingest import replies
 from mailwarden.ingest.replies import Reply
 from mailwarden.ingest.smtp import SessionInfo, SmtpServer, hash_password, verify_password
 from mailwarden.ingest.spool import Spool, SpoolEntry
+from tests.factories import build_message
 
 JOURNAL = {"name": "journal", "role": "journal", "port": 0, "journal_addresses": ["journal@example.com"]}
 INBOUND = {"name": "mx", "role": "inbound", "port": 0}

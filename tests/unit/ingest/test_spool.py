@@ -7,10 +7,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-from tests.factories import build_message
 
 from mailwarden.ingest.spool import CorruptSpoolFile, Spool, SpoolEntry, SpoolError
 from mailwarden.model import Envelope, TlsInfo
+from tests.factories import build_message
 
 RAW = build_message() + b"8-bit \xe9 and a lone dot line\r\n.\r\nstill the message\r\n"
 
