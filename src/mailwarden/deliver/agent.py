@@ -77,6 +77,7 @@ class DeliveryAgent:
         self._wake = asyncio.Event()
         self._in_flight: dict[str, asyncio.Task[None]] = {}
         self._loop_task: asyncio.Task[None] | None = None
+        self._stopping = False
 
     @property
     def running(self) -> bool:
@@ -89,6 +90,7 @@ class DeliveryAgent:
     async def start(self) -> None:
         if self.running:
             return
+        self._stopping = False
         self._loop_task = asyncio.create_task(self._run(), name="delivery-agent")
         log.info("delivery_agent_started", pending=self.queue.pending_count(), concurrency=self.config.concurrency)
 
@@ -98,6 +100,9 @@ class DeliveryAgent:
         An attempt still running then is cancelled; its job stays queued as it was before the attempt
         and is tried again after the next start.
         """
+        # the flag, not only the cancel: Python 3.11's wait_for can swallow a cancellation
+        self._stopping = True
+        self._wake.set()
         if self._loop_task is not None:
             self._loop_task.cancel()
             await asyncio.gather(self._loop_task, return_exceptions=True)
@@ -122,7 +127,7 @@ class DeliveryAgent:
         self.notify()
 
     async def _run(self) -> None:
-        while True:
+        while not self._stopping:
             self._wake.clear()
             try:
                 jobs = await asyncio.to_thread(self.queue.due, self._clock())
@@ -133,6 +138,9 @@ class DeliveryAgent:
                 if job.id in self._in_flight:
                     continue
                 await self._slots.acquire()
+                if self._stopping:
+                    self._slots.release()
+                    return
                 task = asyncio.create_task(self._attempt(job), name=f"deliver-{job.id}")
                 self._in_flight[job.id] = task
                 task.add_done_callback(functools.partial(self._done, job.id))
@@ -149,7 +157,8 @@ class DeliveryAgent:
         if next_due is not None:
             wait = max(0.0, min(wait, (next_due - self._clock()).total_seconds()))
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._wake.wait(), timeout=wait)
+            async with asyncio.timeout(wait):
+                await self._wake.wait()
 
     async def _attempt(self, job: DeliveryJob) -> None:
         try:
@@ -162,9 +171,12 @@ class DeliveryAgent:
             result = DeliveryResult(tuple(RecipientResult(r, Outcome.TEMPORARY, "4.3.0", text) for r in job.recipients))
         try:
             await self._apply(job, result)
-        except Exception:
-            # the job stays on disk in its previous state and is tried again
+        except Exception as exc:
+            # the job stays on disk for its recipients as before; wait before trying it again (not in a tight loop)
             log.exception("delivery_apply_error", job_id=job.id)
+            with contextlib.suppress(Exception):
+                next_at = self._clock() + self._backoff(job.attempts)
+                await asyncio.to_thread(self.queue.reschedule, job, f"internal error: {exc}", next_at)
 
     async def _apply(self, job: DeliveryJob, result: DeliveryResult) -> None:
         now = self._clock()
@@ -240,13 +252,15 @@ class DeliveryAgent:
         if job.kind is JobKind.DSN:
             # a DSN's own fate is traced on the original message as what happened to the DSN
             detail = f"DSN: {detail}"
-        log.info("delivery_event", message_id=job.message_id, event=event.value, recipient=recipient, detail=detail)
         try:
+            log.info(
+                "delivery_event", message_id=job.message_id, event_type=event.value, recipient=recipient, detail=detail
+            )
             outcome = self.on_event(job.message_id, event, recipient, detail, smtp_reply)
             if inspect.isawaitable(outcome):
                 await outcome
         except Exception:
-            log.exception("delivery_event_callback_failed", message_id=job.message_id, event=event.value)
+            log.exception("delivery_event_callback_failed", message_id=job.message_id, event_type=event.value)
 
 
 def _failure(result: RecipientResult, now: datetime) -> RecipientFailure:

@@ -15,9 +15,9 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
-from tests.unit.deliver.helpers import Sink
 
 from mailwarden.deliver import DeliveryConfig
+from tests.unit.deliver.helpers import Sink
 
 SinkFactory = Callable[..., Awaitable[Sink]]
 

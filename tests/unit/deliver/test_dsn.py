@@ -6,9 +6,9 @@ from datetime import UTC, datetime
 from email.message import Message
 
 import pytest
-from tests.unit.deliver.helpers import MESSAGE
 
 from mailwarden.deliver import RecipientFailure, build_dsn
+from tests.unit.deliver.helpers import MESSAGE
 
 WHEN = datetime(2025, 6, 2, 10, 5, tzinfo=UTC)
 

@@ -5,9 +5,9 @@ from pathlib import Path
 
 import pytest
 from pydantic import ValidationError
-from tests.unit.deliver.helpers import MESSAGE, make_job
 
 from mailwarden.deliver import DeliveryConfig, DeliveryJob, DeliveryQueue, JobKind, Route, parse_next_hop
+from tests.unit.deliver.helpers import MESSAGE, make_job
 
 
 def test_enqueued_job_reads_back_exactly(tmp_path: Path) -> None:

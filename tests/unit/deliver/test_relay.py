@@ -7,11 +7,11 @@ from collections.abc import Awaitable, Callable
 from dataclasses import replace
 
 import pytest
-from tests.unit.deliver.conftest import SinkFactory
-from tests.unit.deliver.helpers import MESSAGE, make_job
 
 from mailwarden.deliver import DeliveryConfig, DeliveryJob, MxLookupError, Outcome, Relay, Route
 from mailwarden.deliver.relay import split_reply
+from tests.unit.deliver.conftest import SinkFactory
+from tests.unit.deliver.helpers import MESSAGE, make_job
 
 
 async def test_message_reaches_the_next_hop_byte_for_byte(make_sink: SinkFactory, config: DeliveryConfig) -> None:
