@@ -206,3 +206,22 @@ def _mx(table: dict[str, list[str]]) -> Callable[[str], Awaitable[list[str]]]:
 
 def _with_route(job: DeliveryJob, route: Route) -> DeliveryJob:
     return replace(job, route=route)
+
+
+async def test_failed_opportunistic_tls_falls_back_to_clear_text_but_required_tls_does_not(
+    make_sink: SinkFactory, config: DeliveryConfig, self_signed: tuple[object, object]
+) -> None:
+    # a server that demands a client certificate: our handshake fails
+    picky = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    picky.load_cert_chain(*self_signed)  # type: ignore[arg-type]
+    picky.verify_mode = ssl.CERT_REQUIRED
+    picky.load_verify_locations(self_signed[0])  # type: ignore[arg-type]
+    sink = await make_sink(tls_context=picky)
+
+    required = await Relay(config).send(make_job(sink.port, require_tls=True))
+    assert (required.recipients[0].outcome, required.recipients[0].status) == (Outcome.TEMPORARY, "4.7.5")
+    assert sink.messages == []
+
+    opportunistic = await Relay(config).send(make_job(sink.port))
+    assert opportunistic.recipients[0].outcome is Outcome.DELIVERED
+    assert [m.tls for m in sink.messages] == [False]
