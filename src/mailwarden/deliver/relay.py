@@ -148,7 +148,7 @@ async def resolve_mx(domain: str) -> list[str]:
         raise MxLookupError(f"domain {domain} does not exist", permanent=True, status=STATUS_NO_SUCH_DOMAIN) from None
     except dns.resolver.NoAnswer:
         return [domain]
-    except (dns.resolver.NoNameservers, dns.exception.Timeout) as exc:
+    except dns.exception.DNSException as exc:  # server failure, time-out, or anything else dnspython raises
         raise MxLookupError(
             f"MX lookup of {domain} failed: {exc}", permanent=False, status=STATUS_DNS_TEMPORARY
         ) from None
