@@ -22,12 +22,14 @@ from rich.table import Table
 
 from mailwarden import __version__, ids
 from mailwarden.config import DEFAULT_CONFIG_PATH, Config, load_config
+from mailwarden.enforce.record import monitor_record
 from mailwarden.errors import MailwardenError, PolicyError
 from mailwarden.ingest.files import expand_paths, read_items
 from mailwarden.logs import configure as configure_logging
-from mailwarden.model import Action, Category, Direction, Message, Verdict
+from mailwarden.model import Action, Category, Direction, Envelope, Message, Verdict
 from mailwarden.model.policy import parse_organisation_document
 from mailwarden.runtime import Runtime, offline_envelope
+from mailwarden.store import EventRecord, MessageRecord
 
 app = typer.Typer(help="mailwarden: email security for journal monitoring and inline filtering.", no_args_is_help=True)
 policy_app = typer.Typer(
@@ -40,6 +42,8 @@ app.add_typer(org_app, name="org")
 app.add_typer(pipeline_app, name="pipeline")
 
 # a pipe or file gets wide lines instead of rich's 80-column default
+RECORD_BATCH = 200  # messages written per transaction by scan --record
+
 out = Console(highlight=False, soft_wrap=True, width=None if sys.stdout.isatty() else 200)
 err = Console(stderr=True, highlight=False)
 
@@ -162,6 +166,7 @@ def scan(
         for p in missing:
             err.print(f"[red]error:[/red] {p}: no such file or directory")
         rows: list[tuple[str, Message, Verdict]] = []
+        pending: list[tuple[MessageRecord, list[EventRecord]]] = []
         failures = len(missing)
         # a bar on stderr for long runs; JSON output stays clean for pipes
         progress = Progress(
@@ -201,13 +206,17 @@ def scan(
                         err.print(f"[red]error:[/red] {item.source}: scan failed: {type(exc).__name__}: {exc}")
                         continue
                     if record:
-                        _record(rt, message, envelope, verdict, organisation.name if organisation else None)
+                        pending.append(_record(message, envelope, verdict, organisation.name if organisation else None))
+                        if len(pending) >= RECORD_BATCH:
+                            rt.history.record_many(pending)
+                            pending.clear()
                     if as_json:
                         out.print_json(json.dumps(_json_row(item.source, message, verdict)), indent=None)
                     else:
                         rows.append((item.source, message, verdict))
                 if last_file is not None:
                     progress.advance(task)
+                rt.history.record_many(pending)
 
         asyncio.run(run())
         if not as_json:
@@ -216,10 +225,10 @@ def scan(
             raise typer.Exit(1)
 
 
-def _record(rt: Runtime, message: Message, envelope: Any, verdict: Verdict, organisation: str | None) -> None:
-    from mailwarden.enforce.record import monitor_record
-
-    record, events = monitor_record(
+def _record(
+    message: Message, envelope: Envelope, verdict: Verdict, organisation: str | None
+) -> tuple[MessageRecord, list[EventRecord]]:
+    return monitor_record(
         message_id=ids.new_id(envelope.received_at),
         message=message,
         envelope=envelope,
@@ -228,7 +237,6 @@ def _record(rt: Runtime, message: Message, envelope: Any, verdict: Verdict, orga
         source="scan",
         receive_detail="offline scan",
     )
-    rt.history.record(record, events)
 
 
 def _json_row(source: str, message: Message, verdict: Verdict) -> dict[str, Any]:

@@ -226,6 +226,40 @@ class History:
                 return
             raise
 
+    def record_many(self, items: Sequence[tuple[MessageRecord, Sequence[EventRecord]]]) -> int:
+        """Write many messages in one transaction: the server's group commit, one fsync for a batch.
+
+        Ids already in history are skipped, as with `record`. Returns how many were written. When
+        another writer races the batch, it falls back to one transaction per message.
+        """
+        if not items:
+            return 0
+        try:
+            with self.db.session() as session:
+                ids = [rec.id for rec, _ in items]
+                present = set(session.scalars(select(MessageRow.id).where(MessageRow.id.in_(ids))))
+                fresh: dict[str, tuple[MessageRecord, Sequence[EventRecord]]] = {}
+                for rec, events in items:
+                    if rec.id not in present:
+                        fresh.setdefault(rec.id, (rec, events))
+                session.add_all([_message_row(rec) for rec, _ in fresh.values()])
+                session.flush()  # message rows first: recipients and events reference them
+                for rec, events in fresh.values():
+                    recipients: dict[str, RecipientRow] = {}
+                    for recipient in rec.recipients:
+                        row = _recipient_row(rec.id, recipient, len(recipients))
+                        recipients.setdefault(row.address, row)
+                    session.add_all(recipients.values())
+                    session.add_all([_event_row(rec.id, event) for event in events])
+                return len(fresh)
+        except IntegrityError:
+            written = 0
+            for rec, events in items:
+                if not self.exists(rec.id):
+                    self.record(rec, events)
+                    written += 1
+            return written
+
     def exists(self, message_id: str) -> bool:
         with self.db.session() as session:
             return session.get(MessageRow, message_id) is not None

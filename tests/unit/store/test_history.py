@@ -182,3 +182,12 @@ def test_find_by_internet_message_id(history: History, make_record: MakeRecord) 
 def test_bad_queries_are_refused(kwargs: dict[str, object], message: str) -> None:
     with pytest.raises(HistoryQueryError, match=message):
         HistoryQuery(**kwargs)  # type: ignore[arg-type]
+
+
+def test_record_many_writes_a_batch_once(history: History, make_record: MakeRecord) -> None:
+    first, second = make_record(subject="one"), make_record(subject="two")
+    assert history.record_many([(first, [EventRecord(EventType.RECEIVE)]), (second, [])]) == 2
+    # replaying the same batch after a crash writes nothing twice
+    assert history.record_many([(first, []), (second, [])]) == 0
+    assert history.get(first.id).summary.subject == "one"
+    assert [e.type for e in history.get(first.id).events] == [EventType.RECEIVE]
