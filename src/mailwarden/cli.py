@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import re
+import socket
 import sys
 from collections import Counter
 from collections.abc import Iterator
@@ -25,6 +26,7 @@ from mailwarden.config import DEFAULT_CONFIG_PATH, Config, load_config
 from mailwarden.enforce.record import monitor_record
 from mailwarden.errors import MailwardenError, PolicyError
 from mailwarden.ingest.files import expand_paths, read_items
+from mailwarden.ingest.tls import write_self_signed
 from mailwarden.logs import configure as configure_logging
 from mailwarden.model import Action, Category, Direction, Envelope, Message, Verdict
 from mailwarden.model.policy import parse_organisation_document
@@ -98,6 +100,42 @@ data_dir = "var"
 # A stage that runs longer than this counts as failed and the policy's fail-safe applies.
 stage_timeout_seconds = 30
 
+[smtp]
+hostname = "{hostname}"
+# Written by `mailwarden init` (self-signed); replace with your own certificate and key.
+tls_cert = "var/tls/cert.pem"
+tls_key = "var/tls/key.pem"
+max_message_size = 52428800   # bytes, announced in EHLO SIZE
+max_recipients = 500
+max_connections_per_ip = 20
+
+# Monitor mode: your mail service journals a copy of every message here.
+[[smtp.listeners]]
+name = "journal"
+role = "journal"
+host = "127.0.0.1"   # use 0.0.0.0 or a public address to take reports from your provider
+port = 10025
+journal_addresses = ["journal@{hostname}"]
+
+# Enforce mode: point MX records (or a connector) here; mail for unknown domains is refused.
+# [[smtp.listeners]]
+# name = "inbound"
+# role = "inbound"
+# host = "0.0.0.0"
+# port = 25
+
+# Enforce mode, outbound: your mail server relays outgoing mail through here.
+# [[smtp.listeners]]
+# name = "outbound"
+# role = "outbound"
+# port = 587
+# allowed_networks = ["192.0.2.0/24"]
+
+[delivery]
+# Outbound mail to the internet: "" looks up MX records; or name a smart host "host:port".
+pools = {{ default = "" }}
+max_queue_lifetime = 172800   # seconds a message may wait for delivery before it bounces
+
 [log]
 level = "info"      # debug, info, warning, error
 format = "console"  # console or json
@@ -113,13 +151,20 @@ def init(
     """Write a commented config file (unless one exists), create the data directories and the database."""
     path = config or DEFAULT_CONFIG_PATH
     if not path.exists():
-        path.write_text(CONFIG_TEMPLATE.format(organisation=organisation), encoding="utf-8")
+        hostname = socket.getfqdn() if "." in socket.getfqdn() else "mailwarden.localdomain"
+        path.write_text(CONFIG_TEMPLATE.format(organisation=organisation, hostname=hostname), encoding="utf-8")
         out.print(f"wrote {path}")
     else:
         out.print(f"kept existing {path}")
     with runtime(path) as rt:
-        for directory in (rt.config.paths.data_dir, rt.config.paths.spool_dir, rt.config.paths.blob_dir):
+        paths = rt.config.paths
+        for directory in (paths.data_dir, paths.spool_dir, paths.queue_dir, paths.blob_dir):
             directory.mkdir(parents=True, exist_ok=True)
+        smtp = rt.config.smtp
+        if smtp.tls_cert and smtp.tls_key and not smtp.tls_cert.exists():
+            smtp.tls_cert.parent.mkdir(parents=True, exist_ok=True)
+            write_self_signed(smtp.tls_cert, smtp.tls_key, smtp.hostname or socket.getfqdn())
+            out.print(f"wrote a self-signed TLS certificate to {smtp.tls_cert}")
         rt.db.migrate()
         out.print(f"database ready at revision {rt.db.current_revision()} ({_safe_url(rt.config.database_url)})")
         names = {o.name for o in rt.policies.list_organisations()}
@@ -143,6 +188,23 @@ def _document_for(rt: Runtime, name: str, domains: list[str]) -> Any:
 
 def _safe_url(url: str) -> str:
     return re.sub(r"//([^:/@]+):[^@]*@", r"//\1:***@", url)
+
+
+# ---- serve ------------------------------------------------------------------------------------
+
+
+@app.command()
+def serve(
+    config: ConfigOption = None,
+    drain_timeout: Annotated[float, typer.Option(help="Seconds to finish open work on SIGTERM.")] = 30.0,
+) -> None:
+    """Run the SMTP listeners, the scanner behind the spool and the delivery queue until SIGTERM."""
+    from mailwarden.server import Server
+
+    with runtime(config) as rt:
+        if not rt.config.smtp.listeners:
+            raise MailwardenError("no [[smtp.listeners]] in the config: nothing to serve (see `mailwarden init`)")
+        asyncio.run(Server(rt, drain_timeout=drain_timeout).run())
 
 
 # ---- scan -------------------------------------------------------------------------------------

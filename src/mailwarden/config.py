@@ -15,6 +15,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from mailwarden.deliver.config import DeliveryConfig
 from mailwarden.errors import ConfigError
 
 ENV_PREFIX = "MAILWARDEN_"
@@ -39,6 +40,10 @@ class PathsConfig(_Section):
         return self.data_dir / "spool"
 
     @property
+    def queue_dir(self) -> Path:
+        return self.data_dir / "queue"
+
+    @property
     def blob_dir(self) -> Path:
         return self.data_dir / "blobs"
 
@@ -47,6 +52,16 @@ class PipelineConfig(_Section):
     inbound: list[str] | None = None
     outbound: list[str] | None = None
     stage_timeout_seconds: float = Field(30.0, gt=0, le=600)
+
+
+class ProcessingConfig(_Section):
+    """`[processing]`: how the server works through the spool behind the SMTP listeners."""
+
+    workers: int = Field(8, ge=1, le=256, description="messages scanned at the same time")
+    batch_size: int = Field(200, ge=1, le=5000, description="history records written per transaction")
+    batch_delay_ms: float = Field(20.0, ge=0, le=5000, description="longest wait to fill a batch")
+    policy_refresh_seconds: float = Field(10.0, ge=0, le=3600, description="how soon policy changes apply")
+    journal_dedupe_hours: float = Field(24.0, gt=0, le=24 * 30, description="window for merging journal copies")
 
 
 class LogConfig(_Section):
@@ -155,6 +170,8 @@ class Config(BaseModel):
     pipeline: PipelineConfig = PipelineConfig()
     log: LogConfig = LogConfig()
     smtp: SmtpConfig = SmtpConfig()
+    delivery: DeliveryConfig = DeliveryConfig()
+    processing: ProcessingConfig = ProcessingConfig()
     source: Path | None = Field(None, exclude=True)
 
     @property
@@ -186,8 +203,13 @@ def load_config(path: Path | None = None, *, environ: dict[str, str] | None = No
         raise ConfigError(first["msg"], field=field) from None
     config.source = path if path.exists() else None
     base = path.parent if path.exists() else Path.cwd()
+    # relative paths in the file are relative to the file, not to wherever the command runs
     if not config.paths.data_dir.is_absolute():
         config.paths.data_dir = (base / config.paths.data_dir).resolve()
+    for attr in ("tls_cert", "tls_key"):
+        value = getattr(config.smtp, attr)
+        if value is not None and not value.is_absolute():
+            setattr(config.smtp, attr, (base / value).resolve())
     return config
 
 

@@ -9,8 +9,8 @@ import os
 import time
 from datetime import UTC, datetime
 
-_ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
-_DECODE = {c: i for i, c in enumerate(_ALPHABET)}
+ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
+_DECODE = {c: i for i, c in enumerate(ALPHABET)}
 ID_LENGTH = 26
 
 
@@ -18,7 +18,7 @@ def _encode(value: int, length: int) -> str:
     chars = []
     for _ in range(length):
         value, rem = divmod(value, 32)
-        chars.append(_ALPHABET[rem])
+        chars.append(ALPHABET[rem])
     return "".join(reversed(chars))
 
 

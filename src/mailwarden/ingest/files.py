@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -71,7 +72,7 @@ def split_mbox(data: bytes) -> list[bytes]:
         return [data]
     bounds = [*starts, len(data)]
     out = []
-    for begin, end in zip(bounds, bounds[1:], strict=False):
+    for begin, end in itertools.pairwise(bounds):
         chunk = data[begin:end]
         chunk = re.sub(rb"(?m)^>(>*From )", rb"\1", chunk)
         out.append(chunk.rstrip(b"\r\n") + b"\n")

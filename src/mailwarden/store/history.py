@@ -49,6 +49,7 @@ class EventType(StrEnum):
     EXPIRE = "expire"
     CLAWBACK = "clawback"
     RECORD = "record"  # monitor mode: the action that would have been taken, recorded only
+    DSN = "dsn"  # a delivery status notification (NDR) was sent to the sender
 
 
 class RecipientStatus(StrEnum):

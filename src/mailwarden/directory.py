@@ -1,0 +1,62 @@
+"""Organisations, their domains and policies in memory, reloaded from the store every few seconds.
+
+The SMTP listeners and the processor ask it per recipient and per message; the store is read at
+most once per refresh interval, so a policy change applies within `processing.policy_refresh_seconds`.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+from mailwarden.model import Domain, Organisation, Policy
+from mailwarden.model.envelope import domain_of
+from mailwarden.store import PolicyStore
+
+
+@dataclass(frozen=True, slots=True)
+class Tenant:
+    organisation: Organisation
+    policy: Policy
+
+
+class OrgDirectory:
+    def __init__(self, policies: PolicyStore, *, refresh_seconds: float = 10.0) -> None:
+        self._policies = policies
+        self._refresh = refresh_seconds
+        self._loaded_at = float("-inf")
+        self._by_domain: dict[str, tuple[Tenant, Domain]] = {}
+
+    def refresh(self, *, force: bool = False) -> None:
+        """Reload when the copy is older than the refresh interval (or always with `force`)."""
+        now = time.monotonic()
+        if not force and now - self._loaded_at < self._refresh:
+            return
+        by_domain: dict[str, tuple[Tenant, Domain]] = {}
+        for org in self._policies.list_organisations():
+            tenant = Tenant(org, self._policies.get_policy(org.name))
+            for domain in org.domains:
+                by_domain[domain.name] = (tenant, domain)
+        self._by_domain = by_domain
+        self._loaded_at = now
+
+    @property
+    def domains(self) -> frozenset[str]:
+        self.refresh()
+        return frozenset(self._by_domain)
+
+    def lookup(self, address_or_domain: str | None) -> tuple[Tenant, Domain] | None:
+        """The tenant and domain entry an address (or bare domain) belongs to, if any."""
+        if not address_or_domain:
+            return None
+        self.refresh()
+        domain = domain_of(address_or_domain) if "@" in address_or_domain else address_or_domain.lower()
+        return self._by_domain.get(domain) if domain else None
+
+    def tenant_for(self, addresses: list[str] | tuple[str, ...]) -> Tenant | None:
+        """The first tenant any of the addresses belongs to."""
+        for address in addresses:
+            found = self.lookup(address)
+            if found:
+                return found[0]
+        return None

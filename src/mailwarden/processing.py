@@ -1,0 +1,531 @@
+"""Behind the spool: every committed message is unwrapped, scanned, recorded and (in enforce mode)
+delivered, quarantined, bounced or dropped.
+
+Order of durable steps for one spool entry, so that a crash anywhere loses nothing:
+
+1. scan (no side effects);
+2. what must exist before history says so: quarantine blob, kept journal report, delivery jobs
+   (jobs have ids derived from the spool id, so a replay rewrites the same job files);
+3. history (a batch of messages in one transaction; recording an id twice is a no-op);
+4. the delivery agent is woken, then the spool entry is removed.
+
+A replayed entry whose id is already in history only finishes step 4.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections import OrderedDict
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime, timedelta
+
+import structlog
+
+from mailwarden.deliver import DeliveryAgent, DeliveryEventType, DeliveryJob, JobKind, Route, parse_next_hop
+from mailwarden.deliver.dsn import RecipientFailure, build_dsn
+from mailwarden.directory import OrgDirectory, Tenant
+from mailwarden.enforce.apply import Plan, plan_delivery
+from mailwarden.enforce.record import monitor_record, scan_summary, would_have
+from mailwarden.errors import NotFoundError
+from mailwarden.ids import ALPHABET
+from mailwarden.ingest.journal import JournalEnvelope, JournalParseError, unwrap
+from mailwarden.ingest.spool import Spool, SpoolEntry
+from mailwarden.model import (
+    Action,
+    Category,
+    Direction,
+    Disposition,
+    Envelope,
+    Finding,
+    Message,
+    Mode,
+    Policy,
+    StageOutcome,
+    StageResult,
+    Verdict,
+    classify_direction,
+)
+from mailwarden.model.direction import is_org_address
+from mailwarden.model.envelope import domain_of
+from mailwarden.runtime import Runtime
+from mailwarden.store import EventRecord, EventType, MessageRecord, RecipientRecord, RecipientStatus
+
+log = structlog.get_logger(__name__)
+
+JOURNAL_PARSE_ERROR = "JOURNAL_PARSE_ERROR"
+_DELIVERY_EVENTS = {
+    DeliveryEventType.DELIVER: (EventType.DELIVER, RecipientStatus.DELIVERED),
+    DeliveryEventType.DEFER: (EventType.DEFER, RecipientStatus.DEFERRED),
+    DeliveryEventType.FAIL: (EventType.FAIL, RecipientStatus.FAILED),
+    DeliveryEventType.DSN: (EventType.DSN, None),
+}
+
+
+def derived_id(base: str, index: int) -> str:
+    """The index-th id derived from a spool id: stable across a replay, distinct per index."""
+    if index == 0:
+        return base
+    return base[:-1] + ALPHABET[(ALPHABET.index(base[-1]) + index) % 32]
+
+
+@dataclass
+class Outcome:
+    """What processing one spool entry produced, waiting to be written."""
+
+    entry: SpoolEntry
+    records: list[tuple[MessageRecord, list[EventRecord]]] = field(default_factory=list)
+    blobs: list[tuple[str, bytes]] = field(default_factory=list)
+    jobs: list[DeliveryJob] = field(default_factory=list)
+    dedupe_key: str | None = None
+    merge_into: str | None = None  # journal copy of a message already recorded: merge recipients
+    merge_recipients: list[RecipientRecord] = field(default_factory=list)
+
+
+class Processor:
+    """Consumes the spool with a few workers and writes history in batches."""
+
+    def __init__(
+        self,
+        rt: Runtime,
+        spool: Spool,
+        directory: OrgDirectory,
+        *,
+        roles: Mapping[str, str],
+        agent: DeliveryAgent | None = None,
+    ) -> None:
+        self.rt = rt
+        self.spool = spool
+        self.directory = directory
+        self.roles = roles
+        self.agent = agent
+        cfg = rt.config.processing
+        self.workers = cfg.workers
+        self.batch_size = cfg.batch_size
+        self.batch_delay = cfg.batch_delay_ms / 1000
+        self.dedupe_window = timedelta(hours=cfg.journal_dedupe_hours)
+        self._outcomes: asyncio.Queue[Outcome] = asyncio.Queue(maxsize=cfg.batch_size * 4)
+        self._entries: asyncio.Queue[SpoolEntry] = asyncio.Queue(maxsize=cfg.workers * 4)
+        # journal de-duplication: key → history id of the first copy (bounded), and copies in flight
+        self._recent: OrderedDict[str, str] = OrderedDict()
+        self._first_copy: dict[str, asyncio.Future[str]] = {}
+        self._tasks: list[asyncio.Task[None]] = []
+        self._early_events: dict[str, list[tuple[EventRecord, str | None, RecipientStatus | None]]] = {}
+        self.processed = 0
+
+    # ---- lifecycle ---------------------------------------------------------------------------
+    async def start(self) -> None:
+        self._tasks = [asyncio.create_task(self._feed(), name="spool-feed")]
+        self._tasks += [asyncio.create_task(self._worker(), name=f"scan-{i}") for i in range(self.workers)]
+        self._tasks.append(asyncio.create_task(self._writer(), name="history-writer"))
+
+    async def stop(self, drain_timeout: float = 30.0) -> None:
+        """Finish what is in hand (scanned messages get written), leave the rest in the spool."""
+        feed, *rest = self._tasks
+        feed.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await feed
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(drain_timeout):
+                await self._entries.join()
+                await self._outcomes.join()
+        for task in rest:
+            task.cancel()
+        await asyncio.gather(*rest, return_exceptions=True)
+        self._tasks = []
+
+    async def _feed(self) -> None:
+        async for entry in self.spool.entries():
+            await self._entries.put(entry)
+
+    async def _worker(self) -> None:
+        while True:
+            entry = await self._entries.get()
+            try:
+                outcome = await self.process(entry)
+            except Exception:  # a bug here must not lose the message: it stays in the spool
+                log.exception("processing_failed", spool_id=entry.id)
+            else:
+                await self._outcomes.put(outcome)
+            finally:
+                self._entries.task_done()
+
+    # ---- one entry ---------------------------------------------------------------------------
+    async def process(self, entry: SpoolEntry) -> Outcome:
+        if await asyncio.to_thread(self.rt.history.exists, entry.id):
+            return Outcome(entry)  # replayed after a crash: it is recorded already
+        role = self.roles.get(entry.listener, "journal")
+        if role == "journal":
+            return await self._journal(entry)
+        return await self._inline(entry, role)
+
+    async def _journal(self, entry: SpoolEntry) -> Outcome:
+        env = entry.envelope
+        try:
+            je = unwrap(
+                entry.raw, smtp_mail_from=env.mail_from, smtp_rcpt_to=env.rcpt_to, org_domains=self.directory.domains
+            )
+        except JournalParseError as exc:
+            return self._journal_error(entry, str(exc))
+        unwrapped_at = datetime.now(UTC)
+        tenant = self.directory.tenant_for([je.sender]) or self.directory.tenant_for([r.address for r in je.recipients])
+        org_name = tenant.organisation.name if tenant else None
+        key = f"{org_name}|{je.dedupe_key}"
+        recipients = [
+            RecipientRecord(r.address, r.field, RecipientStatus.RECORDED, r.expanded_from, r.forwarded_from)
+            for r in je.recipients
+        ]
+        first = await self._first_copy_of(key, org_name, je)
+        if first is not None:
+            return Outcome(entry, merge_into=first, merge_recipients=recipients, dedupe_key=key)
+        self._first_copy[key] = asyncio.get_running_loop().create_future()
+        message = Message(je.original)
+        envelope = Envelope(
+            mail_from=je.sender,
+            rcpt_to=tuple(r.address for r in je.recipients),
+            client_ip=None,
+            received_at=env.received_at,
+        )
+        policy = tenant.policy if tenant else Policy()
+        domains = tenant.organisation.domain_names if tenant else frozenset()
+        direction = classify_direction(je.sender, envelope.rcpt_to, domains, sender_verified=not je.spoof_of_own_domain)
+        verdict = await self.rt.pipeline.scan(
+            message, envelope, policy, organisation=tenant.organisation if tenant else None, direction=direction
+        )
+        unwrap_event = EventRecord(
+            EventType.JOURNAL_UNWRAP,
+            f"{je.source_format.value}: {len(je.recipients)} recipients, envelope confidence "
+            f"{je.envelope_confidence.value}" + (", spoof of own domain" if je.spoof_of_own_domain else ""),
+            at=unwrapped_at,
+        )
+        record, events = monitor_record(
+            message_id=entry.id,
+            message=message,
+            envelope=envelope,
+            verdict=verdict,
+            organisation=org_name,
+            source="journal",
+            recipients=recipients,
+            receive_detail=_receive(entry),
+            extra_events=[unwrap_event],
+        )
+        return Outcome(entry, records=[(record, events)], dedupe_key=key)
+
+    async def _first_copy_of(self, key: str, org_name: str | None, je: JournalEnvelope) -> str | None:
+        """The history id of an earlier copy of this journaled message, waiting for one in flight."""
+        if key in self._recent:
+            return self._recent[key]
+        pending = self._first_copy.get(key)
+        if pending is not None:
+            return await asyncio.shield(pending)
+        if je.original_message_id is None:
+            return None
+        since = datetime.now(UTC) - self.dedupe_window
+        found = await asyncio.to_thread(
+            self.rt.history.find_by_internet_message_id, je.original_message_id, organisation=org_name, since=since
+        )
+        return found[0] if found else None
+
+    def _journal_error(self, entry: SpoolEntry, reason: str) -> Outcome:
+        """A report that cannot be unwrapped is recorded as such and kept byte for byte for inspection."""
+        message = Message(entry.raw)
+        stage = StageResult(
+            "journal",
+            StageOutcome.ERROR,
+            (Finding("journal", JOURNAL_PARSE_ERROR, 0.0, reason),),
+            error=f"journal_parse_error: {reason}",
+        )
+        verdict = Verdict(
+            direction=Direction.INBOUND,
+            category=Category.SCAN_ERROR,
+            disposition=Disposition(Action.DELIVER, reason="journal_parse_error: nothing to act on"),
+            stages=(stage,),
+            scan_errors=(f"journal_parse_error: {reason}",),
+        )
+        blob_key = f"journal-error-{entry.id}.eml"
+        record, events = monitor_record(
+            message_id=entry.id,
+            message=message,
+            envelope=entry.envelope,
+            verdict=verdict,
+            organisation=None,
+            source="journal",
+            receive_detail=_receive(entry),
+            extra_events=[EventRecord(EventType.JOURNAL_UNWRAP, f"journal_parse_error: {reason}; kept as {blob_key}")],
+        )
+        log.warning("journal_parse_error", spool_id=entry.id, reason=reason, blob=blob_key)
+        return Outcome(entry, records=[(record, events)], blobs=[(blob_key, entry.raw)])
+
+    async def _inline(self, entry: SpoolEntry, role: str) -> Outcome:
+        """A message that arrived at the gateway: scan, then apply (enforce) or relay unchanged (monitor)."""
+        env = entry.envelope
+        message = Message(entry.raw)
+        groups = self._groups(env, role)
+        outcome = Outcome(entry)
+        for index, (tenant, rcpts) in enumerate(groups):
+            message_id = derived_id(entry.id, index)
+            domains = tenant.organisation.domain_names if tenant else frozenset()
+            sub_env = replace(env, rcpt_to=tuple(rcpts))
+            if role == "outbound":
+                internal = all(is_org_address(r, domains) for r in rcpts)
+                direction = Direction.INTERNAL if internal else Direction.OUTBOUND
+            else:
+                direction = classify_direction(env.mail_from, rcpts, domains)
+            policy = tenant.policy if tenant else Policy()
+            verdict = await self.rt.pipeline.scan(
+                message, sub_env, policy, organisation=tenant.organisation if tenant else None, direction=direction
+            )
+            mode = self._mode(tenant, rcpts if role == "inbound" else [env.mail_from])
+            applied = mode is Mode.ENFORCE and verdict.category is not Category.INTERNAL
+            plan = plan_delivery(entry.raw, verdict, rcpts, applied=applied)
+            self._apply(outcome, message_id, message, sub_env, verdict, tenant, mode, plan, index)
+        return outcome
+
+    def _groups(self, env: Envelope, role: str) -> list[tuple[Tenant | None, list[str]]]:
+        """Recipients per organisation: one history record each, so no tenant sees another's mail."""
+        if role == "outbound":
+            return [(self.directory.tenant_for([env.mail_from]), list(env.rcpt_to))]
+        groups: dict[str, tuple[Tenant | None, list[str]]] = {}
+        for rcpt in env.rcpt_to:
+            found = self.directory.lookup(rcpt)
+            tenant = found[0] if found else None
+            name = tenant.organisation.name if tenant else ""
+            groups.setdefault(name, (tenant, []))[1].append(rcpt)
+        return list(groups.values())
+
+    def _mode(self, tenant: Tenant | None, addresses: Sequence[str]) -> Mode:
+        if tenant is None:
+            return Mode.MONITOR
+        modes = {tenant.organisation.mode_for(domain_of(a)) for a in addresses}
+        return Mode.ENFORCE if modes == {Mode.ENFORCE} else Mode.MONITOR
+
+    def _apply(
+        self,
+        outcome: Outcome,
+        message_id: str,
+        message: Message,
+        env: Envelope,
+        verdict: Verdict,
+        tenant: Tenant | None,
+        mode: Mode,
+        plan: Plan,
+        index: int,
+    ) -> None:
+        now = datetime.now(UTC)
+        applied = mode is Mode.ENFORCE and verdict.category is not Category.INTERNAL
+        events = [EventRecord(EventType.RECEIVE, _receive(outcome.entry), at=env.received_at)]
+        if verdict.category is Category.INTERNAL:
+            events.append(EventRecord(EventType.RECORD, "internal mail: not scanned", at=now))
+        else:
+            events.append(EventRecord(EventType.SCAN, scan_summary(verdict), at=now))
+            if not applied:
+                events.append(EventRecord(EventType.RECORD, would_have(verdict), at=now))
+            elif plan.event is not None:
+                events.append(EventRecord(plan.event, plan.detail, smtp_reply=plan.smtp_reply, at=now))
+        status = plan.status if applied else RecipientStatus.PENDING
+        recipients = [RecipientRecord(r, "envelope", status) for r in env.rcpt_to]
+        if plan.deliver_to and plan.deliver_to != env.rcpt_to:  # redirect: the new targets are recipients too
+            recipients += [RecipientRecord(r, "redirect", RecipientStatus.PENDING) for r in plan.deliver_to]
+        if plan.quarantine:
+            outcome.blobs.append((f"quarantine-{message_id}.eml", outcome.entry.raw))
+        lifetime = self.rt.config.delivery.max_queue_lifetime
+        if plan.raw is not None and plan.deliver_to:
+            for route_index, (route, rcpts) in enumerate(self._routes(plan.deliver_to, tenant)):
+                job = DeliveryJob.create(
+                    message_id=message_id,
+                    mail_from=env.mail_from,
+                    recipients=rcpts,
+                    route=route,
+                    message=plan.raw,
+                    lifetime=lifetime,
+                )
+                outcome.jobs.append(replace(job, id=derived_id(message_id, 1 + index * 8 + route_index)))
+        if plan.bounce and env.mail_from:
+            outcome.jobs.append(self._bounce(message_id, outcome.entry.raw, env, plan))
+            events.append(EventRecord(EventType.DSN, f"NDR to {env.mail_from}", at=now))
+        record = MessageRecord(
+            id=message_id,
+            organisation=tenant.organisation.name if tenant else None,
+            received_at=env.received_at,
+            direction=verdict.direction,
+            mode=mode,
+            source="smtp",
+            sender=env.mail_from,
+            from_address=message.from_address,
+            subject=message.subject,
+            internet_message_id=message.message_id,
+            size=message.size,
+            sha256=message.sha256,
+            client_ip=env.client_ip,
+            verdict=verdict,
+            applied=applied,
+            recipients=recipients,
+        )
+        outcome.records.append((record, events))
+
+    def _routes(self, recipients: Sequence[str], tenant: Tenant | None) -> list[tuple[Route, list[str]]]:
+        """Recipients grouped by next hop: an organisation domain's own next hop, else the internet."""
+        routes: dict[Route, list[str]] = {}
+        for rcpt in recipients:
+            found = self.directory.lookup(rcpt)
+            if found and found[1].next_hop:
+                route = parse_next_hop(found[1].next_hop, require_tls=found[1].require_tls)
+            else:
+                route = Route()
+            routes.setdefault(route, []).append(rcpt)
+        return list(routes.items())
+
+    def _bounce(self, message_id: str, raw: bytes, env: Envelope, plan: Plan) -> DeliveryJob:
+        reply = plan.smtp_reply or "550 5.7.1 Message rejected by policy"
+        _, _, text = reply.partition(" ")
+        status = text.split(" ", 1)[0] if text[:1].isdigit() else "5.7.1"
+        failures = [
+            RecipientFailure(
+                r, status, reply, reason=plan.detail or "rejected by policy", diagnostic_type="X-mailwarden"
+            )
+            for r in env.rcpt_to
+        ]
+        dsn = build_dsn(raw, env.mail_from, failures, self.rt.config.delivery.ehlo_hostname())
+        route = self.dsn_route(env.mail_from)
+        job = DeliveryJob.create(
+            message_id=message_id,
+            mail_from="",
+            recipients=[env.mail_from],
+            route=route,
+            message=dsn,
+            lifetime=self.rt.config.delivery.max_queue_lifetime,
+            kind=JobKind.DSN,
+        )
+        return replace(job, id=derived_id(message_id, 31))
+
+    def dsn_route(self, sender: str) -> Route:
+        """Bounces to the organisation's own senders go to its mail server; others to the internet."""
+        found = self.directory.lookup(sender)
+        if found and found[1].next_hop:
+            return parse_next_hop(found[1].next_hop, require_tls=found[1].require_tls)
+        return Route()
+
+    # ---- writing -----------------------------------------------------------------------------
+    async def _writer(self) -> None:
+        while True:
+            batch = [await self._outcomes.get()]
+            deadline = asyncio.get_running_loop().time() + self.batch_delay
+            while len(batch) < self.batch_size:
+                timeout = deadline - asyncio.get_running_loop().time()
+                if timeout <= 0:
+                    break
+                try:
+                    batch.append(await asyncio.wait_for(self._outcomes.get(), timeout))
+                except TimeoutError:
+                    break
+            try:
+                await self._write(batch)
+            except Exception:
+                # nothing is lost: entries stay in the spool and are processed again after a restart
+                log.exception("history_write_failed", batch=len(batch))
+                for outcome in batch:
+                    self._release(outcome, None)
+            finally:
+                for _ in batch:
+                    self._outcomes.task_done()
+
+    async def _write(self, batch: list[Outcome]) -> None:
+        blobs = [blob for o in batch for blob in o.blobs]
+        jobs = [job for o in batch for job in o.jobs]
+        records = [item for o in batch for item in o.records]
+
+        def durable() -> None:
+            for key, data in blobs:
+                self.rt.blobs.put(key, data)
+            if self.agent is not None:
+                for job in jobs:
+                    self.agent.queue.enqueue(job)
+            self.rt.history.record_many(records)
+
+        await asyncio.to_thread(durable)
+        for outcome in batch:
+            if outcome.merge_into is not None:
+                await self._merge(outcome)
+        if self.agent is not None and jobs:
+            self.agent.notify()
+        for outcome in batch:
+            first = outcome.records[0][0].id if outcome.records else outcome.merge_into
+            self._release(outcome, first)
+            for record, _ in outcome.records:
+                await self._flush_early_events(record.id)
+        await asyncio.gather(*(self.spool.done_async(o.entry.id) for o in batch))
+        self.processed += len(batch)
+
+    async def _merge(self, outcome: Outcome) -> None:
+        target = outcome.merge_into
+        assert target is not None
+
+        def merge() -> None:
+            added = self.rt.history.add_recipients(target, outcome.merge_recipients)
+            self.rt.history.add_event(
+                target,
+                EventRecord(EventType.JOURNAL_UNWRAP, f"another journal copy merged: {added} new recipients"),
+            )
+
+        try:
+            await asyncio.to_thread(merge)
+        except NotFoundError:
+            log.warning("journal_merge_target_missing", target=target, spool_id=outcome.entry.id)
+
+    def _release(self, outcome: Outcome, history_id: str | None) -> None:
+        key = outcome.dedupe_key
+        if key is None:
+            return
+        future = self._first_copy.pop(key, None) if outcome.merge_into is None else None
+        if history_id is not None:
+            self._recent[key] = history_id
+            while len(self._recent) > 100_000:
+                self._recent.popitem(last=False)
+        if future is not None and not future.done():
+            if history_id is not None:
+                future.set_result(history_id)
+            else:
+                future.set_exception(RuntimeError("the first copy was not written"))
+
+    # ---- delivery events ---------------------------------------------------------------------
+    async def on_delivery_event(
+        self, message_id: str, kind: DeliveryEventType, recipient: str, detail: str, reply: str
+    ) -> None:
+        """The delivery agent's report: a trace event and the recipient's new status."""
+        event_type, status = _DELIVERY_EVENTS[kind]
+        event = EventRecord(event_type, detail, recipient=recipient or None, smtp_reply=reply or None)
+        try:
+            await asyncio.to_thread(self._store_event, message_id, event, recipient or None, status)
+        except NotFoundError:
+            # the job ran before its batch reached history (a quick agent): keep it for the writer, and
+            # look again in case the batch landed while this event was on its way
+            self._early_events.setdefault(message_id, []).append((event, recipient or None, status))
+            if await asyncio.to_thread(self.rt.history.exists, message_id):
+                await self._flush_early_events(message_id)
+
+    def _store_event(
+        self, message_id: str, event: EventRecord, recipient: str | None, status: RecipientStatus | None
+    ) -> None:
+        self.rt.history.add_event(message_id, event)
+        if recipient and status is not None:
+            with contextlib.suppress(NotFoundError):  # a DSN recipient is not one of the message's
+                self.rt.history.set_recipient_status(message_id, recipient, status)
+
+    async def _flush_early_events(self, message_id: str) -> None:
+        for event, recipient, status in self._early_events.pop(message_id, []):
+            await asyncio.to_thread(self._store_event, message_id, event, recipient, status)
+
+
+def _receive(entry: SpoolEntry) -> str:
+    env = entry.envelope
+    parts = [f"listener {entry.listener}"]
+    if env.client_ip:
+        parts.append(f"from [{env.client_ip}]")
+    if env.helo:
+        parts.append(f"helo={env.helo}")
+    if env.tls:
+        parts.append(f"tls={env.tls.version}")
+    if env.authenticated_as:
+        parts.append(f"auth={env.authenticated_as}")
+    return " ".join(parts)

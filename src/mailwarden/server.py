@@ -1,0 +1,93 @@
+"""`mailwarden serve`: the SMTP listeners, the spool processor and the delivery agent in one process.
+
+Start-up order: database migrated, spool opened (recovering what a crash left), processor and
+delivery agent started (the spool backlog is worked off first), then the listeners accept mail.
+SIGTERM / SIGINT drain in the reverse order: stop accepting and finish open SMTP sessions, finish
+the messages in hand, let delivery attempts in flight end; whatever is left stays in the spool and
+the queue for the next start.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+
+import structlog
+
+from mailwarden.deliver import DeliveryAgent, DeliveryQueue, Relay
+from mailwarden.directory import OrgDirectory
+from mailwarden.ingest import replies
+from mailwarden.ingest.replies import Reply
+from mailwarden.ingest.smtp import SessionInfo, SmtpServer
+from mailwarden.ingest.spool import Spool
+from mailwarden.model import ConnectionMode
+from mailwarden.processing import Processor
+from mailwarden.runtime import Runtime
+
+log = structlog.get_logger(__name__)
+
+
+class Server:
+    def __init__(self, rt: Runtime, *, drain_timeout: float = 30.0) -> None:
+        self.rt = rt
+        self.drain_timeout = drain_timeout
+        config = rt.config
+        self.directory = OrgDirectory(rt.policies, refresh_seconds=config.processing.policy_refresh_seconds)
+        self.spool: Spool | None = None
+        self.smtp: SmtpServer | None = None
+        self.processor: Processor | None = None
+        self.agent: DeliveryAgent | None = None
+        self.stopping = asyncio.Event()
+
+    async def recipient_check(self, listener: str, rcpt: str, session: SessionInfo) -> Reply | None:
+        """Inbound listeners take mail only for the organisations' domains that route through us."""
+        found = self.directory.lookup(rcpt)
+        if found is None or found[1].mode is ConnectionMode.JOURNAL:
+            return replies.RELAY_DENIED
+        return None
+
+    async def start(self) -> None:
+        config = self.rt.config
+        await asyncio.to_thread(self.rt.db.migrate)
+        for directory in (config.paths.spool_dir, config.paths.queue_dir, config.paths.blob_dir):
+            directory.mkdir(parents=True, exist_ok=True)
+        await asyncio.to_thread(self.directory.refresh, force=True)
+        self.spool = Spool(config.paths.spool_dir)
+        roles = {listener.name: listener.role for listener in config.smtp.listeners}
+        self.processor = Processor(self.rt, self.spool, self.directory, roles=roles)
+        self.agent = DeliveryAgent(
+            DeliveryQueue(config.paths.queue_dir),
+            Relay(config.delivery),
+            config.delivery,
+            self.processor.on_delivery_event,
+            dsn_route=self.processor.dsn_route,
+        )
+        self.processor.agent = self.agent
+        await self.agent.start()
+        await self.processor.start()
+        self.smtp = SmtpServer(config.smtp, self.spool, self.recipient_check)
+        await self.smtp.start()
+        log.info("mailwarden_ready", listeners=self.smtp.bound_ports(), backlog=self.spool.pending_count())
+
+    async def stop(self) -> None:
+        log.info("mailwarden_stopping")
+        if self.smtp is not None:
+            await self.smtp.stop(drain_timeout=self.drain_timeout)
+        if self.processor is not None:
+            await self.processor.stop(drain_timeout=self.drain_timeout)
+        if self.agent is not None:
+            await self.agent.stop(drain_timeout=self.drain_timeout)
+        if self.spool is not None:
+            self.spool.close()
+        log.info("mailwarden_stopped")
+
+    async def run(self) -> None:
+        """Serve until SIGTERM or SIGINT, then drain."""
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, self.stopping.set)
+        await self.start()
+        try:
+            await self.stopping.wait()
+        finally:
+            await self.stop()
