@@ -1,0 +1,170 @@
+"""`mailwarden serve` as a real process on loopback ports, for tests that treat it as a black box."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from mailwarden.config import load_config
+from mailwarden.runtime import Runtime
+from mailwarden.store import History, MessageDetail
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def wait_for_port(port: int, timeout: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with socket.socket() as s:
+            s.settimeout(0.2)
+            if s.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        time.sleep(0.05)
+    raise TimeoutError(f"nothing listens on 127.0.0.1:{port} after {timeout:g} s")
+
+
+def eventually(check: Callable[[], Any], timeout: float = 20.0, interval: float = 0.1) -> Any:
+    """Retry `check` until it returns something truthy without raising; then return that."""
+    deadline = time.monotonic() + timeout
+    last: BaseException | None = None
+    while time.monotonic() < deadline:
+        try:
+            value = check()
+            if value:
+                return value
+        except (AssertionError, LookupError) as exc:
+            last = exc
+        time.sleep(interval)
+    if last is not None:
+        raise last
+    raise AssertionError(f"condition not met within {timeout:g} s")
+
+
+@dataclass
+class Mailwarden:
+    """A configured instance: its directory, ports, organisation document; start/stop/kill it."""
+
+    root: Path
+    listeners: dict[str, int] = field(default_factory=dict)
+    process: subprocess.Popen[bytes] | None = None
+    extra_config: str = ""
+
+    @property
+    def config_path(self) -> Path:
+        return self.root / "mailwarden.toml"
+
+    @property
+    def journal_address(self) -> str:
+        return "journal@mailwarden.test"
+
+    def write_config(self, *, outbound_networks: tuple[str, ...] = ("127.0.0.0/8",), smart_host: str = "") -> None:
+        blocks = []
+        for name, port in self.listeners.items():
+            block = f'[[smtp.listeners]]\nname = "{name}"\nrole = "{name}"\nhost = "127.0.0.1"\nport = {port}\n'
+            if name == "journal":
+                block += f'journal_addresses = ["{self.journal_address}"]\n'
+            if name == "outbound":
+                block += f"allowed_networks = {list(outbound_networks)!r}\n".replace("'", '"')
+            blocks.append(block)
+        self.config_path.write_text(
+            'organisation = "acme"\n'
+            '[paths]\ndata_dir = "var"\n'
+            '[smtp]\nhostname = "mailwarden.test"\n'
+            "[processing]\npolicy_refresh_seconds = 0.5\nbatch_delay_ms = 5\n"
+            f'[delivery]\nhostname = "mailwarden.test"\npools = {{ default = "{smart_host}" }}\n'
+            "first_retry = 0.3\nmax_retry = 1\npoll_interval = 0.2\nconnect_timeout = 5\n"
+            + self.extra_config
+            + "\n".join(blocks)
+        )
+
+    def import_organisation(self, document: dict[str, Any]) -> None:
+        path = self.root / "org.yaml"
+        path.write_text(yaml.safe_dump(document))
+        self.cli("policy", "import", str(path))
+
+    def cli(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+        result = subprocess.run(
+            [sys.executable, "-m", "mailwarden", *args, "--config", str(self.config_path)],
+            cwd=self.root,
+            env=_env(),
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        if check and result.returncode != 0:
+            raise AssertionError(f"mailwarden {' '.join(args)} failed: {result.stderr}")
+        return result
+
+    def start(self) -> None:
+        log = (self.root / "serve.log").open("ab")
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "mailwarden", "serve", "--config", str(self.config_path), "--drain-timeout", "10"],
+            cwd=self.root,
+            env=_env(),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        for port in self.listeners.values():
+            try:
+                wait_for_port(port)
+            except TimeoutError:
+                raise AssertionError("mailwarden serve did not start:\n" + self.log()) from None
+
+    def stop(self) -> int:
+        """SIGTERM and wait for the drain; the exit code."""
+        assert self.process is not None
+        self.process.send_signal(signal.SIGTERM)
+        code = self.process.wait(timeout=60)
+        self.process = None
+        return code
+
+    def kill(self) -> None:
+        assert self.process is not None
+        self.process.send_signal(signal.SIGKILL)
+        self.process.wait(timeout=30)
+        self.process = None
+
+    def log(self) -> str:
+        path = self.root / "serve.log"
+        return path.read_text(errors="replace") if path.exists() else ""
+
+    def runtime(self) -> Runtime:
+        return Runtime(load_config(self.config_path, environ={}))
+
+    def history(self) -> History:
+        return self.runtime().history
+
+    def messages(self, **query: Any) -> list[MessageDetail]:
+        """Every message in history matching the search, with detail, oldest first."""
+        from mailwarden.store import HistoryQuery
+
+        rt = self.runtime()
+        try:
+            page = rt.history.search(HistoryQuery(limit=1000, **query))
+            return [rt.history.get(item.id) for item in reversed(page.items)]
+        finally:
+            rt.close()
+
+
+def _env() -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MAILWARDEN_")}
+    env["PYTHONUNBUFFERED"] = "1"
+    return env
+
+
+def organisation(*, monitor_only: bool, domains: list[dict[str, Any]]) -> dict[str, Any]:
+    return {"name": "acme", "monitor_only": monitor_only, "domains": domains}
