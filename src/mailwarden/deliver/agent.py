@@ -141,6 +141,11 @@ class DeliveryAgent:
                 if self._stopping:
                     self._slots.release()
                     return
+                # the list is a snapshot: while we waited for a slot the job may have been delivered
+                # (removed) or rescheduled; starting it again would send it twice
+                if job.id in self._in_flight or not self.queue.is_due(job.id, self._clock()):
+                    self._slots.release()
+                    continue
                 task = asyncio.create_task(self._attempt(job), name=f"deliver-{job.id}")
                 self._in_flight[job.id] = task
                 task.add_done_callback(functools.partial(self._done, job.id))

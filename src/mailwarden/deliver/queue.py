@@ -294,6 +294,12 @@ class DeliveryQueue:
                 jobs.append(job)
         return jobs
 
+    def is_due(self, job_id: str, now: datetime) -> bool:
+        """True while the job is still queued and due (cheap: the in-memory index only)."""
+        with self._lock:
+            at = self._index.get(job_id)
+        return at is not None and at <= now
+
     def get(self, job_id: str) -> DeliveryJob | None:
         """The job as stored, or None when it is not (or no longer) queued."""
         with self._lock:
