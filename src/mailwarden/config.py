@@ -16,6 +16,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from mailwarden.deliver.config import DeliveryConfig
+from mailwarden.dns import DnsConfig
 from mailwarden.errors import ConfigError
 
 ENV_PREFIX = "MAILWARDEN_"
@@ -62,6 +63,10 @@ class ProcessingConfig(_Section):
     batch_delay_ms: float = Field(20.0, ge=0, le=5000, description="longest wait to fill a batch")
     policy_refresh_seconds: float = Field(10.0, ge=0, le=3600, description="how soon policy changes apply")
     journal_dedupe_hours: float = Field(24.0, gt=0, le=24 * 30, description="window for merging journal copies")
+    spool_fsync: bool = Field(
+        True,
+        description="fsync spool file and directory before the 250; false risks losing accepted mail on power loss",
+    )
 
 
 class LogConfig(_Section):
@@ -172,6 +177,10 @@ class Config(BaseModel):
     smtp: SmtpConfig = SmtpConfig()
     delivery: DeliveryConfig = DeliveryConfig()
     processing: ProcessingConfig = ProcessingConfig()
+    dns: DnsConfig = DnsConfig()
+    stages: dict[str, dict[str, Any]] = Field(
+        default_factory=dict, description="`[stages.<name>]`: each stage validates its own section at start-up"
+    )
     source: Path | None = Field(None, exclude=True)
 
     @property

@@ -6,11 +6,13 @@ from datetime import UTC, datetime
 from functools import cached_property
 
 from mailwarden.config import Config
+from mailwarden.dns import DnsResolver
 from mailwarden.errors import NotFoundError
 from mailwarden.model import Direction, Envelope, Message, Organisation, Policy
 from mailwarden.model.envelope import normalise_address
 from mailwarden.pipeline import Pipeline
 from mailwarden.pipeline.registry import DEFAULT_ORDER
+from mailwarden.pipeline.services import StageServices
 from mailwarden.store import Database, History, LocalBlobStore, PolicyStore
 
 
@@ -43,7 +45,17 @@ class Runtime:
             Direction.INBOUND: cfg.inbound if cfg.inbound is not None else DEFAULT_ORDER[Direction.INBOUND],
             Direction.OUTBOUND: cfg.outbound if cfg.outbound is not None else DEFAULT_ORDER[Direction.OUTBOUND],
         }
-        return Pipeline.from_order(order, stage_timeout=cfg.stage_timeout_seconds)
+        return Pipeline.from_order(order, self.stage_services, stage_timeout=cfg.stage_timeout_seconds)
+
+    @cached_property
+    def resolver(self) -> DnsResolver:
+        return DnsResolver(self.config.dns)
+
+    @cached_property
+    def stage_services(self) -> StageServices:
+        return StageServices(
+            resolver=self.resolver, data_dir=self.config.paths.data_dir, stage_config=self.config.stages
+        )
 
     def is_initialised(self) -> bool:
         return self.db.current_revision() is not None

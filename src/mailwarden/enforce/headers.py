@@ -23,6 +23,7 @@ _CAT = {
     Category.HIGH_CONFIDENCE_PHISH: "HPHSH",
     Category.MALWARE: "MALW",
     Category.RULE: "RULE",
+    Category.BLOCKED: "BLK",
     Category.INTERNAL: "NONE",
     Category.SCAN_ERROR: "ERR",
 }

@@ -44,6 +44,7 @@ class Category(StrEnum):
     HIGH_CONFIDENCE_PHISH = "high_confidence_phish"
     MALWARE = "malware"
     RULE = "rule"
+    BLOCKED = "blocked"  # refused at connection level (IP block list)
     INTERNAL = "internal"
     SCAN_ERROR = "scan_error"
 

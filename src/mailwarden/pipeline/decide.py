@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 from mailwarden.model import (
     Action,
@@ -50,6 +50,8 @@ def decide(
     policy: Policy,
     *,
     bypass_spam: str | None = None,
+    reject: str | None = None,
+    auth: Mapping[str, str] | None = None,
 ) -> Verdict:
     """Combine every stage's findings into one verdict and pick the policy's action for it."""
     findings = [f for s in stages for f in s.findings]
@@ -66,11 +68,17 @@ def decide(
     elif phish_score >= PHISH_THRESHOLD:
         phish = PhishLevel.PHISH
 
-    category = _category(scl, bcl, phish, malware, errors, policy)
+    category = Category.BLOCKED if reject else _category(scl, bcl, phish, malware, errors, policy)
+    disposition = (
+        Disposition(Action.REJECT, reason="connection blocked", smtp_reply=reject)
+        if reject
+        else disposition_for(category, policy, malware=malware)
+    )
     return Verdict(
         direction=direction,
         category=category,
-        disposition=disposition_for(category, policy, malware=malware),
+        disposition=disposition,
+        auth=dict(auth or {}),
         scl=scl,
         bcl=bcl,
         phish=phish,

@@ -21,6 +21,7 @@ from mailwarden.model import (
 )
 from mailwarden.pipeline import registry
 from mailwarden.pipeline.decide import decide, internal_verdict
+from mailwarden.pipeline.services import StageServices
 from mailwarden.pipeline.stage import Inspection, ScanContext, Stage
 
 log = structlog.get_logger(__name__)
@@ -37,10 +38,13 @@ class Pipeline:
 
     @classmethod
     def from_order(
-        cls, order: Mapping[Direction, Sequence[str]] | None = None, *, stage_timeout: float = 30.0
+        cls,
+        order: Mapping[Direction, Sequence[str]],
+        services: StageServices,
+        *,
+        stage_timeout: float = 30.0,
     ) -> Pipeline:
-        order = registry.DEFAULT_ORDER if order is None else order
-        return cls({d: registry.resolve(names) for d, names in order.items()}, stage_timeout=stage_timeout)
+        return cls({d: registry.resolve(names, services) for d, names in order.items()}, stage_timeout=stage_timeout)
 
     def order(self) -> dict[Direction, list[str]]:
         return {d: [s.name for s in stages] for d, stages in self.stages.items()}
@@ -61,11 +65,20 @@ class Pipeline:
             return internal_verdict()
         ctx = ScanContext(message, envelope, direction, policy, organisation)
         for stage in self.stages[direction]:
+            if ctx.reject:
+                break  # refused at connection level (IP block list): no further filtering, as EOP does
             if stage.name in SPAM_STAGES and ctx.bypass_spam:
                 ctx.results.append(StageResult(stage.name, StageOutcome.SKIPPED, error=None))
                 continue
             ctx.results.append(await self._run(stage, ctx))
-        return decide(direction, ctx.results, policy, bypass_spam=ctx.bypass_spam)
+        return decide(
+            direction,
+            ctx.results,
+            policy,
+            bypass_spam=ctx.bypass_spam,
+            reject=ctx.reject,
+            auth=ctx.facts.get("auth", {}),
+        )
 
     async def _run(self, stage: Stage, ctx: ScanContext) -> StageResult:
         started = time.perf_counter()

@@ -1,47 +1,63 @@
-"""Stages by name, and the declared order they run in per direction."""
+"""Stages by name, and the declared order they run in per direction.
+
+Built-in stages are named here by import path and loaded when a pipeline is built, so importing this
+module has no side effects and an unknown or duplicate name stops start-up with a clear error.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import importlib
+from collections.abc import Callable, Mapping, Sequence
 
 from mailwarden.errors import PipelineConfigError
 from mailwarden.model import Direction
+from mailwarden.pipeline.services import StageServices
 from mailwarden.pipeline.stage import Stage
 
-StageFactory = Callable[[], Stage]
+StageFactory = Callable[[StageServices], Stage]
 
-# The product's filter order (docs/architecture.md). A stage is listed here once its module exists;
+# name → "module:Class"; the class has `from_services(services) -> Stage`.
+BUILTIN_STAGES: dict[str, str] = {}
+
+# The product's filter order (docs/architecture.md). A stage is listed once its module exists;
 # internal mail runs no stage at all.
 DEFAULT_ORDER: dict[Direction, tuple[str, ...]] = {
     Direction.INBOUND: (),
     Direction.OUTBOUND: (),
 }
 
-_FACTORIES: dict[str, StageFactory] = {}
-
-
-def register(name: str, factory: StageFactory) -> None:
-    """Make a stage available by name (called by the stage's package, not at import time of others)."""
-    if name in _FACTORIES and _FACTORIES[name] is not factory:
-        raise PipelineConfigError(f"stage {name!r} is registered twice")
-    _FACTORIES[name] = factory
-
 
 def available() -> list[str]:
-    return sorted(_FACTORIES)
+    return sorted(BUILTIN_STAGES)
 
 
-def resolve(names: Sequence[str], factories: dict[str, StageFactory] | None = None) -> list[Stage]:
+def _builtin(name: str) -> StageFactory | None:
+    target = BUILTIN_STAGES.get(name)
+    if target is None:
+        return None
+    module_name, _, class_name = target.partition(":")
+    cls = getattr(importlib.import_module(module_name), class_name)
+    factory: StageFactory = cls.from_services
+    return factory
+
+
+def resolve(
+    names: Sequence[str],
+    services: StageServices | None = None,
+    factories: Mapping[str, StageFactory] | None = None,
+) -> list[Stage]:
     """Build the stages named, in order; an unknown or repeated name stops start-up."""
-    table = _FACTORIES if factories is None else factories
     seen: set[str] = set()
     stages = []
     for name in names:
         if name in seen:
             raise PipelineConfigError(f"stage {name!r} appears twice in the pipeline order")
-        if name not in table:
-            known = ", ".join(sorted(table)) or "none"
+        factory = factories.get(name) if factories is not None else _builtin(name)
+        if factory is None:
+            known = ", ".join(sorted(factories if factories is not None else BUILTIN_STAGES)) or "none"
             raise PipelineConfigError(f"unknown stage {name!r} in the pipeline order (known: {known})")
+        if services is None:
+            raise PipelineConfigError(f"stage {name!r} needs services to be built")
         seen.add(name)
-        stages.append(table[name]())
+        stages.append(factory(services))
     return stages

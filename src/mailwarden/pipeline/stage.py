@@ -15,6 +15,7 @@ from mailwarden.model import (
     StageOutcome,
     StageResult,
 )
+from mailwarden.pipeline.services import StageServices
 
 
 @dataclass
@@ -31,6 +32,8 @@ class ScanContext:
     facts: dict[str, Any] = field(default_factory=dict)
     # set by a stage that says the spam filter must be skipped (IP allow list, a rule setting SCL -1)
     bypass_spam: str | None = None
+    # set by a stage that refuses the message outright (IP block list): the SMTP reply to give
+    reject: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,5 +50,8 @@ class Stage(Protocol):
     """A filter stage. `name` is stable: it is used in the order lists, the trace and the config."""
 
     name: ClassVar[str]
+
+    @classmethod
+    def from_services(cls, services: StageServices) -> Stage: ...
 
     async def inspect(self, ctx: ScanContext) -> list[Finding] | Inspection: ...

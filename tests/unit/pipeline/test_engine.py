@@ -1,10 +1,12 @@
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 from typing import ClassVar
 
 import pytest
 
+from mailwarden.dns import DnsResolver
 from mailwarden.errors import PipelineConfigError
 from mailwarden.model import (
     Action,
@@ -21,6 +23,7 @@ from mailwarden.model import (
 from mailwarden.model.policy import ScanErrorAction
 from mailwarden.pipeline import Inspection, Pipeline, ScanContext
 from mailwarden.pipeline.registry import resolve
+from mailwarden.pipeline.services import StageServices
 
 ORG = Organisation("acme", (Domain("example.com"),))
 
@@ -188,10 +191,30 @@ async def test_policy_actions_shape_the_disposition(make_message) -> None:
     assert hcs.disposition.applied is False  # the pipeline only decides; enforce/ applies
 
 
-def test_unknown_or_duplicate_stage_names_stop_start_up() -> None:
-    factories = {"spam": lambda: Scores()}
+def test_unknown_or_duplicate_stage_names_stop_start_up(tmp_path: Path) -> None:
+    services = StageServices(resolver=DnsResolver(), data_dir=tmp_path)
+    factories = {"spam": lambda _services: Scores()}
     with pytest.raises(PipelineConfigError, match="unknown stage 'malwre'"):
-        resolve(["malwre"], factories)
+        resolve(["malwre"], services, factories)
     with pytest.raises(PipelineConfigError, match="appears twice"):
-        resolve(["spam", "spam"], factories)
-    assert [s.name for s in resolve(["spam"], factories)] == ["spam"]
+        resolve(["spam", "spam"], services, factories)
+    assert [s.name for s in resolve(["spam"], services, factories)] == ["spam"]
+
+
+class Block:
+    name: ClassVar[str] = "connection"
+
+    async def inspect(self, ctx: ScanContext) -> list[Finding]:
+        ctx.reject = "550 5.7.1 Service unavailable; client host [198.51.100.7] blocked using IP block list"
+        return [Finding(self.name, "IP_BLOCKLIST", detail="198.51.100.7")]
+
+
+async def test_a_connection_block_stops_filtering_and_rejects(make_message) -> None:
+    msg = make_message()
+    recorder = Recorder()
+    pipeline = Pipeline({Direction.INBOUND: [Block(), recorder]})
+    verdict = await pipeline.scan(msg, inbound(msg), Policy(), organisation=ORG)
+    assert verdict.category is Category.BLOCKED
+    assert verdict.disposition.action is Action.REJECT
+    assert verdict.disposition.smtp_reply and "IP block list" in verdict.disposition.smtp_reply
+    assert recorder.seen == []

@@ -1,0 +1,113 @@
+"""Asynchronous DNS for the filters: dnspython underneath, answers cached for their TTL.
+
+A look-up never raises for "no such name" or "no record": the answer is empty. A time-out or a
+server failure raises `DnsError`, so a caller can tell "not listed" from "could not ask" — a DNS
+failure must never block or lose mail, but neither may it count as a clean answer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass
+from typing import Protocol
+
+import dns.asyncresolver
+import dns.exception
+import dns.rdatatype
+import dns.resolver
+from pydantic import BaseModel, ConfigDict, Field
+
+from mailwarden.errors import MailwardenError
+
+
+class DnsConfig(BaseModel):
+    """`[dns]`: where the filters' look-ups go (empty: the system resolver from /etc/resolv.conf)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    nameservers: list[str] = Field(default_factory=list)
+    port: int = Field(53, ge=1, le=65535)
+    timeout: float = Field(2.0, gt=0, le=30, description="seconds for one look-up, retries included")
+    cache_size: int = Field(100_000, ge=0, description="answers kept; 0 turns the cache off")
+    negative_ttl: int = Field(300, ge=0, le=86400, description="seconds an empty answer is cached")
+
+
+class DnsError(MailwardenError):
+    """The question could not be answered (time-out, SERVFAIL, refused)."""
+
+
+@dataclass(frozen=True, slots=True)
+class DnsAnswer:
+    records: tuple[str, ...]  # presentation form: "127.0.0.2", TXT strings joined, "10 mx.example.com."
+    ttl: int
+
+
+class Resolver(Protocol):
+    async def query(self, name: str, rdtype: str) -> DnsAnswer: ...
+
+
+class DnsResolver:
+    """The production resolver: dnspython's async resolver with a TTL cache in front."""
+
+    def __init__(self, config: DnsConfig | None = None) -> None:
+        self.config = config or DnsConfig()
+        resolver = dns.asyncresolver.Resolver(configure=not self.config.nameservers)
+        if self.config.nameservers:
+            resolver.nameservers = list(self.config.nameservers)
+        resolver.port = self.config.port
+        resolver.lifetime = self.config.timeout
+        resolver.timeout = min(self.config.timeout, 1.0)
+        self._resolver = resolver
+        self._cache: dict[tuple[str, str], tuple[float, DnsAnswer]] = {}
+        self._inflight: dict[tuple[str, str], asyncio.Future[DnsAnswer]] = {}
+        self.queries = 0  # sent to a server (not answered from the cache)
+
+    async def query(self, name: str, rdtype: str) -> DnsAnswer:
+        key = (name.lower().rstrip("."), rdtype.upper())
+        cached = self._cache.get(key)
+        if cached is not None and cached[0] > time.monotonic():
+            return cached[1]
+        pending = self._inflight.get(key)
+        if pending is not None:  # the same question already on its way: share the answer
+            return await asyncio.shield(pending)
+        future: asyncio.Future[DnsAnswer] = asyncio.get_running_loop().create_future()
+        self._inflight[key] = future
+        try:
+            answer = await self._ask(*key)
+        except DnsError as exc:
+            future.set_exception(exc)
+            future.exception()  # retrieved: nobody else may be waiting
+            raise
+        finally:
+            self._inflight.pop(key, None)
+        future.set_result(answer)
+        if self.config.cache_size:
+            if len(self._cache) >= self.config.cache_size:
+                self._cache.clear()
+            self._cache[key] = (time.monotonic() + answer.ttl, answer)
+        return answer
+
+    async def _ask(self, name: str, rdtype: str) -> DnsAnswer:
+        self.queries += 1
+        try:
+            result = await self._resolver.resolve(name, rdtype, raise_on_no_answer=False, search=False)
+        except (dns.resolver.NXDOMAIN, dns.resolver.NoNameservers) as exc:
+            if isinstance(exc, dns.resolver.NXDOMAIN):
+                return DnsAnswer((), self.config.negative_ttl)
+            raise DnsError(f"{name} {rdtype}: no server answered ({exc})") from None
+        except dns.exception.Timeout:
+            raise DnsError(f"{name} {rdtype}: timed out after {self.config.timeout:g} s") from None
+        except dns.exception.DNSException as exc:
+            raise DnsError(f"{name} {rdtype}: {exc}") from None
+        if result.rrset is None:
+            return DnsAnswer((), self.config.negative_ttl)
+        records = tuple(_text(rdata) for rdata in result.rrset)
+        return DnsAnswer(records, int(result.rrset.ttl))
+
+
+def _text(rdata: object) -> str:
+    strings = getattr(rdata, "strings", None)
+    if strings is not None:  # TXT: the character-strings joined, as SPF and DKIM read them
+        return b"".join(strings).decode("utf-8", "replace")
+    return str(rdata)

@@ -1,0 +1,38 @@
+from __future__ import annotations
+
+import pytest
+
+from mailwarden.dns import DnsConfig, DnsError, DnsResolver
+from tests.dnsserver import DnsServer
+
+
+async def test_answers_and_empty_answers(dns_server: DnsServer, resolver: DnsResolver) -> None:
+    dns_server.add("example.com", "TXT", "v=spf1 ip4:192.0.2.0/24 -all")
+    dns_server.add("2.0.0.127.zen.example", "A", "127.0.0.2")
+    assert (await resolver.query("example.com", "TXT")).records == ("v=spf1 ip4:192.0.2.0/24 -all",)
+    assert (await resolver.query("2.0.0.127.zen.example", "A")).records == ("127.0.0.2",)
+    assert (await resolver.query("example.com", "MX")).records == ()  # name exists, no such record
+    assert (await resolver.query("nowhere.example", "A")).records == ()  # NXDOMAIN
+
+
+async def test_long_txt_records_survive(dns_server: DnsServer, resolver: DnsResolver) -> None:
+    key = "v=DKIM1; k=rsa; p=" + "A" * 700
+    dns_server.add("sel._domainkey.example.com", "TXT", key)
+    assert (await resolver.query("sel._domainkey.example.com", "TXT")).records == (key,)
+
+
+async def test_answers_are_cached_for_their_ttl(dns_server: DnsServer, resolver: DnsResolver) -> None:
+    dns_server.add("example.com", "A", "192.0.2.1")
+    for _ in range(3):
+        await resolver.query("example.com", "A")
+    assert dns_server.queries.count(("example.com", "A")) == 1
+
+
+async def test_failures_raise_instead_of_looking_clean(dns_server: DnsServer) -> None:
+    dns_server.fail("broken.example")
+    dns_server.hang("slow.example")
+    resolver = DnsResolver(DnsConfig(nameservers=["127.0.0.1"], port=dns_server.port, timeout=0.3))
+    with pytest.raises(DnsError, match=r"broken\.example"):
+        await resolver.query("broken.example", "A")
+    with pytest.raises(DnsError, match="timed out"):
+        await resolver.query("slow.example", "A")
