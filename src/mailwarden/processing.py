@@ -31,6 +31,7 @@ from mailwarden.enforce.record import monitor_record, scan_summary, would_have
 from mailwarden.errors import NotFoundError
 from mailwarden.ids import ALPHABET
 from mailwarden.ingest.journal import JournalEnvelope, JournalParseError, unwrap
+from mailwarden.ingest.replies import QUEUED
 from mailwarden.ingest.spool import Spool, SpoolEntry
 from mailwarden.model import (
     Action,
@@ -208,6 +209,7 @@ class Processor:
             source="journal",
             recipients=recipients,
             receive_detail=_receive(entry),
+            receive_reply=_queued(entry),
             extra_events=[unwrap_event],
         )
         return Outcome(entry, records=[(record, events)], dedupe_key=key)
@@ -252,6 +254,7 @@ class Processor:
             organisation=None,
             source="journal",
             receive_detail=_receive(entry),
+            receive_reply=_queued(entry),
             extra_events=[EventRecord(EventType.JOURNAL_UNWRAP, f"journal_parse_error: {reason}; kept as {blob_key}")],
         )
         log.warning("journal_parse_error", spool_id=entry.id, reason=reason, blob=blob_key)
@@ -314,7 +317,11 @@ class Processor:
     ) -> None:
         now = datetime.now(UTC)
         applied = mode is Mode.ENFORCE and verdict.category is not Category.INTERNAL
-        events = [EventRecord(EventType.RECEIVE, _receive(outcome.entry), at=env.received_at)]
+        events = [
+            EventRecord(
+                EventType.RECEIVE, _receive(outcome.entry), smtp_reply=_queued(outcome.entry), at=env.received_at
+            )
+        ]
         if verdict.category is Category.INTERNAL:
             events.append(EventRecord(EventType.RECORD, "internal mail: not scanned", at=now))
         else:
@@ -515,6 +522,11 @@ class Processor:
     async def _flush_early_events(self, message_id: str) -> None:
         for event, recipient, status in self._early_events.pop(message_id, []):
             await asyncio.to_thread(self._store_event, message_id, event, recipient, status)
+
+
+def _queued(entry: SpoolEntry) -> str:
+    """The reply the client was given when the message was spooled."""
+    return QUEUED.format(id=entry.id)
 
 
 def _receive(entry: SpoolEntry) -> str:

@@ -228,6 +228,9 @@ def test_enforce_relays_to_the_next_hop_through_temporary_failures(mw: Mailwarde
     assert (mail_from, rcpts) == ("partner@example.org", ["alice@example.com"])
     assert b"X-Mailwarden-Antispam: DIR:INB;SFV:NSPM;SCL:0;" in content  # enforce mode stamps the verdict
     assert detail.summary.applied is True
+    receive = detail.events[0]
+    assert receive.type is EventType.RECEIVE
+    assert receive.smtp_reply == f"250 2.0.0 OK: queued as {detail.summary.id}"
     defers = [e for e in detail.events if e.type is EventType.DEFER]
     assert len(defers) == 2 and all("451 4.7.1" in (e.smtp_reply or "") for e in defers)
     assert any(e.type is EventType.DELIVER and "250" in (e.smtp_reply or "") for e in detail.events)

@@ -36,6 +36,7 @@ def monitor_record(
     source: str,
     recipients: Sequence[RecipientRecord] | None = None,
     receive_detail: str = "",
+    receive_reply: str | None = None,
     extra_events: Sequence[EventRecord] = (),
 ) -> tuple[MessageRecord, list[EventRecord]]:
     """The record of a message whose verdict was only recorded, never applied (monitor mode, offline scan)."""
@@ -45,7 +46,11 @@ def monitor_record(
     rcpts = [RecipientRecord(r.address, r.field, status, r.expanded_from, r.forwarded_from) for r in rcpts]
     received = envelope.received_at.astimezone(UTC)
     now = datetime.now(UTC)
-    events = [EventRecord(EventType.RECEIVE, receive_detail or _receive_detail(envelope), at=received)]
+    events = [
+        EventRecord(
+            EventType.RECEIVE, receive_detail or _receive_detail(envelope), smtp_reply=receive_reply, at=received
+        )
+    ]
     events.extend(extra_events)
     if internal:
         events.append(EventRecord(EventType.RECORD, "internal mail: not scanned", at=now))
