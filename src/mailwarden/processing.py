@@ -192,7 +192,12 @@ class Processor:
         domains = tenant.organisation.domain_names if tenant else frozenset()
         direction = classify_direction(je.sender, envelope.rcpt_to, domains, sender_verified=not je.spoof_of_own_domain)
         verdict = await self.rt.pipeline.scan(
-            message, envelope, policy, organisation=tenant.organisation if tenant else None, direction=direction
+            message,
+            envelope,
+            policy,
+            organisation=tenant.organisation if tenant else None,
+            direction=direction,
+            facts={"journal": True, "journal_format": je.source_format.value},
         )
         unwrap_event = EventRecord(
             EventType.JOURNAL_UNWRAP,

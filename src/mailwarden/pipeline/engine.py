@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from typing import Any
 from collections.abc import Mapping, Sequence
 
 import structlog
@@ -57,13 +58,15 @@ class Pipeline:
         *,
         organisation: Organisation | None = None,
         direction: Direction | None = None,
+        facts: Mapping[str, Any] | None = None,
     ) -> Verdict:
+        """Run the direction's stages. `facts` seeds what stages share (e.g. `journal: True`)."""
         if direction is None:
             domains = organisation.domain_names if organisation else frozenset()
             direction = classify_direction(envelope.mail_from, envelope.rcpt_to, domains)
         if direction is Direction.INTERNAL:
             return internal_verdict()
-        ctx = ScanContext(message, envelope, direction, policy, organisation)
+        ctx = ScanContext(message, envelope, direction, policy, organisation, facts=dict(facts or {}))
         for stage in self.stages[direction]:
             if ctx.reject:
                 break  # refused at connection level (IP block list): no further filtering, as EOP does
