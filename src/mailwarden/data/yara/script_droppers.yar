@@ -18,7 +18,7 @@ rule MW_Script_Dropper
         $strong_iex = /(iex|invoke-expression)\s*\(?\s*\(?\s*new-object\s+(system\.)?net\.webclient\s*\)?\s*\.\s*download(string|data)/ nocase
         $strong_iex2 = /download(string|data)\s*\([^)]{1,300}\)\s*\|\s*(iex|invoke-expression)\b/ nocase
         $strong_cert = /certutil(\.exe)?\s+(-[a-z]+\s+)*-urlcache\s+(-[a-z]+\s+)*(-f\s+)?(-split\s+)?["']?https?:/ nocase
-        $strong_bits = /bitsadmin(\.exe)?\s+\/transfer\s+\S+\s+(\/[a-z]+\s+)*["']?https?:/ nocase
+        $strong_bits = /bitsadmin(\.exe)?\s+\/transfer\s+\S+\s+(\/[a-z]+\s+([a-z]+\s+)?)*["']?https?:/ nocase
 
         // can fetch
         $fetch_xmlhttp = /(msxml2|microsoft)\.(server)?xmlhttp/ nocase
