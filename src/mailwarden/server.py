@@ -52,7 +52,7 @@ class Server:
         for directory in (config.paths.spool_dir, config.paths.queue_dir, config.paths.blob_dir):
             directory.mkdir(parents=True, exist_ok=True)
         await asyncio.to_thread(self.directory.refresh, force=True)
-        self.spool = Spool(config.paths.spool_dir)
+        self.spool = Spool(config.paths.spool_dir, fsync=config.processing.spool_fsync)
         roles = {listener.name: listener.role for listener in config.smtp.listeners}
         self.processor = Processor(self.rt, self.spool, self.directory, roles=roles)
         self.agent = DeliveryAgent(
