@@ -52,9 +52,12 @@ def fast_resolver(dns_server: DnsServer) -> DnsResolver:
 
 
 @pytest.fixture
-def make_stage(resolver: DnsResolver, tmp_path: Path) -> Callable[..., AuthenticationStage]:
+def make_stage(dns_server: DnsServer, tmp_path: Path) -> Callable[..., AuthenticationStage]:
+    """A stage whose resolver does not cache, so a test may change the zone between scans."""
+
     def factory(**config: object) -> AuthenticationStage:
         settings = {"authserv_id": "mw.example.com", **config}
+        resolver = DnsResolver(DnsConfig(nameservers=["127.0.0.1"], port=dns_server.port, timeout=0.5, cache_size=0))
         return AuthenticationStage.from_services(StageServices(resolver, tmp_path, {"auth": settings}))
 
     return factory
