@@ -54,14 +54,20 @@ def key_names(headers: list[tuple[bytes, bytes]]) -> list[str]:
     return names
 
 
-async def verify(raw: bytes, resolver: Resolver) -> ArcOutcome:
-    """Validate the ARC chain of a message."""
+async def verify(raw: bytes, resolver: Resolver, *, unsealed_aar_is_none: bool = False) -> ArcOutcome:
+    """Validate the ARC chain of a message.
+
+    `unsealed_aar_is_none`: an ARC-Authentication-Results with no seal or signature at all counts as no
+    chain rather than a broken one. Journal copies need it: Gmail stamps its results that way.
+    """
     try:
         headers = _arc_headers(raw)
     except dkim.DKIMException as exc:
         return ArcOutcome(ArcResult.FAIL, f"message cannot be parsed: {exc}")
     if not any(name.lower() in (*_ARC_HEADERS, b"arc-authentication-results") for name, _ in headers):
         return ArcOutcome(ArcResult.NONE, "message has no ARC sets")
+    if unsealed_aar_is_none and not any(name.lower() in _ARC_HEADERS for name, _ in headers):
+        return ArcOutcome(ArcResult.NONE, "only an unsealed ARC-Authentication-Results")
     keys = await prefetch_keys(resolver, key_names(headers))
     failed = [f"{name}: {err}" for name, err in keys.items() if isinstance(err, DnsError)]
     if failed:

@@ -127,7 +127,7 @@ class AuthenticationStage:
         journal = bool(ctx.facts.get("journal"))
         provider = self._provider(ctx) if journal else None
         spf_task = self._spf_local(ctx) if not journal else _done(_spf_from_provider(ctx, provider))
-        spf_out, dkim_results, arc_out = await asyncio.gather(spf_task, self._dkim(raw), self._arc(raw))
+        spf_out, dkim_results, arc_out = await asyncio.gather(spf_task, self._dkim(raw), self._arc(raw, journal))
         dkim_word = dkim.summary(dkim_results)
         dkim_domains = [r.domain for r in dkim_results if r.result is DkimResult.PASS]
         dkim_note = ""
@@ -176,9 +176,9 @@ class AuthenticationStage:
             log.warning("dkim_verifier_failed", stage=self.name, error=repr(exc))
             return [DkimSignatureResult(DkimResult.PERMERROR, reason=f"verifier error: {type(exc).__name__}")]
 
-    async def _arc(self, raw: bytes) -> ArcOutcome:
+    async def _arc(self, raw: bytes, journal: bool) -> ArcOutcome:
         try:
-            return await arc.verify(raw, self.resolver)
+            return await arc.verify(raw, self.resolver, unsealed_aar_is_none=journal)
         except Exception as exc:  # as above
             log.warning("arc_verifier_failed", stage=self.name, error=repr(exc))
             return ArcOutcome(ArcResult.FAIL, f"verifier error: {type(exc).__name__}")

@@ -149,4 +149,4 @@ async def test_gmail_copy_with_only_an_arc_authentication_results(vendor: DnsSer
     )
     ctx = context(aar + build_message(), journal=True)
     findings = codes(await make_stage(trusted_authserv_ids=["mx.google.com"]).inspect(ctx))
-    assert {"AUTH_PROVIDER_RESULTS", "SPF_FAIL", "DMARC_POLICY_REJECT"} <= set(findings)
+    assert {"AUTH_PROVIDER_RESULTS", "SPF_FAIL", "DMARC_POLICY_REJECT", "ARC_NONE"} <= set(findings)
