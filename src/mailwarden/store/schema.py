@@ -7,13 +7,14 @@ Addresses are stored lower-cased, each with its domain, so exact and whole-domai
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Any
 
 from sqlalchemy import (
     JSON,
     BigInteger,
     Boolean,
+    Date,
     DateTime,
     Dialect,
     ForeignKey,
@@ -192,3 +193,21 @@ class EventRow(Base):
     smtp_reply: Mapped[str | None] = mapped_column(Text)
 
     __table_args__ = (Index("ix_events_message_id", "message_id", "id"),)
+
+
+class ConnectionStatRow(Base):
+    """Connections refused per organisation, UTC day, client IP and reason.
+
+    Blocked mail is never written to message history; these counters are all that is kept of it.
+    The key starts with organisation and day, so a tenant's report for a date range is one range scan.
+    """
+
+    __tablename__ = "connection_stats"
+
+    organisation: Mapped[str] = mapped_column(String(100), primary_key=True)
+    day: Mapped[date] = mapped_column(Date, primary_key=True)
+    ip: Mapped[str] = mapped_column(String(45), primary_key=True)
+    reason: Mapped[str] = mapped_column(String(32), primary_key=True)
+    count: Mapped[int] = mapped_column(BigInteger)
+    first_seen: Mapped[datetime] = mapped_column(UTCDateTime)
+    last_seen: Mapped[datetime] = mapped_column(UTCDateTime)

@@ -1,0 +1,51 @@
+"""Connection statistics on a real PostgreSQL: the same counting as on SQLite, under concurrency."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import psycopg
+import pytest
+from psycopg import sql
+from sqlalchemy import text
+from sqlalchemy.engine import make_url
+
+from mailwarden.store import Database
+from mailwarden.store.connections import ConnectionStats
+from tests.unit.store.test_connections import check_concurrent_counting, check_counting
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(scope="module")
+def own_database(postgres_url: str) -> Iterator[str]:
+    """A database of this module's own: the session's database must stay unmigrated for the store tests."""
+    url = make_url(postgres_url)
+    name = f"{url.database}_conn"
+    admin_url = url.set(drivername="postgresql").render_as_string(hide_password=False)
+    with psycopg.connect(admin_url, autocommit=True) as admin:
+        admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+        try:
+            yield url.set(database=name).render_as_string(hide_password=False)
+        finally:
+            admin.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+
+
+@pytest.fixture
+def stats(own_database: str) -> Iterator[ConnectionStats]:
+    db = Database(own_database)
+    db.migrate()
+    with db.engine.begin() as connection:
+        connection.execute(text("TRUNCATE connection_stats"))
+    yield ConnectionStats(db)
+    db.close()
+
+
+def test_counting_per_day_ip_and_organisation(stats: ConnectionStats) -> None:
+    assert stats.db.dialect == "postgresql"
+    assert stats.db.schema_differences() == []
+    check_counting(stats)
+
+
+def test_concurrent_counting_loses_nothing(stats: ConnectionStats) -> None:
+    check_concurrent_counting(stats, threads=16, each=50)
