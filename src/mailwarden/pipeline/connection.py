@@ -14,8 +14,10 @@ from __future__ import annotations
 
 import asyncio
 import bisect
+import functools
 import ipaddress
 import re
+import weakref
 from collections.abc import Iterable
 from dataclasses import dataclass
 from enum import StrEnum
@@ -204,22 +206,26 @@ class CompiledLists:
     block: IpRanges
 
 
-_COMPILED_MAX = 4096
-# id(lists) → (lists, compiled). The lists object is kept in the value, so its id cannot be reused
-# by another object while the entry lives; the identity check makes a stale id harmless anyway.
-_compiled: dict[int, tuple[SenderLists, CompiledLists]] = {}
+# id(lists) → (weak reference to the lists, compiled): one look-up per message, no hashing of the
+# lists; an entry goes when its policy object does.
+_by_object: dict[int, tuple[weakref.ref[SenderLists], CompiledLists]] = {}
 
 
 def compiled_lists(lists: SenderLists) -> CompiledLists:
     """The policy's IP lists ready for look-ups, built once per policy object."""
-    cached = _compiled.get(id(lists))
-    if cached is not None and cached[0] is lists:
+    key = id(lists)
+    cached = _by_object.get(key)
+    if cached is not None and cached[0]() is lists:
         return cached[1]
-    result = CompiledLists(IpRanges(lists.ip_allow), IpRanges(lists.ip_block))
-    if len(_compiled) >= _COMPILED_MAX:
-        _compiled.clear()  # policies are reloaded now and then; old objects must not pile up
-    _compiled[id(lists)] = (lists, result)
+    result = _compile(lists.ip_allow, lists.ip_block)
+    _by_object[key] = (weakref.ref(lists, lambda _ref: _by_object.pop(key, None)), result)
     return result
+
+
+@functools.lru_cache(maxsize=1024)
+def _compile(ip_allow: tuple[str, ...], ip_block: tuple[str, ...]) -> CompiledLists:
+    # keyed by content: a policy reloaded unchanged (the directory re-reads every few seconds) reuses it
+    return CompiledLists(IpRanges(ip_allow), IpRanges(ip_block))
 
 
 def is_blocked(policy: Policy, ip: str | None) -> bool:

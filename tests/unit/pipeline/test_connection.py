@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import ipaddress
 import time
 from pathlib import Path
@@ -25,7 +26,7 @@ from mailwarden.model import (
     Policy,
     StageOutcome,
 )
-from mailwarden.pipeline import Inspection, Pipeline, ScanContext
+from mailwarden.pipeline import Inspection, Pipeline, ScanContext, connection
 from mailwarden.pipeline.connection import (
     ConnectionConfig,
     ConnectionFilter,
@@ -223,9 +224,20 @@ def test_compiled_lists_are_built_once_per_policy_object() -> None:
     pol = policy(block=("198.51.100.0/24",))
     first = compiled_lists(pol.lists)
     assert compiled_lists(pol.lists) is first
+    assert compiled_lists(policy(block=("198.51.100.0/24",)).lists) is first  # reloaded unchanged: shared
     other = policy(block=("203.0.113.0/24",))
     assert compiled_lists(other.lists) is not first
     assert ipaddress.ip_address("203.0.113.1") in compiled_lists(other.lists).block
+
+
+def test_compiled_lists_do_not_outlive_their_policy() -> None:
+    pol = policy(allow=("192.0.2.77",))
+    compiled_lists(pol.lists)
+    key = id(pol.lists)
+    assert key in connection._by_object
+    del pol
+    gc.collect()
+    assert key not in connection._by_object
 
 
 # ---- DNS block lists --------------------------------------------------------------------------
