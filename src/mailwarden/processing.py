@@ -80,8 +80,10 @@ class Outcome:
     blobs: list[tuple[str, bytes]] = field(default_factory=list)
     jobs: list[DeliveryJob] = field(default_factory=list)
     dedupe_key: str | None = None
+    dedupe_lookup: tuple[str | None, str] | None = None  # (organisation, Message-ID) to look for in history
     merge_into: str | None = None  # journal copy of a message already recorded: merge recipients
     merge_recipients: list[RecipientRecord] = field(default_factory=list)
+    owns_first_copy: bool = False  # this outcome registered the in-flight future other copies wait on
 
 
 class Processor:
@@ -154,8 +156,7 @@ class Processor:
 
     # ---- one entry ---------------------------------------------------------------------------
     async def process(self, entry: SpoolEntry) -> Outcome:
-        if await asyncio.to_thread(self.rt.history.exists, entry.id):
-            return Outcome(entry)  # replayed after a crash: it is recorded already
+        # an entry replayed after a crash may be in history already: the writer checks a batch at once
         role = self.roles.get(entry.listener, "journal")
         if role == "journal":
             return await self._journal(entry)
@@ -177,10 +178,30 @@ class Processor:
             RecipientRecord(r.address, r.field, RecipientStatus.RECORDED, r.expanded_from, r.forwarded_from)
             for r in je.recipients
         ]
-        first = await self._first_copy_of(key, org_name, je)
+        first = await self._first_copy_of(key)
         if first is not None:
             return Outcome(entry, merge_into=first, merge_recipients=recipients, dedupe_key=key)
-        self._first_copy[key] = asyncio.get_running_loop().create_future()
+        future = self._first_copy[key] = asyncio.get_running_loop().create_future()
+        try:
+            return await self._journal_scan(entry, je, tenant, key, recipients, unwrapped_at)
+        except BaseException:
+            # copies waiting on this one must not wait forever: the next one becomes the first
+            self._first_copy.pop(key, None)
+            future.set_exception(RuntimeError("the first copy was not scanned"))
+            future.exception()
+            raise
+
+    async def _journal_scan(
+        self,
+        entry: SpoolEntry,
+        je: JournalEnvelope,
+        tenant: Tenant | None,
+        key: str,
+        recipients: list[RecipientRecord],
+        unwrapped_at: datetime,
+    ) -> Outcome:
+        env = entry.envelope
+        org_name = tenant.organisation.name if tenant else None
         message = Message(je.original)
         envelope = Envelope(
             mail_from=je.sender,
@@ -217,22 +238,24 @@ class Processor:
             receive_reply=_queued(entry),
             extra_events=[unwrap_event],
         )
-        return Outcome(entry, records=[(record, events)], dedupe_key=key)
+        lookup = (org_name, je.original_message_id) if je.original_message_id else None
+        return Outcome(entry, records=[(record, events)], dedupe_key=key, dedupe_lookup=lookup, owns_first_copy=True)
 
-    async def _first_copy_of(self, key: str, org_name: str | None, je: JournalEnvelope) -> str | None:
-        """The history id of an earlier copy of this journaled message, waiting for one in flight."""
+    async def _first_copy_of(self, key: str) -> str | None:
+        """The history id of an earlier copy seen by this process, waiting for one still in flight.
+
+        Copies recorded before a restart or by another node are found by the writer, in one query
+        per batch.
+        """
         if key in self._recent:
             return self._recent[key]
         pending = self._first_copy.get(key)
         if pending is not None:
-            return await asyncio.shield(pending)
-        if je.original_message_id is None:
-            return None
-        since = datetime.now(UTC) - self.dedupe_window
-        found = await asyncio.to_thread(
-            self.rt.history.find_by_internet_message_id, je.original_message_id, organisation=org_name, since=since
-        )
-        return found[0] if found else None
+            try:
+                return await asyncio.shield(pending)
+            except RuntimeError:
+                return None  # the first copy failed to be written: this one becomes the first
+        return None
 
     def _journal_error(self, entry: SpoolEntry, reason: str) -> Outcome:
         """A report that cannot be unwrapped is recorded as such and kept byte for byte for inspection."""
@@ -442,7 +465,26 @@ class Processor:
                 for _ in batch:
                     self._outcomes.task_done()
 
+    def _prepare(self, batch: list[Outcome]) -> None:
+        """Two queries for the whole batch: entries replayed after a crash, and journal copies of
+        messages recorded earlier (before a restart, or by another node) that become merges."""
+        ids = [o.entry.id for o in batch if o.records]
+        present = self.rt.history.existing_ids(ids)
+        lookups = [o.dedupe_lookup for o in batch if o.dedupe_lookup and o.entry.id not in present]
+        since = datetime.now(UTC) - self.dedupe_window
+        earlier = self.rt.history.find_by_internet_message_ids(lookups, since=since) if lookups else {}
+        for o in batch:
+            if o.entry.id in present:  # replayed: recorded (and its jobs queued) before the crash
+                o.records, o.blobs, o.jobs = [], [], []
+            elif o.dedupe_lookup in earlier and o.records:
+                target = earlier[o.dedupe_lookup]
+                if target != o.entry.id:
+                    o.merge_into = target
+                    o.merge_recipients = list(o.records[0][0].recipients)
+                    o.records, o.blobs, o.jobs = [], [], []
+
     async def _write(self, batch: list[Outcome]) -> None:
+        await asyncio.to_thread(self._prepare, batch)
         blobs = [blob for o in batch for blob in o.blobs]
         jobs = [job for o in batch for job in o.jobs]
         records = [item for o in batch for item in o.records]
@@ -489,7 +531,7 @@ class Processor:
         key = outcome.dedupe_key
         if key is None:
             return
-        future = self._first_copy.pop(key, None) if outcome.merge_into is None else None
+        future = self._first_copy.pop(key, None) if outcome.owns_first_copy else None
         if history_id is not None:
             self._recent[key] = history_id
             while len(self._recent) > 100_000:

@@ -13,7 +13,8 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import ColumnElement, exists, func, select, update
+from sqlalchemy import ColumnElement, exists, func, insert, select, update
+from sqlalchemy import inspect as sa_inspect
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, defer
 
@@ -243,15 +244,24 @@ class History:
                 for rec, events in items:
                     if rec.id not in present:
                         fresh.setdefault(rec.id, (rec, events))
-                session.add_all([_message_row(rec) for rec, _ in fresh.values()])
-                session.flush()  # message rows first: recipients and events reference them
+                if not fresh:
+                    return 0
+                # ORM bulk INSERTs (one executemany per table), not one unit-of-work object per row
+                session.execute(insert(MessageRow), [_values(_message_row(rec)) for rec, _ in fresh.values()])
+                recipient_rows: list[dict[str, Any]] = []
+                event_rows: list[dict[str, Any]] = []
                 for rec, events in fresh.values():
-                    recipients: dict[str, RecipientRow] = {}
+                    seen: set[str] = set()
                     for recipient in rec.recipients:
-                        row = _recipient_row(rec.id, recipient, len(recipients))
-                        recipients.setdefault(row.address, row)
-                    session.add_all(recipients.values())
-                    session.add_all([_event_row(rec.id, event) for event in events])
+                        row = _recipient_row(rec.id, recipient, len(seen))
+                        if row.address not in seen:
+                            seen.add(row.address)
+                            recipient_rows.append(_values(row))
+                    event_rows.extend(_values(_event_row(rec.id, event)) for event in events)
+                if recipient_rows:
+                    session.execute(insert(RecipientRow), recipient_rows)
+                if event_rows:
+                    session.execute(insert(EventRow), event_rows)
                 return len(fresh)
         except IntegrityError:
             written = 0
@@ -260,6 +270,36 @@ class History:
                     self.record(rec, events)
                     written += 1
             return written
+
+    def existing_ids(self, message_ids: Sequence[str]) -> set[str]:
+        """Which of these ids are in history already (one query)."""
+        if not message_ids:
+            return set()
+        with self.db.session() as session:
+            return set(session.scalars(select(MessageRow.id).where(MessageRow.id.in_(list(message_ids)))))
+
+    def find_by_internet_message_ids(
+        self, keys: Sequence[tuple[str | None, str]], *, since: datetime
+    ) -> dict[tuple[str | None, str], str]:
+        """For (organisation, Message-ID) pairs: the newest history id received since `since`, if any.
+
+        One query on the Message-ID index; organisation and time are filtered afterwards, because
+        letting the planner combine them made it scan an organisation's whole day instead.
+        """
+        wanted = {(org, canonical_message_id(imid)): (org, imid) for org, imid in keys}
+        if not wanted:
+            return {}
+        floor = floor_id(since)
+        stmt = select(MessageRow.id, MessageRow.organisation, MessageRow.internet_message_id).where(
+            MessageRow.internet_message_id.in_({imid for _, imid in wanted})
+        )
+        found: dict[tuple[str | None, str], str] = {}
+        with self.db.session() as session:
+            for row_id, org, imid in session.execute(stmt):
+                key = wanted.get((org, imid))
+                if key is not None and row_id >= floor and row_id > found.get(key, ""):
+                    found[key] = row_id
+        return found
 
     def exists(self, message_id: str) -> bool:
         with self.db.session() as session:
@@ -321,16 +361,11 @@ class History:
     ) -> list[str]:
         """Ids of messages with this Message-ID received since `since`, newest first."""
         imid = canonical_message_id(internet_message_id)
-        org_filter = (
-            MessageRow.organisation.is_(None) if organisation is None else MessageRow.organisation == organisation
-        )
-        stmt = (
-            select(MessageRow.id)
-            .where(MessageRow.internet_message_id == imid, org_filter, MessageRow.id >= floor_id(since))
-            .order_by(MessageRow.id.desc())
-        )
+        floor = floor_id(since)
+        stmt = select(MessageRow.id, MessageRow.organisation).where(MessageRow.internet_message_id == imid)
         with self.db.session() as session:
-            return list(session.scalars(stmt))
+            rows = session.execute(stmt).all()
+        return sorted((i for i, org in rows if org == organisation and i >= floor), reverse=True)
 
     def search(self, q: HistoryQuery) -> Page:
         """One page of messages matching every filter of `q`, newest first."""
@@ -468,6 +503,17 @@ def _aware(value: datetime, name: str) -> datetime:
     if value.tzinfo is None:
         raise ValueError(f"{name} must carry a time zone")
     return value.astimezone(UTC)
+
+
+def _values(row: object) -> dict[str, Any]:
+    """A mapped row object as the attribute dict a bulk INSERT takes; an unset autoincrement id is left out."""
+    out = {}
+    for attr in sa_inspect(type(row)).column_attrs:
+        value = getattr(row, attr.key)
+        if value is None and attr.key == "id":
+            continue
+        out[attr.key] = value
+    return out
 
 
 def _message_row(rec: MessageRecord) -> MessageRow:
