@@ -39,9 +39,11 @@ policy_app = typer.Typer(
 )
 org_app = typer.Typer(help="Organisations and their monitor / enforce switch.", no_args_is_help=True)
 pipeline_app = typer.Typer(help="The filter pipeline.", no_args_is_help=True)
+malware_app = typer.Typer(help="The malware filter's rule pack.", no_args_is_help=True)
 app.add_typer(policy_app, name="policy")
 app.add_typer(org_app, name="org")
 app.add_typer(pipeline_app, name="pipeline")
+app.add_typer(malware_app, name="malware")
 
 # a pipe or file gets wide lines instead of rich's 80-column default
 RECORD_BATCH = 200  # messages written per transaction by scan --record
@@ -579,6 +581,19 @@ def pipeline_show(config: ConfigOption = None) -> None:
         for direction, names in rt.pipeline.order().items():
             out.print(f"{direction.value:9} {' → '.join(names) if names else '(no stage installed yet)'}")
         out.print(f"{Direction.INTERNAL.value:9} not scanned")
+
+
+@malware_app.command("update-rules")
+def malware_update_rules(
+    source: Annotated[Path, typer.Argument(help="A directory of .yar files (with a VERSION file) or one .yar file.")],
+    config: ConfigOption = None,
+) -> None:
+    """Install a YARA rule pack: compiled and checked first, then switched in whole (or not at all)."""
+    from mailwarden.pipeline.malware.rules import update_rules
+
+    with runtime(config) as rt:
+        info = update_rules(source, rt.config.paths.data_dir)
+        out.print(f"rule pack {info.version} installed: {info.rule_count} rules from {len(info.files)} files")
 
 
 @app.command()

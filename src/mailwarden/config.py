@@ -17,6 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from mailwarden.deliver.config import DeliveryConfig
 from mailwarden.dns import DnsConfig
+from mailwarden.enforce.dkim_sign import DkimSigningConfig
 from mailwarden.errors import ConfigError
 
 ENV_PREFIX = "MAILWARDEN_"
@@ -178,6 +179,7 @@ class Config(BaseModel):
     delivery: DeliveryConfig = DeliveryConfig()
     processing: ProcessingConfig = ProcessingConfig()
     dns: DnsConfig = DnsConfig()
+    dkim: DkimSigningConfig = DkimSigningConfig()
     stages: dict[str, dict[str, Any]] = Field(
         default_factory=dict, description="`[stages.<name>]`: each stage validates its own section at start-up"
     )

@@ -27,6 +27,7 @@ from mailwarden.deliver import DeliveryAgent, DeliveryEventType, DeliveryJob, Jo
 from mailwarden.deliver.dsn import RecipientFailure, build_dsn
 from mailwarden.directory import OrgDirectory, Tenant
 from mailwarden.enforce.apply import Plan, plan_delivery
+from mailwarden.enforce.dkim_sign import DkimSigner
 from mailwarden.enforce.record import monitor_record, scan_summary, would_have
 from mailwarden.errors import NotFoundError
 from mailwarden.ids import ALPHABET
@@ -116,6 +117,7 @@ class Processor:
         self._tasks: list[asyncio.Task[None]] = []
         self._early_events: dict[str, list[tuple[EventRecord, str | None, RecipientStatus | None]]] = {}
         self.processed = 0
+        self.signer = DkimSigner.from_config(rt.config.dkim)
 
     # ---- lifecycle ---------------------------------------------------------------------------
     async def start(self) -> None:
@@ -310,6 +312,9 @@ class Processor:
             mode = self._mode(tenant, rcpts if role == "inbound" else [env.mail_from])
             applied = mode is Mode.ENFORCE and verdict.category is not Category.INTERNAL
             plan = plan_delivery(entry.raw, verdict, rcpts, applied=applied)
+            if applied and plan.raw is not None and verdict.direction is Direction.OUTBOUND and message.from_address:
+                # the signature covers the message as it leaves: after every header and subject change
+                plan = replace(plan, raw=self.signer.sign(plan.raw, domain_of(message.from_address) or ""))
             self._apply(outcome, message_id, message, sub_env, verdict, tenant, mode, plan, index)
         return outcome
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import signal
+from datetime import UTC, datetime
 
 import structlog
 
@@ -21,8 +22,10 @@ from mailwarden.ingest.replies import Reply
 from mailwarden.ingest.smtp import SessionInfo, SmtpServer
 from mailwarden.ingest.spool import Spool
 from mailwarden.model import ConnectionMode
+from mailwarden.pipeline.connection import is_blocked
 from mailwarden.processing import Processor
 from mailwarden.runtime import Runtime
+from mailwarden.store.connections import BlockReason, ConnectionStats
 
 log = structlog.get_logger(__name__)
 
@@ -38,12 +41,25 @@ class Server:
         self.processor: Processor | None = None
         self.agent: DeliveryAgent | None = None
         self.stopping = asyncio.Event()
+        self.connection_stats = ConnectionStats(rt.db)
 
     async def recipient_check(self, listener: str, rcpt: str, session: SessionInfo) -> Reply | None:
         """Inbound listeners take mail only for the organisations' domains that route through us."""
         found = self.directory.lookup(rcpt)
         if found is None or found[1].mode is ConnectionMode.JOURNAL:
             return replies.RELAY_DENIED
+        tenant = found[0]
+        # the IP block list is per organisation, so it is applied here, once the recipient names one;
+        # a blocked message never reaches the spool or history, it is only counted
+        if session.client_ip and is_blocked(tenant.policy, session.client_ip):
+            await asyncio.to_thread(
+                self.connection_stats.count_blocked,
+                tenant.organisation.name,
+                session.client_ip,
+                BlockReason.IP_BLOCK_LIST,
+                datetime.now(UTC),
+            )
+            return replies.IP_BLOCKED.filled(ip=session.client_ip)
         return None
 
     async def start(self) -> None:
@@ -77,6 +93,7 @@ class Server:
             await self.processor.stop(drain_timeout=self.drain_timeout)
         if self.agent is not None:
             await self.agent.stop(drain_timeout=self.drain_timeout)
+        await self.rt.pipeline.close()
         if self.spool is not None:
             self.spool.close()
         log.info("mailwarden_stopped")

@@ -62,6 +62,7 @@ class Mailwarden:
     listeners: dict[str, int] = field(default_factory=dict)
     process: subprocess.Popen[bytes] | None = None
     extra_config: str = ""
+    dns_port: int = 0  # the loopback DNS server the instance asks (no test reaches a real resolver)
 
     @property
     def config_path(self) -> Path:
@@ -85,6 +86,7 @@ class Mailwarden:
             '[paths]\ndata_dir = "var"\n'
             '[smtp]\nhostname = "mailwarden.test"\n'
             "[processing]\npolicy_refresh_seconds = 0.5\nbatch_delay_ms = 5\n"
+            f'[dns]\nnameservers = ["127.0.0.1"]\nport = {self.dns_port or 9}\ntimeout = 0.5\n'
             f'[delivery]\nhostname = "mailwarden.test"\npools = {{ default = "{smart_host}" }}\n'
             "first_retry = 0.3\nmax_retry = 1\npoll_interval = 0.2\nconnect_timeout = 5\n"
             + self.extra_config

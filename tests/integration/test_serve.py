@@ -9,6 +9,7 @@ import smtplib
 import threading
 import time
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage
 from email.policy import SMTP
 from pathlib import Path
@@ -18,6 +19,7 @@ import pytest
 from aiosmtpd.controller import Controller
 
 from mailwarden.store import EventType, RecipientStatus
+from tests.dnsserver import DnsServer
 from tests.integration.harness import Mailwarden, eventually, free_port, organisation
 
 pytestmark = pytest.mark.integration
@@ -52,8 +54,8 @@ def sink() -> Iterator[Sink]:
 
 
 @pytest.fixture
-def mw(tmp_path: Path) -> Iterator[Mailwarden]:
-    instance = Mailwarden(tmp_path)
+def mw(tmp_path: Path, dns_server: DnsServer) -> Iterator[Mailwarden]:
+    instance = Mailwarden(tmp_path, dns_port=dns_server.port)
     yield instance
     if instance.process is not None:
         instance.kill()
@@ -272,7 +274,7 @@ def test_outbound_relays_for_listed_networks_only(mw: Mailwarden, sink: Sink, tm
     assert detail.summary.direction.value == "outbound"
     assert mw.stop() == 0
 
-    closed = Mailwarden(tmp_path / "closed")
+    closed = Mailwarden(tmp_path / "closed", dns_port=mw.dns_port)
     closed.root.mkdir()
     closed.listeners = {"outbound": free_port()}
     closed.write_config(outbound_networks=("192.0.2.0/24",))
@@ -286,3 +288,30 @@ def test_outbound_relays_for_listed_networks_only(mw: Mailwarden, sink: Sink, tm
             assert code in (530, 550)
     finally:
         closed.kill()
+
+
+def test_a_blocked_ip_is_refused_at_rcpt_and_only_counted(mw: Mailwarden, sink: Sink) -> None:
+    mw.listeners = {"inbound": free_port()}
+    mw.write_config()
+    document = organisation(
+        monitor_only=False,
+        domains=[{"name": "example.com", "mode": "gateway", "next_hop": f"127.0.0.1:{sink.port}"}],
+    )
+    document["policy"] = {"lists": {"ip_block": ["127.0.0.0/8"]}}
+    mw.import_organisation(document)
+    mw.start()
+    with smtplib.SMTP("127.0.0.1", mw.listeners["inbound"], timeout=30) as s:
+        s.ehlo("client.example.org")
+        s.mail("partner@example.org")
+        code, text = s.rcpt("alice@example.com")
+    assert code == 550
+    assert b"client host [127.0.0.1] blocked using IP block list" in text
+    assert mw.messages() == []  # not in message history
+    from mailwarden.store.connections import ConnectionStats
+
+    rt = mw.runtime()
+    try:
+        days = ConnectionStats(rt.db).daily("acme", since=(datetime.now(UTC) - timedelta(days=1)).date())
+    finally:
+        rt.close()
+    assert [(d.ip, d.count) for d in days] == [("127.0.0.1", 1)]

@@ -12,22 +12,26 @@ import pytest
 from typer.testing import CliRunner
 
 from mailwarden.cli import app
+from tests.dnsserver import DnsServer
 from tests.factories import build_message
 
 runner = CliRunner()
 
 
 @pytest.fixture
-def workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+def workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, dns_server: DnsServer) -> Path:
     monkeypatch.chdir(tmp_path)
     monkeypatch.delenv("MAILWARDEN_CONFIG", raising=False)
+    # every look-up goes to the loopback DNS server, in this process and in the ones `cli` starts
+    monkeypatch.setenv("MAILWARDEN_DNS__NAMESERVERS", '["127.0.0.1"]')
+    monkeypatch.setenv("MAILWARDEN_DNS__PORT", str(dns_server.port))
     result = runner.invoke(app, ["init", "--organisation", "acme", "--domain", "example.com"])
     assert result.exit_code == 0, result.output
     return tmp_path
 
 
 def cli(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("MAILWARDEN_")}
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MAILWARDEN_") or k.startswith("MAILWARDEN_DNS")}
     return subprocess.run(
         [sys.executable, "-m", "mailwarden", *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=60
     )
@@ -113,3 +117,17 @@ def test_bad_config_stops_with_the_field_named(workdir: Path) -> None:
     result = cli("pipeline", "show", cwd=workdir)
     assert result.returncode == 78
     assert "unknown stage 'no_such_stage'" in result.stderr
+
+
+def test_malware_rule_update_refuses_a_broken_pack_and_installs_a_good_one(workdir: Path) -> None:
+    pack = workdir / "pack"
+    pack.mkdir()
+    (pack / "VERSION").write_text("2026.11.22\n")
+    (pack / "local.yar").write_text('rule Local_Test { strings: $a = "mailwarden-local-test" condition: $a }\n')
+    result = runner.invoke(app, ["malware", "update-rules", str(pack)])
+    assert result.exit_code == 0, result.output
+    assert "rule pack 2026.11.22 installed: 1 rules" in result.output
+    (pack / "broken.yar").write_text("rule Broken { condition: nonsense_identifier }\n")
+    broken = cli("malware", "update-rules", "pack", cwd=workdir)
+    assert broken.returncode != 0
+    assert "broken.yar" in broken.stderr

@@ -14,6 +14,7 @@ from email.policy import compat32
 from mailwarden.enforce import rewrite
 from mailwarden.enforce.headers import OWN_FIELDS, verdict_headers
 from mailwarden.model import Action, Verdict
+from mailwarden.pipeline.auth import results as authentication_results
 from mailwarden.store.history import EventType, RecipientStatus
 
 DROP_REPLY = "550 4.3.2 QUEUE.TransportAgent; message deleted by transport agent"
@@ -43,7 +44,7 @@ def plan_delivery(raw: bytes, verdict: Verdict, recipients: Sequence[str], *, ap
     if not applied:
         return Plan(Action.DELIVER, raw, rcpts, RecipientStatus.PENDING, None, "monitor mode: delivered unchanged")
     d = verdict.disposition
-    stamped = rewrite.add_headers(rewrite.remove_headers(raw, OWN_FIELDS), verdict_headers(verdict))
+    stamped = stamp(raw, verdict)
     reason = d.reason or verdict.category.value
     match d.action:
         case Action.DELIVER:
@@ -94,7 +95,7 @@ def plan_delivery(raw: bytes, verdict: Verdict, recipients: Sequence[str], *, ap
         case Action.DROP:
             return Plan(d.action, None, (), RecipientStatus.DROPPED, EventType.DROP, reason, d.smtp_reply or DROP_REPLY)
         case Action.REPLACE_ATTACHMENTS:
-            replaced, names = replace_attachments(stamped, d.replace_attachments, d.reason)
+            replaced, names = replace_attachments(stamped, d.replace_attachments, d.alert_text or d.reason)
             return Plan(
                 d.action,
                 replaced,
@@ -104,6 +105,23 @@ def plan_delivery(raw: bytes, verdict: Verdict, recipients: Sequence[str], *, ap
                 f"{reason}: replaced {', '.join(names) or 'no attachment'} with {ALERT_FILENAME!r}",
             )
     raise AssertionError(f"unhandled action {d.action}")  # pragma: no cover - Action is a closed set
+
+
+def stamp(raw: bytes, verdict: Verdict) -> bytes:
+    """Our verdict fields and Authentication-Results on top; copies that claim to be ours are removed first."""
+    raw = rewrite.remove_headers(raw, OWN_FIELDS)
+    fields = verdict_headers(verdict)
+    results = verdict.auth.get("authentication_results")
+    if results:
+        ours = (authentication_results.parse(results).authserv_id or "").lower()
+        # RFC 8601 §5: an Authentication-Results with our authserv-id that arrived from outside is forged
+        raw = rewrite.remove_matching(
+            raw,
+            "Authentication-Results",
+            lambda v: (authentication_results.parse(v).authserv_id or "").lower() == ours,
+        )
+        fields = [("Authentication-Results", results), *fields]
+    return rewrite.add_headers(raw, fields)
 
 
 def replace_attachments(raw: bytes, filenames: Sequence[str], alert_text: str) -> tuple[bytes, list[str]]:

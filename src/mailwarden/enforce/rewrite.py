@@ -7,7 +7,7 @@ breaks DKIM signatures; these helpers only insert, replace or drop header fields
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from email.header import Header
 
 _FIELD_START = re.compile(rb"^([!-9;-~]+)[ \t]*:", re.MULTILINE)
@@ -71,6 +71,20 @@ def remove_headers(raw: bytes, names: Iterable[str]) -> bytes:
     drop = {n.lower() for n in names}
     head, sep, body = split_head(raw)
     kept = [value for name, value in _fields(head) if name not in drop]
+    return b"".join(kept) + sep + body
+
+
+def remove_matching(raw: bytes, name: str, matches: Callable[[str], bool]) -> bytes:
+    """Drop the occurrences of a field whose (unfolded) value `matches` says yes to."""
+    wanted = name.lower()
+    head, sep, body = split_head(raw)
+    kept = []
+    for field_name, field in _fields(head):
+        if field_name == wanted:
+            value = field.split(b":", 1)[1].decode("utf-8", "replace")
+            if matches(" ".join(value.split())):
+                continue
+        kept.append(field)
     return b"".join(kept) + sep + body
 
 

@@ -21,6 +21,10 @@ class Reply:
     def __str__(self) -> str:
         return f"{self.code} {self.status} {self.text}" if self.status else f"{self.code} {self.text}"
 
+    def filled(self, **values: str) -> Reply:
+        """The same reply with `{name}` fields of its text filled in."""
+        return Reply(self.code, self.status, self.text.format(**values))
+
     def format(self, **values: str) -> str:
         """The reply with `{name}` fields of its text filled in."""
         return str(Reply(self.code, self.status, self.text.format(**values)))
@@ -67,6 +71,7 @@ AUTH_INVALID = Reply(535, "5.7.8", "Authentication credentials invalid")
 AUTH_NEEDS_TLS = Reply(538, "5.7.11", "Encryption required for requested authentication mechanism")
 NOT_A_JOURNAL_MAILBOX = Reply(550, "5.1.1", "Recipient is not a journal mailbox of this service")
 RELAY_DENIED = Reply(550, "5.7.1", "Relay access denied")
+IP_BLOCKED = Reply(550, "5.7.1", "Service unavailable; client host [{ip}] blocked using IP block list")
 CLIENT_NOT_ALLOWED = Reply(550, "5.7.1", "Client host not allowed to relay mail through this service")
 BARE_LINE_ENDING_IN_DATA = Reply(550, "5.5.2", "Bare <LF> or <CR> in message data not allowed")
 MESSAGE_TOO_BIG = Reply(552, "5.3.4", "Message size exceeds fixed maximum message size")

@@ -101,6 +101,7 @@ class Disposition:
     subject_prefix: str | None = None
     redirect_to: tuple[str, ...] = ()
     replace_attachments: tuple[str, ...] = ()
+    alert_text: str | None = None
     smtp_reply: str | None = None
     applied: bool = False
 

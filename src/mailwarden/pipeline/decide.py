@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from typing import Any
 
 from mailwarden.model import (
     Action,
@@ -51,7 +52,7 @@ def decide(
     *,
     bypass_spam: str | None = None,
     reject: str | None = None,
-    auth: Mapping[str, str] | None = None,
+    facts: Mapping[str, Any] | None = None,
 ) -> Verdict:
     """Combine every stage's findings into one verdict and pick the policy's action for it."""
     findings = [f for s in stages for f in s.findings]
@@ -72,13 +73,13 @@ def decide(
     disposition = (
         Disposition(Action.REJECT, reason="connection blocked", smtp_reply=reject)
         if reject
-        else disposition_for(category, policy, malware=malware)
+        else disposition_for(category, policy, malware=malware, facts=facts or {})
     )
     return Verdict(
         direction=direction,
         category=category,
         disposition=disposition,
-        auth=dict(auth or {}),
+        auth={k: str(v) for k, v in (facts or {}).get("auth", {}).items()},
         scl=scl,
         bcl=bcl,
         phish=phish,
@@ -110,12 +111,32 @@ def _category(
     return Category.CLEAN
 
 
-def disposition_for(category: Category, policy: Policy, *, malware: tuple[str, ...] = ()) -> Disposition:
+def disposition_for(
+    category: Category,
+    policy: Policy,
+    *,
+    malware: tuple[str, ...] = (),
+    facts: Mapping[str, Any] | None = None,
+) -> Disposition:
     """The action the policy prescribes for a verdict category (not yet applied)."""
+    facts = facts or {}
     if category is Category.MALWARE:
-        if policy.malware.action is MalwareAction.REPLACE_ATTACHMENTS:
-            return Disposition(Action.REPLACE_ATTACHMENTS, reason="malware: " + ", ".join(malware))
-        return Disposition(Action.QUARANTINE, reason="malware: " + ", ".join(malware))
+        reason = "malware: " + ", ".join(malware)
+        infected = tuple(facts.get("infected_attachments", ()))
+        # replacing works on named attachments only; malware elsewhere (body text, archive limits,
+        # nameless parts) leaves nothing safe to deliver, so the message is quarantined instead
+        if (
+            policy.malware.action is MalwareAction.REPLACE_ATTACHMENTS
+            and infected
+            and not facts.get("malware_unreplaceable")
+        ):
+            return Disposition(
+                Action.REPLACE_ATTACHMENTS,
+                reason=reason,
+                replace_attachments=infected,
+                alert_text=policy.malware.alert_text,
+            )
+        return Disposition(Action.QUARANTINE, reason=reason)
     if category is Category.SCAN_ERROR:
         fail_safe = {
             ScanErrorAction.QUARANTINE: Action.QUARANTINE,

@@ -45,7 +45,22 @@ class Pipeline:
         *,
         stage_timeout: float = 30.0,
     ) -> Pipeline:
-        return cls({d: registry.resolve(names, services) for d, names in order.items()}, stage_timeout=stage_timeout)
+        for names in order.values():
+            registry.resolve_check(names)
+        # a stage named in both directions is built once (the malware filter compiles its rules once)
+        distinct = list(dict.fromkeys(name for names in order.values() for name in names))
+        built = dict(zip(distinct, registry.resolve(distinct, services), strict=True))
+        return cls({d: [built[n] for n in names] for d, names in order.items()}, stage_timeout=stage_timeout)
+
+    async def close(self) -> None:
+        """Release what stages hold (engine connections, thread pools); each stage once."""
+        seen: set[int] = set()
+        for stages in self.stages.values():
+            for stage in stages:
+                close = getattr(stage, "close", None)
+                if close is not None and id(stage) not in seen:
+                    seen.add(id(stage))
+                    await close()
 
     def order(self) -> dict[Direction, list[str]]:
         return {d: [s.name for s in stages] for d, stages in self.stages.items()}
@@ -80,7 +95,7 @@ class Pipeline:
             policy,
             bypass_spam=ctx.bypass_spam,
             reject=ctx.reject,
-            auth=ctx.facts.get("auth", {}),
+            facts=ctx.facts,
         )
 
     async def _run(self, stage: Stage, ctx: ScanContext) -> StageResult:

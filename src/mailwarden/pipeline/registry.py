@@ -17,13 +17,19 @@ from mailwarden.pipeline.stage import Stage
 StageFactory = Callable[[StageServices], Stage]
 
 # name → "module:Class"; the class has `from_services(services) -> Stage`.
-BUILTIN_STAGES: dict[str, str] = {}
+BUILTIN_STAGES: dict[str, str] = {
+    "connection": "mailwarden.pipeline.connection:ConnectionFilter",
+    "auth": "mailwarden.pipeline.auth:AuthenticationStage",
+    "malware": "mailwarden.pipeline.malware.stage:MalwareFilter",
+}
 
 # The product's filter order (docs/architecture.md). A stage is listed once its module exists;
 # internal mail runs no stage at all.
+# Authentication runs after the connection filter (it needs the sending IP that stage found, and a
+# blocked IP ends filtering first) and before rules, so rules can match on its results.
 DEFAULT_ORDER: dict[Direction, tuple[str, ...]] = {
-    Direction.INBOUND: (),
-    Direction.OUTBOUND: (),
+    Direction.INBOUND: ("connection", "auth", "malware"),
+    Direction.OUTBOUND: ("malware",),
 }
 
 
@@ -39,6 +45,15 @@ def _builtin(name: str) -> StageFactory | None:
     cls = getattr(importlib.import_module(module_name), class_name)
     factory: StageFactory = cls.from_services
     return factory
+
+
+def resolve_check(names: Sequence[str]) -> None:
+    """Refuse an order list that names a stage twice."""
+    seen: set[str] = set()
+    for name in names:
+        if name in seen:
+            raise PipelineConfigError(f"stage {name!r} appears twice in the pipeline order")
+        seen.add(name)
 
 
 def resolve(

@@ -80,3 +80,22 @@ def test_infected_attachment_is_replaced_by_the_alert_text() -> None:
     assert "invoice.exe" not in files and files["notes.txt"] == "ok"
     assert msg["Subject"] == "Quarterly numbers"
     assert replace_attachments(raw, ["other.bin"], "x") == (raw, [])
+
+
+def test_authentication_results_are_stamped_and_forged_copies_removed() -> None:
+    raw = build_message(
+        headers={
+            "Authentication-Results": "gw.example.net; spf=pass smtp.mailfrom=evil.example",
+        }
+    ).replace(b"From:", b"Authentication-Results: mx.partner.example; dkim=pass header.d=partner.example\nFrom:", 1)
+    v = Verdict(
+        Direction.INBOUND,
+        Category.CLEAN,
+        Disposition(Action.DELIVER),
+        auth={"authentication_results": "gw.example.net; spf=fail smtp.mailfrom=evil.example"},
+    )
+    msg = parsed(plan_delivery(raw, v, RCPTS, applied=True).raw)
+    results = msg.get_all("Authentication-Results")
+    assert results[0] == "gw.example.net; spf=fail smtp.mailfrom=evil.example"
+    assert "gw.example.net; spf=pass smtp.mailfrom=evil.example" not in results  # forged: same authserv-id
+    assert "mx.partner.example; dkim=pass header.d=partner.example" in results  # someone else's: kept

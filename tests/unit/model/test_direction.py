@@ -25,6 +25,4 @@ def test_direction(sender: str, recipients: list[str], expected: Direction) -> N
 
 
 def test_unverified_own_domain_sender_is_inbound_not_internal() -> None:
-    assert (
-        classify_direction("ceo@example.com", ["bob@example.com"], ORG, sender_verified=False) is Direction.INBOUND
-    )
+    assert classify_direction("ceo@example.com", ["bob@example.com"], ORG, sender_verified=False) is Direction.INBOUND

@@ -218,3 +218,29 @@ async def test_a_connection_block_stops_filtering_and_rejects(make_message) -> N
     assert verdict.disposition.action is Action.REJECT
     assert verdict.disposition.smtp_reply and "IP block list" in verdict.disposition.smtp_reply
     assert recorder.seen == []
+
+
+class Infected:
+    name: ClassVar[str] = "malware"
+
+    def __init__(self, *, unreplaceable: bool = False) -> None:
+        self.unreplaceable = unreplaceable
+
+    async def inspect(self, ctx: ScanContext) -> list[Finding]:
+        ctx.facts["infected_attachments"] = ("invoice.exe",)
+        ctx.facts["malware_unreplaceable"] = self.unreplaceable
+        return [Finding(self.name, "MALWARE_YARA", 100.0, "YARA:EICAR in invoice.exe")]
+
+
+async def test_replace_attachments_names_the_infected_files(make_message) -> None:
+    msg = make_message()
+    policy = Policy.model_validate({"malware": {"action": "replace_attachments", "alert_text": "Removed."}})
+    verdict = await Pipeline({Direction.INBOUND: [Infected()]}).scan(msg, inbound(msg), policy, organisation=ORG)
+    assert verdict.disposition.action is Action.REPLACE_ATTACHMENTS
+    assert verdict.disposition.replace_attachments == ("invoice.exe",)
+    assert verdict.disposition.alert_text == "Removed."
+    # malware that is not a named attachment cannot be cut out: the whole message is quarantined
+    verdict = await Pipeline({Direction.INBOUND: [Infected(unreplaceable=True)]}).scan(
+        msg, inbound(msg), policy, organisation=ORG
+    )
+    assert verdict.disposition.action is Action.QUARANTINE
