@@ -28,6 +28,7 @@ from mailwarden.deliver.dsn import RecipientFailure, build_dsn
 from mailwarden.directory import OrgDirectory, Tenant
 from mailwarden.enforce.apply import Plan, plan_delivery
 from mailwarden.enforce.dkim_sign import DkimSigner
+from mailwarden.enforce.notify import malware_notification
 from mailwarden.enforce.record import monitor_record, scan_summary, would_have
 from mailwarden.errors import NotFoundError
 from mailwarden.ids import ALPHABET
@@ -381,6 +382,10 @@ class Processor:
                     lifetime=lifetime,
                 )
                 outcome.jobs.append(replace(job, id=derived_id(message_id, 1 + index * 8 + route_index)))
+        if applied and verdict.category is Category.MALWARE:
+            notified = self._notify_malware(outcome, message_id, message, env, verdict, tenant, index)
+            if notified:
+                events.append(EventRecord(EventType.NOTIFY, "malware notification to " + ", ".join(notified), at=now))
         if plan.bounce and env.mail_from:
             outcome.jobs.append(self._bounce(message_id, outcome.entry.raw, env, plan))
             events.append(EventRecord(EventType.DSN, f"NDR to {env.mail_from}", at=now))
@@ -403,6 +408,46 @@ class Processor:
             recipients=recipients,
         )
         outcome.records.append((record, events))
+
+    def _notify_malware(
+        self,
+        outcome: Outcome,
+        message_id: str,
+        message: Message,
+        env: Envelope,
+        verdict: Verdict,
+        tenant: Tenant | None,
+        index: int,
+    ) -> list[str]:
+        """Notification jobs (null sender, no bounce loops) to the policy's admins and internal sender."""
+        policy = tenant.policy if tenant else Policy()
+        targets = list(policy.malware.notify_admins)
+        domains = tenant.organisation.domain_names if tenant else frozenset()
+        if policy.malware.notify_internal_sender and env.mail_from and is_org_address(env.mail_from, domains):
+            targets.append(env.mail_from)
+        hostname = self.rt.config.delivery.ehlo_hostname()
+        for n, target in enumerate(dict.fromkeys(targets)):
+            note = malware_notification(
+                to=target,
+                hostname=hostname,
+                message=message,
+                recipients=env.rcpt_to,
+                verdict=verdict,
+                message_id=message_id,
+                received=env.received_at,
+                policy=policy,
+            )
+            ((route, _),) = self._routes([target], tenant)
+            job = DeliveryJob.create(
+                message_id=message_id,
+                mail_from="",
+                recipients=[target],
+                route=route,
+                message=note,
+                lifetime=self.rt.config.delivery.max_queue_lifetime,
+            )
+            outcome.jobs.append(replace(job, id=derived_id(message_id, 16 + index * 4 + n % 4)))
+        return list(dict.fromkeys(targets))
 
     def _routes(self, recipients: Sequence[str], tenant: Tenant | None) -> list[tuple[Route, list[str]]]:
         """Recipients grouped by next hop: an organisation domain's own next hop, else the internet."""

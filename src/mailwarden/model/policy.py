@@ -156,6 +156,20 @@ DEFAULT_ALERT_TEXT = (
 )
 
 
+NOTIFICATION_FIELDS = ("subject", "sender", "recipients", "malware", "action", "message_id", "received")
+DEFAULT_NOTIFICATION_SUBJECT = "Malware detected: {subject}"
+DEFAULT_NOTIFICATION_TEXT = (
+    "mailwarden found malware in a message.\n\n"
+    "Subject:    {subject}\n"
+    "From:       {sender}\n"
+    "To:         {recipients}\n"
+    "Received:   {received}\n"
+    "Detections: {malware}\n"
+    "Action:     {action}\n"
+    "Trace id:   {message_id}\n"
+)
+
+
 class MalwarePolicy(_Strict):
     """The malware filter cannot be switched off; `enabled: false` is refused."""
 
@@ -165,6 +179,19 @@ class MalwarePolicy(_Strict):
     blocked_file_types: tuple[str, ...] = DEFAULT_BLOCKED_FILE_TYPES
     notify_admins: tuple[EmailAddress, ...] = ()
     notify_internal_sender: bool = False
+    notification_subject: str = Field(DEFAULT_NOTIFICATION_SUBJECT, min_length=1, max_length=200)
+    notification_text: str = Field(DEFAULT_NOTIFICATION_TEXT, min_length=1, max_length=8000)
+
+    @field_validator("notification_subject", "notification_text")
+    @classmethod
+    def _known_placeholders(cls, value: str) -> str:
+        try:
+            value.format(**dict.fromkeys(NOTIFICATION_FIELDS, ""))
+        except (KeyError, IndexError, ValueError) as exc:
+            raise ValueError(
+                f"unknown or malformed placeholder {exc}; use {', '.join('{' + f + '}' for f in NOTIFICATION_FIELDS)}"
+            ) from None
+        return value
 
     @field_validator("enabled", mode="before")
     @classmethod

@@ -51,6 +51,7 @@ class EventType(StrEnum):
     CLAWBACK = "clawback"
     RECORD = "record"  # monitor mode: the action that would have been taken, recorded only
     DSN = "dsn"  # a delivery status notification (NDR) was sent to the sender
+    NOTIFY = "notify"  # a notification about the message was sent (malware alert to admins / sender)
 
 
 class RecipientStatus(StrEnum):
