@@ -18,7 +18,7 @@ import dkim  # type: ignore[import-untyped]
 
 from mailwarden.dns import DnsError, Resolver
 from mailwarden.pipeline.auth import results
-from mailwarden.pipeline.auth.dkim import dnsfunc_for, key_name, prefetch_keys, signature_tags
+from mailwarden.pipeline.auth.dkim import dnsfunc_for, has_header, key_name, prefetch_keys, signature_tags
 
 _ARC_HEADERS = (b"arc-seal", b"arc-message-signature")
 
@@ -60,6 +60,12 @@ async def verify(raw: bytes, resolver: Resolver, *, unsealed_aar_is_none: bool =
     `unsealed_aar_is_none`: an ARC-Authentication-Results with no seal or signature at all counts as no
     chain rather than a broken one. Journal copies need it: Gmail stamps its results that way.
     """
+    if not (
+        has_header(raw, b"arc-seal")
+        or has_header(raw, b"arc-authentication-results")
+        or has_header(raw, b"arc-message-signature")
+    ):
+        return ArcOutcome(ArcResult.NONE, "message has no ARC sets")
     try:
         headers = _arc_headers(raw)
     except dkim.DKIMException as exc:

@@ -102,6 +102,16 @@ def _text(tags: Mapping[bytes, bytes], key: bytes) -> str:
     return tags.get(key, b"").decode("utf-8", "replace").strip()
 
 
+def has_header(raw: bytes, name: bytes) -> bool:
+    """Cheap test whether the header block has a field of that (lower-case) name."""
+    end = raw.find(b"\n\n")
+    crlf = raw.find(b"\r\n\r\n")
+    if crlf != -1 and (end == -1 or crlf < end):
+        end = crlf
+    head = (raw if end == -1 else raw[:end]).lower()
+    return head.startswith(name + b":") or (b"\n" + name + b":") in head
+
+
 def _headers(raw: bytes) -> list[tuple[bytes, bytes]]:
     return [(k, v) for k, v in dkim.DKIM(raw).headers if k.lower() == b"dkim-signature"]
 
@@ -117,6 +127,8 @@ def signature_key_names(raw: bytes) -> list[str]:
 
 async def verify(raw: bytes, resolver: Resolver, *, minkey: int = 1024) -> list[DkimSignatureResult]:
     """Verify every DKIM-Signature of a message; `[none]` when it has no signature."""
+    if not has_header(raw, b"dkim-signature"):  # most mail: skip dkimpy's parse and the thread hop
+        return [DkimSignatureResult(DkimResult.NONE, reason="message not signed")]
     try:
         names = signature_key_names(raw)
     except dkim.DKIMException as exc:
