@@ -29,7 +29,7 @@ from mailwarden.directory import OrgDirectory, Tenant
 from mailwarden.enforce.apply import Plan, plan_delivery
 from mailwarden.enforce.dkim_sign import DkimSigner
 from mailwarden.enforce.notify import malware_notification
-from mailwarden.enforce.record import monitor_record, scan_summary, would_have
+from mailwarden.enforce.record import message_record, monitor_record, scan_summary, would_have
 from mailwarden.errors import NotFoundError
 from mailwarden.ids import ALPHABET
 from mailwarden.ingest.journal import JournalEnvelope, JournalParseError, unwrap
@@ -389,21 +389,14 @@ class Processor:
         if plan.bounce and env.mail_from:
             outcome.jobs.append(self._bounce(message_id, outcome.entry.raw, env, plan))
             events.append(EventRecord(EventType.DSN, f"NDR to {env.mail_from}", at=now))
-        record = MessageRecord(
-            id=message_id,
+        record = message_record(
+            message_id=message_id,
+            message=message,
+            envelope=env,
+            verdict=verdict,
             organisation=tenant.organisation.name if tenant else None,
-            received_at=env.received_at,
-            direction=verdict.direction,
             mode=mode,
             source="smtp",
-            sender=env.mail_from,
-            from_address=message.from_address,
-            subject=message.subject,
-            internet_message_id=message.message_id,
-            size=message.size,
-            sha256=message.sha256,
-            client_ip=env.client_ip,
-            verdict=verdict,
             applied=applied,
             recipients=recipients,
         )

@@ -12,7 +12,6 @@ import ipaddress
 import json
 import os
 import re
-import tempfile
 import threading
 from collections.abc import Collection
 from dataclasses import dataclass, field, replace
@@ -23,6 +22,7 @@ from typing import Any
 
 import structlog
 
+from mailwarden.durable import atomic_write, fsync_directory
 from mailwarden.ids import new_id
 
 log = structlog.get_logger(__name__)
@@ -353,18 +353,7 @@ class DeliveryQueue:
         return job
 
     def _write(self, job: DeliveryJob) -> None:
-        data = _encode(job)
-        fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=self.directory)
-        try:
-            with os.fdopen(fd, "wb") as fh:
-                fh.write(data)
-                fh.flush()
-                os.fsync(fh.fileno())
-            os.replace(tmp, self._path(job.id))
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
-        self._sync_directory()
+        atomic_write(self._path(job.id), _encode(job))
 
     def _move_aside(self, path: Path, reason: str) -> None:
         """Keep a damaged job file for an administrator, out of the way of the agent; never raise."""
@@ -382,8 +371,4 @@ class DeliveryQueue:
         log.error("delivery_job_corrupt", path=str(path), moved_to=str(target), reason=reason)
 
     def _sync_directory(self) -> None:
-        fd = os.open(self.directory, os.O_RDONLY | os.O_DIRECTORY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
+        fsync_directory(self.directory)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 from datetime import UTC, datetime
 
 from mailwarden.model import Category, Direction, Envelope, Message, Mode, Verdict
@@ -57,12 +58,41 @@ def monitor_record(
     else:
         events.append(EventRecord(EventType.SCAN, scan_summary(verdict), at=now))
         events.append(EventRecord(EventType.RECORD, would_have(verdict), at=now))
-    record = MessageRecord(
+    record = message_record(
+        message_id=message_id,
+        message=message,
+        envelope=replace(envelope, received_at=received),
+        verdict=verdict,
+        organisation=organisation,
+        mode=Mode.MONITOR,
+        source=source,
+        applied=False,
+        recipients=rcpts,
+        direction=Direction.INTERNAL if internal else verdict.direction,
+    )
+    return record, events
+
+
+def message_record(
+    *,
+    message_id: str,
+    message: Message,
+    envelope: Envelope,
+    verdict: Verdict,
+    organisation: str | None,
+    mode: Mode,
+    source: str,
+    applied: bool,
+    recipients: Sequence[RecipientRecord],
+    direction: Direction | None = None,
+) -> MessageRecord:
+    """The history row of a message: who, what, when, and the verdict with the action taken or not."""
+    return MessageRecord(
         id=message_id,
         organisation=organisation,
-        received_at=received,
-        direction=verdict.direction if not internal else Direction.INTERNAL,
-        mode=Mode.MONITOR,
+        received_at=envelope.received_at,
+        direction=direction or verdict.direction,
+        mode=mode,
         source=source,
         sender=envelope.mail_from,
         from_address=message.from_address,
@@ -72,10 +102,9 @@ def monitor_record(
         sha256=message.sha256,
         client_ip=envelope.client_ip,
         verdict=verdict,
-        applied=False,
-        recipients=rcpts,
+        applied=applied,
+        recipients=list(recipients),
     )
-    return record, events
 
 
 def _receive_detail(envelope: Envelope) -> str:

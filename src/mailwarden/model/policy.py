@@ -252,13 +252,18 @@ class SenderLists(_Strict):
     @field_validator("ip_allow", "ip_block")
     @classmethod
     def _networks(cls, value: tuple[str, ...]) -> tuple[str, ...]:
-        out = []
-        for entry in value:
-            try:
-                out.append(str(ipaddress.ip_network(entry.strip(), strict=False)))
-            except ValueError:
-                raise ValueError(f"{entry!r} is not an IP address or CIDR range") from None
-        return tuple(out)
+        return normalise_networks(value)
+
+
+def normalise_networks(entries: tuple[str, ...]) -> tuple[str, ...]:
+    """IP addresses and CIDR ranges in canonical form; a bad entry is a ValueError naming it."""
+    out = []
+    for entry in entries:
+        try:
+            out.append(str(ipaddress.ip_network(entry.strip(), strict=False)))
+        except ValueError:
+            raise ValueError(f"{entry!r} is not an IP address or CIDR range") from None
+    return tuple(out)
 
 
 class ScanErrorAction(StrEnum):

@@ -28,7 +28,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validat
 
 from mailwarden.dns import DnsError, Resolver
 from mailwarden.model import Finding, Policy, StageOutcome
-from mailwarden.model.policy import SenderLists
+from mailwarden.model.policy import SenderLists, normalise_networks
 from mailwarden.pipeline.received import IPAddress, first_external_hop, is_internal, parse_chain, parse_ip
 from mailwarden.pipeline.services import StageServices
 from mailwarden.pipeline.stage import Inspection, ScanContext
@@ -120,13 +120,7 @@ class ConnectionConfig(BaseModel):
     @field_validator("mail_service_hosts")
     @classmethod
     def _networks(cls, value: tuple[str, ...]) -> tuple[str, ...]:
-        out = []
-        for entry in value:
-            try:
-                out.append(str(ipaddress.ip_network(entry.strip(), strict=False)))
-            except ValueError:
-                raise ValueError(f"{entry!r} is not an IP address or CIDR range") from None
-        return tuple(out)
+        return normalise_networks(value)
 
     @field_validator("trusted_hostnames")
     @classmethod

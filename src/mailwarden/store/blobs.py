@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import os
 import re
-import tempfile
 from pathlib import Path
 from typing import Protocol
 
+from mailwarden.durable import atomic_write, fsync_directory
 from mailwarden.errors import NotFoundError
 
 _KEY_RE = re.compile(r"^[A-Za-z0-9_-][A-Za-z0-9._-]{0,199}$")
@@ -43,19 +43,8 @@ class LocalBlobStore:
         return self.directory / validate_key(key)
 
     def put(self, key: str, data: bytes) -> None:
-        path = self._path(key)
-        # The temporary name starts with a dot, so it can never collide with (or be read as) a key.
-        fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=self.directory)
-        try:
-            with os.fdopen(fd, "wb") as fh:
-                fh.write(data)
-                fh.flush()
-                os.fsync(fh.fileno())
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
-        self._sync_directory()
+        # the temporary name starts with a dot, so it can never collide with (or be read as) a key
+        atomic_write(self._path(key), data)
 
     def get(self, key: str) -> bytes:
         try:
@@ -75,8 +64,4 @@ class LocalBlobStore:
         return self._path(key).is_file()
 
     def _sync_directory(self) -> None:
-        fd = os.open(self.directory, os.O_RDONLY | os.O_DIRECTORY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
+        fsync_directory(self.directory)
