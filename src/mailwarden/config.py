@@ -60,6 +60,9 @@ class ProcessingConfig(_Section):
     """`[processing]`: how the server works through the spool behind the SMTP listeners."""
 
     workers: int = Field(8, ge=1, le=256, description="messages scanned at the same time")
+    scan_processes: int = Field(
+        2, ge=0, le=64, description="separate processes that scan (0: scan inside the server process)"
+    )
     batch_size: int = Field(200, ge=1, le=5000, description="history records written per transaction")
     batch_delay_ms: float = Field(20.0, ge=0, le=5000, description="longest wait to fill a batch")
     policy_refresh_seconds: float = Field(10.0, ge=0, le=3600, description="how soon policy changes apply")

@@ -16,13 +16,17 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import multiprocessing
 from collections import OrderedDict
 from collections.abc import Mapping, Sequence
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 
 import structlog
 
+from mailwarden.config import Config
 from mailwarden.deliver import DeliveryAgent, DeliveryEventType, DeliveryJob, JobKind, Route, parse_next_hop
 from mailwarden.deliver.dsn import RecipientFailure, build_dsn
 from mailwarden.directory import OrgDirectory, Tenant
@@ -35,6 +39,7 @@ from mailwarden.ids import ALPHABET
 from mailwarden.ingest.journal import JournalEnvelope, JournalParseError, unwrap
 from mailwarden.ingest.replies import QUEUED
 from mailwarden.ingest.spool import Spool, SpoolEntry
+from mailwarden.logs import configure as configure_logging
 from mailwarden.model import (
     Action,
     Category,
@@ -85,7 +90,6 @@ class Outcome:
     dedupe_lookup: tuple[str | None, str] | None = None  # (organisation, Message-ID) to look for in history
     merge_into: str | None = None  # journal copy of a message already recorded: merge recipients
     merge_recipients: list[RecipientRecord] = field(default_factory=list)
-    owns_first_copy: bool = False  # this outcome registered the in-flight future other copies wait on
 
 
 class Processor:
@@ -94,7 +98,7 @@ class Processor:
     def __init__(
         self,
         rt: Runtime,
-        spool: Spool,
+        spool: Spool | None,
         directory: OrgDirectory,
         *,
         roles: Mapping[str, str],
@@ -112,9 +116,10 @@ class Processor:
         self.dedupe_window = timedelta(hours=cfg.journal_dedupe_hours)
         self._outcomes: asyncio.Queue[Outcome] = asyncio.Queue(maxsize=cfg.batch_size * 4)
         self._entries: asyncio.Queue[SpoolEntry] = asyncio.Queue(maxsize=cfg.workers * 4)
-        # journal de-duplication: key → history id of the first copy (bounded), and copies in flight
+        # journal de-duplication: key → history id of the first copy written by this process (bounded)
         self._recent: OrderedDict[str, str] = OrderedDict()
-        self._first_copy: dict[str, asyncio.Future[str]] = {}
+        self.scan_processes = cfg.scan_processes
+        self._pool: ProcessPoolExecutor | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self._early_events: dict[str, list[tuple[EventRecord, str | None, RecipientStatus | None]]] = {}
         self.processed = 0
@@ -122,6 +127,8 @@ class Processor:
 
     # ---- lifecycle ---------------------------------------------------------------------------
     async def start(self) -> None:
+        if self.scan_processes:
+            self._start_pool()
         self._tasks = [asyncio.create_task(self._feed(), name="spool-feed")]
         self._tasks += [asyncio.create_task(self._worker(), name=f"scan-{i}") for i in range(self.workers)]
         self._tasks.append(asyncio.create_task(self._writer(), name="history-writer"))
@@ -140,8 +147,12 @@ class Processor:
             task.cancel()
         await asyncio.gather(*rest, return_exceptions=True)
         self._tasks = []
+        if self._pool is not None:
+            await asyncio.to_thread(self._pool.shutdown, wait=True, cancel_futures=True)
+            self._pool = None
 
     async def _feed(self) -> None:
+        assert self.spool is not None
         async for entry in self.spool.entries():
             await self._entries.put(entry)
 
@@ -149,13 +160,42 @@ class Processor:
         while True:
             entry = await self._entries.get()
             try:
-                outcome = await self.process(entry)
+                outcome = await self._scan(entry)
             except Exception:  # a bug here must not lose the message: it stays in the spool
                 log.exception("processing_failed", spool_id=entry.id)
             else:
                 await self._outcomes.put(outcome)
             finally:
                 self._entries.task_done()
+
+    async def _scan(self, entry: SpoolEntry) -> Outcome:
+        """Process one entry here, or in a scanning process when `processing.scan_processes` > 0."""
+        if self._pool is None:
+            return await self.process(entry)
+        loop = asyncio.get_running_loop()
+        try:
+            return await loop.run_in_executor(self._pool, _process_in_worker, entry)
+        except BrokenProcessPool:
+            # a scanning process died (killed, out of memory): start a new pool and try once more
+            log.error("scan_process_died", spool_id=entry.id)
+            self._restart_pool()
+            return await loop.run_in_executor(self._pool, _process_in_worker, entry)
+
+    def _start_pool(self) -> None:
+        context = multiprocessing.get_context("forkserver")
+        context.set_forkserver_preload(["mailwarden.processing"])
+        self._pool = ProcessPoolExecutor(
+            max_workers=self.scan_processes,
+            mp_context=context,
+            initializer=_init_worker,
+            initargs=(self.rt.config, dict(self.roles)),
+        )
+
+    def _restart_pool(self) -> None:
+        old, self._pool = self._pool, None
+        if old is not None:
+            old.shutdown(wait=False, cancel_futures=True)
+        self._start_pool()
 
     # ---- one entry ---------------------------------------------------------------------------
     async def process(self, entry: SpoolEntry) -> Outcome:
@@ -181,18 +221,8 @@ class Processor:
             RecipientRecord(r.address, r.field, RecipientStatus.RECORDED, r.expanded_from, r.forwarded_from)
             for r in je.recipients
         ]
-        first = await self._first_copy_of(key)
-        if first is not None:
-            return Outcome(entry, merge_into=first, merge_recipients=recipients, dedupe_key=key)
-        future = self._first_copy[key] = asyncio.get_running_loop().create_future()
-        try:
-            return await self._journal_scan(entry, je, tenant, key, recipients, unwrapped_at)
-        except BaseException:
-            # copies waiting on this one must not wait forever: the next one becomes the first
-            self._first_copy.pop(key, None)
-            future.set_exception(RuntimeError("the first copy was not scanned"))
-            future.exception()
-            raise
+        # copies of a message already recorded are merged by the writer (one place, no races)
+        return await self._journal_scan(entry, je, tenant, key, recipients, unwrapped_at)
 
     async def _journal_scan(
         self,
@@ -242,23 +272,7 @@ class Processor:
             extra_events=[unwrap_event],
         )
         lookup = (org_name, je.original_message_id) if je.original_message_id else None
-        return Outcome(entry, records=[(record, events)], dedupe_key=key, dedupe_lookup=lookup, owns_first_copy=True)
-
-    async def _first_copy_of(self, key: str) -> str | None:
-        """The history id of an earlier copy seen by this process, waiting for one still in flight.
-
-        Copies recorded before a restart or by another node are found by the writer, in one query
-        per batch.
-        """
-        if key in self._recent:
-            return self._recent[key]
-        pending = self._first_copy.get(key)
-        if pending is not None:
-            try:
-                return await asyncio.shield(pending)
-            except RuntimeError:
-                return None  # the first copy failed to be written: this one becomes the first
-        return None
+        return Outcome(entry, records=[(record, events)], dedupe_key=key, dedupe_lookup=lookup)
 
     def _journal_error(self, entry: SpoolEntry, reason: str) -> Outcome:
         """A report that cannot be unwrapped is recorded as such and kept byte for byte for inspection."""
@@ -509,22 +523,36 @@ class Processor:
                     self._outcomes.task_done()
 
     def _prepare(self, batch: list[Outcome]) -> None:
-        """Two queries for the whole batch: entries replayed after a crash, and journal copies of
-        messages recorded earlier (before a restart, or by another node) that become merges."""
+        """Before writing a batch: drop entries replayed after a crash, and turn journal copies of a
+        message already recorded (in this batch, earlier in this process, before a restart or by
+        another node) into merges. Two queries for the whole batch."""
         ids = [o.entry.id for o in batch if o.records]
         present = self.rt.history.existing_ids(ids)
-        lookups = [o.dedupe_lookup for o in batch if o.dedupe_lookup and o.entry.id not in present]
+        lookups = [
+            o.dedupe_lookup
+            for o in batch
+            if o.dedupe_lookup and o.entry.id not in present and o.dedupe_key not in self._recent
+        ]
         since = datetime.now(UTC) - self.dedupe_window
         earlier = self.rt.history.find_by_internet_message_ids(lookups, since=since) if lookups else {}
+        first_in_batch: dict[str, str] = {}
         for o in batch:
             if o.entry.id in present:  # replayed: recorded (and its jobs queued) before the crash
                 o.records, o.blobs, o.jobs = [], [], []
-            elif o.dedupe_lookup in earlier and o.records:
-                target = earlier[o.dedupe_lookup]
-                if target != o.entry.id:
-                    o.merge_into = target
-                    o.merge_recipients = list(o.records[0][0].recipients)
-                    o.records, o.blobs, o.jobs = [], [], []
+                continue
+            if o.dedupe_key is None or not o.records:
+                continue
+            target = (
+                first_in_batch.get(o.dedupe_key)
+                or self._recent.get(o.dedupe_key)
+                or (earlier.get(o.dedupe_lookup) if o.dedupe_lookup else None)
+            )
+            if target is not None and target != o.entry.id:
+                o.merge_into = target
+                o.merge_recipients = list(o.records[0][0].recipients)
+                o.records, o.blobs, o.jobs = [], [], []
+            else:
+                first_in_batch[o.dedupe_key] = o.records[0][0].id
 
     async def _write(self, batch: list[Outcome]) -> None:
         await asyncio.to_thread(self._prepare, batch)
@@ -551,6 +579,7 @@ class Processor:
             self._release(outcome, first)
             for record, _ in outcome.records:
                 await self._flush_early_events(record.id)
+        assert self.spool is not None
         await asyncio.gather(*(self.spool.done_async(o.entry.id) for o in batch))
         self.processed += len(batch)
 
@@ -571,19 +600,11 @@ class Processor:
             log.warning("journal_merge_target_missing", target=target, spool_id=outcome.entry.id)
 
     def _release(self, outcome: Outcome, history_id: str | None) -> None:
-        key = outcome.dedupe_key
-        if key is None:
+        if outcome.dedupe_key is None or history_id is None:
             return
-        future = self._first_copy.pop(key, None) if outcome.owns_first_copy else None
-        if history_id is not None:
-            self._recent[key] = history_id
-            while len(self._recent) > 100_000:
-                self._recent.popitem(last=False)
-        if future is not None and not future.done():
-            if history_id is not None:
-                future.set_result(history_id)
-            else:
-                future.set_exception(RuntimeError("the first copy was not written"))
+        self._recent[outcome.dedupe_key] = history_id
+        while len(self._recent) > 100_000:
+            self._recent.popitem(last=False)
 
     # ---- delivery events ---------------------------------------------------------------------
     async def on_delivery_event(
@@ -612,6 +633,29 @@ class Processor:
     async def _flush_early_events(self, message_id: str) -> None:
         for event, recipient, status in self._early_events.pop(message_id, []):
             await asyncio.to_thread(self._store_event, message_id, event, recipient, status)
+
+
+# ---- scanning processes ----------------------------------------------------------------------
+# Each scanning process has its own runtime: database connection (for the organisation directory),
+# stages (DNS resolver, YARA rules, clamd connections) and an event loop. The server process keeps
+# the SMTP listeners, the spool, history writing and delivery; only bytes and results cross over.
+_worker: Processor | None = None
+_worker_loop: asyncio.AbstractEventLoop | None = None
+
+
+def _init_worker(config: Config, roles: dict[str, str]) -> None:
+    global _worker, _worker_loop
+    configure_logging(config.log.level, config.log.format)
+    rt = Runtime(config)
+    directory = OrgDirectory(rt.policies, refresh_seconds=config.processing.policy_refresh_seconds)
+    _worker = Processor(rt, None, directory, roles=roles)
+    _worker_loop = asyncio.new_event_loop()
+    asyncio.set_event_loop(_worker_loop)
+
+
+def _process_in_worker(entry: SpoolEntry) -> Outcome:
+    assert _worker is not None and _worker_loop is not None
+    return _worker_loop.run_until_complete(_worker.process(entry))
 
 
 def _queued(entry: SpoolEntry) -> str:

@@ -1,0 +1,72 @@
+"""The spam filter's rule-based evidence: header, HTML, link, phishing, lookalike and bulk heuristics.
+
+`Heuristics.evaluate` is pure and synchronous: it looks at a parsed message, the facts earlier stages
+shared (`ctx.facts`: authentication results) and the recipient organisation, and returns named findings
+whose scores come from the symbol table (symbols.py) as overridden by `[stages.spam.weights]`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Mapping
+from typing import Any
+
+from mailwarden.model import Finding, Message, Organisation
+from mailwarden.pipeline.spam.heuristics import bulk, headers, html, lookalike, phishing, urls
+from mailwarden.pipeline.spam.heuristics.settings import HeuristicsSettings
+from mailwarden.pipeline.spam.heuristics.symbols import DEFAULT_WEIGHTS, SYMBOLS
+from mailwarden.pipeline.spam.heuristics.view import View
+
+STAGE = "spam"
+
+Check = Callable[[View, Mapping[str, Any], Organisation | None, HeuristicsSettings], Iterator[tuple[str, str]]]
+CHECKS: tuple[tuple[str, Check], ...] = (
+    ("headers", headers.check),
+    ("html", html.check),
+    ("urls", urls.check),
+    ("phishing", phishing.check),
+    ("lookalike", lookalike.check),
+    ("bulk", bulk.check),
+)
+
+
+class Heuristics:
+    """All heuristic checks with their weights."""
+
+    def __init__(self, settings: HeuristicsSettings | None = None) -> None:
+        self.settings = settings or HeuristicsSettings()
+
+    @classmethod
+    def from_config(cls, section: Mapping[str, Any] | None) -> Heuristics:
+        return cls(HeuristicsSettings.from_config(section))
+
+    def evaluate(
+        self,
+        message: Message,
+        ctx_facts: Mapping[str, Any] | None = None,
+        organisation: Organisation | None = None,
+    ) -> list[Finding]:
+        """Findings for every symbol that fires and has a non-zero weight, each symbol at most once."""
+        view = View(message)
+        facts = ctx_facts or {}
+        weights = self.settings.weights
+        out: dict[str, Finding] = {}
+        for _, check in CHECKS:
+            for code, detail in check(view, facts, organisation, self.settings):
+                weight = weights.get(code, 0.0)
+                if code in out or not weight:
+                    continue
+                out[code] = Finding(STAGE, code, weight, detail)
+        return list(out.values())
+
+    def symbols(self, message: Message, ctx_facts: Mapping[str, Any] | None = None,
+                organisation: Organisation | None = None) -> list[tuple[str, str]]:
+        """Every symbol that fires, weight 0 included (for benchmarks and `scan --explain`)."""
+        view = View(message)
+        seen: dict[str, str] = {}
+        for _, check in CHECKS:
+            for code, detail in check(view, ctx_facts or {}, organisation, self.settings):
+                seen.setdefault(code, detail)
+        return list(seen.items())
+
+
+__all__ = ["DEFAULT_WEIGHTS", "SYMBOLS", "Heuristics", "HeuristicsSettings"]

@@ -1,0 +1,78 @@
+"""Bulk-mail evidence for the bulk complaint level (BCL). Bulk is not spam: a list post lands near BCL 1-4,
+a marketing blast from an email service provider near 6-8."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+from mailwarden.model import Organisation
+from mailwarden.pipeline.spam.heuristics.settings import HeuristicsSettings
+from mailwarden.pipeline.spam.heuristics.view import View
+
+Hit = tuple[str, str]
+
+# headers only bulk mailers set
+MAILER_HEADERS = (
+    "X-Campaign", "X-Campaign-Id", "X-CampaignID", "X-Mailchimp-Campaign", "X-MC-User", "X-Mailgun-Tag",
+    "X-Mailgun-Variables", "X-SG-EID", "X-SG-ID", "X-SES-Outgoing", "X-Mandrill-User", "X-MSYS-API",
+    "X-Sendinblue-Campaign", "X-Mailin-Campaign", "X-Mailjet-Campaign", "X-CSA-Complaints", "X-Job",
+    "X-Marketo-Id", "X-Hubspot-Msg", "X-Klaviyo-Id", "X-Campaign-Monitor", "X-CMail-Id", "X-Listmonk",
+    "X-Emarsys-Identify", "X-Newsletter",
+)  # fmt: skip
+# X-Mailer values and Received hosts of email service providers
+_ESP = re.compile(
+    r"mailchimp|mcsv\.net|mcdlv\.net|rsgsv\.net|mandrillapp|sendgrid|sparkpost|sparkpostmail|mailgun|"
+    r"amazonses|constantcontact|ctctcdn|createsend|cmail\d|sendinblue|brevo|mailjet|klaviyo|hubspot|"
+    r"hs-analytics|exacttarget|salesforce\.com|marketo|mktomail|emarsys|acoustic|silverpop|responsys|"
+    r"campaign-archive|listmonk|mailerlite|getresponse|aweber|activecampaign|moosend|sailthru|iterable|"
+    r"customer\.io|postmarkapp|blueshift|braze|substack|beehiiv|convertkit|phplist|mailpoet|newsletter2go",
+    re.IGNORECASE,
+)
+_UNSUB_FOOTER = re.compile(
+    r"unsubscribe|opt[ -]?out|abmelden|abbestellen|descadastr|cancelar (?:a )?inscri|afmelden|"
+    r"se désinscrire|désabonner|désinscription|配信停止|メール配信の停止",
+    re.IGNORECASE,
+)
+
+
+def check(view: View, facts: Mapping[str, Any], org: Organisation | None, s: HeuristicsSettings) -> Iterator[Hit]:
+    msg = view.message
+    unsubscribe = msg.header("List-Unsubscribe")
+    if unsubscribe:
+        yield "BULK_LIST_UNSUBSCRIBE", unsubscribe[:80]
+        post = (msg.header("List-Unsubscribe-Post") or "").replace(" ", "").lower()
+        if post == "list-unsubscribe=one-click":
+            yield "BULK_ONE_CLICK", ""
+    precedence = (msg.header("Precedence") or "").strip().lower()
+    if precedence in ("bulk", "list", "junk"):
+        yield "BULK_PRECEDENCE", precedence
+    yield from _mailer(view)
+    for src, w, h, hidden in (i for scan in view.html for i in scan.images):
+        if src.lower().startswith(("http://", "https://", "//")) and (hidden or (w in ("0", "1") and h in ("0", "1"))):
+            yield "BULK_TRACKING_PIXEL", src[:80]
+            break
+    tail = view.visible_text[-2000:]
+    if _UNSUB_FOOTER.search(tail) or any(_UNSUB_FOOTER.search(a.text) for a in view.anchors):
+        yield "BULK_UNSUBSCRIBE_FOOTER", ""
+
+
+def _mailer(view: View) -> Iterator[Hit]:
+    msg = view.message
+    for name in MAILER_HEADERS:
+        if msg.email.get(name) is not None:
+            yield "BULK_MAILER", name
+            return
+    if msg.email.get("Feedback-ID") is not None:
+        yield "BULK_MAILER", "Feedback-ID"
+        return
+    mailer = (msg.header("X-Mailer") or "") + " " + (msg.header("X-Report-Abuse") or "")
+    if _ESP.search(mailer):
+        yield "BULK_MAILER", mailer.strip()[:80]
+        return
+    for value in msg.raw_headers("Received")[:6]:
+        m = _ESP.search(value)
+        if m:
+            yield "BULK_MAILER", f"Received via {m.group(0)}"
+            return

@@ -1,0 +1,126 @@
+"""Header heuristics: Date, Message-ID, the Received chain, From vs Reply-To/Return-Path, recipients."""
+
+from __future__ import annotations
+
+import email.utils
+import re
+from collections.abc import Iterator, Mapping
+from datetime import datetime, timedelta
+from typing import Any
+
+from mailwarden.model import Organisation
+from mailwarden.pipeline.received import parse_received
+from mailwarden.pipeline.spam.heuristics.settings import HeuristicsSettings
+from mailwarden.pipeline.spam.heuristics.view import View, domain_of, registered_domain
+
+Hit = tuple[str, str]
+
+FUTURE_SLACK = timedelta(days=1)
+PAST_SLACK = timedelta(days=4)
+# an older hop stamped this much later than the hop that received from it is not clock skew
+DISORDER_SLACK = timedelta(hours=1)
+MANY_RECIPIENTS = 15
+
+_MID = re.compile(r"^<[^<>@\s]+@([^<>@\s]+)>$")
+_EMAIL_IN_NAME = re.compile(r"[\w.+-]+@([\w-]+(?:\.[\w-]+)+)")
+_IP_LITERAL = re.compile(r"^\[?[\d.]+\]?$|^\[?ipv6:", re.IGNORECASE)
+
+
+def received_time(value: str) -> datetime | None:
+    """The timestamp after the last `;` of a Received header, timezone-aware; None if absent or bad."""
+    if ";" not in value:
+        return None
+    try:
+        when = email.utils.parsedate_to_datetime(value.rsplit(";", 1)[1].strip())
+    except (TypeError, ValueError, IndexError):
+        return None
+    return when if when.tzinfo is not None else None
+
+
+def check(view: View, facts: Mapping[str, Any], org: Organisation | None, s: HeuristicsSettings) -> Iterator[Hit]:
+    msg = view.message
+    received = msg.raw_headers("Received")
+    times = [received_time(r) for r in received]
+    yield from _date(msg.header("Date"), msg.date, [t for t in times if t is not None])
+    yield from _message_id(msg.message_id)
+    yield from _received(received, times)
+    yield from _addresses(view, s)
+    yield from _recipients(view)
+
+
+def _date(raw: str | None, parsed: datetime | None, times: list[datetime]) -> Iterator[Hit]:
+    if raw is None:
+        yield "DATE_MISSING", ""
+        return
+    if parsed is None or parsed.tzinfo is None:
+        yield "DATE_MALFORMED", raw[:80]
+        return
+    if not times:
+        return
+    newest = max(times)  # the hop that delivered it; judged against that, not against today
+    if parsed - newest > FUTURE_SLACK:
+        yield "DATE_IN_FUTURE", f"{parsed - newest} after delivery"
+    elif newest - parsed > PAST_SLACK:
+        yield "DATE_IN_PAST", f"{newest - parsed} before delivery"
+
+
+def _message_id(value: str | None) -> Iterator[Hit]:
+    if value is None:
+        yield "MID_MISSING", ""
+        return
+    m = _MID.match(value.strip())
+    if m is None:
+        yield "MID_MALFORMED", value[:80]
+        return
+    right = m.group(1).lower()
+    if _IP_LITERAL.match(right) or right.startswith("localhost") or "." not in right:
+        yield "MID_BARE_IP_OR_LOCAL", right[:80]
+
+
+def _received(values: list[str], times: list[datetime | None]) -> Iterator[Hit]:
+    # values[0] is the newest hop: each older hop should be stamped no later than the one above it
+    for i in range(1, len(times)):
+        newer, older = times[i - 1], times[i]
+        if newer is not None and older is not None and older - newer > DISORDER_SLACK:
+            yield "RCVD_TIME_DISORDER", f"hop {i} stamped {older - newer} after hop {i - 1}"
+            break
+    for i, value in enumerate(values):
+        hop = parse_received(value, i)
+        if hop.ip is None:
+            continue
+        address = hop.address
+        # an address no host can send from: not an address at all, multicast, reserved, 0.0.0.0
+        if address is None or address.is_multicast or address.is_reserved or address.is_unspecified:
+            yield "RCVD_BOGUS_IP", f"hop {i}: {hop.ip}"
+            break
+
+
+def _addresses(view: View, s: HeuristicsSettings) -> Iterator[Hit]:
+    msg = view.message
+    from_org = view.from_org_domain
+    reply_domain = domain_of(msg.reply_to)
+    if from_org and reply_domain:
+        reply_org = registered_domain(reply_domain)
+        if reply_org != from_org:
+            if reply_domain in s.freemail or reply_org in s.freemail:
+                yield "PHISH_REPLYTO_FREEMAIL", reply_domain
+            else:
+                yield "REPLYTO_DIFF_DOMAIN", reply_domain
+    rp_domain = domain_of(msg.return_path)
+    if from_org and rp_domain and registered_domain(rp_domain) != from_org:
+        yield "RETURNPATH_MISMATCH", rp_domain
+    name = msg.from_display_name
+    m = _EMAIL_IN_NAME.search(name)
+    if m and msg.from_address and m.group(0).lower() != msg.from_address:
+        if registered_domain(m.group(1).lower()) != from_org:
+            yield "PHISH_DISPLAY_NAME_ADDRESS", m.group(0)[:80]
+
+
+def _recipients(view: View) -> Iterator[Hit]:
+    msg = view.message
+    to = (msg.header("To") or "").strip().lower()
+    if not to or to.startswith(("undisclosed", "undisclosed-recipients", "recipient list not shown")):
+        yield "RCPT_UNDISCLOSED", to[:40]
+    count = len(msg.to_addresses) + len(msg.cc_addresses)
+    if count > MANY_RECIPIENTS:
+        yield "RCPT_MANY", str(count)

@@ -1,0 +1,92 @@
+"""HTML heuristics: hidden and zero-size text, image-only mail, forms, scripts, obfuscation."""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+from mailwarden.model import Organisation
+from mailwarden.pipeline.spam.heuristics.settings import HeuristicsSettings
+from mailwarden.pipeline.spam.heuristics.view import View, host_of, registered_domain
+
+Hit = tuple[str, str]
+
+HIDDEN_CHARS = 60  # hidden text shorter than this is pre-header filler and tracking
+ZERO_FONT_CHARS = 30
+IMAGE_ONLY_TEXT = 80  # visible characters under which an image-carrying message counts as image-only
+ENTITY_LETTERS = 8  # numeric references for plain ASCII letters: no editor writes them
+
+_ENTITY_LETTER = re.compile(r"&#(?:x0*(?:4[1-9a-f]|5[0-9a]|6[1-9a-f]|7[0-9a])|0*(?:6[5-9]|[78]\d|9[07-9]|1[01]\d|12[0-2]));",
+                            re.IGNORECASE)  # fmt: skip
+_ZERO_WIDTH_IN_WORD = re.compile(r"\w[\u200b\u200c\u200d\u2060\ufeff\u00ad]+\w")
+_WORD = re.compile(r"\w{3,}")
+
+
+def _script(ch: str) -> str:
+    if "a" <= ch.lower() <= "z":
+        return "latin"
+    try:
+        name = unicodedata.name(ch)
+    except ValueError:
+        return ""
+    for script in ("CYRILLIC", "GREEK", "LATIN"):
+        if name.startswith(script):
+            return script.lower()
+    return ""
+
+
+def mixed_script_words(text: str, limit: int = 3) -> list[str]:
+    """Words that mix Latin letters with Cyrillic or Greek ones (homoglyph obfuscation)."""
+    found: list[str] = []
+    for m in _WORD.finditer(text):
+        word = m.group(0)
+        if word.isascii():
+            continue
+        scripts = {_script(c) for c in word if c.isalpha()} - {""}
+        if "latin" in scripts and len(scripts) > 1:
+            found.append(word)
+            if len(found) >= limit:
+                break
+    return found
+
+
+def check(view: View, facts: Mapping[str, Any], org: Organisation | None, s: HeuristicsSettings) -> Iterator[Hit]:
+    msg = view.message
+    text = view.visible_text
+    mixed = mixed_script_words(msg.subject + " " + text[:65536])
+    if mixed:
+        yield "MIXED_SCRIPT_WORD", ", ".join(mixed)[:80]
+    zw = _ZERO_WIDTH_IN_WORD.search(msg.subject + " " + text[:65536])
+    if zw:
+        yield "HTML_ZERO_WIDTH", repr(zw.group(0))[:40]
+    if not view.html:
+        return
+    hidden = sum(h.hidden_chars for h in view.html)
+    if hidden >= HIDDEN_CHARS:
+        yield "HTML_HIDDEN_TEXT", f"{hidden} hidden characters"
+    zero = sum(h.zero_font_chars for h in view.html)
+    if zero >= ZERO_FONT_CHARS:
+        yield "HTML_ZERO_FONT", f"{zero} characters in a 0/1px font"
+    if not msg.text_parts:
+        yield "HTML_ONLY", ""
+    visible = sum(len(t) for h in view.html for t in h.visible)
+    images = [i for h in view.html for i in h.images if i[0] and not i[3] and (i[1], i[2]) not in (("1", "1"),)]
+    image_parts = [a for a in msg.attachments if a.declared_type.startswith("image/")]
+    plain_chars = len("".join(msg.text_parts).strip())
+    if (images or image_parts) and visible < IMAGE_ONLY_TEXT and plain_chars < IMAGE_ONLY_TEXT:
+        yield "HTML_IMAGE_ONLY", f"{len(images) + len(image_parts)} images, {visible} characters"
+    for action in view.forms:
+        if not action or action.lower().startswith(("http:", "https:", "//", "data:")):
+            yield "PHISH_HTML_FORM", action[:80]
+            break
+    from_org = view.from_org_domain
+    for src in (src for h in view.html for src in h.scripts):
+        host = host_of(src if "//" in src else "")
+        if host and registered_domain(host) != from_org:
+            yield "HTML_EXTERNAL_SCRIPT", host
+            break
+    letters = len(_ENTITY_LETTER.findall(view.raw_html))
+    if letters >= ENTITY_LETTERS:
+        yield "HTML_ENTITY_OBFUSCATION", f"{letters} letters as numeric references"

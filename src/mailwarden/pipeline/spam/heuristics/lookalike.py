@@ -1,0 +1,146 @@
+"""Lookalike domains: homoglyph skeletons, punycode, edit distance, brand names inside longer domains."""
+
+from __future__ import annotations
+
+import unicodedata
+from collections.abc import Iterable, Iterator, Mapping
+from typing import Any
+
+from mailwarden.model import Organisation
+from mailwarden.pipeline.spam.heuristics.settings import HeuristicsSettings
+from mailwarden.pipeline.spam.heuristics.view import View, domain_of, registered_domain
+
+Hit = tuple[str, str]
+
+# Letters that render like a Latin letter: Cyrillic, Greek, Latin look-alikes and digits.
+CONFUSABLES: dict[str, str] = {
+    # Cyrillic
+    "а": "a", "в": "b", "е": "e", "ё": "e", "к": "k", "м": "m", "н": "h", "о": "o", "р": "p", "с": "c",
+    "т": "t", "у": "y", "х": "x", "ѕ": "s", "і": "i", "ї": "i", "ј": "j", "ԁ": "d", "һ": "h", "ӏ": "l",
+    "ԛ": "q", "ԝ": "w", "ɡ": "g", "ь": "b", "п": "n", "г": "r",
+    # Greek
+    "α": "a", "β": "b", "ε": "e", "η": "n", "ι": "i", "κ": "k", "ν": "v", "ο": "o", "ρ": "p", "τ": "t",
+    "υ": "u", "χ": "x", "ω": "w", "γ": "y", "μ": "u",
+    # Latin look-alikes and digits
+    "ı": "i", "ł": "l", "ŀ": "l", "ɩ": "i", "ο": "o", "0": "o", "1": "l", "3": "e", "5": "s", "7": "t",
+    "$": "s", "|": "l", "!": "i",
+}  # fmt: skip
+# sequences read as one letter once the skeleton is lower case
+_DIGRAPHS = (("rn", "m"), ("vv", "w"), ("cl", "d"), ("i", "l"))
+
+
+def skeleton(label: str) -> str:
+    """A label reduced to what it looks like: accents dropped, homoglyphs and digraphs folded."""
+    text = unicodedata.normalize("NFKD", label.lower())
+    text = "".join(c for c in text if not unicodedata.combining(c))
+    text = "".join(CONFUSABLES.get(c, c) for c in text).replace("-", "")
+    for pair, letter in _DIGRAPHS:
+        text = text.replace(pair, letter)
+    return text
+
+
+def to_unicode(domain: str) -> str:
+    """A punycode domain as Unicode (labels that do not decode stay as they are)."""
+    out = []
+    for label in domain.split("."):
+        if label.startswith("xn--"):
+            try:
+                label = label.encode("ascii").decode("idna")
+            except UnicodeError:
+                pass
+        out.append(label)
+    return ".".join(out)
+
+
+def distance(a: str, b: str, limit: int = 3) -> int:
+    """Damerau-Levenshtein distance (optimal string alignment), capped at `limit`."""
+    if abs(len(a) - len(b)) >= limit:
+        return limit
+    prev2: list[int] = []
+    prev = list(range(len(b) + 1))
+    for i in range(1, len(a) + 1):
+        cur = [i] + [0] * len(b)
+        for j in range(1, len(b) + 1):
+            cost = 0 if a[i - 1] == b[j - 1] else 1
+            cur[j] = min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + cost)
+            if i > 1 and j > 1 and a[i - 1] == b[j - 2] and a[i - 2] == b[j - 1]:
+                cur[j] = min(cur[j], prev2[j - 2] + 1)
+        if min(cur) >= limit:
+            return limit
+        prev2, prev = prev, cur
+    return min(prev[-1], limit)
+
+
+def _name(domain: str) -> str:
+    """The registered domain without its public suffix: `paypal` for paypal.co.uk."""
+    reg = registered_domain(domain)
+    return reg.split(".", 1)[0] if reg else ""
+
+
+def looks_like(candidate: str, target: str) -> bool:
+    """True when `candidate` is a different registered domain that a reader could take for `target`."""
+    cand_reg, target_reg = registered_domain(to_unicode(candidate)), registered_domain(target)
+    if not cand_reg or cand_reg == target_reg:
+        return False
+    cand, real = _name(to_unicode(candidate)), _name(target)
+    if len(real) < 4 or not cand:
+        return False
+    if cand != real and skeleton(cand) == skeleton(real):
+        return True
+    # edit distance on the name: 1 for short names, 2 from 8 letters on
+    allowed = 1 if len(real) < 8 else 2
+    return cand != real and distance(cand, real) <= allowed
+
+
+def brand_token_in(domain: str, token: str) -> bool:
+    """A brand's name inside a domain that is not the brand's: `paypal-secure-login.example.net`,
+    `paypal.example`, `login.paypal.com.example.net`. Short names (dhl, ups, ing) count only as a
+    whole label or hyphen-separated word; names of six letters or more also inside a word."""
+    uni = to_unicode(domain).lower()
+    token = skeleton(token)
+    reg = registered_domain(uni)
+    labels = uni[: len(uni) - len(reg)].split(".") + [_name(uni)] if reg else uni.split(".")
+    words = {skeleton(w) for label in labels for w in label.split("-") if w}
+    if token in words:
+        return True
+    return len(token) >= 6 and any(token in skeleton(label) for label in labels)
+
+
+def _domains(view: View) -> Iterable[tuple[str, str]]:
+    """(where, domain) for the sender's domains and the link hosts."""
+    if view.from_domain:
+        yield "from", view.from_domain
+    reply = domain_of(view.message.reply_to)
+    if reply and reply != view.from_domain:
+        yield "reply-to", reply
+    for host in view.link_hosts[:50]:
+        yield "link", host
+
+
+def check(view: View, facts: Mapping[str, Any], org: Organisation | None, s: HeuristicsSettings) -> Iterator[Hit]:
+    if any(label.startswith("xn--") for label in view.from_domain.split(".")):
+        yield "PHISH_PUNYCODE_SENDER", to_unicode(view.from_domain)
+    domains = list(_domains(view))
+    org_domains = sorted(org.domain_names) if org is not None else []
+    for where, domain in domains:
+        hit = next((d for d in org_domains if looks_like(domain, d)), None)
+        if hit:
+            yield "PHISH_LOOKALIKE_ORG", f"{where} {domain} ~ {hit}"
+            break
+    brand_domains = {d: brand for brand, ds in s.brands.items() for d in ds}
+    lookalike = embedded = False
+    for where, domain in domains:
+        reg = registered_domain(domain)
+        if reg in brand_domains or reg in s.freemail:
+            continue
+        if not lookalike:
+            hit = next((d for d in brand_domains if looks_like(domain, d)), None)
+            if hit:
+                yield "PHISH_LOOKALIKE_BRAND", f"{where} {domain} ~ {hit}"
+                lookalike = True
+        # inside link hosts brand names are too common in legitimate mail (googlegroups, amazonaws)
+        if not embedded and where != "link":
+            brand = next((b for b, ds in s.brands.items() if ds and brand_token_in(domain, b.replace(" ", ""))), None)
+            if brand:
+                yield "PHISH_BRAND_IN_DOMAIN", f"{where} {domain} ({brand})"
+                embedded = True

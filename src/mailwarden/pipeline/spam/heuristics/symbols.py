@@ -1,0 +1,69 @@
+"""Every heuristic symbol with its default weight, in one table.
+
+The prefix says which verdict a weight counts towards (see pipeline/decide.py): `PHISH_` the phish
+score, `BULK_` the bulk complaint level, anything else the spam score. Config `[stages.spam.weights]`
+overrides any weight; a weight of 0 turns a symbol off.
+"""
+
+from __future__ import annotations
+
+# symbol -> (default weight, what it means)
+SYMBOLS: dict[str, tuple[float, str]] = {
+    # headers.py
+    "DATE_MISSING": (1.0, "no Date header"),
+    "DATE_MALFORMED": (1.0, "Date header that does not parse"),
+    "DATE_IN_FUTURE": (1.5, "Date more than a day after the newest Received timestamp"),
+    "DATE_IN_PAST": (1.0, "Date more than four days before the newest Received timestamp"),
+    "MID_MISSING": (0.5, "no Message-ID header"),
+    "MID_MALFORMED": (1.0, "Message-ID not shaped <left@right.domain>"),
+    "MID_BARE_IP_OR_LOCAL": (0.5, "Message-ID right-hand side is an IP literal or localhost"),
+    "RCVD_TIME_DISORDER": (1.0, "an older Received hop is stamped more than an hour after a newer one"),
+    "RCVD_BOGUS_IP": (1.5, "a Received hop claims an impossible address or a private IP under a public name"),
+    "REPLYTO_DIFF_DOMAIN": (0.5, "Reply-To registered domain differs from the From domain"),
+    "PHISH_REPLYTO_FREEMAIL": (2.0, "Reply-To is a freemail mailbox while From is not that freemail domain"),
+    "RETURNPATH_MISMATCH": (0.0, "Return-Path registered domain differs from the From domain"),
+    "PHISH_DISPLAY_NAME_ADDRESS": (3.0, "display name shows an email address other than the real From"),
+    "RCPT_UNDISCLOSED": (1.0, "To is undisclosed-recipients or empty"),
+    "RCPT_MANY": (0.5, "more than 15 visible recipients"),
+    # html.py
+    "HTML_HIDDEN_TEXT": (1.0, "text hidden by display:none, visibility:hidden, tiny fonts or same colour as background"),
+    "HTML_ZERO_FONT": (1.0, "font-size 0 or 1px text"),
+    "HTML_IMAGE_ONLY": (1.5, "images with almost no text"),
+    "HTML_ONLY": (0.3, "an HTML body and no text/plain alternative"),
+    "PHISH_HTML_FORM": (3.0, "an HTML form posting somewhere"),
+    "HTML_EXTERNAL_SCRIPT": (1.0, "a <script src=...> from elsewhere"),
+    "HTML_ENTITY_OBFUSCATION": (1.5, "letters written as numeric character references"),
+    "HTML_ZERO_WIDTH": (1.5, "zero-width characters inside words"),
+    "MIXED_SCRIPT_WORD": (1.5, "a word mixing Latin with Cyrillic or Greek letters"),
+    # urls.py
+    "URL_IP_HOST": (2.0, "a link to a bare IP address"),
+    "URL_SHORTENER": (1.0, "a link through a URL shortener"),
+    "PHISH_ANCHOR_MISMATCH": (3.5, "link text shows a domain other than the link's registered domain"),
+    "URL_SUSPICIOUS_TLD": (1.0, "a link into a top-level domain abused far more than used"),
+    "URL_MANY_DOMAINS": (0.5, "links to more than 10 registered domains"),
+    "URL_PUNYCODE": (1.5, "a link host in punycode"),
+    "PHISH_URL_USERINFO": (3.0, "an @ in a link's authority (user@host trick)"),
+    "URL_DATA_URI": (1.5, "a data: URI link or form target"),
+    "PHISH_URL_FREE_HOSTING": (1.5, "a link to free hosting, a form builder or a file-share page"),
+    # phishing.py
+    "PHISH_CREDENTIAL_WORDING": (2.5, "credential-harvest wording together with a link or form"),
+    "PHISH_URGENCY_ACCOUNT": (1.5, "urgency together with account or payment wording and a link"),
+    "PHISH_BRAND_DISPLAY_NAME": (3.0, "display name names a well-known brand the From domain does not belong to"),
+    "PHISH_BRAND_SUBJECT": (1.0, "subject names a well-known brand the From domain does not belong to"),
+    "PHISH_ORG_DISPLAY_NAME": (4.0, "an external sender's display name shows the organisation's name or domain"),
+    "PHISH_DMARC_FAIL": (2.0, "the From domain fails DMARC"),
+    # lookalike.py
+    "PHISH_LOOKALIKE_ORG": (5.0, "sender or link domain looks like one of the organisation's domains"),
+    "PHISH_LOOKALIKE_BRAND": (4.0, "sender or link domain looks like a well-known brand's domain"),
+    "PHISH_BRAND_IN_DOMAIN": (1.5, "a brand name embedded in a longer domain that is not the brand's"),
+    "PHISH_PUNYCODE_SENDER": (2.0, "the From domain is punycode"),
+    # bulk.py
+    "BULK_LIST_UNSUBSCRIBE": (1.0, "a List-Unsubscribe header"),
+    "BULK_ONE_CLICK": (1.5, "List-Unsubscribe-Post: List-Unsubscribe=One-Click"),
+    "BULK_PRECEDENCE": (1.0, "Precedence: bulk or list"),
+    "BULK_MAILER": (2.0, "a bulk mailer's headers (X-Campaign, X-Mailchimp-..., Feedback-ID, ESP hops)"),
+    "BULK_TRACKING_PIXEL": (1.5, "a 1x1 or hidden remote image"),
+    "BULK_UNSUBSCRIBE_FOOTER": (1.0, "an unsubscribe link or wording in the body"),
+}
+
+DEFAULT_WEIGHTS: dict[str, float] = {name: weight for name, (weight, _) in SYMBOLS.items()}

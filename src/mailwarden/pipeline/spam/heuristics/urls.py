@@ -1,0 +1,88 @@
+"""Link heuristics: IP hosts, shorteners, deceptive link text, TLDs, punycode, user@host, free hosting."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+from mailwarden.model import Organisation
+from mailwarden.pipeline.received import parse_ip
+from mailwarden.pipeline.spam.heuristics.settings import HeuristicsSettings
+from mailwarden.pipeline.spam.heuristics.view import View, authority_of, host_of, registered_domain
+
+Hit = tuple[str, str]
+
+MANY_DOMAINS = 10
+# link text that is itself a URL or a bare domain name
+_SHOWN_URL = re.compile(r"^\s*(?:https?://)?((?:[a-z0-9-]+\.)+[a-z]{2,24})(?:[:/?#]\S*)?\s*$", re.IGNORECASE)
+_FILE_EXT = frozenset({"pdf", "doc", "docx", "xls", "xlsx", "zip", "jpg", "png", "html", "htm", "php", "txt"})
+
+
+def _host_matches(host: str, names: frozenset[str]) -> str | None:
+    """The entry of `names` that `host` is or is under, if any."""
+    parts = host.split(".")
+    for i in range(len(parts) - 1):
+        candidate = ".".join(parts[i:])
+        if candidate in names:
+            return candidate
+    return None
+
+
+def shown_domain(text: str) -> str | None:
+    """The domain a piece of link text shows, when it shows one ('www.example.com', 'https://x.example/')."""
+    m = _SHOWN_URL.match(text.strip().lower())
+    if m is None:
+        return None
+    host = m.group(1)
+    if host.rsplit(".", 1)[1] in _FILE_EXT and "/" not in text:
+        return None  # "invoice.pdf" is a file name, not a domain
+    return host
+
+
+def check(view: View, facts: Mapping[str, Any], org: Organisation | None, s: HeuristicsSettings) -> Iterator[Hit]:
+    yield from _anchors(view)
+    targets = view.links + [f for f in view.forms if f.lower().startswith(("http:", "https:"))]
+    seen: set[str] = set()
+
+    def once(symbol: str, detail: str) -> Iterator[Hit]:
+        if symbol not in seen:
+            seen.add(symbol)
+            yield symbol, detail[:80]
+
+    for url in targets:
+        host = host_of(url)
+        if not host:
+            continue
+        if parse_ip(host.strip("[]")) is not None:
+            yield from once("URL_IP_HOST", host)
+        if _host_matches(host, s.shorteners):
+            yield from once("URL_SHORTENER", host)
+        if host.rsplit(".", 1)[-1] in s.suspicious_tlds:
+            yield from once("URL_SUSPICIOUS_TLD", host)
+        if any(label.startswith("xn--") for label in host.split(".")):
+            yield from once("URL_PUNYCODE", host)
+        if "@" in authority_of(url):
+            yield from once("PHISH_URL_USERINFO", authority_of(url))
+        match = _host_matches(host, s.free_hosting)
+        if match and registered_domain(host) != view.from_org_domain:
+            yield from once("PHISH_URL_FREE_HOSTING", host)
+    if len(view.link_domains) > MANY_DOMAINS:
+        yield "URL_MANY_DOMAINS", str(len(view.link_domains))
+    if any(a.href.lower().startswith("data:") for a in view.anchors) or any(
+        f.lower().startswith("data:") for f in view.forms
+    ):
+        yield "URL_DATA_URI", ""
+
+
+def _anchors(view: View) -> Iterator[Hit]:
+    for anchor in view.anchors:
+        if not anchor.href.lower().startswith(("http://", "https://")):
+            continue
+        shown = shown_domain(anchor.text)
+        if shown is None:
+            continue
+        real = host_of(anchor.href)
+        if real and registered_domain(shown) != registered_domain(real):
+            yield "PHISH_ANCHOR_MISMATCH", f"{shown} -> {real}"[:80]
+            return

@@ -1,0 +1,187 @@
+"""Where the classifier's token statistics live: per token, in how many spam and ham messages it was seen.
+
+Two backends with one protocol. `SqlTokenStore` keeps them in a table of its own in our SQLAlchemy
+`Database` (SQLite embedded, PostgreSQL for scale-out), created with CREATE TABLE IF NOT EXISTS from a
+metadata separate from the history schema, so the statistics never enter the history migrations.
+`RedisTokenStore` keeps one hash per token, so several nodes share one model as rspamd's Redis Bayes
+does. Both read all the tokens of a message in one query or one pipelined round trip.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any, Protocol
+
+from sqlalchemy import BigInteger, Column, Integer, MetaData, String, Table, select
+from sqlalchemy.dialects import postgresql, sqlite
+
+from mailwarden.store.db import Database
+
+TOTALS_TOKEN = "\x00totals"  # the row/hash holding the number of spam and ham messages learnt
+MAX_TOKEN_BYTES = 200
+_READ_CHUNK = 500  # tokens per IN (...) query; SQLite's bound-parameter limit is far above
+
+
+class TokenStore(Protocol):
+    """Token counts: how many spam and ham messages carried each token, and how many were learnt."""
+
+    def totals(self) -> tuple[int, int]:
+        """(spam messages learnt, ham messages learnt)."""
+        ...
+
+    def counts(self, tokens: Sequence[str]) -> dict[str, tuple[int, int]]:
+        """(spam, ham) count of each token that was ever seen; unseen tokens are left out. One round trip."""
+        ...
+
+    def add(self, tokens: Iterable[str], spam: int, ham: int) -> None:
+        """Add `spam` and `ham` (negative to unlearn) to every token and to the message totals."""
+        ...
+
+    def load(self, counts: Mapping[str, tuple[int, int]], spam_messages: int, ham_messages: int) -> None:
+        """Bulk-add a whole model (the shipped default)."""
+        ...
+
+
+token_metadata = MetaData()
+token_stats = Table(
+    "token_stats",
+    token_metadata,
+    Column("token", String(MAX_TOKEN_BYTES), primary_key=True),
+    Column("spam", BigInteger().with_variant(Integer, "sqlite"), nullable=False, default=0),
+    Column("ham", BigInteger().with_variant(Integer, "sqlite"), nullable=False, default=0),
+)
+
+
+class SqlTokenStore:
+    """Token statistics in the `token_stats` table of a `Database` (SQLite or PostgreSQL)."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+        token_metadata.create_all(db.engine, checkfirst=True)
+
+    def totals(self) -> tuple[int, int]:
+        return self.counts([TOTALS_TOKEN]).get(TOTALS_TOKEN, (0, 0))
+
+    def counts(self, tokens: Sequence[str]) -> dict[str, tuple[int, int]]:
+        out: dict[str, tuple[int, int]] = {}
+        keys = list(dict.fromkeys(_key(t) for t in tokens))
+        with self.db.engine.connect() as connection:
+            for start in range(0, len(keys), _READ_CHUNK):
+                chunk = keys[start : start + _READ_CHUNK]
+                rows = connection.execute(
+                    select(token_stats.c.token, token_stats.c.spam, token_stats.c.ham).where(
+                        token_stats.c.token.in_(chunk)
+                    )
+                )
+                for token, spam, ham in rows:
+                    out[token] = (int(spam), int(ham))
+        return out
+
+    def add(self, tokens: Iterable[str], spam: int, ham: int) -> None:
+        deltas = dict.fromkeys((_key(t) for t in tokens), (spam, ham))
+        deltas[TOTALS_TOKEN] = (spam, ham)
+        self._upsert(deltas)
+
+    def load(self, counts: Mapping[str, tuple[int, int]], spam_messages: int, ham_messages: int) -> None:
+        deltas = {_key(t): c for t, c in counts.items()}
+        deltas[TOTALS_TOKEN] = (spam_messages, ham_messages)
+        self._upsert(deltas)
+
+    def _upsert(self, deltas: Mapping[str, tuple[int, int]]) -> None:
+        insert: Any = postgresql.insert if self.db.dialect == "postgresql" else sqlite.insert
+        stmt = insert(token_stats)
+        stmt = stmt.on_conflict_do_update(
+            index_elements=[token_stats.c.token],
+            set_={"spam": token_stats.c.spam + stmt.excluded.spam, "ham": token_stats.c.ham + stmt.excluded.ham},
+        )
+        rows = [{"token": t, "spam": s, "ham": h} for t, (s, h) in sorted(deltas.items())]
+        with self.db.engine.begin() as connection:
+            for start in range(0, len(rows), 5000):
+                connection.execute(stmt, rows[start : start + 5000])
+
+
+class RedisTokenStore:
+    """Token statistics in Redis: hash `<prefix><token>` with fields `s` and `h`, shared by every node."""
+
+    def __init__(self, client: Any, prefix: str = "mailwarden:bayes:") -> None:
+        self.client = client  # a redis.Redis; typed loosely so redis-py stays an optional import
+        self.prefix = prefix
+
+    def totals(self) -> tuple[int, int]:
+        return self.counts([TOTALS_TOKEN]).get(TOTALS_TOKEN, (0, 0))
+
+    def counts(self, tokens: Sequence[str]) -> dict[str, tuple[int, int]]:
+        keys = list(dict.fromkeys(_key(t) for t in tokens))
+        pipe = self.client.pipeline(transaction=False)
+        for token in keys:
+            pipe.hmget(self.prefix + token, "s", "h")
+        out: dict[str, tuple[int, int]] = {}
+        for token, (spam, ham) in zip(keys, pipe.execute(), strict=True):
+            if spam is not None or ham is not None:
+                out[token] = (int(spam or 0), int(ham or 0))
+        return out
+
+    def add(self, tokens: Iterable[str], spam: int, ham: int) -> None:
+        keys = dict.fromkeys(_key(t) for t in tokens)
+        keys[TOTALS_TOKEN] = None
+        pipe = self.client.pipeline(transaction=True)
+        for token in keys:
+            if spam:
+                pipe.hincrby(self.prefix + token, "s", spam)
+            if ham:
+                pipe.hincrby(self.prefix + token, "h", ham)
+        pipe.execute()
+
+    def load(self, counts: Mapping[str, tuple[int, int]], spam_messages: int, ham_messages: int) -> None:
+        items = list(counts.items()) + [(TOTALS_TOKEN, (spam_messages, ham_messages))]
+        for start in range(0, len(items), 5000):
+            pipe = self.client.pipeline(transaction=False)
+            for token, (spam, ham) in items[start : start + 5000]:
+                key = self.prefix + _key(token)
+                if spam:
+                    pipe.hincrby(key, "s", spam)
+                if ham:
+                    pipe.hincrby(key, "h", ham)
+            pipe.execute()
+
+
+class MemoryTokenStore:
+    """Token statistics in a dict: for training runs, benchmarks and tests."""
+
+    def __init__(self) -> None:
+        self.table: dict[str, list[int]] = {}
+        self.spam_messages = 0
+        self.ham_messages = 0
+
+    def totals(self) -> tuple[int, int]:
+        return self.spam_messages, self.ham_messages
+
+    def counts(self, tokens: Sequence[str]) -> dict[str, tuple[int, int]]:
+        table = self.table
+        return {t: (c[0], c[1]) for t in tokens if (c := table.get(t)) is not None}
+
+    def add(self, tokens: Iterable[str], spam: int, ham: int) -> None:
+        table = self.table
+        for token in tokens:
+            c = table.get(token)
+            if c is None:
+                table[token] = [spam, ham]
+            else:
+                c[0] += spam
+                c[1] += ham
+        self.spam_messages += spam
+        self.ham_messages += ham
+
+    def load(self, counts: Mapping[str, tuple[int, int]], spam_messages: int, ham_messages: int) -> None:
+        table = self.table
+        for token, (spam, ham) in counts.items():
+            c = table.setdefault(token, [0, 0])
+            c[0] += spam
+            c[1] += ham
+        self.spam_messages += spam_messages
+        self.ham_messages += ham_messages
+
+
+def _key(token: str) -> str:
+    """Tokens are short by construction; a pathological one is cut so it fits the column."""
+    return token if len(token) <= MAX_TOKEN_BYTES // 4 else token[: MAX_TOKEN_BYTES // 4]
