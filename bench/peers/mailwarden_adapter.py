@@ -1,0 +1,214 @@
+"""mailwarden as a peer: its own pipeline, in-process, with a temp config and no real DNS.
+
+`MailwardenScanner` builds `Runtime(load_config(...))` from a temp TOML (embedded SQLite under a temp
+data dir, `[dns]` at 127.0.0.1 port 9 with a 0.2 s time-out), parses with `mailwarden.model.Message`,
+builds the envelope with `offline_envelope` and runs `rt.pipeline.scan(...)` inbound with the default
+policy. Score = `verdict.score`; flagged = `verdict.scl >= 5 or verdict.phish != none`.
+
+Whatever stages the default inbound order lists are run, so the spam stage is picked up as soon as
+it is registered there. Training: when `mailwarden.pipeline.spam.classifier` exists and has a
+training entry point (`train_files`, `train` or `train_messages`), it is called on the train half
+with the keyword arguments its signature asks for (`ham`, `spam`, `data_dir`, `config`, `runtime`,
+`messages`/`labels`); otherwise training is skipped and said so.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib
+import inspect
+import multiprocessing
+import os
+import tempfile
+import time
+from pathlib import Path
+
+from common import Sample, Scored, Throughput, cpu_seconds
+
+CONFIG = """\
+[paths]
+data_dir = "{data_dir}"
+
+[dns]
+nameservers = ["127.0.0.1"]
+port = 9
+timeout = 0.2
+
+[log]
+level = "error"
+"""
+
+
+def write_config(workdir: Path) -> Path:
+    data = workdir / "data"
+    data.mkdir(parents=True, exist_ok=True)
+    path = workdir / "mailwarden.toml"
+    path.write_text(CONFIG.format(data_dir=data))
+    return path
+
+
+class MailwardenScanner:
+    name = "mailwarden"
+
+    def __init__(self, config_path: Path) -> None:
+        import structlog
+
+        from mailwarden.config import load_config
+        from mailwarden.model import Policy
+        from mailwarden.runtime import Runtime
+
+        structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(40))  # errors only
+        self.config_path = config_path
+        self.rt = Runtime(load_config(config_path, environ={}))
+        self.policy = Policy()
+        self.order = self.rt.pipeline.order()
+
+    async def score_raw(self, raw: bytes) -> tuple[float, bool]:
+        from mailwarden.model import Direction, Message, PhishLevel
+        from mailwarden.runtime import offline_envelope
+
+        message = Message(raw)
+        verdict = await self.rt.pipeline.scan(
+            message, offline_envelope(message), self.policy, direction=Direction.INBOUND
+        )
+        return float(verdict.score), verdict.scl >= 5 or verdict.phish != PhishLevel.NONE
+
+    async def score(self, sample: Sample) -> Scored:
+        try:
+            score, flagged = await self.score_raw(sample.path.read_bytes())
+        except Exception as exc:  # report, never hide
+            return Scored(sample, 0.0, False, error=f"{type(exc).__name__}: {exc}")
+        return Scored(sample, score, flagged)
+
+    async def close(self) -> None:
+        await self.rt.pipeline.close()
+        self.rt.close()
+
+
+def train(samples: list[Sample], config_path: Path) -> dict:
+    """Call the spam classifier's training entry point when there is one."""
+    try:
+        mod = importlib.import_module("mailwarden.pipeline.spam.classifier")
+    except ImportError as exc:
+        return {"trained": False, "why": f"no mailwarden.pipeline.spam.classifier ({exc}); training skipped"}
+    fn = next(
+        (getattr(mod, n) for n in ("train_files", "train", "train_messages") if callable(getattr(mod, n, None))), None
+    )
+    if fn is None:
+        return {"trained": False, "why": "mailwarden.pipeline.spam.classifier has no train entry point; skipped"}
+    from mailwarden.config import load_config
+
+    config = load_config(config_path, environ={})
+    ham = [s.path for s in samples if not s.positive]
+    spam = [s.path for s in samples if s.positive]
+    offered = {
+        "ham": ham,
+        "spam": spam,
+        "data_dir": config.paths.data_dir,
+        "config": config,
+        "messages": [s.path.read_bytes() for s in samples],
+        "labels": [s.positive for s in samples],
+    }
+    params = inspect.signature(fn).parameters
+    kwargs = {k: v for k, v in offered.items() if k in params}
+    t0 = time.perf_counter()
+    result = fn(**kwargs)
+    if inspect.isawaitable(result):
+        result = asyncio.run(result)
+    return {
+        "trained": True,
+        "entry_point": f"{mod.__name__}.{fn.__name__}({', '.join(kwargs)})",
+        "ham": len(ham),
+        "spam": len(spam),
+        "seconds": round(time.perf_counter() - t0, 1),
+    }
+
+
+# ---- runs -------------------------------------------------------------------------------------------
+
+
+async def _scan_all(
+    scanner: MailwardenScanner, samples: list[Sample], concurrency: int
+) -> tuple[list[Scored], list[float]]:
+    sem = asyncio.Semaphore(concurrency)
+    latencies: list[float] = []
+
+    async def one(s: Sample) -> Scored:
+        async with sem:
+            t0 = time.perf_counter()
+            r = await scanner.score(s)
+            latencies.append((time.perf_counter() - t0) * 1000)
+            return r
+
+    return list(await asyncio.gather(*(one(s) for s in samples))), latencies
+
+
+def run_inprocess(
+    config_path: Path, samples: list[Sample], concurrency: int = 1
+) -> tuple[list[Scored], Throughput, dict]:
+    async def go() -> tuple[list[Scored], list[float], float, float, dict]:
+        scanner = MailwardenScanner(config_path)
+        try:
+            await _scan_all(scanner, samples[: min(5, len(samples))], 1)  # warm (lazy imports, rule compile)
+            cpu0, t0 = cpu_seconds([os.getpid()]), time.perf_counter()
+            results, lat = await _scan_all(scanner, samples, concurrency)
+            return results, lat, time.perf_counter() - t0, cpu_seconds([os.getpid()]) - cpu0, scanner.order
+        finally:
+            await scanner.close()
+
+    results, lat, seconds, cpu, order = asyncio.run(go())
+    tp = Throughput(concurrency, len(samples), seconds, lat, cpu * 1000 / max(1, len(samples)))
+    return results, tp, {str(k.value): v for k, v in order.items()}
+
+
+def _worker(
+    args: tuple[str, list[tuple[str, str]], int, object, object],
+) -> tuple[list[tuple[str, float, bool, str | None]], list[float]]:
+    config_path, items, concurrency, barrier, _ = args
+    samples = [Sample(Path(p), label) for p, label in items]
+
+    async def go() -> tuple[list[Scored], list[float]]:
+        scanner = MailwardenScanner(Path(config_path))
+        try:
+            await _scan_all(scanner, samples[: min(3, len(samples))], 1)
+            barrier.wait()  # type: ignore[attr-defined]  # start the clock together
+            return await _scan_all(scanner, samples, concurrency)
+        finally:
+            await scanner.close()
+
+    results, lat = asyncio.run(go())
+    return [(str(r.sample.path), r.score, r.flagged, r.error) for r in results], lat
+
+
+def run_workers(
+    config_path: Path, samples: list[Sample], concurrency: int = 8, workers: int | None = None
+) -> tuple[list[Scored], Throughput, int]:
+    """N worker processes (one Runtime each, like rspamd's normal workers), `concurrency` messages in
+    flight in all: each worker runs concurrency/N at a time on its share."""
+    workers = workers or os.cpu_count() or 2
+    per = max(1, concurrency // workers)
+    shares = [[(str(s.path), s.label) for s in samples[i::workers]] for i in range(workers)]
+    ctx = multiprocessing.get_context("spawn")
+    with ctx.Manager() as manager:
+        barrier = manager.Barrier(workers + 1)
+        with ctx.Pool(workers) as pool:
+            pending = pool.map_async(_worker, [(str(config_path), sh, per, barrier, None) for sh in shares])
+            barrier.wait()
+            pids = [p.pid for p in pool._pool]
+            cpu0, t0 = cpu_seconds(pids), time.perf_counter()
+            out = pending.get()
+            seconds = time.perf_counter() - t0
+            cpu = cpu_seconds(pids) - cpu0
+    by_path = {s.path.as_posix(): s for s in samples}
+    results: list[Scored] = []
+    latencies: list[float] = []
+    for rows, lat in out:
+        latencies += lat
+        results += [Scored(by_path[p], sc, fl, err) for p, sc, fl, err in rows]
+    tp = Throughput(concurrency, len(samples), seconds, latencies, cpu * 1000 / max(1, len(samples)))
+    return results, tp, workers
+
+
+def temp_config() -> tuple[Path, tempfile.TemporaryDirectory]:
+    tmp = tempfile.TemporaryDirectory(prefix="mw-peers-")
+    return write_config(Path(tmp.name)), tmp
