@@ -58,8 +58,9 @@ class Heuristics:
                 out[code] = Finding(STAGE, code, weight, detail)
         return list(out.values())
 
-    def symbols(self, message: Message, ctx_facts: Mapping[str, Any] | None = None,
-                organisation: Organisation | None = None) -> list[tuple[str, str]]:
+    def symbols(
+        self, message: Message, ctx_facts: Mapping[str, Any] | None = None, organisation: Organisation | None = None
+    ) -> list[tuple[str, str]]:
         """Every symbol that fires, weight 0 included (for benchmarks and `scan --explain`)."""
         view = View(message)
         seen: dict[str, str] = {}

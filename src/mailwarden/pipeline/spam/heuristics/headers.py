@@ -23,6 +23,7 @@ MANY_RECIPIENTS = 15
 
 _MID = re.compile(r"^<[^<>@\s]+@([^<>@\s]+)>$")
 _EMAIL_IN_NAME = re.compile(r"[\w.+-]+@([\w-]+(?:\.[\w-]+)+)")
+_DOTTED_QUAD = re.compile(r"\[(\d{1,3}(?:\.\d{1,3}){3})\]")
 _IP_LITERAL = re.compile(r"^\[?[\d.]+\]?$|^\[?ipv6:", re.IGNORECASE)
 
 
@@ -85,12 +86,21 @@ def _received(values: list[str], times: list[datetime | None]) -> Iterator[Hit]:
             yield "RCVD_TIME_DISORDER", f"hop {i} stamped {older - newer} after hop {i - 1}"
             break
     for i, value in enumerate(values):
+        quad = _DOTTED_QUAD.search(value.split(" by ", 1)[0])
+        if quad and any(int(octet) > 255 for octet in quad.group(1).split(".")):
+            yield "RCVD_BOGUS_IP", f"hop {i}: {quad.group(1)}"
+            break
         hop = parse_received(value, i)
         if hop.ip is None:
             continue
         address = hop.address
         # an address no host can send from: not an address at all, multicast, reserved, 0.0.0.0
-        if address is None or address.is_multicast or address.is_reserved or address.is_unspecified:
+        if (
+            address is None
+            or address.is_multicast
+            or address.is_unspecified
+            or (address.version == 4 and address.is_reserved)
+        ):
             yield "RCVD_BOGUS_IP", f"hop {i}: {hop.ip}"
             break
 
@@ -111,9 +121,13 @@ def _addresses(view: View, s: HeuristicsSettings) -> Iterator[Hit]:
         yield "RETURNPATH_MISMATCH", rp_domain
     name = msg.from_display_name
     m = _EMAIL_IN_NAME.search(name)
-    if m and msg.from_address and m.group(0).lower() != msg.from_address:
-        if registered_domain(m.group(1).lower()) != from_org:
-            yield "PHISH_DISPLAY_NAME_ADDRESS", m.group(0)[:80]
+    if (
+        m
+        and msg.from_address
+        and m.group(0).lower() != msg.from_address
+        and registered_domain(m.group(1).lower()) != from_org
+    ):
+        yield "PHISH_DISPLAY_NAME_ADDRESS", m.group(0)[:80]
 
 
 def _recipients(view: View) -> Iterator[Hit]:

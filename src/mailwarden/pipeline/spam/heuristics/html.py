@@ -18,8 +18,9 @@ ZERO_FONT_CHARS = 30
 IMAGE_ONLY_TEXT = 80  # visible characters under which an image-carrying message counts as image-only
 ENTITY_LETTERS = 8  # numeric references for plain ASCII letters: no editor writes them
 
-_ENTITY_LETTER = re.compile(r"&#(?:x0*(?:4[1-9a-f]|5[0-9a]|6[1-9a-f]|7[0-9a])|0*(?:6[5-9]|[78]\d|9[07-9]|1[01]\d|12[0-2]));",
-                            re.IGNORECASE)  # fmt: skip
+_ENTITY_LETTER = re.compile(
+    r"&#(?:x0*(?:4[1-9a-f]|5[0-9a]|6[1-9a-f]|7[0-9a])|0*(?:6[5-9]|[78]\d|9[07-9]|1[01]\d|12[0-2]));", re.IGNORECASE
+)
 _ZERO_WIDTH_IN_WORD = re.compile(r"\w[\u200b\u200c\u200d\u2060\ufeff\u00ad]+\w")
 _WORD = re.compile(r"\w{3,}")
 

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import unicodedata
 from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 
 from mailwarden.model import Organisation
@@ -22,7 +25,7 @@ CONFUSABLES: dict[str, str] = {
     "α": "a", "β": "b", "ε": "e", "η": "n", "ι": "i", "κ": "k", "ν": "v", "ο": "o", "ρ": "p", "τ": "t",
     "υ": "u", "χ": "x", "ω": "w", "γ": "y", "μ": "u",
     # Latin look-alikes and digits
-    "ı": "i", "ł": "l", "ŀ": "l", "ɩ": "i", "ο": "o", "0": "o", "1": "l", "3": "e", "5": "s", "7": "t",
+    "ı": "i", "ł": "l", "ŀ": "l", "ɩ": "i", "0": "o", "1": "l", "3": "e", "5": "s", "7": "t",
     "$": "s", "|": "l", "!": "i",
 }  # fmt: skip
 # sequences read as one letter once the skeleton is lower case
@@ -44,10 +47,8 @@ def to_unicode(domain: str) -> str:
     out = []
     for label in domain.split("."):
         if label.startswith("xn--"):
-            try:
+            with contextlib.suppress(UnicodeError):
                 label = label.encode("ascii").decode("idna")
-            except UnicodeError:
-                pass
         out.append(label)
     return ".".join(out)
 
@@ -77,19 +78,51 @@ def _name(domain: str) -> str:
     return reg.split(".", 1)[0] if reg else ""
 
 
+@dataclass(frozen=True, slots=True)
+class Target:
+    """A domain others may imitate, prepared once: registered domain, name, skeleton of the name."""
+
+    domain: str
+    reg: str
+    name: str
+    skeleton: str
+
+    @classmethod
+    def of(cls, domain: str) -> Target:
+        name = _name(domain)
+        return cls(domain, registered_domain(domain), name, skeleton(name))
+
+
+@lru_cache(maxsize=64)
+def targets(domains: frozenset[str]) -> tuple[Target, ...]:
+    """Imitation targets for a set of domains; names under four letters are too short to judge."""
+    out = {t.reg: t for t in (Target.of(d) for d in sorted(domains)) if len(t.name) >= 4}
+    return tuple(out.values())
+
+
+def imitated(candidate: str, candidates: tuple[Target, ...]) -> Target | None:
+    """The target that `candidate`, a different registered domain, could be taken for."""
+    uni = to_unicode(candidate)
+    reg = registered_domain(uni)
+    name = _name(uni)
+    if not reg or not name:
+        return None
+    shape = skeleton(name)
+    for t in candidates:
+        if reg == t.reg or name == t.name:
+            continue
+        if shape == t.skeleton:
+            return t
+        # edit distance on the name: 1 for short names, 2 from 8 letters on
+        allowed = 1 if len(t.name) < 8 else 2
+        if abs(len(name) - len(t.name)) <= allowed and distance(name, t.name, allowed + 1) <= allowed:
+            return t
+    return None
+
+
 def looks_like(candidate: str, target: str) -> bool:
     """True when `candidate` is a different registered domain that a reader could take for `target`."""
-    cand_reg, target_reg = registered_domain(to_unicode(candidate)), registered_domain(target)
-    if not cand_reg or cand_reg == target_reg:
-        return False
-    cand, real = _name(to_unicode(candidate)), _name(target)
-    if len(real) < 4 or not cand:
-        return False
-    if cand != real and skeleton(cand) == skeleton(real):
-        return True
-    # edit distance on the name: 1 for short names, 2 from 8 letters on
-    allowed = 1 if len(real) < 8 else 2
-    return cand != real and distance(cand, real) <= allowed
+    return imitated(candidate, targets(frozenset({target}))) is not None
 
 
 def brand_token_in(domain: str, token: str) -> bool:
@@ -99,7 +132,7 @@ def brand_token_in(domain: str, token: str) -> bool:
     uni = to_unicode(domain).lower()
     token = skeleton(token)
     reg = registered_domain(uni)
-    labels = uni[: len(uni) - len(reg)].split(".") + [_name(uni)] if reg else uni.split(".")
+    labels = [*uni[: len(uni) - len(reg)].split("."), _name(uni)] if reg else uni.split(".")
     words = {skeleton(w) for label in labels for w in label.split("-") if w}
     if token in words:
         return True
@@ -121,22 +154,23 @@ def check(view: View, facts: Mapping[str, Any], org: Organisation | None, s: Heu
     if any(label.startswith("xn--") for label in view.from_domain.split(".")):
         yield "PHISH_PUNYCODE_SENDER", to_unicode(view.from_domain)
     domains = list(_domains(view))
-    org_domains = sorted(org.domain_names) if org is not None else []
+    org_targets = targets(org.domain_names) if org is not None else ()
     for where, domain in domains:
-        hit = next((d for d in org_domains if looks_like(domain, d)), None)
+        hit = imitated(domain, org_targets)
         if hit:
-            yield "PHISH_LOOKALIKE_ORG", f"{where} {domain} ~ {hit}"
+            yield "PHISH_LOOKALIKE_ORG", f"{where} {domain} ~ {hit.domain}"
             break
     brand_domains = {d: brand for brand, ds in s.brands.items() for d in ds}
+    brand_targets = targets(frozenset(brand_domains))
     lookalike = embedded = False
     for where, domain in domains:
         reg = registered_domain(domain)
         if reg in brand_domains or reg in s.freemail:
             continue
         if not lookalike:
-            hit = next((d for d in brand_domains if looks_like(domain, d)), None)
+            hit = imitated(domain, brand_targets)
             if hit:
-                yield "PHISH_LOOKALIKE_BRAND", f"{where} {domain} ~ {hit}"
+                yield "PHISH_LOOKALIKE_BRAND", f"{where} {domain} ~ {hit.domain}"
                 lookalike = True
         # inside link hosts brand names are too common in legitimate mail (googlegroups, amazonaws)
         if not embedded and where != "link":

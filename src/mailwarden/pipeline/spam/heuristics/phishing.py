@@ -83,7 +83,7 @@ ACCOUNT: tuple[str, ...] = (
 def _pattern(phrases: tuple[str, ...]) -> re.Pattern[str]:
     # ASCII phrases match on word boundaries; CJK phrases anywhere
     alts = [
-        (r"(?<!\w)" + re.escape(p) + r"(?!\w)") if p.isascii() or p[0].isalpha() and p[0] < "\u3000" else re.escape(p)
+        (r"(?<!\w)" + re.escape(p) + r"(?!\w)") if p.isascii() or (p[0].isalpha() and p[0] < "\u3000") else re.escape(p)
         for p in phrases
     ]
     return re.compile("|".join(alts))

@@ -26,7 +26,10 @@ SYMBOLS: dict[str, tuple[float, str]] = {
     "RCPT_UNDISCLOSED": (1.0, "To is undisclosed-recipients or empty"),
     "RCPT_MANY": (0.5, "more than 15 visible recipients"),
     # html.py
-    "HTML_HIDDEN_TEXT": (1.0, "text hidden by display:none, visibility:hidden, tiny fonts or same colour as background"),
+    "HTML_HIDDEN_TEXT": (
+        1.0,
+        "text hidden by display:none, visibility:hidden, tiny fonts or same colour as background",
+    ),
     "HTML_ZERO_FONT": (1.0, "font-size 0 or 1px text"),
     "HTML_IMAGE_ONLY": (1.5, "images with almost no text"),
     "HTML_ONLY": (0.3, "an HTML body and no text/plain alternative"),

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 import unicodedata
 from dataclasses import dataclass, field
-from functools import cached_property
+from functools import cached_property, lru_cache
 from html.parser import HTMLParser
 from urllib.parse import urlsplit
 
@@ -46,6 +46,7 @@ def authority_of(url: str) -> str:
         return ""
 
 
+@lru_cache(maxsize=8192)
 def registered_domain(host: str) -> str:
     return organisational_domain(host) if host else ""
 
