@@ -17,7 +17,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 
 from mailwarden.store.db import Database
 
-TOTALS_TOKEN = "\x00totals"  # the row/hash holding the number of spam and ham messages learnt
+TOTALS_KEY = "\x00totals"  # the row/hash holding the number of spam and ham messages learnt
 MAX_TOKEN_BYTES = 200
 _READ_CHUNK = 500  # tokens per IN (...) query; SQLite's bound-parameter limit is far above
 
@@ -60,7 +60,7 @@ class SqlTokenStore:
         token_metadata.create_all(db.engine, checkfirst=True)
 
     def totals(self) -> tuple[int, int]:
-        return self.counts([TOTALS_TOKEN]).get(TOTALS_TOKEN, (0, 0))
+        return self.counts([TOTALS_KEY]).get(TOTALS_KEY, (0, 0))
 
     def counts(self, tokens: Sequence[str]) -> dict[str, tuple[int, int]]:
         out: dict[str, tuple[int, int]] = {}
@@ -79,12 +79,12 @@ class SqlTokenStore:
 
     def add(self, tokens: Iterable[str], spam: int, ham: int) -> None:
         deltas = dict.fromkeys((_key(t) for t in tokens), (spam, ham))
-        deltas[TOTALS_TOKEN] = (spam, ham)
+        deltas[TOTALS_KEY] = (spam, ham)
         self._upsert(deltas)
 
     def load(self, counts: Mapping[str, tuple[int, int]], spam_messages: int, ham_messages: int) -> None:
         deltas = {_key(t): c for t, c in counts.items()}
-        deltas[TOTALS_TOKEN] = (spam_messages, ham_messages)
+        deltas[TOTALS_KEY] = (spam_messages, ham_messages)
         self._upsert(deltas)
 
     def _upsert(self, deltas: Mapping[str, tuple[int, int]]) -> None:
@@ -108,7 +108,7 @@ class RedisTokenStore:
         self.prefix = prefix
 
     def totals(self) -> tuple[int, int]:
-        return self.counts([TOTALS_TOKEN]).get(TOTALS_TOKEN, (0, 0))
+        return self.counts([TOTALS_KEY]).get(TOTALS_KEY, (0, 0))
 
     def counts(self, tokens: Sequence[str]) -> dict[str, tuple[int, int]]:
         keys = list(dict.fromkeys(_key(t) for t in tokens))
@@ -123,7 +123,7 @@ class RedisTokenStore:
 
     def add(self, tokens: Iterable[str], spam: int, ham: int) -> None:
         keys = dict.fromkeys(_key(t) for t in tokens)
-        keys[TOTALS_TOKEN] = None
+        keys[TOTALS_KEY] = None
         pipe = self.client.pipeline(transaction=True)
         for token in keys:
             if spam:
@@ -133,7 +133,7 @@ class RedisTokenStore:
         pipe.execute()
 
     def load(self, counts: Mapping[str, tuple[int, int]], spam_messages: int, ham_messages: int) -> None:
-        items = list(counts.items()) + [(TOTALS_TOKEN, (spam_messages, ham_messages))]
+        items = [*counts.items(), (TOTALS_KEY, (spam_messages, ham_messages))]
         for start in range(0, len(items), 5000):
             pipe = self.client.pipeline(transaction=False)
             for token, (spam, ham) in items[start : start + 5000]:

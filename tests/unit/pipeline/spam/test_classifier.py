@@ -1,0 +1,118 @@
+"""Robinson–Fisher naive Bayes: learning, unlearning, probabilities and the shipped model file."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import pytest
+
+from mailwarden.pipeline.spam.classifier import (
+    DEFAULT_MODEL,
+    Calibration,
+    Classifier,
+    ensure_default_model,
+    fisher_indicator,
+    fit_calibration,
+    read_model,
+    write_model,
+)
+from mailwarden.pipeline.spam.statstore import MemoryTokenStore
+
+SPAMMY = ["viagra", "cheap", "winner", "prize", "click"]
+HAMMY = ["meeting", "agenda", "patch", "review", "thanks"]
+
+
+def trained(n: int = 20) -> Classifier:
+    clf = Classifier(MemoryTokenStore())
+    for i in range(n):
+        clf.learn({*SPAMMY, f"s{i}", "common"}, is_spam=True)
+        clf.learn({*HAMMY, f"h{i}", "common"}, is_spam=False)
+    return clf
+
+
+def test_untrained_model_says_it_cannot_judge() -> None:
+    score = Classifier(MemoryTokenStore()).score({"anything"})
+    assert not score.trained and score.probability == 0.5
+
+
+def test_spammy_and_hammy_messages_land_on_their_sides() -> None:
+    clf = trained()
+    spam = clf.score({"viagra", "cheap", "prize"})
+    ham = clf.score({"meeting", "patch", "thanks"})
+    assert spam.probability > 0.9 > 0.1 > ham.probability
+    assert spam.top_tokens[0][0] in SPAMMY and spam.top_tokens[0][1] > 0.5
+
+
+def test_learning_changes_a_borderline_verdict_and_unlearning_reverses_it() -> None:
+    clf = trained()
+    message = {"cheap", "meeting", "newsletter"}
+    before = clf.score(message).probability
+    for _ in range(5):
+        clf.learn(message, is_spam=True)
+    after = clf.score(message).probability
+    assert after > before + 0.1
+    for _ in range(5):
+        clf.unlearn(message, is_spam=True)
+    assert clf.score(message).probability == pytest.approx(before)
+
+
+def test_relearn_moves_a_mistake_to_the_other_class() -> None:
+    clf = trained()
+    message = {"cheap", "agenda", "offer"}
+    clf.learn(message, is_spam=True)
+    totals = clf.store.totals()
+    clf.relearn(message, is_spam=False)
+    assert clf.store.totals() == (totals[0] - 1, totals[1] + 1)
+    assert clf.store.counts(["offer"]) == {"offer": (0, 1)}
+
+
+def test_probabilities_are_in_range_and_monotone_with_evidence() -> None:
+    clf = trained()
+    probabilities = [clf.score(set(SPAMMY[:k])).probability for k in range(len(SPAMMY) + 1)]
+    assert all(0.0 <= p <= 1.0 for p in probabilities)
+    assert probabilities == sorted(probabilities)
+    assert probabilities[0] == 0.5  # no evidence
+    hammy = [clf.score(set(HAMMY[:k])).probability for k in range(len(HAMMY) + 1)]
+    assert hammy == sorted(hammy, reverse=True)
+
+
+def test_fisher_combining_is_symmetric_and_does_not_underflow() -> None:
+    i_spam, z_spam = fisher_indicator([0.99] * 150)
+    i_ham, z_ham = fisher_indicator([0.01] * 150)
+    assert i_spam == pytest.approx(1.0) and i_ham == pytest.approx(0.0)
+    assert z_spam == pytest.approx(-z_ham) and math.isfinite(z_spam) and z_spam > 100
+    assert fisher_indicator([]) == (0.5, 0.0)
+
+
+def test_calibration_fit_orders_and_bounds_probabilities() -> None:
+    samples = [(z / 10, z > 0) for z in range(-50, 51) if z] + [(0.5, False), (-0.5, True)]
+    cal = fit_calibration(samples)
+    assert cal.a > 0
+    assert 0.0 < cal.apply(-100) < cal.apply(0) < cal.apply(100) < 1.0 or cal.apply(100) == 1.0
+    assert Calibration().apply(0.0) == 0.5
+
+
+def test_model_file_round_trip_prunes_singletons_and_loads_into_empty_store(tmp_path: Path) -> None:
+    clf = trained(3)
+    assert isinstance(clf.store, MemoryTokenStore)
+    path = tmp_path / "model.tsv.gz"
+    write_model(path, clf.store, Calibration(0.5, -1.0), "test-1")
+    model = read_model(path)
+    assert model.version == "test-1" and model.calibration == Calibration(0.5, -1.0)
+    assert (model.spam_messages, model.ham_messages) == (3, 3)
+    assert model.counts["viagra"] == (3, 0) and "s0" not in model.counts
+    store = MemoryTokenStore()
+    assert ensure_default_model(store, path) == model
+    assert store.totals() == (3, 3)
+    assert ensure_default_model(store, path) is None  # a store with data is left alone
+
+
+def test_shipped_default_model_is_small_and_judges_obvious_mail() -> None:
+    assert DEFAULT_MODEL.stat().st_size < 5_000_000
+    store = MemoryTokenStore()
+    model = ensure_default_model(store, DEFAULT_MODEL)
+    assert model is not None and model.spam_messages > 400 and model.ham_messages > 2500
+    clf = Classifier(store, calibration=model.calibration)
+    assert clf.score({"subj:mortgage", "remove", "guaranteed", "click", "free"}).probability > model.threshold
+    assert clf.score({"subj:re", "patch", "kernel", "thanks", "wrote"}).probability < 0.1

@@ -1,0 +1,109 @@
+"""Token statistics round trips on SQLite (a temporary file) and on the real Redis on loopback."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from mailwarden.pipeline.spam.classifier import Classifier
+from mailwarden.pipeline.spam.statstore import MemoryTokenStore, RedisTokenStore, SqlTokenStore, TokenStore
+from mailwarden.store.db import Database
+
+REDIS_URL = os.environ.get("MAILWARDEN_TEST_REDIS", "redis://127.0.0.1:6379/0")
+
+
+def exercise(store: TokenStore) -> None:
+    assert store.totals() == (0, 0)
+    assert store.counts(["free", "meeting"]) == {}
+    store.add({"free", "money", "日本語"}, 1, 0)
+    store.add({"meeting", "free"}, 0, 1)
+    store.add({"free"}, 1, 0)
+    assert store.totals() == (2, 1)
+    assert store.counts(["free", "money", "meeting", "日本語", "unseen"]) == {
+        "free": (2, 1),
+        "money": (1, 0),
+        "meeting": (0, 1),
+        "日本語": (1, 0),
+    }
+    store.add({"free"}, -1, 0)  # unlearn
+    assert store.counts(["free"]) == {"free": (1, 1)}
+    store.load({"bulk": (5, 7)}, 10, 20)
+    assert store.counts(["bulk"]) == {"bulk": (5, 7)}
+    assert store.totals() == (11, 21)
+
+
+def test_memory_store_round_trip() -> None:
+    exercise(MemoryTokenStore())
+
+
+def test_sqlite_store_round_trip(tmp_path: Path) -> None:
+    db = Database(f"sqlite:///{tmp_path / 'mailwarden.db'}")
+    try:
+        exercise(SqlTokenStore(db))
+        # a second handle on the same database sees the same model (table created only once)
+        assert SqlTokenStore(db).totals() == (11, 21)
+    finally:
+        db.close()
+
+
+def test_sqlite_store_reads_a_large_message_in_chunks(tmp_path: Path) -> None:
+    db = Database(f"sqlite:///{tmp_path / 'mailwarden.db'}")
+    try:
+        store = SqlTokenStore(db)
+        tokens = [f"t{i}" for i in range(1_200)]
+        store.add(tokens, 1, 0)
+        assert len(store.counts(tokens)) == 1_200
+    finally:
+        db.close()
+
+
+@pytest.fixture
+def redis_store() -> Iterator[RedisTokenStore]:
+    redis = pytest.importorskip("redis")
+    client = redis.Redis.from_url(REDIS_URL)
+    try:
+        client.ping()
+    except redis.RedisError as exc:
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"Redis at {REDIS_URL} unreachable in CI: {exc}")
+        pytest.skip(f"Redis at {REDIS_URL} unreachable: {exc}")
+    prefix = f"mailwarden-test:{uuid.uuid4().hex}:"
+    try:
+        yield RedisTokenStore(client, prefix=prefix)
+    finally:
+        keys = list(client.scan_iter(match=prefix + "*", count=1000))
+        if keys:
+            client.delete(*keys)
+        client.close()
+
+
+def test_redis_store_round_trip(redis_store: RedisTokenStore) -> None:
+    exercise(redis_store)
+
+
+def test_redis_store_reads_a_message_in_one_round_trip(redis_store: RedisTokenStore) -> None:
+    calls: list[str] = []
+    real_pipeline = redis_store.client.pipeline
+
+    def counting_pipeline(*args: object, **kwargs: object) -> object:
+        calls.append("pipeline")
+        return real_pipeline(*args, **kwargs)
+
+    redis_store.client.pipeline = counting_pipeline
+    try:
+        redis_store.counts([f"t{i}" for i in range(300)])
+    finally:
+        redis_store.client.pipeline = real_pipeline
+    assert calls == ["pipeline"]
+
+
+def test_classifier_shares_one_model_between_two_nodes(redis_store: RedisTokenStore) -> None:
+    node_a = Classifier(redis_store, min_messages=1)
+    node_b = Classifier(RedisTokenStore(redis_store.client, prefix=redis_store.prefix), min_messages=1)
+    node_a.learn({"cheap", "pills"}, is_spam=True)
+    node_a.learn({"agenda", "minutes"}, is_spam=False)
+    assert node_b.score({"cheap", "pills"}).probability > 0.5 > node_b.score({"agenda"}).probability
