@@ -28,7 +28,9 @@ _OSB_SEPARATORS = tuple(" " + "_" * gap + (" " if gap else "") for gap in range(
 MASKED_ADDRESSES = frozenset({"phishing@pot"})
 
 _CJK = "\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af\uf900-\ufaff"
-_WORD_RE = re.compile(rf"([{_CJK}]+)|([^\W_{_CJK}]+(?:['.][^\W_{_CJK}]+)*)")
+_WORD_RE = re.compile(r"[^\W_]+(?:['.][^\W_]+)*")
+_HAS_CJK = re.compile(f"[{_CJK}]")
+_CJK_SPLIT = re.compile(f"([{_CJK}]+)|([^{_CJK}]+)")
 _EMAIL_RE = re.compile(r"[\w.+-]+@(?:[\w-]+\.)*[\w-]+", re.ASCII)
 _SCRIPT_RE = re.compile(r"(?is)<(script|style|head)\b.*?</\1\s*>|<!--.*?-->")
 _HIDDEN_RE = re.compile(
@@ -101,21 +103,35 @@ def html_to_text(markup: str) -> tuple[str, str, set[str]]:
 
 
 def words(text: str) -> list[str]:
-    """Normalised words of a text: NFKC, case-folded, numbers bucketed, CJK as character bigrams."""
-    text = unicodedata.normalize("NFKC", text).casefold()
+    """Normalised words of a text in order: NFKC, case-folded, numbers bucketed, CJK as character bigrams."""
+    return _normalise(_WORD_RE.findall(unicodedata.normalize("NFKC", text).casefold()))
+
+
+def word_set(text: str) -> set[str]:
+    """The distinct words of a text, as `words` makes them; each distinct raw word is normalised once."""
+    return set(_normalise(set(_WORD_RE.findall(unicodedata.normalize("NFKC", text).casefold()))))
+
+
+def _normalise(matches: Iterable[str]) -> list[str]:
     out: list[str] = []
-    for cjk, word in _WORD_RE.findall(text):
-        if cjk:
-            if len(cjk) == 1:
-                out.append(cjk)
-            else:
-                out.extend(cjk[i : i + 2] for i in range(len(cjk) - 1))
+    for word in matches:
+        if not word.isascii() and _HAS_CJK.search(word):
+            for cjk, other in _CJK_SPLIT.findall(word):
+                if len(cjk) == 1:
+                    out.append(cjk)
+                elif cjk:
+                    out.extend(cjk[i : i + 2] for i in range(len(cjk) - 1))
+                else:
+                    out.extend(_normalise([other.strip("'.")]))
+            continue
+        n = len(word)
+        if n < 2:
             continue
         if word.isdigit():
-            out.append(f"N:{len(word)}d" if len(word) < 10 else "N:long")
-        elif len(word) > MAX_WORD:
-            out.append(f"L:{word[:12]}:{len(word) // 10}")
-        elif len(word) > 1:
+            out.append(f"N:{n}d" if n < 10 else "N:long")
+        elif n > MAX_WORD:
+            out.append(f"L:{word[:12]}:{n // 10}")
+        else:
             out.append(word)
     return out
 
@@ -129,19 +145,24 @@ def _strip_addresses(text: str, out: set[str], recipients: set[str], prefix: str
     """The text without its e-mail addresses; each address is added as its domain (or `addr:rcpt`)."""
     if "@" not in text:
         return text
-    for m in _EMAIL_RE.finditer(text):
+
+    def _take(m: re.Match[str]) -> str:
         out.add(prefix + _address_token(m.group(0), recipients))
-    return _EMAIL_RE.sub(" ", text)
+        return " "
+
+    return _EMAIL_RE.sub(_take, text)
 
 
 def _body_tokens(text: str, out: set[str], recipients: set[str], prefix: str, osb: bool) -> None:
-    seq = words(_strip_addresses(text, out, recipients, prefix))
+    text = _strip_addresses(text, out, recipients, prefix)
     if prefix:
-        out.update(prefix + w for w in seq)
+        out.update(prefix + w for w in word_set(text))
         return
-    out.update(seq)
     if not osb:
+        out.update(word_set(text))
         return
+    seq = words(text)
+    out.update(seq)
     # orthogonal sparse bigrams: each word paired with each of the next four, the gap kept in the token
     for d, sep in enumerate(_OSB_SEPARATORS, start=1):
         out.update([a + sep + b for a, b in zip(seq, seq[d:], strict=False)])
@@ -163,17 +184,26 @@ def _header_tokens(message: Message, out: set[str], recipients: set[str]) -> Non
     to_count = len(message.to_addresses) + len(message.cc_addresses)
     out.add("rcpts:" + ("0" if to_count == 0 else "1" if to_count == 1 else "2-5" if to_count <= 5 else "many"))
     out.add("ct:" + message.email.get_content_type())
-    for field in ("X-Mailer", "User-Agent"):
-        value = message.email.get(field)
-        if value is not None:
+    # one pass over the header block instead of one case-insensitive scan per field
+    mua: str | None = None
+    received: list[str] = []
+    has_message_id = False
+    for name, value in message.email.items():
+        key = name.lower()
+        if key == "received":
+            received.append(str(value))
+        elif key in ("x-mailer", "user-agent") and mua is None:
             family = _MUA_RE.findall(str(value).lower())
-            out.add("mua:" + (family[0] if family else "other"))
-    received = message.raw_headers("Received")
+            mua = family[0] if family else "other"
+        elif key == "message-id":
+            has_message_id = True
+    if mua is not None:
+        out.add("mua:" + mua)
     hops = len(received)
     out.add("rcvd:" + ("0" if hops == 0 else "1-2" if hops <= 2 else "3-5" if hops <= 5 else "many"))
-    if any("TLS" in r or "ESMTPS" in r or "ESMTPSA" in r for r in received):
+    if any("TLS" in r or "ESMTPS" in r for r in received):
         out.add("rcvd:tls")
-    if message.email.get("Message-ID") is None:
+    if not has_message_id:
         out.add("msgid:none")
 
 
