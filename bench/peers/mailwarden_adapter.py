@@ -62,6 +62,7 @@ class MailwardenScanner:
         self.rt = Runtime(load_config(config_path, environ={}))
         self.policy = Policy()
         self.order = self.rt.pipeline.order()
+        self.stage_ms: dict[str, float] = {}  # summed wall time per stage, to show where the time goes
 
     async def score_raw(self, raw: bytes) -> tuple[float, bool]:
         from mailwarden.model import Direction, Message, PhishLevel
@@ -71,6 +72,8 @@ class MailwardenScanner:
         verdict = await self.rt.pipeline.scan(
             message, offline_envelope(message), self.policy, direction=Direction.INBOUND
         )
+        for stage in verdict.stages:
+            self.stage_ms[stage.stage] = self.stage_ms.get(stage.stage, 0.0) + stage.duration_ms
         return float(verdict.score), verdict.scl >= 5 or verdict.phish != PhishLevel.NONE
 
     async def score(self, sample: Sample) -> Scored:
@@ -146,19 +149,30 @@ async def _scan_all(
 def run_inprocess(
     config_path: Path, samples: list[Sample], concurrency: int = 1
 ) -> tuple[list[Scored], Throughput, dict]:
-    async def go() -> tuple[list[Scored], list[float], float, float, dict]:
+    async def go() -> tuple[list[Scored], list[float], float, float, dict, dict]:
         scanner = MailwardenScanner(config_path)
         try:
             await _scan_all(scanner, samples[: min(5, len(samples))], 1)  # warm (lazy imports, rule compile)
+            scanner.stage_ms.clear()
             cpu0, t0 = cpu_seconds([os.getpid()]), time.perf_counter()
             results, lat = await _scan_all(scanner, samples, concurrency)
-            return results, lat, time.perf_counter() - t0, cpu_seconds([os.getpid()]) - cpu0, scanner.order
+            return (
+                results,
+                lat,
+                time.perf_counter() - t0,
+                cpu_seconds([os.getpid()]) - cpu0,
+                scanner.order,
+                dict(scanner.stage_ms),
+            )
         finally:
             await scanner.close()
 
-    results, lat, seconds, cpu, order = asyncio.run(go())
+    results, lat, seconds, cpu, order, stage_ms = asyncio.run(go())
     tp = Throughput(concurrency, len(samples), seconds, lat, cpu * 1000 / max(1, len(samples)))
-    return results, tp, {str(k.value): v for k, v in order.items()}
+    info: dict = {str(k.value): v for k, v in order.items()}
+    n = max(1, len(samples))
+    info["mean_stage_ms"] = {k: round(v / n, 2) for k, v in stage_ms.items()}
+    return results, tp, info
 
 
 def _worker(

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import tempfile
 import time
@@ -45,6 +46,11 @@ def _errors(results: list[Scored]) -> dict:
     return out
 
 
+def _per_message(results: list[Scored]) -> list[list]:
+    """[class, file name, score, flagged, error] per message, for auditing a figure."""
+    return [[r.sample.label, r.sample.path.name, r.score, r.flagged, r.error] for r in results]
+
+
 def run_daemon(peer, split: Split, conc: list[int], tn: int, extra_pids=lambda: []) -> dict:
     out: dict = {"notes": peer.notes}
     peer.configure()
@@ -66,6 +72,7 @@ def run_daemon(peer, split: Split, conc: list[int], tn: int, extra_pids=lambda: 
         if c == top:
             out["accuracy"] = accuracy(results)
             out["errors"] = _errors(results)
+            out["scores"] = _per_message(results)
             print(f"{peer.name}: accuracy {out['accuracy']}", flush=True)
     if split.modern:
         rest = [s for s in split.test]  # train on the test half as well: Bayes has seen all of spamassassin
@@ -73,6 +80,7 @@ def run_daemon(peer, split: Split, conc: list[int], tn: int, extra_pids=lambda: 
         results, tp = run_concurrent(split.modern, peer.score, top, peer.pids, extra_pids())
         out["modern"] = accuracy(results)
         out["modern_errors"] = _errors(results)
+        out["modern_scores"] = _per_message(results)
         out["modern_throughput"] = tp.as_dict()
         print(f"{peer.name}: modern {out['modern']}", flush=True)
     return out
@@ -128,6 +136,7 @@ def run_mailwarden(split: Split, workdir: Path, conc: list[int], tn: int) -> dic
         if c == top:
             out["accuracy"] = accuracy(results)
             out["errors"] = _errors(results)
+            out["scores"] = _per_message(results)
             print(f"mailwarden: accuracy {out['accuracy']}", flush=True)
     if split.modern:
         out["modern_train"] = mw.train(split.train + split.test, config)
@@ -137,6 +146,7 @@ def run_mailwarden(split: Split, workdir: Path, conc: list[int], tn: int) -> dic
             results, tp, _ = mw.run_workers(config, split.modern, top)
         out["modern"] = accuracy(results)
         out["modern_errors"] = _errors(results)
+        out["modern_scores"] = _per_message(results)
         out["modern_throughput"] = tp.as_dict()
         print(f"mailwarden: modern {out['modern']}", flush=True)
     return out
@@ -216,6 +226,7 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
 
     started = time.time()
+    load0 = [round(x, 2) for x in os.getloadavg()]
     peers = [s for s in args.only if s != "mailwarden"]
     installed = install.ensure(peers) if peers else []
     split = make_split(args.corpus, args.quick)
@@ -236,6 +247,8 @@ def main(argv: list[str] | None = None) -> int:
                 traceback.print_exc()
                 results[key] = {"error": f"{type(exc).__name__}: {exc}"}
             results[key]["seconds"] = round(time.time() - t0, 1)
+            # the machine is shared: the 1-minute load average says how noisy the timing was
+            results[key]["loadavg_after"] = [round(x, 2) for x in os.getloadavg()]
     text = table(results, args.concurrency)
     print()
     print(text)
@@ -244,6 +257,7 @@ def main(argv: list[str] | None = None) -> int:
         "seconds": round(time.time() - started, 1),
         "args": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()},
         "installed": installed,
+        "loadavg_at_start": load0,
         "split": {"train": len(split.train), "test": len(split.test), "modern": len(split.modern)},
         "results": results,
         "table": text,
