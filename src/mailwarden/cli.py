@@ -596,6 +596,15 @@ def malware_update_rules(
         out.print(f"rule pack {info.version} installed: {info.rule_count} rules from {len(info.files)} files")
 
 
+@app.command("hash-password")
+def hash_password_command() -> None:
+    """Print a password hash for `auth_users` of an outbound listener (the password is asked, not echoed)."""
+    from mailwarden.ingest.smtp import hash_password
+
+    password = typer.prompt("password", hide_input=True, confirmation_prompt=True)
+    out.print(hash_password(password))
+
+
 @app.command()
 def version() -> None:
     """Print the version."""

@@ -131,3 +131,15 @@ def test_malware_rule_update_refuses_a_broken_pack_and_installs_a_good_one(workd
     broken = cli("malware", "update-rules", "pack", cwd=workdir)
     assert broken.returncode != 0
     assert "broken.yar" in broken.stderr
+
+
+def test_hash_password_prints_a_hash_the_listener_accepts() -> None:
+    from mailwarden.ingest.smtp import verify_password
+
+    result = runner.invoke(app, ["hash-password"], input="s3cret pass\ns3cret pass\n")
+    assert result.exit_code == 0, result.output
+    hashed = result.output.strip().splitlines()[-1]
+    assert hashed.startswith(("scrypt$", "pbkdf2_sha256$"))
+    assert "s3cret" not in hashed
+    assert verify_password(b"s3cret pass", hashed)
+    assert not verify_password(b"wrong", hashed)
