@@ -17,7 +17,8 @@ from sqlalchemy.dialects import postgresql, sqlite
 
 from mailwarden.store.db import Database
 
-TOTALS_KEY = "\x00totals"  # the row/hash holding the number of spam and ham messages learnt
+# The row/hash holding the number of spam and ham messages learnt; no token starts with a space.
+TOTALS_KEY = " totals"
 MAX_TOKEN_BYTES = 200
 _READ_CHUNK = 500  # tokens per IN (...) query; SQLite's bound-parameter limit is far above
 
@@ -83,8 +84,11 @@ class SqlTokenStore:
         self._upsert(deltas)
 
     def load(self, counts: Mapping[str, tuple[int, int]], spam_messages: int, ham_messages: int) -> None:
-        deltas = {_key(t): c for t, c in counts.items()}
-        deltas[TOTALS_KEY] = (spam_messages, ham_messages)
+        deltas: dict[str, tuple[int, int]] = {TOTALS_KEY: (spam_messages, ham_messages)}
+        for token, (spam, ham) in counts.items():
+            key = _key(token)
+            before = deltas.get(key, (0, 0))  # tokens cut to the same key add up
+            deltas[key] = (before[0] + spam, before[1] + ham)
         self._upsert(deltas)
 
     def _upsert(self, deltas: Mapping[str, tuple[int, int]]) -> None:
@@ -183,5 +187,7 @@ class MemoryTokenStore:
 
 
 def _key(token: str) -> str:
-    """Tokens are short by construction; a pathological one is cut so it fits the column."""
+    """Tokens are short by construction; a pathological one is cut to fit the column, NULs replaced."""
+    if "\x00" in token:
+        token = token.replace("\x00", "\ufffd")
     return token if len(token) <= MAX_TOKEN_BYTES // 4 else token[: MAX_TOKEN_BYTES // 4]
