@@ -47,6 +47,7 @@ def check(view: View, facts: Mapping[str, Any], org: Organisation | None, s: Heu
     yield from _received(received, times)
     yield from _addresses(view, s)
     yield from _recipients(view)
+    yield from _from_domain(view)
 
 
 def _date(raw: str | None, parsed: datetime | None, times: list[datetime]) -> Iterator[Hit]:
@@ -112,7 +113,9 @@ def _addresses(view: View, s: HeuristicsSettings) -> Iterator[Hit]:
     if from_org and reply_domain:
         reply_org = registered_domain(reply_domain)
         if reply_org != from_org:
-            if reply_domain in s.freemail or reply_org in s.freemail:
+            # "Name via List": a list rewrote From for DMARC and kept the poster in Reply-To
+            rewritten = " via " in msg.from_display_name.lower()
+            if (reply_domain in s.freemail or reply_org in s.freemail) and not rewritten:
                 yield "PHISH_REPLYTO_FREEMAIL", reply_domain
             else:
                 yield "REPLYTO_DIFF_DOMAIN", reply_domain
@@ -128,6 +131,21 @@ def _addresses(view: View, s: HeuristicsSettings) -> Iterator[Hit]:
         and registered_domain(m.group(1).lower()) != from_org
     ):
         yield "PHISH_DISPLAY_NAME_ADDRESS", m.group(0)[:80]
+
+
+_HOSTNAME = re.compile(r"^(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+(?:[a-z]{2,63}|xn--[a-z0-9-]{2,59})$")
+
+
+def _from_domain(view: View) -> Iterator[Hit]:
+    raw = view.message.header("From") or ""
+    address = view.message.from_address
+    if address is None:
+        if "@" in raw:
+            yield "FROM_DOMAIN_INVALID", raw[-60:]
+        return
+    domain = view.from_domain
+    if not _HOSTNAME.match(domain):
+        yield "FROM_DOMAIN_INVALID", domain[:60]
 
 
 def _recipients(view: View) -> Iterator[Hit]:

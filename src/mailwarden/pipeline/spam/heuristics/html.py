@@ -78,7 +78,7 @@ def check(view: View, facts: Mapping[str, Any], org: Organisation | None, s: Heu
     plain_chars = len("".join(msg.text_parts).strip())
     if (images or image_parts) and visible < IMAGE_ONLY_TEXT and plain_chars < IMAGE_ONLY_TEXT:
         yield "HTML_IMAGE_ONLY", f"{len(images) + len(image_parts)} images, {visible} characters"
-    for action in view.forms:
+    for action in view.input_forms:
         if not action or action.lower().startswith(("http:", "https:", "//", "data:")):
             yield "PHISH_HTML_FORM", action[:80]
             break

@@ -113,8 +113,11 @@ def imitated(candidate: str, candidates: tuple[Target, ...]) -> Target | None:
             continue
         if shape == t.skeleton:
             return t
-        # edit distance on the name: 1 for short names, 2 from 8 letters on
-        allowed = 1 if len(t.name) < 8 else 2
+        # edit distance on the name: none under 6 letters (too many real names are that close),
+        # 1 up to 9 letters, 2 from 10 on
+        if len(t.name) < 6 or len(name) < 5:
+            continue
+        allowed = 1 if len(t.name) < 10 else 2
         if abs(len(name) - len(t.name)) <= allowed and distance(name, t.name, allowed + 1) <= allowed:
             return t
     return None
@@ -161,7 +164,8 @@ def check(view: View, facts: Mapping[str, Any], org: Organisation | None, s: Heu
             yield "PHISH_LOOKALIKE_ORG", f"{where} {domain} ~ {hit.domain}"
             break
     brand_domains = {d: brand for brand, ds in s.brands.items() for d in ds}
-    brand_targets = targets(frozenset(brand_domains))
+    # freemail domains are everyone's sender domains, not something a lure imitates
+    brand_targets = targets(frozenset(brand_domains) - s.freemail)
     lookalike = embedded = False
     for where, domain in domains:
         reg = registered_domain(domain)

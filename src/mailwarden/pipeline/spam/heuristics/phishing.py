@@ -10,7 +10,7 @@ from typing import Any
 
 from mailwarden.model import Organisation
 from mailwarden.pipeline.spam.heuristics.settings import HeuristicsSettings
-from mailwarden.pipeline.spam.heuristics.view import View, registered_domain
+from mailwarden.pipeline.spam.heuristics.view import View, fold, registered_domain
 
 Hit = tuple[str, str]
 
@@ -32,6 +32,9 @@ CREDENTIAL_PHRASES: tuple[str, ...] = (
     "payment failed", "payment information", "billing information", "confirm your details",
     "confirm your information", "log in to your account", "login to your account", "sign in to your account",
     "security verification", "verify now", "authenticate your account", "wallet has been",
+    "validate your wallet", "verify your wallet", "recovery phrase", "seed phrase", "secret phrase",
+    "12 word", "12-word", "24-word", "new sign-in", "new login", "sign-in attempt", "login attempt",
+    "your password", "reset your password", "expired password", "email account", "mail account",
     # German
     "konto bestätigen", "konto verifizieren", "bestätigen sie ihr konto", "verifizieren sie ihr konto",
     "ihr konto wurde gesperrt", "konto wurde eingeschränkt", "konto gesperrt", "passwort läuft ab",
@@ -44,7 +47,7 @@ CREDENTIAL_PHRASES: tuple[str, ...] = (
     "sua conta foi bloqueada", "sua conta será bloqueada", "conta suspensa", "sua senha expira",
     "senha expira", "senha expirou", "atividade incomum", "atividade suspeita", "caixa de correio cheia",
     "confirme seus dados", "atualizar cadastro", "atualize seu cadastro", "confirme sua identidade",
-    "regularize", "pendência",
+    "regularize", "pendencia", "novo acesso", "acesso a sua conta", "sua conta",
     # Dutch
     "verifieer uw account", "bevestig uw account", "uw account is geblokkeerd", "account is opgeschort",
     "wachtwoord verloopt", "wachtwoord is verlopen", "ongebruikelijke aanmeldactiviteit",
@@ -89,13 +92,38 @@ def _pattern(phrases: tuple[str, ...]) -> re.Pattern[str]:
     return re.compile("|".join(alts))
 
 
-_CREDENTIAL = _pattern(tuple(unicodedata.normalize("NFKC", p) for p in CREDENTIAL_PHRASES))
-_URGENCY = _pattern(URGENCY)
-_ACCOUNT = _pattern(ACCOUNT)
+# Prize, lottery and gift lures (spam family: the money goes the other way, no credentials asked)
+PRIZE: tuple[str, ...] = (
+    "you have won", "you've won", "you won", "winner", "claim your", "free spins", "giveaway", "congratulations",
+    "gift card", "your reward", "exclusive reward", "sie haben gewonnen", "freispiele", "gewinnspiel",
+    "gutschein", "voce ganhou", "parabens", "premio", "brinde", "je hebt gewonnen", "cadeaukaart",
+    "gefeliciteerd", "vous avez gagne", "felicitations", "当選", "プレゼント",
+)  # fmt: skip
+# Advance-fee fraud: a sum of money offered for a favour
+ADVANCE_FEE: tuple[str, ...] = (
+    "next of kin", "beneficiary", "inheritance", "million usd", "million dollars", "million euros",
+    "donate the sum", "compensation fund", "barrister", "transfer the sum", "late client", "atm card",
+    "consignment box", "diplomat", "lottery", "united nations", "business proposal", "investment proposal",
+    "sum of $", "sum of us$", "fund transfer", "my late husband", "charity work", "dear beneficiary",
+)  # fmt: skip
+
+
+def _folded(phrases: tuple[str, ...]) -> re.Pattern[str]:
+    return _pattern(tuple(fold(unicodedata.normalize("NFKC", p)) for p in phrases))
+
+
+_CREDENTIAL = _folded(CREDENTIAL_PHRASES)
+_URGENCY = _folded(URGENCY)
+_ACCOUNT = _folded(ACCOUNT)
+_PRIZE = _folded(PRIZE)
+_ADVANCE_FEE = _folded(ADVANCE_FEE)
 
 
 # brand names that are also people's names or common words: they count only next to a service word
-AMBIGUOUS_BRANDS = frozenset({"chase", "norton", "ledger", "apple", "ing", "ups", "caixa", "outlook", "adobe"})
+AMBIGUOUS_BRANDS = frozenset(
+    {"chase", "norton", "ledger", "apple", "ing", "ups", "caixa", "outlook", "adobe", "visa", "steam", "zoom",
+     "hermes", "kraken", "gls", "irs", "lloyds", "amex", "costco"}
+)  # fmt: skip
 _SERVICE_WORDS = re.compile(
     r"(?<!\w)(?:bank|banking|support|security|team|service|services|online|account|accounts|alert|alerts|id|"
     r"card|notification|notifications|billing|help|helpdesk|customer|care|secure|mail|store|pay|express)(?!\w)"
@@ -122,8 +150,14 @@ def _owns(brand: str, domain: str, s: HeuristicsSettings) -> bool:
 
 def check(view: View, facts: Mapping[str, Any], org: Organisation | None, s: HeuristicsSettings) -> Iterator[Hit]:
     msg = view.message
-    text = view.search_text
+    text = view.folded_text
     linked = view.has_link_or_form or any(a.declared_type == "text/html" for a in msg.attachments)
+    prize = _PRIZE.search(text)
+    if prize:
+        yield "PRIZE_WORDING", prize.group(0)
+    fee = _ADVANCE_FEE.findall(text)
+    if len(set(fee)) >= 2:
+        yield "ADVANCE_FEE_WORDING", ", ".join(sorted(set(fee)))[:80]
     if linked:
         m = _CREDENTIAL.search(text)
         if m:

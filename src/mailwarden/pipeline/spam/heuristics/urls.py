@@ -55,13 +55,13 @@ def check(view: View, facts: Mapping[str, Any], org: Organisation | None, s: Heu
         if not host:
             continue
         if parse_ip(host.strip("[]")) is not None:
-            yield from once("URL_IP_HOST", host)
+            yield from once("PHISH_URL_IP_HOST", host)
         if _host_matches(host, s.shorteners):
-            yield from once("URL_SHORTENER", host)
+            yield from once("PHISH_URL_SHORTENER", host)
         if host.rsplit(".", 1)[-1] in s.suspicious_tlds:
-            yield from once("URL_SUSPICIOUS_TLD", host)
+            yield from once("PHISH_URL_SUSPICIOUS_TLD", host)
         if any(label.startswith("xn--") for label in host.split(".")):
-            yield from once("URL_PUNYCODE", host)
+            yield from once("PHISH_URL_PUNYCODE", host)
         if "@" in authority_of(url):
             yield from once("PHISH_URL_USERINFO", authority_of(url))
         match = _host_matches(host, s.free_hosting)
@@ -72,7 +72,7 @@ def check(view: View, facts: Mapping[str, Any], org: Organisation | None, s: Heu
     if any(a.href.lower().startswith("data:") for a in view.anchors) or any(
         f.lower().startswith("data:") for f in view.forms
     ):
-        yield "URL_DATA_URI", ""
+        yield "PHISH_URL_DATA_URI", ""
 
 
 def _anchors(view: View) -> Iterator[Hit]:

@@ -17,7 +17,7 @@ MAX_HTML_CHARS = 512 * 1024
 MAX_TEXT_CHARS = 256 * 1024
 
 _HIDDEN_STYLE = re.compile(
-    r"display\s*:\s*none|visibility\s*:\s*hidden|font-size\s*:\s*[01](?:\.\d+)?\s*(?:px|pt)?\s*(?:;|$|!)"
+    r"display\s*:\s*none|visibility\s*:\s*hidden"
     r"|opacity\s*:\s*0(?:\.0+)?\s*(?:;|$)|max-height\s*:\s*0(?:px)?\s*(?:;|$)",
     re.IGNORECASE,
 )
@@ -25,6 +25,7 @@ _ZERO_FONT = re.compile(r"font-size\s*:\s*[01](?:\.\d+)?\s*(?:px|pt)?\s*(?:;|$|!
 _COLOR = re.compile(r"(?<![-\w])color\s*:\s*([#\w]+)", re.IGNORECASE)
 _BACKGROUND = re.compile(r"background(?:-color)?\s*:\s*([#\w]+)", re.IGNORECASE)
 _VOID = frozenset({"br", "img", "hr", "meta", "link", "input", "area", "base", "col", "wbr", "source", "embed"})
+_CREDENTIAL_FIELD = re.compile(r"pass|pwd|email|e-mail|login|user|card|cvv|cvc|ssn|pin\b", re.IGNORECASE)
 _WHITES = frozenset({"#fff", "#ffffff", "white", "#fefefe", "#fdfdfd"})
 
 
@@ -57,6 +58,16 @@ def domain_of(address: str | None) -> str:
     return address.rsplit("@", 1)[1].strip().strip(">").rstrip(".").lower()
 
 
+def fold(text: str) -> str:
+    """Lower case without diacritics (`válidate` -> `validate`); a lone dot inside a word becomes a space."""
+    text = unicodedata.normalize("NFKD", text.lower())
+    text = "".join(c for c in text if not unicodedata.combining(c))
+    return _DOT_IN_WORD.sub(" ", text)
+
+
+_DOT_IN_WORD = re.compile(r"(?<=[a-z]{4})\.(?=[a-z]{2,}\b)")
+
+
 def _norm_color(value: str) -> str:
     value = value.lower()
     if re.fullmatch(r"#[0-9a-f]{3}", value):
@@ -79,6 +90,8 @@ class HtmlScan:
     zero_font_chars: int = 0
     anchors: list[Anchor] = field(default_factory=list)
     forms: list[str] = field(default_factory=list)
+    # forms that post or ask for a password, e-mail address, card number (a search box does neither)
+    input_forms: list[str] = field(default_factory=list)
     scripts: list[str] = field(default_factory=list)
     images: list[tuple[str, str, str, bool]] = field(default_factory=list)  # src, width, height, hidden
 
@@ -131,6 +144,15 @@ class _Scanner(HTMLParser):
             self._anchor = Anchor(a.get("href", "").strip(), "")
         elif tag == "form":
             self.out.forms.append(a.get("action", "").strip())
+            if a.get("method", "").lower() == "post":
+                self.out.input_forms.append(self.out.forms[-1])
+        elif (
+            tag == "input"
+            and self.out.forms
+            and (a.get("type", "").lower() in ("password", "email") or _CREDENTIAL_FIELD.search(a.get("name", "")))
+        ):
+            if not self.out.input_forms or self.out.input_forms[-1] is not self.out.forms[-1]:
+                self.out.input_forms.append(self.out.forms[-1])
         elif tag == "img":
             src = a.get("src", "").strip()
             w, h = a.get("width", "").strip().rstrip("px"), a.get("height", "").strip().rstrip("px")
@@ -215,12 +237,21 @@ class View:
         return " ".join(text.lower().split())
 
     @cached_property
+    def folded_text(self) -> str:
+        """`search_text` with accents dropped, for phrases that lures misspell with diacritics."""
+        return fold(self.search_text)
+
+    @cached_property
     def anchors(self) -> list[Anchor]:
         return [a for s in self.html for a in s.anchors]
 
     @cached_property
     def forms(self) -> list[str]:
         return [f for s in self.html for f in s.forms]
+
+    @cached_property
+    def input_forms(self) -> list[str]:
+        return [f for s in self.html for f in s.input_forms]
 
     @cached_property
     def links(self) -> list[str]:

@@ -1,0 +1,62 @@
+from __future__ import annotations
+
+from mailwarden.model import Message
+from mailwarden.pipeline.spam.heuristics import Heuristics
+from tests.unit.pipeline.spam.heuristics.helpers import codes, mail
+
+LIST_POST = {
+    "List-Id": "Dev list <dev.lists.example.org>",
+    "List-Unsubscribe": "<mailto:dev-leave@lists.example.org>",
+    "Precedence": "list",
+}
+FOOTER = "\n--\ndev mailing list\nTo unsubscribe send a mail to dev-leave@lists.example.org"
+
+
+def bcl(message: Message) -> int:
+    score = sum(f.score for f in Heuristics().evaluate(message) if f.code.startswith("BULK_"))
+    return min(9, round(score))
+
+
+def marketing() -> Message:
+    html = (
+        '<p>Spring sale: 20% off everything.</p><img src="https://t.example.net/o.gif" width="1" height="1">'
+        '<p><a href="https://news.example.net/unsub?u=1">Unsubscribe</a></p>'
+    )
+    return mail(
+        text=None,
+        html=html,
+        headers={
+            "From": "Shop <news@example.net>",
+            "List-Unsubscribe": "<https://news.example.net/unsub?u=1>",
+            "List-Unsubscribe-Post": "List-Unsubscribe=One-Click",
+            "X-Campaign": "spring-2026",
+            "Precedence": "bulk",
+        },
+    )
+
+
+def test_personal_mail_is_not_bulk() -> None:
+    assert not {c for c in codes(mail()) if c.startswith("BULK_")}
+    assert bcl(mail()) == 0
+
+
+def test_list_post_lands_low() -> None:
+    post = mail(text="Patch looks good to me." + FOOTER, headers=LIST_POST)
+    assert {"BULK_LIST_UNSUBSCRIBE", "BULK_PRECEDENCE", "BULK_UNSUBSCRIBE_FOOTER"} <= codes(post)
+    assert 1 <= bcl(post) <= 4
+
+
+def test_marketing_blast_lands_high() -> None:
+    found = codes(marketing())
+    assert {"BULK_ONE_CLICK", "BULK_MAILER", "BULK_TRACKING_PIXEL", "BULK_UNSUBSCRIBE_FOOTER"} <= found
+    assert 6 <= bcl(marketing()) <= 9
+
+
+def test_esp_recognised_by_its_received_hop() -> None:
+    hop = "from mail.sendgrid.net (mail.sendgrid.net [192.0.2.5]) by mx.example.com; Mon, 02 Mar 2026 10:00:00 +0000"
+    assert "BULK_MAILER" in codes(mail(headers={"Received": [hop]}))
+    assert "BULK_MAILER" not in codes(mail())
+
+
+def test_tracking_pixel_needs_a_remote_one_by_one_image() -> None:
+    assert "BULK_TRACKING_PIXEL" not in codes(mail(html='<img src="https://cdn.example.net/logo.png" width="120">'))

@@ -1,0 +1,47 @@
+from __future__ import annotations
+
+import pytest
+
+from mailwarden.errors import ConfigError
+from mailwarden.pipeline.spam.heuristics import DEFAULT_WEIGHTS, SYMBOLS, Heuristics
+from tests.unit.pipeline.spam.heuristics.helpers import mail
+
+
+def test_every_symbol_has_a_weight_and_a_description() -> None:
+    assert set(SYMBOLS) == set(DEFAULT_WEIGHTS)
+    assert all(desc for _, desc in SYMBOLS.values())
+
+
+def test_findings_carry_config_weights_and_zero_turns_a_symbol_off() -> None:
+    message = mail(headers={"Date": None})  # type: ignore[dict-item]
+    default = {f.code: f for f in Heuristics().evaluate(message)}
+    assert default["DATE_MISSING"].score == DEFAULT_WEIGHTS["DATE_MISSING"]
+    assert default["DATE_MISSING"].stage == "spam"
+    tuned = {f.code: f for f in Heuristics.from_config({"weights": {"DATE_MISSING": 3.5}}).evaluate(message)}
+    assert tuned["DATE_MISSING"].score == 3.5
+    off = Heuristics.from_config({"weights": {"DATE_MISSING": 0}}).evaluate(message)
+    assert "DATE_MISSING" not in {f.code for f in off}
+
+
+def test_config_lists_replace_the_built_in_ones() -> None:
+    h = Heuristics.from_config({"url_shorteners": ["go.example.net"], "brands": {"Example Bank": ["bank.example"]}})
+    assert h.settings.shorteners == frozenset({"go.example.net"})
+    codes = {
+        f.code
+        for f in h.evaluate(mail(text="https://go.example.net/x", headers={"From": "Example Bank <a@example.net>"}))
+    }
+    assert {"PHISH_URL_SHORTENER", "PHISH_BRAND_DISPLAY_NAME"} <= codes
+
+
+def test_bad_config_is_refused() -> None:
+    with pytest.raises(ConfigError):
+        Heuristics.from_config({"weights": {"DATE_MISSING": "high"}})
+    with pytest.raises(ConfigError):
+        Heuristics.from_config({"suspicious_tlds": "top"})
+
+
+def test_evaluate_never_raises_on_broken_input() -> None:
+    from mailwarden.model import Message
+
+    for raw in (b"", b"garbage", b"From: <@>\r\nDate: x\r\nReceived: ;;;\r\n\r\n<a href='http://[::1'>x</a>"):
+        Heuristics().evaluate(Message(raw))
