@@ -218,8 +218,11 @@ def run_concurrent(
 
     cpu0, extra0 = cpu_seconds(cpu_pids), cpu_seconds(extra_pids)
     t0 = time.perf_counter()
-    with ThreadPoolExecutor(concurrency) as pool:
+    pool = ThreadPoolExecutor(concurrency)
+    try:
         results = list(pool.map(timed, samples))
+    finally:  # Ctrl-C: drop the queued messages instead of scanning them all before the daemons stop
+        pool.shutdown(wait=True, cancel_futures=True)
     seconds = time.perf_counter() - t0
     n = max(1, len(samples))
     cpu = (cpu_seconds(cpu_pids) - cpu0) * 1000 / n if cpu_pids else None

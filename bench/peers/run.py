@@ -214,6 +214,24 @@ def table(results: dict, conc: list[int]) -> str:
     return "\n".join(lines)
 
 
+def merge(files: list[Path], out: Path) -> int:
+    docs = [json.loads(f.read_text()) for f in files]
+    results: dict = {}
+    for d in docs:
+        results.update(d["results"])
+    conc = sorted({t["concurrency"] for r in results.values() for t in r.get("throughput", [])}) or [1, 8]
+    text = table(results, conc)
+    print(text)
+    merged = {
+        "merged_from": [str(f) for f in files],
+        "runs": [{k: v for k, v in d.items() if k != "results"} for d in docs],
+    }
+    merged |= {"results": results, "table": text}
+    out.write_text(json.dumps(merged, indent=2, default=str) + "\n")
+    print(f"\nwrote {out}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--only", nargs="+", choices=SYSTEMS, default=list(SYSTEMS))
@@ -223,7 +241,16 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--no-modern", action="store_true", help="skip the phish/modern-ham run")
     ap.add_argument("--corpus", type=Path, default=Path("/work/shared/corpus"))
     ap.add_argument("--out", type=Path, default=Path(__file__).resolve().parent / "results.json")
+    ap.add_argument(
+        "--merge",
+        nargs="+",
+        type=Path,
+        metavar="JSON",
+        help="print one table from earlier runs' JSON files (e.g. systems run separately) and write --out",
+    )
     args = ap.parse_args(argv)
+    if args.merge:
+        return merge(args.merge, args.out)
 
     started = time.time()
     load0 = [round(x, 2) for x in os.getloadavg()]
@@ -249,6 +276,9 @@ def main(argv: list[str] | None = None) -> int:
             results[key]["seconds"] = round(time.time() - t0, 1)
             # the machine is shared: the 1-minute load average says how noisy the timing was
             results[key]["loadavg_after"] = [round(x, 2) for x in os.getloadavg()]
+            partial = {"partial": True, "args": {k: str(v) for k, v in vars(args).items()}, "results": results}
+            args.out.parent.mkdir(parents=True, exist_ok=True)
+            args.out.write_text(json.dumps(partial, indent=2, default=str) + "\n")  # survives a later failure
     text = table(results, args.concurrency)
     print()
     print(text)
