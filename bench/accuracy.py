@@ -5,7 +5,7 @@ score the odd ones. The spam threshold T is picked on the training half only (2-
 the lowest T whose ham false-positive rate there is <= 0.1 %), never on the test half.
 Part 2: a model trained on all of corpus/spamassassin scores corpus/phish and corpus/modern-ham.
 
-    .venv/bin/python bench/accuracy.py [--corpus ../shared/corpus]
+    .venv/bin/python bench/accuracy.py [--corpus ../shared/corpus] [--osb] [--strength S]
 """
 
 from __future__ import annotations
@@ -30,15 +30,13 @@ DEFAULT_CORPUS = Path(__file__).resolve().parents[2] / "shared" / "corpus"
 TARGET_FP = 0.001
 
 
-def load(directory: Path) -> list[frozenset[str]]:
-    return [
-        tokenize(Message(p.read_bytes())) for p in sorted(directory.iterdir()) if p.is_file() and p.suffix != ".tsv"
-    ]
+def load(directory: Path, osb: bool) -> list[frozenset[str]]:
+    files = [p for p in sorted(directory.iterdir()) if p.is_file() and p.suffix != ".tsv"]
+    return [tokenize(Message(p.read_bytes()), osb=osb) for p in files]
 
 
-def train(samples: Sequence[tuple[frozenset[str], bool]]) -> tuple[Classifier, float]:
-    store = MemoryTokenStore()
-    clf = Classifier(store)
+def train(samples: Sequence[tuple[frozenset[str], bool]], strength: float) -> tuple[Classifier, float]:
+    clf = Classifier(MemoryTokenStore(), strength=strength)
     start = time.perf_counter()
     for tokens, is_spam in samples:
         clf.learn(tokens, is_spam)
@@ -72,9 +70,9 @@ def caught_at_fp(positives: Sequence[float], negatives: Sequence[float], max_fp:
     return sum(1 for s in positives if s > threshold) / len(positives)
 
 
-def calibrate(samples: Sequence[tuple[frozenset[str], bool]]) -> tuple[float, Calibration]:
+def calibrate(samples: Sequence[tuple[frozenset[str], bool]], strength: float) -> tuple[float, Calibration]:
     """T and a calibration from the given (training) messages alone: 2-fold held-out scores."""
-    held_out = held_out_evidence(samples)
+    held_out = held_out_evidence(samples, strength=strength)
     calibration = fit_calibration(held_out)
     return pick_threshold(held_out, calibration, TARGET_FP), calibration
 
@@ -87,19 +85,21 @@ def rate(values: Sequence[float], threshold: float) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--corpus", type=Path, default=DEFAULT_CORPUS)
+    parser.add_argument("--osb", action="store_true", help="add orthogonal sparse bigrams to the tokens")
+    parser.add_argument("--strength", type=float, default=1.0, help="Robinson's s")
     args = parser.parse_args()
     sa = args.corpus / "spamassassin"
 
     start = time.perf_counter()
-    classes = {name: load(sa / name) for name in ("ham", "hard_ham", "spam")}
+    classes = {name: load(sa / name, args.osb) for name in ("ham", "hard_ham", "spam")}
     n_sa = sum(len(v) for v in classes.values())
     tok_s = time.perf_counter() - start
     print(f"parsed + tokenised {n_sa} messages in {tok_s:.2f} s ({1000 * tok_s / n_sa:.2f} ms/msg)")
 
     train_half = [(t, name == "spam") for name, sets in classes.items() for t in sets[0::2]]
     test = {name: sets[1::2] for name, sets in classes.items()}
-    threshold, calibration = calibrate(train_half)
-    clf, train_s = train(train_half)
+    threshold, calibration = calibrate(train_half, args.strength)
+    clf, train_s = train(train_half, args.strength)
     clf.calibration = calibration
     start = time.perf_counter()
     test_scores = {name: scores(clf, sets) for name, sets in test.items()}
@@ -121,11 +121,11 @@ def main() -> None:
     )
 
     full = [(t, name == "spam") for name, sets in classes.items() for t in sets]
-    threshold_all, calibration_all = calibrate(full)
-    clf_all, _ = train(full)
+    threshold_all, calibration_all = calibrate(full, args.strength)
+    clf_all, _ = train(full, args.strength)
     clf_all.calibration = calibration_all
-    phish = scores(clf_all, load(args.corpus / "phish"))
-    modern = scores(clf_all, load(args.corpus / "modern-ham"))
+    phish = scores(clf_all, load(args.corpus / "phish", args.osb))
+    modern = scores(clf_all, load(args.corpus / "modern-ham", args.osb))
     print(f"\n## trained on all of spamassassin, T = {threshold_all:.4f} (from spamassassin only)")
     print(f"phish caught       {rate(phish, threshold_all)}")
     print(f"modern-ham flagged {rate(modern, threshold_all)}")

@@ -72,10 +72,9 @@ class Classifier:
     # ---- scoring ---------------------------------------------------------------------------
     def score(self, tokens: Collection[str], *, explain: int = 10) -> Score:
         """P(spam) of a message given its tokens; one batched read of the store."""
-        nspam, nham = self.store.totals()
+        (nspam, nham), counts = self.store.read(list(tokens))
         if nspam < self.min_messages or nham < self.min_messages:
             return Score(0.5, 0.5, 0.0, (), trained=False)
-        counts = self.store.counts(list(tokens))
         s, x = self.strength, self.assumed
         significant: list[tuple[float, str, float]] = []
         for token, (spam, ham) in counts.items():
@@ -194,11 +193,13 @@ def fit_calibration(samples: Iterable[tuple[float, bool]], iterations: int = 100
     return Calibration(a, b)
 
 
-def held_out_evidence(samples: Sequence[tuple[Collection[str], bool]], folds: int = 2) -> list[tuple[float, bool]]:
+def held_out_evidence(
+    samples: Sequence[tuple[Collection[str], bool]], folds: int = 2, *, strength: float = 1.0
+) -> list[tuple[float, bool]]:
     """(evidence, is_spam) of every sample scored by a model trained on the other folds."""
     out: list[tuple[float, bool]] = []
     for fold in range(folds):
-        clf = Classifier(MemoryTokenStore())
+        clf = Classifier(MemoryTokenStore(), strength=strength)
         for k, (tokens, is_spam) in enumerate(samples):
             if k % folds != fold:
                 clf.learn(tokens, is_spam)

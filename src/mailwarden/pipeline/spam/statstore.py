@@ -34,6 +34,10 @@ class TokenStore(Protocol):
         """(spam, ham) count of each token that was ever seen; unseen tokens are left out. One round trip."""
         ...
 
+    def read(self, tokens: Sequence[str]) -> tuple[tuple[int, int], dict[str, tuple[int, int]]]:
+        """`totals()` and `counts(tokens)` together, in one query or round trip: what scoring needs."""
+        ...
+
     def add(self, tokens: Iterable[str], spam: int, ham: int) -> None:
         """Add `spam` and `ham` (negative to unlearn) to every token and to the message totals."""
         ...
@@ -62,6 +66,10 @@ class SqlTokenStore:
 
     def totals(self) -> tuple[int, int]:
         return self.counts([TOTALS_KEY]).get(TOTALS_KEY, (0, 0))
+
+    def read(self, tokens: Sequence[str]) -> tuple[tuple[int, int], dict[str, tuple[int, int]]]:
+        counts = self.counts([*tokens, TOTALS_KEY])
+        return counts.pop(TOTALS_KEY, (0, 0)), counts
 
     def counts(self, tokens: Sequence[str]) -> dict[str, tuple[int, int]]:
         out: dict[str, tuple[int, int]] = {}
@@ -114,6 +122,10 @@ class RedisTokenStore:
     def totals(self) -> tuple[int, int]:
         return self.counts([TOTALS_KEY]).get(TOTALS_KEY, (0, 0))
 
+    def read(self, tokens: Sequence[str]) -> tuple[tuple[int, int], dict[str, tuple[int, int]]]:
+        counts = self.counts([*tokens, TOTALS_KEY])
+        return counts.pop(TOTALS_KEY, (0, 0)), counts
+
     def counts(self, tokens: Sequence[str]) -> dict[str, tuple[int, int]]:
         keys = list(dict.fromkeys(_key(t) for t in tokens))
         pipe = self.client.pipeline(transaction=False)
@@ -159,6 +171,9 @@ class MemoryTokenStore:
 
     def totals(self) -> tuple[int, int]:
         return self.spam_messages, self.ham_messages
+
+    def read(self, tokens: Sequence[str]) -> tuple[tuple[int, int], dict[str, tuple[int, int]]]:
+        return self.totals(), self.counts(tokens)
 
     def counts(self, tokens: Sequence[str]) -> dict[str, tuple[int, int]]:
         table = self.table

@@ -31,6 +31,7 @@ def exercise(store: TokenStore) -> None:
     }
     store.add({"free"}, -1, 0)  # unlearn
     assert store.counts(["free"]) == {"free": (1, 1)}
+    assert store.read(["free", "unseen"]) == ((1, 1), {"free": (1, 1)})
     store.load({"bulk": (5, 7)}, 10, 20)
     assert store.counts(["bulk"]) == {"bulk": (5, 7)}
     assert store.totals() == (11, 21)
@@ -85,7 +86,7 @@ def test_redis_store_round_trip(redis_store: RedisTokenStore) -> None:
     exercise(redis_store)
 
 
-def test_redis_store_reads_a_message_in_one_round_trip(redis_store: RedisTokenStore) -> None:
+def test_redis_store_reads_a_message_and_the_totals_in_one_round_trip(redis_store: RedisTokenStore) -> None:
     calls: list[str] = []
     real_pipeline = redis_store.client.pipeline
 
@@ -95,7 +96,7 @@ def test_redis_store_reads_a_message_in_one_round_trip(redis_store: RedisTokenSt
 
     redis_store.client.pipeline = counting_pipeline
     try:
-        redis_store.counts([f"t{i}" for i in range(300)])
+        redis_store.read([f"t{i}" for i in range(300)])
     finally:
         redis_store.client.pipeline = real_pipeline
     assert calls == ["pipeline"]
