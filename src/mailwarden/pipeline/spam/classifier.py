@@ -48,7 +48,11 @@ class Score:
 
 
 class Classifier:
-    """Scores token sets against a `TokenStore` and learns from labelled messages."""
+    """Scores token sets against a `TokenStore` and learns from labelled messages.
+
+    `threshold` is the proposed probability from which a message counts as spam (the shipped model's
+    when built by `open_classifier`); scoring itself does not use it.
+    """
 
     def __init__(
         self,
@@ -60,6 +64,7 @@ class Classifier:
         max_tokens: int = 150,
         min_messages: int = 10,
         calibration: Calibration | None = None,
+        threshold: float = 0.5,
     ) -> None:
         self.store = store
         self.strength = strength
@@ -68,6 +73,7 @@ class Classifier:
         self.max_tokens = max_tokens
         self.min_messages = min_messages
         self.calibration = calibration or Calibration()
+        self.threshold = threshold
 
     # ---- scoring ---------------------------------------------------------------------------
     def score(self, tokens: Collection[str], *, explain: int = 10) -> Score:
@@ -313,3 +319,11 @@ def build_default_model(corpus: Path, path: Path = DEFAULT_MODEL, *, version: st
         clf.learn(tokens, is_spam)
     write_model(path, store, calibration, version, threshold=threshold)
     return read_model(path)
+
+
+def open_classifier(store: TokenStore, path: Path = DEFAULT_MODEL) -> Classifier:
+    """A classifier on `store` with the shipped model's calibration and threshold; an empty store is first
+    filled with the shipped model."""
+    ensure_default_model(store, path)
+    calibration, threshold, _version = model_header(path)
+    return Classifier(store, calibration=calibration, threshold=threshold)

@@ -14,6 +14,8 @@ from mailwarden.pipeline.spam.classifier import (
     ensure_default_model,
     fisher_indicator,
     fit_calibration,
+    model_header,
+    open_classifier,
     read_model,
     write_model,
 )
@@ -116,3 +118,12 @@ def test_shipped_default_model_is_small_and_judges_obvious_mail() -> None:
     clf = Classifier(store, calibration=model.calibration)
     assert clf.score({"subj:mortgage", "remove", "guaranteed", "click", "free"}).probability > model.threshold
     assert clf.score({"subj:re", "patch", "kernel", "thanks", "wrote"}).probability < 0.1
+
+
+def test_open_classifier_fills_an_empty_store_and_takes_the_shipped_calibration() -> None:
+    store = MemoryTokenStore()
+    clf = open_classifier(store)
+    calibration, threshold, version = model_header()
+    assert store.totals() != (0, 0) and version
+    assert clf.calibration == calibration and clf.threshold == threshold
+    assert 0.5 <= threshold < 1.0
