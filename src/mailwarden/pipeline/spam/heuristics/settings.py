@@ -37,12 +37,12 @@ FREE_HOSTING = frozenset(
         "azurewebsites.net", "web.core.windows.net", "blob.core.windows.net", "amazonaws.com",
         "backblazeb2.com", "ngrok.io", "ngrok-free.app", "surge.sh", "tiiny.site", "wuaze.com",
         # form builders and survey tools
-        "forms.gle", "docs.google.com", "forms.office.com", "jotform.com", "typeform.com", "formstack.com",
+        "forms.gle", "forms.office.com", "jotform.com", "typeform.com", "formstack.com",
         "123formbuilder.com", "formspree.io", "wufoo.com", "surveymonkey.com", "zohoforms.com",
         "hsforms.com", "paperform.co", "cognitoforms.com",
         # document and file-share pages used as a hop to the phishing page
         "sway.office.com", "canva.site", "my.canva.site", "notion.site", "dropboxusercontent.com",
-        "1drv.ms", "onedrive.live.com", "sharepoint.com", "docdroid.net", "flowcode.com", "linktr.ee",
+        "docdroid.net", "flowcode.com", "linktr.ee",
     }
 )  # fmt: skip
 
@@ -62,8 +62,8 @@ FREEMAIL = frozenset(
 BRANDS: dict[str, frozenset[str]] = {
     "microsoft": frozenset({"microsoft.com", "office.com", "office365.com", "outlook.com", "live.com",
                             "microsoftonline.com", "sharepoint.com", "onmicrosoft.com", "hotmail.com",
-                            "microsoft365.com", "azure.com", "msn.com", "skype.com", "windows.com",
-                            "onedrive.com", "xbox.com", "bing.com", "linkedin.com"}),
+                            "microsoft365.com", "azure.com", "msn.com", "skype.com",
+                            "onedrive.com", "xbox.com", "bing.com"}),
     "office 365": frozenset({"office.com", "office365.com", "microsoft.com", "microsoftonline.com",
                              "onmicrosoft.com", "sharepoint.com", "microsoft365.com"}),
     "outlook": frozenset({"outlook.com", "microsoft.com", "office.com", "live.com", "hotmail.com",
