@@ -226,8 +226,6 @@ def _url_tokens(urls: Iterable[str], out: set[str], recipients: set[str]) -> Non
     for count, url in enumerate(urls):
         if count >= MAX_URLS:
             break
-        if "@" in url:
-            url = _EMAIL_RE.sub("addr", url)
         if url.lower().startswith("www."):
             url = "http://" + url
         try:
@@ -245,7 +243,12 @@ def _url_tokens(urls: Iterable[str], out: set[str], recipients: set[str]) -> Non
         host = host.encode("ascii", "replace").decode() if host.isascii() else "xn:" + host
         out.add("url:host:" + host)
         out.add("url:dom:" + organisational_domain(host))
-        for w in _URL_WORD_RE.findall(parts.path.lower())[:6]:
+        if "@" in parts.netloc:
+            out.add("url:userinfo")  # http://bank.example@evil.example/: the host is what follows the @
+        path = parts.path.lower()
+        if "@" in path:
+            path = _EMAIL_RE.sub(" ", path)  # an address in the path may be the recipient's
+        for w in _URL_WORD_RE.findall(path)[:6]:
             out.add("url:path:" + (w if len(w) <= MAX_WORD else w[:12]))
         if parts.query:
             out.add("url:query")

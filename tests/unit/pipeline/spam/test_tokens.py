@@ -77,3 +77,9 @@ def test_osb_pairs_are_optional() -> None:
     assert not any(" " in t for t in tokenize(message))
     with_osb = tokenize(message, osb=True)
     assert {"cheap meds", "cheap _ online", "cheap __ now"} <= with_osb
+
+
+def test_userinfo_urls_keep_their_real_host() -> None:
+    toks = tokens_of(text="Sign in: http://bank.example@evil.example/phishing@pot/login")
+    assert {"url:host:evil.example", "url:userinfo", "url:path:login"} <= toks
+    assert not any("bank" in t or "phishing" in t for t in toks if t.startswith("url:"))
