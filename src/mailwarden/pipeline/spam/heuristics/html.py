@@ -78,6 +78,8 @@ def check(view: View, facts: Mapping[str, Any], org: Organisation | None, s: Heu
     plain_chars = len("".join(msg.text_parts).strip())
     if (images or image_parts) and visible < IMAGE_ONLY_TEXT and plain_chars < IMAGE_ONLY_TEXT:
         yield "HTML_IMAGE_ONLY", f"{len(images) + len(image_parts)} images, {visible} characters"
+    if view.password_forms:
+        yield "PHISH_HTML_PASSWORD_FORM", view.password_forms[0][:80]
     for action in view.input_forms:
         if not action or action.lower().startswith(("http:", "https:", "//", "data:")):
             yield "PHISH_HTML_FORM", action[:80]

@@ -31,9 +31,10 @@ SYMBOLS: dict[str, tuple[float, str]] = {
     "HTML_ZERO_FONT": (1.0, "font-size 0 or 1px text"),
     "HTML_IMAGE_ONLY": (2.0, "images with almost no text"),
     "HTML_ONLY": (1.0, "an HTML body and no text/plain alternative"),
-    "PHISH_HTML_FORM": (3.0, "an HTML form posting somewhere"),
+    "PHISH_HTML_FORM": (1.0, "an HTML form that posts or asks for an e-mail address"),
+    "PHISH_HTML_PASSWORD_FORM": (4.0, "an HTML form with a password field"),
     "HTML_EXTERNAL_SCRIPT": (1.0, "a <script src=...> from elsewhere"),
-    "HTML_ENTITY_OBFUSCATION": (1.5, "letters written as numeric character references"),
+    "HTML_ENTITY_OBFUSCATION": (0.5, "letters written as numeric character references"),
     "HTML_ZERO_WIDTH": (1.5, "zero-width characters inside words"),
     "MIXED_SCRIPT_WORD": (1.5, "a word mixing Latin with Cyrillic or Greek letters"),
     # urls.py

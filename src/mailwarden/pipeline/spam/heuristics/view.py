@@ -92,6 +92,7 @@ class HtmlScan:
     forms: list[str] = field(default_factory=list)
     # forms that post or ask for a password, e-mail address, card number (a search box does neither)
     input_forms: list[str] = field(default_factory=list)
+    password_forms: list[str] = field(default_factory=list)
     scripts: list[str] = field(default_factory=list)
     images: list[tuple[str, str, str, bool]] = field(default_factory=list)  # src, width, height, hidden
 
@@ -146,12 +147,11 @@ class _Scanner(HTMLParser):
             self.out.forms.append(a.get("action", "").strip())
             if a.get("method", "").lower() == "post":
                 self.out.input_forms.append(self.out.forms[-1])
-        elif (
-            tag == "input"
-            and self.out.forms
-            and (a.get("type", "").lower() in ("password", "email") or _CREDENTIAL_FIELD.search(a.get("name", "")))
-        ):
-            if not self.out.input_forms or self.out.input_forms[-1] is not self.out.forms[-1]:
+        elif tag == "input" and self.out.forms:
+            kind = a.get("type", "").lower()
+            if kind == "password":
+                self.out.password_forms.append(self.out.forms[-1])
+            if kind in ("password", "email") or _CREDENTIAL_FIELD.search(a.get("name", "")):
                 self.out.input_forms.append(self.out.forms[-1])
         elif tag == "img":
             src = a.get("src", "").strip()
@@ -248,6 +248,10 @@ class View:
     @cached_property
     def forms(self) -> list[str]:
         return [f for s in self.html for f in s.forms]
+
+    @cached_property
+    def password_forms(self) -> list[str]:
+        return [f for s in self.html for f in s.password_forms]
 
     @cached_property
     def input_forms(self) -> list[str]:
