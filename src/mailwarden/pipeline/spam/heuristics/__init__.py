@@ -7,7 +7,7 @@ whose scores come from the symbol table (symbols.py) as overridden by `[stages.s
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any
 
 from mailwarden.model import Finding, Message, Organisation
@@ -27,6 +27,23 @@ CHECKS: tuple[tuple[str, Check], ...] = (
     ("lookalike", lookalike.check),
     ("bulk", bulk.check),
 )
+
+
+# The composite PHISH_SUSPICIOUS_MIX: phishing that also looks like spam is likelier phishing than
+# either half alone (the two scores feed separate verdicts in decide()).
+MIX_PHISH = 3.0
+MIX_SPAM = 2.0
+MIX = "PHISH_SUSPICIOUS_MIX"
+
+
+def _mixed(codes: Iterable[str], weights: Mapping[str, float]) -> bool:
+    phish = spam = 0.0
+    for code in codes:
+        if code.startswith("PHISH_"):
+            phish += weights.get(code, 0.0)
+        elif not code.startswith("BULK_"):
+            spam += weights.get(code, 0.0)
+    return phish >= MIX_PHISH and spam >= MIX_SPAM
 
 
 class Heuristics:
@@ -56,6 +73,8 @@ class Heuristics:
                 if code in out or not weight:
                     continue
                 out[code] = Finding(STAGE, code, weight, detail)
+        if weights.get(MIX, 0.0) and _mixed(out, weights):
+            out[MIX] = Finding(STAGE, MIX, weights[MIX], "")
         return list(out.values())
 
     def symbols(
@@ -67,6 +86,8 @@ class Heuristics:
         for _, check in CHECKS:
             for code, detail in check(view, ctx_facts or {}, organisation, self.settings):
                 seen.setdefault(code, detail)
+        if _mixed(seen, self.settings.weights):
+            seen[MIX] = ""
         return list(seen.items())
 
 

@@ -61,6 +61,8 @@ SYMBOLS: dict[str, tuple[float, str]] = {
     "PHISH_LOOKALIKE_BRAND": (4.0, "sender or link domain looks like a well-known brand's domain"),
     "PHISH_BRAND_IN_DOMAIN": (1.5, "a brand name embedded in a longer domain that is not the brand's"),
     "PHISH_PUNYCODE_SENDER": (2.0, "the From domain is punycode"),
+    # composite (computed in __init__.py from the other symbols' weights)
+    "PHISH_SUSPICIOUS_MIX": (2.0, "phish evidence of 3 or more together with spam evidence of 2 or more"),
     # bulk.py
     "BULK_LIST_UNSUBSCRIBE": (1.0, "a List-Unsubscribe header"),
     "BULK_ONE_CLICK": (1.5, "List-Unsubscribe-Post: List-Unsubscribe=One-Click"),

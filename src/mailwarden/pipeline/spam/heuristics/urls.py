@@ -17,6 +17,18 @@ MANY_DOMAINS = 10
 # link text that is itself a URL or a bare domain name
 _SHOWN_URL = re.compile(r"^\s*(?:https?://)?((?:[a-z0-9-]+\.)+[a-z]{2,24})(?:[:/?#]\S*)?\s*$", re.IGNORECASE)
 _FILE_EXT = frozenset({"pdf", "doc", "docx", "xls", "xlsx", "zip", "jpg", "png", "html", "htm", "php", "txt"})
+# top-level domains a bare name in link text ("example.com") is read as; anything else there is more
+# often a file name (`detector.sv`, `worker.js`) than a domain
+_BARE_TLDS = frozenset(
+    {"com", "net", "org", "info", "biz", "io", "co", "us", "uk", "de", "nl", "fr", "be", "br", "jp", "eu", "es",
+     "it", "ch", "at", "ca", "au", "gov", "edu", "pt", "pl", "se", "no", "dk", "fi", "ie", "in", "mx", "ar"}
+)  # fmt: skip
+# link-protection and link-shim services: they rewrite every link, so the text never matches the host
+REWRITERS = frozenset(
+    {"mimecastprotect.com", "mimecast.com", "urldefense.com", "urldefense.proofpoint.com", "exclaimer.net",
+     "safelinks.protection.outlook.com", "cudasvc.com", "secure-web.cisco.com", "l.facebook.com",
+     "lnks.gd", "trendmicro.com", "barracudanetworks.com", "sophos.com", "fireeyecloud.com"}
+)  # fmt: skip
 
 
 def _host_matches(host: str, names: frozenset[str]) -> str | None:
@@ -35,8 +47,11 @@ def shown_domain(text: str) -> str | None:
     if m is None:
         return None
     host = m.group(1)
+    bare = not text.strip().lower().startswith(("http://", "https://", "www."))
+    if bare and host.rsplit(".", 1)[1] not in _BARE_TLDS:
+        return None  # "invoice.pdf", "worker.js" are file names, not domains
     if host.rsplit(".", 1)[1] in _FILE_EXT and "/" not in text:
-        return None  # "invoice.pdf" is a file name, not a domain
+        return None
     return host
 
 
@@ -83,6 +98,8 @@ def _anchors(view: View) -> Iterator[Hit]:
         if shown is None:
             continue
         real = host_of(anchor.href)
+        if _host_matches(real, REWRITERS) or _host_matches(shown, REWRITERS):
+            continue
         if real and registered_domain(shown) != registered_domain(real):
             yield "PHISH_ANCHOR_MISMATCH", f"{shown} -> {real}"[:80]
             return

@@ -45,3 +45,13 @@ def test_evaluate_never_raises_on_broken_input() -> None:
 
     for raw in (b"", b"garbage", b"From: <@>\r\nDate: x\r\nReceived: ;;;\r\n\r\n<a href='http://[::1'>x</a>"):
         Heuristics().evaluate(Message(raw))
+
+
+def test_phish_evidence_with_spam_evidence_adds_the_composite() -> None:
+    both = mail(
+        text="Congratulations, you have won! Claim at https://bit.ly/3abc",
+        headers={"From": "PayPal Service <a@example.net>"},
+    )
+    phish_only = mail(headers={"From": "PayPal Service <a@example.net>"})
+    assert "PHISH_SUSPICIOUS_MIX" in {f.code for f in Heuristics().evaluate(both)}
+    assert "PHISH_SUSPICIOUS_MIX" not in {f.code for f in Heuristics().evaluate(phish_only)}

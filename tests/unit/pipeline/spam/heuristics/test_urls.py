@@ -58,3 +58,12 @@ def test_free_hosting_and_form_builders() -> None:
     assert "PHISH_URL_FREE_HOSTING" in codes(mail(text="Open https://mailbox-upgrade.web.app/"))
     assert "PHISH_URL_FREE_HOSTING" in codes(mail(text="Fill in https://forms.gle/abc123"))
     assert "PHISH_URL_FREE_HOSTING" not in codes(mail(text="Open https://www.example.net/app"))
+
+
+def test_link_protection_rewrites_and_file_names_are_not_mismatches() -> None:
+    rewritten = link("https://url.eu.m.mimecastprotect.com/s/abc", "https://www.example.com/docs")
+    file_name = link("https://git.example.net/tree/worker.js", "worker.js")
+    assert "PHISH_ANCHOR_MISMATCH" not in codes(mail(html=rewritten))
+    assert "PHISH_ANCHOR_MISMATCH" not in codes(mail(html=file_name))
+    assert shown_domain("example.com") == "example.com"
+    assert shown_domain("detector.sv") is None
