@@ -19,6 +19,7 @@ from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 from mailwarden.model import Message
+from mailwarden.pipeline.auth import results as auth_results
 from mailwarden.pipeline.decide import (
     BULK_PREFIX,
     HIGH_CONFIDENCE_PHISH_THRESHOLD,
@@ -42,8 +43,22 @@ BCL_THRESHOLD = 7
 _HEURISTICS = Heuristics()
 
 
+def _facts(message: Message) -> dict[str, dict[str, str]]:
+    headers = message.raw_headers("Authentication-Results")
+    if not headers:
+        return {}
+    dmarc = auth_results.parse(headers[0]).first("dmarc")
+    return {"auth": {"dmarc": dmarc.result.lower()}} if dmarc is not None else {}
+
+
 def _symbols(path: Path) -> list[tuple[str, str]]:
-    return _HEURISTICS.symbols(Message(path.read_bytes()))
+    message = Message(path.read_bytes())
+    return _HEURISTICS.symbols(message)
+
+
+def _symbols_auth(path: Path) -> list[tuple[str, str]]:
+    message = Message(path.read_bytes())
+    return _HEURISTICS.symbols(message, _facts(message))
 
 
 def main() -> int:
@@ -53,6 +68,12 @@ def main() -> int:
     parser.add_argument("--show", help="print the files of this set where SYMBOL fires: set:SYMBOL")
     parser.add_argument("--dump", help="write one JSON line per message (set, file, symbols) here")
     parser.add_argument("--jobs", type=int, default=os.cpu_count() or 1)
+    parser.add_argument(
+        "--auth-results",
+        action="store_true",
+        help="take dmarc= from each message's topmost Authentication-Results (the receiving site's verdict) "
+        "as ctx.facts['auth'], to see PHISH_DMARC_FAIL; without it no authentication facts are given",
+    )
     args = parser.parse_args()
     heuristics = Heuristics()
     weights = heuristics.settings.weights
@@ -71,7 +92,9 @@ def main() -> int:
         sizes[label] = len(files)
         fired[label] = Counter()
         totals[label] = Counter()
-        for path, hits in zip(files, pool.map(_symbols, files, chunksize=16), strict=True):
+        for path, hits in zip(
+            files, pool.map(_symbols_auth if args.auth_results else _symbols, files, chunksize=16), strict=True
+        ):
             count += 1
             if dump is not None:
                 dump.write(json.dumps({"set": label, "file": path.name, "symbols": dict(hits)}) + "\n")
