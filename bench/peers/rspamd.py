@@ -67,6 +67,8 @@ class Rspamd:
         self.local = self.dir / "local"
         self.port = free_port()
         self.ctrl_port = free_port()
+        while self.ctrl_port == self.port:
+            self.ctrl_port = free_port()
         self.proc: subprocess.Popen | None = None
         self.notes: list[str] = []
         self.log = self.dir / "log" / "rspamd.log"
@@ -124,7 +126,7 @@ class Rspamd:
             *self._var_args(),
         ]
         self.proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-        deadline = time.monotonic() + 60
+        deadline = time.monotonic() + 300  # it compiles its regexp cache first; slow on a busy machine
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
                 err = self.proc.stderr.read().decode(errors="replace") if self.proc.stderr else ""
