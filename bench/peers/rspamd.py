@@ -13,7 +13,9 @@ from pathlib import Path
 
 from common import Sample, Scored, pids_named, sh
 
-REDIS_DB = 13  # dedicated Redis DB number; must be empty before we start, flushed when we stop
+# dedicated Redis DB numbers: the first empty one is used (two runs side by side get different ones),
+# and flushed when we stop; a DB with keys in it is never touched
+REDIS_DBS = (13, 14, 15)
 DEAD_RESOLVER = "127.0.0.1:9"  # nothing listens on the discard port
 
 # modules disabled because they need DNS or remote services, or keep state across scans (docs/peers.md)
@@ -72,10 +74,14 @@ class Rspamd:
         self.proc: subprocess.Popen | None = None
         self.notes: list[str] = []
         self.log = self.dir / "log" / "rspamd.log"
+        self.redis_db: int | None = None
 
     def configure(self) -> None:
-        if redis_dbsize(REDIS_DB) != 0:
-            raise RuntimeError(f"Redis DB {REDIS_DB} is not empty: not ours to use (or a previous run left it)")
+        free = [db for db in REDIS_DBS if redis_dbsize(db) == 0]
+        if not free:
+            raise RuntimeError(f"Redis DBs {REDIS_DBS} all hold keys: not ours to use (or earlier runs left them)")
+        self.redis_db = free[0]
+        self.notes.append(f"Bayes in Redis DB {self.redis_db}")
         shutil.copytree("/etc/rspamd", self.conf)
         for sub in ("local/local.d", "local/override.d", "db", "run", "log"):
             (self.dir / sub).mkdir(parents=True, exist_ok=True)
@@ -89,9 +95,9 @@ class Rspamd:
         (ld / "worker-proxy.inc").write_text("enabled = false;\n")
         (ld / "worker-fuzzy.inc").write_text("enabled = false;\n")
         (ld / "logging.inc").write_text(f'type = "file";\nfilename = "{self.log}";\nlevel = "info";\n')
-        (ld / "redis.conf").write_text(f'servers = "127.0.0.1:6379";\ndb = "{REDIS_DB}";\n')
+        (ld / "redis.conf").write_text(f'servers = "127.0.0.1:6379";\ndb = "{self.redis_db}";\n')
         (ld / "classifier-bayes.conf").write_text(
-            f'backend = "redis";\nservers = "127.0.0.1:6379";\ndb = "{REDIS_DB}";\nautolearn = false;\n'
+            f'backend = "redis";\nservers = "127.0.0.1:6379";\ndb = "{self.redis_db}";\nautolearn = false;\n'
         )
         for module in DISABLED:
             (ld / f"{module}.conf").write_text("enabled = false;\n")
@@ -157,7 +163,8 @@ class Rspamd:
         self.proc = None
 
     def cleanup(self) -> None:
-        redis_flushdb(REDIS_DB)
+        if self.redis_db is not None:
+            redis_flushdb(self.redis_db)
 
     def learn(self, samples: list[Sample]) -> dict:
         t0 = time.perf_counter()
@@ -172,7 +179,7 @@ class Rspamd:
                 )  # fmt: skip
                 learned += r.stdout.count("success = true")
             counts[cmd] = {"files": len(files), "learned": learned}
-        counts["redis_keys"] = redis_dbsize(REDIS_DB)
+        counts["redis_keys"] = redis_dbsize(self.redis_db)
         counts["seconds"] = round(time.perf_counter() - t0, 1)
         return counts
 
