@@ -84,12 +84,15 @@ ACCOUNT: tuple[str, ...] = (
 
 
 def _pattern(phrases: tuple[str, ...]) -> re.Pattern[str]:
-    # ASCII phrases match on word boundaries; CJK phrases anywhere
-    alts = [
-        (r"(?<!\w)" + re.escape(p) + r"(?!\w)") if p.isascii() or (p[0].isalpha() and p[0] < "\u3000") else re.escape(p)
-        for p in phrases
-    ]
-    return re.compile("|".join(alts))
+    """One regex for a phrase list: alphabetic phrases on word boundaries, CJK phrases anywhere.
+
+    The boundaries sit outside one alternation so the engine checks them once per position."""
+    words = sorted((p for p in phrases if p[0] < "\u3000"), key=len, reverse=True)
+    cjk = [p for p in phrases if p[0] >= "\u3000"]
+    parts = [r"(?<!\w)(?:" + "|".join(re.escape(p) for p in words) + r")(?!\w)"] if words else []
+    if cjk:
+        parts.append("|".join(re.escape(p) for p in cjk))
+    return re.compile("|".join(parts))
 
 
 # Prize, lottery and gift lures (spam family: the money goes the other way, no credentials asked)
