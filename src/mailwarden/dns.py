@@ -31,6 +31,9 @@ class DnsConfig(BaseModel):
     timeout: float = Field(2.0, gt=0, le=30, description="seconds for one look-up, retries included")
     cache_size: int = Field(100_000, ge=0, description="answers kept; 0 turns the cache off")
     negative_ttl: int = Field(300, ge=0, le=86400, description="seconds an empty answer is cached")
+    failure_ttl: float = Field(
+        10.0, ge=0, le=600, description="seconds a failed look-up is remembered, so an outage costs one time-out"
+    )
 
 
 class DnsError(MailwardenError):
@@ -60,6 +63,7 @@ class DnsResolver:
         resolver.timeout = min(self.config.timeout, 1.0)
         self._resolver = resolver
         self._cache: dict[tuple[str, str], tuple[float, DnsAnswer]] = {}
+        self._failures: dict[tuple[str, str], tuple[float, DnsError]] = {}
         self._inflight: dict[tuple[str, str], asyncio.Future[DnsAnswer]] = {}
         self.queries = 0  # sent to a server (not answered from the cache)
 
@@ -68,6 +72,9 @@ class DnsResolver:
         cached = self._cache.get(key)
         if cached is not None and cached[0] > time.monotonic():
             return cached[1]
+        failed = self._failures.get(key)
+        if failed is not None and failed[0] > time.monotonic():
+            raise failed[1]
         pending = self._inflight.get(key)
         if pending is not None:  # the same question already on its way: share the answer
             return await asyncio.shield(pending)
@@ -76,6 +83,10 @@ class DnsResolver:
         try:
             answer = await self._ask(*key)
         except DnsError as exc:
+            if self.config.failure_ttl:
+                if len(self._failures) >= 10_000:
+                    self._failures.clear()
+                self._failures[key] = (time.monotonic() + self.config.failure_ttl, exc)
             future.set_exception(exc)
             future.exception()  # retrieved: nobody else may be waiting
             raise

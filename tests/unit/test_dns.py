@@ -36,3 +36,12 @@ async def test_failures_raise_instead_of_looking_clean(dns_server: DnsServer) ->
         await resolver.query("broken.example", "A")
     with pytest.raises(DnsError, match="timed out"):
         await resolver.query("slow.example", "A")
+
+
+async def test_a_failure_is_remembered_briefly_so_an_outage_costs_one_time_out(dns_server: DnsServer) -> None:
+    dns_server.hang("slow.example")
+    resolver = DnsResolver(DnsConfig(nameservers=["127.0.0.1"], port=dns_server.port, timeout=0.3, failure_ttl=30))
+    for _ in range(3):
+        with pytest.raises(DnsError, match="timed out"):
+            await resolver.query("slow.example", "A")
+    assert resolver.queries == 1
