@@ -695,25 +695,7 @@ def _unwrap_gmail(located: _Located, smtp_mail_from: str, domains: set[str]) -> 
             "Gmail copy has no recipients: no X-Gm-Original-To and no To/Cc header", source_format=fmt
         )
 
-    original = located.outer.raw
-    message_id = _message_id(_first(copy.headers, "Message-ID"))
-    return JournalEnvelope(
-        source_format=fmt,
-        journal_msg_id=message_id,
-        original_message_id=message_id,
-        network_message_id=None,
-        sender=sender,
-        recipients=tuple(recipients.values()),
-        on_behalf_of=None,
-        direction_hint=direction,
-        direction_evidence=tuple(hints.evidence),
-        spoof_of_own_domain=False,
-        provider_hints=provider,
-        envelope_confidence=confidence,
-        original=original,
-        wrapped_in_ndr=False,
-        dedupe_key=_dedupe_key(message_id, original, sender),
-    )
+    return _copy_envelope(fmt, located.outer.raw, copy, sender, recipients, direction, hints, provider, confidence)
 
 
 @lru_cache(maxsize=16)
@@ -769,7 +751,21 @@ def _unwrap_bcc(
             "BCC copy has no recipients: no encoded RCPT TO address and no To/Cc header", source_format=fmt
         )
 
-    original = located.outer.raw
+    return _copy_envelope(fmt, located.outer.raw, copy, sender, recipients, hints.direction(), hints, {}, confidence)
+
+
+def _copy_envelope(
+    fmt: JournalFormat,
+    original: bytes,
+    copy: _Entity,
+    sender: str,
+    recipients: dict[str, JournalRecipient],
+    direction: Direction | None,
+    hints: _Hints,
+    provider: dict[str, str],
+    confidence: EnvelopeConfidence,
+) -> JournalEnvelope:
+    """The envelope of a copy that is the original itself (Gmail routing copy, BCC copy)."""
     message_id = _message_id(_first(copy.headers, "Message-ID"))
     return JournalEnvelope(
         source_format=fmt,
@@ -779,10 +775,10 @@ def _unwrap_bcc(
         sender=sender,
         recipients=tuple(recipients.values()),
         on_behalf_of=None,
-        direction_hint=hints.direction(),
+        direction_hint=direction,
         direction_evidence=tuple(hints.evidence),
         spoof_of_own_domain=False,
-        provider_hints={},
+        provider_hints=provider,
         envelope_confidence=confidence,
         original=original,
         wrapped_in_ndr=False,
