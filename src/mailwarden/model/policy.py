@@ -13,6 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from mailwarden.errors import PolicyError
 from mailwarden.model.org import ConnectionMode, Domain, Organisation
+from mailwarden.model.rules import Rule, check_rule_set
 from mailwarden.model.verdict import Action
 
 
@@ -284,6 +285,10 @@ class Policy(_Strict):
     notifications: NotificationPolicy = NotificationPolicy()
     lists: SenderLists = SenderLists()
     scan_error_action: ScanErrorAction = ScanErrorAction.QUARANTINE
+    # transport (mail flow) rules, docs/rules.md
+    rules: tuple[Rule, ...] = ()
+
+    _rule_names = field_validator("rules")(check_rule_set)
 
 
 class DomainDocument(_Strict):
