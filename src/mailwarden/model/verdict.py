@@ -88,6 +88,34 @@ class StageResult:
         }
 
 
+class ModificationKind(StrEnum):
+    """A change a transport rule makes to a message that is still delivered (docs/rules.md)."""
+
+    ADD_HEADER = "add_header"
+    SET_HEADER = "set_header"
+    REMOVE_HEADER = "remove_header"
+    ADD_RECIPIENT = "add_recipient"  # name: To, Cc or Bcc; value: the address
+    PREPEND_SUBJECT = "prepend_subject"
+    DISCLAIMER = "disclaimer"  # value: text, html: the HTML form
+    DELIVERY_POOL = "delivery_pool"  # value: the pool name
+    INCIDENT_REPORT = "incident_report"  # value: the administrator's address
+
+
+@dataclass(frozen=True, slots=True)
+class Modification:
+    kind: ModificationKind
+    rule: str
+    name: str = ""
+    value: str = ""
+    html: str = ""
+
+    def as_dict(self) -> dict[str, Any]:
+        out = {"kind": self.kind.value, "rule": self.rule, "name": self.name, "value": self.value}
+        if self.html:
+            out["html"] = self.html
+        return out
+
+
 @dataclass(frozen=True, slots=True)
 class Disposition:
     """The action chosen for a message and its parameters.
@@ -104,9 +132,12 @@ class Disposition:
     alert_text: str | None = None
     smtp_reply: str | None = None
     applied: bool = False
+    # transport rules' changes to a message that is delivered (headers, recipients, disclaimer, pool)
+    modifications: tuple[Modification, ...] = ()
 
     def as_dict(self) -> dict[str, Any]:
         return {
+            "modifications": [m.as_dict() for m in self.modifications],
             "action": self.action.value,
             "reason": self.reason,
             "header": list(self.header) if self.header else None,
