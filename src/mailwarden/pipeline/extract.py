@@ -149,6 +149,8 @@ def _reader_for(name: str, content_type: str, data: bytes) -> Callable[[bytes, E
     real = filetype.sniff(data)
     ext = name.rsplit(".", 1)[1].lower() if "." in name else ""
     ctype = content_type.lower()
+    if data[:2] in (codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE):
+        real = "text/plain"  # the sniffer takes UTF-16's NUL bytes for binary
     if real == "application/pdf":
         return _pdf_text
     if real.startswith("application/vnd.openxmlformats-officedocument") or (
