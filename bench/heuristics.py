@@ -1,10 +1,14 @@
-"""Hit rates of the spam heuristics per symbol and corpus set, and what they alone catch.
+"""Hit rates of the spam heuristics per symbol and corpus set, what they alone catch, and what they cost.
 
-    .venv/bin/python bench/heuristics.py [--corpus ../shared/corpus] [--limit N] [--symbols]
+    .venv/bin/python bench/heuristics.py [--corpus ../shared/corpus] [--limit N] [--jobs 1] [--dump FILE]
 
 Per symbol: the share of messages in each set where it fires. Then, with the heuristics alone (no
 Bayes, no authentication facts, no organisation), the share of each set reaching the decide()
-thresholds: spam score >= 5, phish score >= 5 / >= 10, BCL >= 7. Run from the repository root.
+thresholds: spam score >= 5, phish score >= 5 / >= 10, BCL >= 7. Last, per set, the CPU time per
+message (time.process_time, median / p95 / p99 / max) of (a) parsing: the MIME tree, the decoded text
+and HTML bodies, the attachments and the URL list, and (b) `Heuristics.evaluate()` alone on that
+parsed message. CPU figures are only comparable with --jobs 1 on a quiet machine. Run from the
+repository root.
 """
 
 from __future__ import annotations
@@ -51,14 +55,45 @@ def _facts(message: Message) -> dict[str, dict[str, str]]:
     return {"auth": {"dmarc": dmarc.result.lower()}} if dmarc is not None else {}
 
 
-def _symbols(path: Path) -> list[tuple[str, str]]:
-    message = Message(path.read_bytes())
-    return _HEURISTICS.symbols(message)
+def _parse(raw: bytes) -> Message:
+    """A Message with everything the heuristics read from the model already computed."""
+    message = Message(raw)
+    _ = message.email, message.text_parts, message.html_parts, message.attachments, message.urls
+    return message
 
 
-def _symbols_auth(path: Path) -> list[tuple[str, str]]:
-    message = Message(path.read_bytes())
-    return _HEURISTICS.symbols(message, _facts(message))
+def _scan(path: Path, auth: bool) -> tuple[list[tuple[str, str]], float, float]:
+    """Symbols of one message, and the CPU seconds of its parse and of evaluate() alone."""
+    raw = path.read_bytes()
+    started = time.process_time()
+    message = _parse(raw)
+    parsed = time.process_time()
+    facts = _facts(message) if auth else {}
+    before = time.process_time()
+    _HEURISTICS.evaluate(message, facts)
+    evaluated = time.process_time()
+    return _HEURISTICS.symbols(message, facts), parsed - started, evaluated - before
+
+
+def _scan_plain(path: Path) -> tuple[list[tuple[str, str]], float, float]:
+    return _scan(path, False)
+
+
+def _scan_auth(path: Path) -> tuple[list[tuple[str, str]], float, float]:
+    return _scan(path, True)
+
+
+def _percentile(values: list[float], share: float) -> float:
+    """Nearest-rank percentile of an already sorted list."""
+    if not values:
+        return 0.0
+    return values[min(len(values) - 1, max(0, round(share * len(values) + 0.5) - 1))]
+
+
+def _cost_row(label: str, seconds: list[float]) -> str:
+    ms = sorted(1000 * s for s in seconds)
+    figures = (_percentile(ms, 0.5), _percentile(ms, 0.95), _percentile(ms, 0.99), ms[-1] if ms else 0.0)
+    return f"{label:16} " + " ".join(f"{f:8.2f}" for f in figures)
 
 
 def main() -> int:
@@ -84,7 +119,9 @@ def main() -> int:
     started = time.perf_counter()
     count = 0
     dump = open(args.dump, "w") if args.dump else None  # noqa: SIM115 - closed below
-    pool = ProcessPoolExecutor(max_workers=args.jobs)
+    scan = _scan_auth if args.auth_results else _scan_plain
+    pool = ProcessPoolExecutor(max_workers=args.jobs) if args.jobs > 1 else None
+    cost: dict[str, tuple[list[float], list[float]]] = {}
     for label, folder, pattern in SETS:
         files = sorted(p for p in (Path(args.corpus) / folder).glob(pattern) if p.is_file())
         if args.limit:
@@ -92,10 +129,12 @@ def main() -> int:
         sizes[label] = len(files)
         fired[label] = Counter()
         totals[label] = Counter()
-        for path, hits in zip(
-            files, pool.map(_symbols_auth if args.auth_results else _symbols, files, chunksize=16), strict=True
-        ):
+        cost[label] = ([], [])
+        results = pool.map(scan, files, chunksize=16) if pool is not None else map(scan, files)
+        for path, (hits, parse_s, evaluate_s) in zip(files, results, strict=True):
             count += 1
+            cost[label][0].append(parse_s)
+            cost[label][1].append(evaluate_s)
             if dump is not None:
                 dump.write(json.dumps({"set": label, "file": path.name, "symbols": dict(hits)}) + "\n")
             spam = phish = bulk = 0.0
@@ -118,7 +157,8 @@ def main() -> int:
             t["bcl>=7"] += round(min(9.0, bulk)) >= BCL_THRESHOLD
             t["bcl 1-4"] += 1 <= round(bulk) <= 4
     elapsed = time.perf_counter() - started
-    pool.shutdown()
+    if pool is not None:
+        pool.shutdown()
     if dump is not None:
         dump.close()
     if show_set:
@@ -133,7 +173,15 @@ def main() -> int:
     for key in ("spam>=5", "phish>=5", "phish>=10", "spam|phish>=5", "bcl>=7", "bcl 1-4"):
         row = " ".join(f"{100 * totals[lab][key] / max(1, sizes[lab]):6.1f}%" for lab in labels)
         print(f"{key:28} {'':6} {row}")
-    print(f"\n{count} messages in {elapsed:.1f} s with {args.jobs} processes", file=sys.stderr)
+    print()
+    print(f"CPU ms per message (time.process_time, {args.jobs} process{'es' if args.jobs > 1 else ''})")
+    print(f"{'set / part':16} {'median':>8} {'p95':>8} {'p99':>8} {'max':>8}")
+    for lab in labels:
+        print(_cost_row(f"{lab} parse", cost[lab][0]))
+        print(_cost_row(f"{lab} evaluate", cost[lab][1]))
+    print(_cost_row("all parse", [s for p, _ in cost.values() for s in p]))
+    print(_cost_row("all evaluate", [s for _, e in cost.values() for s in e]))
+    print(f"\n{count} messages in {elapsed:.1f} s wall clock with {args.jobs} processes", file=sys.stderr)
     return 0
 
 
