@@ -67,6 +67,9 @@ class Confidence(StrEnum):
     HIGH = "high"
 
 
+CONFIDENCE_ORDER = {Confidence.LOW.value: 1, Confidence.MEDIUM.value: 2, Confidence.HIGH.value: 3}
+
+
 class HeaderWords(_Strict):
     name: str = Field(pattern=r"^[!-9;-~]{1,76}$")
     words: Words
@@ -285,4 +288,3 @@ def check_rule_set(rules: tuple[Rule, ...]) -> tuple[Rule, ...]:
     if dupes:
         raise ValueError(f"rule name used twice: {', '.join(dupes)}")
     return rules
-

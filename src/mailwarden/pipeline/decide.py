@@ -17,6 +17,7 @@ from mailwarden.model import (
     Verdict,
 )
 from mailwarden.model.policy import MalwareAction, ScanErrorAction, SpamVerdictAction
+from mailwarden.pipeline.rules.outcome import RulesOutcome, combine
 
 # The total spam score at which a message is spam (SCL 5); X-Spam-Status reports it as `required`.
 SPAM_SCORE = 5.0
@@ -63,6 +64,9 @@ def decide(
     spam_score = sum(f.score for f in findings if not f.code.startswith((MALWARE_PREFIX, PHISH_PREFIX, BULK_PREFIX)))
 
     scl = -1 if bypass_spam else scl_for(spam_score)
+    rules = (facts or {}).get("rules") or RulesOutcome()
+    if rules.scl is not None:
+        scl = rules.scl  # a transport rule's SCL replaces the filters' (EOP: SFV:SKS / SKN)
     phish = PhishLevel.NONE
     if phish_score >= HIGH_CONFIDENCE_PHISH_THRESHOLD:
         phish = PhishLevel.HIGH_CONFIDENCE
@@ -75,10 +79,15 @@ def decide(
         if reject
         else disposition_for(category, policy, malware=malware, facts=facts or {})
     )
+    if not reject:
+        # transport rules' actions and changes, by the precedence in pipeline/rules/outcome.py
+        category, disposition = combine(category, disposition, rules)
     return Verdict(
         direction=direction,
         category=category,
         disposition=disposition,
+        rule_hits=rules.labels(),
+        dlp_matches=rules.dlp,
         auth={k: str(v) for k, v in (facts or {}).get("auth", {}).items()},
         scl=scl,
         bcl=bcl,

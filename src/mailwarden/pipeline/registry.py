@@ -21,6 +21,7 @@ BUILTIN_STAGES: dict[str, str] = {
     "connection": "mailwarden.pipeline.connection:ConnectionFilter",
     "auth": "mailwarden.pipeline.auth:AuthenticationStage",
     "malware": "mailwarden.pipeline.malware.stage:MalwareFilter",
+    "rules": "mailwarden.pipeline.rules.stage:TransportRules",
 }
 
 # The product's filter order (docs/architecture.md). A stage is listed once its module exists;
@@ -28,8 +29,8 @@ BUILTIN_STAGES: dict[str, str] = {
 # Authentication runs after the connection filter (it needs the sending IP that stage found, and a
 # blocked IP ends filtering first) and before rules, so rules can match on its results.
 DEFAULT_ORDER: dict[Direction, tuple[str, ...]] = {
-    Direction.INBOUND: ("connection", "auth", "malware"),
-    Direction.OUTBOUND: ("malware",),
+    Direction.INBOUND: ("connection", "auth", "malware", "rules"),
+    Direction.OUTBOUND: ("malware", "rules"),
 }
 
 

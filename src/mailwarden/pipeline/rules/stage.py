@@ -1,0 +1,141 @@
+"""The transport rules stage: the organisation's own rules, after the malware filter, before spam.
+
+It reports one `RULE_<NAME>` finding (score 0) per matched rule and leaves the rules' outcome in
+`ctx.facts["rules"]` for `decide`. A rule that sets SCL -1 (enforce mode) makes the spam filter skip
+the message, like the IP allow list.
+"""
+
+from __future__ import annotations
+
+import importlib
+import re
+from collections import OrderedDict
+from collections.abc import Sequence
+from typing import Any, ClassVar
+
+from mailwarden.model import Finding, Message, Policy, StageOutcome
+from mailwarden.model.rules import Rule
+from mailwarden.pipeline.decide import BULK_PREFIX, MALWARE_PREFIX, PHISH_PREFIX, scl_for
+from mailwarden.pipeline.rules.compiled import CompiledRules, compile_rules
+from mailwarden.pipeline.rules.facts import DlpFinding, MessageFacts
+from mailwarden.pipeline.rules.outcome import MatchedRule, RulesOutcome
+from mailwarden.pipeline.services import StageServices
+from mailwarden.pipeline.stage import Inspection, ScanContext
+
+STAGE = "rules"
+FINDING_PREFIX = "RULE_"
+_CACHE_SIZE = 64
+
+
+def finding_code(rule_name: str) -> str:
+    return FINDING_PREFIX + (re.sub(r"[^A-Z0-9]+", "_", rule_name.upper()).strip("_") or "UNNAMED")
+
+
+class RuleSetCache:
+    """Compiled rule sets by their rules, so a policy reload recompiles only what changed."""
+
+    def __init__(self, size: int = _CACHE_SIZE) -> None:
+        self.size = size
+        self._sets: OrderedDict[tuple[Rule, ...], CompiledRules] = OrderedDict()
+
+    def get(self, rules: tuple[Rule, ...]) -> CompiledRules:
+        found = self._sets.get(rules)
+        if found is None:
+            found = compile_rules(rules)
+            self._sets[rules] = found
+            while len(self._sets) > self.size:
+                self._sets.popitem(last=False)
+        else:
+            self._sets.move_to_end(rules)
+        return found
+
+
+class TransportRules:
+    name: ClassVar[str] = STAGE
+
+    def __init__(self) -> None:
+        self.cache = RuleSetCache()
+
+    @classmethod
+    def from_services(cls, services: StageServices) -> TransportRules:
+        return cls()
+
+    async def inspect(self, ctx: ScanContext) -> list[Finding] | Inspection:
+        if not ctx.policy.rules:
+            return Inspection(StageOutcome.SKIPPED, reason="no transport rules")
+        outcome = evaluate(self.cache.get(ctx.policy.rules), ctx)
+        ctx.facts[STAGE] = outcome
+        if outcome.scl == -1:
+            ctx.bypass_spam = ctx.bypass_spam or f"rule:{outcome.enforced[-1].rule.name}"
+        findings = tuple(_finding(m) for m in outcome.matched)
+        return Inspection(StageOutcome.DETECTED if findings else StageOutcome.CLEAN, findings)
+
+
+def evaluate(compiled: CompiledRules, ctx: ScanContext) -> RulesOutcome:
+    """Run a compiled rule set over the message in `ctx` (also used by `mailwarden rules test`)."""
+    connection = ctx.facts.get("connection") or {}
+    facts = MessageFacts(
+        ctx.message,
+        ctx.envelope,
+        ctx.organisation.domain_names if ctx.organisation else frozenset(),
+        compiled.terms,
+        sending_ip=connection.get("ip") or ctx.envelope.client_ip,
+        scl=-1 if ctx.bypass_spam else scl_so_far(ctx),
+        dlp=_dlp_for(ctx.policy) if compiled.needs_dlp(ctx.direction) else None,
+    )
+    matched = compiled.evaluate(ctx.direction, facts)
+    scl = next(
+        (m.rule.actions.set_scl for m in reversed(matched) if not m.audit and m.rule.actions.set_scl is not None),
+        None,
+    )
+    dlp = tuple(dlp_matches(ctx.message, ctx.policy)) if compiled.needs_dlp(ctx.direction) else ()
+    return RulesOutcome(tuple(matched), scl, dlp)
+
+
+def scl_so_far(ctx: ScanContext) -> int:
+    """The SCL the findings of earlier stages add up to; the spam filter itself has not run yet."""
+    score = sum(
+        f.score
+        for r in ctx.results
+        for f in r.findings
+        if not f.code.startswith((MALWARE_PREFIX, PHISH_PREFIX, BULK_PREFIX))
+    )
+    return scl_for(score)
+
+
+def _finding(m: MatchedRule) -> Finding:
+    mode = "audit: would have" if m.audit else "enforce"
+    return Finding(STAGE, finding_code(m.rule.name), 0.0, f"{m.rule.name} ({mode}): " + "; ".join(m.reasons))
+
+
+# ---- DLP -----------------------------------------------------------------------------------------
+
+
+def _dlp_for(policy: Policy) -> Any:
+    def scan(message: Message) -> Sequence[DlpFinding]:
+        return [(m["type"], m["count"], m["confidence"]) for m in dlp_matches(message, policy)]
+
+    return scan
+
+
+def dlp_matches(message: Message, policy: Policy) -> list[dict[str, Any]]:
+    """Sensitive information in the message's visible text, values redacted (cached on the message)."""
+    cache: dict[int, list[dict[str, Any]]] = message.__dict__.setdefault("_mailwarden_rules_dlp", {})
+    key = id(policy)
+    found = cache.get(key)
+    if found is None:
+        extract = importlib.import_module("mailwarden.pipeline.extract")
+        dlp = importlib.import_module("mailwarden.pipeline.dlp")
+        custom = getattr(getattr(policy, "dlp", None), "custom_types", ())
+        matches = dlp.DlpScanner(custom).scan(extract.message_texts(message))
+        found = [
+            {
+                "type": m.type,
+                "count": m.count,
+                "confidence": str(getattr(m.confidence, "value", m.confidence)),
+                "samples": list(m.samples),
+            }
+            for m in matches
+        ]
+        cache[key] = found
+    return found
