@@ -8,13 +8,15 @@ from __future__ import annotations
 
 import email
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from email.policy import compat32
 
 from mailwarden.enforce import rewrite
 from mailwarden.enforce.headers import OWN_FIELDS, verdict_headers
+from mailwarden.enforce.modify import apply_modifications
 from mailwarden.model import Action, Verdict
 from mailwarden.pipeline.auth import results as authentication_results
+from mailwarden.pipeline.rules.outcome import DELIVERING
 from mailwarden.store.history import EventType, RecipientStatus
 
 DROP_REPLY = "550 4.3.2 QUEUE.TransportAgent; message deleted by transport agent"
@@ -36,10 +38,30 @@ class Plan:
     quarantine: bool = False
     bounce: bool = False  # send an NDR to the sender
     notes: tuple[str, ...] = field(default=())
+    pool: str | None = None  # the delivery pool a transport rule routes the message through
 
 
 def plan_delivery(raw: bytes, verdict: Verdict, recipients: Sequence[str], *, applied: bool) -> Plan:
-    """The plan for a message that arrived inline. `applied=False` is monitor mode: relay it unchanged."""
+    """The plan for a message that arrived inline. `applied=False` is monitor mode: relay it unchanged.
+
+    Transport rules' changes (headers, recipients, subject, disclaimer, pool) apply last, to a message
+    that is still delivered.
+    """
+    plan = _plan(raw, verdict, recipients, applied=applied)
+    mods = verdict.disposition.modifications
+    if not applied or not mods or plan.raw is None or verdict.disposition.action not in DELIVERING:
+        return plan
+    changed = apply_modifications(plan.raw, mods)
+    return replace(
+        plan,
+        raw=changed.raw,
+        deliver_to=tuple(dict.fromkeys((*plan.deliver_to, *changed.recipients))),
+        pool=changed.pool,
+        notes=(*plan.notes, *changed.notes),
+    )
+
+
+def _plan(raw: bytes, verdict: Verdict, recipients: Sequence[str], *, applied: bool) -> Plan:
     rcpts = tuple(recipients)
     if not applied:
         return Plan(Action.DELIVER, raw, rcpts, RecipientStatus.PENDING, None, "monitor mode: delivered unchanged")
