@@ -32,7 +32,7 @@ from mailwarden.deliver.dsn import RecipientFailure, build_dsn
 from mailwarden.directory import OrgDirectory, Tenant
 from mailwarden.enforce.apply import Plan, plan_delivery
 from mailwarden.enforce.dkim_sign import DkimSigner
-from mailwarden.enforce.notify import malware_notification
+from mailwarden.enforce.notify import incident_report, malware_notification
 from mailwarden.enforce.record import message_record, monitor_record, scan_summary, would_have
 from mailwarden.errors import NotFoundError
 from mailwarden.ids import ALPHABET
@@ -378,6 +378,7 @@ class Processor:
                 events.append(EventRecord(EventType.RECORD, would_have(verdict), at=now))
             elif plan.event is not None:
                 events.append(EventRecord(plan.event, plan.detail, smtp_reply=plan.smtp_reply, at=now))
+            events += _rule_events(verdict, plan if applied else None, now)
         status = plan.status if applied else RecipientStatus.PENDING
         recipients = [RecipientRecord(r, "envelope", status) for r in env.rcpt_to]
         if plan.deliver_to and plan.deliver_to != env.rcpt_to:  # redirect: the new targets are recipients too
@@ -386,7 +387,7 @@ class Processor:
             outcome.blobs.append((f"quarantine-{message_id}.eml", outcome.entry.raw))
         lifetime = self.rt.config.delivery.max_queue_lifetime
         if plan.raw is not None and plan.deliver_to:
-            for route_index, (route, rcpts) in enumerate(self._routes(plan.deliver_to, tenant)):
+            for route_index, (route, rcpts) in enumerate(self._routes(plan.deliver_to, tenant, plan.pool)):
                 job = DeliveryJob.create(
                     message_id=message_id,
                     mail_from=env.mail_from,
@@ -400,6 +401,9 @@ class Processor:
             notified = self._notify_malware(outcome, message_id, message, env, verdict, tenant, index)
             if notified:
                 events.append(EventRecord(EventType.NOTIFY, "malware notification to " + ", ".join(notified), at=now))
+        reported = self._incident_reports(outcome, message_id, message, env, verdict, tenant) if applied else []
+        if reported:
+            events.append(EventRecord(EventType.NOTIFY, "incident report to " + ", ".join(reported), at=now))
         if plan.bounce and env.mail_from:
             outcome.jobs.append(self._bounce(message_id, outcome.entry.raw, env, plan))
             events.append(EventRecord(EventType.DSN, f"NDR to {env.mail_from}", at=now))
@@ -456,17 +460,53 @@ class Processor:
             outcome.jobs.append(replace(job, id=derived_id(message_id, 16 + index * 4 + n % 4)))
         return list(dict.fromkeys(targets))
 
-    def _routes(self, recipients: Sequence[str], tenant: Tenant | None) -> list[tuple[Route, list[str]]]:
-        """Recipients grouped by next hop: an organisation domain's own next hop, else the internet."""
+    def _routes(
+        self, recipients: Sequence[str], tenant: Tenant | None, pool: str | None = None
+    ) -> list[tuple[Route, list[str]]]:
+        """Recipients grouped by next hop: an organisation domain's own next hop, else the internet
+        (through the delivery pool a transport rule chose, when `[delivery] pools` has it)."""
+        internet = Route(pool=pool) if pool and pool in self.rt.config.delivery.pools else Route()
         routes: dict[Route, list[str]] = {}
         for rcpt in recipients:
             found = self.directory.lookup(rcpt)
             if found and found[1].next_hop:
                 route = parse_next_hop(found[1].next_hop, require_tls=found[1].require_tls)
             else:
-                route = Route()
+                route = internet
             routes.setdefault(route, []).append(rcpt)
         return list(routes.items())
+
+    def _incident_reports(
+        self, outcome: Outcome, message_id: str, message: Message, env: Envelope, verdict: Verdict, tenant: Tenant | None
+    ) -> list[str]:
+        """Transport rules' incident reports (null sender) to the administrators they name."""
+        targets: dict[str, list[str]] = {}
+        for mod in verdict.disposition.modifications:
+            if mod.kind is ModificationKind.INCIDENT_REPORT:
+                targets.setdefault(mod.value, []).append(mod.rule)
+        for n, (target, rules) in enumerate(targets.items()):
+            report = incident_report(
+                to=target,
+                hostname=self.rt.config.delivery.ehlo_hostname(),
+                message=message,
+                sender=env.mail_from,
+                recipients=env.rcpt_to,
+                verdict=verdict,
+                rules=tuple(dict.fromkeys(rules)),
+                message_id=message_id,
+                received=env.received_at,
+            )
+            ((route, _),) = self._routes([target], tenant)
+            job = DeliveryJob.create(
+                message_id=message_id,
+                mail_from="",
+                recipients=[target],
+                route=route,
+                message=report,
+                lifetime=self.rt.config.delivery.max_queue_lifetime,
+            )
+            outcome.jobs.append(replace(job, id=derived_id(message_id, 28 + n % 3)))
+        return list(targets)
 
     def _bounce(self, message_id: str, raw: bytes, env: Envelope, plan: Plan) -> DeliveryJob:
         reply = plan.smtp_reply or "550 5.7.1 Message rejected by policy"
@@ -656,6 +696,20 @@ def _init_worker(config: Config, roles: dict[str, str]) -> None:
 def _process_in_worker(entry: SpoolEntry) -> Outcome:
     assert _worker is not None and _worker_loop is not None
     return _worker_loop.run_until_complete(_worker.process(entry))
+
+
+def _rule_events(verdict: Verdict, plan: Plan | None, now: datetime) -> list[EventRecord]:
+    """Trace rows for transport rules: what each matched rule did (or, audit / monitor, would have done)."""
+    events = []
+    for finding in verdict.findings:
+        if finding.stage != "rules":
+            continue
+        audit = "(audit: would have)" in finding.detail
+        kind = EventType.RULE if plan is not None and not audit else EventType.RECORD
+        events.append(EventRecord(kind, "transport rule " + finding.detail, at=now))
+    if plan is not None:
+        events += [EventRecord(EventType.RULE, note, at=now) for note in plan.notes if note.startswith("rule ")]
+    return events
 
 
 def _queued(entry: SpoolEntry) -> str:

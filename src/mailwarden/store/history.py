@@ -52,6 +52,7 @@ class EventType(StrEnum):
     RECORD = "record"  # monitor mode: the action that would have been taken, recorded only
     DSN = "dsn"  # a delivery status notification (NDR) was sent to the sender
     NOTIFY = "notify"  # a notification about the message was sent (malware alert to admins / sender)
+    RULE = "rule"  # a transport rule matched and acted (audit-mode rules are recorded as Record)
 
 
 class RecipientStatus(StrEnum):
