@@ -57,6 +57,7 @@ from mailwarden.model import (
 )
 from mailwarden.model.direction import is_org_address
 from mailwarden.model.envelope import domain_of
+from mailwarden.model.verdict import ModificationKind
 from mailwarden.runtime import Runtime
 from mailwarden.store import EventRecord, EventType, MessageRecord, RecipientRecord, RecipientStatus
 
@@ -477,7 +478,13 @@ class Processor:
         return list(routes.items())
 
     def _incident_reports(
-        self, outcome: Outcome, message_id: str, message: Message, env: Envelope, verdict: Verdict, tenant: Tenant | None
+        self,
+        outcome: Outcome,
+        message_id: str,
+        message: Message,
+        env: Envelope,
+        verdict: Verdict,
+        tenant: Tenant | None,
     ) -> list[str]:
         """Transport rules' incident reports (null sender) to the administrators they name."""
         targets: dict[str, list[str]] = {}
