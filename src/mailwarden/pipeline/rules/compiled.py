@@ -15,7 +15,8 @@ from dataclasses import dataclass, field
 
 from mailwarden.model import Direction
 from mailwarden.model.envelope import domain_of
-from mailwarden.model.rules import CONFIDENCE_ORDER, Conditions, Location, Rule, RuleMode, RuleScope
+from mailwarden.model.rules import Conditions, Location, Rule, RuleMode, RuleScope
+from mailwarden.pipeline.dlp import count_at_least
 from mailwarden.pipeline.rules.facts import MessageFacts
 from mailwarden.pipeline.rules.outcome import MatchedRule
 from mailwarden.pipeline.rules.terms import Terms
@@ -329,13 +330,11 @@ def _checks(c: Conditions, terms: Terms) -> list[tuple[str, Check]]:
 
         def sensitive(f: MessageFacts) -> str | None:
             for want in wanted_info:
-                for kind, count, confidence in f.sensitive:
-                    if (
-                        kind == want.type
-                        and count >= want.min_count
-                        and CONFIDENCE_ORDER.get(confidence, 0) >= CONFIDENCE_ORDER[want.min_confidence.value]
-                    ):
-                        return f"sensitive information {kind}: {count} found, {confidence} confidence"
+                count = count_at_least(f.sensitive, want.type, want.min_confidence.value)
+                if count >= want.min_count:
+                    return (
+                        f"sensitive information {want.type}: {count} at {want.min_confidence.value} confidence or above"
+                    )
             return None
 
         add("sensitive_info", sensitive)

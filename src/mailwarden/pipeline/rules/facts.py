@@ -11,11 +11,9 @@ from typing import Any
 from mailwarden.model import Envelope, Message
 from mailwarden.model.envelope import domain_of
 from mailwarden.model.rules import normalise
+from mailwarden.pipeline.dlp import DlpMatch
 from mailwarden.pipeline.extract import message_texts
 from mailwarden.pipeline.rules.terms import Terms
-
-# DLP matches: (type, count, confidence) per sensitive information type found
-DlpFinding = tuple[str, int, str]
 
 
 @dataclass
@@ -28,7 +26,7 @@ class MessageFacts:
     terms: Terms
     sending_ip: str | None = None
     scl: int = 0
-    dlp: Callable[[Message], Sequence[DlpFinding]] | None = None
+    dlp: Callable[[Message], Sequence[DlpMatch]] | None = None
     _hits: dict[str, frozenset[int]] = field(default_factory=dict)
 
     # ---- addresses -----------------------------------------------------------------------------
@@ -112,5 +110,5 @@ class MessageFacts:
         return found
 
     @cached_property
-    def sensitive(self) -> tuple[DlpFinding, ...]:
+    def sensitive(self) -> tuple[DlpMatch, ...]:
         return tuple(self.dlp(self.message)) if self.dlp is not None else ()

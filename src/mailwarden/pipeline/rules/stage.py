@@ -7,17 +7,18 @@ the message, like the IP allow list.
 
 from __future__ import annotations
 
-import importlib
 import re
 from collections import OrderedDict
-from collections.abc import Sequence
-from typing import Any, ClassVar
+from collections.abc import Callable, Sequence
+from typing import ClassVar
 
 from mailwarden.model import Finding, Message, Policy, StageOutcome
 from mailwarden.model.rules import Rule
 from mailwarden.pipeline.decide import BULK_PREFIX, MALWARE_PREFIX, PHISH_PREFIX, scl_for
+from mailwarden.pipeline.dlp import DlpMatch, DlpScanner
+from mailwarden.pipeline.extract import message_texts
 from mailwarden.pipeline.rules.compiled import CompiledRules, compile_rules
-from mailwarden.pipeline.rules.facts import DlpFinding, MessageFacts
+from mailwarden.pipeline.rules.facts import MessageFacts
 from mailwarden.pipeline.rules.outcome import MatchedRule, RulesOutcome
 from mailwarden.pipeline.services import StageServices
 from mailwarden.pipeline.stage import Inspection, ScanContext
@@ -88,7 +89,7 @@ def evaluate(compiled: CompiledRules, ctx: ScanContext) -> RulesOutcome:
         (m.rule.actions.set_scl for m in reversed(matched) if not m.audit and m.rule.actions.set_scl is not None),
         None,
     )
-    dlp = tuple(dlp_matches(ctx.message, ctx.policy)) if compiled.needs_dlp(ctx.direction) else ()
+    dlp = tuple(m.as_dict() for m in facts.sensitive)
     return RulesOutcome(tuple(matched), scl, dlp)
 
 
@@ -108,34 +109,17 @@ def _finding(m: MatchedRule) -> Finding:
     return Finding(STAGE, finding_code(m.rule.name), 0.0, f"{m.rule.name} ({mode}): " + "; ".join(m.reasons))
 
 
-# ---- DLP -----------------------------------------------------------------------------------------
+# ---- DLP ----------------------------------------------------------------------------------------
 
 
-def _dlp_for(policy: Policy) -> Any:
-    def scan(message: Message) -> Sequence[DlpFinding]:
-        return [(m["type"], m["count"], m["confidence"]) for m in dlp_matches(message, policy)]
+def _dlp_for(policy: Policy) -> Callable[[Message], Sequence[DlpMatch]]:
+    def scan(message: Message) -> Sequence[DlpMatch]:
+        return dlp_matches(message, policy)
 
     return scan
 
 
-def dlp_matches(message: Message, policy: Policy) -> list[dict[str, Any]]:
-    """Sensitive information in the message's visible text, values redacted (cached on the message)."""
-    cache: dict[int, list[dict[str, Any]]] = message.__dict__.setdefault("_mailwarden_rules_dlp", {})
-    key = id(policy)
-    found = cache.get(key)
-    if found is None:
-        extract = importlib.import_module("mailwarden.pipeline.extract")
-        dlp = importlib.import_module("mailwarden.pipeline.dlp")
-        custom = getattr(getattr(policy, "dlp", None), "custom_types", ())
-        matches = dlp.DlpScanner(custom).scan(extract.message_texts(message))
-        found = [
-            {
-                "type": m.type,
-                "count": m.count,
-                "confidence": str(getattr(m.confidence, "value", m.confidence)),
-                "samples": list(m.samples),
-            }
-            for m in matches
-        ]
-        cache[key] = found
-    return found
+def dlp_matches(message: Message, policy: Policy) -> list[DlpMatch]:
+    """Sensitive information in the message's visible text; values only in redacted form."""
+    custom = getattr(getattr(policy, "dlp", None), "custom_types", ())
+    return DlpScanner(custom).scan(message_texts(message))
