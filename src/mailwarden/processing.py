@@ -635,10 +635,12 @@ class Processor:
         assert target is not None
 
         def merge() -> None:
-            added = self.rt.history.add_recipients(target, outcome.merge_recipients)
-            self.rt.history.add_event(
+            self.rt.history.add_recipients(
                 target,
-                EventRecord(EventType.JOURNAL_UNWRAP, f"another journal copy merged: {added} new recipients"),
+                outcome.merge_recipients,
+                event=lambda added: EventRecord(
+                    EventType.JOURNAL_UNWRAP, f"another journal copy merged: {added} new recipients"
+                ),
             )
 
         try:

@@ -54,7 +54,10 @@ class Runtime:
     @cached_property
     def stage_services(self) -> StageServices:
         return StageServices(
-            resolver=self.resolver, data_dir=self.config.paths.data_dir, stage_config=self.config.stages
+            resolver=self.resolver,
+            data_dir=self.config.paths.data_dir,
+            stage_config=self.config.stages,
+            database=self.db,
         )
 
     def is_initialised(self) -> bool:

@@ -5,6 +5,7 @@ Each test runs its own instance in a temporary directory; next hops are aiosmtpd
 
 from __future__ import annotations
 
+import re
 import smtplib
 import threading
 import time
@@ -233,7 +234,8 @@ def test_enforce_relays_to_the_next_hop_through_temporary_failures(mw: Mailwarde
         sink.controller.stop()
     mail_from, rcpts, content = sink.received[0]
     assert (mail_from, rcpts) == ("partner@example.org", ["alice@example.com"])
-    assert b"X-Mailwarden-Antispam: DIR:INB;SFV:NSPM;SCL:0;" in content  # enforce mode stamps the verdict
+    # enforce mode stamps the verdict: not spam, SCL 0 or 1
+    assert re.search(rb"X-Mailwarden-Antispam: DIR:INB;SFV:NSPM;SCL:[01];", content)
     assert detail.summary.applied is True
     receive = detail.events[0]
     assert receive.type is EventType.RECEIVE

@@ -33,6 +33,11 @@ PHISH_THRESHOLD = 5.0
 HIGH_CONFIDENCE_PHISH_THRESHOLD = 10.0
 HIGH_CONFIDENCE_SCL = 7
 
+# Spam verdicts that outbound mail is scored with but not held for (yet).
+OUTBOUND_SCORED = frozenset(
+    {Category.SPAM, Category.HIGH_CONFIDENCE_SPAM, Category.BULK, Category.PHISH, Category.HIGH_CONFIDENCE_PHISH}
+)
+
 # Families of finding codes: the prefix says which verdict the score counts towards.
 MALWARE_PREFIX = "MALWARE_"
 PHISH_PREFIX = "PHISH_"
@@ -74,11 +79,13 @@ def decide(
         phish = PhishLevel.PHISH
 
     category = Category.BLOCKED if reject else _category(scl, bcl, phish, malware, errors, policy)
-    disposition = (
-        Disposition(Action.REJECT, reason="connection blocked", smtp_reply=reject)
-        if reject
-        else disposition_for(category, policy, malware=malware, facts=facts or {})
-    )
+    if reject:
+        disposition = Disposition(Action.REJECT, reason="connection blocked", smtp_reply=reject)
+    elif direction is Direction.OUTBOUND and category in OUTBOUND_SCORED:
+        # outbound mail gets the same score; acting on it is the outbound spam policy's job
+        disposition = Disposition(Action.DELIVER, reason=f"outbound {category.value}: score recorded, not acted on")
+    else:
+        disposition = disposition_for(category, policy, malware=malware, facts=facts or {})
     if not reject:
         # transport rules' actions and changes, by the precedence in pipeline/rules/outcome.py
         category, disposition = combine(category, disposition, rules)

@@ -22,6 +22,7 @@ BUILTIN_STAGES: dict[str, str] = {
     "auth": "mailwarden.pipeline.auth:AuthenticationStage",
     "malware": "mailwarden.pipeline.malware.stage:MalwareFilter",
     "rules": "mailwarden.pipeline.rules.stage:TransportRules",
+    "spam": "mailwarden.pipeline.spam.stage:SpamFilter",
 }
 
 # The product's filter order (docs/architecture.md). A stage is listed once its module exists;
@@ -29,8 +30,8 @@ BUILTIN_STAGES: dict[str, str] = {
 # Authentication runs after the connection filter (it needs the sending IP that stage found, and a
 # blocked IP ends filtering first) and before rules, so rules can match on its results.
 DEFAULT_ORDER: dict[Direction, tuple[str, ...]] = {
-    Direction.INBOUND: ("connection", "auth", "malware", "rules"),
-    Direction.OUTBOUND: ("malware", "rules"),
+    Direction.INBOUND: ("connection", "auth", "malware", "rules", "spam"),
+    Direction.OUTBOUND: ("malware", "rules", "spam"),
 }
 
 

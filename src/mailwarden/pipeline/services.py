@@ -14,6 +14,7 @@ from pydantic import BaseModel, ValidationError
 
 from mailwarden.dns import Resolver
 from mailwarden.errors import ConfigError
+from mailwarden.store.db import Database
 
 SectionT = TypeVar("SectionT", bound=BaseModel)
 
@@ -23,6 +24,7 @@ class StageServices:
     resolver: Resolver
     data_dir: Path
     stage_config: dict[str, dict[str, Any]] = field(default_factory=dict)  # `[stages.<name>]` as read
+    database: Database | None = None  # the product database (the classifier's token statistics); None offline
 
     def config_for(self, name: str, model: type[SectionT]) -> SectionT:
         """The stage's `[stages.<name>]` section validated by its own model; errors name the field."""

@@ -7,7 +7,7 @@ never OFFSET; a time range becomes an id range so the primary key serves it.
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -324,21 +324,30 @@ class History:
                 _require_message(session, message_id)
                 raise NotFoundError(f"message {message_id} has no recipient {address}")
 
-    def add_recipients(self, message_id: str, recipients: Sequence[RecipientRecord]) -> int:
+    def add_recipients(
+        self,
+        message_id: str,
+        recipients: Sequence[RecipientRecord],
+        *,
+        event: Callable[[int], EventRecord] | None = None,
+    ) -> int:
         """Add the recipients not yet on the message (journal de-duplication merges copies).
 
-        Returns how many were added.
+        `event(added)` makes the trace event written in the same transaction, so a reader never sees the
+        new recipients without it. Returns how many were added.
         """
         for attempt in range(_MERGE_ATTEMPTS):
             try:
-                return self._add_recipients(message_id, recipients)
+                return self._add_recipients(message_id, recipients, event)
             except IntegrityError:
                 if attempt == _MERGE_ATTEMPTS - 1:
                     raise
                 # Another copy's merge added one of these addresses meanwhile: read again, add the rest.
         raise AssertionError("unreachable")
 
-    def _add_recipients(self, message_id: str, recipients: Sequence[RecipientRecord]) -> int:
+    def _add_recipients(
+        self, message_id: str, recipients: Sequence[RecipientRecord], event: Callable[[int], EventRecord] | None
+    ) -> int:
         with self.db.session() as session:
             _require_message(session, message_id)
             rows = session.execute(
@@ -354,6 +363,8 @@ class History:
             # Inserted in address order, so concurrent merges take their locks in one order: a
             # clash makes one of them wait and retry, never deadlock.
             session.add_all([new[address] for address in sorted(new)])
+            if event is not None:
+                session.add(_event_row(message_id, event(len(new))))
             return len(new)
 
     # -- reading -------------------------------------------------------------------------------

@@ -46,6 +46,17 @@ class TokenStore(Protocol):
         """Bulk-add a whole model (the shipped default)."""
         ...
 
+    def load_once(
+        self, counts: Mapping[str, tuple[int, int]], spam_messages: int, ham_messages: int, marker: str
+    ) -> bool:
+        """`load` unless `marker` was set by an earlier load; marker and counts are written together, so of
+        several processes starting at once exactly one loads. True when this call loaded."""
+        ...
+
+    def set_mark(self, key: str, spam: int, ham: int) -> None:
+        """Set (not add to) a bookkeeping row such as a learnt message's label; keys start with a space."""
+        ...
+
 
 token_metadata = MetaData()
 token_stats = Table(
@@ -92,24 +103,48 @@ class SqlTokenStore:
         self._upsert(deltas)
 
     def load(self, counts: Mapping[str, tuple[int, int]], spam_messages: int, ham_messages: int) -> None:
-        deltas: dict[str, tuple[int, int]] = {TOTALS_KEY: (spam_messages, ham_messages)}
-        for token, (spam, ham) in counts.items():
-            key = _key(token)
-            before = deltas.get(key, (0, 0))  # tokens cut to the same key add up
-            deltas[key] = (before[0] + spam, before[1] + ham)
-        self._upsert(deltas)
+        self._upsert(_load_deltas(counts, spam_messages, ham_messages))
 
-    def _upsert(self, deltas: Mapping[str, tuple[int, int]]) -> None:
+    def load_once(
+        self, counts: Mapping[str, tuple[int, int]], spam_messages: int, ham_messages: int, marker: str
+    ) -> bool:
+        with self.db.engine.begin() as connection:
+            claimed = connection.execute(
+                self._insert()
+                .values(token=_key(marker), spam=0, ham=0)
+                .on_conflict_do_nothing(index_elements=[token_stats.c.token])
+            )
+            if claimed.rowcount != 1:
+                return False
+            self._upsert(_load_deltas(counts, spam_messages, ham_messages), connection)
+        return True
+
+    def set_mark(self, key: str, spam: int, ham: int) -> None:
+        stmt = self._insert().values(token=_key(key), spam=spam, ham=ham)
+        stmt = stmt.on_conflict_do_update(
+            index_elements=[token_stats.c.token], set_={"spam": stmt.excluded.spam, "ham": stmt.excluded.ham}
+        )
+        with self.db.engine.begin() as connection:
+            connection.execute(stmt)
+
+    def _insert(self) -> Any:
         insert: Any = postgresql.insert if self.db.dialect == "postgresql" else sqlite.insert
-        stmt = insert(token_stats)
+        return insert(token_stats)
+
+    def _upsert(self, deltas: Mapping[str, tuple[int, int]], connection: Any = None) -> None:
+        stmt = self._insert()
         stmt = stmt.on_conflict_do_update(
             index_elements=[token_stats.c.token],
             set_={"spam": token_stats.c.spam + stmt.excluded.spam, "ham": token_stats.c.ham + stmt.excluded.ham},
         )
         rows = [{"token": t, "spam": s, "ham": h} for t, (s, h) in sorted(deltas.items())]
-        with self.db.engine.begin() as connection:
-            for start in range(0, len(rows), 5000):
-                connection.execute(stmt, rows[start : start + 5000])
+        if connection is None:
+            with self.db.engine.begin() as own:
+                for start in range(0, len(rows), 5000):
+                    own.execute(stmt, rows[start : start + 5000])
+            return
+        for start in range(0, len(rows), 5000):
+            connection.execute(stmt, rows[start : start + 5000])
 
 
 class RedisTokenStore:
@@ -160,6 +195,20 @@ class RedisTokenStore:
                     pipe.hincrby(key, "h", ham)
             pipe.execute()
 
+    def load_once(
+        self, counts: Mapping[str, tuple[int, int]], spam_messages: int, ham_messages: int, marker: str
+    ) -> bool:
+        # Redis has no multi-key transaction of this size: the marker is claimed first with SETNX and
+        # the counts are loaded after; a node that crashes in between leaves a marker and partial counts,
+        # which `mailwarden learn --reset` (or deleting the keys) repairs.
+        if not self.client.set(self.prefix + _key(marker), "1", nx=True):
+            return False
+        self.load(counts, spam_messages, ham_messages)
+        return True
+
+    def set_mark(self, key: str, spam: int, ham: int) -> None:
+        self.client.hset(self.prefix + _key(key), mapping={"s": spam, "h": ham})
+
 
 class MemoryTokenStore:
     """Token statistics in a dict: for training runs, benchmarks and tests."""
@@ -199,6 +248,29 @@ class MemoryTokenStore:
             c[1] += ham
         self.spam_messages += spam_messages
         self.ham_messages += ham_messages
+
+    def load_once(
+        self, counts: Mapping[str, tuple[int, int]], spam_messages: int, ham_messages: int, marker: str
+    ) -> bool:
+        if marker in self.table:
+            return False
+        self.table[marker] = [0, 0]
+        self.load(counts, spam_messages, ham_messages)
+        return True
+
+    def set_mark(self, key: str, spam: int, ham: int) -> None:
+        self.table[key] = [spam, ham]
+
+
+def _load_deltas(
+    counts: Mapping[str, tuple[int, int]], spam_messages: int, ham_messages: int
+) -> dict[str, tuple[int, int]]:
+    deltas: dict[str, tuple[int, int]] = {TOTALS_KEY: (spam_messages, ham_messages)}
+    for token, (spam, ham) in counts.items():
+        key = _key(token)
+        before = deltas.get(key, (0, 0))  # tokens cut to the same key add up
+        deltas[key] = (before[0] + spam, before[1] + ham)
+    return deltas
 
 
 def _key(token: str) -> str:

@@ -1,0 +1,337 @@
+"""The spam filter stage: sender lists, the content classifier, heuristics and URI block lists.
+
+Everything it finds is a named finding with a configurable weight (`[stages.spam.weights]`);
+`pipeline/decide.py` adds the weights up into SCL, phish level and BCL by the symbol's family.
+docs/spam-filter.md describes the symbols, the config and how a verdict is explained.
+
+Order inside the stage, cheapest first:
+
+1. The organisation's blocked senders / domains (`SENDER_BLOCKED`, high-confidence spam, nothing else is
+   looked at) and allowed senders / domains (`SENDER_ALLOWED`: spam filtering is skipped, SCL -1, but
+   phishing heuristics still run; an allowed From address whose DMARC check failed is not honoured,
+   so a forged sender cannot use the allow list).
+2. The Bayes classifier on the message's tokens: its calibrated probability becomes one `BAYES_*`
+   band symbol.
+3. Heuristics (header, HTML, URL, phishing, lookalike and bulk symbols; docs/heuristics.md).
+4. URI block lists: the registered domains of the message's links asked of each configured zone.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import Any, ClassVar, Literal
+from urllib.parse import urlsplit
+
+import structlog
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from mailwarden.dns import DnsError, Resolver
+from mailwarden.errors import ConfigError
+from mailwarden.model import Direction, Finding, Message, Policy
+from mailwarden.pipeline.connection import DnsblZone, dnsbl_query_name
+from mailwarden.pipeline.services import StageServices
+from mailwarden.pipeline.spam.classifier import DEFAULT_MODEL, Classifier, Score, model_header, read_model
+from mailwarden.pipeline.spam.heuristics import Heuristics
+from mailwarden.pipeline.spam.heuristics.view import registered_domain
+from mailwarden.pipeline.spam.statstore import MemoryTokenStore, RedisTokenStore, SqlTokenStore, TokenStore
+from mailwarden.pipeline.spam.tokens import tokenize
+from mailwarden.pipeline.stage import Inspection, ScanContext
+
+log = structlog.get_logger(__name__)
+
+STAGE = "spam"
+
+SENDER_BLOCKED = "SENDER_BLOCKED"
+SENDER_ALLOWED = "SENDER_ALLOWED"
+SENDER_ALLOW_IGNORED = "SENDER_ALLOW_IGNORED"
+BAYES_UNTRAINED = "BAYES_UNTRAINED"
+URIBL_ERROR = "URIBL_ERROR"
+
+# Classifier bands: the calibrated P(spam) → one symbol. `BAYES_SPAM` starts at the model's own
+# threshold (chosen for <= 0.1 % ham false positives on held-out scores) unless configured.
+BAYES_WEIGHTS: dict[str, float] = {
+    "BAYES_HAM_HIGH": -3.0,
+    "BAYES_HAM": -1.0,
+    "BAYES_SPAM_LOW": 2.5,
+    "BAYES_SPAM": 5.5,
+    "BAYES_SPAM_HIGH": 7.5,
+}
+# Sender list symbols: blocked is high-confidence spam by itself (SCL 9), as EOP's blocked senders.
+LIST_WEIGHTS: dict[str, float] = {SENDER_BLOCKED: 15.0, SENDER_ALLOWED: 0.0, SENDER_ALLOW_IGNORED: 0.0}
+STAGE_WEIGHTS = {**BAYES_WEIGHTS, **LIST_WEIGHTS}
+
+# Heuristic settings live in the same `[stages.spam]` table (docs/heuristics.md).
+HEURISTIC_KEYS = ("brands", "url_shorteners", "suspicious_tlds", "free_hosting", "freemail")
+_DIGITS = re.compile(r"\d")
+
+
+class BayesBands(BaseModel):
+    """`[stages.spam.bayes]`: probability bands of the classifier's calibrated P(spam)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    ham_high: float = Field(0.01, ge=0, le=1, description="P(spam) at or below: BAYES_HAM_HIGH")
+    ham: float = Field(0.1, ge=0, le=1, description="P(spam) at or below: BAYES_HAM")
+    spam_low: float = Field(0.5, ge=0, le=1, description="P(spam) at or above: BAYES_SPAM_LOW")
+    spam: float | None = Field(None, ge=0, le=1, description="at or above: BAYES_SPAM (default: the model's)")
+    spam_high: float = Field(0.999, ge=0, le=1, description="P(spam) at or above: BAYES_SPAM_HIGH")
+
+    @model_validator(mode="after")
+    def _ordered(self) -> BayesBands:
+        spam = self.spam if self.spam is not None else self.spam_low
+        if not self.ham_high <= self.ham < self.spam_low <= spam <= self.spam_high:
+            raise ValueError("bands must satisfy ham_high <= ham < spam_low <= spam <= spam_high")
+        return self
+
+
+class SpamConfig(BaseModel):
+    """`[stages.spam]`."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    statistics: Literal["sql", "redis"] = Field(
+        "sql", description="where the classifier's token counts live: the product database or Redis"
+    )
+    redis_url: str = Field("redis://127.0.0.1:6379/0", pattern=r"^rediss?://")
+    redis_prefix: str = Field("mailwarden:bayes:", min_length=1, max_length=64)
+    model: Path | None = Field(None, description="model file loaded into an empty store (default: shipped)")
+    bayes: BayesBands = BayesBands()
+    uribl: tuple[DnsblZone, ...] = ()
+    uribl_timeout: float = Field(1.5, gt=0, le=10, description="seconds to wait for all URI block lists")
+    uribl_max_domains: int = Field(20, ge=1, le=200, description="distinct link domains asked per message")
+    weights: dict[str, float] = Field(default_factory=dict)
+    # heuristics' own settings, validated by HeuristicsSettings
+    brands: dict[str, list[str]] | None = None
+    url_shorteners: list[str] | None = None
+    suspicious_tlds: list[str] | None = None
+    free_hosting: list[str] | None = None
+    freemail: list[str] | None = None
+
+    def heuristics_section(self) -> dict[str, Any]:
+        section: dict[str, Any] = {"weights": self.weights}
+        for key in HEURISTIC_KEYS:
+            value = getattr(self, key)
+            if value is not None:
+                section[key] = value
+        return section
+
+
+def open_store(config: SpamConfig, services: StageServices) -> TokenStore:
+    """The token store the config names: the product database (default) or Redis."""
+    if config.statistics == "redis":
+        import redis
+
+        return RedisTokenStore(redis.Redis.from_url(config.redis_url), prefix=config.redis_prefix)
+    if services.database is None:
+        # offline use without a database (tests, benchmarks): the shipped model in memory
+        return MemoryTokenStore()
+    return SqlTokenStore(services.database)
+
+
+def prepare_store(store: TokenStore, model: Path = DEFAULT_MODEL) -> bool:
+    """Fill an empty store with the model file once (of several processes starting together, one loads)."""
+    if store.totals() != (0, 0):
+        return False
+    loaded = read_model(model)
+    return store.load_once(loaded.counts, loaded.spam_messages, loaded.ham_messages, f" model:{loaded.version}")
+
+
+class SpamFilter:
+    """The inbound spam and phishing filter; outbound mail gets the same score (recorded, not acted on)."""
+
+    name: ClassVar[str] = STAGE
+
+    def __init__(
+        self,
+        classifier: Classifier,
+        heuristics: Heuristics,
+        config: SpamConfig,
+        resolver: Resolver | None = None,
+    ) -> None:
+        self.classifier = classifier
+        self.heuristics = heuristics
+        self.config = config
+        self.resolver = resolver
+        self.weights = {**STAGE_WEIGHTS, **{k: v for k, v in config.weights.items() if k in STAGE_WEIGHTS}}
+        self.spam_band = config.bayes.spam if config.bayes.spam is not None else classifier.threshold
+
+    @classmethod
+    def from_services(cls, services: StageServices) -> SpamFilter:
+        config = services.config_for(cls.name, SpamConfig)
+        model = config.model or DEFAULT_MODEL
+        try:
+            calibration, threshold, _ = model_header(model)
+        except (OSError, ValueError) as exc:
+            raise ConfigError(f"cannot read the classifier model: {exc}", field="stages.spam.model") from None
+        store = open_store(config, services)
+        prepare_store(store, model)
+        classifier = Classifier(store, calibration=calibration, threshold=max(threshold, config.bayes.spam_low))
+        return cls(classifier, Heuristics.from_config(config.heuristics_section()), config, services.resolver)
+
+    async def close(self) -> None:
+        return None
+
+    async def inspect(self, ctx: ScanContext) -> list[Finding] | Inspection:
+        message = ctx.message
+        listed = sender_lists(message, ctx.envelope.mail_from, ctx.policy, ctx.facts)
+        if listed is not None and listed.code == SENDER_BLOCKED:
+            return [self._weighted(listed)]
+        findings = self.heuristics.evaluate(message, ctx.facts, ctx.organisation)
+        if listed is not None and listed.code == SENDER_ALLOWED:
+            ctx.bypass_spam = listed.detail
+            # an allowed sender skips spam filtering, not phishing detection
+            return [listed, *(f for f in findings if f.code.startswith("PHISH_"))]
+        if listed is not None:
+            findings.append(listed)
+        findings.append(self.bayes(message))
+        if self.config.uribl and self.resolver is not None and ctx.direction is Direction.INBOUND:
+            findings += await self.uribl(message, ctx)
+        return [f for f in findings if f.score or f.code in LIST_WEIGHTS or f.code.endswith("_ERROR")]
+
+    # ---- classifier ----------------------------------------------------------------------------
+    def bayes(self, message: Message) -> Finding:
+        score = self.classifier.score(tokenize(message), explain=5)
+        return self.bayes_finding(score)
+
+    def bayes_finding(self, score: Score) -> Finding:
+        if not score.trained:
+            return Finding(STAGE, BAYES_UNTRAINED, 0.0, "too few messages learnt to judge")
+        p = score.probability
+        bands = self.config.bayes
+        if p >= bands.spam_high:
+            code = "BAYES_SPAM_HIGH"
+        elif p >= self.spam_band:
+            code = "BAYES_SPAM"
+        elif p >= bands.spam_low:
+            code = "BAYES_SPAM_LOW"
+        elif p <= bands.ham_high:
+            code = "BAYES_HAM_HIGH"
+        elif p <= bands.ham:
+            code = "BAYES_HAM"
+        else:
+            return Finding(STAGE, "BAYES_NEUTRAL", 0.0, f"P(spam)={p:.4f}")
+        # token text can hold numbers from the body (card numbers, phone numbers): digits are masked
+        tokens = ", ".join(_DIGITS.sub("#", t)[:40] for t, _ in score.top_tokens[:5])
+        return Finding(STAGE, code, self.weights[code], f"P(spam)={p:.4f}; strongest tokens: {tokens}")
+
+    def _weighted(self, finding: Finding) -> Finding:
+        return Finding(finding.stage, finding.code, self.weights.get(finding.code, finding.score), finding.detail)
+
+    # ---- URI block lists -----------------------------------------------------------------------
+    async def uribl(self, message: Message, ctx: ScanContext) -> list[Finding]:
+        own = ctx.organisation.domain_names if ctx.organisation else frozenset()
+        names = link_domains(message.urls, own)[: self.config.uribl_max_domains]
+        if not names:
+            return []
+        asks = [(name, zone) for name in names for zone in self.config.uribl]
+        answers = await asyncio.gather(*(self._ask(name, zone) for name, zone in asks))
+        findings: dict[str, Finding] = {}
+        for (name, zone), answer in zip(asks, answers, strict=True):
+            if isinstance(answer, str):
+                log.warning("uribl_error", stage=STAGE, zone=zone.zone, name=name, error=answer)
+                findings.setdefault(f"{URIBL_ERROR}_{zone.name}", Finding(STAGE, URIBL_ERROR, 0.0, answer))
+                continue
+            for code in answer:
+                label = zone.codes.get(code, code.replace(".", "_"))
+                symbol = f"URIBL_{zone.name}" + (f"_{label}" if zone.codes else "")
+                if symbol not in findings:
+                    weight = self.config.weights.get(symbol, zone.weight)
+                    findings[symbol] = Finding(STAGE, symbol, weight, f"{name} listed in {zone.zone} ({code})")
+        return list(findings.values())
+
+    async def _ask(self, name: str, zone: DnsblZone) -> tuple[str, ...] | str:
+        assert self.resolver is not None
+        try:
+            ip = ipaddress.ip_address(name)
+        except ValueError:
+            query = f"{name}.{zone.zone}"
+        else:
+            query = dnsbl_query_name(ip, zone.zone)
+        try:
+            reply = await asyncio.wait_for(self.resolver.query(query, "A"), self.config.uribl_timeout)
+        except TimeoutError:
+            return f"{zone.zone}: timed out after {self.config.uribl_timeout:g} s"
+        except DnsError as exc:
+            return f"{zone.zone}: {exc}"
+        codes = set()
+        for record in reply.records:
+            if not record.startswith("127.") or record.startswith("127.255.255."):
+                return f"{zone.zone}: unexpected answer {record} for {name}: ignored"
+            codes.add(record)
+        return tuple(sorted(codes))
+
+
+def sender_lists(message: Message, mail_from: str | None, policy: Policy, facts: Mapping[str, Any]) -> Finding | None:
+    """The organisation's blocked and allowed senders and domains, on the From address and MAIL FROM.
+
+    Blocked wins over allowed. Allowed is matched on the From address only (what the user sees) and is
+    ignored when DMARC failed for it, so spoofing an allowed sender gains nothing.
+    """
+    lists = policy.lists
+    if not (lists.blocked_senders or lists.blocked_domains or lists.allowed_senders or lists.allowed_domains):
+        return None
+    header_from = (message.from_address or "").lower()
+    envelope_from = (mail_from or "").lower()
+    blocked_senders = {a.lower() for a in lists.blocked_senders}
+    blocked_domains = {d.lower() for d in lists.blocked_domains}
+    for field, address in (("From", header_from), ("MAIL FROM", envelope_from)):
+        if not address:
+            continue
+        if address in blocked_senders:
+            detail = f"{field} {address} is a blocked sender"
+            return Finding(STAGE, SENDER_BLOCKED, LIST_WEIGHTS[SENDER_BLOCKED], detail)
+        domain = address.rpartition("@")[2]
+        if _in_domains(domain, blocked_domains):
+            return Finding(
+                STAGE, SENDER_BLOCKED, LIST_WEIGHTS[SENDER_BLOCKED], f"{field} domain {domain} is a blocked domain"
+            )
+    if not header_from:
+        return None
+    domain = header_from.rpartition("@")[2]
+    allowed = header_from in {a.lower() for a in lists.allowed_senders} or _in_domains(
+        domain, {d.lower() for d in lists.allowed_domains}
+    )
+    if not allowed:
+        return None
+    dmarc = str(facts.get("auth", {}).get("dmarc", "")).lower()
+    if dmarc == "fail":
+        return Finding(STAGE, SENDER_ALLOW_IGNORED, 0.0, f"{header_from} is allowed but failed DMARC: not honoured")
+    return Finding(STAGE, SENDER_ALLOWED, 0.0, f"From {header_from} is an allowed sender: spam filtering skipped")
+
+
+def _in_domains(domain: str, domains: set[str]) -> bool:
+    """The domain or any parent of it is listed."""
+    labels = domain.split(".")
+    return any(".".join(labels[i:]) in domains for i in range(len(labels) - 1))
+
+
+def link_domains(urls: Iterable[str], own: Iterable[str] = ()) -> list[str]:
+    """Distinct registered domains (and IP literals) of the links, in order of appearance, own domains left out."""
+    skip = {d.lower() for d in own}
+    out: dict[str, None] = {}
+    for url in urls:
+        try:
+            host = (urlsplit(url).hostname or "").rstrip(".").lower()
+        except ValueError:
+            continue
+        if not host:
+            continue
+        try:
+            ipaddress.ip_address(host)
+        except ValueError:
+            name = registered_domain(host)
+        else:
+            name = host
+        if name and name not in skip:
+            out[name] = None
+    return list(out)
+
+
+def explain(findings: Sequence[Finding]) -> str:
+    """`SYMBOL(weight) ...` for the symbols that scored, strongest first."""
+    scored = sorted((f for f in findings if f.score), key=lambda f: -abs(f.score))
+    return " ".join(f"{f.code}({f.score:g})" for f in scored)
