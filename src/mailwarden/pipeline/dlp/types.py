@@ -190,7 +190,7 @@ BUILTIN_TYPES: Final[tuple[InfoType, ...]] = (
     InfoType(
         "jp_phone",
         (
-            Detector(rf"\b0\d{{1,4}}{_SEP}\d{{1,4}}{_SEP}\d{{4}}\b", _jp_phone, _M, _H),
+            Detector(rf"\b0\d{{1,4}}{_SEP}\d{{1,4}}{_SEP}\d{{3,4}}\b", _jp_phone, _M, _H),
             Detector(rf"\(0\d{{1,4}}\) ?\d{{1,4}}{_SEP}\d{{4}}\b", _jp_phone, _M, _H),
             Detector(rf"\+81{_SEP}?\d{{1,4}}{_SEP}\d{{1,4}}{_SEP}\d{{4}}\b", _jp_phone, _M, _H),
             Detector(r"\b0\d{9,10}\b", _jp_phone, None, _M),
