@@ -283,7 +283,8 @@ def _checks(c: Conditions, terms: Terms) -> list[tuple[str, Check]]:
         types = frozenset(t.lower() for t in c.attachment_type)
 
         def attachment_type(f: MessageFacts) -> str | None:
-            found = [a for a in f.message.attachments if a.real_type in types]
+            # a MIME type ("application/zip") or its subtype alone ("zip")
+            found = [a for a in f.message.attachments if {a.real_type, a.real_type.rsplit("/", 1)[-1]} & types]
             return f"attachment {found[0].filename!r} is really {found[0].real_type}" if found else None
 
         add("attachment_type", attachment_type)
