@@ -19,7 +19,7 @@ import zipfile
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from html.parser import HTMLParser
-from typing import Final
+from typing import Final, TypeVar
 from xml.etree.ElementTree import Element
 
 import defusedxml.ElementTree as SafeET
@@ -27,6 +27,8 @@ from defusedxml import DefusedXmlException
 
 from mailwarden.model import filetype
 from mailwarden.model.message import Message, decode_header_value
+
+_T = TypeVar("_T")
 
 DEFAULT_MAX_CHARS: Final = 2_000_000
 """Characters of text kept per message, all sources together."""
@@ -81,20 +83,30 @@ def message_texts(message: Message, *, max_chars: int = DEFAULT_MAX_CHARS) -> li
 
 
 def _message_sources(message: Message) -> Iterator[TextSource]:
-    yield TextSource("subject", message.subject)
+    yield TextSource("subject", _safely(lambda: message.subject) or "")
     for header in ("From", "To", "Cc"):
         names = _display_names(message, header)
         if names:
             yield TextSource(header.lower(), names)
-    for text in message.text_parts:
+    for text in _safely(lambda: message.text_parts) or ():
         yield TextSource("body", text)
-    for html in message.html_parts:
+    for html in _safely(lambda: message.html_parts) or ():
         yield TextSource("body", html_to_text(html))
-    for att in message.attachments:
+    for att in _safely(lambda: message.attachments) or ():
         name = att.filename or ""
         extracted = attachment_text(name, att.declared_type, att.payload)
         if extracted:
             yield TextSource(f"attachment:{name}", extracted)
+
+
+def _safely(read: Callable[[], _T]) -> _T | None:
+    """A part of the message model, or None when malformed MIME makes the model raise: one broken
+    part must not hide the text of the others."""
+    try:
+        return read()
+    except Exception:
+        logging.getLogger(__name__).debug("message part unreadable", exc_info=True)
+        return None
 
 
 def _display_names(message: Message, header: str) -> str:

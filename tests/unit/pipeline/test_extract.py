@@ -263,3 +263,14 @@ def test_member_count_limit(members: int) -> None:
     text = attachment_text("d.pptx", DOCX, data, limits=ExtractLimits(max_members=members))
     assert text is not None
     assert len(text.split("\n")) == members
+
+
+def test_a_part_the_message_model_cannot_read_does_not_hide_the_rest() -> None:
+    # raw 8-bit bytes in Content-Disposition make the model's attachment listing raise (compat32 Header)
+    raw = (
+        b"From: a@example.org\r\nSubject: s\r\nMIME-Version: 1.0\r\n"
+        b"Content-Type: multipart/mixed; boundary=XX\r\n\r\n--XX\r\nContent-Type: text/plain\r\n\r\nbody text\r\n"
+        b"--XX\r\nContent-Type: application/octet-stream\r\n"
+        b'Content-Disposition: attachment; filename="\xe5\xa5\xbd.bin"\r\n\r\nxyz\r\n--XX--\r\n'
+    )
+    assert TextSource("body", "body text") in message_texts(Message(raw))
