@@ -140,6 +140,19 @@ def prepare_store(store: TokenStore, model: Path = DEFAULT_MODEL) -> bool:
     return store.load_once(loaded.counts, loaded.spam_messages, loaded.ham_messages, f" model:{loaded.version}")
 
 
+def open_configured_classifier(services: StageServices, config: SpamConfig | None = None) -> Classifier:
+    """The classifier on the store `[stages.spam]` names, filled with the model file when empty."""
+    config = config or services.config_for(STAGE, SpamConfig)
+    model = config.model or DEFAULT_MODEL
+    try:
+        calibration, threshold, _ = model_header(model)
+    except (OSError, ValueError) as exc:
+        raise ConfigError(f"cannot read the classifier model: {exc}", field="stages.spam.model") from None
+    store = open_store(config, services)
+    prepare_store(store, model)
+    return Classifier(store, calibration=calibration, threshold=max(threshold, config.bayes.spam_low))
+
+
 class SpamFilter:
     """The inbound spam and phishing filter; outbound mail gets the same score (recorded, not acted on)."""
 
@@ -162,14 +175,7 @@ class SpamFilter:
     @classmethod
     def from_services(cls, services: StageServices) -> SpamFilter:
         config = services.config_for(cls.name, SpamConfig)
-        model = config.model or DEFAULT_MODEL
-        try:
-            calibration, threshold, _ = model_header(model)
-        except (OSError, ValueError) as exc:
-            raise ConfigError(f"cannot read the classifier model: {exc}", field="stages.spam.model") from None
-        store = open_store(config, services)
-        prepare_store(store, model)
-        classifier = Classifier(store, calibration=calibration, threshold=max(threshold, config.bayes.spam_low))
+        classifier = open_configured_classifier(services, config)
         return cls(classifier, Heuristics.from_config(config.heuristics_section()), config, services.resolver)
 
     async def close(self) -> None:
