@@ -1,0 +1,174 @@
+"""A private Dovecot (LMTP + Sieve) for integration tests: the mailbox a gateway's mail finally lands in.
+
+Everything lives in one temporary directory: the config file, base_dir, state_dir, the log and the
+Maildirs. Dovecot listens for LMTP on one free loopback port and nowhere else (`protocols = lmtp`, no
+IMAP/POP3). Every address maps to one system user (`nobody`) through static passdb/userdb; each local
+part gets its own home with a Maildir. A global Sieve script (`sieve_before`) runs before any user
+script: by default the one docs/spam-filter.md shows administrators, filing `X-Spam-Flag: YES` mail
+into Junk. The system Dovecot (its configuration and service) is never touched. It needs root: the
+master drops privileges per service.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import grp
+import os
+import pwd
+import shutil
+import subprocess
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from tests.integration.conftest import unavailable
+from tests.integration.harness import free_port, wait_for_port
+
+DOVECOT = shutil.which("dovecot") or ("/usr/sbin/dovecot" if Path("/usr/sbin/dovecot").exists() else None)
+SIEVEC = shutil.which("sievec")
+
+# The script docs/spam-filter.md ("Junk folder delivery") gives administrators, word for word.
+JUNK_SIEVE = """\
+require "fileinto";
+if header :is "X-Spam-Flag" "YES" {
+  fileinto "Junk";
+}
+"""
+
+MAIL_USER = "nobody"
+MAIL_GROUP = "nogroup"
+
+CONFIG = """\
+base_dir = {root}/run
+state_dir = {root}/state
+instance_name = mailwarden-test-{port}
+log_path = {root}/dovecot.log
+info_log_path = {root}/dovecot.log
+protocols = lmtp
+listen = 127.0.0.1
+ssl = no
+default_internal_user = dovecot
+default_login_user = dovenull
+first_valid_uid = {uid}
+last_valid_uid = {uid}
+mail_location = maildir:~/Maildir
+passdb {{
+  driver = static
+  args = nopassword=y
+}}
+userdb {{
+  driver = static
+  args = uid={uid} gid={gid} home={root}/mail/%n allow_all_users=yes
+}}
+namespace inbox {{
+  inbox = yes
+  separator = .
+  mailbox Junk {{
+    special_use = \\Junk
+    auto = create
+  }}
+}}
+service lmtp {{
+  inet_listener lmtp {{
+    address = 127.0.0.1
+    port = {port}
+  }}
+}}
+protocol lmtp {{
+  mail_plugins = sieve
+}}
+plugin {{
+  sieve_before = {root}/sieve/before.sieve
+}}
+"""
+
+
+def dovecot_binaries() -> tuple[str, str]:
+    """`dovecot` and `sievec`; skips (fails when CI=true) without them or without root."""
+    if DOVECOT is None or SIEVEC is None:
+        unavailable("dovecot is not installed (apt-get install dovecot-core dovecot-lmtpd dovecot-sieve)")
+    if os.geteuid() != 0:
+        unavailable("a private dovecot instance needs root")
+    assert DOVECOT is not None and SIEVEC is not None
+    return DOVECOT, SIEVEC
+
+
+@dataclass
+class PrivateDovecot:
+    root: Path
+    port: int
+    process: subprocess.Popen[bytes]
+
+    def log(self) -> str:
+        path = self.root / "dovecot.log"
+        return path.read_text(errors="replace") if path.exists() else ""
+
+    def maildir(self, local_part: str) -> Path:
+        return self.root / "mail" / local_part / "Maildir"
+
+    def inbox(self, local_part: str) -> list[bytes]:
+        """New messages in the user's Inbox (`Maildir/new`), oldest first."""
+        return _new(self.maildir(local_part))
+
+    def junk(self, local_part: str) -> list[bytes]:
+        """New messages in the user's Junk folder (`Maildir/.Junk/new`), oldest first."""
+        return _new(self.maildir(local_part) / ".Junk")
+
+
+def _new(folder: Path) -> list[bytes]:
+    new = folder / "new"
+    if not new.is_dir():
+        return []
+    return [p.read_bytes() for p in sorted(new.iterdir(), key=lambda p: (p.stat().st_mtime_ns, p.name))]
+
+
+@contextlib.contextmanager
+def private_dovecot(sieve: str = JUNK_SIEVE) -> Iterator[PrivateDovecot]:
+    """Start a private Dovecot with LMTP on a free loopback port; stop it and remove its directory after."""
+    dovecot, sievec = dovecot_binaries()
+    # not under pytest's tmp_path (mode 0700): the mail user must reach its home
+    root = Path(tempfile.mkdtemp(prefix="mailwarden-dovecot-"))
+    try:
+        root.chmod(0o755)
+        for name in ("run", "state", "sieve", "mail"):
+            (root / name).mkdir()
+        shutil.chown(root / "mail", MAIL_USER, MAIL_GROUP)
+        port = free_port()
+        uid, gid = pwd.getpwnam(MAIL_USER).pw_uid, grp.getgrnam(MAIL_GROUP).gr_gid
+        conf = root / "dovecot.conf"
+        conf.write_text(CONFIG.format(root=root, port=port, uid=uid, gid=gid))
+        script = root / "sieve" / "before.sieve"
+        script.write_text(sieve)
+        # compiled ahead, as an administrator would: the mail user cannot write the global script's directory
+        compiled = subprocess.run(
+            [sievec, "-c", str(conf), str(script)], capture_output=True, text=True, timeout=60, check=False
+        )
+        if compiled.returncode != 0:
+            raise AssertionError(f"sievec failed: {compiled.stdout}{compiled.stderr}")
+        log = (root / "master.out").open("wb")
+        process = subprocess.Popen([dovecot, "-F", "-c", str(conf)], stdout=log, stderr=subprocess.STDOUT)
+        instance = PrivateDovecot(root, port, process)
+        try:
+            try:
+                wait_for_port(port)
+            except TimeoutError:
+                out = (root / "master.out").read_text(errors="replace")
+                raise AssertionError(f"dovecot did not start: {out}\n{instance.log()}") from None
+            yield instance
+        finally:
+            _stop(process)
+            log.close()
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+
+
+def _stop(process: subprocess.Popen[bytes]) -> None:
+    """SIGTERM to the master, which ends its services; SIGKILL if it hangs."""
+    if process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=15)
