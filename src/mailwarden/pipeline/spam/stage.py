@@ -196,7 +196,7 @@ class SpamFilter:
         findings.append(self.bayes(message))
         if self.config.uribl and self.resolver is not None and ctx.direction is Direction.INBOUND:
             findings += await self.uribl(message, ctx)
-        return [f for f in findings if f.score or f.code in LIST_WEIGHTS or f.code.endswith("_ERROR")]
+        return findings
 
     # ---- classifier ----------------------------------------------------------------------------
     def bayes(self, message: Message) -> Finding:
