@@ -38,8 +38,13 @@ class RuleSetCache:
     def __init__(self, size: int = _CACHE_SIZE) -> None:
         self.size = size
         self._sets: OrderedDict[tuple[Rule, ...], CompiledRules] = OrderedDict()
+        self._last: tuple[tuple[Rule, ...], CompiledRules] | None = None
 
     def get(self, rules: tuple[Rule, ...]) -> CompiledRules:
+        # the same policy object comes with every message: find it by identity, without hashing 1,000 rules
+        last = self._last
+        if last is not None and last[0] is rules:
+            return last[1]
         found = self._sets.get(rules)
         if found is None:
             found = compile_rules(rules)
@@ -48,6 +53,7 @@ class RuleSetCache:
                 self._sets.popitem(last=False)
         else:
             self._sets.move_to_end(rules)
+        self._last = (rules, found)
         return found
 
 
