@@ -47,6 +47,8 @@ class ExtractLimits:
     # small XML parts compress far better than 100:1 without being bombs
     ratio_min_bytes: int = 1024 * 1024
     max_pdf_pages: int = 50
+    # HTML parses at a few MB per CPU second: a multi-megabyte body (seen in phishing) is read in part
+    max_html_chars: int = 512 * 1024
 
 
 LIMITS: Final = ExtractLimits()
@@ -91,7 +93,7 @@ def _message_sources(message: Message) -> Iterator[TextSource]:
     for text in _safely(lambda: message.text_parts) or ():
         yield TextSource("body", text)
     for html in _safely(lambda: message.html_parts) or ():
-        yield TextSource("body", html_to_text(html))
+        yield TextSource("body", html_to_text(html[: LIMITS.max_html_chars]))
     for att in _safely(lambda: message.attachments) or ():
         name = att.filename or ""
         extracted = attachment_text(name, att.declared_type, att.payload)
@@ -171,7 +173,7 @@ def _reader_for(name: str, content_type: str, data: bytes) -> Callable[[bytes, E
         return _ooxml_text
     if real in ("text/plain", "text/html"):
         if real == "text/html" or ext in _HTML_EXTENSIONS or ctype == "text/html":
-            return lambda b, lim: html_to_text(decode_bytes(b))
+            return lambda b, lim: html_to_text(decode_bytes(b)[: lim.max_html_chars])
         if ext in _TEXT_EXTENSIONS or ctype.startswith("text/") or not ext:
             return lambda b, lim: decode_bytes(b)
     return None
