@@ -267,7 +267,7 @@ class Message:
 def _filename(part: MimePart) -> str | None:
     try:
         name = part.get_filename()
-    except (LookupError, ValueError):
+    except (LookupError, ValueError, AttributeError, TypeError):
         return None
     if name is None:
         return None
@@ -275,7 +275,8 @@ def _filename(part: MimePart) -> str | None:
 
 
 def _is_attachment(part: MimePart) -> bool:
-    disposition = (part.get("Content-Disposition") or "").split(";", 1)[0].strip().lower()
+    # str(): a field with raw 8-bit bytes comes back as a Header object under compat32
+    disposition = str(part.get("Content-Disposition") or "").split(";", 1)[0].strip().lower()
     if disposition == "attachment":
         return True
     if _filename(part):

@@ -85,3 +85,16 @@ def test_malformed_mime_never_raises() -> None:
     assert isinstance(msg.text_parts, tuple)
     assert isinstance(msg.attachments, tuple)
     assert isinstance(msg.defects, tuple)
+
+
+def test_an_attachment_with_raw_8bit_bytes_in_its_disposition_is_still_listed() -> None:
+    raw = (
+        b"From: a@example.org\r\nTo: b@example.com\r\nSubject: x\r\nMIME-Version: 1.0\r\n"
+        b'Content-Type: multipart/mixed; boundary="B"\r\n\r\n--B\r\nContent-Type: text/plain\r\n\r\nhi\r\n'
+        b"--B\r\nContent-Type: application/octet-stream\r\n"
+        b'Content-Disposition: attachment; filename="r\xc3\xa9sum\xc3\xa9.pdf"\r\n'
+        b"Content-Transfer-Encoding: base64\r\n\r\nJVBERi0xLjQK\r\n--B--\r\n"
+    )
+    attachments = Message(raw).attachments
+    assert len(attachments) == 1
+    assert attachments[0].payload.startswith(b"%PDF")
