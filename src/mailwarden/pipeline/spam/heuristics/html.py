@@ -22,7 +22,8 @@ _ENTITY_LETTER = re.compile(
     r"&#(?:x0*(?:4[1-9a-f]|5[0-9a]|6[1-9a-f]|7[0-9a])|0*(?:6[5-9]|[78]\d|9[07-9]|1[01]\d|12[0-2]));", re.IGNORECASE
 )
 _ZERO_WIDTH_IN_WORD = re.compile(r"\w[\u200b\u200c\u200d\u2060\ufeff\u00ad]+\w")
-_WORD = re.compile(r"\w{3,}")
+# words of three or more letters with a letter outside ASCII (an ASCII word cannot mix scripts)
+_NON_ASCII_WORD = re.compile(r"(?<!\w)(?=\w*?[^\W\x00-\x7f])\w{3,}")
 
 
 def _script(ch: str) -> str:
@@ -41,10 +42,10 @@ def _script(ch: str) -> str:
 def mixed_script_words(text: str, limit: int = 3) -> list[str]:
     """Words that mix Latin letters with Cyrillic or Greek ones (homoglyph obfuscation)."""
     found: list[str] = []
-    for m in _WORD.finditer(text):
+    if text.isascii():
+        return found
+    for m in _NON_ASCII_WORD.finditer(text):
         word = m.group(0)
-        if word.isascii():
-            continue
         scripts = {_script(c) for c in word if c.isalpha()} - {""}
         if "latin" in scripts and len(scripts) > 1:
             found.append(word)

@@ -32,11 +32,17 @@ CONFUSABLES: dict[str, str] = {
 _DIGRAPHS = (("rn", "m"), ("vv", "w"), ("cl", "d"), ("i", "l"))
 
 
+_CONFUSABLE_TABLE = str.maketrans({**CONFUSABLES, "-": None})
+
+
+@lru_cache(maxsize=16384)
 def skeleton(label: str) -> str:
     """A label reduced to what it looks like: accents dropped, homoglyphs and digraphs folded."""
-    text = unicodedata.normalize("NFKD", label.lower())
-    text = "".join(c for c in text if not unicodedata.combining(c))
-    text = "".join(CONFUSABLES.get(c, c) for c in text).replace("-", "")
+    text = label.lower()
+    if not text.isascii():
+        text = unicodedata.normalize("NFKD", text)
+        text = "".join(c for c in text if not unicodedata.combining(c))
+    text = text.translate(_CONFUSABLE_TABLE)
     for pair, letter in _DIGRAPHS:
         text = text.replace(pair, letter)
     return text
@@ -93,14 +99,43 @@ class Target:
         return cls(domain, registered_domain(domain), name, skeleton(name))
 
 
+class Targets:
+    """Imitation targets, in order, indexed by skeleton and by name length so that a candidate is
+    compared only with the few targets it could match."""
+
+    def __init__(self, items: Iterable[Target]) -> None:
+        self.items = tuple(items)
+        self.by_skeleton: dict[str, list[int]] = {}
+        self.by_length: dict[int, list[int]] = {}
+        for i, t in enumerate(self.items):
+            self.by_skeleton.setdefault(t.skeleton, []).append(i)
+            if len(t.name) >= 6:  # edit distance is judged from six letters on
+                self.by_length.setdefault(len(t.name), []).append(i)
+
+    def __iter__(self) -> Iterator[Target]:
+        return iter(self.items)
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def near(self, name: str, shape: str) -> list[Target]:
+        """The targets that share `shape` or are within two letters of `name`'s length, in order."""
+        found = list(self.by_skeleton.get(shape, ()))
+        if len(name) >= 5:
+            for size in range(len(name) - 2, len(name) + 3):
+                found += self.by_length.get(size, ())
+        return [self.items[i] for i in sorted(set(found))]
+
+
 @lru_cache(maxsize=64)
-def targets(domains: frozenset[str]) -> tuple[Target, ...]:
+def targets(domains: frozenset[str]) -> Targets:
     """Imitation targets for a set of domains; names under four letters are too short to judge."""
     out = {t.reg: t for t in (Target.of(d) for d in sorted(domains)) if len(t.name) >= 4}
-    return tuple(out.values())
+    return Targets(out.values())
 
 
-def imitated(candidate: str, candidates: tuple[Target, ...]) -> Target | None:
+@lru_cache(maxsize=8192)
+def imitated(candidate: str, candidates: Targets) -> Target | None:
     """The target that `candidate`, a different registered domain, could be taken for."""
     uni = to_unicode(candidate)
     reg = registered_domain(uni)
@@ -108,7 +143,7 @@ def imitated(candidate: str, candidates: tuple[Target, ...]) -> Target | None:
     if not reg or not name:
         return None
     shape = skeleton(name)
-    for t in candidates:
+    for t in candidates.near(name, shape):
         if reg == t.reg or name == t.name:
             continue
         if shape == t.skeleton:
@@ -132,14 +167,21 @@ def brand_token_in(domain: str, token: str) -> bool:
     """A brand's name inside a domain that is not the brand's: `paypal-secure-login.example.net`,
     `paypal.example`, `login.paypal.com.example.net`. Short names (dhl, ups, ing) count only as a
     whole label or hyphen-separated word; names of six letters or more also inside a word."""
-    uni = to_unicode(domain).lower()
     token = skeleton(token)
-    reg = registered_domain(uni)
-    labels = [*uni[: len(uni) - len(reg)].split("."), _name(uni)] if reg else uni.split(".")
-    words = {skeleton(w) for label in labels for w in label.split("-") if w}
+    words, labels = _domain_shapes(domain)
     if token in words:
         return True
-    return len(token) >= 6 and any(token in skeleton(label) for label in labels)
+    return len(token) >= 6 and any(token in label for label in labels)
+
+
+@lru_cache(maxsize=4096)
+def _domain_shapes(domain: str) -> tuple[frozenset[str], tuple[str, ...]]:
+    """Skeletons of a domain's hyphen-separated words and of its labels, the public suffix left out."""
+    uni = to_unicode(domain).lower()
+    reg = registered_domain(uni)
+    labels = [*uni[: len(uni) - len(reg)].split("."), _name(uni)] if reg else uni.split(".")
+    words = frozenset(skeleton(w) for label in labels for w in label.split("-") if w)
+    return words, tuple(skeleton(label) for label in labels)
 
 
 def _domains(view: View) -> Iterable[tuple[str, str]]:
@@ -157,15 +199,15 @@ def check(view: View, facts: Mapping[str, Any], org: Organisation | None, s: Heu
     if any(label.startswith("xn--") for label in view.from_domain.split(".")):
         yield "PHISH_PUNYCODE_SENDER", to_unicode(view.from_domain)
     domains = list(_domains(view))
-    org_targets = targets(org.domain_names) if org is not None else ()
+    org_targets = targets(org.domain_names) if org is not None else targets(frozenset())
     for where, domain in domains:
         hit = imitated(domain, org_targets)
         if hit:
             yield "PHISH_LOOKALIKE_ORG", f"{where} {domain} ~ {hit.domain}"
             break
-    brand_domains = {d: brand for brand, ds in s.brands.items() for d in ds}
+    brand_domains = s.brand_domains
     # freemail domains are everyone's sender domains, not something a lure imitates
-    brand_targets = targets(frozenset(brand_domains) - s.freemail)
+    brand_targets = targets(s.imitable_brand_domains)
     lookalike = embedded = False
     for where, domain in domains:
         reg = registered_domain(domain)
@@ -178,7 +220,7 @@ def check(view: View, facts: Mapping[str, Any], org: Organisation | None, s: Heu
                 lookalike = True
         # inside link hosts brand names are too common in legitimate mail (googlegroups, amazonaws)
         if not embedded and where != "link":
-            brand = next((b for b, ds in s.brands.items() if ds and brand_token_in(domain, b.replace(" ", ""))), None)
+            brand = next((b for b, token in s.brand_tokens if brand_token_in(domain, token)), None)
             if brand:
                 yield "PHISH_BRAND_IN_DOMAIN", f"{where} {domain} ({brand})"
                 embedded = True

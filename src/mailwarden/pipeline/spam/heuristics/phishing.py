@@ -6,6 +6,7 @@ from __future__ import annotations
 import re
 import unicodedata
 from collections.abc import Iterator, Mapping
+from functools import lru_cache
 from typing import Any
 
 from mailwarden.model import Organisation
@@ -133,14 +134,23 @@ _SERVICE_WORDS = re.compile(
 )
 
 
+@lru_cache(maxsize=1024)
+def _brand_word(brand: str) -> re.Pattern[str]:
+    return re.compile(r"(?<![\w.@-])" + re.escape(brand) + r"(?![\w@-]|\.\w)")
+
+
 def _brand_named(text: str, s: HeuristicsSettings) -> str | None:
     low = " ".join(unicodedata.normalize("NFKC", text).lower().split())
-    for brand, domains in s.brands.items():
-        if not domains:
+    service: bool | None = None  # looked up once, and only when an ambiguous brand is in the text
+    for brand, _ in s.brand_tokens:
+        if brand not in low:  # the cheap test first: most texts name no brand at all
             continue
-        if brand in AMBIGUOUS_BRANDS and not _SERVICE_WORDS.search(low):
-            continue
-        if re.search(r"(?<![\w.@-])" + re.escape(brand) + r"(?![\w@-]|\.\w)", low):
+        if brand in AMBIGUOUS_BRANDS:
+            if service is None:
+                service = _SERVICE_WORDS.search(low) is not None
+            if not service:
+                continue
+        if _brand_word(brand).search(low):
             return brand
     return None
 

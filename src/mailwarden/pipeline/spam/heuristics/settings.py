@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
 from mailwarden.errors import ConfigError
@@ -194,6 +195,22 @@ class HeuristicsSettings:
     free_hosting: frozenset[str] = FREE_HOSTING
     freemail: frozenset[str] = FREEMAIL
     brands: Mapping[str, frozenset[str]] = field(default_factory=lambda: dict(BRANDS))
+
+    # Tables derived from the lists, built on first use and kept with the settings (not per message).
+    @cached_property
+    def brand_domains(self) -> Mapping[str, str]:
+        """Each brand domain and the (last listed) brand it belongs to."""
+        return {d: brand for brand, ds in self.brands.items() for d in ds}
+
+    @cached_property
+    def imitable_brand_domains(self) -> frozenset[str]:
+        """Brand domains a lookalike could imitate: freemail domains are everyone's sender domains."""
+        return frozenset(self.brand_domains) - self.freemail
+
+    @cached_property
+    def brand_tokens(self) -> tuple[tuple[str, str], ...]:
+        """(brand, the brand's name without spaces) for brands with domains, in table order."""
+        return tuple((b, b.replace(" ", "")) for b, ds in self.brands.items() if ds)
 
     @classmethod
     def from_config(cls, section: Mapping[str, Any] | None) -> HeuristicsSettings:

@@ -4,29 +4,15 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from dataclasses import dataclass, field
 from functools import cached_property, lru_cache
-from html.parser import HTMLParser
 from urllib.parse import urlsplit
 
 from mailwarden.model import Message
 from mailwarden.pipeline.auth.dmarc import organisational_domain
+from mailwarden.pipeline.spam.heuristics.markup import MAX_HTML_CHARS, Anchor, HtmlScan, scan_html
 
 # Bounds the work a hostile message can cause.
-MAX_HTML_CHARS = 512 * 1024
 MAX_TEXT_CHARS = 256 * 1024
-
-_HIDDEN_STYLE = re.compile(
-    r"display\s*:\s*none|visibility\s*:\s*hidden"
-    r"|opacity\s*:\s*0(?:\.0+)?\s*(?:;|$)|max-height\s*:\s*0(?:px)?\s*(?:;|$)",
-    re.IGNORECASE,
-)
-_ZERO_FONT = re.compile(r"font-size\s*:\s*[01](?:\.\d+)?\s*(?:px|pt)?\s*(?:;|$|!)", re.IGNORECASE)
-_COLOR = re.compile(r"(?<![-\w])color\s*:\s*([#\w]+)", re.IGNORECASE)
-_BACKGROUND = re.compile(r"background(?:-color)?\s*:\s*([#\w]+)", re.IGNORECASE)
-_VOID = frozenset({"br", "img", "hr", "meta", "link", "input", "area", "base", "col", "wbr", "source", "embed"})
-_CREDENTIAL_FIELD = re.compile(r"pass|pwd|email|e-mail|login|user|card|cvv|cvc|ssn|pin\b", re.IGNORECASE)
-_WHITES = frozenset({"#fff", "#ffffff", "white", "#fefefe", "#fdfdfd"})
 
 
 def host_of(url: str) -> str:
@@ -60,148 +46,17 @@ def domain_of(address: str | None) -> str:
 
 def fold(text: str) -> str:
     """Lower case without diacritics (`válidate` -> `validate`); a lone dot inside a word becomes a space."""
-    text = unicodedata.normalize("NFKD", text.lower())
-    text = "".join(c for c in text if not unicodedata.combining(c))
+    text = text.lower()
+    if not text.isascii():
+        text = unicodedata.normalize("NFKD", text)
+        # one look-up per distinct character, not per character
+        marks = {ord(c): None for c in set(text) if unicodedata.combining(c)}
+        if marks:
+            text = text.translate(marks)
     return _DOT_IN_WORD.sub(" ", text)
 
 
 _DOT_IN_WORD = re.compile(r"(?<=[a-z]{4})\.(?=[a-z]{2,}\b)")
-
-
-def _norm_color(value: str) -> str:
-    value = value.lower()
-    if re.fullmatch(r"#[0-9a-f]{3}", value):
-        value = "#" + "".join(c * 2 for c in value[1:])
-    return {"white": "#ffffff", "black": "#000000"}.get(value, value)
-
-
-@dataclass
-class Anchor:
-    href: str
-    text: str
-
-
-@dataclass
-class HtmlScan:
-    """One pass over an HTML body."""
-
-    visible: list[str] = field(default_factory=list)
-    hidden_chars: int = 0
-    zero_font_chars: int = 0
-    anchors: list[Anchor] = field(default_factory=list)
-    forms: list[str] = field(default_factory=list)
-    # forms that post or ask for a password, e-mail address, card number (a search box does neither)
-    input_forms: list[str] = field(default_factory=list)
-    password_forms: list[str] = field(default_factory=list)
-    scripts: list[str] = field(default_factory=list)
-    images: list[tuple[str, str, str, bool]] = field(default_factory=list)  # src, width, height, hidden
-
-
-class _Scanner(HTMLParser):
-    def __init__(self) -> None:
-        super().__init__(convert_charrefs=True)
-        self.out = HtmlScan()
-        # one entry per open element: (tag, hidden, zero_font, colour, background)
-        self._stack: list[tuple[str, bool, bool, str, str]] = []
-        self._anchor: Anchor | None = None
-        self._skip = 0  # inside <style>/<script>/<title>/<head>
-
-    def _state(self) -> tuple[bool, bool, str, str]:
-        if not self._stack:
-            return False, False, "", "#ffffff"
-        _, hidden, zero, colour, bg = self._stack[-1]
-        return hidden, zero, colour, bg
-
-    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        a = {k.lower(): (v or "") for k, v in attrs}
-        if tag in ("style", "script", "title", "head"):
-            if tag == "script" and a.get("src"):
-                self.out.scripts.append(a["src"])
-            self._skip += 1
-            return
-        hidden, zero, colour, bg = self._state()
-        style = a.get("style", "")
-        if style:
-            if _HIDDEN_STYLE.search(style):
-                hidden = True
-            if _ZERO_FONT.search(style):
-                zero = True
-            m = _BACKGROUND.search(style)
-            if m:
-                bg = _norm_color(m.group(1))
-            m = _COLOR.search(style)
-            if m:
-                colour = _norm_color(m.group(1))
-        if a.get("bgcolor"):
-            bg = _norm_color(a["bgcolor"])
-        if tag == "font":
-            if a.get("color"):
-                colour = _norm_color(a["color"])
-            if a.get("size", "").strip() in ("0",):
-                zero = True
-        if "hidden" in a and tag not in ("input",):
-            hidden = True
-        if tag == "a":
-            self._anchor = Anchor(a.get("href", "").strip(), "")
-        elif tag == "form":
-            self.out.forms.append(a.get("action", "").strip())
-            if a.get("method", "").lower() == "post":
-                self.out.input_forms.append(self.out.forms[-1])
-        elif tag == "input" and self.out.forms:
-            kind = a.get("type", "").lower()
-            if kind == "password":
-                self.out.password_forms.append(self.out.forms[-1])
-            if kind in ("password", "email") or _CREDENTIAL_FIELD.search(a.get("name", "")):
-                self.out.input_forms.append(self.out.forms[-1])
-        elif tag == "img":
-            src = a.get("src", "").strip()
-            w, h = a.get("width", "").strip().rstrip("px"), a.get("height", "").strip().rstrip("px")
-            self.out.images.append((src, w, h, hidden or bool(_HIDDEN_STYLE.search(style))))
-        if tag not in _VOID:
-            self._stack.append((tag, hidden, zero, colour, bg))
-            if len(self._stack) > 256:
-                del self._stack[0]
-
-    def handle_endtag(self, tag: str) -> None:
-        if tag in ("style", "script", "title", "head"):
-            self._skip = max(0, self._skip - 1)
-            return
-        if tag == "a" and self._anchor is not None:
-            self.out.anchors.append(self._anchor)
-            self._anchor = None
-        for i in range(len(self._stack) - 1, -1, -1):
-            if self._stack[i][0] == tag:
-                del self._stack[i:]
-                break
-
-    def handle_data(self, data: str) -> None:
-        if self._skip:
-            return
-        text = data.strip()
-        if not text:
-            return
-        hidden, zero, colour, bg = self._state()
-        same_colour = bool(colour) and colour == bg
-        if hidden or same_colour:
-            self.out.hidden_chars += len(text)
-        elif zero:
-            self.out.zero_font_chars += len(text)
-        else:
-            self.out.visible.append(text)
-        if self._anchor is not None:
-            self._anchor.text += " " + text
-
-
-def scan_html(html: str) -> HtmlScan:
-    scanner = _Scanner()
-    try:
-        scanner.feed(html[:MAX_HTML_CHARS])
-        scanner.close()
-    except (AssertionError, ValueError):  # html.parser gives up on some broken markup
-        pass
-    if scanner._anchor is not None:
-        scanner.out.anchors.append(scanner._anchor)
-    return scanner.out
 
 
 class View:
@@ -285,3 +140,6 @@ class View:
     @property
     def has_link_or_form(self) -> bool:
         return bool(self.links or self.forms)
+
+
+__all__ = ["MAX_HTML_CHARS", "MAX_TEXT_CHARS", "Anchor", "HtmlScan", "View", "scan_html"]
