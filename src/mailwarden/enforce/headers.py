@@ -34,9 +34,12 @@ def is_spam(verdict: Verdict) -> bool:
 
 
 def filter_value(verdict: Verdict) -> str:
-    """SFV: how the spam filter came to its verdict."""
+    """SFV: how the spam filter came to its verdict (EOP's values: SKA/SKB sender lists, SKN bypass)."""
+    codes = {f.code for f in verdict.findings}
+    if "SENDER_BLOCKED" in codes:
+        return "SKB"
     if verdict.scl == -1:
-        return "SKN"
+        return "SKA" if "SENDER_ALLOWED" in codes else "SKN"
     return "SPM" if is_spam(verdict) else "NSPM"
 
 

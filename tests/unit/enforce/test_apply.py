@@ -99,3 +99,19 @@ def test_authentication_results_are_stamped_and_forged_copies_removed() -> None:
     assert results[0] == "gw.example.net; spf=fail smtp.mailfrom=evil.example"
     assert "gw.example.net; spf=pass smtp.mailfrom=evil.example" not in results  # forged: same authserv-id
     assert "mx.partner.example; dkim=pass header.d=partner.example" in results  # someone else's: kept
+
+
+def test_the_filter_value_names_sender_lists_and_bypass() -> None:
+    from mailwarden.enforce.headers import filter_value
+    from mailwarden.model import Finding, StageOutcome, StageResult
+
+    def with_codes(*codes: str, scl: int) -> Verdict:
+        stage = StageResult("spam", StageOutcome.DETECTED, tuple(Finding("spam", c) for c in codes))
+        category = Category.HIGH_CONFIDENCE_SPAM if scl >= 7 else Category.CLEAN
+        return Verdict(Direction.INBOUND, category, Disposition(Action.DELIVER), scl=scl, stages=(stage,))
+
+    assert filter_value(with_codes("SENDER_BLOCKED", scl=9)) == "SKB"
+    assert filter_value(with_codes("SENDER_ALLOWED", scl=-1)) == "SKA"
+    assert filter_value(with_codes("IP_ALLOW", scl=-1)) == "SKN"
+    assert filter_value(with_codes("BAYES_SPAM_HIGH", scl=9)) == "SPM"
+    assert filter_value(with_codes(scl=0)) == "NSPM"
