@@ -20,7 +20,6 @@ import time
 from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
 from mailwarden.model import Category, Direction, Envelope, Message, Policy
 from mailwarden.model.org import Domain, Organisation
@@ -162,7 +161,8 @@ def main() -> None:
     cpu.sort()
     print(
         f"spam stage + decide, CPU per message (time.process_time, parse included): median "
-        f"{statistics.median(cpu):.2f} ms, p95 {cpu[int(len(cpu) * 0.95)]:.2f} ms, p99 {cpu[int(len(cpu) * 0.99)]:.2f} ms"
+        f"{statistics.median(cpu):.2f} ms, p95 {cpu[int(len(cpu) * 0.95)]:.2f} ms, "
+        f"p99 {cpu[int(len(cpu) * 0.99)]:.2f} ms"
     )
     if args.show:
         for name, category, total in results[args.show].hits:
