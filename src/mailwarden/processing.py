@@ -382,8 +382,13 @@ class Processor:
             events += _rule_events(verdict, plan if applied else None, now)
         status = plan.status if applied else RecipientStatus.PENDING
         recipients = [RecipientRecord(r, "envelope", status) for r in env.rcpt_to]
-        if plan.deliver_to and plan.deliver_to != env.rcpt_to:  # redirect: the new targets are recipients too
-            recipients += [RecipientRecord(r, "redirect", RecipientStatus.PENDING) for r in plan.deliver_to]
+        # a transport rule's To/Cc/Bcc recipients under their field; other new targets come from a redirect
+        added = {address: header.lower() for address, header in plan.added}
+        recipients += [
+            RecipientRecord(r, added.get(r, "redirect"), RecipientStatus.PENDING)
+            for r in plan.deliver_to
+            if r not in env.rcpt_to
+        ]
         if plan.quarantine:
             outcome.blobs.append((f"quarantine-{message_id}.eml", outcome.entry.raw))
         lifetime = self.rt.config.delivery.max_queue_lifetime

@@ -39,6 +39,7 @@ class Plan:
     bounce: bool = False  # send an NDR to the sender
     notes: tuple[str, ...] = field(default=())
     pool: str | None = None  # the delivery pool a transport rule routes the message through
+    added: tuple[tuple[str, str], ...] = ()  # recipients a transport rule added: (address, To/Cc/Bcc)
 
 
 def plan_delivery(raw: bytes, verdict: Verdict, recipients: Sequence[str], *, applied: bool) -> Plan:
@@ -55,8 +56,9 @@ def plan_delivery(raw: bytes, verdict: Verdict, recipients: Sequence[str], *, ap
     return replace(
         plan,
         raw=changed.raw,
-        deliver_to=tuple(dict.fromkeys((*plan.deliver_to, *changed.recipients))),
+        deliver_to=tuple(dict.fromkeys((*plan.deliver_to, *(address for address, _ in changed.recipients)))),
         pool=changed.pool,
+        added=tuple((a, h) for a, h in changed.recipients if a not in plan.deliver_to),
         notes=(*plan.notes, *changed.notes),
     )
 

@@ -23,7 +23,7 @@ _SEALED = frozenset({"multipart/signed", "multipart/encrypted", "application/pkc
 @dataclass
 class Modified:
     raw: bytes
-    recipients: list[str] = field(default_factory=list)  # added To/Cc/Bcc recipients
+    recipients: list[tuple[str, str]] = field(default_factory=list)  # added recipients: (address, To/Cc/Bcc)
     pool: str | None = None
     notes: list[str] = field(default_factory=list)
 
@@ -45,7 +45,7 @@ def apply_modifications(raw: bytes, mods: Sequence[Modification]) -> Modified:
             case ModificationKind.ADD_RECIPIENT:
                 if mod.name in ("To", "Cc"):
                     out.raw = _add_address(out.raw, mod.name, mod.value)
-                out.recipients.append(mod.value)
+                out.recipients.append((mod.value, mod.name))
                 out.notes.append(f"rule {mod.rule!r}: {mod.value} added as {mod.name} recipient")
             case ModificationKind.PREPEND_SUBJECT:
                 out.raw = rewrite.prepend_subject(out.raw, mod.value)
@@ -58,7 +58,10 @@ def apply_modifications(raw: bytes, mods: Sequence[Modification]) -> Modified:
                 out.notes.append(f"rule {mod.rule!r}: leaves through delivery pool {mod.value!r}")
             case ModificationKind.INCIDENT_REPORT:
                 pass
-    out.recipients = list(dict.fromkeys(out.recipients))
+    first: dict[str, str] = {}
+    for address, header in out.recipients:
+        first.setdefault(address, header)  # an address added twice keeps the field it was first added in
+    out.recipients = list(first.items())
     return out
 
 

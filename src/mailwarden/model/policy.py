@@ -13,7 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from mailwarden.errors import PolicyError
 from mailwarden.model.org import ConnectionMode, Domain, Organisation
-from mailwarden.model.rules import Rule, check_rule_set
+from mailwarden.model.rules import DlpPolicy, Rule, check_rule_set, check_sensitive_types
 from mailwarden.model.verdict import Action
 
 
@@ -285,10 +285,16 @@ class Policy(_Strict):
     notifications: NotificationPolicy = NotificationPolicy()
     lists: SenderLists = SenderLists()
     scan_error_action: ScanErrorAction = ScanErrorAction.QUARANTINE
-    # transport (mail flow) rules, docs/rules.md
+    # transport (mail flow) rules, docs/rules.md; custom sensitive information types, docs/dlp.md
     rules: tuple[Rule, ...] = ()
+    dlp: DlpPolicy = DlpPolicy()
 
     _rule_names = field_validator("rules")(check_rule_set)
+
+    @model_validator(mode="after")
+    def _known_sensitive_types(self) -> Policy:
+        check_sensitive_types(self.rules, self.dlp)
+        return self
 
 
 class DomainDocument(_Strict):

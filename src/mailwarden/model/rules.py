@@ -288,3 +288,112 @@ def check_rule_set(rules: tuple[Rule, ...]) -> tuple[Rule, ...]:
     if dupes:
         raise ValueError(f"rule name used twice: {', '.join(dupes)}")
     return rules
+
+
+# ---- DLP: the type names a `sensitive_info` condition may use ----------------------------------
+
+# The built-in sensitive information types of `pipeline/dlp` (model/ may not import pipeline/; a unit
+# test keeps the two lists equal).
+DLP_BUILTIN_TYPES = frozenset(
+    {
+        "aws_access_key_id",
+        "aws_secret_access_key",
+        "azure_storage_key",
+        "credit_card",
+        "email",
+        "github_token",
+        "google_api_key",
+        "iban",
+        "jp_corporate_number",
+        "jp_my_number",
+        "jp_phone",
+        "private_key",
+        "slack_token",
+        "stripe_key",
+        "us_ssn",
+    }
+)
+DLP_DEFAULT_PROXIMITY = 300
+
+
+class CustomSensitiveType(_Strict):
+    """A sensitive information type defined in policy (`policy.dlp.custom_types`); `pipeline/dlp`
+    turns it into its scanner's `CustomType`. The pattern is RE2, case-sensitive, and must not match
+    the empty string; with keywords, a match counts only with one within `proximity` characters."""
+
+    name: str = Field(pattern=r"^[A-Za-z][A-Za-z0-9_.\-]{0,63}$")
+    pattern: str = Field(min_length=1, max_length=MAX_PATTERN_LENGTH)
+    keywords: tuple[Word, ...] = ()
+    proximity: int = Field(DLP_DEFAULT_PROXIMITY, ge=0, le=10_000)
+    min_count: int = Field(1, ge=1, le=10_000)
+    confidence: Confidence = Confidence.MEDIUM
+
+    @model_validator(mode="wrap")
+    @classmethod
+    def _name_the_type(cls, data: Any, handler: Any) -> Any:
+        """Errors inside a custom type come out as one error that starts with the type's name."""
+        try:
+            return handler(data)
+        except ValidationError as exc:
+            name = data.get("name") if isinstance(data, dict) else None
+            parts = []
+            for err in exc.errors():
+                loc = ".".join(str(p) for p in err["loc"]) or "(type)"
+                parts.append(f"{loc}: {err['msg'].removeprefix('Value error, ')}")
+            raise ValueError(f"custom type {name!r}: " + "; ".join(parts)) from None
+
+    @field_validator("name")
+    @classmethod
+    def _not_builtin(cls, value: str) -> str:
+        if value in DLP_BUILTIN_TYPES:
+            raise ValueError(f"{value!r} is a built-in type; choose another name")
+        return value
+
+    @field_validator("pattern")
+    @classmethod
+    def _linear_time(cls, value: str) -> str:
+        try:
+            compiled = re2.compile(value, _RE2_OPTIONS)
+        except re2.error as exc:
+            reason = exc.args[0] if exc.args else exc
+            if isinstance(reason, bytes):
+                reason = reason.decode("utf-8", "replace")
+            raise ValueError(f"pattern {value!r} refused: {reason}") from None
+        if compiled.fullmatch("") is not None:
+            raise ValueError(f"pattern {value!r} refused: it matches the empty string")
+        return value
+
+
+class DlpPolicy(_Strict):
+    """`policy.dlp`: the organisation's own sensitive information types, usable in `sensitive_info`."""
+
+    custom_types: tuple[CustomSensitiveType, ...] = Field((), max_length=200)
+
+    @field_validator("custom_types")
+    @classmethod
+    def _distinct(cls, value: tuple[CustomSensitiveType, ...]) -> tuple[CustomSensitiveType, ...]:
+        names = [t.name for t in value]
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise ValueError(f"custom type name used twice: {', '.join(dupes)}")
+        return value
+
+    def type_names(self) -> frozenset[str]:
+        return DLP_BUILTIN_TYPES | {t.name for t in self.custom_types}
+
+
+def check_sensitive_types(rules: tuple[Rule, ...], dlp: DlpPolicy) -> None:
+    """Every `sensitive_info` type a rule names is built in or a custom type; the error names the rule
+    and the field."""
+    known = dlp.type_names()
+    for index, rule in enumerate(rules):
+        for part in ("conditions", "exceptions"):
+            conditions: Conditions = getattr(rule, part)
+            for n, info in enumerate(conditions.sensitive_info):
+                if info.type not in known:
+                    custom = ", ".join(t.name for t in dlp.custom_types) or "none"
+                    raise ValueError(
+                        f"rules.{index}: rule {rule.name!r}: {part}.sensitive_info.{n}.type: unknown sensitive "
+                        f"information type {info.type!r} (built-in: {', '.join(sorted(DLP_BUILTIN_TYPES))}; "
+                        f"custom: {custom})"
+                    )

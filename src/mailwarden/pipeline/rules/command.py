@@ -1,7 +1,8 @@
 """`mailwarden rules check RULES.yaml` and `mailwarden rules test RULES.yaml MESSAGE.eml`.
 
 RULES.yaml is either a whole organisation document (name, domains, policy.rules) or a short file with
-`rules:` and optionally `domains:` (the organisation's domains, which decide the direction).
+`rules:` and optionally `domains:` (the organisation's domains, which decide the direction) and `dlp:`
+(custom sensitive information types).
 """
 
 from __future__ import annotations
@@ -48,7 +49,7 @@ def load_rules(path: Path) -> tuple[Policy, Organisation]:
     if not isinstance(data, dict) or not isinstance(data.get("rules"), list):
         raise PolicyError(f"{path}: expected a mapping with a 'rules' list (or an organisation document)")
     try:
-        policy = Policy.model_validate({"rules": data["rules"]})
+        policy = Policy.model_validate({key: data[key] for key in ("rules", "dlp") if key in data})
     except ValidationError as exc:
         messages = validation_messages(exc)
         raise PolicyError(f"{path}: " + "; ".join(messages), errors=messages) from None

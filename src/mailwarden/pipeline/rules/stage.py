@@ -7,15 +7,16 @@ the message, like the IP allow list.
 
 from __future__ import annotations
 
+import functools
 import re
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from typing import ClassVar
 
 from mailwarden.model import Finding, Message, Policy, StageOutcome
-from mailwarden.model.rules import Rule
+from mailwarden.model.rules import CustomSensitiveType, Rule
 from mailwarden.pipeline.decide import BULK_PREFIX, MALWARE_PREFIX, PHISH_PREFIX, scl_for
-from mailwarden.pipeline.dlp import DlpMatch, DlpScanner
+from mailwarden.pipeline.dlp import CustomType, DlpMatch, DlpScanner
 from mailwarden.pipeline.extract import message_texts
 from mailwarden.pipeline.rules.compiled import CompiledRules, compile_rules
 from mailwarden.pipeline.rules.facts import MessageFacts
@@ -126,6 +127,12 @@ def _dlp_for(policy: Policy) -> Callable[[Message], Sequence[DlpMatch]]:
 
 
 def dlp_matches(message: Message, policy: Policy) -> list[DlpMatch]:
-    """Sensitive information in the message's visible text; values only in redacted form."""
-    custom = getattr(getattr(policy, "dlp", None), "custom_types", ())
-    return DlpScanner(custom).scan(message_texts(message))
+    """Sensitive information in the message's visible text (built-in types and the policy's custom
+    types); values only in redacted form."""
+    return dlp_scanner(policy.dlp.custom_types).scan(message_texts(message))
+
+
+@functools.lru_cache(maxsize=_CACHE_SIZE)
+def dlp_scanner(custom: tuple[CustomSensitiveType, ...]) -> DlpScanner:
+    """A scanner for the built-in types and these custom types, compiled once per set of custom types."""
+    return DlpScanner(tuple(CustomType.model_validate(t.model_dump(mode="json")) for t in custom))
