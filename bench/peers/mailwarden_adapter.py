@@ -6,17 +6,16 @@ builds the envelope with `offline_envelope` and runs `rt.pipeline.scan(...)` inb
 policy. Score = `verdict.score`; flagged = `verdict.scl >= 5 or verdict.phish != none`.
 
 Whatever stages the default inbound order lists are run, so the spam stage is picked up as soon as
-it is registered there. Training: when `mailwarden.pipeline.spam.classifier` exists and has a
-training entry point (`train_files`, `train` or `train_messages`), it is called on the train half
-with the keyword arguments its signature asks for (`ham`, `spam`, `data_dir`, `config`, `runtime`,
-`messages`/`labels`); otherwise training is skipped and said so.
+it is registered there. Training: `train` empties the classifier's token statistics in the database the
+config names (the `token_stats` table the spam stage reads with its default `statistics = "sql"`) and
+learns the given messages into it with `mailwarden.pipeline.spam.classifier.train_files(store, spam,
+ham)`. A store that is not empty is left alone by the stage (it loads the shipped model only into an
+empty one), so the scan that follows sees the model trained here and nothing else.
 """
 
 from __future__ import annotations
 
 import asyncio
-import importlib
-import inspect
 import multiprocessing
 import os
 import tempfile
@@ -89,41 +88,33 @@ class MailwardenScanner:
 
 
 def train(samples: list[Sample], config_path: Path) -> dict:
-    """Call the spam classifier's training entry point when there is one."""
-    try:
-        mod = importlib.import_module("mailwarden.pipeline.spam.classifier")
-    except ImportError as exc:
-        return {"trained": False, "why": f"no mailwarden.pipeline.spam.classifier ({exc}); training skipped"}
-    fn = next(
-        (getattr(mod, n) for n in ("train_files", "train", "train_messages") if callable(getattr(mod, n, None))), None
-    )
-    if fn is None:
-        return {"trained": False, "why": "mailwarden.pipeline.spam.classifier has no train entry point; skipped"}
+    """Replace the classifier's token statistics with a model learnt from `samples`."""
+    from sqlalchemy import delete
+
     from mailwarden.config import load_config
+    from mailwarden.pipeline.spam.classifier import train_files
+    from mailwarden.pipeline.spam.statstore import SqlTokenStore, token_stats
+    from mailwarden.store.db import Database
 
     config = load_config(config_path, environ={})
     ham = [s.path for s in samples if not s.positive]
     spam = [s.path for s in samples if s.positive]
-    offered = {
-        "ham": ham,
-        "spam": spam,
-        "data_dir": config.paths.data_dir,
-        "config": config,
-        "messages": [s.path.read_bytes() for s in samples],
-        "labels": [s.positive for s in samples],
-    }
-    params = inspect.signature(fn).parameters
-    kwargs = {k: v for k, v in offered.items() if k in params}
-    t0 = time.perf_counter()
-    result = fn(**kwargs)
-    if inspect.isawaitable(result):
-        result = asyncio.run(result)
+    db = Database(config.database_url)
+    try:
+        store = SqlTokenStore(db)
+        with db.engine.begin() as connection:
+            connection.execute(delete(token_stats))  # a second call (train + test half) starts afresh
+        t0 = time.perf_counter()
+        learnt_spam, learnt_ham = train_files(store, spam, ham)
+        seconds = time.perf_counter() - t0
+    finally:
+        db.close()
     return {
         "trained": True,
-        "entry_point": f"{mod.__name__}.{fn.__name__}({', '.join(kwargs)})",
-        "ham": len(ham),
-        "spam": len(spam),
-        "seconds": round(time.perf_counter() - t0, 1),
+        "entry_point": "mailwarden.pipeline.spam.classifier.train_files(store, spam, ham)",
+        "ham": learnt_ham,
+        "spam": learnt_spam,
+        "seconds": round(seconds, 1),
     }
 
 

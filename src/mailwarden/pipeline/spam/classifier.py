@@ -14,14 +14,17 @@ from __future__ import annotations
 
 import gzip
 import math
-from collections.abc import Collection, Iterable, Sequence
+from collections.abc import Callable, Collection, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from mailwarden.pipeline.spam.statstore import MemoryTokenStore, TokenStore
+from mailwarden.pipeline.spam.tokens import degenerate as case_fallback
 
 DEFAULT_MODEL = Path(__file__).resolve().parents[2] / "data" / "classifier" / "default-model.tsv.gz"
 MODEL_FORMAT = "mailwarden-bayes 1"
+# Robinson's s, chosen by 5-fold cross-validation inside the training half of the corpus (docs/classifier.md)
+DEFAULT_STRENGTH = 0.45
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,13 +61,14 @@ class Classifier:
         self,
         store: TokenStore,
         *,
-        strength: float = 1.0,
+        strength: float = DEFAULT_STRENGTH,
         assumed: float = 0.5,
         min_deviation: float = 0.1,
         max_tokens: int = 150,
         min_messages: int = 10,
         calibration: Calibration | None = None,
         threshold: float = 0.5,
+        degenerate: Callable[[str], str | None] | None = case_fallback,
     ) -> None:
         self.store = store
         self.strength = strength
@@ -74,19 +78,36 @@ class Classifier:
         self.min_messages = min_messages
         self.calibration = calibration or Calibration()
         self.threshold = threshold
+        self.degenerate = degenerate
 
     # ---- scoring ---------------------------------------------------------------------------
     def score(self, tokens: Collection[str], *, explain: int = 10) -> Score:
-        """P(spam) of a message given its tokens; one batched read of the store."""
-        (nspam, nham), counts = self.store.read(list(tokens))
+        """P(spam) of a message given its tokens; one batched read of the store.
+
+        A token never learnt is replaced by its degenerate form (`FREE` by `free`) when it has one.
+        """
+        wanted = tokens if isinstance(tokens, (set, frozenset)) else set(tokens)
+        fallbacks: dict[str, str] = {}
+        if self.degenerate is not None:
+            for token in wanted:
+                fallback = self.degenerate(token)
+                if fallback is not None:
+                    fallbacks[token] = fallback
+        (nspam, nham), counts = self.store.read([*wanted, *(set(fallbacks.values()) - wanted)])
         if nspam < self.min_messages or nham < self.min_messages:
             return Score(0.5, 0.5, 0.0, (), trained=False)
         s, x = self.strength, self.assumed
         significant: list[tuple[float, str, float]] = []
-        for token, (spam, ham) in counts.items():
+        used_tokens: set[str] = set()
+        for token in wanted:
+            spam, ham = counts.get(token, (0, 0))
+            if spam + ham <= 0 and token in fallbacks:
+                token = fallbacks[token]
+                spam, ham = counts.get(token, (0, 0))
             n = spam + ham
-            if n <= 0:
+            if n <= 0 or token in used_tokens:
                 continue
+            used_tokens.add(token)
             spam_ratio = max(spam, 0) / nspam
             ham_ratio = max(ham, 0) / nham
             p = spam_ratio / (spam_ratio + ham_ratio) if spam_ratio + ham_ratio else x
@@ -200,7 +221,7 @@ def fit_calibration(samples: Iterable[tuple[float, bool]], iterations: int = 100
 
 
 def held_out_evidence(
-    samples: Sequence[tuple[Collection[str], bool]], folds: int = 2, *, strength: float = 1.0
+    samples: Sequence[tuple[Collection[str], bool]], folds: int = 2, *, strength: float = DEFAULT_STRENGTH
 ) -> list[tuple[float, bool]]:
     """(evidence, is_spam) of every sample scored by a model trained on the other folds."""
     out: list[tuple[float, bool]] = []
@@ -319,6 +340,24 @@ def build_default_model(corpus: Path, path: Path = DEFAULT_MODEL, *, version: st
         clf.learn(tokens, is_spam)
     write_model(path, store, calibration, version, threshold=threshold)
     return read_model(path)
+
+
+def train_files(store: TokenStore, spam: Iterable[Path], ham: Iterable[Path]) -> tuple[int, int]:
+    """Learn message files (one RFC 5322 message each) into `store`; returns (spam, ham) messages learnt.
+
+    The counts are gathered in memory and added to the store in one bulk load, so training a SQL or Redis
+    store costs one write per distinct token rather than one transaction per message.
+    """
+    from mailwarden.model.message import Message
+    from mailwarden.pipeline.spam.tokens import tokenize
+
+    gathered = MemoryTokenStore()
+    for paths, is_spam in ((spam, True), (ham, False)):
+        for file in paths:
+            gathered.add(tokenize(Message(Path(file).read_bytes())), 1 if is_spam else 0, 0 if is_spam else 1)
+    counts = {token: (s, h) for token, (s, h) in gathered.table.items()}
+    store.load(counts, gathered.spam_messages, gathered.ham_messages)
+    return gathered.spam_messages, gathered.ham_messages
 
 
 def open_classifier(store: TokenStore, path: Path = DEFAULT_MODEL) -> Classifier:

@@ -1,19 +1,27 @@
 """A message as the set of tokens the content classifier counts.
 
-Pure and single-pass: header fields (each token prefixed with its field, `subj:free`), text parts, HTML
-parts stripped to text, URLs (host, registered domain, path words, `url:ip`). Body words give unigrams
-and, optionally, orthogonal sparse bigrams (OSB, window 5, as in CRM114 and rspamd); CJK runs give character bigrams,
-so Japanese needs no segmenter. Text is NFKC-normalised and case-folded, numbers are bucketed by length
-and long words shortened. Recipient addresses are never learnt: every e-mail address becomes its domain
-only, and the recipients' own addresses (To/Cc, the honeypot placeholder) become `addr:rcpt`.
+Pure and single-pass. Header fields give tokens prefixed with their field (`subj:free`,
+`fromdom:example.org`, `rcvd:from:example.net`, `charset:koi8-r`, `mime:multipart/alternative(...)`);
+text parts and HTML parts stripped to text give words, HTML markup gives its tag and attribute names,
+URLs give scheme, host, registered domain, TLD and path words, and a few shape tokens describe numbers,
+money, capitals and sizes. Words are NFKC-normalised; a word written with capitals is kept as written
+(`FREE`) and `degenerate()` names its case-folded fallback, used when the exact form was never learnt.
+Numbers are bucketed by length, long words shortened, CJK runs become character bigrams (no segmenter).
+Recipient addresses are never learnt: every e-mail address becomes its domain only, and the recipients'
+own addresses (To/Cc, the honeypot placeholder) become `addr:rcpt`.
+
+Each group of tokens has a name in `FEATURES`; `tokenize(message, features=...)` leaves groups out, which
+is how bench/accuracy.py measures what each one is worth.
 """
 
 from __future__ import annotations
 
 import html
+import math
 import re
 import unicodedata
 from collections.abc import Iterable
+from functools import lru_cache
 from urllib.parse import urlsplit
 
 from mailwarden.model.message import Message
@@ -21,11 +29,16 @@ from mailwarden.pipeline.auth.dmarc import organisational_domain
 
 MAX_TEXT_CHARS = 100_000  # body text looked at per message (the first 100 KB or so)
 MAX_URLS = 50
+MAX_HOPS = 8  # Received fields looked at, newest first
 MAX_WORD = 24  # longer words are shortened to a stem plus a length bucket
 OSB_WINDOW = 5
 _OSB_SEPARATORS = tuple(" " + "_" * gap + (" " if gap else "") for gap in range(OSB_WINDOW - 1))
 # Placeholders the public corpora put where the recipient's address was; treated like a recipient.
 MASKED_ADDRESSES = frozenset({"phishing@pot"})
+
+# Token groups; all but "osb" and "case" are on by default (bench/accuracy.py measured both as worse).
+FEATURES = frozenset({"sender", "received", "mua", "mime", "url", "html", "shape", "case", "osb"})
+DEFAULT_FEATURES = FEATURES - {"osb", "case"}
 
 _CJK = "\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af\uf900-\ufaff"
 _WORD_RE = re.compile(r"[^\W_]+(?:['.][^\W_]+)*")
@@ -41,53 +54,99 @@ _HIDDEN_RE = re.compile(
 )
 _ATTR_TEXT_RE = re.compile(r"""(?i)\b(?:alt|title)\s*=\s*(?:"([^"]*)"|'([^']*)')""")
 _TAG_RE = re.compile(r"(?s)<[^>]*>")
+_TAG_NAME_RE = re.compile(r"<([a-zA-Z][a-zA-Z0-9]{0,15})\b([^>]{0,400})")
+_ATTR_NAME_RE = re.compile(r"\s([a-zA-Z][a-zA-Z-]{0,20})\s*=")
+# The skeleton every HTML document has: as tokens they would only repeat `html:yes`, and naive Bayes
+# counts each repetition as independent evidence (measured: they pushed HTML newsletters over T).
+_SKELETON_TAGS = frozenset({"html", "head", "body", "meta", "title"})
+_SKELETON_ATTRS = frozenset({"content", "http-equiv", "charset", "name", "lang", "xmlns", "dir"})
 _IMG_RE = re.compile(r"(?i)<img\b")
 _FORM_RE = re.compile(r"(?i)<form\b")
 _IPV4_RE = re.compile(r"^\d{1,3}(?:\.\d{1,3}){3}$")
 _URL_WORD_RE = re.compile(r"[a-z0-9]{2,}")
-_MUA_RE = re.compile(r"[a-z]+")
+_MUA_RE = re.compile(r"[a-z]+|\d+")
+_RECEIVED_RE = re.compile(r"(?i)^\s*from\s+([^\s(;]+)(?:[^;]*?\bby\s+([^\s(;]+))?")
+_FETCH_RE = re.compile(r"(?i)\bwith\s+(?:POP|IMAP)|fetchmail")
+_MONEY_RE = re.compile(r"[$€£¥]\s?\d|\d\s?(?:usd|eur|dollars?)\b", re.IGNORECASE)
+_PERCENT_RE = re.compile(r"\d\s?%")
+_SHOUT_RE = re.compile(r"!!|\?\?")
+_DIGITS3_RE = re.compile(r"\d{3}")
 
 
-def tokenize(message: Message, *, osb: bool = False) -> frozenset[str]:
+def tokenize(message: Message, *, osb: bool = False, features: frozenset[str] = DEFAULT_FEATURES) -> frozenset[str]:
     """Every distinct token of the message (presence counts, repetition does not).
 
     `osb` adds orthogonal sparse bigrams of the body words; measured on the corpus they make the naive
     Bayes model worse (correlated tokens crowd out the rest of the evidence), so they are off by default.
     """
+    if osb:
+        features = features | {"osb"}
     recipients = {a.lower() for a in (*message.to_addresses, *message.cc_addresses)} | MASKED_ADDRESSES
     out: set[str] = set()
-    _header_tokens(message, out, recipients)
+    _header_tokens(message, out, recipients, features)
+    text_chars = 0
     budget = MAX_TEXT_CHARS
     for text in message.text_parts:
         if budget <= 0:
             break
         text = text[:budget]
         budget -= len(text)
-        _body_tokens(text, out, recipients, "", osb)
+        text_chars += len(text)
+        _body_tokens(text, out, recipients, "", features)
     for raw_html in message.html_parts:
         if budget <= 0:
             break
         raw_html = raw_html[: budget * 3]  # markup is mostly tags; its text is capped below
-        visible, hidden, features = html_to_text(raw_html)
-        out.update(features)
+        visible, hidden, markup_features = html_to_text(raw_html, tags="html" in features)
+        out.update(markup_features)
         visible = visible[:budget]
         budget -= len(visible)
-        _body_tokens(visible, out, recipients, "", osb)
+        text_chars += len(visible)
+        _body_tokens(visible, out, recipients, "", features)
         if hidden:
-            _body_tokens(hidden[:budget], out, recipients, "hid:", False)
-    _url_tokens(message.urls, out, recipients)
+            _body_tokens(hidden[:budget], out, recipients, "hid:", frozenset())
+    if "shape" in features:
+        out.add(f"len:{_log2_bucket(text_chars)}")
+        if not message.text_parts and message.html_parts:
+            out.add("html:only")
+    _url_tokens(message, out, recipients, features)
     for attachment in message.attachments[:10]:
         out.add("att:" + attachment.real_type)
     return frozenset(out)
 
 
-def html_to_text(markup: str) -> tuple[str, str, set[str]]:
-    """(visible text, hidden text, markup features) of an HTML body; fast, tolerant, regex based."""
+def degenerate(token: str) -> str | None:
+    """The case-folded fallback of a word kept with its capitals (`FREE` → `free`), else None.
+
+    Scoring uses the fallback's counts when the exact form was never learnt (Graham's degeneration)."""
+    if ":" in token or " " in token:
+        return None
+    folded = token.casefold()
+    return folded if folded != token else None
+
+
+def html_to_text(markup: str, *, tags: bool = False) -> tuple[str, str, set[str]]:
+    """(visible text, hidden text, markup features) of an HTML body; fast, tolerant, regex based.
+
+    With `tags`, the features include the names of the tags (`tag:font`) and attributes (`attr:bgcolor`).
+    """
     features = {"html:yes"}
     if _IMG_RE.search(markup):
         features.add("html:img")
     if _FORM_RE.search(markup):
         features.add("html:form")
+    if tags:
+        seen_tags: set[str] = set()
+        seen_attrs: set[str] = set()
+        count = 0
+        for name, attrs in _TAG_NAME_RE.findall(markup):
+            count += 1
+            seen_tags.add(name.lower())
+            if "=" in attrs:
+                seen_attrs.update(_ATTR_NAME_RE.findall(attrs))
+        features.update("tag:" + t for t in seen_tags - _SKELETON_TAGS)
+        features.update("attr:" + a for a in {a.lower() for a in seen_attrs} - _SKELETON_ATTRS)
+        features.add(f"html:tags:{_log2_bucket(count)}")
     markup = _SCRIPT_RE.sub(" ", markup)
     hidden_parts: list[str] = []
 
@@ -114,6 +173,11 @@ def word_set(text: str) -> set[str]:
     return set(_normalise(set(_WORD_RE.findall(unicodedata.normalize("NFKC", text).casefold()))))
 
 
+def cased_word_set(text: str) -> set[str]:
+    """Like `word_set`, but a word written with capitals keeps them (`FREE`, `Click`); see `degenerate`."""
+    return set(_normalise(set(_WORD_RE.findall(unicodedata.normalize("NFKC", text)))))
+
+
 def _normalise(matches: Iterable[str]) -> list[str]:
     out: list[str] = []
     for word in matches:
@@ -132,10 +196,19 @@ def _normalise(matches: Iterable[str]) -> list[str]:
         if word.isdigit():
             out.append(f"N:{n}d" if n < 10 else "N:long")
         elif n > MAX_WORD:
-            out.append(f"L:{word[:12]}:{n // 10}")
+            out.append(f"L:{word[:12].casefold()}:{n // 10}")
         else:
             out.append(word)
     return out
+
+
+def _log2_bucket(n: int) -> int:
+    return 0 if n <= 0 else int(math.log2(n))
+
+
+@lru_cache(maxsize=4096)
+def _org(domain: str) -> str:
+    return organisational_domain(domain)
 
 
 def _address_token(address: str, recipients: set[str]) -> str:
@@ -168,13 +241,20 @@ def _strip_addresses(text: str, out: set[str], recipients: set[str], prefix: str
     return "".join(kept)
 
 
-def _body_tokens(text: str, out: set[str], recipients: set[str], prefix: str, osb: bool) -> None:
+def _body_tokens(text: str, out: set[str], recipients: set[str], prefix: str, features: frozenset[str]) -> None:
     text = _strip_addresses(text, out, recipients, prefix)
     if prefix:
         out.update(prefix + w for w in word_set(text))
         return
-    if not osb:
-        out.update(word_set(text))
+    if "shape" in features:
+        if _MONEY_RE.search(text):
+            out.add("shape:money")
+        if _PERCENT_RE.search(text):
+            out.add("shape:percent")
+        if _SHOUT_RE.search(text):
+            out.add("shape:shout")
+    if "osb" not in features:
+        out.update(cased_word_set(text) if "case" in features else word_set(text))
         return
     seq = words(text)
     out.update(seq)
@@ -183,10 +263,29 @@ def _body_tokens(text: str, out: set[str], recipients: set[str], prefix: str, os
         out.update([a + sep + b for a, b in zip(seq, seq[d:], strict=False)])
 
 
-def _header_tokens(message: Message, out: set[str], recipients: set[str]) -> None:
-    out.update("subj:" + w for w in words(_strip_addresses(message.subject, out, recipients, "subj:")))
+def _subject_tokens(message: Message, out: set[str], recipients: set[str], features: frozenset[str]) -> None:
+    subject = _strip_addresses(message.subject, out, recipients, "subj:")
+    out.update("subj:" + w for w in words(subject))
+    if "shape" not in features or not subject:
+        return
+    letters = [c for c in subject if c.isalpha()]
+    if len(letters) >= 6 and sum(c.isupper() for c in letters) > 0.6 * len(letters):
+        out.add("subj:shape:caps")
+    if "!" in subject:
+        out.add("subj:shape:bang")
+    if _MONEY_RE.search(subject):
+        out.add("subj:shape:money")
+    if _DIGITS3_RE.search(subject):
+        out.add("subj:shape:number")
+    if subject.rstrip() != subject or "  " in subject:
+        out.add("subj:shape:spaces")
+
+
+def _header_tokens(message: Message, out: set[str], recipients: set[str], features: frozenset[str]) -> None:
+    _subject_tokens(message, out, recipients, features)
     out.update("fromname:" + w for w in words(message.from_display_name))
     from_domain = (message.from_address or "").rpartition("@")[2]
+    from_org = _org(from_domain) if from_domain else ""
     if from_domain:
         out.add("fromdom:" + from_domain)
     else:
@@ -194,8 +293,10 @@ def _header_tokens(message: Message, out: set[str], recipients: set[str]) -> Non
     reply_domain = (message.reply_to or "").rpartition("@")[2]
     if reply_domain:
         out.add("rtdom:" + reply_domain)
-        if from_domain and organisational_domain(reply_domain) != organisational_domain(from_domain):
+        if from_domain and _org(reply_domain) != from_org:
             out.add("rt:differs")
+    if "sender" in features:
+        _sender_tokens(message, out, from_domain, from_org)
     to_count = len(message.to_addresses) + len(message.cc_addresses)
     out.add("rcpts:" + ("0" if to_count == 0 else "1" if to_count == 1 else "2-5" if to_count <= 5 else "many"))
     out.add("ct:" + message.email.get_content_type())
@@ -208,22 +309,130 @@ def _header_tokens(message: Message, out: set[str], recipients: set[str]) -> Non
         if key == "received":
             received.append(str(value))
         elif key in ("x-mailer", "user-agent") and mua is None:
-            family = _MUA_RE.findall(str(value).lower())
-            mua = family[0] if family else "other"
+            mua = str(value).lower()
         elif key == "message-id":
             has_message_id = True
     if mua is not None:
-        out.add("mua:" + mua)
+        _mua_tokens(mua, out, features)
     hops = len(received)
     out.add("rcvd:" + ("0" if hops == 0 else "1-2" if hops <= 2 else "3-5" if hops <= 5 else "many"))
     if any("TLS" in r or "ESMTPS" in r for r in received):
         out.add("rcvd:tls")
+    if "received" in features:
+        _received_tokens(received, out)
     if not has_message_id:
         out.add("msgid:none")
+    if "mime" in features:
+        _mime_tokens(message, out)
 
 
-def _url_tokens(urls: Iterable[str], out: set[str], recipients: set[str]) -> None:
-    for count, url in enumerate(urls):
+def _sender_tokens(message: Message, out: set[str], from_domain: str, from_org: str) -> None:
+    """The sender's registered domain, Return-Path, Message-ID domain and the display name's shape."""
+    if from_org:
+        out.add("fromorg:" + from_org)
+    display = message.from_display_name
+    if not display:
+        out.add("fromname:none")
+    elif "@" in display:
+        out.add("fromname:address")  # `"service@bank.example" <x@elsewhere.example>`
+    return_domain = (message.return_path or "").rpartition("@")[2]
+    if not return_domain:
+        out.add("rp:none")
+    else:
+        out.add("rpdom:" + _org(return_domain))
+        if from_org and _org(return_domain) != from_org:
+            out.add("rp:differs")
+    msgid = message.message_id or ""
+    msgid_domain = msgid.rpartition("@")[2].rstrip(">").strip().lower()
+    if msgid and from_org:
+        if "." not in msgid_domain:
+            out.add("msgid:nodomain")
+        elif _org(msgid_domain) == from_org:
+            out.add("msgid:fromdom")
+        else:
+            out.add("msgid:otherdom")
+
+
+def _mua_tokens(value: str, out: set[str], features: frozenset[str]) -> None:
+    """The mail program: its first word, and with "mua" its words and major version (`mua:outlook:6`)."""
+    parts = _MUA_RE.findall(value)
+    names = [p for p in parts if not p.isdigit()]
+    out.add("mua:" + (names[0] if names else "other"))
+    if "mua" not in features:
+        return
+    out.update("mua:w:" + w for w in names[1:4] if len(w) > 1)
+    digits = [p for p in parts if p.isdigit()]
+    if names and digits:
+        out.add(f"mua:{names[0]}:{digits[0]}")
+
+
+def _received_tokens(received: list[str], out: set[str]) -> None:
+    """The registered domains of the relays on the sender's side of the Received chain.
+
+    The receiving site's own hops (the newest ones, down to the hop where the message came in) say where
+    the mail was collected, not who sent it, so they are skipped: walking down from the top, a hop is the
+    receiver's while its `by` host is the top hop's domain, a bare or IP name, or a domain seen on the
+    receiver's side already (a POP/IMAP fetch puts the mailbox provider there). The first hop whose `from`
+    host lies outside is the one that handed the message in; its `from` host and those below it give
+    `rcvd:from:<domain>` (or `rcvd:from:ip` / `rcvd:from:bare`).
+    """
+    receivers: set[str] = set()
+    outside = False
+    for value in received[:MAX_HOPS]:
+        m = _RECEIVED_RE.match(value)
+        if not m:
+            continue
+        sender = _relay_name(m.group(1))
+        if not outside:
+            by = _relay_name(m.group(2) or "")
+            if not receivers or by in receivers or by in ("bare", "ip"):
+                receivers.add(by)
+                if sender in receivers or sender in ("bare", "ip") or _FETCH_RE.search(value):
+                    receivers.add(sender)
+                    continue
+            outside = True
+        out.add("rcvd:from:" + sender)
+
+
+def _relay_name(host: str) -> str:
+    host = host.strip("[]<>.").lower()
+    if _IPV4_RE.match(host) or ":" in host:
+        return "ip"
+    return _org(host) if "." in host else "bare"
+
+
+def _mime_tokens(message: Message, out: set[str]) -> None:
+    """Charsets, transfer encodings and the shape of the MIME tree (`mime:multipart/alternative(...)`)."""
+    shape: list[str] = []
+    for count, part in enumerate(message.email.walk()):
+        if count >= 20:
+            break
+        ctype = part.get_content_type()
+        if len(shape) < 6:
+            shape.append(ctype)
+        charset = part.get_param("charset")
+        if isinstance(charset, str) and ctype.startswith("text/"):
+            out.add("charset:" + charset.lower().strip('"')[:20])
+        cte = part.get("Content-Transfer-Encoding")
+        if cte is not None:
+            out.add("cte:" + str(cte).strip().lower()[:20])
+    out.add(f"mime:{shape[0]}({','.join(shape[1:])})" if len(shape) > 1 else f"mime:{shape[0] if shape else 'none'}")
+    raw_subject = message.email.get("Subject")
+    if raw_subject is not None and "=?" in str(raw_subject):
+        encoded = str(raw_subject).split("=?", 1)[1].split("?", 2)
+        if len(encoded) >= 2:
+            out.add(f"subj:enc:{encoded[0].lower()[:20]}:{encoded[1].lower()}")
+
+
+def _url_tokens(message: Message, out: set[str], recipients: set[str], features: frozenset[str]) -> None:
+    extra = "url" in features
+    from_org = ""
+    if extra:
+        urls = message.urls
+        out.add(f"url:count:{_log2_bucket(len(urls))}")
+        from_domain = (message.from_address or "").rpartition("@")[2]
+        from_org = _org(from_domain) if from_domain else ""
+    for count, url in enumerate(message.urls):
         if count >= MAX_URLS:
             break
         if url.lower().startswith("www."):
@@ -231,6 +440,7 @@ def _url_tokens(urls: Iterable[str], out: set[str], recipients: set[str]) -> Non
         try:
             parts = urlsplit(url)
             host = (parts.hostname or "").rstrip(".")
+            port = parts.port
         except ValueError:
             out.add("url:bad")
             continue
@@ -241,11 +451,23 @@ def _url_tokens(urls: Iterable[str], out: set[str], recipients: set[str]) -> Non
             out.add("url:ip")
             continue
         host = host.encode("ascii", "replace").decode() if host.isascii() else "xn:" + host
+        org = _org(host)
         out.add("url:host:" + host)
-        out.add("url:dom:" + organisational_domain(host))
+        out.add("url:dom:" + org)
         if "@" in parts.netloc:
             out.add("url:userinfo")  # http://bank.example@evil.example/: the host is what follows the @
         path = parts.path.lower()
+        if extra:
+            out.add("url:tld:" + host.rpartition(".")[2])
+            if port is not None:
+                out.add("url:port")
+            if from_org:
+                out.add("url:fromdom" if org == from_org else "url:otherdom")
+            if host.count(".") >= 3:
+                out.add("url:deephost")
+            last = path.rpartition("/")[2]
+            if "." in last:
+                out.add("url:ext:" + last.rpartition(".")[2][:8])
         if "@" in path:
             path = _EMAIL_RE.sub(" ", path)  # an address in the path may be the recipient's
         for w in _URL_WORD_RE.findall(path)[:6]:

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from mailwarden.model.message import Message
 from mailwarden.pipeline.spam.classifier import (
     DEFAULT_MODEL,
     Calibration,
@@ -17,9 +18,12 @@ from mailwarden.pipeline.spam.classifier import (
     model_header,
     open_classifier,
     read_model,
+    train_files,
     write_model,
 )
 from mailwarden.pipeline.spam.statstore import MemoryTokenStore
+from mailwarden.pipeline.spam.tokens import tokenize
+from tests.factories import build_message
 
 SPAMMY = ["viagra", "cheap", "winner", "prize", "click"]
 HAMMY = ["meeting", "agenda", "patch", "review", "thanks"]
@@ -127,3 +131,32 @@ def test_open_classifier_fills_an_empty_store_and_takes_the_shipped_calibration(
     assert store.totals() != (0, 0) and version
     assert clf.calibration == calibration and clf.threshold == threshold
     assert 0.5 <= threshold < 1.0
+
+
+def test_a_word_never_seen_with_its_capitals_is_scored_by_its_case_folded_form() -> None:
+    clf = trained()
+    shouted = clf.score({"VIAGRA", "CHEAP"})
+    assert shouted.probability == pytest.approx(clf.score({"viagra", "cheap"}).probability)
+    assert {t for t, _ in shouted.top_tokens} == {"viagra", "cheap"}
+    clf.learn({"VIAGRA"}, is_spam=False)  # once learnt, the exact form counts instead
+    assert clf.score({"VIAGRA"}).top_tokens[0][0] == "VIAGRA"
+    assert Classifier(clf.store, degenerate=None).score({"CHEAP"}).top_tokens == ()
+
+
+def test_train_files_learns_message_files_into_a_store(tmp_path: Path) -> None:
+    spam_files, ham_files = [], []
+    for i in range(12):
+        spam_files.append(tmp_path / f"spam{i}.eml")
+        spam_files[-1].write_bytes(
+            build_message(subject=f"Cheap pills {i}", text="Buy cheap pills now, best price guaranteed!")
+        )
+        ham_files.append(tmp_path / f"ham{i}.eml")
+        ham_files[-1].write_bytes(build_message(subject=f"Patch review {i}", text="The patch looks fine to me."))
+    store = MemoryTokenStore()
+    assert train_files(store, spam_files, ham_files) == (12, 12)
+    assert store.totals() == (12, 12)
+    assert store.counts(["cheap", "patch"]) == {"cheap": (12, 0), "patch": (0, 12)}
+    clf = Classifier(store)
+    spam = clf.score(tokenize(Message(build_message(subject="cheap pills", text="best price"))))
+    ham = clf.score(tokenize(Message(build_message(subject="review", text="the patch is fine"))))
+    assert spam.evidence > 0 > ham.evidence

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from mailwarden.model.message import Message
-from mailwarden.pipeline.spam.tokens import html_to_text, tokenize, words
+from mailwarden.pipeline.spam.tokens import DEFAULT_FEATURES, degenerate, html_to_text, tokenize, words
 from tests.factories import build_message
 
 
@@ -83,3 +83,76 @@ def test_userinfo_urls_keep_their_real_host() -> None:
     toks = tokens_of(text="Sign in: http://bank.example@evil.example/phishing@pot/login")
     assert {"url:host:evil.example", "url:userinfo", "url:path:login"} <= toks
     assert not any("bank" in t or "phishing" in t for t in toks if t.startswith("url:"))
+
+
+def test_sender_tokens_name_return_path_and_message_id_domains() -> None:
+    toks = tokens_of(
+        sender='"service@bank.example" <alerts@mailer.example.net>',
+        headers={"Return-Path": "<bounce@bulk.example.org>"},
+    )
+    assert {"fromorg:example.net", "fromname:address", "rpdom:example.org", "rp:differs"} <= toks
+    assert "msgid:otherdom" in toks  # the factory's Message-ID is @example.org
+    own = tokens_of(sender="Alice <alice@example.org>", headers={"Return-Path": "<alice@example.org>"})
+    assert {"msgid:fromdom", "rpdom:example.org"} <= own and "rp:differs" not in own
+
+
+def test_received_tokens_skip_the_receiving_site_and_keep_the_senders_relays() -> None:
+    received = [
+        "from mail.provider.example (mail.provider.example [192.0.2.1]) by localhost with POP3 (fetchmail-5.9)",
+        "from smtp.bulk-sender.example (smtp.bulk-sender.example [198.51.100.7]) by mx.provider.example",
+        "from workstation (10.0.0.5) by smtp.bulk-sender.example with SMTP",
+    ]
+    raw = "".join(f"Received: {r}\n" for r in received).encode() + build_message()
+    toks = tokenize(Message(raw))
+    assert {"rcvd:from:bulk-sender.example", "rcvd:from:bare"} <= toks
+    assert not any("provider" in t for t in toks)  # where the mail was collected says nothing of the sender
+
+
+def test_mail_program_mime_shape_charset_and_encoding() -> None:
+    toks = tokens_of(
+        text="plain part",
+        html="<p>html part</p>",
+        headers={"X-Mailer": "Microsoft Outlook Express 6.00.2600.0000"},
+    )
+    assert {"mua:microsoft", "mua:w:outlook", "mua:microsoft:6"} <= toks
+    assert "mime:multipart/alternative(text/plain,text/html)" in toks
+    assert {"charset:utf-8", "cte:7bit"} <= toks
+    assert not any(t.startswith("subj:enc:") for t in toks)  # a plain ASCII subject
+    encoded = tokenize(Message(b"Subject: =?koi8-r?B?8NLJ18XU?=\nFrom: a@example.org\n\nbody text\n"))
+    assert "subj:enc:koi8-r:b" in encoded
+
+
+def test_url_tld_extension_and_link_to_the_senders_own_domain() -> None:
+    toks = tokens_of(
+        sender="Shop <news@shop.example.com>",
+        text="See https://www.shop.example.com/sale and http://a.b.c.login-verify.example.top:8080/x/update.php",
+    )
+    assert {"url:tld:com", "url:tld:top", "url:fromdom", "url:otherdom", "url:port", "url:ext:php"} <= toks
+    assert {"url:deephost", "url:count:1"} <= toks
+
+
+def test_html_tags_and_attributes_but_not_the_document_skeleton() -> None:
+    toks = tokens_of(
+        text=None,
+        html='<html><head><meta charset="utf-8"></head><body bgcolor="#fff"><font color="red">Act now'
+        '</font><form action="https://x.example/p"><input type="password"></form></body></html>',
+    )
+    assert {"tag:font", "tag:form", "tag:input", "attr:bgcolor", "attr:color", "attr:type", "html:only"} <= toks
+    assert not {"tag:html", "tag:head", "tag:body", "tag:meta", "attr:charset"} & toks
+
+
+def test_shape_tokens_for_money_percent_shouting_and_subject_capitals() -> None:
+    toks = tokens_of(subject="FREE CASH INSIDE!!!", text="Earn $500 a day, 100% guaranteed!!")
+    assert {"shape:money", "shape:percent", "shape:shout", "subj:shape:caps", "subj:shape:bang"} <= toks
+    calm = tokens_of(subject="Minutes of Tuesday's meeting", text="See you then.")
+    assert not any(t.startswith(("shape:", "subj:shape:")) for t in calm)
+
+
+def test_token_groups_can_be_left_out_and_case_kept_on_request() -> None:
+    message = Message(build_message(subject="Hello", text="Click HERE for the Offer"))
+    plain = tokenize(message, features=frozenset())
+    assert not any(t.startswith(("fromorg:", "mime:", "url:count", "len:")) for t in plain)
+    assert {"click", "here", "offer"} <= plain
+    cased = tokenize(message, features=DEFAULT_FEATURES | {"case"})
+    assert {"Click", "HERE", "Offer", "for"} <= cased and "here" not in cased
+    assert degenerate("HERE") == "here" and degenerate("here") is None and degenerate("subj:Re") is None
