@@ -99,18 +99,30 @@ class Target:
         return cls(domain, registered_domain(domain), name, skeleton(name))
 
 
+def _deletions(word: str, count: int = 2) -> set[str]:
+    """`word` with up to `count` letters deleted. Two names within `count` edits (insertions, deletions,
+    substitutions, transpositions) share at least one such variant."""
+    out = {word}
+    frontier = {word}
+    for _ in range(count):
+        frontier = {w[:i] + w[i + 1 :] for w in frontier for i in range(len(w))}
+        out |= frontier
+    return out
+
+
 class Targets:
-    """Imitation targets, in order, indexed by skeleton and by name length so that a candidate is
-    compared only with the few targets it could match."""
+    """Imitation targets, in order, indexed by skeleton and by names with up to two letters deleted,
+    so that a candidate is compared only with the few targets it could match."""
 
     def __init__(self, items: Iterable[Target]) -> None:
         self.items = tuple(items)
         self.by_skeleton: dict[str, list[int]] = {}
-        self.by_length: dict[int, list[int]] = {}
+        self.by_variant: dict[str, list[int]] = {}
         for i, t in enumerate(self.items):
             self.by_skeleton.setdefault(t.skeleton, []).append(i)
             if len(t.name) >= 6:  # edit distance is judged from six letters on
-                self.by_length.setdefault(len(t.name), []).append(i)
+                for variant in _deletions(t.name):
+                    self.by_variant.setdefault(variant, []).append(i)
 
     def __iter__(self) -> Iterator[Target]:
         return iter(self.items)
@@ -119,12 +131,12 @@ class Targets:
         return len(self.items)
 
     def near(self, name: str, shape: str) -> list[Target]:
-        """The targets that share `shape` or are within two letters of `name`'s length, in order."""
-        found = list(self.by_skeleton.get(shape, ()))
-        if len(name) >= 5:
-            for size in range(len(name) - 2, len(name) + 3):
-                found += self.by_length.get(size, ())
-        return [self.items[i] for i in sorted(set(found))]
+        """The targets that share `shape` or may be within two edits of `name`, in order."""
+        found = set(self.by_skeleton.get(shape, ()))
+        if len(name) >= 5 and self.by_variant:
+            for variant in _deletions(name):
+                found.update(self.by_variant.get(variant, ()))
+        return [self.items[i] for i in sorted(found)]
 
 
 @lru_cache(maxsize=64)

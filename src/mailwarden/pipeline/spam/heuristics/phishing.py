@@ -10,6 +10,7 @@ from functools import lru_cache
 from typing import Any
 
 from mailwarden.model import Organisation
+from mailwarden.pipeline.spam.heuristics.patterns import literal_alternation
 from mailwarden.pipeline.spam.heuristics.settings import HeuristicsSettings
 from mailwarden.pipeline.spam.heuristics.view import View, fold, registered_domain
 
@@ -87,10 +88,11 @@ ACCOUNT: tuple[str, ...] = (
 def _pattern(phrases: tuple[str, ...]) -> re.Pattern[str]:
     """One regex for a phrase list: alphabetic phrases on word boundaries, CJK phrases anywhere.
 
-    The boundaries sit outside one alternation so the engine checks them once per position."""
-    words = sorted((p for p in phrases if p[0] < "\u3000"), key=len, reverse=True)
+    The boundaries sit outside one alternation so the engine checks them once per position; the
+    alphabetic phrases form a trie, the longest phrase matching at a position first."""
+    words = [p for p in phrases if p[0] < "\u3000"]
     cjk = [p for p in phrases if p[0] >= "\u3000"]
-    parts = [r"(?<!\w)(?:" + "|".join(re.escape(p) for p in words) + r")(?!\w)"] if words else []
+    parts = [r"(?<!\w)" + literal_alternation(words) + r"(?!\w)"] if words else []
     if cjk:
         parts.append("|".join(re.escape(p) for p in cjk))
     return re.compile("|".join(parts))
