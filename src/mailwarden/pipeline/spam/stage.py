@@ -56,13 +56,17 @@ URIBL_ERROR = "URIBL_ERROR"
 BAYES_WEIGHTS: dict[str, float] = {
     "BAYES_HAM_HIGH": -3.0,
     "BAYES_HAM": -1.0,
-    "BAYES_SPAM_LOW": 2.5,
+    "BAYES_SPAM_LOW": 3.0,
+    "BAYES_SPAM_MEDIUM": 4.0,
     "BAYES_SPAM": 5.5,
     "BAYES_SPAM_HIGH": 7.5,
 }
 # Sender list symbols: blocked is high-confidence spam by itself (SCL 9), as EOP's blocked senders.
 LIST_WEIGHTS: dict[str, float] = {SENDER_BLOCKED: 15.0, SENDER_ALLOWED: 0.0, SENDER_ALLOW_IGNORED: 0.0}
-STAGE_WEIGHTS = {**BAYES_WEIGHTS, **LIST_WEIGHTS}
+# Phishing evidence on a message the classifier is sure is legitimate needs more of it: the organisation's
+# own mail (newsletters with login links, password-reset notices) looks hammy, real phish rarely does.
+PHISH_HAMLIKE = "PHISH_BAYES_HAM_HIGH"
+STAGE_WEIGHTS = {**BAYES_WEIGHTS, **LIST_WEIGHTS, PHISH_HAMLIKE: -3.0}
 
 # Heuristic settings live in the same `[stages.spam]` table (docs/heuristics.md).
 HEURISTIC_KEYS = ("brands", "url_shorteners", "suspicious_tlds", "free_hosting", "freemail")
@@ -76,15 +80,18 @@ class BayesBands(BaseModel):
 
     ham_high: float = Field(0.01, ge=0, le=1, description="P(spam) at or below: BAYES_HAM_HIGH")
     ham: float = Field(0.1, ge=0, le=1, description="P(spam) at or below: BAYES_HAM")
-    spam_low: float = Field(0.5, ge=0, le=1, description="P(spam) at or above: BAYES_SPAM_LOW")
+    spam_low: float = Field(0.4, ge=0, le=1, description="P(spam) at or above: BAYES_SPAM_LOW")
+    spam_medium: float = Field(0.55, ge=0, le=1, description="P(spam) at or above: BAYES_SPAM_MEDIUM")
     spam: float | None = Field(None, ge=0, le=1, description="at or above: BAYES_SPAM (default: the model's)")
     spam_high: float = Field(0.999, ge=0, le=1, description="P(spam) at or above: BAYES_SPAM_HIGH")
 
     @model_validator(mode="after")
     def _ordered(self) -> BayesBands:
         spam = self.spam if self.spam is not None else self.spam_low
-        if not self.ham_high <= self.ham < self.spam_low <= spam <= self.spam_high:
-            raise ValueError("bands must satisfy ham_high <= ham < spam_low <= spam <= spam_high")
+        if not self.ham_high <= self.ham < self.spam_low <= self.spam_medium <= self.spam_high:
+            raise ValueError("bands must satisfy ham_high <= ham < spam_low <= spam_medium <= spam_high")
+        if not self.spam_low <= spam <= self.spam_high:
+            raise ValueError("the spam band must lie between spam_low and spam_high")
         return self
 
 
@@ -193,7 +200,13 @@ class SpamFilter:
             return [listed, *(f for f in findings if f.code.startswith("PHISH_"))]
         if listed is not None:
             findings.append(listed)
-        findings.append(self.bayes(message))
+        bayes = self.bayes(message)
+        findings.append(bayes)
+        hamlike = bayes.code == "BAYES_HAM_HIGH" and self.weights[PHISH_HAMLIKE]
+        if hamlike and any(f.code.startswith("PHISH_") and f.score > 0 for f in findings):
+            findings.append(
+                Finding(STAGE, PHISH_HAMLIKE, self.weights[PHISH_HAMLIKE], "content is confidently legitimate")
+            )
         if self.config.uribl and self.resolver is not None and ctx.direction is Direction.INBOUND:
             findings += await self.uribl(message, ctx)
         return findings
@@ -212,6 +225,8 @@ class SpamFilter:
             code = "BAYES_SPAM_HIGH"
         elif p >= self.spam_band:
             code = "BAYES_SPAM"
+        elif p >= bands.spam_medium:
+            code = "BAYES_SPAM_MEDIUM"
         elif p >= bands.spam_low:
             code = "BAYES_SPAM_LOW"
         elif p <= bands.ham_high:
