@@ -270,7 +270,7 @@ class Processor:
             recipients=recipients,
             receive_detail=_receive(entry),
             receive_reply=_queued(entry),
-            extra_events=[unwrap_event],
+            extra_events=[unwrap_event, *_rule_events(verdict, None, unwrapped_at)],
         )
         lookup = (org_name, je.original_message_id) if je.original_message_id else None
         return Outcome(entry, records=[(record, events)], dedupe_key=key, dedupe_lookup=lookup)
