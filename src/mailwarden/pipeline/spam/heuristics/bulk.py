@@ -32,11 +32,15 @@ ESP_NAMES = (
     "substack", "beehiiv", "convertkit", "phplist", "mailpoet", "newsletter2go",
 )  # fmt: skip
 _ESP = re.compile(literal_alternation(ESP_NAMES) + r"|cmail\d", re.IGNORECASE)
+_ESP_LOWER = re.compile(literal_alternation(ESP_NAMES) + r"|cmail\d")  # for ASCII text already lower-cased
 _UNSUB_FOOTER = re.compile(
-    r"unsubscribe|opt[ -]?out|abmelden|abbestellen|descadastr|cancelar (?:a )?inscri|afmelden|"
-    r"se désinscrire|désabonner|désinscription|配信停止|メール配信の停止",
+    literal_alternation(
+        ("unsubscribe", "opt out", "opt-out", "optout", "abmelden", "abbestellen", "descadastr", "cancelar inscri",
+         "cancelar a inscri", "afmelden", "se désinscrire", "désabonner", "désinscription", "配信停止",
+         "メール配信の停止")
+    ),
     re.IGNORECASE,
-)
+)  # fmt: skip
 
 
 def check(view: View, facts: Mapping[str, Any], org: Organisation | None, s: HeuristicsSettings) -> Iterator[Hit]:
@@ -62,19 +66,29 @@ def check(view: View, facts: Mapping[str, Any], org: Organisation | None, s: Heu
 
 def _mailer(view: View) -> Iterator[Hit]:
     msg = view.message
+    present = {name.lower() for name in msg.email}  # one pass over the header, not one per name
     for name in MAILER_HEADERS:
-        if msg.email.get(name) is not None:
+        if name.lower() in present:
             yield "BULK_MAILER", name
             return
-    if msg.email.get("Feedback-ID") is not None:
+    if "feedback-id" in present:
         yield "BULK_MAILER", "Feedback-ID"
         return
     mailer = (msg.header("X-Mailer") or "") + " " + (msg.header("X-Report-Abuse") or "")
-    if _ESP.search(mailer):
+    if _esp(mailer):
         yield "BULK_MAILER", mailer.strip()[:80]
         return
     for value in msg.raw_headers("Received")[:6]:
-        m = _ESP.search(value)
-        if m:
-            yield "BULK_MAILER", f"Received via {m.group(0)}"
+        found = _esp(value)
+        if found:
+            yield "BULK_MAILER", f"Received via {found}"
             return
+
+
+def _esp(text: str) -> str | None:
+    """The email service provider's name as written in `text`, if one is."""
+    if text.isascii():  # lower-casing keeps every offset, and a case-sensitive trie is much faster
+        m = _ESP_LOWER.search(text.lower())
+        return text[m.start() : m.end()] if m else None
+    m = _ESP.search(text)
+    return m.group(0) if m else None

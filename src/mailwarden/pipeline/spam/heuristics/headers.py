@@ -25,6 +25,10 @@ _MID = re.compile(r"^<[^<>@\s]+@([^<>@\s]+)>$")
 _EMAIL_IN_NAME = re.compile(r"[\w.+-]+@([\w-]+(?:\.[\w-]+)+)")
 _DOTTED_QUAD = re.compile(r"\[(\d{1,3}(?:\.\d{1,3}){3})\]")
 _IP_LITERAL = re.compile(r"^\[?[\d.]+\]?$|^\[?ipv6:", re.IGNORECASE)
+# What any multicast, reserved or unspecified address a hop names must contain: 0.0.0.0, a first
+# octet from 224 on, or the colons of IPv6. A hop without one is not parsed (most of the cost).
+_MAYBE_BOGUS_IP = re.compile(r"0\.0\.0\.0|2(?:2[4-9]|[3-9]\d)\.\d|:[0-9a-fA-F]*:")
+MAX_HOPS = 100  # Received headers looked at; a real chain has a dozen at most
 
 
 def received_time(value: str) -> datetime | None:
@@ -40,7 +44,7 @@ def received_time(value: str) -> datetime | None:
 
 def check(view: View, facts: Mapping[str, Any], org: Organisation | None, s: HeuristicsSettings) -> Iterator[Hit]:
     msg = view.message
-    received = msg.raw_headers("Received")
+    received = msg.raw_headers("Received")[:MAX_HOPS]
     times = [received_time(r) for r in received]
     yield from _date(msg.header("Date"), msg.date, [t for t in times if t is not None])
     yield from _message_id(msg.message_id)
@@ -91,6 +95,8 @@ def _received(values: list[str], times: list[datetime | None]) -> Iterator[Hit]:
         if quad and any(int(octet) > 255 for octet in quad.group(1).split(".")):
             yield "RCVD_BOGUS_IP", f"hop {i}: {quad.group(1)}"
             break
+        if not _MAYBE_BOGUS_IP.search(value.rsplit(";", 1)[0]):
+            continue  # parsing the hop cannot find an address that fails the checks below
         hop = parse_received(value, i)
         if hop.ip is None:
             continue

@@ -187,6 +187,12 @@ def brand_token_in(domain: str, token: str) -> bool:
 
 
 @lru_cache(maxsize=4096)
+def embedded_brand(domain: str, brand_tokens: tuple[tuple[str, str], ...]) -> str | None:
+    """The first brand (brand, token) whose token `brand_token_in` finds in `domain`."""
+    return next((brand for brand, token in brand_tokens if brand_token_in(domain, token)), None)
+
+
+@lru_cache(maxsize=4096)
 def _domain_shapes(domain: str) -> tuple[frozenset[str], tuple[str, ...]]:
     """Skeletons of a domain's hyphen-separated words and of its labels, the public suffix left out."""
     uni = to_unicode(domain).lower()
@@ -232,7 +238,7 @@ def check(view: View, facts: Mapping[str, Any], org: Organisation | None, s: Heu
                 lookalike = True
         # inside link hosts brand names are too common in legitimate mail (googlegroups, amazonaws)
         if not embedded and where != "link":
-            brand = next((b for b, token in s.brand_tokens if brand_token_in(domain, token)), None)
+            brand = embedded_brand(domain, s.brand_tokens)
             if brand:
                 yield "PHISH_BRAND_IN_DOMAIN", f"{where} {domain} ({brand})"
                 embedded = True

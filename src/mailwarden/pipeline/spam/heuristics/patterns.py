@@ -40,3 +40,51 @@ def literal_alternation(phrases: Iterable[str]) -> str:
     if not phrases:
         return "(?!)"
     return "(?:" + _regex(_trie(phrases)) + ")"
+
+
+_RUN = re.compile(r"\w+")
+
+
+def word_runs(text: str) -> frozenset[str]:
+    """The distinct runs of word characters in `text`, for `PhraseList`."""
+    return frozenset(_RUN.findall(text))
+
+
+class PhraseList:
+    """A phrase list matched on word boundaries (CJK phrases anywhere), with a cheap exact pre-test.
+
+    A phrase on word boundaries can only occur where each of its runs of word characters is a whole
+    run of the text; most texts hold every word of no phrase, and then the regex is not run at all."""
+
+    def __init__(self, phrases: Iterable[str]) -> None:
+        phrases = [p for p in phrases if p]
+        words = [p for p in phrases if p[0] < "\u3000"]
+        self.cjk = tuple(p for p in phrases if p[0] >= "\u3000")
+        parts = [r"(?<!\w)" + literal_alternation(words) + r"(?!\w)"] if words else []
+        if self.cjk:
+            parts.append("|".join(re.escape(p) for p in self.cjk))
+        self.pattern = re.compile("|".join(parts))
+        # each phrase under its longest run, the one least likely to be in a text
+        self.by_run: dict[str, list[frozenset[str]]] = {}
+        for phrase in words:
+            runs = frozenset(_RUN.findall(phrase))
+            if not runs:  # nothing to pre-test on: always run the regex
+                self.by_run.setdefault("", []).append(runs)
+                continue
+            self.by_run.setdefault(max(sorted(runs), key=len), []).append(runs)
+
+    def possible(self, text: str, runs: frozenset[str]) -> bool:
+        """False when no phrase can match `text`, whose word runs are `runs`."""
+        if "" in self.by_run or any(p in text for p in self.cjk):
+            return True
+        by_run = self.by_run
+        for run in runs if len(runs) < len(by_run) else by_run:
+            if run in runs and run in by_run and any(needed <= runs for needed in by_run[run]):
+                return True
+        return False
+
+    def search(self, text: str, runs: frozenset[str]) -> re.Match[str] | None:
+        return self.pattern.search(text) if self.possible(text, runs) else None
+
+    def findall(self, text: str, runs: frozenset[str]) -> list[str]:
+        return self.pattern.findall(text) if self.possible(text, runs) else []

@@ -10,7 +10,7 @@ from functools import lru_cache
 from typing import Any
 
 from mailwarden.model import Organisation
-from mailwarden.pipeline.spam.heuristics.patterns import literal_alternation
+from mailwarden.pipeline.spam.heuristics.patterns import PhraseList
 from mailwarden.pipeline.spam.heuristics.settings import HeuristicsSettings
 from mailwarden.pipeline.spam.heuristics.view import View, fold, registered_domain
 
@@ -85,19 +85,6 @@ ACCOUNT: tuple[str, ...] = (
 )  # fmt: skip
 
 
-def _pattern(phrases: tuple[str, ...]) -> re.Pattern[str]:
-    """One regex for a phrase list: alphabetic phrases on word boundaries, CJK phrases anywhere.
-
-    The boundaries sit outside one alternation so the engine checks them once per position; the
-    alphabetic phrases form a trie, the longest phrase matching at a position first."""
-    words = [p for p in phrases if p[0] < "\u3000"]
-    cjk = [p for p in phrases if p[0] >= "\u3000"]
-    parts = [r"(?<!\w)" + literal_alternation(words) + r"(?!\w)"] if words else []
-    if cjk:
-        parts.append("|".join(re.escape(p) for p in cjk))
-    return re.compile("|".join(parts))
-
-
 # Prize, lottery and gift lures (spam family: the money goes the other way, no credentials asked)
 PRIZE: tuple[str, ...] = (
     "you have won", "you've won", "you won", "winner", "claim your", "free spins", "giveaway", "congratulations",
@@ -114,8 +101,10 @@ ADVANCE_FEE: tuple[str, ...] = (
 )  # fmt: skip
 
 
-def _folded(phrases: tuple[str, ...]) -> re.Pattern[str]:
-    return _pattern(tuple(fold(unicodedata.normalize("NFKC", p)) for p in phrases))
+def _folded(phrases: tuple[str, ...]) -> PhraseList:
+    """One regex for a phrase list (a trie: the longest phrase matching at a position first),
+    alphabetic phrases on word boundaries, CJK phrases anywhere."""
+    return PhraseList(fold(unicodedata.normalize("NFKC", p)) for p in phrases)
 
 
 _CREDENTIAL = _folded(CREDENTIAL_PHRASES)
@@ -166,19 +155,20 @@ def _owns(brand: str, domain: str, s: HeuristicsSettings) -> bool:
 def check(view: View, facts: Mapping[str, Any], org: Organisation | None, s: HeuristicsSettings) -> Iterator[Hit]:
     msg = view.message
     text = view.folded_text
+    words = view.folded_words
     linked = view.has_link_or_form or any(a.declared_type == "text/html" for a in msg.attachments)
-    prize = _PRIZE.search(text)
+    prize = _PRIZE.search(text, words)
     if prize:
         yield "PRIZE_WORDING", prize.group(0)
-    fee = _ADVANCE_FEE.findall(text)
+    fee = _ADVANCE_FEE.findall(text, words)
     if len(set(fee)) >= 2:
         yield "ADVANCE_FEE_WORDING", ", ".join(sorted(set(fee)))[:80]
     if linked:
-        m = _CREDENTIAL.search(text)
+        m = _CREDENTIAL.search(text, words)
         if m:
             yield "PHISH_CREDENTIAL_WORDING", m.group(0)
-        u = _URGENCY.search(text)
-        if u and _ACCOUNT.search(text):
+        u = _URGENCY.search(text, words)
+        if u and _ACCOUNT.search(text, words):
             yield "PHISH_URGENCY_ACCOUNT", u.group(0)
     domain = view.from_domain
     name = msg.from_display_name

@@ -10,6 +10,7 @@ from urllib.parse import urlsplit
 from mailwarden.model import Message
 from mailwarden.pipeline.auth.dmarc import organisational_domain
 from mailwarden.pipeline.spam.heuristics.markup import MAX_HTML_CHARS, Anchor, HtmlScan, scan_html
+from mailwarden.pipeline.spam.heuristics.patterns import word_runs
 
 # Bounds the work a hostile message can cause.
 MAX_TEXT_CHARS = 256 * 1024
@@ -95,6 +96,11 @@ class View:
     def folded_text(self) -> str:
         """`search_text` with accents dropped, for phrases that lures misspell with diacritics."""
         return fold(self.search_text)
+
+    @cached_property
+    def folded_words(self) -> frozenset[str]:
+        """The distinct words of `folded_text`, for the phrase lists' pre-test."""
+        return word_runs(self.folded_text)
 
     @cached_property
     def anchors(self) -> list[Anchor]:
