@@ -374,6 +374,7 @@ def test_monitor_mode_journal_copy_records_would_have_only(site: Site) -> None:
     assert all(r.status is RecipientStatus.RECORDED for r in detail.recipients)
     records = events(detail, EventType.RECORD)
     assert any(r.startswith("would have: quarantine") for r in records)
+    assert any(r.startswith("transport rule Quarantine passwords (enforce): subject_or_body_contains") for r in records)
     assert events(detail, EventType.RULE) == [] and events(detail, EventType.NOTIFY) == []
     assert not list((site.mw.root / "var" / "blobs").rglob(f"quarantine-{detail.summary.id}*"))
     assert got(site.org, "password reset") == []
