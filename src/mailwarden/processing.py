@@ -380,6 +380,10 @@ class Processor:
             elif plan.event is not None:
                 events.append(EventRecord(plan.event, plan.detail, smtp_reply=plan.smtp_reply, at=now))
             events += _rule_events(verdict, plan if applied else None, now)
+            if applied and plan.pool and plan.pool not in self.rt.config.delivery.pools:
+                # a policy may name a pool this node's config lacks: say where the message went instead
+                note = f"delivery pool {plan.pool!r} is not in [delivery] pools: the default pool is used"
+                events.append(EventRecord(EventType.RULE, note, at=now))
         status = plan.status if applied else RecipientStatus.PENDING
         recipients = [RecipientRecord(r, "envelope", status) for r in env.rcpt_to]
         # a transport rule's To/Cc/Bcc recipients under their field; other new targets come from a redirect

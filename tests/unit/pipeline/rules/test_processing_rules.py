@@ -100,6 +100,9 @@ def test_outbound_rule_pool_routes_internet_recipients_only(processor: Processor
     other = process(processor, "outbound", "alice@example.com", ("bob@partner.example",), subject="x")
     # a pool that [delivery] pools does not have: the default pool (the message is still delivered)
     assert [job.route for job in other.jobs] == [Route(pool="default")]
+    ((_, events),) = other.records
+    notes = [e.detail for e in events if e.type is EventType.RULE]
+    assert "delivery pool 'unknown' is not in [delivery] pools: the default pool is used" in notes
 
 
 def test_rule_trace_rows_enforce_as_rule_audit_as_record(processor: Processor) -> None:
