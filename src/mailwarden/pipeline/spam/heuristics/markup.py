@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from functools import lru_cache
 from html import unescape
 
 # Bounds the work a hostile message can cause.
@@ -50,9 +51,17 @@ _START_TAG = re.compile(
     )?))\s*""",
     re.VERBOSE,
 )
-# The common tokens in one search: a complete start tag, an ordinary end tag, else any other '<'.
+# A start tag in the shape most markup has: attributes after white space, values quoted or plain
+# words, no slash. Where it matches, the grammar above reads the same; possessive so that it never
+# re-reads a tag name another way.
+_SIMPLE_START_TAG = (
+    r"""<([a-zA-Z][^\t\n\r\f />\x00]*+)"""
+    r"""((?:\s++[^\s/>"'=]++(?:\s*+=\s*+(?:"[^"]*+"|'[^']*+'|[^\s"'=<>`/]++))?+)*+)\s*+>"""
+)
+# The common tokens in one search: a start tag (simple, else any complete one), an ordinary end
+# tag, else any other '<' for the reader.
 _FAST_TOKEN = re.compile(
-    _START_TAG.pattern + r"(/?)>" + r"|</\s*([a-zA-Z][-.a-zA-Z0-9:_]*)\s*>|<",
+    _SIMPLE_START_TAG + "|" + _START_TAG.pattern + r"(/?)>" + r"|</\s*([a-zA-Z][-.a-zA-Z0-9:_]*)\s*>|<",
     re.VERBOSE,
 )
 _ATTRIBUTE = re.compile(
@@ -120,17 +129,13 @@ class _Scanner:
             return
         _, hidden, zero, colour, bg = self.stack[-1] if self.stack else _ROOT
         style = a.get("style", "")
+        style_hidden = False
         if style:
-            if _HIDDEN_STYLE.search(style):
-                hidden = True
-            if _ZERO_FONT.search(style):
-                zero = True
-            m = _BACKGROUND.search(style)
-            if m:
-                bg = _norm_color(m.group(1))
-            m = _COLOR.search(style)
-            if m:
-                colour = _norm_color(m.group(1))
+            style_hidden, style_zero, style_bg, style_colour = _style_effects(style)
+            hidden = hidden or style_hidden
+            zero = zero or style_zero
+            bg = bg if style_bg is None else style_bg
+            colour = colour if style_colour is None else style_colour
         if a.get("bgcolor"):
             bg = _norm_color(a["bgcolor"])
         if tag == "font":
@@ -157,7 +162,7 @@ class _Scanner:
         elif tag == "img" and len(out.images) < MAX_ITEMS:
             src = a.get("src", "").strip()
             w, h = a.get("width", "").strip().rstrip("px"), a.get("height", "").strip().rstrip("px")
-            out.images.append((src, w, h, hidden or bool(_HIDDEN_STYLE.search(style))))
+            out.images.append((src, w, h, hidden or style_hidden))
         if tag not in _VOID:
             self.stack.append((tag, hidden, zero, colour, bg))
             if len(self.stack) > MAX_DEPTH:
@@ -200,10 +205,15 @@ class _Scanner:
         self.anchor = None
 
 
-def _attributes(html: str, pos: int, end: int) -> dict[str, str]:
-    """The attributes between `pos` (just after the tag name) and `end`; later duplicates win."""
+def _attributes(raw: str) -> dict[str, str]:
+    """The attributes in the text after a tag's name (callers must not change the dict it returns:
+    short ones are shared); later duplicates win."""
+    return _parse_attributes(raw) if len(raw) > _CACHED_CHARS else _cached_attributes(raw)
+
+
+def _parse_attributes(raw: str) -> dict[str, str]:
     out: dict[str, str] = {}
-    for name, rest, value in _ATTRIBUTE.findall(html, pos, end):
+    for name, rest, value in _ATTRIBUTE.findall(raw):
         if not rest:
             value = ""
         elif value[:1] in ("'", '"') and value[:1] == value[-1:]:
@@ -212,6 +222,50 @@ def _attributes(html: str, pos: int, end: int) -> dict[str, str]:
             value = unescape(value)
         out[name.lower()] = value
     return out
+
+
+# Messages repeat the same attributes and styles on tag after tag; short ones are parsed once.
+_CACHED_CHARS = 400
+_cached_attributes = lru_cache(maxsize=4096)(_parse_attributes)
+
+_Effects = tuple[bool, bool, str | None, str | None]  # hides, zero font, background, colour (None: inherited)
+
+
+def _parse_style(style: str) -> _Effects:
+    bg = _BACKGROUND.search(style)
+    colour = _COLOR.search(style)
+    return (
+        _HIDDEN_STYLE.search(style) is not None,
+        _ZERO_FONT.search(style) is not None,
+        _norm_color(bg.group(1)) if bg else None,
+        _norm_color(colour.group(1)) if colour else None,
+    )
+
+
+_cached_style = lru_cache(maxsize=4096)(_parse_style)
+
+
+def _style_effects(style: str) -> _Effects:
+    return _parse_style(style) if len(style) > _CACHED_CHARS else _cached_style(style)
+
+
+def _parse_plain(raw: str) -> _Effects | None:
+    """What the attributes of a tag other than the special ones do to the style it passes on; None
+    when they do nothing."""
+    if not _ATTRIBUTE_WORDS.search(raw):
+        return None
+    a = _attributes(raw)
+    hidden, zero, bg, colour = _style_effects(a["style"]) if a.get("style") else (False, False, None, None)
+    if a.get("bgcolor"):
+        bg = _norm_color(a["bgcolor"])
+    return hidden or "hidden" in a, zero, bg, colour
+
+
+_cached_plain = lru_cache(maxsize=4096)(_parse_plain)
+
+
+def _plain_effects(raw: str) -> _Effects | None:
+    return _parse_plain(raw) if len(raw) > _CACHED_CHARS else _cached_plain(raw)
 
 
 class _Reader:
@@ -300,26 +354,20 @@ class _Reader:
         assert m is not None  # '<' and a letter always start one
         j = m.end()
         if html.startswith("/>", j):
-            return self.tag(m, j + 2, closed=True)
+            return self.tag(m.group(1).lower(), m.group(2), j + 2, closed=True)
         if j >= len(html) or html[j] in _TAG_END_CHARS:
             return self.as_text(i)  # the tag never ends
         if html[j] == ">":
-            return self.tag(m, j + 1, closed=False)
+            return self.tag(m.group(1).lower(), m.group(2), j + 1, closed=False)
         self.scanner.data(html[i:j], raw=True)  # bogus input: html.parser passes the tag on as text
         return j
 
-    def tag(self, m: re.Match[str], end: int, closed: bool) -> int:
-        """A complete start tag matched by `m` (name, attributes) that ends at `end`."""
-        tag = m.group(1).lower()
-        raw = m.group(2)
+    def tag(self, tag: str, raw: str, end: int, closed: bool) -> int:
+        """A complete start tag (lower-case name, the text of its attributes) that ends at `end`."""
         if not closed and raw.endswith("/"):
             bare = raw.replace("/", "")  # `<br/>`: the slash went to an attribute part holding nothing else
             closed = not bare or bare.isspace()
-        attrs = (
-            _attributes(self.html, m.end(1), m.end(2))
-            if raw and (tag in _ATTRIBUTE_TAGS or _ATTRIBUTE_WORDS.search(raw))
-            else {}
-        )
+        attrs = _attributes(raw) if raw and (tag in _ATTRIBUTE_TAGS or _ATTRIBUTE_WORDS.search(raw)) else {}
         self.scanner.start(tag, attrs)
         if closed:
             self.scanner.end(tag)
@@ -339,43 +387,55 @@ def scan_html(html: str) -> HtmlScan:
     reader = _Reader(html, scanner)
     stack = scanner.stack
     data, end_tag, tag = scanner.data, scanner.end, reader.tag
-    search = _FAST_TOKEN.search
-    words = _ATTRIBUTE_WORDS.search
+    tokens = _FAST_TOKEN.finditer
+    plain = _plain_effects
     n = len(html)
     i = 0
-    # The loop does the common tokens itself (layout tags without style, their end tags, text between
-    # them) and hands everything else to the scanner and the reader.
+    # The loop does the common tokens itself (layout tags and their end tags, text between them) and
+    # hands everything else to the scanner and the reader, then goes on where they stopped.
     while i < n:
-        m = search(html, i)
-        if m is None:
-            data(html[i:])
-            break
-        j = m.start()
-        if j > i and not scanner.skip:
-            chunk = html[i:j]
-            if not chunk.isspace():
-                data(chunk)
-        last = m.lastindex
-        if last == 4:  # an ordinary end tag
-            name = m.group(4).lower()
-            if stack and stack[-1][0] == name and name != "a":
-                stack.pop()
-            else:
-                end_tag(name)
-            i = m.end()
-        elif last is None:
-            i = reader.markup(j)
-        else:  # a complete start tag
-            name = m.group(1).lower()
-            raw = m.group(2)
-            if name not in _SPECIAL and not m.group(3) and not raw.endswith("/") and not (raw and words(raw)):
-                if name not in _VOID:
-                    top = stack[-1] if stack else _ROOT
-                    stack.append((name, top[1], top[2], top[3], top[4]))
-                    if len(stack) > MAX_DEPTH:
-                        del stack[0]
+        for m in tokens(html, i):
+            j = m.start()
+            if j > i and not scanner.skip:
+                chunk = html[i:j]
+                if not chunk.isspace():
+                    data(chunk)
+            last = m.lastindex
+            if last == 6:  # an ordinary end tag
+                name = m.group(6).lower()
+                if stack and stack[-1][0] == name and name != "a":
+                    stack.pop()
+                else:
+                    end_tag(name)
                 i = m.end()
+                continue
+            if last is None:
+                i = reader.markup(j)
+                break
+            if last == 2:  # a simple start tag
+                name, raw, slash = m.group(1).lower(), m.group(2), ""
             else:
-                i = tag(m, m.end(), closed=bool(m.group(3)))
+                name, raw, slash = m.group(3).lower(), m.group(4), m.group(5)
+            if name in _SPECIAL or slash or raw.endswith("/"):
+                i = tag(name, raw, m.end(), closed=bool(slash))
+                if i != m.end():
+                    break  # raw text skipped
+                continue
+            if name not in _VOID:
+                _, hidden, zero, colour, bg = stack[-1] if stack else _ROOT
+                effects = plain(raw) if raw else None
+                if effects is not None:
+                    hidden = hidden or effects[0]
+                    zero = zero or effects[1]
+                    bg = bg if effects[2] is None else effects[2]
+                    colour = colour if effects[3] is None else effects[3]
+                stack.append((name, hidden, zero, colour, bg))
+                if len(stack) > MAX_DEPTH:
+                    del stack[0]
+            i = m.end()
+        else:
+            if i < n:
+                data(html[i:])
+            break
     scanner.close_anchor()
     return scanner.out
