@@ -1,9 +1,10 @@
 """mailwarden as a peer: its own pipeline, in-process, with a temp config and no real DNS.
 
 `MailwardenScanner` builds `Runtime(load_config(...))` from a temp TOML (embedded SQLite under a temp
-data dir, `[dns]` at 127.0.0.1 port 9 with a 0.2 s time-out), parses with `mailwarden.model.Message`,
-builds the envelope with `offline_envelope` and runs `rt.pipeline.scan(...)` inbound with the default
-policy. Score = `verdict.score`; flagged = `verdict.scl >= 5 or verdict.phish != none`.
+data dir, `[dns]` at a loopback DNS server that answers NXDOMAIN at once, see `local_dns_port`), parses
+with `mailwarden.model.Message`, builds the envelope with `offline_envelope` and runs
+`rt.pipeline.scan(...)` inbound with the default policy. Score = `verdict.score`;
+flagged = `verdict.scl >= 5 or verdict.phish != none`.
 
 Whatever stages the default inbound order lists are run, so the spam stage is picked up as soon as
 it is registered there. Training: `train` empties the classifier's token statistics in the database the
@@ -30,19 +31,39 @@ data_dir = "{data_dir}"
 
 [dns]
 nameservers = ["127.0.0.1"]
-port = 9
-timeout = 0.2
+port = {dns_port}
+timeout = 0.5
 
 [log]
 level = "error"
 """
 
 
+_DNS: list[object] = []
+
+
+def local_dns_port() -> int:
+    """A DNS server on loopback that answers at once (NXDOMAIN for every name: the corpus domains publish
+    nothing here), standing in for the local caching resolver a mail server runs. Without it every
+    SPF/DMARC look-up would wait for a time-out on a closed port: seconds of idle waiting per message that
+    no peer pays (their network checks are off). It runs in this (parent) process, outside the timed
+    workers' CPU, as a resolver daemon would."""
+    if not _DNS:
+        import sys
+
+        sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+        from tests.dnsserver import DnsServer
+
+        _DNS.append(DnsServer().start())
+    server = _DNS[0]
+    return int(server.port)  # type: ignore[attr-defined]
+
+
 def write_config(workdir: Path) -> Path:
     data = workdir / "data"
     data.mkdir(parents=True, exist_ok=True)
     path = workdir / "mailwarden.toml"
-    path.write_text(CONFIG.format(data_dir=data))
+    path.write_text(CONFIG.format(data_dir=data, dns_port=local_dns_port()))
     return path
 
 
