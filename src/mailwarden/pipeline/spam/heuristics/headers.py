@@ -25,9 +25,15 @@ _MID = re.compile(r"^<[^<>@\s]+@([^<>@\s]+)>$")
 _EMAIL_IN_NAME = re.compile(r"[\w.+-]+@([\w-]+(?:\.[\w-]+)+)")
 _DOTTED_QUAD = re.compile(r"\[(\d{1,3}(?:\.\d{1,3}){3})\]")
 _IP_LITERAL = re.compile(r"^\[?[\d.]+\]?$|^\[?ipv6:", re.IGNORECASE)
-# What any multicast, reserved or unspecified address a hop names must contain: 0.0.0.0, a first
-# octet from 224 on, or the colons of IPv6. A hop without one is not parsed (most of the cost).
-_MAYBE_BOGUS_IP = re.compile(r"0\.0\.0\.0|2(?:2[4-9]|[3-9]\d)\.\d|:[0-9a-fA-F]*:")
+# What the text of any multicast, reserved or unspecified address must contain, where it starts (after
+# `[`, `(`, a space or `IPv6:`): 0.0.0.0 or a first octet from 224 on (IPv4); ff..: (multicast,
+# IPv4-mapped) or a run of only zeros and colons with :: or 0:0 in it (unspecified) for IPv6. A hop
+# without any of them is not parsed, which is most of the cost.
+_MAYBE_BOGUS_IP = re.compile(
+    r"(?<![\w.])(?:0\.0\.0\.0|2(?:2[4-9]|[3-9]\d)\.\d)"
+    r"|(?<![0-9a-f])(?:ff[0-9a-f]{0,2}:|[0:]*(?:::|0:0)[0:]*(?![0-9a-f]))",
+    re.IGNORECASE,
+)
 MAX_HOPS = 100  # Received headers looked at; a real chain has a dozen at most
 
 

@@ -69,7 +69,9 @@ def check(view: View, facts: Mapping[str, Any], org: Organisation | None, s: Heu
         host = host_of(url)
         if not host:
             continue
-        if parse_ip(host.strip("[]")) is not None:
+        literal = host.strip("[]").strip()
+        # an IP address ends in a digit (IPv4) or has a colon (IPv6): parse only those
+        if literal and (":" in literal or literal[-1].isdigit()) and parse_ip(literal) is not None:
             yield from once("PHISH_URL_IP_HOST", host)
         if _host_matches(host, s.shorteners):
             yield from once("PHISH_URL_SHORTENER", host)
@@ -77,7 +79,7 @@ def check(view: View, facts: Mapping[str, Any], org: Organisation | None, s: Heu
             yield from once("PHISH_URL_SUSPICIOUS_TLD", host)
         if any(label.startswith("xn--") for label in host.split(".")):
             yield from once("PHISH_URL_PUNYCODE", host)
-        if "@" in authority_of(url):
+        if "@" in url and "@" in authority_of(url):
             yield from once("PHISH_URL_USERINFO", authority_of(url))
         match = _host_matches(host, s.free_hosting)
         if match and registered_domain(host) != view.from_org_domain:

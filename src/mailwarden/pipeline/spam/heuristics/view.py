@@ -16,10 +16,17 @@ from mailwarden.pipeline.spam.heuristics.patterns import word_runs
 MAX_TEXT_CHARS = 256 * 1024
 
 
+# a web URL whose authority is a plain host name (and port) followed by the path, query or fragment
+_PLAIN_WEB_URL = re.compile(r"(?i:https?)://([A-Za-z0-9.-]*)(?::[0-9]*)?(?=[/?#]|\Z)")
+
+
 def host_of(url: str) -> str:
     """The lower-case host of a URL ('' when there is none); `www.` links count as http."""
     if url.lower().startswith("www."):
         url = "http://" + url
+    plain = _PLAIN_WEB_URL.match(url)
+    if plain is not None:  # what urlsplit would find, without its cost
+        return plain.group(1).rstrip(".").lower()
     try:
         host = urlsplit(url).hostname or ""
     except ValueError:
