@@ -22,8 +22,12 @@ _ENTITY_LETTER = re.compile(
     r"&#(?:x0*(?:4[1-9a-f]|5[0-9a]|6[1-9a-f]|7[0-9a])|0*(?:6[5-9]|[78]\d|9[07-9]|1[01]\d|12[0-2]));", re.IGNORECASE
 )
 _ZERO_WIDTH_IN_WORD = re.compile(r"\w[\u200b\u200c\u200d\u2060\ufeff\u00ad]+\w")
+_ZERO_WIDTH = re.compile(r"[\u200b\u200c\u200d\u2060\ufeff\u00ad]")  # the cheap test before the one above
 # words of three or more letters with a letter outside ASCII (an ASCII word cannot mix scripts)
 _NON_ASCII_WORD = re.compile(r"(?<!\w)(?=\w*?[^\W\x00-\x7f])\w{3,}")
+_NON_ASCII_LETTER = re.compile(r"[^\W\x00-\x7f]")
+_WORD_TAIL = re.compile(r"\w*")
+LONG_WORD = 64  # a word longer than this sends mixed_script_words to the regex over the whole text
 
 
 def _script(ch: str) -> str:
@@ -39,16 +43,41 @@ def _script(ch: str) -> str:
     return ""
 
 
+def _mixes(word: str) -> bool:
+    scripts = {_script(c) for c in word if c.isalpha()} - {""}
+    return "latin" in scripts and len(scripts) > 1
+
+
 def mixed_script_words(text: str, limit: int = 3) -> list[str]:
     """Words that mix Latin letters with Cyrillic or Greek ones (homoglyph obfuscation)."""
     found: list[str] = []
     if text.isascii():
         return found
-    for m in _NON_ASCII_WORD.finditer(text):
-        word = m.group(0)
-        scripts = {_script(c) for c in word if c.isalpha()} - {""}
-        if "latin" in scripts and len(scripts) > 1:
+    # From each letter outside ASCII to the word around it, instead of a regex tried at every position.
+    pos = 0
+    while len(found) < limit:
+        m = _NON_ASCII_LETTER.search(text, pos)
+        if m is None:
+            break
+        start = m.start()
+        stop = max(pos, start - LONG_WORD)
+        while start > stop and (text[start - 1].isalnum() or text[start - 1] == "_"):  # what \w is
+            start -= 1
+        if start == stop > pos and (text[start - 1].isalnum() or text[start - 1] == "_"):
+            return _mixed_script_words_slow(text, limit)
+        end = _WORD_TAIL.match(text, m.end()).end()  # type: ignore[union-attr]  # \w* always matches
+        word = text[start:end]
+        if len(word) >= 3 and _mixes(word):
             found.append(word)
+        pos = end
+    return found
+
+
+def _mixed_script_words_slow(text: str, limit: int) -> list[str]:
+    found: list[str] = []
+    for m in _NON_ASCII_WORD.finditer(text):
+        if _mixes(m.group(0)):
+            found.append(m.group(0))
             if len(found) >= limit:
                 break
     return found
@@ -60,7 +89,8 @@ def check(view: View, facts: Mapping[str, Any], org: Organisation | None, s: Heu
     mixed = mixed_script_words(msg.subject + " " + text[:65536])
     if mixed:
         yield "MIXED_SCRIPT_WORD", ", ".join(mixed)[:80]
-    zw = _ZERO_WIDTH_IN_WORD.search(msg.subject + " " + text[:65536])
+    head = msg.subject + " " + text[:65536]
+    zw = _ZERO_WIDTH_IN_WORD.search(head) if _ZERO_WIDTH.search(head) else None
     if zw:
         yield "HTML_ZERO_WIDTH", repr(zw.group(0))[:40]
     if not view.html:

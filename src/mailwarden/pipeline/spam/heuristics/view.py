@@ -64,7 +64,8 @@ def fold(text: str) -> str:
     return _DOT_IN_WORD.sub(" ", text)
 
 
-_DOT_IN_WORD = re.compile(r"(?<=[a-z]{4})\.(?=[a-z]{2,}\b)")
+# the dot first, so that the engine looks for dots rather than trying the look-behind everywhere
+_DOT_IN_WORD = re.compile(r"\.(?<=[a-z]{4}\.)(?=[a-z]{2,}\b)")
 
 
 class View:
