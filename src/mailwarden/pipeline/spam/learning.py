@@ -1,8 +1,8 @@
 """Teaching the classifier: `mailwarden learn`, report-as-spam / not-spam and the bench's training runs.
 
-Each learnt message leaves a mark (`" seen:"` + 40 hex digits of its SHA-256 → which label) in the token store, so learning the
-same message again changes nothing and reporting a mistake moves it to the other label exactly once,
-as SpamAssassin's seen database does.
+Each learnt message leaves a mark (`" seen:"` + 40 hex digits of its SHA-256 → which label) in the token
+store, so learning the same message again changes nothing and reporting a mistake moves it to the other
+label exactly once, as SpamAssassin's seen database does.
 """
 
 from __future__ import annotations
