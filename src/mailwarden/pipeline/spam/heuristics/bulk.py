@@ -33,14 +33,19 @@ ESP_NAMES = (
 )  # fmt: skip
 _ESP = re.compile(literal_alternation(ESP_NAMES) + r"|cmail\d", re.IGNORECASE)
 _ESP_LOWER = re.compile(literal_alternation(ESP_NAMES) + r"|cmail\d")  # for ASCII text already lower-cased
-_UNSUB_FOOTER = re.compile(
-    literal_alternation(
-        ("unsubscribe", "opt out", "opt-out", "optout", "abmelden", "abbestellen", "descadastr", "cancelar inscri",
-         "cancelar a inscri", "afmelden", "se désinscrire", "désabonner", "désinscription", "配信停止",
-         "メール配信の停止")
-    ),
-    re.IGNORECASE,
+UNSUBSCRIBE_WORDS = (
+    "unsubscribe", "opt out", "opt-out", "optout", "abmelden", "abbestellen", "descadastr", "cancelar inscri",
+    "cancelar a inscri", "afmelden", "se désinscrire", "désabonner", "désinscription", "配信停止",
+    "メール配信の停止",
 )  # fmt: skip
+_UNSUB_FOOTER = re.compile(literal_alternation(UNSUBSCRIBE_WORDS), re.IGNORECASE)
+_UNSUB_FOOTER_LOWER = re.compile(literal_alternation(UNSUBSCRIBE_WORDS))  # for ASCII text already lower-cased
+
+
+def _unsubscribe_words(text: str) -> bool:
+    if text.isascii():
+        return _UNSUB_FOOTER_LOWER.search(text.lower()) is not None
+    return _UNSUB_FOOTER.search(text) is not None
 
 
 def check(view: View, facts: Mapping[str, Any], org: Organisation | None, s: HeuristicsSettings) -> Iterator[Hit]:
@@ -60,7 +65,7 @@ def check(view: View, facts: Mapping[str, Any], org: Organisation | None, s: Heu
             yield "BULK_TRACKING_PIXEL", src[:80]
             break
     tail = view.visible_text[-2000:]
-    if _UNSUB_FOOTER.search(tail) or any(_UNSUB_FOOTER.search(a.text) for a in view.anchors):
+    if _unsubscribe_words(tail) or any(_unsubscribe_words(a.text) for a in view.anchors):
         yield "BULK_UNSUBSCRIBE_FOOTER", ""
 
 
