@@ -25,15 +25,18 @@ _MID = re.compile(r"^<[^<>@\s]+@([^<>@\s]+)>$")
 _EMAIL_IN_NAME = re.compile(r"[\w.+-]+@([\w-]+(?:\.[\w-]+)+)")
 _DOTTED_QUAD = re.compile(r"\[(\d{1,3}(?:\.\d{1,3}){3})\]")
 _IP_LITERAL = re.compile(r"^\[?[\d.]+\]?$|^\[?ipv6:", re.IGNORECASE)
-# What the text of any multicast, reserved or unspecified address must contain, where it starts (after
-# `[`, `(`, a space or `IPv6:`): 0.0.0.0 or a first octet from 224 on (IPv4); ff..: (multicast,
-# IPv4-mapped) or a run of only zeros and colons with :: or 0:0 in it (unspecified) for IPv6. A hop
-# without any of them is not parsed, which is most of the cost.
-_MAYBE_BOGUS_IP = re.compile(
-    r"(?<![\w.])(?:0\.0\.0\.0|2(?:2[4-9]|[3-9]\d)\.\d)"
-    r"|(?<![0-9a-f])(?:ff[0-9a-f]{0,2}:|[0:]*(?:::|0:0)[0:]*(?![0-9a-f]))",
-    re.IGNORECASE,
-)
+# parse_received takes a hop's address only from `[...]`, `[IPv6:...]` or `(...)`; of those, a
+# multicast, reserved or unspecified one starts 0.0.0.0 or with an octet from 224 on (IPv4), starts
+# with ff (IPv6 multicast), holds ffff (IPv4-mapped) or is all zeros, colons and dots with :: or 0:0
+# (unspecified). A hop with no such candidate is not parsed, which is most of the cost.
+_IP_CANDIDATE = re.compile(r"[\[(]\s*(?:ipv6:)?([0-9a-f:.]{2,45})", re.IGNORECASE)
+_BOGUS_SHAPE = re.compile(r"^(?:0\.0\.0\.0|2(?:2[4-9]|[3-9]\d)\.|ff|[0:.]*(?:::|0:0)[0:.]*$)|ffff")
+
+
+def _may_name_bogus_ip(value: str) -> bool:
+    return any(_BOGUS_SHAPE.search(c.lower()) for c in _IP_CANDIDATE.findall(value.rsplit(";", 1)[0]))
+
+
 MAX_HOPS = 100  # Received headers looked at; a real chain has a dozen at most
 
 
@@ -101,7 +104,7 @@ def _received(values: list[str], times: list[datetime | None]) -> Iterator[Hit]:
         if quad and any(int(octet) > 255 for octet in quad.group(1).split(".")):
             yield "RCVD_BOGUS_IP", f"hop {i}: {quad.group(1)}"
             break
-        if not _MAYBE_BOGUS_IP.search(value.rsplit(";", 1)[0]):
+        if not _may_name_bogus_ip(value):
             continue  # parsing the hop cannot find an address that fails the checks below
         hop = parse_received(value, i)
         if hop.ip is None:

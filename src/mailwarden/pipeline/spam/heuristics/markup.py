@@ -106,9 +106,9 @@ class HtmlScan:
     images: list[tuple[str, str, str, bool]] = field(default_factory=list)  # src, width, height, hidden
 
 
-# one entry per open element: (tag, hidden, zero_font, colour, background)
-_State = tuple[str, bool, bool, str, str]
-_ROOT: _State = ("", False, False, "", "#ffffff")
+# what an element passes on to its content: (hidden, zero_font, colour, background)
+_State = tuple[bool, bool, str, str]
+_ROOT: _State = (False, False, "", "#ffffff")
 
 
 class _Scanner:
@@ -116,9 +116,19 @@ class _Scanner:
 
     def __init__(self) -> None:
         self.out = HtmlScan()
-        self.stack: list[_State] = []
+        # the open elements: their names, and the style each passes on (shared, not copied, when a
+        # tag changes nothing)
+        self.names: list[str] = []
+        self.states: list[_State] = []
         self.anchor: Anchor | None = None
         self.skip = 0  # inside <style>/<script>/<title>/<head>
+
+    def push(self, name: str, state: _State) -> None:
+        self.names.append(name)
+        self.states.append(state)
+        if len(self.names) > MAX_DEPTH:
+            del self.names[0]
+            del self.states[0]
 
     def start(self, tag: str, a: dict[str, str]) -> None:
         out = self.out
@@ -127,7 +137,7 @@ class _Scanner:
                 out.scripts.append(a["src"])
             self.skip += 1
             return
-        _, hidden, zero, colour, bg = self.stack[-1] if self.stack else _ROOT
+        hidden, zero, colour, bg = self.states[-1] if self.states else _ROOT
         style = a.get("style", "")
         style_hidden = False
         if style:
@@ -164,9 +174,7 @@ class _Scanner:
             w, h = a.get("width", "").strip().rstrip("px"), a.get("height", "").strip().rstrip("px")
             out.images.append((src, w, h, hidden or style_hidden))
         if tag not in _VOID:
-            self.stack.append((tag, hidden, zero, colour, bg))
-            if len(self.stack) > MAX_DEPTH:
-                del self.stack[0]
+            self.push(tag, (hidden, zero, colour, bg))
 
     def end(self, tag: str) -> None:
         if tag in _SKIPPED:
@@ -174,10 +182,11 @@ class _Scanner:
             return
         if tag == "a" and self.anchor is not None:
             self.close_anchor()
-        stack = self.stack
-        for i in range(len(stack) - 1, -1, -1):
-            if stack[i][0] == tag:
-                del stack[i:]
+        names = self.names
+        for i in range(len(names) - 1, -1, -1):
+            if names[i] == tag:
+                del names[i:]
+                del self.states[i:]
                 break
 
     def data(self, chunk: str, raw: bool = False) -> None:
@@ -189,7 +198,7 @@ class _Scanner:
         text = chunk.strip()
         if not text:
             return
-        _, hidden, zero, colour, bg = self.stack[-1] if self.stack else _ROOT
+        hidden, zero, colour, bg = self.states[-1] if self.states else _ROOT
         if hidden or (colour and colour == bg):
             self.out.hidden_chars += len(text)
         elif zero:
@@ -262,6 +271,18 @@ def _parse_plain(raw: str) -> _Effects | None:
 
 
 _cached_plain = lru_cache(maxsize=4096)(_parse_plain)
+
+
+@lru_cache(maxsize=4096)
+def _inherit(parent: _State, effects: _Effects) -> _State:
+    """The style an element with `effects` passes on inside a parent passing on `parent`."""
+    hidden, zero, colour, bg = parent
+    return (
+        hidden or effects[0],
+        zero or effects[1],
+        colour if effects[3] is None else effects[3],
+        bg if effects[2] is None else effects[2],
+    )
 
 
 def _plain_effects(raw: str) -> _Effects | None:
@@ -385,7 +406,7 @@ def scan_html(html: str) -> HtmlScan:
     html = html[:MAX_HTML_CHARS]
     scanner = _Scanner()
     reader = _Reader(html, scanner)
-    stack = scanner.stack
+    names, states, push = scanner.names, scanner.states, scanner.push
     data, end_tag, tag = scanner.data, scanner.end, reader.tag
     tokens = _FAST_TOKEN.finditer
     plain = _plain_effects
@@ -403,8 +424,9 @@ def scan_html(html: str) -> HtmlScan:
             last = m.lastindex
             if last == 6:  # an ordinary end tag
                 name = m.group(6).lower()
-                if stack and stack[-1][0] == name and name != "a":
-                    stack.pop()
+                if names and names[-1] == name and name != "a":
+                    names.pop()
+                    states.pop()
                 else:
                     end_tag(name)
                 i = m.end()
@@ -422,16 +444,12 @@ def scan_html(html: str) -> HtmlScan:
                     break  # raw text skipped
                 continue
             if name not in _VOID:
-                _, hidden, zero, colour, bg = stack[-1] if stack else _ROOT
-                effects = plain(raw) if raw else None
-                if effects is not None:
-                    hidden = hidden or effects[0]
-                    zero = zero or effects[1]
-                    bg = bg if effects[2] is None else effects[2]
-                    colour = colour if effects[3] is None else effects[3]
-                stack.append((name, hidden, zero, colour, bg))
-                if len(stack) > MAX_DEPTH:
-                    del stack[0]
+                state = states[-1] if states else _ROOT
+                if raw:
+                    effects = plain(raw)
+                    if effects is not None:
+                        state = _inherit(state, effects)
+                push(name, state)
             i = m.end()
         else:
             if i < n:
