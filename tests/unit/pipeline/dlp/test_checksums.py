@@ -88,10 +88,15 @@ def test_iban_with_one_digit_changed_is_refused(iban: str, position: int, delta:
 
 
 @given(ibans(), st.integers(4, 40))
-def test_iban_with_two_characters_transposed_is_refused(iban: str, position: int) -> None:
-    i = 4 + position % (len(iban) - 5)
+def test_iban_with_two_digits_transposed_is_refused(iban: str, position: int) -> None:
+    # MOD 97-10 catches every swap of two adjacent different digits; a letter becomes two digits (B = 11),
+    # so a letter swapped with a digit is a different error that the check cannot always see
+    spots = [
+        k for k in range(4, len(iban) - 1) if iban[k].isdigit() and iban[k + 1].isdigit() and iban[k] != iban[k + 1]
+    ]
+    assume(spots)
+    i = spots[position % len(spots)]
     swapped = iban[:i] + iban[i + 1] + iban[i] + iban[i + 2 :]
-    assume(swapped != iban)
     assert not checksums.iban_valid(swapped)
 
 
