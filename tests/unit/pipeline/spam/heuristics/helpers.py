@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from email.message import EmailMessage
 from email.policy import SMTP
+from typing import Any
 
 from mailwarden.model import Domain, Message, Organisation
 from mailwarden.pipeline.spam.heuristics import Heuristics
@@ -17,7 +19,7 @@ def mail(
     *,
     text: str | None = "Hello, see you on Tuesday.",
     html: str | None = None,
-    headers: dict[str, str | list[str]] | None = None,
+    headers: Mapping[str, str | list[str]] | None = None,
     defaults: bool = True,
 ) -> Message:
     """A message from alice@example.net to bob@example.com; `headers` add to or replace the defaults."""
@@ -50,5 +52,5 @@ def mail(
     return Message(msg.as_bytes(policy=SMTP))
 
 
-def codes(message: Message, facts: dict[str, object] | None = None, org: Organisation | None = None) -> set[str]:
+def codes(message: Message, facts: Mapping[str, Any] | None = None, org: Organisation | None = None) -> set[str]:
     return {code for code, _ in Heuristics().symbols(message, facts, org)}

@@ -60,3 +60,10 @@ def test_esp_recognised_by_its_received_hop() -> None:
 
 def test_tracking_pixel_needs_a_remote_one_by_one_image() -> None:
     assert "BULK_TRACKING_PIXEL" not in codes(mail(html='<img src="https://cdn.example.net/logo.png" width="120">'))
+
+
+def test_email_service_provider_named_as_the_hop_wrote_it() -> None:
+    hop = "from o1.ptr.example (o1.ptr.SendGrid.NET [192.0.2.8]) by mx.example.com; Mon, 02 Mar 2026 10:00:00 +0000"
+    found = dict(Heuristics().symbols(mail(headers={"Received": [hop]})))
+    assert found["BULK_MAILER"] == "Received via SendGrid"
+    assert "BULK_MAILER" not in codes(mail())

@@ -71,3 +71,13 @@ def test_undisclosed_and_many_recipients() -> None:
     many = ", ".join(f"user{i}@example.com" for i in range(20))
     assert "RCPT_MANY" in codes(mail(headers={"To": many}))
     assert not {"RCPT_UNDISCLOSED", "RCPT_MANY"} & codes(mail())
+
+
+def test_received_addresses_that_cannot_send_in_every_notation() -> None:
+    def hop(address: str) -> str:
+        return f"from relay (relay [{address}]) by mx.example.com with SMTP; " + DATE
+
+    for address in ("0.0.0.0", "240.1.2.3", "IPv6:ff02::1", "IPv6:::", "IPv6:::ffff:224.0.0.1", "IPv6:::ffff:e000:1"):
+        assert "RCVD_BOGUS_IP" in codes(mail(headers={"Received": [hop(address)]})), address
+    for address in ("192.0.2.7", "IPv6:2001:db8::25", "IPv6:::1", "10.233.255.227"):
+        assert "RCVD_BOGUS_IP" not in codes(mail(headers={"Received": [hop(address)]})), address

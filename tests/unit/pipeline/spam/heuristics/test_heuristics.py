@@ -55,3 +55,23 @@ def test_phish_evidence_with_spam_evidence_adds_the_composite() -> None:
     phish_only = mail(headers={"From": "PayPal Service <a@example.net>"})
     assert "PHISH_SUSPICIOUS_MIX" in {f.code for f in Heuristics().evaluate(both)}
     assert "PHISH_SUSPICIOUS_MIX" not in {f.code for f in Heuristics().evaluate(phish_only)}
+
+
+def test_hostile_messages_are_judged_on_a_bounded_part() -> None:
+    """5 MB of nested tags and 100,000 links: evaluate returns, with the symbols of what it read."""
+    hidden = '<p style="display:none">' + "hidden words " * 10 + "</p>"
+    nested = "<div><span>" * 20_000 + hidden + "<div><span>" * 450_000 + hidden.replace("hidden", "later")
+    deep = Heuristics().symbols(mail(text=None, html=nested))
+    # the first hidden paragraph is inside the 512 KB that are read, the second is not
+    assert dict(deep)["HTML_HIDDEN_TEXT"] == "129 hidden characters"
+    assert "HTML_ONLY" in dict(deep)
+
+    links = "".join(f'<a href="http://192.0.2.{i % 250}/{i}">{i}</a> ' for i in range(100_000))
+    many = {f.code for f in Heuristics().evaluate(mail(text=None, html=links))}
+    assert {"HTML_ONLY", "PHISH_URL_IP_HOST", "URL_MANY_DOMAINS"} <= many
+    assert not {"PHISH_ANCHOR_MISMATCH", "PHISH_URL_SHORTENER"} & many
+
+
+def test_many_link_domains_still_count_past_the_link_bound() -> None:
+    links = " ".join(f"https://shop{i}.example{i % 40}.net/p" for i in range(20_000))
+    assert "URL_MANY_DOMAINS" in {f.code for f in Heuristics().evaluate(mail(text=links))}

@@ -57,3 +57,10 @@ def test_sender_or_link_imitating_a_brand() -> None:
 def test_punycode_sender() -> None:
     assert "PHISH_PUNYCODE_SENDER" in codes(mail(headers={"From": "x <a@xn--exmple-cua.com>"}))
     assert "PHISH_PUNYCODE_SENDER" not in codes(mail())
+
+
+def test_edit_distance_two_only_for_names_of_ten_letters_or_more() -> None:
+    assert looks_like("exampelbnak.com", "examplebank.com")  # two transpositions
+    assert not looks_like("exampelbnka.com", "examplebank.com")  # three edits
+    assert looks_like("exampel.com", "example.com")  # one edit at seven letters
+    assert not looks_like("exmpel.com", "example.com")  # two edits at seven letters

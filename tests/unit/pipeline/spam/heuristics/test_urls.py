@@ -67,3 +67,16 @@ def test_link_protection_rewrites_and_file_names_are_not_mismatches() -> None:
     assert "PHISH_ANCHOR_MISMATCH" not in codes(mail(html=file_name))
     assert shown_domain("example.com") == "example.com"
     assert shown_domain("detector.sv") is None
+
+
+def test_hosts_of_links_in_their_many_spellings() -> None:
+    from mailwarden.pipeline.spam.heuristics.view import host_of
+
+    assert host_of("HTTPS://WWW.Example.NET:8443/a?b#c") == "www.example.net"
+    assert host_of("http://example.net.") == "example.net"
+    assert host_of("www.example.net/x") == "www.example.net"
+    assert host_of("https://user:pw@login.example.org/") == "login.example.org"
+    assert host_of("http://[2001:db8::1]:80/") == "2001:db8::1"
+    assert host_of("http://[::1/") == ""  # urlsplit refuses it
+    assert "PHISH_URL_IP_HOST" in codes(mail(html=link("http://[2001:db8::1]/invoice")))
+    assert "PHISH_URL_USERINFO" in codes(mail(text="Open https://paypal.com@login.example.org/"))
