@@ -401,15 +401,39 @@ class _Reader:
         return end
 
 
+# What the loop in scan_html does with a token it has read before: close `name`, open `name` with
+# these effects, or nothing (a void element without style).
+_CLOSE, _OPEN, _NOTHING = 0, 1, 2
+_Action = tuple[int, str, "_Effects | None"]
+
+
+def _action(m: re.Match[str]) -> _Action | None:
+    """The action for a fast-token match, or None for one the scanner and the reader must handle."""
+    last = m.lastindex
+    if last == 6:
+        return _CLOSE, m.group(6).lower(), None
+    if last is None:
+        return None
+    if last == 2:
+        name, raw, slash = m.group(1).lower(), m.group(2), ""
+    else:
+        name, raw, slash = m.group(3).lower(), m.group(4), m.group(5)
+    if name in _SPECIAL or slash or raw.endswith("/"):
+        return None
+    if name in _VOID:
+        return _NOTHING, name, None
+    return _OPEN, name, (_plain_effects(raw) if raw else None)
+
+
 def scan_html(html: str) -> HtmlScan:
     """Visible and hidden text, anchors, forms, images and scripts of the first MAX_HTML_CHARS of `html`."""
     html = html[:MAX_HTML_CHARS]
     scanner = _Scanner()
     reader = _Reader(html, scanner)
-    names, states, push = scanner.names, scanner.states, scanner.push
+    names, states = scanner.names, scanner.states
     data, end_tag, tag = scanner.data, scanner.end, reader.tag
     tokens = _FAST_TOKEN.finditer
-    plain = _plain_effects
+    seen: dict[str, _Action | None] = {}  # token text -> action: bodies repeat their tags
     n = len(html)
     i = 0
     # The loop does the common tokens itself (layout tags and their end tags, text between them) and
@@ -421,36 +445,40 @@ def scan_html(html: str) -> HtmlScan:
                 chunk = html[i:j]
                 if not chunk.isspace():
                     data(chunk)
-            last = m.lastindex
-            if last == 6:  # an ordinary end tag
-                name = m.group(6).lower()
-                if names and names[-1] == name and name != "a":
-                    names.pop()
-                    states.pop()
-                else:
-                    end_tag(name)
+            text = m.group()
+            if text in seen:
+                act = seen[text]
+            else:
+                act = seen[text] = _action(m)
+            if act is not None:
+                kind, name, effects = act
+                if kind == _CLOSE:
+                    if names and names[-1] == name and name != "a":
+                        names.pop()
+                        states.pop()
+                    else:
+                        end_tag(name)
+                elif kind == _OPEN:
+                    state = states[-1] if states else _ROOT
+                    if effects is not None:
+                        state = _inherit(state, effects)
+                    names.append(name)
+                    states.append(state)
+                    if len(names) > MAX_DEPTH:
+                        del names[0]
+                        del states[0]
                 i = m.end()
                 continue
-            if last is None:
+            if m.lastindex is None:
                 i = reader.markup(j)
                 break
-            if last == 2:  # a simple start tag
+            if m.lastindex == 2:
                 name, raw, slash = m.group(1).lower(), m.group(2), ""
             else:
                 name, raw, slash = m.group(3).lower(), m.group(4), m.group(5)
-            if name in _SPECIAL or slash or raw.endswith("/"):
-                i = tag(name, raw, m.end(), closed=bool(slash))
-                if i != m.end():
-                    break  # raw text skipped
-                continue
-            if name not in _VOID:
-                state = states[-1] if states else _ROOT
-                if raw:
-                    effects = plain(raw)
-                    if effects is not None:
-                        state = _inherit(state, effects)
-                push(name, state)
-            i = m.end()
+            i = tag(name, raw, m.end(), closed=bool(slash))
+            if i != m.end():
+                break  # raw text skipped
         else:
             if i < n:
                 data(html[i:])
