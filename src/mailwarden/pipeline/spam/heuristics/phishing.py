@@ -159,17 +159,17 @@ def check(view: View, facts: Mapping[str, Any], org: Organisation | None, s: Heu
     linked = view.has_link_or_form or any(a.declared_type == "text/html" for a in msg.attachments)
     prize = _PRIZE.search(text, words)
     if prize:
-        yield "PRIZE_WORDING", prize.group(0)
+        yield "PRIZE_WORDING", prize
     fee = _ADVANCE_FEE.findall(text, words)
     if len(set(fee)) >= 2:
         yield "ADVANCE_FEE_WORDING", ", ".join(sorted(set(fee)))[:80]
     if linked:
-        m = _CREDENTIAL.search(text, words)
-        if m:
-            yield "PHISH_CREDENTIAL_WORDING", m.group(0)
-        u = _URGENCY.search(text, words)
-        if u and _ACCOUNT.search(text, words):
-            yield "PHISH_URGENCY_ACCOUNT", u.group(0)
+        credential = _CREDENTIAL.search(text, words)
+        if credential:
+            yield "PHISH_CREDENTIAL_WORDING", credential
+        urgency = _URGENCY.search(text, words)
+        if urgency and _ACCOUNT.search(text, words):
+            yield "PHISH_URGENCY_ACCOUNT", urgency
     domain = view.from_domain
     name = msg.from_display_name
     if domain:

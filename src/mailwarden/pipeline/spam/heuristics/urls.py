@@ -77,7 +77,7 @@ def check(view: View, facts: Mapping[str, Any], org: Organisation | None, s: Heu
             yield from once("PHISH_URL_SHORTENER", host)
         if host.rsplit(".", 1)[-1] in s.suspicious_tlds:
             yield from once("PHISH_URL_SUSPICIOUS_TLD", host)
-        if any(label.startswith("xn--") for label in host.split(".")):
+        if "xn--" in host and any(label.startswith("xn--") for label in host.split(".")):
             yield from once("PHISH_URL_PUNYCODE", host)
         if "@" in url and "@" in authority_of(url):
             yield from once("PHISH_URL_USERINFO", authority_of(url))

@@ -23,6 +23,11 @@ _PLAIN_WEB_URL = re.compile(r"(?i:https?)://([A-Za-z0-9.-]*)(?::[0-9]*)?(?=[/?#]
 
 def host_of(url: str) -> str:
     """The lower-case host of a URL ('' when there is none); `www.` links count as http."""
+    # the checks ask for the same links' hosts several times; long URLs are not kept
+    return _cached_host(url) if len(url) <= 512 else _host(url)
+
+
+def _host(url: str) -> str:
     if url.lower().startswith("www."):
         url = "http://" + url
     plain = _PLAIN_WEB_URL.match(url)
@@ -33,6 +38,9 @@ def host_of(url: str) -> str:
     except ValueError:
         return ""
     return host.rstrip(".").lower()
+
+
+_cached_host = lru_cache(maxsize=8192)(_host)
 
 
 def authority_of(url: str) -> str:
