@@ -211,3 +211,61 @@ class ConnectionStatRow(Base):
     count: Mapped[int] = mapped_column(BigInteger)
     first_seen: Mapped[datetime] = mapped_column(UTCDateTime)
     last_seen: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class QuarantineRow(Base):
+    """One quarantined recipient of one message (or, with `would_have`, one monitor-mode recipient).
+
+    Several entries share the blob of their message; the blob goes when the last entry needing it does.
+    """
+
+    __tablename__ = "quarantine"
+
+    id: Mapped[str] = mapped_column(IdType, primary_key=True)
+    message_id: Mapped[str] = mapped_column(IdType, ForeignKey("messages.id", ondelete="CASCADE"))
+    organisation: Mapped[str | None] = mapped_column(String(100))
+    recipient: Mapped[str] = mapped_column(String(320))
+    reason: Mapped[str] = mapped_column(String(32))
+    sender: Mapped[str] = mapped_column(String(320))
+    subject: Mapped[str] = mapped_column(Text)
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    status: Mapped[str] = mapped_column(String(24))
+    would_have: Mapped[bool] = mapped_column(Boolean)
+    blob_key: Mapped[str | None] = mapped_column(String(200))
+    sha256: Mapped[str] = mapped_column(String(64))
+    size: Mapped[int] = mapped_column(Integer)
+    released_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    released_by: Mapped[str | None] = mapped_column(String(200))
+    requested_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    requested_by: Mapped[str | None] = mapped_column(String(200))
+    decided_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    decided_by: Mapped[str | None] = mapped_column(String(200))
+    notified_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+    __table_args__ = (
+        Index("ix_quarantine_organisation_status_received", "organisation", "status", "received_at", "id"),
+        Index("ix_quarantine_recipient_received", "recipient", "received_at", "id"),
+        Index("ix_quarantine_message_id", "message_id"),
+        Index("ix_quarantine_blob_key", "blob_key"),
+        Index("ix_quarantine_expires_at", "expires_at"),
+    )
+
+
+class QuarantineDigestRow(Base):
+    """When a recipient's last quarantine digest was sent (the digest frequency counts from it)."""
+
+    __tablename__ = "quarantine_digests"
+
+    recipient: Mapped[str] = mapped_column(String(320), primary_key=True)
+    last_sent_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class QuarantineTokenRow(Base):
+    """A digest link's token id, once redeemed; kept until the link would have expired anyway."""
+
+    __tablename__ = "quarantine_tokens"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    used_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
