@@ -73,6 +73,23 @@ class ProcessingConfig(_Section):
     )
 
 
+class QuarantineConfig(_Section):
+    """`[quarantine]`: the server's expiry and digest jobs and the digest links (docs/quarantine.md)."""
+
+    expiry_interval_seconds: float = Field(600.0, gt=0, le=86400, description="how often expired entries go")
+    digest_interval_seconds: float = Field(
+        300.0, gt=0, le=86400, description="how often the server looks for recipients whose digest is due"
+    )
+    link_lifetime_hours: float = Field(72.0, gt=0, le=24 * 30, description="how long a digest link works")
+    secret_file: Path | None = Field(None, description="HMAC key for digest links; absent: data_dir/link-secret")
+
+
+class ConsoleConfig(_Section):
+    """`[console]`: the web console as users reach it (digest links point there)."""
+
+    public_url: str = Field("http://127.0.0.1:8025", pattern=r"^https?://[^\s/]+(/\S*)?$")
+
+
 class LogConfig(_Section):
     level: Literal["debug", "info", "warning", "error"] = "info"
     format: Literal["console", "json"] = "console"
@@ -183,6 +200,8 @@ class Config(BaseModel):
     processing: ProcessingConfig = ProcessingConfig()
     dns: DnsConfig = DnsConfig()
     dkim: DkimSigningConfig = DkimSigningConfig()
+    quarantine: QuarantineConfig = QuarantineConfig()
+    console: ConsoleConfig = ConsoleConfig()
     stages: dict[str, dict[str, Any]] = Field(
         default_factory=dict, description="`[stages.<name>]`: each stage validates its own section at start-up"
     )

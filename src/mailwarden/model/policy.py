@@ -211,11 +211,46 @@ class QuarantineRetention(_Strict):
     """Days a quarantined message is kept, per reason (EOP defaults; 1 to 30 days)."""
 
     spam: int = Field(15, ge=1, le=30)
+    high_confidence_spam: int = Field(15, ge=1, le=30)
     bulk: int = Field(15, ge=1, le=30)
     phish: int = Field(15, ge=1, le=30)
     high_confidence_phish: int = Field(30, ge=1, le=30)
     malware: int = Field(30, ge=1, le=30)
     rule: int = Field(30, ge=1, le=30)
+    dlp: int = Field(30, ge=1, le=30)
+
+
+class EndUserAccess(StrEnum):
+    """What a recipient may do with their own quarantined message (EOP's quarantine policy, simplified).
+
+    `none` is AdminOnlyAccessPolicy: the user does not see the entry. `request`: see, preview, delete and
+    ask an administrator to release. `release`: see, preview, delete and release.
+    """
+
+    NONE = "none"
+    REQUEST = "request"
+    RELEASE = "release"
+
+
+class QuarantinePermissions(_Strict):
+    """End-user access per quarantine reason. Malware, high-confidence phish, rule and DLP quarantines can
+    at most be requested by users; administrators release everything."""
+
+    spam: EndUserAccess = EndUserAccess.RELEASE
+    high_confidence_spam: EndUserAccess = EndUserAccess.RELEASE
+    bulk: EndUserAccess = EndUserAccess.RELEASE
+    phish: EndUserAccess = EndUserAccess.REQUEST
+    high_confidence_phish: EndUserAccess = EndUserAccess.NONE
+    malware: EndUserAccess = EndUserAccess.NONE
+    rule: EndUserAccess = EndUserAccess.NONE
+    dlp: EndUserAccess = EndUserAccess.NONE
+
+    @field_validator("high_confidence_phish", "malware", "rule", "dlp")
+    @classmethod
+    def _admin_release_only(cls, value: EndUserAccess) -> EndUserAccess:
+        if value is EndUserAccess.RELEASE:
+            raise ValueError("users may at most request release of this kind of quarantined message")
+        return value
 
 
 class NotificationFrequency(StrEnum):
@@ -282,6 +317,7 @@ class Policy(_Strict):
     spam: SpamPolicy = SpamPolicy()
     malware: MalwarePolicy = MalwarePolicy()
     quarantine_retention: QuarantineRetention = QuarantineRetention()
+    quarantine_permissions: QuarantinePermissions = QuarantinePermissions()
     notifications: NotificationPolicy = NotificationPolicy()
     lists: SenderLists = SenderLists()
     scan_error_action: ScanErrorAction = ScanErrorAction.QUARANTINE
