@@ -1,7 +1,7 @@
 """mailwarden as a peer: its own pipeline, in-process, with a temp config and no real DNS.
 
 `MailwardenScanner` builds `Runtime(load_config(...))` from a temp TOML (embedded SQLite under a temp
-data dir, `[dns]` at a loopback DNS server that answers NXDOMAIN at once, see `local_dns_port`), parses
+data dir, `[dns]` at a loopback DNS server that answers at once, SERVFAIL, see `local_dns_port`), parses
 with `mailwarden.model.Message`, builds the envelope with `offline_envelope` and runs
 `rt.pipeline.scan(...)` inbound with the default policy. Score = `verdict.score`;
 flagged = `verdict.scl >= 5 or verdict.phish != none`.
@@ -43,18 +43,28 @@ _DNS: list[object] = []
 
 
 def local_dns_port() -> int:
-    """A DNS server on loopback that answers at once (NXDOMAIN for every name: the corpus domains publish
-    nothing here), standing in for the local caching resolver a mail server runs. Without it every
-    SPF/DMARC look-up would wait for a time-out on a closed port: seconds of idle waiting per message that
-    no peer pays (their network checks are off). It runs in this (parent) process, outside the timed
-    workers' CPU, as a resolver daemon would."""
+    """A DNS server on loopback that answers every question at once with SERVFAIL, standing in for the local
+    caching resolver a mail server runs. SERVFAIL, not NXDOMAIN: the corpus's SPF records and DKIM/ARC keys
+    exist but cannot be fetched here (no network), so authentication comes out `temperror` (weight 0)
+    instead of a made-up `fail`. Without it every look-up would wait for a time-out on a closed port:
+    idle seconds per message that no peer pays (their network checks are off). It runs in this (parent)
+    process, outside the timed workers' CPU, as a resolver daemon would."""
     if not _DNS:
         import sys
 
         sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
         from tests.dnsserver import DnsServer
 
-        _DNS.append(DnsServer().start())
+        class Unavailable(DnsServer):
+            def answer(self, wire: bytes) -> bytes | None:
+                import dns.message
+                import dns.rcode
+
+                response = dns.message.make_response(dns.message.from_wire(wire))
+                response.set_rcode(dns.rcode.SERVFAIL)
+                return response.to_wire()  # type: ignore[no-any-return]
+
+        _DNS.append(Unavailable().start())
     server = _DNS[0]
     return int(server.port)  # type: ignore[attr-defined]
 

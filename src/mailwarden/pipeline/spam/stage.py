@@ -56,8 +56,10 @@ URIBL_ERROR = "URIBL_ERROR"
 BAYES_WEIGHTS: dict[str, float] = {
     "BAYES_HAM_HIGH": -3.0,
     "BAYES_HAM": -1.0,
-    "BAYES_SPAM_LOW": 3.0,
-    "BAYES_SPAM_MEDIUM": 4.0,
+    # below the model's threshold the classifier never decides alone: LOW needs 2.5 more points of other
+    # evidence, MEDIUM 1.5 (one weak header symbol is not enough)
+    "BAYES_SPAM_LOW": 2.5,
+    "BAYES_SPAM_MEDIUM": 3.5,
     "BAYES_SPAM": 5.5,
     "BAYES_SPAM_HIGH": 7.5,
 }
