@@ -90,6 +90,15 @@ class ConsoleConfig(_Section):
     public_url: str = Field("http://127.0.0.1:8025", pattern=r"^https?://[^\s/]+(/\S*)?$")
 
 
+class ApiConfig(_Section):
+    """`[api]`: the REST API and web console listener, served by `mailwarden serve` (docs/api.md)."""
+
+    enabled: bool = True
+    host: str = "127.0.0.1"
+    port: int = Field(8025, ge=0, le=65535, description="0 picks a free port (tests)")
+    secure_cookies: bool = Field(False, description="session cookies only over HTTPS (set behind a TLS proxy)")
+
+
 class LogConfig(_Section):
     level: Literal["debug", "info", "warning", "error"] = "info"
     format: Literal["console", "json"] = "console"
@@ -202,6 +211,7 @@ class Config(BaseModel):
     dkim: DkimSigningConfig = DkimSigningConfig()
     quarantine: QuarantineConfig = QuarantineConfig()
     console: ConsoleConfig = ConsoleConfig()
+    api: ApiConfig = ApiConfig()
     stages: dict[str, dict[str, Any]] = Field(
         default_factory=dict, description="`[stages.<name>]`: each stage validates its own section at start-up"
     )

@@ -1,0 +1,58 @@
+"""The ASGI application: the REST API under /api/v1 and, when installed, the web console beside it."""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable
+
+from fastapi import FastAPI
+
+from mailwarden import __version__
+from mailwarden.api import errors
+from mailwarden.api.auth import Accounts
+from mailwarden.api.errors import ErrorBody
+from mailwarden.api.routes import audit, messages, organisations, reports, users
+from mailwarden.runtime import Runtime
+
+API_PREFIX = "/api/v1"
+# every operation may answer with these; listed so the OpenAPI document names the error shape
+_ERROR_RESPONSES: dict[int | str, dict[str, object]] = {
+    401: {"model": ErrorBody, "description": "No valid token or session"},
+    403: {"model": ErrorBody, "description": "The role or token scope does not allow it"},
+    404: {"model": ErrorBody, "description": "No such object (or not visible to the caller)"},
+    422: {"model": ErrorBody, "description": "Invalid input; `field` names it"},
+}
+
+
+def create_app(rt: Runtime, *, accounts: Accounts | None = None) -> FastAPI:
+    """The API (and the console when its package is present) over one runtime's stores.
+
+    `app.state.rt` and `app.state.accounts` are what the routes (and the console) work with.
+    """
+    app = FastAPI(
+        title="mailwarden",
+        version=__version__,
+        description="Message trace, quarantine, policies, transport rules, reports, users and tokens.",
+        openapi_url=f"{API_PREFIX}/openapi.json",
+        docs_url=f"{API_PREFIX}/docs",
+        redoc_url=None,
+    )
+    app.state.rt = rt
+    app.state.accounts = accounts or Accounts(rt.db)
+    errors.install(app)
+    for module in (messages, organisations, reports, users, audit):
+        app.include_router(module.router, prefix=API_PREFIX, responses=_ERROR_RESPONSES)
+    mount = _console_mount()
+    if mount is not None:
+        mount(app, rt)
+    return app
+
+
+def _console_mount() -> Callable[[FastAPI, Runtime], None] | None:
+    """The console's `mount_console`, when the console package provides one."""
+    try:
+        module = importlib.import_module("mailwarden.console")
+    except ImportError:
+        return None
+    mount: Callable[[FastAPI, Runtime], None] | None = getattr(module, "mount_console", None)
+    return mount

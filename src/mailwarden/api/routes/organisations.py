@@ -1,0 +1,391 @@
+"""Organisations and domains (with the monitor / enforce switch), policy documents, transport rules, lists.
+
+Every change rebuilds the whole organisation document and saves it through PolicyStore.import_document:
+one transaction with one audit row (before / after), validated whole first, so nothing is half-applied.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Callable
+from dataclasses import replace
+from enum import StrEnum
+from typing import Annotated, Any
+
+from fastapi import APIRouter, File, Form, Path, Query, UploadFile
+from fastapi.concurrency import run_in_threadpool
+from pydantic import BaseModel, Field, ValidationError
+
+from mailwarden.api.auth import Principal
+from mailwarden.api.deps import Admin, Rt, Staff, check_organisation
+from mailwarden.api.errors import ApiError
+from mailwarden.model import Direction, Message, Organisation, Policy, classify_direction
+from mailwarden.model.org import ConnectionMode
+from mailwarden.model.policy import OrganisationDocument, SenderLists, validation_messages
+from mailwarden.model.rules import Rule
+from mailwarden.runtime import Runtime, offline_envelope
+
+router = APIRouter(tags=["organisations"])
+
+MAX_TEST_MESSAGE = 25 * 1024 * 1024
+OrgName = Annotated[str, Path(pattern=r"^[A-Za-z0-9][A-Za-z0-9 ._-]{0,99}$", description="Organisation name")]
+
+
+class DomainOut(BaseModel):
+    name: str
+    mode: ConnectionMode
+    next_hop: str | None
+    require_tls: bool
+
+
+class OrganisationOut(BaseModel):
+    name: str
+    mode: str = Field(description="monitor (every domain only recorded) or enforce")
+    monitor_only: bool
+    domains: list[DomainOut]
+
+
+class ModeIn(BaseModel):
+    mode: Annotated[str, Field(pattern=r"^(monitor|enforce)$")]
+
+
+class PolicyOut(BaseModel):
+    organisation: str
+    version: int
+    policy: Policy
+
+
+class RuleOrderIn(BaseModel):
+    names: list[Annotated[str, Field(min_length=1, max_length=100)]] = Field(max_length=10_000)
+
+
+class ListName(StrEnum):
+    ALLOWED_SENDERS = "allowed_senders"
+    BLOCKED_SENDERS = "blocked_senders"
+    ALLOWED_DOMAINS = "allowed_domains"
+    BLOCKED_DOMAINS = "blocked_domains"
+    IP_ALLOW = "ip_allow"
+    IP_BLOCK = "ip_block"
+
+
+class ListEntryIn(BaseModel):
+    value: Annotated[str, Field(min_length=1, max_length=320)]
+
+
+class RuleHit(BaseModel):
+    rule: str
+    detail: str
+
+
+class RuleTestOut(BaseModel):
+    direction: str
+    sender: str
+    recipients: list[str]
+    matched: list[RuleHit]
+    action: str
+    reason: str
+    smtp_reply: str | None
+    notes: list[str]
+
+
+def organisation_out(org: Organisation) -> OrganisationOut:
+    return OrganisationOut(
+        name=org.name,
+        mode="monitor" if org.monitor_only else "enforce",
+        monitor_only=org.monitor_only,
+        domains=[
+            DomainOut(name=d.name, mode=d.mode, next_hop=d.next_hop, require_tls=d.require_tls) for d in org.domains
+        ],
+    )
+
+
+def _visible(principal: Principal, rt: Runtime, name: str) -> Organisation:
+    check_organisation(principal, name)
+    return rt.policies.get_organisation(name)
+
+
+def _field(messages: list[str], exc: ValidationError) -> str | None:
+    first = exc.errors()[0] if exc.errors() else None
+    if first is None:
+        return None
+    loc = [str(p) for p in first["loc"]]
+    return ".".join(loc[1:] if loc and loc[0] == "policy" else loc) or None
+
+
+def _change_policy(rt: Runtime, name: str, actor: str, change: Callable[[dict[str, Any]], dict[str, Any]]) -> Policy:
+    """Apply `change` to the policy document, validate the whole, save it in one audited transaction."""
+    data = rt.policies.export_document(name).model_dump(mode="json")
+    data["policy"] = change(data["policy"])
+    try:
+        doc = OrganisationDocument.model_validate(data)
+    except ValidationError as exc:
+        messages = [m.removeprefix("policy.") for m in validation_messages(exc)]
+        raise ApiError(422, "invalid_policy", "; ".join(messages), field=_field(messages, exc)) from None
+    rt.policies.import_document(doc, actor=actor)
+    return doc.policy
+
+
+# ---- organisations and domains -----------------------------------------------------------------
+
+
+@router.get("/organisations", summary="Organisations, their domains and mode")
+def list_organisations(principal: Staff, rt: Rt) -> list[OrganisationOut]:
+    orgs = rt.policies.list_organisations()
+    return [organisation_out(o) for o in orgs if principal.organisation in (None, o.name)]
+
+
+@router.get("/organisations/{name}", summary="One organisation")
+def get_organisation(principal: Staff, rt: Rt, name: OrgName) -> OrganisationOut:
+    return organisation_out(_visible(principal, rt, name))
+
+
+@router.get("/organisations/{name}/domains", summary="An organisation's accepted domains")
+def list_domains(principal: Staff, rt: Rt, name: OrgName) -> list[DomainOut]:
+    return organisation_out(_visible(principal, rt, name)).domains
+
+
+@router.put("/organisations/{name}/mode", summary="Switch an organisation between monitor and enforce")
+def set_mode(principal: Admin, rt: Rt, name: OrgName, body: ModeIn) -> OrganisationOut:
+    _visible(principal, rt, name)
+    rt.policies.set_monitor_only(name, body.mode == "monitor", actor=principal.name)
+    return organisation_out(rt.policies.get_organisation(name))
+
+
+# ---- the policy document -------------------------------------------------------------------------
+
+
+@router.get("/organisations/{name}/policy", summary="The whole policy document")
+def get_policy(principal: Staff, rt: Rt, name: OrgName) -> PolicyOut:
+    _visible(principal, rt, name)
+    return PolicyOut(organisation=name, version=rt.policies.policy_version(name), policy=rt.policies.get_policy(name))
+
+
+@router.put("/organisations/{name}/policy", summary="Replace the whole policy document (all or nothing)")
+def put_policy(principal: Admin, rt: Rt, name: OrgName, body: Policy) -> PolicyOut:
+    _visible(principal, rt, name)
+    policy = _change_policy(rt, name, principal.name, lambda _old: body.model_dump(mode="json"))
+    return PolicyOut(organisation=name, version=rt.policies.policy_version(name), policy=policy)
+
+
+# ---- transport rules ---------------------------------------------------------------------------
+
+
+def _rules(rt: Runtime, name: str) -> list[dict[str, Any]]:
+    rules: list[dict[str, Any]] = rt.policies.get_policy(name).model_dump(mode="json")["rules"]
+    return rules
+
+
+def _index(rules: list[dict[str, Any]], rule_name: str) -> int:
+    for i, rule in enumerate(rules):
+        if rule["name"] == rule_name:
+            return i
+    raise ApiError(404, "not_found", f"rule {rule_name!r} does not exist")
+
+
+@router.get("/organisations/{name}/rules", summary="Transport rules in their order")
+def list_rules(principal: Staff, rt: Rt, name: OrgName) -> list[Rule]:
+    _visible(principal, rt, name)
+    return list(rt.policies.get_policy(name).rules)
+
+
+@router.post("/organisations/{name}/rules", status_code=201, summary="Add a rule (at the end, or at `position`)")
+def create_rule(
+    principal: Admin,
+    rt: Rt,
+    name: OrgName,
+    body: Rule,
+    position: Annotated[int | None, Query(ge=0, le=100_000)] = None,
+) -> Rule:
+    _visible(principal, rt, name)
+    if any(r["name"] == body.name for r in _rules(rt, name)):
+        raise ApiError(409, "conflict", f"rule {body.name!r} already exists", field="name")
+
+    def add(policy: dict[str, Any]) -> dict[str, Any]:
+        rules = list(policy["rules"])
+        rules.insert(len(rules) if position is None else position, body.model_dump(mode="json"))
+        return {**policy, "rules": rules}
+
+    _change_policy(rt, name, principal.name, add)
+    return body
+
+
+@router.post("/organisations/{name}/rules/reorder", summary="Put the rules in this order (every name once)")
+def reorder_rules(principal: Admin, rt: Rt, name: OrgName, body: RuleOrderIn) -> list[Rule]:
+    _visible(principal, rt, name)
+    current = {r["name"]: r for r in _rules(rt, name)}
+    if sorted(body.names) != sorted(current):
+        raise ApiError(422, "invalid", "names: must list every rule of the organisation exactly once", field="names")
+    policy = _change_policy(rt, name, principal.name, lambda p: {**p, "rules": [current[n] for n in body.names]})
+    return list(policy.rules)
+
+
+@router.post("/organisations/{name}/rules/test", summary="Which rules match an uploaded .eml, and what would happen")
+async def test_rules(
+    principal: Staff,
+    rt: Rt,
+    name: OrgName,
+    message: Annotated[UploadFile, File(description="The message (.eml)")],
+    sender: Annotated[str | None, Form(max_length=320)] = None,
+    recipients: Annotated[str | None, Form(max_length=10_000, description="Comma-separated")] = None,
+    direction: Annotated[Direction | None, Form()] = None,
+    ip: Annotated[str | None, Form(max_length=45)] = None,
+    rules: Annotated[str | None, Form(max_length=1_000_000, description="JSON list: test these instead")] = None,
+) -> RuleTestOut:
+    org = await run_in_threadpool(_visible, principal, rt, name)
+    policy = await run_in_threadpool(rt.policies.get_policy, name)
+    if rules is not None:
+        policy = _draft_rules(policy, rules)
+    raw = await message.read(MAX_TEST_MESSAGE + 1)
+    if len(raw) > MAX_TEST_MESSAGE:
+        raise ApiError(413, "too_large", f"message: larger than {MAX_TEST_MESSAGE} bytes", field="message")
+    return await _run_rule_test(policy, org, Message(raw), sender, recipients, direction, ip)
+
+
+def _draft_rules(policy: Policy, text: str) -> Policy:
+    try:
+        data = json.loads(text)
+    except ValueError:
+        raise ApiError(422, "invalid", "rules: not JSON", field="rules") from None
+    if not isinstance(data, list):
+        raise ApiError(422, "invalid", "rules: must be a JSON list of rules", field="rules")
+    try:
+        return Policy.model_validate({**policy.model_dump(mode="json"), "rules": data})
+    except ValidationError as exc:
+        messages = validation_messages(exc)
+        raise ApiError(422, "invalid_policy", "; ".join(messages), field=_field(messages, exc)) from None
+
+
+async def _run_rule_test(
+    policy: Policy,
+    org: Organisation,
+    msg: Message,
+    sender: str | None,
+    recipients: str | None,
+    direction: Direction | None,
+    ip: str | None,
+) -> RuleTestOut:
+    from mailwarden.enforce.apply import plan_delivery
+    from mailwarden.pipeline.engine import Pipeline
+    from mailwarden.pipeline.rules.stage import TransportRules
+
+    env = offline_envelope(msg)
+    if sender is not None:
+        env = replace(env, mail_from=sender.strip().lower())
+    rcpts = tuple(r.strip().lower() for r in (recipients or "").split(",") if r.strip())
+    if rcpts:
+        env = replace(env, rcpt_to=rcpts)
+    if ip:
+        env = replace(env, client_ip=ip.strip())
+    if direction is None:
+        direction = classify_direction(env.mail_from, env.rcpt_to, org.domain_names)
+    out = RuleTestOut(
+        direction=direction.value,
+        sender=env.mail_from,
+        recipients=list(env.rcpt_to),
+        matched=[],
+        action="deliver",
+        reason="",
+        smtp_reply=None,
+        notes=[],
+    )
+    if direction is Direction.INTERNAL:
+        out.notes.append("internal mail (every address in the organisation's domains): not scanned, no rule runs")
+        return out
+    pipe = Pipeline({Direction.INBOUND: [TransportRules()], Direction.OUTBOUND: [TransportRules()]})
+    verdict = await asyncio.wait_for(pipe.scan(msg, env, policy, organisation=org, direction=direction), 60)
+    out.matched = [
+        RuleHit(rule=f.detail.partition(" (")[0], detail=f.detail) for f in verdict.findings if f.stage == "rules"
+    ]
+    d = verdict.disposition
+    out.action, out.reason, out.smtp_reply = d.action.value, d.reason, d.smtp_reply
+    out.notes = list(plan_delivery(msg.raw, verdict, env.rcpt_to, applied=True).notes)
+    return out
+
+
+@router.get("/organisations/{name}/rules/{rule_name:path}", summary="One rule")
+def get_rule(principal: Staff, rt: Rt, name: OrgName, rule_name: str) -> Rule:
+    _visible(principal, rt, name)
+    rules = rt.policies.get_policy(name).rules
+    return rules[_index([{"name": r.name} for r in rules], rule_name)]
+
+
+@router.put("/organisations/{name}/rules/{rule_name:path}", summary="Replace one rule (it may be renamed)")
+def put_rule(principal: Admin, rt: Rt, name: OrgName, rule_name: str, body: Rule) -> Rule:
+    _visible(principal, rt, name)
+    rules = _rules(rt, name)
+    i = _index(rules, rule_name)
+    if body.name != rule_name and any(r["name"] == body.name for r in rules):
+        raise ApiError(409, "conflict", f"rule {body.name!r} already exists", field="name")
+
+    def put(policy: dict[str, Any]) -> dict[str, Any]:
+        new = list(policy["rules"])
+        new[i] = body.model_dump(mode="json")
+        return {**policy, "rules": new}
+
+    _change_policy(rt, name, principal.name, put)
+    return body
+
+
+@router.delete("/organisations/{name}/rules/{rule_name:path}", status_code=204, summary="Delete one rule")
+def delete_rule(principal: Admin, rt: Rt, name: OrgName, rule_name: str) -> None:
+    _visible(principal, rt, name)
+    i = _index(_rules(rt, name), rule_name)
+    _change_policy(rt, name, principal.name, lambda p: {**p, "rules": [r for j, r in enumerate(p["rules"]) if j != i]})
+
+
+# ---- allow / block lists -----------------------------------------------------------------------
+
+
+@router.get("/organisations/{name}/lists", summary="Allowed and blocked senders, domains and IPs")
+def get_lists(principal: Staff, rt: Rt, name: OrgName) -> SenderLists:
+    _visible(principal, rt, name)
+    return rt.policies.get_policy(name).lists
+
+
+@router.put("/organisations/{name}/lists", summary="Replace all the lists")
+def put_lists(principal: Admin, rt: Rt, name: OrgName, body: SenderLists) -> SenderLists:
+    _visible(principal, rt, name)
+    return _change_policy(rt, name, principal.name, lambda p: {**p, "lists": body.model_dump(mode="json")}).lists
+
+
+@router.post("/organisations/{name}/lists/{list_name}", summary="Add one entry to a list")
+def add_list_entry(principal: Admin, rt: Rt, name: OrgName, list_name: ListName, body: ListEntryIn) -> SenderLists:
+    _visible(principal, rt, name)
+
+    def add(policy: dict[str, Any]) -> dict[str, Any]:
+        lists = dict(policy["lists"])
+        entries = list(lists[list_name.value])
+        if body.value.strip() not in entries:
+            entries.append(body.value.strip())
+        lists[list_name.value] = entries
+        return {**policy, "lists": lists}
+
+    return _change_policy(rt, name, principal.name, add).lists
+
+
+@router.delete("/organisations/{name}/lists/{list_name}", summary="Remove one entry from a list")
+def remove_list_entry(
+    principal: Admin,
+    rt: Rt,
+    name: OrgName,
+    list_name: ListName,
+    value: Annotated[str, Query(min_length=1, max_length=320)],
+) -> SenderLists:
+    _visible(principal, rt, name)
+    current = getattr(rt.policies.get_policy(name).lists, list_name.value)
+    try:
+        normalised = SenderLists.model_validate({list_name.value: [value]})
+    except ValidationError as exc:
+        reason = validation_messages(exc)[0].partition(": ")[2]
+        raise ApiError(422, "invalid", f"value: {reason}", field="value") from None
+    wanted = getattr(normalised, list_name.value)[0]
+    if wanted not in current:
+        raise ApiError(404, "not_found", f"{value!r} is not on {list_name.value}")
+
+    def remove(policy: dict[str, Any]) -> dict[str, Any]:
+        lists = dict(policy["lists"])
+        lists[list_name.value] = [e for e in lists[list_name.value] if e != wanted]
+        return {**policy, "lists": lists}
+
+    return _change_policy(rt, name, principal.name, remove).lists
