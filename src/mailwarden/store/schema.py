@@ -237,6 +237,9 @@ class QuarantineRow(Base):
     size: Mapped[int] = mapped_column(Integer)
     released_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     released_by: Mapped[str | None] = mapped_column(String(200))
+    # the delivery job of a release; NULL on a released entry: released where no queue was at hand (the
+    # CLI), and the server's release job queues it
+    release_job: Mapped[str | None] = mapped_column(String(26))
     requested_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     requested_by: Mapped[str | None] = mapped_column(String(200))
     decided_at: Mapped[datetime | None] = mapped_column(UTCDateTime)

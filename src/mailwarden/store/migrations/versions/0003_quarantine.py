@@ -38,6 +38,7 @@ def upgrade() -> None:
         sa.Column("size", sa.Integer(), nullable=False),
         sa.Column("released_at", TIMESTAMP, nullable=True),
         sa.Column("released_by", sa.String(200), nullable=True),
+        sa.Column("release_job", sa.String(26), nullable=True),
         sa.Column("requested_at", TIMESTAMP, nullable=True),
         sa.Column("requested_by", sa.String(200), nullable=True),
         sa.Column("decided_at", TIMESTAMP, nullable=True),
