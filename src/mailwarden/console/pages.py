@@ -1,0 +1,406 @@
+"""The console's pages other than the quarantine: sign-in, dashboard, trace, policy editors, admin.
+
+Each handler reads the stores directly (same process) and applies the API's role rules: `user` sees
+only their own quarantine; `analyst` reads everything and changes nothing; `admin` changes policy,
+domains, users and tokens. A principal bound to an organisation sees only that organisation.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, time, timedelta
+from typing import Any
+
+import yaml
+from fastapi.responses import RedirectResponse, Response
+from pydantic import ValidationError
+
+from mailwarden.api.auth import AccountError, Role, Scope
+from mailwarden.console import charts
+from mailwarden.console.i18n import LANGUAGES
+from mailwarden.console.reports import build_dashboard
+from mailwarden.console.web import Console, Refusal, View, client_ip, local_redirect
+from mailwarden.errors import NotFoundError, PolicyError
+from mailwarden.model import Action, Category, Direction, Policy
+from mailwarden.model.policy import OrganisationDocument, parse_organisation_document, validation_messages
+from mailwarden.store import HistoryQuery, HistoryQueryError
+
+DASHBOARD_DAYS = 14
+TRACE_PAGE = 50
+TRACE_FILTERS = ("sender", "recipient", "subject", "message_id", "direction", "category", "action", "start", "end")
+LIST_FIELDS = ("allowed_senders", "blocked_senders", "allowed_domains", "blocked_domains", "ip_allow", "ip_block")
+
+
+class Pages:
+    """Handlers bound to one Console."""
+
+    def __init__(self, console: Console) -> None:
+        self.c = console
+        self.rt = console.rt
+
+    # -- sign-in -------------------------------------------------------------------------------
+
+    def login_form(self, view: View) -> Response:
+        if view.principal is not None:
+            return RedirectResponse(self.home(view), status_code=303)
+        return self.c.render(view, "login.html", name="", error=None)
+
+    def login(self, view: View) -> Response:
+        name, password = view.value("name").strip(), view.value("password")
+        ip = client_ip(view.request)
+        wait = self.c.limiter.retry_after(name, ip)
+        if wait:
+            return self.c.render(view, "login.html", 429, name=name, error=view.t("login.limited", seconds=wait))
+        principal = self.c.accounts.authenticate(name, password) if name and password else None
+        if principal is None:
+            self.c.limiter.failed(name, ip)
+            return self.c.render(view, "login.html", 401, name=name, error=view.t("login.failed"))
+        self.c.limiter.succeeded(name)
+        if view.session_id:
+            self.c.accounts.end_session(view.session_id)
+        response = RedirectResponse("/" if principal.role is not Role.USER else "/quarantine", status_code=303)
+        self.c.sign_in(response, self.c.accounts.create_session(principal))
+        return response
+
+    def logout(self, view: View) -> Response:
+        if view.session_id:
+            self.c.accounts.end_session(view.session_id)
+        response = RedirectResponse("/login", status_code=303)
+        self.c.sign_out(response)
+        return response
+
+    def language(self, view: View) -> Response:
+        chosen = view.value("language")
+        response = RedirectResponse(local_redirect(view.value("next"), "/"), status_code=303)
+        if chosen in LANGUAGES:
+            self.c.remember_language(response, chosen)
+        return response
+
+    def home(self, view: View) -> str:
+        return "/quarantine" if view.principal and view.principal.role is Role.USER else "/"
+
+    # -- dashboard -----------------------------------------------------------------------------
+
+    def dashboard(self, view: View) -> Response:
+        board = build_dashboard(self.rt.db, days=DASHBOARD_DAYS, organisation=view.user.organisation)
+        t = view.t
+        modes = [(t("dashboard.monitor"), board.modes["monitor"]), (t("dashboard.enforce"), board.modes["enforce"])]
+        return self.c.render(
+            view,
+            "dashboard.html",
+            board=board,
+            verdict_chart=charts.stacked_days(board.days, board.by_verdict, title=t("dashboard.by_verdict")),
+            recipients_chart=charts.bars(board.top_recipients, title=t("dashboard.top_recipients")),
+            spam_chart=charts.bars(board.top_spam_senders, title=t("dashboard.top_spam_senders"), css="bar-bad"),
+            malware_chart=charts.bars(
+                board.top_malware_senders, title=t("dashboard.top_malware_senders"), css="bar-bad"
+            ),
+            dlp_chart=charts.bars(board.dlp_hits, title=t("dashboard.dlp_hits"), css="bar-dlp"),
+            modes_chart=charts.bars(modes, title=t("dashboard.modes")),
+        )
+
+    # -- message trace -------------------------------------------------------------------------
+
+    def trace(self, view: View) -> Response:
+        filters = {name: view.arg(name) for name in TRACE_FILTERS}
+        error = None
+        page = None
+        try:
+            query = HistoryQuery(
+                start=_day_start(filters["start"]),
+                end=_day_end(filters["end"]),
+                sender=filters["sender"] or None,
+                recipient=filters["recipient"] or None,
+                subject=filters["subject"] or None,
+                internet_message_id=filters["message_id"] or None,
+                direction=Direction(filters["direction"]) if filters["direction"] else None,
+                category=Category(filters["category"]) if filters["category"] else None,
+                action=Action(filters["action"]) if filters["action"] else None,
+                organisation=view.user.organisation,
+                limit=TRACE_PAGE,
+                cursor=view.arg("cursor") or None,
+            )
+            page = self.rt.history.search(query)
+        except (HistoryQueryError, ValueError) as exc:
+            error = str(exc)
+        values: dict[str, Any] = {
+            "filters": filters,
+            "page": page,
+            "error": error,
+            "directions": [d.value for d in Direction],
+            "categories": [c.value for c in Category],
+            "actions": [a.value for a in Action],
+            "more_query": _query_string(filters, page.next_cursor if page else None),
+        }
+        if view.htmx and view.request.headers.get("HX-Target") == "results":
+            return self.c.render(view, "_trace_results.html", **values)
+        return self.c.render(view, "trace.html", **values)
+
+    def message(self, view: View, message_id: str) -> Response:
+        try:
+            detail = self.rt.history.get(message_id.upper())
+        except NotFoundError:
+            raise Refusal(404, "not_found") from None
+        if view.user.organisation is not None and detail.summary.organisation != view.user.organisation:
+            raise Refusal(404, "not_found")
+        findings = [
+            {"stage": stage.get("stage"), "outcome": stage.get("outcome"), **finding}
+            for stage in detail.verdict.get("stages", [])
+            for finding in stage.get("findings", [])
+        ]
+        return self.c.render(view, "message.html", detail=detail, findings=findings)
+
+    # -- policy, rules, lists ------------------------------------------------------------------
+
+    def organisation_name(self, view: View) -> str:
+        bound = view.user.organisation
+        wanted = view.arg("org") or view.value("org") or bound or self.rt.config.organisation
+        if bound is not None and wanted != bound:
+            raise Refusal(403, "forbidden")
+        return wanted
+
+    def _document(self, view: View) -> OrganisationDocument:
+        try:
+            return self.rt.policies.export_document(self.organisation_name(view))
+        except NotFoundError:
+            raise Refusal(404, "not_found") from None
+
+    def _organisations(self, view: View) -> list[str]:
+        if view.user.organisation is not None:
+            return [view.user.organisation]
+        return [o.name for o in self.rt.policies.list_organisations()]
+
+    def _save(self, view: View, doc: OrganisationDocument, policy: dict[str, Any]) -> list[str]:
+        """Validate the whole document with `policy` and store it; the errors, or [] when saved."""
+        if view.user.role is not Role.ADMIN:
+            raise Refusal(403, "forbidden")
+        data = doc.model_dump(mode="json")
+        data["policy"] = policy
+        try:
+            self.rt.policies.import_document(parse_organisation_document(data), actor=view.user.name)
+        except PolicyError as exc:
+            return [e.removeprefix("policy.") for e in exc.errors] or [str(exc)]
+        return []
+
+    def policy(self, view: View) -> Response:
+        doc = self._document(view)
+        text = _yaml(doc.policy.model_dump(mode="json", exclude={"rules"}))
+        errors: list[str] = []
+        saved = None
+        if view.request.method == "POST":
+            text = view.value("document")
+            parsed = _load_yaml(text, errors)
+            if isinstance(parsed, dict):
+                parsed["rules"] = [r.model_dump(mode="json") for r in doc.policy.rules]
+                errors = self._save(view, doc, parsed)
+            elif not errors:
+                errors = ["(document): a policy document is a mapping"]
+            if not errors:
+                saved = self.rt.policies.policy_version(doc.name)
+        return self.c.render(
+            view, "policy.html", doc=doc, text=text, errors=errors, saved=saved, organisations=self._organisations(view)
+        )
+
+    def rules(self, view: View) -> Response:
+        doc = self._document(view)
+        rules = [r.model_dump(mode="json", exclude_defaults=True) for r in doc.policy.rules]
+        text = _yaml(rules) if rules else ""
+        errors: list[str] = []
+        saved = None
+        checked = False
+        if view.request.method == "POST":
+            text = view.value("document")
+            parsed = _load_yaml(text, errors)
+            if parsed is None and not errors:
+                parsed = []
+            if not errors and not isinstance(parsed, list):
+                errors = ["(document): the rules are a YAML list"]
+            if not errors:
+                policy = doc.policy.model_dump(mode="json")
+                policy["rules"] = parsed
+                if view.value("intent") == "check":
+                    errors = _policy_errors(policy)
+                    checked = not errors
+                else:
+                    errors = self._save(view, doc, policy)
+                    if not errors:
+                        saved = self.rt.policies.policy_version(doc.name)
+            if view.htmx:
+                return self.c.render(view, "_rules_result.html", errors=errors, saved=saved, checked=checked)
+        return self.c.render(
+            view,
+            "rules.html",
+            doc=doc,
+            text=text,
+            errors=errors,
+            saved=saved,
+            checked=checked,
+            organisations=self._organisations(view),
+        )
+
+    def lists(self, view: View) -> Response:
+        doc = self._document(view)
+        current = doc.policy.lists.model_dump(mode="json")
+        values = {name: "\n".join(current[name]) for name in LIST_FIELDS}
+        errors: list[str] = []
+        saved = None
+        if view.request.method == "POST":
+            values = {name: view.value(name) for name in LIST_FIELDS}
+            policy = doc.policy.model_dump(mode="json")
+            policy["lists"] = {
+                name: [line.strip() for line in values[name].splitlines() if line.strip()] for name in LIST_FIELDS
+            }
+            errors = self._save(view, doc, policy)
+            if not errors:
+                saved = self.rt.policies.policy_version(doc.name)
+        return self.c.render(
+            view,
+            "lists.html",
+            doc=doc,
+            values=values,
+            fields=LIST_FIELDS,
+            errors=errors,
+            saved=saved,
+            organisations=self._organisations(view),
+        )
+
+    # -- domains and the monitor / enforce switch ----------------------------------------------
+
+    def domains(self, view: View) -> Response:
+        names = self._organisations(view)
+        organisations = [self.rt.policies.get_organisation(name) for name in names]
+        return self.c.render(view, "domains.html", organisations=organisations)
+
+    def switch_mode(self, view: View) -> Response:
+        name = view.value("org")
+        if view.user.organisation is not None and name != view.user.organisation:
+            raise Refusal(403, "forbidden")
+        try:
+            self.rt.policies.set_monitor_only(name, view.value("monitor_only") == "true", actor=view.user.name)
+        except NotFoundError:
+            raise Refusal(404, "not_found") from None
+        return RedirectResponse("/domains", status_code=303)
+
+    # -- users and tokens ----------------------------------------------------------------------
+
+    def users(self, view: View, *, message: str | None = None, error: str | None = None) -> Response:
+        return self.c.render(
+            view,
+            "users.html",
+            users=self.c.accounts.list_users(),
+            tokens=self.c.accounts.list_tokens(),
+            roles=[r.value for r in Role],
+            message=message,
+            error=error,
+        )
+
+    def add_user(self, view: View) -> Response:
+        try:
+            self.c.accounts.add_user(
+                view.value("name").strip(),
+                role=Role(view.value("role")),
+                email=view.value("email").strip() or None,
+                organisation=view.value("organisation").strip() or None,
+                password=view.value("password") or None,
+                actor=view.user.name,
+            )
+        except (AccountError, ValueError) as exc:
+            return self.users(view, error=str(exc))
+        return RedirectResponse("/users", status_code=303)
+
+    def disable_user(self, view: View) -> Response:
+        try:
+            self.c.accounts.disable_user(view.value("name"), actor=view.user.name)
+        except NotFoundError:
+            raise Refusal(404, "not_found") from None
+        return RedirectResponse("/users", status_code=303)
+
+    def create_token(self, view: View) -> Response:
+        scopes = {Scope(s) for s in view.values("scope") if s in {x.value for x in Scope}} or {Scope.READ}
+        try:
+            _info, secret = self.c.accounts.create_token(
+                view.value("user").strip() or view.user.name,
+                name=view.value("token_name").strip() or "console",
+                scopes=scopes,
+                actor=view.user.name,
+            )
+        except (AccountError, NotFoundError) as exc:
+            return self.users(view, error=str(exc))
+        return self.users(view, message=view.t("tokens.created", token=secret))
+
+    def revoke_token(self, view: View) -> Response:
+        try:
+            self.c.accounts.revoke_token(view.value("prefix"), actor=view.user.name)
+        except (AccountError, NotFoundError):
+            raise Refusal(404, "not_found") from None
+        return RedirectResponse("/users", status_code=303)
+
+    # -- audit log -----------------------------------------------------------------------------
+
+    def audit(self, view: View) -> Response:
+        entries = self.rt.policies.audit_log(limit=200)
+        bound = view.user.organisation
+        if bound is not None:
+            entries = [e for e in entries if e["object"] == f"organisation:{bound}"]
+        for entry in entries:
+            entry["change"] = _change(entry["before"], entry["after"])
+        return self.c.render(view, "audit.html", entries=entries)
+
+
+def _day_start(value: str) -> datetime | None:
+    return datetime.combine(date.fromisoformat(value), time.min, UTC) if value else None
+
+
+def _day_end(value: str) -> datetime | None:
+    if not value:
+        return None
+    return datetime.combine(date.fromisoformat(value), time.min, UTC) + timedelta(days=1) - timedelta(microseconds=1)
+
+
+def _query_string(filters: dict[str, str], cursor: str | None) -> str:
+    from urllib.parse import urlencode
+
+    if cursor is None:
+        return ""
+    return urlencode({**{k: v for k, v in filters.items() if v}, "cursor": cursor})
+
+
+def _yaml(value: Any) -> str:
+    return yaml.safe_dump(value, sort_keys=False, allow_unicode=True, default_flow_style=False)
+
+
+def _load_yaml(text: str, errors: list[str]) -> Any:
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"line {mark.line + 1}: " if mark is not None else ""
+        errors.append(f"(document): {where}not valid YAML ({getattr(exc, 'problem', None) or exc})")
+        return None
+
+
+def _policy_errors(policy: dict[str, Any]) -> list[str]:
+    try:
+        Policy.model_validate(policy)
+    except ValidationError as exc:
+        return validation_messages(exc)
+    return []
+
+
+def _change(before: dict[str, Any] | None, after: dict[str, Any] | None) -> list[tuple[str, Any, Any]]:
+    """The top-level keys whose values differ, as (key, before, after); nested values shown as YAML."""
+    before, after = before or {}, after or {}
+    out = []
+    for key in sorted(set(before) | set(after)):
+        if before.get(key) != after.get(key):
+            out.append((key, _short(before.get(key)), _short(after.get(key))))
+    return out
+
+
+def _short(value: Any) -> str:
+    if value is None:
+        return "—"
+    if isinstance(value, str):
+        text = value
+    else:
+        text = yaml.safe_dump(value, allow_unicode=True, default_flow_style=True).strip()
+    return text if len(text) <= 300 else text[:299] + "…"

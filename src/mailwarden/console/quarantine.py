@@ -1,0 +1,194 @@
+"""The quarantine pages: the list with bulk actions, an entry with its preview, and the download.
+
+Every permission question goes to the quarantine service (`Quarantine.allowed`, which asks `can`),
+so a button is shown exactly when pressing it would be accepted. The preview document is served on
+its own URL with a CSP that allows no script and no remote content, inside an `<iframe sandbox>`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import cached_property
+from html import escape
+from typing import Any
+
+from fastapi.responses import HTMLResponse, Response
+
+from mailwarden.api.auth import Principal
+from mailwarden.console.security import PREVIEW_HEADERS
+from mailwarden.console.web import Console, Refusal, View
+from mailwarden.errors import NotFoundError
+from mailwarden.model import Policy
+from mailwarden.quarantine import (
+    Actor,
+    Entry,
+    Operation,
+    PermissionDeniedError,
+    Quarantine,
+    QuarantineError,
+    QuarantineQuery,
+    Reason,
+    Role,
+    Status,
+)
+
+PAGE = 100
+# what the list offers, in button order; each maps to one service call per selected entry
+BULK = (Operation.RELEASE, Operation.REQUEST_RELEASE, Operation.APPROVE, Operation.DENY, Operation.DELETE)
+_LABELS = {
+    Operation.RELEASE: "quarantine.release",
+    Operation.REQUEST_RELEASE: "quarantine.request",
+    Operation.APPROVE: "quarantine.approve",
+    Operation.DENY: "quarantine.deny",
+    Operation.DELETE: "quarantine.delete",
+}
+
+
+def actor_of(principal: Principal) -> Actor:
+    return Actor(principal.name, Role(principal.role.value), address=principal.email)
+
+
+@dataclass
+class Row:
+    entry: Entry
+    operations: list[Operation]  # what this principal may do to it now
+
+
+class QuarantinePages:
+    def __init__(self, console: Console) -> None:
+        self.c = console
+        self.rt = console.rt
+
+    @cached_property
+    def service(self) -> Quarantine:
+        # Releases are queued for delivery by the server's release job (Quarantine.dispatch_releases).
+        return Quarantine(self.rt.db, self.rt.blobs, self.rt.history, policies=self._policy)
+
+    def _policy(self, organisation: str | None) -> Policy:
+        return self.rt.policies.get_policy(organisation) if organisation else Policy()
+
+    def _visible(self, principal: Principal, entry: Entry) -> bool:
+        return principal.organisation is None or entry.organisation == principal.organisation
+
+    def _entry(self, view: View, entry_id: str) -> Entry:
+        try:
+            entry = self.service.get(entry_id.upper(), actor_of(view.user))
+        except NotFoundError:
+            raise Refusal(404, "not_found") from None
+        if not self._visible(view.user, entry):
+            raise Refusal(404, "not_found")
+        return entry
+
+    # -- the list ------------------------------------------------------------------------------
+
+    def listing(self, view: View, *, flash: str | None = None, error: bool = False) -> Response:
+        actor = actor_of(view.user)
+        status = view.arg("status") or view.value("status")
+        reason = view.arg("reason") or view.value("reason")
+        query = QuarantineQuery(
+            organisation=view.user.organisation,
+            status=Status(status) if status in {s.value for s in Status} else None,
+            reason=Reason(reason) if reason in {r.value for r in Reason} else None,
+            limit=PAGE,
+        )
+        page = self.service.list(query, actor)
+        rows = [Row(e, [op for op in BULK if self.service.allowed(actor, op, e)]) for e in page.items]
+        offered = [op for op in BULK if any(op in row.operations for row in rows)]
+        values: dict[str, Any] = {
+            "rows": rows,
+            "offered": offered,
+            "labels": _LABELS,
+            "statuses": [s.value for s in Status],
+            "reasons": [r.value for r in Reason],
+            "status": status,
+            "reason": reason,
+            "flash": flash,
+            "flash_error": error,
+        }
+        if view.htmx and view.request.method == "POST":
+            return self.c.render(view, "_quarantine_table.html", **values)
+        return self.c.render(view, "quarantine.html", **values)
+
+    def bulk(self, view: View) -> Response:
+        single = view.value("single")
+        if single:
+            verb, _, one = single.partition(":")
+            ids = [one]
+        else:
+            verb, ids = view.value("action"), view.values("ids")
+        try:
+            operation = Operation(verb)
+        except ValueError:
+            raise Refusal(400, "not_found") from None
+        if operation not in BULK:
+            raise Refusal(400, "not_found")
+        actor = actor_of(view.user)
+        done, refused = 0, []
+        for entry_id in dict.fromkeys(ids):
+            try:
+                entry = self._entry(view, entry_id)
+                self._apply(operation, entry, actor)
+                done += 1
+            except (Refusal, NotFoundError):
+                refused.append(f"{entry_id}: {view.t('not_found')}")
+            except PermissionDeniedError:
+                refused.append(f"{entry_id}: {view.t('forbidden')}")
+            except QuarantineError as exc:
+                refused.append(f"{entry_id}: {exc}")
+        label = view.t(_LABELS[operation])
+        flash = view.t("quarantine.done", action=label, count=done)
+        if refused:
+            flash += " " + view.t("quarantine.refused", action=label, count=len(refused), reasons="; ".join(refused))
+        return self.listing(view, flash=flash, error=bool(refused))
+
+    def _apply(self, operation: Operation, entry: Entry, actor: Actor) -> None:
+        if operation is Operation.RELEASE:
+            self.service.release(entry.id, actor, [entry.recipient])
+        elif operation is Operation.REQUEST_RELEASE:
+            self.service.request_release(entry.id, actor)
+        elif operation is Operation.APPROVE:
+            self.service.approve(entry.id, actor)
+        elif operation is Operation.DENY:
+            self.service.deny(entry.id, actor)
+        else:
+            self.service.delete(entry.id, actor)
+
+    # -- one entry -----------------------------------------------------------------------------
+
+    def detail(self, view: View, entry_id: str) -> Response:
+        entry = self._entry(view, entry_id)
+        actor = actor_of(view.user)
+        preview = None
+        if self.service.allowed(actor, Operation.PREVIEW, entry):
+            preview = self.service.preview(entry.id, actor)
+        return self.c.render(
+            view,
+            "quarantine_entry.html",
+            row=Row(entry, [op for op in BULK if self.service.allowed(actor, op, entry)]),
+            preview=preview,
+            labels=_LABELS,
+            can_download=self.service.allowed(actor, Operation.DOWNLOAD, entry),
+        )
+
+    def preview_document(self, view: View, entry_id: str) -> Response:
+        """The message body alone, for the sandboxed iframe: sanitised HTML, else the text part."""
+        entry = self._entry(view, entry_id)
+        try:
+            preview = self.service.preview(entry.id, actor_of(view.user))
+        except PermissionDeniedError:
+            raise Refusal(403, "forbidden") from None
+        body = preview.html or f'<pre style="white-space: pre-wrap; font: 13px monospace">{escape(preview.text)}</pre>'
+        document = f'<!doctype html><html><head><meta charset="utf-8"></head><body>{body}</body></html>'
+        return HTMLResponse(document, headers=PREVIEW_HEADERS)
+
+    def download(self, view: View, entry_id: str) -> Response:
+        entry = self._entry(view, entry_id)
+        try:
+            raw = self.service.download(entry.id, actor_of(view.user))
+        except PermissionDeniedError:
+            raise Refusal(403, "forbidden") from None
+        return Response(
+            raw,
+            media_type="message/rfc822",
+            headers={"Content-Disposition": f'attachment; filename="{entry.id}.eml"'},
+        )
