@@ -58,6 +58,7 @@ from mailwarden.model import (
 from mailwarden.model.direction import is_org_address
 from mailwarden.model.envelope import domain_of
 from mailwarden.model.verdict import ModificationKind
+from mailwarden.quarantine import NewEntry, Quarantine, new_entries, reason_for
 from mailwarden.runtime import Runtime
 from mailwarden.store import EventRecord, EventType, MessageRecord, RecipientRecord, RecipientStatus
 
@@ -91,6 +92,9 @@ class Outcome:
     dedupe_lookup: tuple[str | None, str] | None = None  # (organisation, Message-ID) to look for in history
     merge_into: str | None = None  # journal copy of a message already recorded: merge recipients
     merge_recipients: list[RecipientRecord] = field(default_factory=list)
+    # quarantine entries (would-have ones in monitor mode); written after history, idempotently, so a
+    # replayed entry whose history is already there still gets them
+    quarantine: list[NewEntry] = field(default_factory=list)
 
 
 class Processor:
@@ -125,6 +129,7 @@ class Processor:
         self._early_events: dict[str, list[tuple[EventRecord, str | None, RecipientStatus | None]]] = {}
         self.processed = 0
         self.signer = DkimSigner.from_config(rt.config.dkim)
+        self.quarantine = Quarantine(rt.db, rt.blobs, rt.history)
 
     # ---- lifecycle ---------------------------------------------------------------------------
     async def start(self) -> None:
@@ -273,7 +278,9 @@ class Processor:
             extra_events=[unwrap_event, *_rule_events(verdict, None, unwrapped_at)],
         )
         lookup = (org_name, je.original_message_id) if je.original_message_id else None
-        return Outcome(entry, records=[(record, events)], dedupe_key=key, dedupe_lookup=lookup)
+        outcome = Outcome(entry, records=[(record, events)], dedupe_key=key, dedupe_lookup=lookup)
+        outcome.quarantine = _entries(record, verdict, policy, blob_key=None)
+        return outcome
 
     def _journal_error(self, entry: SpoolEntry, reason: str) -> Outcome:
         """A report that cannot be unwrapped is recorded as such and kept byte for byte for inspection."""
@@ -393,8 +400,9 @@ class Processor:
             for r in plan.deliver_to
             if r not in env.rcpt_to
         ]
+        blob_key = f"quarantine-{message_id}.eml"
         if plan.quarantine:
-            outcome.blobs.append((f"quarantine-{message_id}.eml", outcome.entry.raw))
+            outcome.blobs.append((blob_key, outcome.entry.raw))
         lifetime = self.rt.config.delivery.max_queue_lifetime
         if plan.raw is not None and plan.deliver_to:
             for route_index, (route, rcpts) in enumerate(self._routes(plan.deliver_to, tenant, plan.pool)):
@@ -429,6 +437,9 @@ class Processor:
             recipients=recipients,
         )
         outcome.records.append((record, events))
+        if plan.quarantine or not applied:
+            # enforce: an entry per recipient for the blob above; monitor: what would have been held
+            outcome.quarantine += _entries(record, verdict, tenant.policy if tenant else Policy(), blob_key=blob_key)
 
     def _notify_malware(
         self,
@@ -623,7 +634,9 @@ class Processor:
                 for job in jobs:
                     self.agent.queue.enqueue(job)
             self.rt.history.record_many(records)
+            self.quarantine.record(entries)
 
+        entries = [e for o in batch for e in o.quarantine]
         await asyncio.to_thread(durable)
         for outcome in batch:
             if outcome.merge_into is not None:
@@ -728,6 +741,28 @@ def _rule_events(verdict: Verdict, plan: Plan | None, now: datetime) -> list[Eve
     if plan is not None:
         events += [EventRecord(EventType.RULE, note, at=now) for note in plan.notes if note.startswith("rule ")]
     return events
+
+
+def _entries(record: MessageRecord, verdict: Verdict, policy: Policy, *, blob_key: str | None) -> list[NewEntry]:
+    """Quarantine entries for a message whose action is (or, unapplied, would be) quarantine."""
+    reason = reason_for(verdict)
+    if reason is None:
+        return []
+    held = [r.address for r in record.recipients if r.status in (RecipientStatus.QUARANTINED, RecipientStatus.RECORDED)]
+    return new_entries(
+        message_id=record.id,
+        organisation=record.organisation,
+        recipients=held if record.applied else [r.address for r in record.recipients],
+        reason=reason,
+        sender=record.sender,
+        subject=record.subject,
+        received_at=record.received_at,
+        policy=policy,
+        would_have=not record.applied,
+        blob_key=blob_key,
+        sha256=record.sha256,
+        size=record.size,
+    )
 
 
 def _queued(entry: SpoolEntry) -> str:
