@@ -15,6 +15,7 @@ from datetime import UTC, datetime
 
 import structlog
 
+from mailwarden.api.serve import ApiListener
 from mailwarden.deliver import DeliveryAgent, DeliveryQueue, Relay
 from mailwarden.directory import OrgDirectory
 from mailwarden.ingest import replies
@@ -38,6 +39,7 @@ class Server:
         self.directory = OrgDirectory(rt.policies, refresh_seconds=config.processing.policy_refresh_seconds)
         self.spool: Spool | None = None
         self.smtp: SmtpServer | None = None
+        self.api: ApiListener | None = None
         self.processor: Processor | None = None
         self.agent: DeliveryAgent | None = None
         self.stopping = asyncio.Event()
@@ -83,10 +85,15 @@ class Server:
         await self.processor.start()
         self.smtp = SmtpServer(config.smtp, self.spool, self.recipient_check)
         await self.smtp.start()
+        if config.api.enabled:
+            self.api = ApiListener(self.rt)
+            await self.api.start()
         log.info("mailwarden_ready", listeners=self.smtp.bound_ports(), backlog=self.spool.pending_count())
 
     async def stop(self) -> None:
         log.info("mailwarden_stopping")
+        if self.api is not None:
+            await self.api.stop()
         if self.smtp is not None:
             await self.smtp.stop(drain_timeout=self.drain_timeout)
         if self.processor is not None:

@@ -12,6 +12,9 @@ from mailwarden.api import errors
 from mailwarden.api.auth import Accounts
 from mailwarden.api.errors import ErrorBody
 from mailwarden.api.routes import audit, messages, organisations, reports, users
+from mailwarden.api.routes import quarantine as quarantine_routes
+from mailwarden.model import Policy
+from mailwarden.quarantine.service import Quarantine
 from mailwarden.runtime import Runtime
 
 API_PREFIX = "/api/v1"
@@ -24,10 +27,12 @@ _ERROR_RESPONSES: dict[int | str, dict[str, object]] = {
 }
 
 
-def create_app(rt: Runtime, *, accounts: Accounts | None = None) -> FastAPI:
+def create_app(rt: Runtime, *, accounts: Accounts | None = None, quarantine: Quarantine | None = None) -> FastAPI:
     """The API (and the console when its package is present) over one runtime's stores.
 
-    `app.state.rt` and `app.state.accounts` are what the routes (and the console) work with.
+    `app.state.rt`, `app.state.accounts` and `app.state.quarantine` are what the routes (and the console)
+    work with. Without a release dispatcher the quarantine marks releases and the server's release job
+    queues them for delivery.
     """
     app = FastAPI(
         title="mailwarden",
@@ -39,8 +44,9 @@ def create_app(rt: Runtime, *, accounts: Accounts | None = None) -> FastAPI:
     )
     app.state.rt = rt
     app.state.accounts = accounts or Accounts(rt.db)
+    app.state.quarantine = quarantine or Quarantine(rt.db, rt.blobs, rt.history, policies=_policy_of(rt))
     errors.install(app)
-    for module in (messages, organisations, reports, users, audit):
+    for module in (messages, quarantine_routes, organisations, reports, users, audit):
         app.include_router(module.router, prefix=API_PREFIX, responses=_ERROR_RESPONSES)
     mount = _console_mount()
     if mount is not None:
@@ -56,3 +62,10 @@ def _console_mount() -> Callable[[FastAPI, Runtime], None] | None:
         return None
     mount: Callable[[FastAPI, Runtime], None] | None = getattr(module, "mount_console", None)
     return mount
+
+
+def _policy_of(rt: Runtime) -> Callable[[str | None], Policy]:
+    def policy(organisation: str | None) -> Policy:
+        return Policy() if organisation is None else rt.policies.get_policy(organisation)
+
+    return policy

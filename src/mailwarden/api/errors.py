@@ -12,6 +12,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from mailwarden.api.auth import AccountError
 from mailwarden.errors import MailwardenError, NotFoundError, PolicyError
+from mailwarden.quarantine.model import PermissionDeniedError, QuarantineError
 from mailwarden.store.history import HistoryQueryError
 
 
@@ -99,6 +100,10 @@ def install(app: FastAPI) -> None:
         if isinstance(exc, AccountError):
             status = 409 if exc.conflict else 422
             return error_response(status, "conflict" if exc.conflict else "invalid", str(exc), exc.field)
+        if isinstance(exc, PermissionDeniedError):
+            return error_response(403, "forbidden", str(exc))
+        if isinstance(exc, QuarantineError):
+            return error_response(409, "conflict", str(exc))
         if isinstance(exc, HistoryQueryError):
             return error_response(422, "invalid", str(exc))
         return error_response(400, "refused", str(exc))
