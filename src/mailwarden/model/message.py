@@ -24,8 +24,15 @@ from functools import cached_property
 
 from mailwarden.model import filetype
 
-_URL_RE = re.compile(r"""(?i)\b(?:https?://|www\.)[^\s<>"'()\[\]{}]+""")
-_HREF_RE = re.compile(r"""(?i)\b(?:href|src|action)\s*=\s*["']?([^"'\s>]+)""")
+# URLs are found by first looking for the few literal markers in a lower-cased copy and then matching the
+# full pattern only there: on a 2.6 MB HTML body, a quarter of the time of one case-insensitive scan.
+_URL_AT = re.compile(r"""(?:https?://|www\.)[^\s<>"'()\[\]{}]+""", re.IGNORECASE)
+_URL_MARK = re.compile(r"http|www\.")
+_HREF_AT = re.compile(r"""(?:href|src|action)\s*=\s*["']?([^"'\s>]+)""", re.IGNORECASE)
+_HREF_MARK = re.compile(r"href|src|action")
+MAX_URL_SCAN = 32_000_000  # characters of each body searched for links (padding before a link must not hide it)
+MAX_URLS = 10_000  # distinct URLs kept per message
+_ASCII_LOWER = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ", "abcdefghijklmnopqrstuvwxyz")
 _TRAILING = ".,;:!?"
 _FALLBACK_CHARSETS = ("utf-8", "cp1252")
 _MAIL_HEADERS = frozenset(
@@ -216,18 +223,18 @@ class Message:
 
     @cached_property
     def urls(self) -> tuple[str, ...]:
-        """Distinct URLs from the text and HTML bodies, in order of first appearance."""
+        """Distinct URLs from the text and HTML bodies, in order of first appearance (bounded: the first
+        MAX_URL_SCAN characters of each body, at most MAX_URLS)."""
         seen: dict[str, None] = {}
         for text in self.text_parts:
-            for m in _URL_RE.finditer(text):
-                seen.setdefault(m.group(0).rstrip(_TRAILING), None)
+            _add_urls(text[:MAX_URL_SCAN], seen)
         for html in self.html_parts:
-            for m in _HREF_RE.finditer(html):
+            html = html[:MAX_URL_SCAN]
+            for m in _at_markers(html, _HREF_MARK, _HREF_AT):
                 value = m.group(1)
-                if value.lower().startswith(("http://", "https://", "www.")):
+                if value.lower().startswith(("http://", "https://", "www.")) and len(seen) < MAX_URLS:
                     seen.setdefault(value.rstrip(_TRAILING), None)
-            for m in _URL_RE.finditer(html):
-                seen.setdefault(m.group(0).rstrip(_TRAILING), None)
+            _add_urls(html, seen)
         return tuple(seen)
 
     @cached_property
@@ -262,6 +269,29 @@ class Message:
             if isinstance(inner, list) and inner and isinstance(inner[0], MimePart):
                 out.append(Message(inner[0].as_bytes(policy=compat32)))
         return tuple(out)
+
+
+def _at_markers(text: str, marker: re.Pattern[str], pattern: re.Pattern[str]) -> Iterator[re.Match[str]]:
+    """Matches of `pattern` that start at a word boundary where `marker` occurs (case-insensitively)."""
+    lowered = text.lower()
+    if len(lowered) != len(text):  # a few characters lower-case to two (İ): offsets must stay aligned
+        lowered = text.translate(_ASCII_LOWER)
+    end = 0  # like finditer, a match is never looked for inside the previous one
+    for found in marker.finditer(lowered):
+        i = found.start()
+        if i < end or (i and (lowered[i - 1].isalnum() or lowered[i - 1] == "_")):
+            continue
+        m = pattern.match(text, i)
+        if m is not None:
+            end = m.end()
+            yield m
+
+
+def _add_urls(text: str, seen: dict[str, None]) -> None:
+    for m in _at_markers(text, _URL_MARK, _URL_AT):
+        if len(seen) >= MAX_URLS:
+            return
+        seen.setdefault(m.group(0).rstrip(_TRAILING), None)
 
 
 def _filename(part: MimePart) -> str | None:

@@ -98,3 +98,17 @@ def test_an_attachment_with_raw_8bit_bytes_in_its_disposition_is_still_listed() 
     attachments = Message(raw).attachments
     assert len(attachments) == 1
     assert attachments[0].payload.startswith(b"%PDF")
+
+
+def test_links_are_found_after_padding_and_beside_characters_that_change_length_when_lowered() -> None:
+    from tests.factories import build_message
+
+    padding = "<p>" + "x " * 1_500_000 + "</p>"
+    html = f'{padding}<a HREF="https://evil.example/login">İstanbul</a> see www.Other.example/Path.'
+    message = Message(build_message(text="İİİ https://A.example/x and http://b.example/www.c.example\n", html=html))
+    assert message.urls == (
+        "https://A.example/x",
+        "http://b.example/www.c.example",
+        "https://evil.example/login",
+        "www.Other.example/Path",
+    )
