@@ -109,7 +109,14 @@ def _record(
 
 @pytest.fixture
 def world(tmp_path: Path) -> Iterator[World]:
-    rt = Runtime(Config.model_validate({"paths": {"data_dir": str(tmp_path)}}))
+    w = build_world(tmp_path)
+    yield w
+    w.client.close()
+    w.rt.close()
+
+
+def build_world(root: Path) -> World:
+    rt = Runtime(Config.model_validate({"paths": {"data_dir": str(root)}}))
     rt.db.migrate()
     for name, domain in (("corp", "corp.example"), ("other", "other.example")):
         rt.policies.import_document(
@@ -197,6 +204,4 @@ def world(tmp_path: Path) -> Iterator[World]:
         reason=Reason.SPAM,
         minutes=1,
     )
-    yield w
-    client.close()
-    rt.close()
+    return w
