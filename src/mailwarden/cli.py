@@ -31,6 +31,7 @@ from mailwarden.logs import configure as configure_logging
 from mailwarden.model import Action, Category, Direction, Envelope, Message, Verdict
 from mailwarden.model.policy import parse_organisation_document
 from mailwarden.pipeline.rules import command as rules_command
+from mailwarden.quarantine import command as quarantine_command
 from mailwarden.runtime import Runtime, offline_envelope
 from mailwarden.store import EventRecord, MessageRecord
 
@@ -46,6 +47,7 @@ app.add_typer(org_app, name="org")
 app.add_typer(pipeline_app, name="pipeline")
 app.add_typer(malware_app, name="malware")
 app.add_typer(rules_command.app, name="rules")
+app.add_typer(quarantine_command.app, name="quarantine")
 
 # a pipe or file gets wide lines instead of rich's 80-column default
 RECORD_BATCH = 200  # messages written per transaction by scan --record

@@ -80,6 +80,9 @@ class QuarantineConfig(_Section):
     digest_interval_seconds: float = Field(
         300.0, gt=0, le=86400, description="how often the server looks for recipients whose digest is due"
     )
+    release_interval_seconds: float = Field(
+        2.0, gt=0, le=3600, description="how soon a release made elsewhere (CLI, API) is queued for delivery"
+    )
     link_lifetime_hours: float = Field(72.0, gt=0, le=24 * 30, description="how long a digest link works")
     secret_file: Path | None = Field(None, description="HMAC key for digest links; absent: data_dir/link-secret")
 

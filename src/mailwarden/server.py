@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 import structlog
 
 from mailwarden.api.serve import ApiListener
-from mailwarden.deliver import DeliveryAgent, DeliveryQueue, Relay
+from mailwarden.deliver import DeliveryAgent, DeliveryEventType, DeliveryQueue, Relay
 from mailwarden.directory import OrgDirectory
 from mailwarden.ingest import replies
 from mailwarden.ingest.replies import Reply
@@ -25,6 +25,8 @@ from mailwarden.ingest.spool import Spool
 from mailwarden.model import ConnectionMode
 from mailwarden.pipeline.connection import is_blocked
 from mailwarden.processing import Processor
+from mailwarden.quarantine.digest import DIGEST_MESSAGE_PREFIX
+from mailwarden.quarantine.jobs import QuarantineJobs, queue_dispatcher
 from mailwarden.runtime import Runtime
 from mailwarden.store.connections import BlockReason, ConnectionStats
 
@@ -42,6 +44,7 @@ class Server:
         self.api: ApiListener | None = None
         self.processor: Processor | None = None
         self.agent: DeliveryAgent | None = None
+        self.quarantine_jobs: QuarantineJobs | None = None
         self.stopping = asyncio.Event()
         self.connection_stats = ConnectionStats(rt.db)
 
@@ -77,12 +80,18 @@ class Server:
             DeliveryQueue(config.paths.queue_dir),
             Relay(config.delivery),
             config.delivery,
-            self.processor.on_delivery_event,
+            self._on_delivery_event,
             dsn_route=self.processor.dsn_route,
         )
         self.processor.agent = self.agent
         await self.agent.start()
         await self.processor.start()
+        agent, processor = self.agent, self.processor
+        dispatcher = queue_dispatcher(
+            self.rt, agent.queue.enqueue, lambda rcpts: processor._routes(rcpts, None), agent.notify
+        )
+        self.quarantine_jobs = QuarantineJobs(self.rt, dispatcher)
+        await self.quarantine_jobs.start()
         self.smtp = SmtpServer(config.smtp, self.spool, self.recipient_check)
         await self.smtp.start()
         if config.api.enabled:
@@ -96,6 +105,8 @@ class Server:
             await self.api.stop()
         if self.smtp is not None:
             await self.smtp.stop(drain_timeout=self.drain_timeout)
+        if self.quarantine_jobs is not None:
+            await self.quarantine_jobs.stop()
         if self.processor is not None:
             await self.processor.stop(drain_timeout=self.drain_timeout)
         if self.agent is not None:
@@ -104,6 +115,15 @@ class Server:
         if self.spool is not None:
             self.spool.close()
         log.info("mailwarden_stopped")
+
+    async def _on_delivery_event(
+        self, message_id: str, kind: DeliveryEventType, recipient: str, detail: str, reply: str
+    ) -> None:
+        if message_id.startswith(DIGEST_MESSAGE_PREFIX):  # a quarantine digest: no message history to trace in
+            log.info("quarantine_digest_delivery", job=message_id, event=kind.value, recipient=recipient)
+            return
+        assert self.processor is not None
+        await self.processor.on_delivery_event(message_id, kind, recipient, detail, reply)
 
     async def run(self) -> None:
         """Serve until SIGTERM or SIGINT, then drain."""

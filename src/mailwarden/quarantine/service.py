@@ -232,13 +232,13 @@ class Quarantine:
             rows = list(session.scalars(stmt))
         more = len(rows) > q.limit
         rows = rows[: q.limit]
-        items = [_entry(row) for row in rows]
+        items = [entry_of_row(row) for row in rows]
         if actor is not None and actor.role is Role.USER:
             items = [e for e in items if self.allowed(actor, Operation.VIEW, e)]
         return EntryPage(items, rows[-1].id if more and rows else None)
 
     def get(self, entry_id: str, actor: Actor | None = None) -> Entry:
-        entry = _entry(self._row_readonly(entry_id))
+        entry = entry_of_row(self._row_readonly(entry_id))
         if actor is not None and not self.allowed(actor, Operation.VIEW, entry):
             # a user asking for someone else's entry learns nothing about it, not even that it exists
             raise NotFoundError(f"quarantine entry {entry_id} does not exist")
@@ -266,9 +266,9 @@ class Quarantine:
         who = _actor(actor)
         now = self._clock()
         with self.db.session() as session:
-            first = _entry(self._row(session, entry_id))
+            first = entry_of_row(self._row(session, entry_id))
             siblings = [
-                _entry(r)
+                entry_of_row(r)
                 for r in session.scalars(
                     select(QuarantineRow).where(QuarantineRow.message_id == first.message_id).order_by(QuarantineRow.id)
                 )
@@ -303,7 +303,7 @@ class Quarantine:
         who = _actor(actor)
         now = self._clock()
         with self.db.session() as session:
-            entry = _entry(self._row(session, entry_id))
+            entry = entry_of_row(self._row(session, entry_id))
             if isinstance(actor, str):
                 self._require_state(entry, Status.HELD, "request release of")
             else:
@@ -328,7 +328,7 @@ class Quarantine:
         who = _actor(actor)
         now = self._clock()
         with self.db.session() as session:
-            entry = _entry(self._row(session, entry_id))
+            entry = entry_of_row(self._row(session, entry_id))
             self._require(who, Operation.DENY, entry)
             session.execute(
                 update(QuarantineRow)
@@ -344,7 +344,7 @@ class Quarantine:
         who = _actor(actor)
         now = self._clock()
         with self.db.session() as session:
-            entry = _entry(self._row(session, entry_id))
+            entry = entry_of_row(self._row(session, entry_id))
             self._require(who, Operation.DELETE, entry)
             session.execute(
                 update(QuarantineRow)
@@ -402,7 +402,7 @@ class Quarantine:
                     )
                 )
             )
-        entries = [_entry(r) for r in rows]
+        entries = [entry_of_row(r) for r in rows]
         self._dispatch(entries)
         return len(entries)
 
@@ -501,7 +501,7 @@ class Quarantine:
             return self._row(session, entry_id)
 
     def _reload(self, entry_id: str) -> Entry:
-        return _entry(self._row_readonly(entry_id))
+        return entry_of_row(self._row_readonly(entry_id))
 
     def _filters(self, q: QuarantineQuery) -> builtins.list[ColumnElement[bool]]:
         out: builtins.list[ColumnElement[bool]] = []
@@ -557,7 +557,7 @@ def _escape_like(word: str) -> str:
     return word
 
 
-def _entry(row: QuarantineRow) -> Entry:
+def entry_of_row(row: QuarantineRow) -> Entry:
     return Entry(
         id=row.id,
         message_id=row.message_id,

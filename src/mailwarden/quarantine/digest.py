@@ -1,0 +1,368 @@
+"""End-user quarantine digests and their one-click links.
+
+Per recipient, the entries held since the last digest (those the policy lets the user see), in the
+policy's language (English or Japanese), text and HTML, at the policy's frequency. Each entry gets a
+release link (or a request-release link, when the policy allows only that) and a preview link.
+
+A link is `<console>/quarantine/link/<token>`; the token is `payload.signature` where the payload
+names a fresh token id, the entry, the action and the expiry, and the signature is HMAC-SHA256 under
+a secret kept in the data directory. A redeemed token id is stored, so a link works once.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import hmac
+import html
+import json
+import os
+import secrets
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from email.message import EmailMessage
+from email.policy import SMTP
+from email.utils import format_datetime, make_msgid
+from enum import StrEnum
+from pathlib import Path
+
+import structlog
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+
+from mailwarden.durable import atomic_write
+from mailwarden.errors import MailwardenError
+from mailwarden.ids import new_id
+from mailwarden.model.policy import EndUserAccess, NotificationFrequency
+from mailwarden.quarantine.model import Actor, Entry, Operation, Role, Status, can, user_access
+from mailwarden.quarantine.preview import Preview
+from mailwarden.quarantine.service import Quarantine, ReleaseDispatcher, entry_of_row
+from mailwarden.store.schema import QuarantineDigestRow, QuarantineRow, QuarantineTokenRow
+
+log = structlog.get_logger(__name__)
+
+FREQUENCIES = {
+    NotificationFrequency.FOUR_HOURS: timedelta(hours=4),
+    NotificationFrequency.DAILY: timedelta(days=1),
+    NotificationFrequency.WEEKLY: timedelta(days=7),
+}
+SECRET_BYTES = 32
+DIGEST_MESSAGE_PREFIX = "digest-"  # delivery jobs of digests carry no history id
+
+
+class LinkAction(StrEnum):
+    RELEASE = "release"
+    REQUEST = "request"
+    PREVIEW = "preview"
+
+
+class LinkError(MailwardenError):
+    """A digest link that is forged, malformed, expired or already used."""
+
+    exit_code = 77
+
+    def __init__(self, message: str, *, reason: str) -> None:
+        self.reason = reason  # invalid | expired | used
+        super().__init__(message)
+
+
+@dataclass(frozen=True, slots=True)
+class LinkClaim:
+    token_id: str
+    entry_id: str
+    action: LinkAction
+    expires_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class RedeemResult:
+    action: LinkAction
+    entry: Entry
+    preview: Preview | None = None
+
+
+def load_secret(path: Path) -> bytes:
+    """The link-signing key at `path`, made (random, owner-only) the first time."""
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write(path, secrets.token_bytes(SECRET_BYTES))
+        os.chmod(path, 0o600)
+        data = path.read_bytes()
+    if len(data) < 16:
+        raise MailwardenError(f"{path}: the link secret is too short (at least 16 bytes)")
+    return data
+
+
+class LinkSigner:
+    """Makes and checks signed, expiring digest link tokens."""
+
+    def __init__(self, secret: bytes) -> None:
+        self._secret = secret
+
+    def make(self, entry_id: str, action: LinkAction, expires_at: datetime) -> str:
+        payload = {"i": secrets.token_hex(16), "e": entry_id, "a": action.value, "x": int(expires_at.timestamp())}
+        body = _b64(json.dumps(payload, separators=(",", ":")).encode())
+        return f"{body}.{_b64(self._sign(body))}"
+
+    def check(self, token: str, now: datetime) -> LinkClaim:
+        body, _, signature = token.strip().partition(".")
+        try:
+            given = _unb64(signature)
+            payload = json.loads(_unb64(body))
+            claim = LinkClaim(
+                str(payload["i"]),
+                str(payload["e"]),
+                LinkAction(payload["a"]),
+                datetime.fromtimestamp(int(payload["x"]), tz=UTC),
+            )
+        except (ValueError, KeyError, TypeError, binascii.Error):
+            raise LinkError("this link is not valid", reason="invalid") from None
+        if not hmac.compare_digest(given, self._sign(body)):
+            raise LinkError("this link is not valid", reason="invalid")
+        if now >= claim.expires_at:
+            raise LinkError("this link has expired", reason="expired")
+        return claim
+
+    def _sign(self, body: str) -> bytes:
+        return hmac.new(self._secret, body.encode(), hashlib.sha256).digest()
+
+
+class Digests:
+    """Composes and sends digests, and redeems their links."""
+
+    def __init__(
+        self,
+        quarantine: Quarantine,
+        signer: LinkSigner,
+        *,
+        public_url: str,
+        hostname: str,
+        link_lifetime: timedelta = timedelta(hours=72),
+        sender: ReleaseDispatcher | None = None,
+        clock: Callable[[], datetime] | None = None,
+    ) -> None:
+        self.quarantine = quarantine
+        self.signer = signer
+        self.public_url = public_url.rstrip("/")
+        self.hostname = hostname
+        self.link_lifetime = link_lifetime
+        self.sender = sender
+        self._clock = clock or (lambda: datetime.now(UTC))
+
+    # -- which entries --------------------------------------------------------------------------
+
+    def due(self, now: datetime | None = None, *, force: bool = False) -> dict[str, list[Entry]]:
+        """Per recipient whose digest is due (its frequency passed since the last one; `force`: all),
+        the entries held since then that the recipient may see."""
+        now = now or self._clock()
+        with self.quarantine.db.session() as session:
+            rows = list(
+                session.scalars(
+                    select(QuarantineRow)
+                    .where(
+                        QuarantineRow.status == Status.HELD.value,
+                        QuarantineRow.would_have.is_(False),
+                        QuarantineRow.notified_at.is_(None),
+                    )
+                    .order_by(QuarantineRow.id)
+                )
+            )
+            last = {
+                r.recipient: r.last_sent_at
+                for r in session.scalars(
+                    select(QuarantineDigestRow).where(QuarantineDigestRow.recipient.in_({r.recipient for r in rows}))
+                )
+            }
+        out: dict[str, list[Entry]] = {}
+        for row in rows:
+            entry = entry_of_row(row)
+            policy = self.quarantine.policy_for(entry.organisation)
+            if not policy.notifications.enabled:
+                continue
+            if not can(Role.USER, Operation.VIEW, entry, policy, address=entry.recipient):
+                continue
+            sent = last.get(entry.recipient)
+            if not force and sent is not None and now < sent + FREQUENCIES[policy.notifications.frequency]:
+                continue
+            out.setdefault(entry.recipient, []).append(entry)
+        return out
+
+    # -- composing and sending ------------------------------------------------------------------
+
+    def compose(self, recipient: str, entries: Sequence[Entry], now: datetime | None = None) -> bytes:
+        """The digest e-mail for one recipient: text and HTML in the policy's language, with links."""
+        now = now or self._clock()
+        policy = self.quarantine.policy_for(entries[0].organisation)
+        words = _TEMPLATES[policy.notifications.language]
+        expires = now + self.link_lifetime
+        rows = []
+        for entry in entries:
+            access = user_access(policy, entry.reason)
+            action = LinkAction.RELEASE if access is EndUserAccess.RELEASE else LinkAction.REQUEST
+            rows.append(
+                (
+                    entry,
+                    action,
+                    self._url(self.signer.make(entry.id, action, expires)),
+                    self._url(self.signer.make(entry.id, LinkAction.PREVIEW, expires)),
+                )
+            )
+        text = [words["intro"].format(count=len(entries)), ""]
+        items = []
+        for entry, action, act_url, preview_url in rows:
+            text += [
+                f"- {entry.subject}",
+                f"  {words['from']}: {entry.sender or '<>'}",
+                f"  {words['received']}: {entry.received_at:%Y-%m-%d %H:%M} UTC",
+                f"  {words['reason']}: {words[entry.reason.value]}",
+                f"  {words[action.value]}: {act_url}",
+                f"  {words['preview']}: {preview_url}",
+                "",
+            ]
+            items.append(
+                "<tr>"
+                f"<td>{html.escape(entry.subject)}</td><td>{html.escape(entry.sender or '<>')}</td>"
+                f"<td>{entry.received_at:%Y-%m-%d %H:%M} UTC</td><td>{html.escape(words[entry.reason.value])}</td>"
+                f'<td><a href="{html.escape(act_url)}">{html.escape(words[action.value])}</a> · '
+                f'<a href="{html.escape(preview_url)}">{html.escape(words["preview"])}</a></td>'
+                "</tr>"
+            )
+        hours = int(self.link_lifetime.total_seconds() // 3600)
+        text.append(words["footer"].format(hours=hours))
+        head = "".join(
+            f"<th>{html.escape(words[k])}</th>" for k in ("subject", "from", "received", "reason", "actions")
+        )
+        body_html = (
+            f'<!DOCTYPE html><html lang="{policy.notifications.language}"><head><meta charset="utf-8">'
+            f"<title>{html.escape(words['subject_line'])}</title></head><body>"
+            f"<p>{html.escape(words['intro'].format(count=len(entries)))}</p>"
+            f'<table border="1" cellpadding="4"><tr>{head}</tr>{"".join(items)}</table>'
+            f"<p>{html.escape(words['footer'].format(hours=hours))}</p></body></html>"
+        )
+        msg = EmailMessage()
+        msg["From"] = policy.notifications.sender or f"quarantine@{self.hostname}"
+        msg["To"] = recipient
+        msg["Subject"] = words["subject_line"] + f" ({len(entries)})"
+        msg["Date"] = format_datetime(now)
+        msg["Message-ID"] = make_msgid(domain=self.hostname)
+        msg["Auto-Submitted"] = "auto-generated"
+        msg.set_content("\n".join(text))
+        msg.add_alternative(body_html, subtype="html")
+        return msg.as_bytes(policy=SMTP)
+
+    def send_due(self, now: datetime | None = None, *, force: bool = False) -> int:
+        """Queue a digest for every recipient that is due; returns how many digests were queued."""
+        if self.sender is None:
+            raise MailwardenError("no delivery queue to send digests through")
+        now = now or self._clock()
+        sent = 0
+        for recipient, entries in self.due(now, force=force).items():
+            raw = self.compose(recipient, entries, now)
+            self.sender(DIGEST_MESSAGE_PREFIX + new_id(now), "", [recipient], raw)
+            with self.quarantine.db.session() as session:
+                for entry in entries:
+                    row = session.get(QuarantineRow, entry.id)
+                    if row is not None:
+                        row.notified_at = now
+                state = session.get(QuarantineDigestRow, recipient)
+                if state is None:
+                    session.add(QuarantineDigestRow(recipient=recipient, last_sent_at=now))
+                else:
+                    state.last_sent_at = now
+            sent += 1
+            log.info("quarantine_digest_sent", recipient=recipient, entries=len(entries))
+        return sent
+
+    # -- links ----------------------------------------------------------------------------------
+
+    def redeem(self, token: str, now: datetime | None = None) -> RedeemResult:
+        """Carry out what a digest link says, once: release, request release, or preview.
+
+        The link acts as the entry's recipient, so the policy's user permissions still apply.
+        """
+        now = now or self._clock()
+        claim = self.signer.check(token, now)
+        try:
+            with self.quarantine.db.session() as session:
+                session.add(QuarantineTokenRow(id=claim.token_id, used_at=now, expires_at=claim.expires_at))
+        except IntegrityError:
+            raise LinkError("this link has been used already", reason="used") from None
+        entry = self.quarantine.get(claim.entry_id)
+        actor = Actor(f"{entry.recipient} (digest link)", Role.USER, entry.recipient)
+        match claim.action:
+            case LinkAction.RELEASE:
+                (released,) = self.quarantine.release(entry.id, actor, [entry.recipient])
+                return RedeemResult(claim.action, released)
+            case LinkAction.REQUEST:
+                return RedeemResult(claim.action, self.quarantine.request_release(entry.id, actor))
+            case LinkAction.PREVIEW:
+                return RedeemResult(claim.action, entry, self.quarantine.preview(entry.id, actor))
+        raise LinkError("this link is not valid", reason="invalid")
+
+    def forget_used_tokens(self, now: datetime | None = None) -> None:
+        """Used token ids are needed only until their links would have expired anyway."""
+        now = now or self._clock()
+        with self.quarantine.db.session() as session:
+            for row in session.scalars(select(QuarantineTokenRow).where(QuarantineTokenRow.expires_at < now)):
+                session.delete(row)
+
+    def _url(self, token: str) -> str:
+        return f"{self.public_url}/quarantine/link/{token}"
+
+
+def _b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def _unb64(text: str) -> bytes:
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+
+
+_TEMPLATES: dict[str, dict[str, str]] = {
+    "en": {
+        "subject_line": "Quarantined messages for you",
+        "intro": "{count} message(s) addressed to you were held in quarantine.",
+        "subject": "Subject",
+        "from": "From",
+        "received": "Received",
+        "reason": "Reason",
+        "actions": "Actions",
+        "release": "Release",
+        "request": "Request release",
+        "preview": "Preview",
+        "footer": "Each link works once and expires after {hours} hours.",
+        "spam": "Spam",
+        "high_confidence_spam": "High confidence spam",
+        "bulk": "Bulk",
+        "phish": "Phishing",
+        "high_confidence_phish": "High confidence phishing",
+        "malware": "Malware",
+        "rule": "Transport rule",
+        "dlp": "Data loss prevention",
+    },
+    "ja": {
+        "subject_line": "隔離されたメッセージのお知らせ",
+        "intro": "あなた宛てのメッセージ {count} 件が隔離されました。",
+        "subject": "件名",
+        "from": "差出人",
+        "received": "受信日時",
+        "reason": "理由",
+        "actions": "操作",
+        "release": "解放",
+        "request": "解放を依頼",
+        "preview": "プレビュー",
+        "footer": "各リンクは一度だけ使用でき、{hours} 時間後に無効になります。",
+        "spam": "迷惑メール",
+        "high_confidence_spam": "高確度の迷惑メール",
+        "bulk": "バルクメール",
+        "phish": "フィッシング",
+        "high_confidence_phish": "高確度のフィッシング",
+        "malware": "マルウェア",
+        "rule": "トランスポート ルール",
+        "dlp": "データ損失防止",
+    },
+}

@@ -1,0 +1,127 @@
+"""Wiring of the quarantine into a runtime, and the server's periodic quarantine jobs.
+
+The jobs: expiry (`[quarantine] expiry_interval_seconds`), queueing releases made where no delivery
+queue was at hand (`release_interval_seconds`), and digests (`digest_interval_seconds`; each
+recipient still gets one only at their policy's frequency).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Callable, Sequence
+from datetime import timedelta
+
+import structlog
+
+from mailwarden.deliver import DeliveryJob, Route
+from mailwarden.errors import NotFoundError
+from mailwarden.model import Policy
+from mailwarden.quarantine.digest import Digests, LinkSigner, load_secret
+from mailwarden.quarantine.service import Quarantine, ReleaseDispatcher
+from mailwarden.runtime import Runtime
+
+log = structlog.get_logger(__name__)
+
+Routes = Callable[[Sequence[str]], list[tuple[Route, list[str]]]]
+
+
+def policy_lookup(rt: Runtime) -> Callable[[str | None], Policy]:
+    def policy(organisation: str | None) -> Policy:
+        if organisation is None:
+            return Policy()
+        try:
+            return rt.policies.get_policy(organisation)
+        except NotFoundError:
+            return Policy()
+
+    return policy
+
+
+def quarantine_for(rt: Runtime, dispatcher: ReleaseDispatcher | None = None) -> Quarantine:
+    return Quarantine(rt.db, rt.blobs, rt.history, policies=policy_lookup(rt), dispatcher=dispatcher)
+
+
+def digests_for(rt: Runtime, quarantine: Quarantine | None = None, sender: ReleaseDispatcher | None = None) -> Digests:
+    """Digests with the link secret (`[quarantine] secret_file`, else `<data_dir>/link-secret`)."""
+    cfg = rt.config.quarantine
+    secret = load_secret(cfg.secret_file or rt.config.paths.data_dir / "link-secret")
+    return Digests(
+        quarantine or quarantine_for(rt),
+        LinkSigner(secret),
+        public_url=rt.config.console.public_url,
+        hostname=rt.config.delivery.ehlo_hostname(),
+        link_lifetime=timedelta(hours=cfg.link_lifetime_hours),
+        sender=sender,
+    )
+
+
+def queue_dispatcher(
+    rt: Runtime, enqueue: Callable[[DeliveryJob], None], routes: Routes, notify: Callable[[], None]
+) -> ReleaseDispatcher:
+    """Released messages and digests as delivery jobs, one per next hop, like the history writer's."""
+
+    def dispatch(message_id: str, mail_from: str, recipients: Sequence[str], raw: bytes) -> list[str]:
+        ids = []
+        for route, rcpts in routes(recipients):
+            job = DeliveryJob.create(
+                message_id=message_id,
+                mail_from=mail_from,
+                recipients=rcpts,
+                route=route,
+                message=raw,
+                lifetime=rt.config.delivery.max_queue_lifetime,
+            )
+            enqueue(job)
+            ids.append(job.id)
+        notify()
+        return ids
+
+    return dispatch
+
+
+class QuarantineJobs:
+    """The periodic work of `mailwarden serve`."""
+
+    def __init__(self, rt: Runtime, dispatcher: ReleaseDispatcher) -> None:
+        self.rt = rt
+        self.quarantine = quarantine_for(rt, dispatcher)
+        self.digests = digests_for(rt, self.quarantine, dispatcher)
+        self._tasks: list[asyncio.Task[None]] = []
+
+    async def start(self) -> None:
+        cfg = self.rt.config.quarantine
+        self._tasks = [
+            asyncio.create_task(self._every(cfg.release_interval_seconds, self.release), name="quarantine-release"),
+            asyncio.create_task(self._every(cfg.expiry_interval_seconds, self.expire), name="quarantine-expiry"),
+            asyncio.create_task(self._every(cfg.digest_interval_seconds, self.digest), name="quarantine-digest"),
+        ]
+
+    async def stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self._tasks = []
+
+    def release(self) -> None:
+        self.quarantine.dispatch_releases()
+
+    def expire(self) -> None:
+        self.quarantine.expire()
+
+    def digest(self) -> None:
+        self.digests.send_due()
+        self.digests.forget_used_tokens()
+
+    async def _every(self, seconds: float, work: Callable[[], None]) -> None:
+        while True:
+            try:
+                await asyncio.to_thread(work)
+            except Exception:  # a failed round is retried at the next one; the server keeps running
+                log.exception("quarantine_job_failed", job=work.__name__)
+            await asyncio.sleep(seconds)
+
+
+__all__ = ["QuarantineJobs", "digests_for", "policy_lookup", "quarantine_for", "queue_dispatcher"]
