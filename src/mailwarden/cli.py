@@ -22,6 +22,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from mailwarden import __version__, ids
+from mailwarden.api import command as accounts_command
 from mailwarden.config import DEFAULT_CONFIG_PATH, Config, load_config
 from mailwarden.enforce.record import monitor_record
 from mailwarden.errors import MailwardenError, PolicyError
@@ -47,6 +48,8 @@ app.add_typer(org_app, name="org")
 app.add_typer(pipeline_app, name="pipeline")
 app.add_typer(malware_app, name="malware")
 app.add_typer(rules_command.app, name="rules")
+app.add_typer(accounts_command.user_app, name="user")
+app.add_typer(accounts_command.token_app, name="token")
 app.add_typer(quarantine_command.app, name="quarantine")
 
 # a pipe or file gets wide lines instead of rich's 80-column default
