@@ -87,9 +87,9 @@ class Console:
         self.rt = rt
         self.limiter = limiter or LoginLimiter()
         self.signer = signer or CsrfSigner()
-        # Secure cookies whenever users reach the console over https; a plain-http console URL (a
-        # loopback test) would otherwise never get its cookies back from the browser.
-        self.secure_cookies = urlsplit(rt.config.console.public_url).scheme == "https"
+        # Secure cookies when the config says so, and always when users reach the console over https;
+        # only a plain-http console (a loopback test) goes without.
+        self.secure_cookies = rt.config.api.secure_cookies or urlsplit(rt.config.console.public_url).scheme == "https"
         self.templates = Environment(
             loader=FileSystemLoader(TEMPLATES),
             autoescape=select_autoescape(("html", "svg")),
@@ -103,7 +103,7 @@ class Console:
 
     # -- rendering -----------------------------------------------------------------------------
 
-    def render(self, view: View, template: str, status: int = 200, **values: Any) -> HTMLResponse:
+    def render(self, view: View, template: str, code: int = 200, /, **values: Any) -> HTMLResponse:
         html = self.templates.get_template(template).render(
             t=view.t,
             lang=view.t.language,
@@ -116,7 +116,7 @@ class Console:
             Role=Role,
             **values,
         )
-        return HTMLResponse(html, status_code=status)
+        return HTMLResponse(html, status_code=code)
 
     def refusal(self, view: View, status: int, message_key: str) -> HTMLResponse:
         if view.htmx:
