@@ -85,7 +85,7 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
     mw.listeners = {"inbound": free_port()}
     mw.extra_config = (
         f'[api]\nhost = "127.0.0.1"\nport = {api_port}\n[console]\npublic_url = "{url}"\n'
-        "[quarantine]\nexpiry_interval_seconds = 0.5\n"
+        "[quarantine]\nrelease_interval_seconds = 0.5\n"
     )
     mw.write_config(smart_host=f"127.0.0.1:{sink.port}")
     rt = mw.runtime()

@@ -18,7 +18,6 @@ from mailwarden.api.auth import Principal
 from mailwarden.console.security import PREVIEW_HEADERS
 from mailwarden.console.web import Console, Refusal, View
 from mailwarden.errors import NotFoundError
-from mailwarden.model import Policy
 from mailwarden.quarantine import (
     Actor,
     Entry,
@@ -31,6 +30,7 @@ from mailwarden.quarantine import (
     Role,
     Status,
 )
+from mailwarden.quarantine.jobs import quarantine_for
 
 PAGE = 100
 # what the list offers, in button order; each maps to one service call per selected entry
@@ -62,10 +62,7 @@ class QuarantinePages:
     @cached_property
     def service(self) -> Quarantine:
         # Releases are queued for delivery by the server's release job (Quarantine.dispatch_releases).
-        return Quarantine(self.rt.db, self.rt.blobs, self.rt.history, policies=self._policy)
-
-    def _policy(self, organisation: str | None) -> Policy:
-        return self.rt.policies.get_policy(organisation) if organisation else Policy()
+        return quarantine_for(self.rt)
 
     def _visible(self, principal: Principal, entry: Entry) -> bool:
         return principal.organisation is None or entry.organisation == principal.organisation
