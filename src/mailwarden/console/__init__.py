@@ -71,6 +71,10 @@ def _router(c: Console) -> APIRouter:
     async def quarantine_bulk(request: Request) -> Response:
         return await c.page(request, q.bulk)
 
+    @r.api_route("/quarantine/link/{token}", methods=["GET", "POST"])
+    async def quarantine_link(request: Request, token: str) -> Response:
+        return await c.page(request, lambda v: q.link(v, token), roles=None)
+
     @r.get("/quarantine/{entry_id}")
     async def quarantine_entry(request: Request, entry_id: str) -> Response:
         return await c.page(request, lambda v: q.detail(v, entry_id))

@@ -144,6 +144,18 @@ EN: dict[str, str] = {
     "audit.object": "Object",
     "audit.change": "Before → after",
     "unavailable": "Not available in this installation.",
+    "link.title": "Quarantined message",
+    "link.confirm.release": "Release this message to your inbox?",
+    "link.confirm.request": "Ask an administrator to release this message?",
+    "link.confirm.preview": "Show this message's text?",
+    "link.go.release": "Release",
+    "link.go.request": "Request release",
+    "link.go.preview": "Show",
+    "link.done.release": "The message was released and is on its way to your inbox.",
+    "link.done.request": "Your request was sent to the administrators.",
+    "link.invalid": "This link is not valid.",
+    "link.expired": "This link has expired.",
+    "link.used": "This link has been used already.",
 }
 
 JA: dict[str, str] = {
@@ -278,6 +290,18 @@ JA: dict[str, str] = {
     "audit.object": "対象",
     "audit.change": "変更前 → 変更後",
     "unavailable": "この環境では利用できません。",
+    "link.title": "検疫されたメッセージ",
+    "link.confirm.release": "このメッセージを受信トレイにリリースしますか?",
+    "link.confirm.request": "このメッセージのリリースを管理者に要求しますか?",
+    "link.confirm.preview": "このメッセージの本文を表示しますか?",
+    "link.go.release": "リリース",
+    "link.go.request": "リリースを要求",
+    "link.go.preview": "表示",
+    "link.done.release": "メッセージをリリースしました。まもなく受信トレイに届きます。",
+    "link.done.request": "リリースの要求を管理者に送信しました。",
+    "link.invalid": "このリンクは無効です。",
+    "link.expired": "このリンクは有効期限が切れています。",
+    "link.used": "このリンクは既に使用されています。",
 }
 
 CATALOGUES: Mapping[str, Mapping[str, str]] = {"en": EN, "ja": JA}

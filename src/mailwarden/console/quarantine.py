@@ -8,6 +8,7 @@ its own URL with a CSP that allows no script and no remote content, inside an `<
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from functools import cached_property
 from html import escape
 from typing import Any
@@ -30,7 +31,8 @@ from mailwarden.quarantine import (
     Role,
     Status,
 )
-from mailwarden.quarantine.jobs import quarantine_for
+from mailwarden.quarantine.digest import Digests, LinkError
+from mailwarden.quarantine.jobs import digests_for, quarantine_for
 
 PAGE = 100
 # what the list offers, in button order; each maps to one service call per selected entry
@@ -63,6 +65,10 @@ class QuarantinePages:
     def service(self) -> Quarantine:
         # Releases are queued for delivery by the server's release job (Quarantine.dispatch_releases).
         return quarantine_for(self.rt)
+
+    @cached_property
+    def digests(self) -> Digests:
+        return digests_for(self.rt, self.service)
 
     def _visible(self, principal: Principal, entry: Entry) -> bool:
         return principal.organisation is None or entry.organisation == principal.organisation
@@ -188,4 +194,31 @@ class QuarantinePages:
             raw,
             media_type="message/rfc822",
             headers={"Content-Disposition": f'attachment; filename="{entry.id}.eml"'},
+        )
+
+    # -- digest links --------------------------------------------------------------------------
+
+    def link(self, view: View, token: str) -> Response:
+        """A digest link: GET says what it will do, the button (POST) does it, once.
+
+        Redeeming only on POST keeps mail scanners that fetch every link in a message from using
+        up (or acting on) a single-use link before its recipient clicks it.
+        """
+        try:
+            claim = self.digests.signer.check(token, datetime.now(UTC))
+            entry = self.service.get(claim.entry_id)
+        except LinkError as exc:
+            return self.c.render(view, "link.html", 410 if exc.reason == "expired" else 400, error=f"link.{exc.reason}")
+        except NotFoundError:
+            return self.c.render(view, "link.html", 404, error="link.invalid")
+        if view.request.method != "POST":
+            return self.c.render(view, "link.html", entry=entry, action=claim.action.value, token=token)
+        try:
+            result = self.digests.redeem(token)
+        except LinkError as exc:
+            return self.c.render(view, "link.html", 410, entry=entry, error=f"link.{exc.reason}")
+        except (PermissionDeniedError, QuarantineError):
+            return self.c.render(view, "link.html", 409, entry=entry, error="forbidden")
+        return self.c.render(
+            view, "link.html", entry=result.entry, action=claim.action.value, done=True, preview=result.preview
         )
