@@ -1,15 +1,16 @@
 """The dashboard's aggregates, read from message history over a window of days.
 
 Each query is bounded by the message id range of the window (ids are time-ordered), so the primary key
-serves it. DLP hits live inside the stored verdict documents, so they are counted over at most
-`DLP_SCAN_LIMIT` of the window's newest messages.
+serves it; counting is grouped in SQL. DLP hits live inside the stored verdict documents, so they
+are read only from messages whose verdict lists a match, at most `DLP_SCAN_LIMIT` of them.
 """
 
 from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from sqlalchemy import ColumnElement, func, select
 from sqlalchemy.orm import Session
@@ -21,8 +22,13 @@ from mailwarden.store.schema import MessageRow, RecipientRow
 
 TOP = 10
 DLP_SCAN_LIMIT = 20_000
-SPAM_CATEGORIES = (Category.SPAM, Category.HIGH_CONFIDENCE_SPAM, Category.BULK, Category.PHISH,
-                   Category.HIGH_CONFIDENCE_PHISH)  # fmt: skip
+SPAM_CATEGORIES = (
+    Category.SPAM,
+    Category.HIGH_CONFIDENCE_SPAM,
+    Category.BULK,
+    Category.PHISH,
+    Category.HIGH_CONFIDENCE_PHISH,
+)
 # the order stacked bars are drawn in, bottom first
 VERDICT_ORDER = tuple(Category)
 
@@ -42,8 +48,9 @@ class Dashboard:
         return sum(sum(v) for v in self.by_verdict.values())
 
 
-def build_dashboard(db: Database, *, days: int = 14, organisation: str | None = None,
-                    now: datetime | None = None) -> Dashboard:  # fmt: skip
+def build_dashboard(
+    db: Database, *, days: int = 14, organisation: str | None = None, now: datetime | None = None
+) -> Dashboard:
     """Everything the dashboard shows for the last `days` UTC days (today included)."""
     today = (now or datetime.now(UTC)).astimezone(UTC).date()
     first = today - timedelta(days=days - 1)
@@ -53,12 +60,13 @@ def build_dashboard(db: Database, *, days: int = 14, organisation: str | None = 
     window: list[ColumnElement[bool]] = [m.id >= floor_id(start)]
     if organisation is not None:
         window.append(m.organisation == organisation)
+    day = _utc_day(db.dialect)
     with db.session() as session:
         by_day: dict[str, dict[str, int]] = {}
-        for received, category in session.execute(select(m.received_at, m.category).where(*window)):
-            key = _day(received).isoformat()
-            counts = by_day.setdefault(key, {})
-            counts[category] = counts.get(category, 0) + 1
+        for key, category, count in session.execute(
+            select(day, m.category, func.count()).where(*window).group_by(day, m.category)
+        ):
+            by_day.setdefault(str(key)[:10], {})[category] = count
         recipients = session.execute(
             select(RecipientRow.address, func.count())
             .join(m, m.id == RecipientRow.message_id)
@@ -71,7 +79,9 @@ def build_dashboard(db: Database, *, days: int = 14, organisation: str | None = 
         malware = _top_senders(session, window, [Category.MALWARE.value])
         modes = dict(session.execute(select(m.applied, func.count()).where(*window).group_by(m.applied)).all())
         dlp: Counter[str] = Counter()
-        verdicts = session.scalars(select(m.verdict).where(*window).order_by(m.id.desc()).limit(DLP_SCAN_LIMIT))
+        verdicts = session.scalars(
+            select(m.verdict).where(*window, _has_dlp_matches(db.dialect)).order_by(m.id.desc()).limit(DLP_SCAN_LIMIT)
+        )
         for verdict in verdicts:
             for match in verdict.get("dlp_matches") or ():
                 dlp[str(match.get("type", "?"))] += 1
@@ -87,8 +97,18 @@ def build_dashboard(db: Database, *, days: int = 14, organisation: str | None = 
     )
 
 
-def _day(value: datetime) -> date:
-    return (value if value.tzinfo else value.replace(tzinfo=UTC)).astimezone(UTC).date()
+def _utc_day(dialect: str) -> ColumnElement[Any]:
+    """The UTC calendar day of `received_at`, as SQL (SQLite stores UTC without a zone)."""
+    if dialect == "postgresql":
+        return func.date(func.timezone("UTC", MessageRow.received_at))
+    return func.date(MessageRow.received_at)
+
+
+def _has_dlp_matches(dialect: str) -> ColumnElement[bool]:
+    """The stored verdict lists at least one DLP match (so only those documents are read)."""
+    if dialect == "postgresql":
+        return func.jsonb_array_length(MessageRow.verdict.op("->")("dlp_matches")) > 0
+    return func.json_array_length(MessageRow.verdict, "$.dlp_matches") > 0
 
 
 def _top_senders(session: Session, window: list[ColumnElement[bool]], categories: list[str]) -> list[tuple[str, int]]:
