@@ -66,7 +66,10 @@ def decide(
     malware = tuple(dict.fromkeys(f.detail or f.code for f in findings if f.code.startswith(MALWARE_PREFIX)))
     phish_score = sum(f.score for f in findings if f.code.startswith(PHISH_PREFIX))
     bcl = min(9, max(0, round(sum(f.score for f in findings if f.code.startswith(BULK_PREFIX)))))
+    # Phishing evidence is evidence of unwanted mail too: the SCL is taken from spam and (positive) phish
+    # scores together, while the phish verdict keeps its own thresholds. docs/spam-filter.md
     spam_score = sum(f.score for f in findings if not f.code.startswith((MALWARE_PREFIX, PHISH_PREFIX, BULK_PREFIX)))
+    spam_score += max(phish_score, 0.0)
 
     scl = -1 if bypass_spam else scl_for(spam_score)
     rules = (facts or {}).get("rules") or RulesOutcome()

@@ -57,9 +57,10 @@ BAYES_WEIGHTS: dict[str, float] = {
     "BAYES_HAM_HIGH": -3.0,
     "BAYES_HAM": -1.0,
     # below the model's threshold the classifier never decides alone: LOW needs 2.5 more points of other
-    # evidence, MEDIUM 1.5 (one weak header symbol is not enough)
+    # evidence, MEDIUM 1.5, MEDIUM_HIGH 1 (one weak header symbol of 0.5 is not enough)
     "BAYES_SPAM_LOW": 2.5,
     "BAYES_SPAM_MEDIUM": 3.5,
+    "BAYES_SPAM_MEDIUM_HIGH": 4.0,
     "BAYES_SPAM": 5.5,
     "BAYES_SPAM_HIGH": 7.5,
 }
@@ -84,14 +85,17 @@ class BayesBands(BaseModel):
     ham: float = Field(0.1, ge=0, le=1, description="P(spam) at or below: BAYES_HAM")
     spam_low: float = Field(0.4, ge=0, le=1, description="P(spam) at or above: BAYES_SPAM_LOW")
     spam_medium: float = Field(0.55, ge=0, le=1, description="P(spam) at or above: BAYES_SPAM_MEDIUM")
+    spam_medium_high: float = Field(0.65, ge=0, le=1, description="P(spam) at or above: BAYES_SPAM_MEDIUM_HIGH")
     spam: float | None = Field(None, ge=0, le=1, description="at or above: BAYES_SPAM (default: the model's)")
     spam_high: float = Field(0.999, ge=0, le=1, description="P(spam) at or above: BAYES_SPAM_HIGH")
 
     @model_validator(mode="after")
     def _ordered(self) -> BayesBands:
         spam = self.spam if self.spam is not None else self.spam_low
-        if not self.ham_high <= self.ham < self.spam_low <= self.spam_medium <= self.spam_high:
-            raise ValueError("bands must satisfy ham_high <= ham < spam_low <= spam_medium <= spam_high")
+        if not self.ham_high <= self.ham < self.spam_low <= self.spam_medium <= self.spam_medium_high <= self.spam_high:
+            raise ValueError(
+                "bands must satisfy ham_high <= ham < spam_low <= spam_medium <= spam_medium_high <= spam_high"
+            )
         if not self.spam_low <= spam <= self.spam_high:
             raise ValueError("the spam band must lie between spam_low and spam_high")
         return self
@@ -227,6 +231,8 @@ class SpamFilter:
             code = "BAYES_SPAM_HIGH"
         elif p >= self.spam_band:
             code = "BAYES_SPAM"
+        elif p >= bands.spam_medium_high:
+            code = "BAYES_SPAM_MEDIUM_HIGH"
         elif p >= bands.spam_medium:
             code = "BAYES_SPAM_MEDIUM"
         elif p >= bands.spam_low:

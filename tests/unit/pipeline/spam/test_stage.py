@@ -117,7 +117,14 @@ def test_spam_and_high_confidence_spam_start_at_scl_5_and_7(score: float, catego
 )
 def test_phish_levels_have_their_own_thresholds(score: float, level: PhishLevel, category: Category) -> None:
     verdict = verdict_of(Finding("spam", "PHISH_X", score))
-    assert (verdict.phish, verdict.category, verdict.scl) == (level, category, 0)
+    # phishing evidence counts towards the SCL as well, while the phish level has its own thresholds
+    assert (verdict.phish, verdict.category, verdict.scl) == (level, category, scl_for(score))
+
+
+def test_spam_and_phishing_evidence_together_make_spam() -> None:
+    verdict = verdict_of(Finding("spam", "BAYES_SPAM_MEDIUM", 3.5), Finding("spam", "PHISH_URL_IP_HOST", 2.0))
+    assert (verdict.category, verdict.scl, verdict.phish) == (Category.SPAM, 5, PhishLevel.NONE)
+    assert verdict.score == 5.5
 
 
 @pytest.mark.parametrize(("bcl_score", "threshold", "bulk"), [(6.4, 7, False), (7.0, 7, True), (5.0, 5, True)])
