@@ -481,10 +481,10 @@ class Quarantine:
         if state_allows:
             # the entry's state allows it; this role does not
             raise PermissionDeniedError(f"{actor.role.value} may not {action.value} a {entry.reason.value} entry")
-        raise QuarantineError(
-            f"cannot {action.value.replace('_', ' ')} entry {entry.id}: it is {entry.status.value}"
-            + (" (monitor mode: nothing is held)" if entry.would_have else "")
-        )
+        verb = action.value.replace("_", " ")
+        if entry.would_have:
+            raise QuarantineError(f"cannot {verb} entry {entry.id}: monitor mode, the message was delivered")
+        raise QuarantineError(f"cannot {verb} entry {entry.id}: it is {entry.status.value}")
 
     def _require_state(self, entry: Entry, status: Status, verb: str) -> None:
         if entry.status is not status or entry.would_have:
