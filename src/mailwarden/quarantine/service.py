@@ -16,7 +16,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
 import structlog
-from sqlalchemy import ColumnElement, delete, func, select, update
+from sqlalchemy import ColumnElement, delete, func, insert, select, update
 from sqlalchemy.orm import Session
 
 from mailwarden.errors import NotFoundError
@@ -193,30 +193,31 @@ class Quarantine:
             ids = list({e.message_id for e in entries})
             pairs = select(QuarantineRow.message_id, QuarantineRow.recipient).where(QuarantineRow.message_id.in_(ids))
             present = {(message_id, recipient) for message_id, recipient in session.execute(pairs)}
-            rows = []
+            rows: builtins.list[dict[str, Any]] = []
             for e in entries:
                 if (e.message_id, e.recipient) in present:
                     continue
                 present.add((e.message_id, e.recipient))
                 rows.append(
-                    QuarantineRow(
-                        id=new_id(e.received_at),
-                        message_id=e.message_id,
-                        organisation=e.organisation,
-                        recipient=e.recipient,
-                        reason=e.reason.value,
-                        sender=e.sender,
-                        subject=e.subject,
-                        received_at=e.received_at,
-                        expires_at=e.expires_at,
-                        status=Status.HELD.value,
-                        would_have=e.would_have,
-                        blob_key=e.blob_key,
-                        sha256=e.sha256,
-                        size=e.size,
-                    )
+                    {
+                        "id": new_id(e.received_at),
+                        "message_id": e.message_id,
+                        "organisation": e.organisation,
+                        "recipient": e.recipient,
+                        "reason": e.reason.value,
+                        "sender": e.sender,
+                        "subject": e.subject,
+                        "received_at": e.received_at,
+                        "expires_at": e.expires_at,
+                        "status": Status.HELD.value,
+                        "would_have": e.would_have,
+                        "blob_key": e.blob_key,
+                        "sha256": e.sha256,
+                        "size": e.size,
+                    }
                 )
-            session.add_all(rows)
+            if rows:  # one executemany, not a unit-of-work object per row (the writer's hot path)
+                session.execute(insert(QuarantineRow), rows)
             return len(rows)
 
     # -- reading -------------------------------------------------------------------------------
