@@ -97,6 +97,8 @@ def test_exchange_journal_report_is_recorded_once_with_its_whole_envelope(mw: Ma
         assert len(found) == 1
         addresses = {r.address for r in found[0].recipients}
         assert "zoe@example.net" in addresses
+        # both copies are in: one recorded, the other merged (either may come first)
+        assert sum(e.type is EventType.JOURNAL_UNWRAP for e in found[0].events) == 2
         return found[0]
 
     detail = eventually(recorded)
