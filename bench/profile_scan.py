@@ -3,8 +3,8 @@
     .venv/bin/pip install -e '.[bench]'
     .venv/bin/python bench/profile_scan.py [--corpus ../shared/corpus] [--sets phish spamassassin/ham] [--n 300]
 
-Runs offline like `mailwarden scan` (embedded SQLite in a temp dir, DNS pointed at a closed loopback port so
-look-ups fail at once) and prints pyinstrument's call tree, then CPU ms per message per stage.
+Runs offline like `mailwarden scan` (embedded SQLite in a temp dir, DNS answered SERVFAIL at once by the
+loopback resolver bench/peers uses) and prints pyinstrument's call tree, then CPU ms per message per stage.
 """
 
 from __future__ import annotations
@@ -22,15 +22,20 @@ CONFIG = """\
 data_dir = "{data}"
 [dns]
 nameservers = ["127.0.0.1"]
-port = 9
-timeout = 0.2
+port = {dns_port}
+timeout = 0.5
 [log]
 level = "error"
 """
 
 
 def main() -> None:
+    import sys
+
     from pyinstrument import Profiler
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent / "peers"))
+    from mailwarden_adapter import local_dns_port  # the loopback resolver answering SERVFAIL at once
 
     from mailwarden.config import load_config
     from mailwarden.model import Direction, Message, Policy
@@ -48,7 +53,7 @@ def main() -> None:
     raws = [p.read_bytes() for p in paths]
     with tempfile.TemporaryDirectory(prefix="mw-profile-") as tmp:
         config_path = Path(tmp) / "mailwarden.toml"
-        config_path.write_text(CONFIG.format(data=Path(tmp) / "data"))
+        config_path.write_text(CONFIG.format(data=Path(tmp) / "data", dns_port=local_dns_port()))
         rt = Runtime(load_config(config_path, environ={}))
         pipeline = rt.pipeline
         policy = Policy()

@@ -122,10 +122,11 @@ def run_mailwarden(split: Split, workdir: Path, conc: list[int], tn: int) -> dic
     top = max(conc)
     for c in sorted(conc, reverse=True):
         if c == 1:
+            # one worker process, as at c=8: the scanning process does nothing but scan (the loopback
+            # resolver stays in this process, like a resolver daemon beside rspamd's workers)
             samples = split.test if c == top else _sample(split.test, tn)
-            results, tp, order = mw.run_inprocess(config, samples, 1)
-            out["pipeline_order"] = order
-            mode = "in-process"
+            results, tp, workers = mw.run_workers(config, samples, 1, workers=1)
+            mode = "1 worker process"
         else:
             samples = split.test if c == top else _sample(split.test, tn)
             results, tp, workers = mw.run_workers(config, samples, c)
