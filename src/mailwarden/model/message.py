@@ -271,6 +271,17 @@ class Message:
         return tuple(out)
 
 
+def bounded(text: str, limit: int) -> str:
+    """`text` cut to about `limit` characters by keeping its head and its tail: content placed after
+    padding (a known way to slip past scanners that read only the start) is still looked at."""
+    if len(text) <= limit:
+        return text
+    if limit < 2:
+        return text[: max(limit, 0)]
+    head = limit // 2
+    return text[:head] + "\n" + text[len(text) - (limit - head - 1) :]
+
+
 def _at_markers(text: str, marker: re.Pattern[str], pattern: re.Pattern[str]) -> Iterator[re.Match[str]]:
     """Matches of `pattern` that start at a word boundary where `marker` occurs (case-insensitively)."""
     lowered = text.lower()

@@ -26,7 +26,7 @@ import defusedxml.ElementTree as SafeET
 from defusedxml import DefusedXmlException
 
 from mailwarden.model import filetype
-from mailwarden.model.message import Message, decode_header_value
+from mailwarden.model.message import Message, bounded, decode_header_value
 
 _T = TypeVar("_T")
 
@@ -93,7 +93,7 @@ def _message_sources(message: Message) -> Iterator[TextSource]:
     for text in _safely(lambda: message.text_parts) or ():
         yield TextSource("body", text)
     for html in _safely(lambda: message.html_parts) or ():
-        yield TextSource("body", html_to_text(html[: LIMITS.max_html_chars]))
+        yield TextSource("body", html_to_text(bounded(html, LIMITS.max_html_chars)))
     for att in _safely(lambda: message.attachments) or ():
         name = att.filename or ""
         extracted = attachment_text(name, att.declared_type, att.payload)
@@ -173,7 +173,7 @@ def _reader_for(name: str, content_type: str, data: bytes) -> Callable[[bytes, E
         return _ooxml_text
     if real in ("text/plain", "text/html"):
         if real == "text/html" or ext in _HTML_EXTENSIONS or ctype == "text/html":
-            return lambda b, lim: html_to_text(decode_bytes(b)[: lim.max_html_chars])
+            return lambda b, lim: html_to_text(bounded(decode_bytes(b), lim.max_html_chars))
         if ext in _TEXT_EXTENSIONS or ctype.startswith("text/") or not ext:
             return lambda b, lim: decode_bytes(b)
     return None

@@ -24,10 +24,10 @@ from collections.abc import Iterable
 from functools import lru_cache
 from urllib.parse import urlsplit
 
-from mailwarden.model.message import Message
+from mailwarden.model.message import Message, bounded
 from mailwarden.pipeline.auth.dmarc import organisational_domain
 
-MAX_TEXT_CHARS = 100_000  # body text looked at per message (the first 100 KB or so)
+MAX_TEXT_CHARS = 100_000  # body text looked at per message (head and tail of an oversized body)
 MAX_URLS = 50
 MAX_HOPS = 8  # Received fields looked at, newest first
 MAX_WORD = 24  # longer words are shortened to a stem plus a length bucket
@@ -89,17 +89,17 @@ def tokenize(message: Message, *, osb: bool = False, features: frozenset[str] = 
     for text in message.text_parts:
         if budget <= 0:
             break
-        text = text[:budget]
+        text = bounded(text, budget)
         budget -= len(text)
         text_chars += len(text)
         _body_tokens(text, out, recipients, "", features)
     for raw_html in message.html_parts:
         if budget <= 0:
             break
-        raw_html = raw_html[: budget * 3]  # markup is mostly tags; its text is capped below
+        raw_html = bounded(raw_html, budget * 3)  # markup is mostly tags; its text is capped below
         visible, hidden, markup_features = html_to_text(raw_html, tags="html" in features)
         out.update(markup_features)
-        visible = visible[:budget]
+        visible = bounded(visible, budget)
         budget -= len(visible)
         text_chars += len(visible)
         _body_tokens(visible, out, recipients, "", features)

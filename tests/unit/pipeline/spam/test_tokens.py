@@ -156,3 +156,22 @@ def test_token_groups_can_be_left_out_and_case_kept_on_request() -> None:
     cased = tokenize(message, features=DEFAULT_FEATURES | {"case"})
     assert {"Click", "HERE", "Offer", "for"} <= cased and "here" not in cased
     assert degenerate("HERE") == "here" and degenerate("here") is None and degenerate("subj:Re") is None
+
+
+def test_words_after_padding_are_still_tokens() -> None:
+    from mailwarden.model import Message
+    from mailwarden.pipeline.spam.tokens import tokenize
+    from tests.factories import build_message
+
+    text = "filler " * 100_000 + "zorblaxian viagra offer\n"
+    tokens = tokenize(Message(build_message(text=text)))
+    assert "zorblaxian" in tokens and "filler" in tokens
+
+
+def test_bounded_keeps_head_and_tail_within_the_limit() -> None:
+    from mailwarden.model.message import bounded
+
+    assert bounded("short", 10) == "short"
+    cut = bounded("a" * 50 + "b" * 50, 21)
+    assert len(cut) == 21 and cut.startswith("a" * 10) and cut.endswith("b" * 10)
+    assert bounded("abcdef", 1) == "a" and bounded("abcdef", 0) == ""

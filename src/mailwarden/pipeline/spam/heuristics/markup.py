@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from html import unescape
 
+from mailwarden.model.message import bounded
+
 # Bounds the work a hostile message can cause.
 MAX_HTML_CHARS = 512 * 1024
 MAX_DEPTH = 256  # open elements remembered; deeper nesting inherits the innermost remembered style
@@ -426,8 +428,9 @@ def _action(m: re.Match[str]) -> _Action | None:
 
 
 def scan_html(html: str) -> HtmlScan:
-    """Visible and hidden text, anchors, forms, images and scripts of the first MAX_HTML_CHARS of `html`."""
-    html = html[:MAX_HTML_CHARS]
+    """Visible and hidden text, anchors, forms, images and scripts of `html` (at most MAX_HTML_CHARS: its
+    head and its tail)."""
+    html = bounded(html, MAX_HTML_CHARS)
     scanner = _Scanner()
     reader = _Reader(html, scanner)
     names, states = scanner.names, scanner.states

@@ -8,6 +8,7 @@ from functools import cached_property, lru_cache
 from urllib.parse import urlsplit
 
 from mailwarden.model import Message
+from mailwarden.model.message import bounded
 from mailwarden.pipeline.auth.dmarc import organisational_domain
 from mailwarden.pipeline.spam.heuristics.markup import MAX_HTML_CHARS, Anchor, HtmlScan, scan_html
 from mailwarden.pipeline.spam.heuristics.patterns import word_runs
@@ -89,7 +90,7 @@ class View:
 
     @cached_property
     def raw_html(self) -> str:
-        return "\n".join(self.message.html_parts)[:MAX_HTML_CHARS]
+        return bounded("\n".join(self.message.html_parts), MAX_HTML_CHARS)
 
     @cached_property
     def plain(self) -> str:

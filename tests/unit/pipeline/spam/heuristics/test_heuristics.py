@@ -60,10 +60,19 @@ def test_phish_evidence_with_spam_evidence_adds_the_composite() -> None:
 def test_hostile_messages_are_judged_on_a_bounded_part() -> None:
     """5 MB of nested tags and 100,000 links: evaluate returns, with the symbols of what it read."""
     hidden = '<p style="display:none">' + "hidden words " * 10 + "</p>"
-    nested = "<div><span>" * 20_000 + hidden + "<div><span>" * 450_000 + hidden.replace("hidden", "later")
+    middle = '<p style="display:none">' + "middle words " * 30 + "</p>"
+    nested = (
+        "<div><span>" * 20_000
+        + hidden
+        + "<div><span>" * 225_000
+        + middle
+        + "<div><span>" * 225_000
+        + hidden.replace("hidden", "later")
+    )
     deep = Heuristics().symbols(mail(text=None, html=nested))
-    # the first hidden paragraph is inside the 512 KB that are read, the second is not
-    assert dict(deep)["HTML_HIDDEN_TEXT"] == "129 hidden characters"
+    # the head and the tail of the body are read (256 KB each): the first and the last hidden paragraphs
+    # count, the one in the middle of 5 MB does not
+    assert dict(deep)["HTML_HIDDEN_TEXT"] == "248 hidden characters"
     assert "HTML_ONLY" in dict(deep)
 
     links = "".join(f'<a href="http://192.0.2.{i % 250}/{i}">{i}</a> ' for i in range(100_000))

@@ -72,3 +72,13 @@ def test_prize_and_advance_fee_wording() -> None:
     assert "ADVANCE_FEE_WORDING" in codes(mail(text=fee))
     plain = codes(mail(text="The lottery scheduler patch needs review."))
     assert not {"PRIZE_WORDING", "ADVANCE_FEE_WORDING"} & plain
+
+
+def test_wording_after_padding_is_still_read() -> None:
+    # padding to push the content past what a scanner reads is an old evasion: the head and the tail
+    # of an oversized body are both looked at
+    padding = "<div style='display:none'>" + "lorem ipsum " * 100_000 + "</div>"
+    html = f"<html><body>{padding}<p>Your password expires today, verify your account now:</p>" + (
+        '<a href="https://login.example.net/verify">Verify</a></body></html>'
+    )
+    assert "PHISH_CREDENTIAL_WORDING" in codes(mail(text=None, html=html))
