@@ -15,14 +15,11 @@ import pytest
 from psycopg import sql
 from sqlalchemy.engine import make_url
 
+from tests.services import unavailable
+
+__all__ = ["POSTGRES_ADMIN_URL", "postgres_url", "unavailable"]
+
 POSTGRES_ADMIN_URL = os.environ.get("MAILWARDEN_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/postgres")
-
-
-def unavailable(reason: str) -> None:
-    """Fail in CI, skip elsewhere."""
-    if os.environ.get("CI") == "true":
-        pytest.fail(f"{reason} (CI=true: integration tests must run, not skip)")
-    pytest.skip(reason)
 
 
 @pytest.fixture(scope="session")

@@ -6,13 +6,13 @@ import os
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
-from typing import NoReturn
 
 import pytest
 
 from mailwarden.pipeline.spam.classifier import Classifier
 from mailwarden.pipeline.spam.statstore import MemoryTokenStore, RedisTokenStore, SqlTokenStore, TokenStore
 from mailwarden.store.db import Database
+from tests.services import unavailable
 
 REDIS_URL = os.environ.get("MAILWARDEN_TEST_REDIS", "redis://127.0.0.1:6379/0")
 
@@ -61,13 +61,6 @@ def test_sqlite_store_reads_a_large_message_in_chunks(tmp_path: Path) -> None:
         assert len(store.counts(tokens)) == 1_200
     finally:
         db.close()
-
-
-def unavailable(reason: str) -> NoReturn:
-    """Fail in CI (CI=true must never pass by skipping), skip elsewhere."""
-    if os.environ.get("CI") == "true":
-        pytest.fail(f"{reason} (CI=true: the Redis tests must run)")
-    pytest.skip(reason)
 
 
 @pytest.fixture
