@@ -469,16 +469,7 @@ class Processor:
                 received=env.received_at,
                 policy=policy,
             )
-            ((route, _),) = self._routes([target], tenant)
-            job = DeliveryJob.create(
-                message_id=message_id,
-                mail_from="",
-                recipients=[target],
-                route=route,
-                message=note,
-                lifetime=self.rt.config.delivery.max_queue_lifetime,
-            )
-            outcome.jobs.append(replace(job, id=derived_id(message_id, 16 + index * 4 + n % 4)))
+            outcome.jobs.append(self._notice(message_id, target, tenant, note, 16 + index * 4 + n % 4))
         return list(dict.fromkeys(targets))
 
     def _routes(
@@ -523,17 +514,22 @@ class Processor:
                 message_id=message_id,
                 received=env.received_at,
             )
-            ((route, _),) = self._routes([target], tenant)
-            job = DeliveryJob.create(
-                message_id=message_id,
-                mail_from="",
-                recipients=[target],
-                route=route,
-                message=report,
-                lifetime=self.rt.config.delivery.max_queue_lifetime,
-            )
-            outcome.jobs.append(replace(job, id=derived_id(message_id, 28 + n % 3)))
+            outcome.jobs.append(self._notice(message_id, target, tenant, report, 28 + n % 3))
         return list(targets)
+
+    def _notice(self, message_id: str, target: str, tenant: Tenant | None, raw: bytes, slot: int) -> DeliveryJob:
+        """A notification (malware alert, incident report) from the null sender, routed like mail to
+        `target`; its job id is derived from the message's and `slot`, so a replay queues it once."""
+        ((route, _),) = self._routes([target], tenant)
+        job = DeliveryJob.create(
+            message_id=message_id,
+            mail_from="",
+            recipients=[target],
+            route=route,
+            message=raw,
+            lifetime=self.rt.config.delivery.max_queue_lifetime,
+        )
+        return replace(job, id=derived_id(message_id, slot))
 
     def _bounce(self, message_id: str, raw: bytes, env: Envelope, plan: Plan) -> DeliveryJob:
         reply = plan.smtp_reply or "550 5.7.1 Message rejected by policy"
