@@ -264,15 +264,7 @@ class Rule(_Strict):
     @classmethod
     def _name_the_rule(cls, data: Any, handler: Any) -> Any:
         """Errors inside a rule come out as one error that starts with the rule's name."""
-        try:
-            return handler(data)
-        except ValidationError as exc:
-            name = data.get("name") if isinstance(data, dict) else None
-            parts = []
-            for err in exc.errors():
-                loc = ".".join(str(p) for p in err["loc"]) or "(rule)"
-                parts.append(f"{loc}: {err['msg'].removeprefix('Value error, ')}")
-            raise ValueError(f"rule {name!r}: " + "; ".join(parts)) from None
+        return _named_errors("rule", data, handler)
 
     @model_validator(mode="after")
     def _pool_is_outbound(self) -> Rule:
@@ -332,15 +324,7 @@ class CustomSensitiveType(_Strict):
     @classmethod
     def _name_the_type(cls, data: Any, handler: Any) -> Any:
         """Errors inside a custom type come out as one error that starts with the type's name."""
-        try:
-            return handler(data)
-        except ValidationError as exc:
-            name = data.get("name") if isinstance(data, dict) else None
-            parts = []
-            for err in exc.errors():
-                loc = ".".join(str(p) for p in err["loc"]) or "(type)"
-                parts.append(f"{loc}: {err['msg'].removeprefix('Value error, ')}")
-            raise ValueError(f"custom type {name!r}: " + "; ".join(parts)) from None
+        return _named_errors("custom type", data, handler)
 
     @field_validator("name")
     @classmethod
@@ -397,3 +381,17 @@ def check_sensitive_types(rules: tuple[Rule, ...], dlp: DlpPolicy) -> None:
                         f"information type {info.type!r} (built-in: {', '.join(sorted(DLP_BUILTIN_TYPES))}; "
                         f"custom: {custom})"
                     )
+
+
+def _named_errors(kind: str, data: Any, handler: Any) -> Any:
+    """Validate with `handler`; errors come out as one `ValueError` led by `<kind> '<name>':`."""
+    try:
+        return handler(data)
+    except ValidationError as exc:
+        name = data.get("name") if isinstance(data, dict) else None
+        fallback = "(" + kind.rsplit(" ", 1)[-1] + ")"
+        parts = []
+        for err in exc.errors():
+            loc = ".".join(str(p) for p in err["loc"]) or fallback
+            parts.append(f"{loc}: {err['msg'].removeprefix('Value error, ')}")
+        raise ValueError(f"{kind} {name!r}: " + "; ".join(parts)) from None

@@ -325,34 +325,29 @@ class Quarantine:
         self._require(who, Operation.APPROVE, entry)
         return self.release(entry_id, actor, [entry.recipient])
 
-    def deny(self, entry_id: str, actor: Actor | str) -> Entry:
+    def _decide(self, entry_id: str, actor: Actor | str, operation: Operation, status: Status, audit: str) -> Entry:
+        """Check `actor` may do `operation` on the entry, set its final `status` and audit it; the entry as it was."""
         who = _actor(actor)
         now = self._clock()
         with self.db.session() as session:
             entry = entry_of_row(self._row(session, entry_id))
-            self._require(who, Operation.DENY, entry)
+            self._require(who, operation, entry)
             session.execute(
                 update(QuarantineRow)
                 .where(QuarantineRow.id == entry.id)
-                .values(status=Status.DENIED.value, decided_at=now, decided_by=who.name)
+                .values(status=status.value, decided_at=now, decided_by=who.name)
             )
-            _audit(session, now, who, "quarantine.deny", entry, {"status": Status.DENIED.value})
+            _audit(session, now, who, audit, entry, {"status": status.value})
+        return entry
+
+    def deny(self, entry_id: str, actor: Actor | str) -> Entry:
+        self._decide(entry_id, actor, Operation.DENY, Status.DENIED, "quarantine.deny")
         return self._reload(entry_id)
 
     def delete(self, entry_id: str, actor: Actor | str) -> Entry:
         """Delete the entry (kept as `deleted` for the audit trail until it expires); the message's
         blob goes when no other entry needs it."""
-        who = _actor(actor)
-        now = self._clock()
-        with self.db.session() as session:
-            entry = entry_of_row(self._row(session, entry_id))
-            self._require(who, Operation.DELETE, entry)
-            session.execute(
-                update(QuarantineRow)
-                .where(QuarantineRow.id == entry.id)
-                .values(status=Status.DELETED.value, decided_at=now, decided_by=who.name)
-            )
-            _audit(session, now, who, "quarantine.delete", entry, {"status": Status.DELETED.value})
+        entry = self._decide(entry_id, actor, Operation.DELETE, Status.DELETED, "quarantine.delete")
         if entry.blob_key:
             self._drop_unneeded_blobs({entry.blob_key})
         return self._reload(entry_id)
