@@ -242,6 +242,26 @@ def dnsbl_query_name(ip: IPAddress, zone: str) -> str:
     return pointer.rsplit(".", 2)[0] + "." + zone
 
 
+async def listing_codes(resolver: Resolver, query: str, wait: float) -> tuple[str, ...] | str:
+    """Ask a DNS block list (IP or URI list) about `query`: its listing codes in 127.0.0.0/8 (empty: not
+    listed), or the reason the answer cannot be used (time-out, error, refusal code, odd address)."""
+    try:
+        reply = await asyncio.wait_for(resolver.query(query, "A"), wait)
+    except TimeoutError:
+        return f"timed out after {wait:g} s"
+    except DnsError as exc:
+        return str(exc)
+    codes = []
+    for record in reply.records:
+        address = parse_ip(record)
+        if address is None or address.version != 4 or address not in _LISTED:
+            return f"unexpected answer {record} (not 127.0.0.0/8): ignored"
+        if address in _REFUSAL:
+            return f"query refused ({record}): ignored"
+        codes.append(str(address))
+    return tuple(sorted(set(codes), key=lambda c: int(ipaddress.IPv4Address(c))))
+
+
 def _symbol(text: str) -> str:
     return _SYMBOL.sub("_", text.upper()).strip("_")
 
@@ -328,21 +348,4 @@ class ConnectionFilter:
         return findings, hits
 
     async def _ask(self, ip: IPAddress, zone: DnsblZone) -> tuple[str, ...] | str:
-        """The listing codes (empty: not listed), or the reason the zone could not be asked."""
-        try:
-            reply = await asyncio.wait_for(
-                self.resolver.query(dnsbl_query_name(ip, zone.zone), "A"), self.config.dnsbl_timeout
-            )
-        except TimeoutError:
-            return f"timed out after {self.config.dnsbl_timeout:g} s"
-        except DnsError as exc:
-            return str(exc)
-        codes = []
-        for record in reply.records:
-            address = parse_ip(record)
-            if address is None or address.version != 4 or address not in _LISTED:
-                return f"unexpected answer {record} (not 127.0.0.0/8): ignored"
-            if address in _REFUSAL:
-                return f"query refused ({record}): ignored"
-            codes.append(str(address))
-        return tuple(sorted(set(codes), key=lambda c: int(ipaddress.IPv4Address(c))))
+        return await listing_codes(self.resolver, dnsbl_query_name(ip, zone.zone), self.config.dnsbl_timeout)

@@ -29,10 +29,10 @@ from urllib.parse import urlsplit
 import structlog
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from mailwarden.dns import DnsError, Resolver
+from mailwarden.dns import Resolver
 from mailwarden.errors import ConfigError
 from mailwarden.model import Direction, Finding, Message, Policy
-from mailwarden.pipeline.connection import DnsblZone, dnsbl_query_name
+from mailwarden.pipeline.connection import DnsblZone, dnsbl_query_name, listing_codes
 from mailwarden.pipeline.services import StageServices
 from mailwarden.pipeline.spam.classifier import DEFAULT_MODEL, Classifier, Score, model_header, read_model
 from mailwarden.pipeline.spam.heuristics import Heuristics
@@ -280,18 +280,8 @@ class SpamFilter:
             query = f"{name}.{zone.zone}"
         else:
             query = dnsbl_query_name(ip, zone.zone)
-        try:
-            reply = await asyncio.wait_for(self.resolver.query(query, "A"), self.config.uribl_timeout)
-        except TimeoutError:
-            return f"{zone.zone}: timed out after {self.config.uribl_timeout:g} s"
-        except DnsError as exc:
-            return f"{zone.zone}: {exc}"
-        codes = set()
-        for record in reply.records:
-            if not record.startswith("127.") or record.startswith("127.255.255."):
-                return f"{zone.zone}: unexpected answer {record} for {name}: ignored"
-            codes.add(record)
-        return tuple(sorted(codes))
+        codes = await listing_codes(self.resolver, query, self.config.uribl_timeout)
+        return f"{zone.zone}: {codes}" if isinstance(codes, str) else codes
 
 
 def sender_lists(message: Message, mail_from: str | None, policy: Policy, facts: Mapping[str, Any]) -> Finding | None:
