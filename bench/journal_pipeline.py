@@ -257,6 +257,29 @@ def _cpu_seconds(pid: int) -> tuple[float, float]:
     return int(fields[11]) / CLK_TCK, int(fields[12]) / CLK_TCK
 
 
+def _descendants_cpu(pid: int) -> float:
+    """CPU seconds (user + system) of every live process below `pid`: the scanning processes."""
+    parents: dict[int, list[int]] = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as f:
+                ppid = int(f.read().rsplit(")", 1)[1].split()[1])
+        except (OSError, IndexError, ValueError):
+            continue
+        parents.setdefault(ppid, []).append(int(entry))
+    total, todo = 0.0, list(parents.get(pid, []))
+    while todo:
+        child = todo.pop()
+        todo += parents.get(child, [])
+        try:
+            total += sum(_cpu_seconds(child))
+        except OSError:
+            continue
+    return total
+
+
 class ServerUnderTest:
     """A configured directory and the `mailwarden serve` process running on it."""
 
@@ -464,6 +487,7 @@ FIGURES = (
     "server_cpu_ms",
     "server_sys_ms",
     "client_cpu_ms",
+    "scan_cpu_ms",
     "drain_cpu_ms",
 )
 
@@ -503,6 +527,7 @@ def _measure(server: ServerUnderTest, case: Case, args: argparse.Namespace, run_
     sampler = Sampler(server, base + args.messages)
     profiler = _start_profiler(server.pid, args, case, run_no) if args.profile else None
     cpu_before = _cpu_seconds(server.pid)
+    scan_before = _descendants_cpu(server.pid)
     client_before = time.process_time()
     sampler.start()
     load = asyncio.run(send_all(server.port, mails, case.concurrency, case.new_connection))
@@ -517,6 +542,7 @@ def _measure(server: ServerUnderTest, case: Case, args: argparse.Namespace, run_
     sampler.join(timeout=args.drain_timeout)
     sampler.halt.set()
     cpu_after = _cpu_seconds(server.pid)
+    scan_cpu = _descendants_cpu(server.pid) - scan_before
     if profiler is not None:
         profiler.send_signal(signal.SIGINT)  # py-spy writes its output on SIGINT
         profiler.wait(timeout=60)
@@ -548,6 +574,7 @@ def _measure(server: ServerUnderTest, case: Case, args: argparse.Namespace, run_
         "server_cpu_ms": 1000 * (user + system) / args.messages,
         "server_sys_ms": 1000 * system / args.messages,
         "client_cpu_ms": 1000 * client_cpu / args.messages,
+        "scan_cpu_ms": 1000 * scan_cpu / args.messages,
         # processing alone: server CPU after the last 250 per message recorded after it (nan: too few)
         "drain_cpu_ms": 1000 * drain_cpu / drained if drained >= 100 else float("nan"),
         "complete": float(sampler.complete_at is not None),
@@ -560,7 +587,7 @@ def _start_profiler(pid: int, args: argparse.Namespace, case: Case, run_no: int)
     out.parent.mkdir(parents=True, exist_ok=True)
     py_spy = Path(sys.executable).with_name("py-spy")
     command = [str(py_spy), "record", "--pid", str(pid), "--format", "raw", "--threads", "--nonblocking"]
-    command += ["--rate", "200", "-o", str(out)]
+    command += ["--rate", "200", "--subprocesses", "-o", str(out)]
     if args.profile_mode != "active":
         command.append(f"--{args.profile_mode}")
     profiler = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -640,7 +667,7 @@ def main() -> None:
     header = (
         f"{'fsync':<6} {'conn':<6} {'cli':>4} {'acc msg/s':>9} {'p50 ms':>7} {'p99 ms':>7} {'drain s':>7}"
         f" {'proc msg/s':>10} {'max backlog':>11} {'backlog@end':>11} {'srv CPU ms/msg':>14} {'(sys)':>6}"
-        f" {'cli CPU ms/msg':>14} {'drain CPU ms/msg':>16}"
+        f" {'scan CPU ms/msg':>15} {'cli CPU ms/msg':>14} {'drain CPU ms/msg':>16}"
     )
     print(header, flush=True)
     results: list[tuple[Case, dict[str, float]]] = []
@@ -659,7 +686,7 @@ def main() -> None:
             f"{case.label} {merged['per_second']:>9.0f} {merged['p50_ms']:>7.2f} {merged['p99_ms']:>7.2f}"
             f" {merged['drain_lag_s']:>7.2f} {merged['processed_per_second']:>10.0f} {merged['max_backlog']:>11.0f}"
             f" {merged['backlog_at_end']:>11.0f} {merged['server_cpu_ms']:>14.2f} {merged['server_sys_ms']:>6.2f}"
-            f" {merged['client_cpu_ms']:>14.2f} {merged['drain_cpu_ms']:>16.2f}"
+            f" {merged['scan_cpu_ms']:>15.2f} {merged['client_cpu_ms']:>14.2f} {merged['drain_cpu_ms']:>16.2f}"
             + ("" if merged["complete"] else "  INCOMPLETE"),
             flush=True,
         )

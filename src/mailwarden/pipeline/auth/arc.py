@@ -9,7 +9,6 @@ later by the spam score, if its sealer is trusted.
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -19,6 +18,7 @@ import dkim  # type: ignore[import-untyped]
 from mailwarden.dns import DnsError, Resolver
 from mailwarden.pipeline.auth import results
 from mailwarden.pipeline.auth.dkim import dnsfunc_for, has_header, key_name, prefetch_keys, signature_tags
+from mailwarden.pipeline.cpu import offload
 
 _ARC_HEADERS = (b"arc-seal", b"arc-message-signature")
 
@@ -78,7 +78,7 @@ async def verify(raw: bytes, resolver: Resolver, *, unsealed_aar_is_none: bool =
     failed = [f"{name}: {err}" for name, err in keys.items() if isinstance(err, DnsError)]
     if failed:
         return ArcOutcome(ArcResult.TEMPERROR, "key look-up failed: " + "; ".join(failed))
-    return await asyncio.to_thread(verify_with_keys, raw, headers, keys)
+    return await offload(verify_with_keys, raw, headers, keys)
 
 
 def verify_with_keys(

@@ -21,6 +21,7 @@ import dkim  # type: ignore[import-untyped]
 import dkim.util  # type: ignore[import-untyped]
 
 from mailwarden.dns import DnsError, Resolver
+from mailwarden.pipeline.cpu import offload
 
 
 class DkimResult(StrEnum):
@@ -134,7 +135,7 @@ async def verify(raw: bytes, resolver: Resolver, *, minkey: int = 1024) -> list[
     except dkim.DKIMException as exc:
         return [DkimSignatureResult(DkimResult.NEUTRAL, reason=f"message cannot be parsed: {exc}")]
     keys = await prefetch_keys(resolver, names)
-    return await asyncio.to_thread(verify_with_keys, raw, keys, minkey=minkey)
+    return await offload(verify_with_keys, raw, keys, minkey=minkey)
 
 
 def verify_with_keys(

@@ -37,7 +37,13 @@ from mailwarden.pipeline.services import StageServices
 from mailwarden.pipeline.spam.classifier import DEFAULT_MODEL, Classifier, Score, model_header, read_model
 from mailwarden.pipeline.spam.heuristics import Heuristics
 from mailwarden.pipeline.spam.heuristics.view import registered_domain
-from mailwarden.pipeline.spam.statstore import MemoryTokenStore, RedisTokenStore, SqlTokenStore, TokenStore
+from mailwarden.pipeline.spam.statstore import (
+    CachedTokenStore,
+    MemoryTokenStore,
+    RedisTokenStore,
+    SqlTokenStore,
+    TokenStore,
+)
 from mailwarden.pipeline.spam.tokens import tokenize
 from mailwarden.pipeline.stage import Inspection, ScanContext
 
@@ -112,6 +118,9 @@ class SpamConfig(BaseModel):
     redis_url: str = Field("redis://127.0.0.1:6379/0", pattern=r"^rediss?://")
     redis_prefix: str = Field("mailwarden:bayes:", min_length=1, max_length=64)
     model: Path | None = Field(None, description="model file loaded into an empty store (default: shipped)")
+    statistics_cache_seconds: float = Field(
+        10.0, ge=0, le=3600, description="how long a scanning process reuses token counts it read (0: never)"
+    )
     bayes: BayesBands = BayesBands()
     uribl: tuple[DnsblZone, ...] = ()
     uribl_timeout: float = Field(1.5, gt=0, le=10, description="seconds to wait for all URI block lists")
@@ -153,8 +162,11 @@ def prepare_store(store: TokenStore, model: Path = DEFAULT_MODEL) -> bool:
     return store.load_once(loaded.counts, loaded.spam_messages, loaded.ham_messages, f" model:{loaded.version}")
 
 
-def open_configured_classifier(services: StageServices, config: SpamConfig | None = None) -> Classifier:
-    """The classifier on the store `[stages.spam]` names, filled with the model file when empty."""
+def open_configured_classifier(
+    services: StageServices, config: SpamConfig | None = None, *, for_scanning: bool = False
+) -> Classifier:
+    """The classifier on the store `[stages.spam]` names, filled with the model file when empty; for
+    scanning, with the short-lived count cache in front (`statistics_cache_seconds`)."""
     config = config or services.config_for(STAGE, SpamConfig)
     model = config.model or DEFAULT_MODEL
     try:
@@ -163,6 +175,8 @@ def open_configured_classifier(services: StageServices, config: SpamConfig | Non
         raise ConfigError(f"cannot read the classifier model: {exc}", field="stages.spam.model") from None
     store = open_store(config, services)
     prepare_store(store, model)
+    if for_scanning and config.statistics_cache_seconds > 0 and not isinstance(store, MemoryTokenStore):
+        store = CachedTokenStore(store, ttl=config.statistics_cache_seconds)
     return Classifier(store, calibration=calibration, threshold=max(threshold, config.bayes.spam_low))
 
 
@@ -188,7 +202,7 @@ class SpamFilter:
     @classmethod
     def from_services(cls, services: StageServices) -> SpamFilter:
         config = services.config_for(cls.name, SpamConfig)
-        classifier = open_configured_classifier(services, config)
+        classifier = open_configured_classifier(services, config, for_scanning=True)
         return cls(classifier, Heuristics.from_config(config.heuristics_section()), config, services.resolver)
 
     async def close(self) -> None:

@@ -9,7 +9,8 @@ does. Both read all the tokens of a message in one query or one pipelined round 
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, Protocol
 
 from sqlalchemy import BigInteger, Column, Integer, MetaData, String, Table
@@ -270,6 +271,84 @@ class MemoryTokenStore:
 
     def set_mark(self, key: str, spam: int, ham: int) -> None:
         self.table[key] = [spam, ham]
+
+
+class CachedTokenStore:
+    """A scanning process's short-lived copy of the counts it has read, in front of a shared store.
+
+    Mail repeats its vocabulary, so after a few hundred messages nearly every token a message carries
+    has been read before: reading it again from SQLite, PostgreSQL or Redis costs more than the rest of
+    scoring. Counts (and "never seen") are kept for `ttl` seconds and then the whole copy is dropped, so
+    what other processes learn (`mailwarden learn`, the API, another node) is used within `ttl`; what
+    this process learns drops its copy at once. At most `max_tokens` tokens are kept."""
+
+    def __init__(
+        self,
+        inner: TokenStore,
+        *,
+        ttl: float,
+        max_tokens: int = 500_000,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.inner = inner
+        self.ttl = ttl
+        self.max_tokens = max_tokens
+        self._clock = clock
+        self._counts: dict[str, tuple[int, int]] = {}
+        self._totals: tuple[int, int] | None = None
+        self._expires = 0.0
+
+    def _fresh(self) -> dict[str, tuple[int, int]]:
+        now = self._clock()
+        if now >= self._expires or len(self._counts) > self.max_tokens:
+            self.clear()
+            self._expires = now + self.ttl
+        return self._counts
+
+    def clear(self) -> None:
+        self._counts = {}
+        self._totals = None
+
+    def totals(self) -> tuple[int, int]:
+        self._fresh()
+        if self._totals is None:
+            self._totals = self.inner.totals()
+        return self._totals
+
+    def read(self, tokens: Sequence[str]) -> tuple[tuple[int, int], dict[str, tuple[int, int]]]:
+        cache = self._fresh()
+        missing = [t for t in dict.fromkeys(tokens) if t not in cache]
+        if missing or self._totals is None:
+            totals, found = self.inner.read(missing)
+            self._totals = totals
+            for token in missing:
+                cache[token] = found.get(token, _UNSEEN)
+        return self._totals, {t: c for t in tokens if (c := cache[t]) is not _UNSEEN}
+
+    def counts(self, tokens: Sequence[str]) -> dict[str, tuple[int, int]]:
+        return self.read(tokens)[1]
+
+    def add(self, tokens: Iterable[str], spam: int, ham: int) -> None:
+        self.inner.add(tokens, spam, ham)
+        self.clear()
+
+    def load(self, counts: Mapping[str, tuple[int, int]], spam_messages: int, ham_messages: int) -> None:
+        self.inner.load(counts, spam_messages, ham_messages)
+        self.clear()
+
+    def load_once(
+        self, counts: Mapping[str, tuple[int, int]], spam_messages: int, ham_messages: int, marker: str
+    ) -> bool:
+        loaded = self.inner.load_once(counts, spam_messages, ham_messages, marker)
+        self.clear()
+        return loaded
+
+    def set_mark(self, key: str, spam: int, ham: int) -> None:
+        self.inner.set_mark(key, spam, ham)
+        self.clear()
+
+
+_UNSEEN = (0, 0)
 
 
 def _load_deltas(

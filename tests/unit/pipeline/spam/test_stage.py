@@ -29,7 +29,7 @@ from mailwarden.pipeline.services import StageServices
 from mailwarden.pipeline.spam.classifier import Classifier, Score
 from mailwarden.pipeline.spam.learning import Learnt, forget_message, learn_message
 from mailwarden.pipeline.spam.stage import SpamFilter, link_domains, prepare_store
-from mailwarden.pipeline.spam.statstore import MemoryTokenStore, SqlTokenStore
+from mailwarden.pipeline.spam.statstore import CachedTokenStore, MemoryTokenStore, SqlTokenStore
 from mailwarden.pipeline.spam.tokens import tokenize
 from mailwarden.store.db import Database
 from tests.dnsserver import DnsServer
@@ -296,7 +296,8 @@ def test_the_stage_keeps_its_statistics_in_the_product_database(tmp_path: Path) 
     try:
         svc = StageServices(resolver=None, data_dir=tmp_path, database=db)  # type: ignore[arg-type]
         spam = SpamFilter.from_services(svc)
-        assert isinstance(spam.classifier.store, SqlTokenStore)
+        store = spam.classifier.store
+        assert isinstance(store, CachedTokenStore) and isinstance(store.inner, SqlTokenStore)
         learn_message(spam.classifier, Message(learnt_spam(7)), True)
         again = SpamFilter.from_services(svc)  # a restart sees what was learnt
         assert again.classifier.store.totals() == spam.classifier.store.totals()
@@ -377,7 +378,8 @@ def test_the_stage_shares_its_model_through_redis(tmp_path: Path) -> None:
         unavailable(f"Redis at {url} unreachable: {exc}")
     prefix = f"mailwarden-test:{uuid.uuid4().hex}:"
     try:
-        config = {"statistics": "redis", "redis_url": url, "redis_prefix": prefix}
+        # no count cache: what one node learns, the other uses at once (else within the cache's seconds)
+        config = {"statistics": "redis", "redis_url": url, "redis_prefix": prefix, "statistics_cache_seconds": 0}
         node_a = SpamFilter.from_services(services(tmp_path, **config))
         node_b = SpamFilter.from_services(services(tmp_path, **config))  # loads nothing: the model is there
         totals = node_a.classifier.store.totals()
