@@ -67,6 +67,13 @@ class ProcessingConfig(_Section):
     batch_delay_ms: float = Field(20.0, ge=0, le=5000, description="longest wait to fill a batch")
     policy_refresh_seconds: float = Field(10.0, ge=0, le=3600, description="how soon policy changes apply")
     journal_dedupe_hours: float = Field(24.0, gt=0, le=24 * 30, description="window for merging journal copies")
+    scan_nice: int = Field(
+        10,
+        ge=0,
+        le=19,
+        description="how much lower the scanning processes' CPU priority is than the listeners' (a burst is "
+        "accepted at full speed and scanned behind it)",
+    )
     spool_fsync: bool = Field(
         True,
         description="fsync spool file and directory before the 250; false risks losing accepted mail on power loss",
@@ -182,6 +189,11 @@ class SmtpConfig(_Section):
     command_timeout: float = Field(300.0, gt=0, le=3600, description="seconds a client may idle between commands")
     data_timeout: float = Field(180.0, gt=0, le=3600, description="seconds a client may stall inside DATA")
     max_connections_per_ip: int = Field(20, ge=1, le=10_000)
+    max_backlog: int = Field(
+        50_000,
+        ge=1,
+        description="messages waiting in the spool at which MAIL FROM is answered 452 4.3.1 until scanning catches up",
+    )
     tls_cert: Path | None = Field(None, description="PEM certificate chain; absent means a self-signed one")
     tls_key: Path | None = None
     listeners: list[SmtpListenerConfig] = Field(default_factory=list)

@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import multiprocessing
+import os
 from collections import OrderedDict
 from collections.abc import Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor
@@ -744,6 +745,9 @@ _worker_loop: asyncio.AbstractEventLoop | None = None
 def _init_worker(config: Config, roles: dict[str, str]) -> None:
     global _worker, _worker_loop
     configure_logging(config.log.level, config.log.format)
+    if config.processing.scan_nice:
+        with contextlib.suppress(OSError):  # a container may forbid it: scanning still works
+            os.nice(config.processing.scan_nice)
     run_inline()
     rt = Runtime(config)
     directory = OrgDirectory(rt.policies, refresh_seconds=config.processing.policy_refresh_seconds)

@@ -53,6 +53,7 @@ TIMEOUT = Reply(421, "4.4.2", "Timeout exceeded, closing connection")
 TOO_MANY_ERRORS = Reply(421, "4.7.0", "Too many errors, closing connection")
 SPOOL_FAILED = Reply(451, "4.3.0", "Local error in processing, try again later")
 TOO_MANY_RECIPIENTS = Reply(452, "4.5.3", "Too many recipients")
+SPOOL_FULL = Reply(452, "4.3.1", "Insufficient system storage: too many messages waiting, try again later")
 
 # 5xx: permanent refusals
 UNRECOGNISED_COMMAND = Reply(500, "5.5.1", "Command not recognized")

@@ -196,6 +196,11 @@ class _Hooks:
         if refusal is not None:
             log.info("smtp.relay_refused", listener=self.listener.name, client=server.client_ip, reply=str(refusal))
             return str(refusal)
+        smtp = self.listener.server
+        if smtp.spool.backlog >= smtp.config.max_backlog:
+            # scanning is that far behind: the sender keeps the message and retries (nothing is lost)
+            log.warning("smtp.spool_full", listener=self.listener.name, backlog=smtp.spool.backlog)
+            return str(r.SPOOL_FULL)
         envelope.mail_from = address  # "<>" for the null sender: aiosmtpd needs a true value here
         envelope.mail_options.extend(options)
         return str(r.SENDER_OK)

@@ -125,6 +125,8 @@ class Spool:
         self._consumer_loop: asyncio.AbstractEventLoop | None = None
         self._wake: asyncio.Event | None = None
         self._recover()
+        # committed and not yet finished: what the listeners check before taking more (max_backlog)
+        self._pending: set[str] = set(self._committed_ids())
 
     # ---- life cycle --------------------------------------------------------------------------
     def close(self) -> None:
@@ -190,6 +192,7 @@ class Spool:
             raise
         os.close(fd)
         os.replace(tmp, final)
+        self._pending.add(entry_id)
         return SpoolEntry(entry_id, listener, envelope, raw, final)
 
     def _open_new(self, tmp: Path) -> int:
@@ -259,6 +262,11 @@ class Spool:
     def pending_count(self) -> int:
         return len(self._committed_ids())
 
+    @property
+    def backlog(self) -> int:
+        """Committed entries not finished yet, without listing the directory."""
+        return len(self._pending)
+
     def load(self, path: Path) -> SpoolEntry:
         """Read one committed file. A damaged one is moved to `corrupt/` and raises CorruptSpoolFile."""
         data = path.read_bytes()
@@ -323,6 +331,7 @@ class Spool:
     def _unlink(self, entry_id: str) -> None:
         self._recycle(self._path_of(entry_id))
         self._handed.discard(entry_id)
+        self._pending.discard(entry_id)
 
     # ---- helpers -----------------------------------------------------------------------------
     def _path_of(self, entry_id: str) -> Path:

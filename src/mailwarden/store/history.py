@@ -11,10 +11,9 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import ColumnElement, exists, func, insert, select, update
-from sqlalchemy import inspect as sa_inspect
+from sqlalchemy import ColumnElement, Table, exists, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, defer
 
@@ -248,22 +247,23 @@ class History:
                         fresh.setdefault(rec.id, (rec, events))
                 if not fresh:
                     return 0
-                # ORM bulk INSERTs (one executemany per table), not one unit-of-work object per row
-                session.execute(insert(MessageRow), [_values(_message_row(rec)) for rec, _ in fresh.values()])
+                # Core INSERTs of plain dicts (one executemany per table): no mapped object per row,
+                # no ORM bulk bookkeeping; the history writer's cost per message is mostly this
+                session.execute(_MESSAGES.insert(), [_message_values(rec) for rec, _ in fresh.values()])
                 recipient_rows: list[dict[str, Any]] = []
                 event_rows: list[dict[str, Any]] = []
                 for rec, events in fresh.values():
                     seen: set[str] = set()
                     for recipient in rec.recipients:
-                        row = _recipient_row(rec.id, recipient, len(seen))
-                        if row.address not in seen:
-                            seen.add(row.address)
-                            recipient_rows.append(_values(row))
-                    event_rows.extend(_values(_event_row(rec.id, event)) for event in events)
+                        row = _recipient_values(rec.id, recipient, len(seen))
+                        if row["address"] not in seen:
+                            seen.add(row["address"])
+                            recipient_rows.append(row)
+                    event_rows.extend(_event_values(rec.id, event) for event in events)
                 if recipient_rows:
-                    session.execute(insert(RecipientRow), recipient_rows)
+                    session.execute(_RECIPIENTS.insert(), recipient_rows)
                 if event_rows:
-                    session.execute(insert(EventRow), event_rows)
+                    session.execute(_EVENTS.insert(), event_rows)
                 return len(fresh)
         except IntegrityError:
             written = 0
@@ -518,70 +518,76 @@ def _aware(value: datetime, name: str) -> datetime:
     return value.astimezone(UTC)
 
 
-def _values(row: object) -> dict[str, Any]:
-    """A mapped row object as the attribute dict a bulk INSERT takes; an unset autoincrement id is left out."""
-    out = {}
-    for attr in sa_inspect(type(row)).column_attrs:
-        value = getattr(row, attr.key)
-        if value is None and attr.key == "id":
-            continue
-        out[attr.key] = value
-    return out
-
-
 def _message_row(rec: MessageRecord) -> MessageRow:
+    return MessageRow(**_message_values(rec))
+
+
+def _recipient_row(message_id: str, rec: RecipientRecord, position: int) -> RecipientRow:
+    return RecipientRow(**_recipient_values(message_id, rec, position))
+
+
+def _event_row(message_id: str, event: EventRecord) -> EventRow:
+    return EventRow(**_event_values(message_id, event))
+
+
+def _message_values(rec: MessageRecord) -> dict[str, Any]:
     if not _ID_RE.match(rec.id):
         raise ValueError(f"{rec.id!r} is not a message id")
     verdict = rec.verdict
     sender = normalise_address(rec.sender)
-    return MessageRow(
-        id=rec.id,
-        organisation=rec.organisation,
-        received_at=_aware(rec.received_at, "received_at"),
-        direction=rec.direction.value,
-        mode=rec.mode.value,
-        source=rec.source,
-        sender=sender,
-        sender_domain=domain_of(sender),
-        from_address=normalise_address(rec.from_address) if rec.from_address else None,
-        subject=rec.subject,
-        internet_message_id=canonical_message_id(rec.internet_message_id),
-        size=rec.size,
-        sha256=rec.sha256,
-        client_ip=rec.client_ip,
-        category=verdict.category.value,
-        scl=verdict.scl,
-        bcl=verdict.bcl,
-        phish=verdict.phish.value,
-        action=verdict.disposition.action.value,
-        applied=rec.applied,
-        verdict=verdict.as_dict(),
-    )
+    return {
+        "id": rec.id,
+        "organisation": rec.organisation,
+        "received_at": _aware(rec.received_at, "received_at"),
+        "direction": rec.direction.value,
+        "mode": rec.mode.value,
+        "source": rec.source,
+        "sender": sender,
+        "sender_domain": domain_of(sender),
+        "from_address": normalise_address(rec.from_address) if rec.from_address else None,
+        "subject": rec.subject,
+        "internet_message_id": canonical_message_id(rec.internet_message_id),
+        "size": rec.size,
+        "sha256": rec.sha256,
+        "client_ip": rec.client_ip,
+        "category": verdict.category.value,
+        "scl": verdict.scl,
+        "bcl": verdict.bcl,
+        "phish": verdict.phish.value,
+        "action": verdict.disposition.action.value,
+        "applied": rec.applied,
+        "verdict": verdict.as_dict(),
+    }
 
 
-def _recipient_row(message_id: str, rec: RecipientRecord, position: int) -> RecipientRow:
+def _recipient_values(message_id: str, rec: RecipientRecord, position: int) -> dict[str, Any]:
     address = normalise_address(rec.address)
-    return RecipientRow(
-        message_id=message_id,
-        address=address,
-        domain=domain_of(address),
-        position=position,
-        field=rec.field,
-        status=rec.status.value,
-        expanded_from=normalise_address(rec.expanded_from) if rec.expanded_from else None,
-        forwarded_from=normalise_address(rec.forwarded_from) if rec.forwarded_from else None,
-    )
+    return {
+        "message_id": message_id,
+        "address": address,
+        "domain": domain_of(address),
+        "position": position,
+        "field": rec.field,
+        "status": rec.status.value,
+        "expanded_from": normalise_address(rec.expanded_from) if rec.expanded_from else None,
+        "forwarded_from": normalise_address(rec.forwarded_from) if rec.forwarded_from else None,
+    }
 
 
-def _event_row(message_id: str, event: EventRecord) -> EventRow:
-    return EventRow(
-        message_id=message_id,
-        at=datetime.now(UTC) if event.at is None else _aware(event.at, "event time"),
-        type=event.type.value,
-        recipient=normalise_address(event.recipient) if event.recipient else None,
-        detail=event.detail,
-        smtp_reply=event.smtp_reply,
-    )
+def _event_values(message_id: str, event: EventRecord) -> dict[str, Any]:
+    return {
+        "message_id": message_id,
+        "at": datetime.now(UTC) if event.at is None else _aware(event.at, "event time"),
+        "type": event.type.value,
+        "recipient": normalise_address(event.recipient) if event.recipient else None,
+        "detail": event.detail,
+        "smtp_reply": event.smtp_reply,
+    }
+
+
+_MESSAGES = cast(Table, MessageRow.__table__)
+_RECIPIENTS = cast(Table, RecipientRow.__table__)
+_EVENTS = cast(Table, EventRow.__table__)
 
 
 def _summary(row: MessageRow, recipients: list[str]) -> MessageSummary:

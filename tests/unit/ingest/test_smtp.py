@@ -210,6 +210,27 @@ async def test_too_many_recipients_get_452_and_the_accepted_ones_keep_the_messag
     assert entry.envelope.rcpt_to == ("one@example.com", "two@example.com")
 
 
+async def test_a_full_spool_answers_452_until_scanning_catches_up(start_server: StartServer, spool: Spool) -> None:
+    server = await start_server(max_backlog=2)
+    port = server.bound_ports()["journal"]
+    first = await converse(
+        port,
+        transaction(b"one\r\n.\r\n") + b"MAIL FROM:<b@example.org>\r\n"
+        b"RCPT TO:<journal@example.com>\r\nDATA\r\ntwo\r\n.\r\nQUIT\r\n",
+    )
+    assert first.count(b"250 2.0.0 OK: queued as") == 2
+    # two messages wait: the sender is asked to retry, nothing is taken
+    full = await converse(port, transaction(b"three\r\n.\r\n") + b"QUIT\r\n")
+    assert b"452 4.3.1 Insufficient system storage" in full
+    assert b"queued as" not in full
+    assert spool.backlog == 2 and len(spooled(spool)) == 2
+    # one is finished (recorded): mail is taken again
+    spool.done(spooled(spool)[0].id)
+    again = await converse(port, transaction(b"three\r\n.\r\n") + b"QUIT\r\n")
+    assert b"250 2.0.0 OK: queued as" in again
+    assert spool.backlog == 2
+
+
 async def test_connections_per_address_are_limited(start_server: StartServer) -> None:
     server = await start_server(max_connections_per_ip=2)
     port = server.bound_ports()["journal"]

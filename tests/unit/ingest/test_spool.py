@@ -67,6 +67,18 @@ def test_entries_survive_reopening_the_spool(tmp_path: Path) -> None:
         assert [e.id for e in second.pending()] == [entry.id]
 
 
+def test_backlog_counts_committed_entries_until_done_also_after_reopening(tmp_path: Path) -> None:
+    with Spool(tmp_path / "spool") as spool:
+        first = spool.put("journal", _envelope(), RAW)
+        spool.put("journal", _envelope(), RAW)
+        assert spool.backlog == 2
+        spool.done(first.id)
+        spool.done(first.id)  # idempotent: counted once
+        assert spool.backlog == 1
+    with Spool(tmp_path / "spool") as reopened:
+        assert reopened.backlog == 1
+
+
 def test_a_write_interrupted_before_its_rename_is_removed_on_recovery(tmp_path: Path) -> None:
     with Spool(tmp_path / "spool") as first:
         kept = first.put("journal", _envelope(), RAW)
