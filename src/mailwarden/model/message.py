@@ -191,12 +191,17 @@ class Message:
             return None
 
     def _addresses(self, name: str) -> list[tuple[str, str]]:
-        values = [str(v) for v in self.email.get_all(name, [])]
-        out = []
-        for display, addr in email.utils.getaddresses(values):
-            if addr and "@" in addr:
-                out.append((decode_header_value(display), addr.strip().lower()))
-        return out
+        """(display name, address) of every address in the header fields `name`; parsed once per name."""
+        cache: dict[str, list[tuple[str, str]]] = self.__dict__.setdefault("_address_cache", {})
+        found = cache.get(name)
+        if found is None:
+            values = [str(v) for v in self.email.get_all(name, [])]
+            found = cache[name] = [
+                (decode_header_value(display), addr.strip().lower())
+                for display, addr in email.utils.getaddresses(values)
+                if addr and "@" in addr
+            ]
+        return found
 
     # ---- body ------------------------------------------------------------------------------
     def leaves(self) -> Iterator[MimePart]:
@@ -204,6 +209,12 @@ class Message:
         for part in self.email.walk():
             if not part.is_multipart() and part.get_content_maintype() != "message":
                 yield part
+
+    @cached_property
+    def _leaf_kinds(self) -> tuple[tuple[MimePart, str, bool], ...]:
+        """Every leaf with its content type and whether it is a file: classified once, used by the
+        body and attachment views."""
+        return tuple((part, part.get_content_type(), _is_attachment(part)) for part in self.leaves())
 
     @cached_property
     def text_parts(self) -> tuple[str, ...]:
@@ -214,8 +225,8 @@ class Message:
         return tuple(self._bodies("text/html"))
 
     def _bodies(self, content_type: str) -> Iterator[str]:
-        for part in self.leaves():
-            if part.get_content_type() != content_type or _is_attachment(part):
+        for part, kind, is_file in self._leaf_kinds:
+            if kind != content_type or is_file:
                 continue
             payload = part.get_payload(decode=True)
             if isinstance(payload, bytes):
@@ -241,15 +252,15 @@ class Message:
     def attachments(self) -> tuple[Attachment, ...]:
         """Every part that is a file (has a name or is not inline text), with its real type."""
         out = []
-        for part in self.leaves():
-            if not _is_attachment(part):
+        for part, kind, is_file in self._leaf_kinds:
+            if not is_file:
                 continue
             payload = part.get_payload(decode=True)
             data = payload if isinstance(payload, bytes) else b""
             out.append(
                 Attachment(
                     filename=_filename(part),
-                    declared_type=part.get_content_type(),
+                    declared_type=kind,
                     real_type=filetype.sniff(data),
                     size=len(data),
                     sha256=hashlib.sha256(data).hexdigest(),

@@ -101,7 +101,8 @@ class Pipeline:
     async def _run(self, stage: Stage, ctx: ScanContext) -> StageResult:
         started = time.perf_counter()
         try:
-            answer = await asyncio.wait_for(stage.inspect(ctx), self.stage_timeout)
+            async with asyncio.timeout(self.stage_timeout):  # no task per stage, unlike wait_for
+                answer = await stage.inspect(ctx)
         except TimeoutError:
             return self._failed(stage, started, f"timed out after {self.stage_timeout:g} s")
         except Exception as exc:  # a stage's bug must never lose the message

@@ -13,6 +13,7 @@ expired, i= outside d=), temperror (the key look-up failed); a message without s
 from __future__ import annotations
 
 import asyncio
+import functools
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
@@ -113,8 +114,10 @@ def has_header(raw: bytes, name: bytes) -> bool:
     return head.startswith(name + b":") or (b"\n" + name + b":") in head
 
 
-def _headers(raw: bytes) -> list[tuple[bytes, bytes]]:
-    return [(k, v) for k, v in dkim.DKIM(raw).headers if k.lower() == b"dkim-signature"]
+@functools.lru_cache(maxsize=32)
+def _headers(raw: bytes) -> tuple[tuple[bytes, bytes], ...]:
+    """The DKIM-Signature fields; cached, as the key look-up and the verification both need them."""
+    return tuple((k, v) for k, v in dkim.DKIM(raw).headers if k.lower() == b"dkim-signature")
 
 
 def signature_key_names(raw: bytes) -> list[str]:
