@@ -677,7 +677,7 @@ class Processor:
             for record, _ in outcome.records:
                 await self._flush_early_events(record.id)
         assert self.spool is not None
-        await asyncio.gather(*(self.spool.done_async(o.entry.id) for o in batch))
+        await self.spool.done_many_async([o.entry.id for o in batch])
         self.processed += len(batch)
 
     async def _merge(self, outcome: Outcome) -> None:

@@ -32,7 +32,7 @@ import os
 import re
 import threading
 from collections import deque
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
@@ -121,7 +121,8 @@ class Spool:
         self._syncer: asyncio.Task[None] | None = None
         # hand-off to the one consumer of entries()
         self._handed: set[str] = set()
-        self._ready: deque[str] = deque()
+        # ids to hand out; an entry committed by this process comes with its bytes (no read back)
+        self._ready: deque[tuple[str, SpoolEntry | None]] = deque()
         self._consumer_loop: asyncio.AbstractEventLoop | None = None
         self._wake: asyncio.Event | None = None
         self._recover()
@@ -171,7 +172,7 @@ class Spool:
         entry = await loop.run_in_executor(self._executor, self._write, listener, envelope, raw)
         if self.fsync:
             await self._sync_queue_dir()
-        self._announce(entry.id)
+        self._announce(entry.id, entry)
         return entry
 
     def _write(self, listener: str, envelope: Envelope, raw: bytes) -> SpoolEntry:
@@ -284,17 +285,18 @@ class Spool:
         self._consumer_loop = loop
         wake = self._wake = asyncio.Event()
         # attach first, list second: a commit racing the listing shows up twice, never zero times
-        self._ready.extend(self._committed_ids())
+        self._ready.extend((entry_id, None) for entry_id in self._committed_ids())
         try:
             while True:
                 while self._ready:
-                    entry_id = self._ready.popleft()
-                    if entry_id in self._handed:
-                        continue
-                    try:
-                        entry = await loop.run_in_executor(self._executor, self.load, self._path_of(entry_id))
-                    except (FileNotFoundError, CorruptSpoolFile):
-                        continue
+                    entry_id, entry = self._ready.popleft()
+                    if entry_id in self._handed or entry_id not in self._pending:
+                        continue  # handed out already, or finished
+                    if entry is None:
+                        try:
+                            entry = await loop.run_in_executor(self._executor, self.load, self._path_of(entry_id))
+                        except (FileNotFoundError, CorruptSpoolFile):
+                            continue
                     self._handed.add(entry_id)
                     yield entry
                 wake.clear()
@@ -305,14 +307,22 @@ class Spool:
             self._wake = None
             self._ready.clear()
 
-    def _announce(self, entry_id: str) -> None:
+    def _announce(self, entry_id: str, entry: SpoolEntry | None = None) -> None:
         loop = self._consumer_loop
-        if loop is not None and not loop.is_closed():
-            loop.call_soon_threadsafe(self._enqueue, entry_id)
+        if loop is None or loop.is_closed():
+            return
+        try:
+            running = asyncio.get_running_loop()
+        except RuntimeError:
+            running = None
+        if running is loop:
+            self._enqueue(entry_id, entry)
+        else:
+            loop.call_soon_threadsafe(self._enqueue, entry_id, entry)
 
-    def _enqueue(self, entry_id: str) -> None:
+    def _enqueue(self, entry_id: str, entry: SpoolEntry | None = None) -> None:
         if self._wake is not None:
-            self._ready.append(entry_id)
+            self._ready.append((entry_id, entry))
             self._wake.set()
 
     # ---- finish ------------------------------------------------------------------------------
@@ -324,9 +334,19 @@ class Spool:
 
     async def done_async(self, entry_id: str) -> None:
         """`done` without blocking the event loop; shares directory fsyncs with concurrent commits."""
-        await asyncio.get_running_loop().run_in_executor(self._executor, self._unlink, entry_id)
+        await self.done_many_async([entry_id])
+
+    async def done_many_async(self, entry_ids: Sequence[str]) -> None:
+        """`done` for a batch: one hop to the I/O threads, one directory fsync shared with commits."""
+        if not entry_ids:
+            return
+        await asyncio.get_running_loop().run_in_executor(self._executor, self._unlink_all, entry_ids)
         if self.fsync:
             await self._sync_queue_dir()
+
+    def _unlink_all(self, entry_ids: Sequence[str]) -> None:
+        for entry_id in entry_ids:
+            self._unlink(entry_id)
 
     def _unlink(self, entry_id: str) -> None:
         self._recycle(self._path_of(entry_id))
