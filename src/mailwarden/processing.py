@@ -650,25 +650,24 @@ class Processor:
                 first_in_batch[o.dedupe_key] = o.records[0][0].id
 
     async def _write(self, batch: list[Outcome]) -> None:
-        await asyncio.to_thread(self._prepare, batch)
-        blobs = [blob for o in batch for blob in o.blobs]
-        jobs = [job for o in batch for job in o.jobs]
-        records = [item for o in batch for item in o.records]
+        jobs: list[DeliveryJob] = []
 
-        def durable() -> None:
-            for key, data in blobs:
-                self.rt.blobs.put(key, data)
+        def durable() -> None:  # one hop to a thread for the whole batch
+            self._prepare(batch)
+            for o in batch:
+                for key, data in o.blobs:
+                    self.rt.blobs.put(key, data)
+            jobs.extend(job for o in batch for job in o.jobs)
             if self.agent is not None:
                 for job in jobs:
                     self.agent.queue.enqueue(job)
-            self.rt.history.record_many(records)
-            self.quarantine.record(entries)
+            self.rt.history.record_many([item for o in batch for item in o.records])
+            self.quarantine.record([e for o in batch for e in o.quarantine])
+            for o in batch:  # after the batch's own records: a copy may merge into one of them
+                if o.merge_into is not None:
+                    self._merge(o)
 
-        entries = [e for o in batch for e in o.quarantine]
         await asyncio.to_thread(durable)
-        for outcome in batch:
-            if outcome.merge_into is not None:
-                await self._merge(outcome)
         if self.agent is not None and jobs:
             self.agent.notify()
         for outcome in batch:
@@ -680,11 +679,10 @@ class Processor:
         await self.spool.done_many_async([o.entry.id for o in batch])
         self.processed += len(batch)
 
-    async def _merge(self, outcome: Outcome) -> None:
+    def _merge(self, outcome: Outcome) -> None:
         target = outcome.merge_into
         assert target is not None
-
-        def merge() -> None:
+        try:
             self.rt.history.add_recipients(
                 target,
                 outcome.merge_recipients,
@@ -692,9 +690,6 @@ class Processor:
                     EventType.JOURNAL_UNWRAP, f"another journal copy merged: {added} new recipients"
                 ),
             )
-
-        try:
-            await asyncio.to_thread(merge)
         except NotFoundError:
             log.warning("journal_merge_target_missing", target=target, spool_id=outcome.entry.id)
 
