@@ -609,7 +609,9 @@ def run_case(case: Case, args: argparse.Namespace, run_no: int) -> dict[str, flo
                 if any(word in line for word in ("error", "failed", "Traceback", "journal_merge"))
             ]
             if code != 0 or problems:
-                print(f"  server exit code {code}; log lines: {problems[:5]}", file=sys.stderr)
+                kept = Path(args.workdir or tempfile.gettempdir()) / f"journal-bench-{run_no}-problems.log"
+                kept.write_text(server.log())
+                print(f"  server exit code {code}; log lines: {problems[:3]}; whole log: {kept}", file=sys.stderr)
             if args.keep:
                 kept = Path(args.workdir or tempfile.gettempdir()) / f"journal-bench-{run_no}.log"
                 kept.write_text(server.log())

@@ -67,6 +67,8 @@ from mailwarden.store import EventRecord, EventType, MessageRecord, RecipientRec
 log = structlog.get_logger(__name__)
 
 JOURNAL_PARSE_ERROR = "JOURNAL_PARSE_ERROR"
+RETRY_ATTEMPTS = 3  # a spool entry whose processing failed is tried again this often
+RETRY_DELAY_SECONDS = 5.0  # times the attempt number
 _DELIVERY_EVENTS = {
     DeliveryEventType.DELIVER: (EventType.DELIVER, RecipientStatus.DELIVERED),
     DeliveryEventType.DEFER: (EventType.DEFER, RecipientStatus.DEFERRED),
@@ -130,6 +132,7 @@ class Processor:
         self._tasks: list[asyncio.Task[None]] = []
         self._early_events: dict[str, list[tuple[EventRecord, str | None, RecipientStatus | None]]] = {}
         self.processed = 0
+        self._attempts: dict[str, int] = {}  # spool id → failed attempts, while a retry is pending
         self.signer = DkimSigner.from_config(rt.config.dkim)
         self.quarantine = Quarantine(rt.db, rt.blobs, rt.history)
 
@@ -175,10 +178,26 @@ class Processor:
                 outcome = await self._scan(entry)
             except Exception:  # a bug here must not lose the message: it stays in the spool
                 log.exception("processing_failed", spool_id=entry.id)
+                self._retry_later(entry)
             else:
                 await self._outcomes.put(outcome)
             finally:
                 self._entries.task_done()
+
+    def _retry_later(self, entry: SpoolEntry) -> None:
+        """A failed entry stays in the spool and is handed out again after a pause (a locked database,
+        a scanning process that died); after RETRY_ATTEMPTS it waits for the next start instead."""
+        if self.spool is None:
+            return
+        attempt = self._attempts.get(entry.id, 0) + 1
+        if attempt > RETRY_ATTEMPTS:
+            self._attempts.pop(entry.id, None)
+            log.error("processing_given_up", spool_id=entry.id, attempts=RETRY_ATTEMPTS, kept="in the spool")
+            return
+        self._attempts[entry.id] = attempt
+        delay = RETRY_DELAY_SECONDS * attempt
+        log.warning("processing_retry_scheduled", spool_id=entry.id, attempt=attempt, in_seconds=delay)
+        asyncio.get_running_loop().call_later(delay, self.spool.hand_again, entry)
 
     async def _scan(self, entry: SpoolEntry) -> Outcome:
         """Process one entry in this process (`processing.scan_processes` = 0)."""
@@ -199,25 +218,34 @@ class Processor:
                 for entry, result in zip(batch, results, strict=True):
                     if isinstance(result, str):  # a bug here must not lose the message: it stays in the spool
                         log.error("processing_failed", spool_id=entry.id, error=result)
+                        self._retry_later(entry)
                         continue
                     result.entry = entry
                     await self._outcomes.put(result)
             except Exception:
                 log.exception("processing_failed", spool_ids=[e.id for e in batch])
+                for entry in batch:
+                    self._retry_later(entry)
             finally:
                 for _ in batch:
                     self._entries.task_done()
 
-    async def _scan_batch(self, batch: list[SpoolEntry]) -> list[Outcome | str]:
+    async def _scan_batch(self, batch: list[SpoolEntry], *, retry: bool = True) -> list[Outcome | str]:
         loop = asyncio.get_running_loop()
         assert self._pool is not None
         try:
             return await loop.run_in_executor(self._pool, _process_batch_in_worker, batch)
         except BrokenProcessPool:
-            # a scanning process died (killed, out of memory): start a new pool and try once more
+            # a scanning process died (killed, out of memory, a crash in a library): start a new pool and
+            # try each entry alone, so that a message that kills its process holds up no other one
             log.error("scan_process_died", spool_ids=[e.id for e in batch])
             self._restart_pool()
-            return await loop.run_in_executor(self._pool, _process_batch_in_worker, batch)
+            if not retry:
+                return ["the scanning process died twice on this message; it stays in the spool"]
+            results: list[Outcome | str] = []
+            for entry in batch:
+                results += await self._scan_batch([entry], retry=False)
+            return results
 
     def _start_pool(self) -> None:
         context = multiprocessing.get_context("forkserver")
@@ -609,10 +637,11 @@ class Processor:
             try:
                 await self._write(batch)
             except Exception:
-                # nothing is lost: entries stay in the spool and are processed again after a restart
+                # nothing is lost: entries stay in the spool and are processed again
                 log.exception("history_write_failed", batch=len(batch))
                 for outcome in batch:
                     self._release(outcome, None)
+                    self._retry_later(outcome.entry)
             finally:
                 for _ in batch:
                     self._outcomes.task_done()
@@ -677,6 +706,8 @@ class Processor:
                 await self._flush_early_events(record.id)
         assert self.spool is not None
         await self.spool.done_many_async([o.entry.id for o in batch])
+        for o in batch:
+            self._attempts.pop(o.entry.id, None)
         self.processed += len(batch)
 
     def _merge(self, outcome: Outcome) -> None:

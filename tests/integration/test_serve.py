@@ -119,6 +119,34 @@ def test_exchange_journal_report_is_recorded_once_with_its_whole_envelope(mw: Ma
         assert merged == "another journal copy merged: 0 new recipients"
 
 
+def _processes() -> dict[int, tuple[int, int]]:
+    """pid → (parent pid, niceness) of every process."""
+    out = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            out[int(entry.name)] = (int(fields[1]), int(fields[16]))
+    return out
+
+
+def test_scanning_processes_yield_the_cpu_to_the_listeners(mw: Mailwarden) -> None:
+    journal_setup(mw)
+    send(mw.listeners["journal"], "partner@example.org", [mw.journal_address], simple("priority check"))
+    eventually(lambda: mw.messages(subject="priority check"))  # scanned: a scanning process runs
+    assert mw.process is not None
+    server = mw.process.pid
+    table = _processes()
+    helpers = {pid for pid, (parent, _) in table.items() if parent == server}  # the forkserver
+    scanners = {pid: nice for pid, (parent, nice) in table.items() if parent in helpers}
+    assert scanners, table
+    # processing.scan_nice = 10 (the default) below the server, which keeps its own priority
+    assert set(scanners.values()) == {min(table[server][1] + 10, 19)}
+    assert all(table[pid][1] == table[server][1] for pid in helpers)
+
+
 def test_a_broken_journal_report_is_recorded_and_kept(mw: Mailwarden) -> None:
     journal_setup(mw)
     broken = (

@@ -307,6 +307,12 @@ class Spool:
             self._wake = None
             self._ready.clear()
 
+    def hand_again(self, entry: SpoolEntry) -> None:
+        """Hand an entry out once more (its processing failed); call on the consumer's loop."""
+        if entry.id in self._pending:
+            self._handed.discard(entry.id)
+            self._enqueue(entry.id, entry)
+
     def _announce(self, entry_id: str, entry: SpoolEntry | None = None) -> None:
         loop = self._consumer_loop
         if loop is None or loop.is_closed():

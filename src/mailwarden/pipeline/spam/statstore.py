@@ -14,7 +14,10 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, Protocol
 
 from sqlalchemy import BigInteger, Column, Integer, MetaData, String, Table
+from sqlalchemy import inspect as sa_inspect
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.schema import CreateTable
 
 from mailwarden.store.db import Database
 
@@ -76,7 +79,7 @@ class SqlTokenStore:
 
     def __init__(self, db: Database) -> None:
         self.db = db
-        token_metadata.create_all(db.engine, checkfirst=True)
+        _create_table(db)
 
     def totals(self) -> tuple[int, int]:
         return self.counts([TOTALS_KEY]).get(TOTALS_KEY, (0, 0))
@@ -156,6 +159,18 @@ class SqlTokenStore:
             return
         for start in range(0, len(rows), 5000):
             connection.execute(stmt, rows[start : start + 5000])
+
+
+def _create_table(db: Database) -> None:
+    """CREATE TABLE IF NOT EXISTS, safe when several processes start on a new database at once: the
+    scanning processes build their stages together, and a check-then-create would let the slower one
+    fail on a table the other has just made (on PostgreSQL even IF NOT EXISTS can race that way)."""
+    try:
+        with db.engine.begin() as connection:
+            connection.execute(CreateTable(token_stats, if_not_exists=True))
+    except DBAPIError:
+        if not sa_inspect(db.engine).has_table(token_stats.name):
+            raise
 
 
 class RedisTokenStore:

@@ -158,3 +158,37 @@ def test_cached_store_never_grows_past_its_limit() -> None:
     for start in range(0, 1000, 50):
         cached.read([f"t{i}" for i in range(start, start + 50)])
         assert len(cached._counts) <= 150
+
+
+def _open_together(db: Database, count: int) -> list[BaseException]:
+    """`count` threads open a SqlTokenStore on `db` at the same instant; what they raised."""
+    import threading
+
+    start = threading.Barrier(count)
+    errors: list[BaseException] = []
+
+    def open_store() -> None:
+        start.wait()
+        try:
+            SqlTokenStore(db)
+        except BaseException as exc:  # collected for the assertion
+            errors.append(exc)
+
+    threads = [threading.Thread(target=open_store) for _ in range(count)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return errors
+
+
+def test_processes_starting_together_on_a_new_database_all_get_the_store(tmp_path: Path) -> None:
+    # the scanning processes build their stages at the same moment on a fresh database: none may fail
+    # on the table another one has just created
+    for attempt in range(5):
+        db = Database(f"sqlite:///{tmp_path / f'new-{attempt}.db'}")
+        try:
+            assert _open_together(db, 8) == []
+            assert SqlTokenStore(db).totals() == (0, 0)
+        finally:
+            db.close()
