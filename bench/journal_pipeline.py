@@ -31,7 +31,8 @@ cache), then `--messages` are measured. Per case:
   the backlog when the last 250 arrived;
 * server CPU ms/msg: utime + stime of the server process (all threads, /proc/<pid>/stat) from before
   the first message to history complete, divided by messages — accept and processing together;
-  client CPU ms/msg the same for this process (load generator and sampler);
+  client CPU ms/msg the same for this process (load generator and sampler); scan CPU ms/msg the same
+  for every process below the server (the scanning processes), which the server's own figure leaves out;
 * drain CPU ms/msg: server CPU after the last 250 divided by the messages recorded after it, i.e. the
   processing side alone (shown when at least 100 messages were still to process; nan otherwise).
 
