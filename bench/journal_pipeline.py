@@ -67,6 +67,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import yaml
 
@@ -420,6 +421,15 @@ class LoadResult:
     refused: list[str] = field(default_factory=list)
     began: float = 0.0
 
+    def answered(self, code: int, text: str, written: float) -> None:
+        """The reply to the end of DATA, written at perf_counter `written`."""
+        now = time.perf_counter()
+        if code == 250:
+            self.latencies.append(now - written)
+            self.acked.append(now)
+        else:
+            self.refused.append(f"{code} {text}")
+
 
 class PipeliningClient:
     """An SMTP client that sends as Postfix's does when the server offers PIPELINING (RFC 2920): MAIL,
@@ -469,18 +479,46 @@ class PipeliningClient:
         self.writer.write(mail.data)
         written = time.perf_counter()
         code, text = await self.reply()
-        now = time.perf_counter()
-        if code == 250:
-            result.latencies.append(now - written)
-            result.acked.append(now)
-        else:
-            result.refused.append(text.decode(errors="replace").strip())
+        result.answered(code, text[4:].decode(errors="replace").strip(), written)
 
     async def quit(self) -> None:
         self.writer.write(b"QUIT\r\n")
         with contextlib.suppress(Exception):
             await self.reply()
         self.writer.close()
+
+
+class AiosmtplibClient:
+    """The same three calls over aiosmtplib, which waits for every reply (no pipelining)."""
+
+    def __init__(self, client: Any) -> None:
+        self.client = client
+
+    @classmethod
+    async def open(cls, port: int) -> AiosmtplibClient:
+        import aiosmtplib
+
+        client = aiosmtplib.SMTP(
+            hostname="127.0.0.1", port=port, start_tls=False, timeout=60, local_hostname="bench.example.org"
+        )
+        await client.connect()
+        await client.ehlo()
+        return cls(client)
+
+    async def send(self, mail: Mail, result: LoadResult) -> None:
+        client = self.client
+        await client.mail(mail.mail_from)
+        await client.rcpt(mail.rcpt_to)
+        start = await client.execute_command(b"DATA")
+        if start.code != 354:
+            raise RuntimeError(f"DATA refused: {start}")
+        client.protocol.write(mail.data)
+        written = time.perf_counter()
+        reply = await client.protocol.read_response(timeout=60)
+        result.answered(reply.code, reply.message, written)
+
+    async def quit(self) -> None:
+        await self.client.quit()
 
 
 async def send_all(
@@ -491,69 +529,21 @@ async def send_all(
     rate: float | None = None,
     client_kind: str = "pipelining",
 ) -> LoadResult:
-    import aiosmtplib
-
     result = LoadResult()
     counter = iter(range(len(mails)))
-
-    if client_kind == "pipelining":
-
-        async def pipelining_worker() -> None:
-            client = None if new_connection else await PipeliningClient.open(port)
-            for index in counter:
-                if rate:  # offered load: message i is due i/rate seconds after the start
-                    delay = result.began + index / rate - time.perf_counter()
-                    if delay > 0:
-                        await asyncio.sleep(delay)
-                if new_connection:
-                    client = await PipeliningClient.open(port)
-                assert client is not None
-                await client.send(mails[index], result)
-                if new_connection:
-                    await client.quit()
-            if client is not None and not new_connection:
-                await client.quit()
-
-        result.began = time.perf_counter()
-        await asyncio.gather(*(pipelining_worker() for _ in range(concurrency)))
-        return result
-
-    async def open_client() -> aiosmtplib.SMTP:
-        client = aiosmtplib.SMTP(
-            hostname="127.0.0.1", port=port, start_tls=False, timeout=60, local_hostname="bench.example.org"
-        )
-        await client.connect()
-        await client.ehlo()
-        return client
-
-    async def send_one(client: aiosmtplib.SMTP, mail: Mail) -> None:
-        await client.mail(mail.mail_from)
-        await client.rcpt(mail.rcpt_to)
-        start = await client.execute_command(b"DATA")
-        if start.code != 354:
-            raise RuntimeError(f"DATA refused: {start}")
-        assert client.protocol is not None
-        client.protocol.write(mail.data)
-        written = time.perf_counter()
-        reply = await client.protocol.read_response(timeout=60)
-        now = time.perf_counter()
-        if reply.code == 250:
-            result.latencies.append(now - written)
-            result.acked.append(now)
-        else:
-            result.refused.append(f"{reply.code} {reply.message}")
+    opener = PipeliningClient.open if client_kind == "pipelining" else AiosmtplibClient.open
 
     async def worker() -> None:
-        client = None if new_connection else await open_client()
+        client = None if new_connection else await opener(port)
         for index in counter:
             if rate:  # offered load: message i is due i/rate seconds after the start
                 delay = result.began + index / rate - time.perf_counter()
                 if delay > 0:
                     await asyncio.sleep(delay)
             if new_connection:
-                client = await open_client()
+                client = await opener(port)
             assert client is not None
-            await send_one(client, mails[index])
+            await client.send(mails[index], result)
             if new_connection:
                 await client.quit()
         if client is not None and not new_connection:

@@ -26,7 +26,7 @@ from mailwarden.api import command as accounts_command
 from mailwarden.config import DEFAULT_CONFIG_PATH, Config, load_config
 from mailwarden.enforce.record import monitor_record
 from mailwarden.errors import MailwardenError, PolicyError
-from mailwarden.ingest.files import expand_paths, read_items
+from mailwarden.ingest.files import InputItem, expand_paths, read_items
 from mailwarden.ingest.tls import write_self_signed
 from mailwarden.logs import configure as configure_logging
 from mailwarden.model import Action, Category, Direction, Envelope, Message, Verdict
@@ -260,14 +260,9 @@ def scan(
                         if last_file is not None:
                             progress.advance(task)
                         last_file = current_file
-                    if item.raw is None:
+                    message = _as_mail(item)
+                    if message is None:
                         failures += 1
-                        err.print(f"[red]error:[/red] {item.source}: {item.error}")
-                        continue
-                    message = Message(item.raw)
-                    if not message.looks_like_mail():
-                        failures += 1
-                        err.print(f"[red]error:[/red] {item.source}: not an email message (no mail header block)")
                         continue
                     envelope = offline_envelope(message)
                     try:
@@ -624,14 +619,9 @@ def learn(
         counts: dict[str, int] = {}
         failures = 0
         for item in read_items(expand_paths(paths)):
-            if item.raw is None:
+            message = _as_mail(item)
+            if message is None:
                 failures += 1
-                err.print(f"[red]error:[/red] {item.source}: {item.error}")
-                continue
-            message = Message(item.raw)
-            if not message.looks_like_mail():
-                failures += 1
-                err.print(f"[red]error:[/red] {item.source}: not an email message (no mail header block)")
                 continue
             if forget:
                 outcome = "forgotten" if forget_message(classifier, message) else "never learnt"
@@ -662,3 +652,15 @@ def version() -> None:
 
 
 __all__ = ["Config", "app", "main"]
+
+
+def _as_mail(item: InputItem) -> Message | None:
+    """The input as a message, or None after saying on stderr why it is not one."""
+    if item.raw is None:
+        err.print(f"[red]error:[/red] {item.source}: {item.error}")
+        return None
+    message = Message(item.raw)
+    if not message.looks_like_mail():
+        err.print(f"[red]error:[/red] {item.source}: not an email message (no mail header block)")
+        return None
+    return message

@@ -175,7 +175,7 @@ class Processor:
         while True:
             entry = await self._entries.get()
             try:
-                outcome = await self._scan(entry)
+                outcome = await self.process(entry)
             except Exception:  # a bug here must not lose the message: it stays in the spool
                 log.exception("processing_failed", spool_id=entry.id)
                 self._retry_later(entry)
@@ -198,10 +198,6 @@ class Processor:
         delay = RETRY_DELAY_SECONDS * attempt
         log.warning("processing_retry_scheduled", spool_id=entry.id, attempt=attempt, in_seconds=delay)
         asyncio.get_running_loop().call_later(delay, self.spool.hand_again, entry)
-
-    async def _scan(self, entry: SpoolEntry) -> Outcome:
-        """Process one entry in this process (`processing.scan_processes` = 0)."""
-        return await self.process(entry)
 
     async def _dispatcher(self) -> None:
         """Hand the scanning processes what the spool has, up to `workers` entries per batch.

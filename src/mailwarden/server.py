@@ -97,7 +97,7 @@ class Server:
         if config.api.enabled:
             self.api = ApiListener(self.rt)
             await self.api.start()
-        log.info("mailwarden_ready", listeners=self.smtp.bound_ports(), backlog=self.spool.pending_count())
+        log.info("mailwarden_ready", listeners=self.smtp.bound_ports(), backlog=self.spool.backlog)
 
     async def stop(self) -> None:
         log.info("mailwarden_stopping")

@@ -260,9 +260,6 @@ class Spool:
             except CorruptSpoolFile:
                 continue
 
-    def pending_count(self) -> int:
-        return len(self._committed_ids())
-
     @property
     def backlog(self) -> int:
         """Committed entries not finished yet, without listing the directory."""
