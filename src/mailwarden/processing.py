@@ -36,7 +36,7 @@ from mailwarden.enforce.dkim_sign import DkimSigner
 from mailwarden.enforce.notify import incident_report, malware_notification
 from mailwarden.enforce.record import message_record, monitor_record, scan_summary, would_have
 from mailwarden.errors import NotFoundError
-from mailwarden.ids import ALPHABET
+from mailwarden.ids import derive_id
 from mailwarden.ingest.journal import JournalEnvelope, JournalParseError, unwrap
 from mailwarden.ingest.replies import QUEUED
 from mailwarden.ingest.spool import Spool, SpoolEntry
@@ -77,11 +77,10 @@ _DELIVERY_EVENTS = {
 }
 
 
-def derived_id(base: str, index: int) -> str:
-    """The index-th id derived from a spool id: stable across a replay, distinct per index."""
-    if index == 0:
-        return base
-    return base[:-1] + ALPHABET[(ALPHABET.index(base[-1]) + index) % 32]
+def record_id(spool_id: str, index: int) -> str:
+    """The history id of the index-th organisation's record of a spool entry: the first keeps the
+    spool id (the id the client was told in the 250 reply), the others are derived from it."""
+    return spool_id if index == 0 else derive_id(spool_id, f"record/{index}")
 
 
 @dataclass
@@ -376,7 +375,7 @@ class Processor:
         groups = self._groups(env, role)
         outcome = Outcome(entry)
         for index, (tenant, rcpts) in enumerate(groups):
-            message_id = derived_id(entry.id, index)
+            message_id = record_id(entry.id, index)
             domains = tenant.organisation.domain_names if tenant else frozenset()
             sub_env = replace(env, rcpt_to=tuple(rcpts))
             if role == "outbound":
@@ -394,7 +393,7 @@ class Processor:
             if applied and plan.raw is not None and verdict.direction is Direction.OUTBOUND and message.from_address:
                 # the signature covers the message as it leaves: after every header and subject change
                 plan = replace(plan, raw=self.signer.sign(plan.raw, domain_of(message.from_address) or ""))
-            self._apply(outcome, message_id, message, sub_env, verdict, tenant, mode, plan, index)
+            self._apply(outcome, message_id, message, sub_env, verdict, tenant, mode, plan)
         return outcome
 
     def _groups(self, env: Envelope, role: str) -> list[tuple[Tenant | None, list[str]]]:
@@ -425,7 +424,6 @@ class Processor:
         tenant: Tenant | None,
         mode: Mode,
         plan: Plan,
-        index: int,
     ) -> None:
         now = datetime.now(UTC)
         applied = mode is Mode.ENFORCE and verdict.category is not Category.INTERNAL
@@ -470,9 +468,9 @@ class Processor:
                     message=plan.raw,
                     lifetime=lifetime,
                 )
-                outcome.jobs.append(replace(job, id=derived_id(message_id, 1 + index * 8 + route_index)))
+                outcome.jobs.append(replace(job, id=derive_id(message_id, f"deliver/{route_index}")))
         if applied and verdict.category is Category.MALWARE:
-            notified = self._notify_malware(outcome, message_id, message, env, verdict, tenant, index)
+            notified = self._notify_malware(outcome, message_id, message, env, verdict, tenant)
             if notified:
                 events.append(EventRecord(EventType.NOTIFY, "malware notification to " + ", ".join(notified), at=now))
         reported = self._incident_reports(outcome, message_id, message, env, verdict, tenant) if applied else []
@@ -505,7 +503,6 @@ class Processor:
         env: Envelope,
         verdict: Verdict,
         tenant: Tenant | None,
-        index: int,
     ) -> list[str]:
         """Notification jobs (null sender, no bounce loops) to the policy's admins and internal sender."""
         policy = tenant.policy if tenant else Policy()
@@ -514,7 +511,7 @@ class Processor:
         if policy.malware.notify_internal_sender and env.mail_from and is_org_address(env.mail_from, domains):
             targets.append(env.mail_from)
         hostname = self.rt.config.delivery.ehlo_hostname()
-        for n, target in enumerate(dict.fromkeys(targets)):
+        for target in dict.fromkeys(targets):
             note = malware_notification(
                 to=target,
                 hostname=hostname,
@@ -525,7 +522,7 @@ class Processor:
                 received=env.received_at,
                 policy=policy,
             )
-            outcome.jobs.append(self._notice(message_id, target, tenant, note, 16 + index * 4 + n % 4))
+            outcome.jobs.append(self._notice(message_id, target, tenant, note, "notify"))
         return list(dict.fromkeys(targets))
 
     def _routes(
@@ -558,7 +555,7 @@ class Processor:
         for mod in verdict.disposition.modifications:
             if mod.kind is ModificationKind.INCIDENT_REPORT:
                 targets.setdefault(mod.value, []).append(mod.rule)
-        for n, (target, rules) in enumerate(targets.items()):
+        for target, rules in targets.items():
             report = incident_report(
                 to=target,
                 hostname=self.rt.config.delivery.ehlo_hostname(),
@@ -570,12 +567,13 @@ class Processor:
                 message_id=message_id,
                 received=env.received_at,
             )
-            outcome.jobs.append(self._notice(message_id, target, tenant, report, 28 + n % 3))
+            outcome.jobs.append(self._notice(message_id, target, tenant, report, "incident-report"))
         return list(targets)
 
-    def _notice(self, message_id: str, target: str, tenant: Tenant | None, raw: bytes, slot: int) -> DeliveryJob:
+    def _notice(self, message_id: str, target: str, tenant: Tenant | None, raw: bytes, kind: str) -> DeliveryJob:
         """A notification (malware alert, incident report) from the null sender, routed like mail to
-        `target`; its job id is derived from the message's and `slot`, so a replay queues it once."""
+        `target`; its job id is derived from the message's, the kind and the target, so a replay
+        queues it once and no two notices share one."""
         ((route, _),) = self._routes([target], tenant)
         job = DeliveryJob.create(
             message_id=message_id,
@@ -585,7 +583,7 @@ class Processor:
             message=raw,
             lifetime=self.rt.config.delivery.max_queue_lifetime,
         )
-        return replace(job, id=derived_id(message_id, slot))
+        return replace(job, id=derive_id(message_id, f"{kind}/{target}"))
 
     def _bounce(self, message_id: str, raw: bytes, env: Envelope, plan: Plan) -> DeliveryJob:
         reply = plan.smtp_reply or "550 5.7.1 Message rejected by policy"
@@ -608,7 +606,7 @@ class Processor:
             lifetime=self.rt.config.delivery.max_queue_lifetime,
             kind=JobKind.DSN,
         )
-        return replace(job, id=derived_id(message_id, 31))
+        return replace(job, id=derive_id(message_id, "ndr"))
 
     def dsn_route(self, sender: str) -> Route:
         """Bounces to the organisation's own senders go to its mail server; others to the internet."""

@@ -378,3 +378,18 @@ def test_monitor_mode_journal_copy_records_would_have_only(site: Site) -> None:
     assert events(detail, EventType.RULE) == [] and events(detail, EventType.NOTIFY) == []
     assert not list((site.mw.root / "var" / "blobs").rglob(f"quarantine-{detail.summary.id}*"))
     assert got(site.org, "password reset") == []
+
+
+def test_every_incident_report_target_gets_its_own_report(site: Site) -> None:
+    targets = [f"secops{n}@example.com" for n in range(1, 5)]
+    site.use(rule("Report zips", {"attachment_extension": ["zip"]}, {"incident_report_to": targets}))
+    site.inbound(message("Zip for four", attachments=[("a.zip", "application/zip", b"PK\x05\x06" + b"\0" * 18)]))
+    detail = site.recorded("Zip for four")
+    assert events(detail, EventType.NOTIFY) == ["incident report to " + ", ".join(targets)]
+
+    def reports() -> list[str]:
+        found = sorted(r for _, rcpts, _ in got(site.org, "Incident report: Report zips: Zip for four") for r in rcpts)
+        assert found == targets
+        return found
+
+    eventually(reports, timeout=30)
