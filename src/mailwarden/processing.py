@@ -1,15 +1,11 @@
 """Behind the spool: every committed message is unwrapped, scanned, recorded and (in enforce mode)
 delivered, quarantined, bounced or dropped.
 
-Order of durable steps for one spool entry, so that a crash anywhere loses nothing:
-
-1. scan (no side effects);
-2. what must exist before history says so: quarantine blob, kept journal report, delivery jobs
-   (jobs have ids derived from the spool id, so a replay rewrites the same job files);
-3. history (a batch of messages in one transaction; recording an id twice is a no-op);
-4. the delivery agent is woken, then the spool entry is removed.
-
-A replayed entry whose id is already in history only finishes step 4.
+Scanning runs in separate processes (or in this one); the history writer (`service/writer.py`) makes
+each outcome durable in an order a crash cannot break. A message whose processing fails is tried
+again after a pause; after RETRY_ATTEMPTS failures it is given up on, never silently: it is recorded
+with the error and held in quarantine (the raw message kept), so an administrator sees it in the trace
+and can release it.
 """
 
 from __future__ import annotations
@@ -18,24 +14,24 @@ import asyncio
 import contextlib
 import multiprocessing
 import os
-from collections import OrderedDict
 from collections.abc import Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
-from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime, timedelta
+from dataclasses import replace
+from datetime import UTC, datetime
+from hashlib import sha256
 
 import structlog
 
+from mailwarden import metrics
 from mailwarden.config import Config
-from mailwarden.deliver import DeliveryAgent, DeliveryEventType, DeliveryJob, JobKind, Route, parse_next_hop
+from mailwarden.deliver import DeliveryAgent, DeliveryJob, JobKind, Route, parse_next_hop
 from mailwarden.deliver.dsn import RecipientFailure, build_dsn
 from mailwarden.directory import OrgDirectory, Tenant
 from mailwarden.enforce.apply import Plan, plan_delivery
 from mailwarden.enforce.dkim_sign import DkimSigner
 from mailwarden.enforce.notify import incident_report, malware_notification
 from mailwarden.enforce.record import message_record, monitor_record, scan_summary, would_have
-from mailwarden.errors import NotFoundError
 from mailwarden.ids import derive_id
 from mailwarden.ingest.journal import JournalEnvelope, JournalParseError, unwrap
 from mailwarden.ingest.replies import QUEUED
@@ -60,8 +56,9 @@ from mailwarden.model.direction import is_org_address
 from mailwarden.model.envelope import domain_of
 from mailwarden.model.verdict import ModificationKind
 from mailwarden.pipeline.cpu import run_inline
-from mailwarden.quarantine import NewEntry, Quarantine, new_entries, reason_for
+from mailwarden.quarantine import NewEntry, new_entries, reason_for
 from mailwarden.runtime import Runtime
+from mailwarden.service.writer import HistoryWriter, Outcome
 from mailwarden.store import EventRecord, EventType, MessageRecord, RecipientRecord, RecipientStatus
 
 log = structlog.get_logger(__name__)
@@ -69,12 +66,6 @@ log = structlog.get_logger(__name__)
 JOURNAL_PARSE_ERROR = "JOURNAL_PARSE_ERROR"
 RETRY_ATTEMPTS = 3  # a spool entry whose processing failed is tried again this often
 RETRY_DELAY_SECONDS = 5.0  # times the attempt number
-_DELIVERY_EVENTS = {
-    DeliveryEventType.DELIVER: (EventType.DELIVER, RecipientStatus.DELIVERED),
-    DeliveryEventType.DEFER: (EventType.DEFER, RecipientStatus.DEFERRED),
-    DeliveryEventType.FAIL: (EventType.FAIL, RecipientStatus.FAILED),
-    DeliveryEventType.DSN: (EventType.DSN, None),
-}
 
 
 def record_id(spool_id: str, index: int) -> str:
@@ -83,25 +74,8 @@ def record_id(spool_id: str, index: int) -> str:
     return spool_id if index == 0 else derive_id(spool_id, f"record/{index}")
 
 
-@dataclass
-class Outcome:
-    """What processing one spool entry produced, waiting to be written."""
-
-    entry: SpoolEntry
-    records: list[tuple[MessageRecord, list[EventRecord]]] = field(default_factory=list)
-    blobs: list[tuple[str, bytes]] = field(default_factory=list)
-    jobs: list[DeliveryJob] = field(default_factory=list)
-    dedupe_key: str | None = None
-    dedupe_lookup: tuple[str | None, str] | None = None  # (organisation, Message-ID) to look for in history
-    merge_into: str | None = None  # journal copy of a message already recorded: merge recipients
-    merge_recipients: list[RecipientRecord] = field(default_factory=list)
-    # quarantine entries (would-have ones in monitor mode); written after history, idempotently, so a
-    # replayed entry whose history is already there still gets them
-    quarantine: list[NewEntry] = field(default_factory=list)
-
-
 class Processor:
-    """Consumes the spool with a few workers and writes history in batches."""
+    """Consumes the spool with a few workers (or scanning processes) and hands outcomes to the writer."""
 
     def __init__(
         self,
@@ -116,27 +90,32 @@ class Processor:
         self.spool = spool
         self.directory = directory
         self.roles = roles
-        self.agent = agent
         cfg = rt.config.processing
         self.workers = cfg.workers
-        self.batch_size = cfg.batch_size
-        self.batch_delay = cfg.batch_delay_ms / 1000
-        self.dedupe_window = timedelta(hours=cfg.journal_dedupe_hours)
-        self._outcomes: asyncio.Queue[Outcome] = asyncio.Queue(maxsize=cfg.batch_size * 4)
         self._entries: asyncio.Queue[SpoolEntry] = asyncio.Queue(maxsize=cfg.workers * 4)
-        # journal de-duplication: key → history id of the first copy written by this process (bounded)
-        self._recent: OrderedDict[str, str] = OrderedDict()
         self.scan_processes = cfg.scan_processes
         self._pool: ProcessPoolExecutor | None = None
         self._tasks: list[asyncio.Task[None]] = []
-        self._early_events: dict[str, list[tuple[EventRecord, str | None, RecipientStatus | None]]] = {}
-        self.processed = 0
         self._attempts: dict[str, int] = {}  # spool id → failed attempts, while a retry is pending
         self.signer = DkimSigner.from_config(rt.config.dkim)
-        self.quarantine = Quarantine(rt.db, rt.blobs, rt.history)
+        self.writer = HistoryWriter(rt, spool, on_failure=self._write_failed, on_written=self._written)
+        self.writer.agent = agent
+
+    @property
+    def agent(self) -> DeliveryAgent | None:
+        return self.writer.agent
+
+    @agent.setter
+    def agent(self, agent: DeliveryAgent | None) -> None:
+        self.writer.agent = agent
+
+    @property
+    def processed(self) -> int:
+        return self.writer.processed
 
     # ---- lifecycle ---------------------------------------------------------------------------
     async def start(self) -> None:
+        await asyncio.to_thread(self.writer.settle_held_jobs)
         self._tasks = [asyncio.create_task(self._feed(), name="spool-feed")]
         if self.scan_processes:
             self._start_pool()
@@ -145,7 +124,7 @@ class Processor:
             self._tasks += [asyncio.create_task(self._dispatcher(), name=f"scan-{i}") for i in range(dispatchers)]
         else:
             self._tasks += [asyncio.create_task(self._worker(), name=f"scan-{i}") for i in range(self.workers)]
-        self._tasks.append(asyncio.create_task(self._writer(), name="history-writer"))
+        self._tasks.append(asyncio.create_task(self.writer.run(), name="history-writer"))
 
     async def stop(self, drain_timeout: float = 30.0) -> None:
         """Finish what is in hand (scanned messages get written), leave the rest in the spool."""
@@ -156,7 +135,7 @@ class Processor:
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(drain_timeout):
                 await self._entries.join()
-                await self._outcomes.join()
+                await self.writer.outcomes.join()
         for task in rest:
             task.cancel()
         await asyncio.gather(*rest, return_exceptions=True)
@@ -175,28 +154,56 @@ class Processor:
             entry = await self._entries.get()
             try:
                 outcome = await self.process(entry)
-            except Exception:  # a bug here must not lose the message: it stays in the spool
-                log.exception("processing_failed", spool_id=entry.id)
-                self._retry_later(entry)
+            except Exception as exc:  # a bug here must not lose the message: it stays in the spool
+                log.error("processing_failed", spool_id=entry.id, error=_error_text(exc), exc_info=exc)
+                await self._retry_later(entry, _error_text(exc))
             else:
-                await self._outcomes.put(outcome)
+                await self.writer.outcomes.put(outcome)
             finally:
                 self._entries.task_done()
 
-    def _retry_later(self, entry: SpoolEntry) -> None:
-        """A failed entry stays in the spool and is handed out again after a pause (a locked database,
-        a scanning process that died); after RETRY_ATTEMPTS it waits for the next start instead."""
+    # ---- failures ----------------------------------------------------------------------------
+    async def _retry_later(self, entry: SpoolEntry, error: str) -> None:
+        """A failed entry stays in the spool and is handed out again after a pause (a scanning process
+        that died, a bug met by one message); after RETRY_ATTEMPTS failures it is given up on."""
         if self.spool is None:
             return
+        metrics.PROCESSING_FAILURES.inc()
         attempt = self._attempts.get(entry.id, 0) + 1
         if attempt > RETRY_ATTEMPTS:
             self._attempts.pop(entry.id, None)
-            log.error("processing_given_up", spool_id=entry.id, attempts=RETRY_ATTEMPTS, kept="in the spool")
+            await self._give_up(entry, error)
             return
         self._attempts[entry.id] = attempt
         delay = RETRY_DELAY_SECONDS * attempt
-        log.warning("processing_retry_scheduled", spool_id=entry.id, attempt=attempt, in_seconds=delay)
+        log.warning("processing_retry_scheduled", spool_id=entry.id, attempt=attempt, in_seconds=delay, error=error)
         asyncio.get_running_loop().call_later(delay, self.spool.hand_again, entry)
+
+    async def _give_up(self, entry: SpoolEntry, error: str) -> None:
+        """Record the message with the error (see `given_up_outcome`). The
+        writer's queue is fed from a task: the writer itself may be the one giving up."""
+        metrics.GIVEN_UP.inc()
+        log.error("processing_given_up", spool_id=entry.id, attempts=RETRY_ATTEMPTS, error=error, kept="in quarantine")
+        try:
+            outcome = self.given_up_outcome(entry, error)
+        except Exception as exc:  # not even the header could be read: the entry stays for the next start
+            metrics.UNRECORDED.inc()
+            log.error("processing_given_up_unrecorded", spool_id=entry.id, error=_error_text(exc), kept="in the spool")
+            return
+        task = asyncio.create_task(self.writer.outcomes.put(outcome))
+        self._tasks.append(task)
+        task.add_done_callback(self._tasks.remove)
+
+    async def _write_failed(self, outcome: Outcome, error: str) -> None:
+        if outcome.given_up:  # its last chance: the entry waits in the spool for the next start
+            metrics.UNRECORDED.inc()
+            log.error("processing_given_up_unrecorded", spool_id=outcome.entry.id, error=error, kept="in the spool")
+            return
+        await self._retry_later(outcome.entry, error)
+
+    def _written(self, entries: list[SpoolEntry]) -> None:
+        for entry in entries:
+            self._attempts.pop(entry.id, None)
 
     async def _dispatcher(self) -> None:
         """Hand the scanning processes what the spool has, up to `workers` entries per batch.
@@ -213,14 +220,14 @@ class Processor:
                 for entry, result in zip(batch, results, strict=True):
                     if isinstance(result, str):  # a bug here must not lose the message: it stays in the spool
                         log.error("processing_failed", spool_id=entry.id, error=result)
-                        self._retry_later(entry)
+                        await self._retry_later(entry, result)
                         continue
                     result.entry = entry
-                    await self._outcomes.put(result)
-            except Exception:
-                log.exception("processing_failed", spool_ids=[e.id for e in batch])
+                    await self.writer.outcomes.put(result)
+            except Exception as exc:
+                log.error("processing_failed", spool_ids=[e.id for e in batch], error=_error_text(exc), exc_info=exc)
                 for entry in batch:
-                    self._retry_later(entry)
+                    await self._retry_later(entry, _error_text(exc))
             finally:
                 for _ in batch:
                     self._entries.task_done()
@@ -387,13 +394,53 @@ class Processor:
             verdict = await self.rt.pipeline.scan(
                 message, sub_env, policy, organisation=tenant.organisation if tenant else None, direction=direction
             )
-            mode = self._mode(tenant, rcpts if role == "inbound" else [env.mail_from])
+            mode = self._mode(tenant, role, env.mail_from, rcpts)
             applied = mode is Mode.ENFORCE and verdict.category is not Category.INTERNAL
             plan = plan_delivery(entry.raw, verdict, rcpts, applied=applied)
             if applied and plan.raw is not None and verdict.direction is Direction.OUTBOUND and message.from_address:
                 # the signature covers the message as it leaves: after every header and subject change
                 plan = replace(plan, raw=self.signer.sign(plan.raw, domain_of(message.from_address) or ""))
             self._apply(outcome, message_id, message, sub_env, verdict, tenant, mode, plan)
+        return outcome
+
+    def given_up_outcome(self, entry: SpoolEntry, error: str) -> Outcome:
+        """The outcome of a message processing gave up on, built from its envelope and header alone
+        (the body may be what failed). Enforce: held in quarantine whatever the policy's
+        scan_error_action says (that covers one filter failing while the others ran; here none could
+        finish). Monitor on the gateway: relayed unchanged, as monitor mode promises. Journal copy:
+        recorded. Every record carries the error in its Scan event."""
+        env = entry.envelope
+        role = self.roles.get(entry.listener, "journal")
+        headers = Message(_header_block(entry.raw))
+        verdict = Verdict(
+            direction=Direction.INBOUND if role != "outbound" else Direction.OUTBOUND,
+            category=Category.SCAN_ERROR,
+            disposition=Disposition(Action.QUARANTINE, reason="processing failed"),
+            scan_errors=(f"processing failed {RETRY_ATTEMPTS} times: {error}",),
+        )
+        outcome = Outcome(entry, given_up=True)
+        groups = [(None, list(env.rcpt_to))] if role == "journal" else self._groups(env, role)
+        for index, (tenant, rcpts) in enumerate(groups):
+            message_id = record_id(entry.id, index)
+            mode = self._mode(tenant, role, env.mail_from, rcpts)
+            if mode is Mode.ENFORCE:
+                plan = Plan(
+                    Action.QUARANTINE,
+                    None,
+                    (),
+                    RecipientStatus.QUARANTINED,
+                    EventType.QUARANTINE,
+                    detail="processing failed: held in quarantine",
+                    quarantine=True,
+                )
+            else:
+                plan = plan_delivery(entry.raw, verdict, rcpts, applied=False)
+                if role == "journal":  # nothing to relay; the report is kept for inspection
+                    plan = replace(plan, raw=None, deliver_to=())
+                    outcome.blobs.append((f"failed-{message_id}.eml", entry.raw))
+            self._apply(outcome, message_id, headers, replace(env, rcpt_to=tuple(rcpts)), verdict, tenant, mode, plan)
+            record, events = outcome.records[-1]
+            outcome.records[-1] = (replace(record, size=len(entry.raw), sha256=sha256(entry.raw).hexdigest()), events)
         return outcome
 
     def _groups(self, env: Envelope, role: str) -> list[tuple[Tenant | None, list[str]]]:
@@ -408,9 +455,12 @@ class Processor:
             groups.setdefault(name, (tenant, []))[1].append(rcpt)
         return list(groups.values())
 
-    def _mode(self, tenant: Tenant | None, addresses: Sequence[str]) -> Mode:
-        if tenant is None:
+    def _mode(self, tenant: Tenant | None, role: str, sender: str, rcpts: Sequence[str]) -> Mode:
+        """Enforce only when every domain concerned (the recipients' inbound, the sender's outbound) is
+        in enforce mode; journal copies are always monitor mode."""
+        if tenant is None or role == "journal":
             return Mode.MONITOR
+        addresses = rcpts if role == "inbound" else [sender]
         modes = {tenant.organisation.mode_for(domain_of(a)) for a in addresses}
         return Mode.ENFORCE if modes == {Mode.ENFORCE} else Mode.MONITOR
 
@@ -615,144 +665,6 @@ class Processor:
             return parse_next_hop(found[1].next_hop, require_tls=found[1].require_tls)
         return Route()
 
-    # ---- writing -----------------------------------------------------------------------------
-    async def _writer(self) -> None:
-        while True:
-            batch = [await self._outcomes.get()]
-            deadline = asyncio.get_running_loop().time() + self.batch_delay
-            while len(batch) < self.batch_size:
-                timeout = deadline - asyncio.get_running_loop().time()
-                if timeout <= 0:
-                    break
-                try:
-                    batch.append(await asyncio.wait_for(self._outcomes.get(), timeout))
-                except TimeoutError:
-                    break
-            try:
-                await self._write(batch)
-            except Exception:
-                # nothing is lost: entries stay in the spool and are processed again
-                log.exception("history_write_failed", batch=len(batch))
-                for outcome in batch:
-                    self._release(outcome, None)
-                    self._retry_later(outcome.entry)
-            finally:
-                for _ in batch:
-                    self._outcomes.task_done()
-
-    def _prepare(self, batch: list[Outcome]) -> None:
-        """Before writing a batch: drop entries replayed after a crash, and turn journal copies of a
-        message already recorded (in this batch, earlier in this process, before a restart or by
-        another node) into merges. Two queries for the whole batch."""
-        ids = [o.entry.id for o in batch if o.records]
-        present = self.rt.history.existing_ids(ids)
-        lookups = [
-            o.dedupe_lookup
-            for o in batch
-            if o.dedupe_lookup and o.entry.id not in present and o.dedupe_key not in self._recent
-        ]
-        since = datetime.now(UTC) - self.dedupe_window
-        earlier = self.rt.history.find_by_internet_message_ids(lookups, since=since) if lookups else {}
-        first_in_batch: dict[str, str] = {}
-        for o in batch:
-            if o.entry.id in present:  # replayed: recorded (and its jobs queued) before the crash
-                o.records, o.blobs, o.jobs = [], [], []
-                continue
-            if o.dedupe_key is None or not o.records:
-                continue
-            target = (
-                first_in_batch.get(o.dedupe_key)
-                or self._recent.get(o.dedupe_key)
-                or (earlier.get(o.dedupe_lookup) if o.dedupe_lookup else None)
-            )
-            if target is not None and target != o.entry.id:
-                o.merge_into = target
-                o.merge_recipients = list(o.records[0][0].recipients)
-                o.records, o.blobs, o.jobs = [], [], []
-            else:
-                first_in_batch[o.dedupe_key] = o.records[0][0].id
-
-    async def _write(self, batch: list[Outcome]) -> None:
-        jobs: list[DeliveryJob] = []
-
-        def durable() -> None:  # one hop to a thread for the whole batch
-            self._prepare(batch)
-            for o in batch:
-                for key, data in o.blobs:
-                    self.rt.blobs.put(key, data)
-            jobs.extend(job for o in batch for job in o.jobs)
-            if self.agent is not None:
-                for job in jobs:
-                    self.agent.queue.enqueue(job)
-            self.rt.history.record_many([item for o in batch for item in o.records])
-            self.quarantine.record([e for o in batch for e in o.quarantine])
-            for o in batch:  # after the batch's own records: a copy may merge into one of them
-                if o.merge_into is not None:
-                    self._merge(o)
-
-        await asyncio.to_thread(durable)
-        if self.agent is not None and jobs:
-            self.agent.notify()
-        for outcome in batch:
-            first = outcome.records[0][0].id if outcome.records else outcome.merge_into
-            self._release(outcome, first)
-            for record, _ in outcome.records:
-                await self._flush_early_events(record.id)
-        assert self.spool is not None
-        await self.spool.done_many_async([o.entry.id for o in batch])
-        for o in batch:
-            self._attempts.pop(o.entry.id, None)
-        self.processed += len(batch)
-
-    def _merge(self, outcome: Outcome) -> None:
-        target = outcome.merge_into
-        assert target is not None
-        try:
-            self.rt.history.add_recipients(
-                target,
-                outcome.merge_recipients,
-                event=lambda added: EventRecord(
-                    EventType.JOURNAL_UNWRAP, f"another journal copy merged: {added} new recipients"
-                ),
-            )
-        except NotFoundError:
-            log.warning("journal_merge_target_missing", target=target, spool_id=outcome.entry.id)
-
-    def _release(self, outcome: Outcome, history_id: str | None) -> None:
-        if outcome.dedupe_key is None or history_id is None:
-            return
-        self._recent[outcome.dedupe_key] = history_id
-        while len(self._recent) > 100_000:
-            self._recent.popitem(last=False)
-
-    # ---- delivery events ---------------------------------------------------------------------
-    async def on_delivery_event(
-        self, message_id: str, kind: DeliveryEventType, recipient: str, detail: str, reply: str
-    ) -> None:
-        """The delivery agent's report: a trace event and the recipient's new status."""
-        event_type, status = _DELIVERY_EVENTS[kind]
-        event = EventRecord(event_type, detail, recipient=recipient or None, smtp_reply=reply or None)
-        try:
-            await asyncio.to_thread(self._store_event, message_id, event, recipient or None, status)
-        except NotFoundError:
-            # the job ran before its batch reached history (a quick agent): keep it for the writer, and
-            # look again in case the batch landed while this event was on its way
-            self._early_events.setdefault(message_id, []).append((event, recipient or None, status))
-            if await asyncio.to_thread(self.rt.history.exists, message_id):
-                await self._flush_early_events(message_id)
-
-    def _store_event(
-        self, message_id: str, event: EventRecord, recipient: str | None, status: RecipientStatus | None
-    ) -> None:
-        self.rt.history.add_event(message_id, event)
-        if recipient and status is not None:
-            with contextlib.suppress(NotFoundError):  # a DSN recipient is not one of the message's
-                self.rt.history.set_recipient_status(message_id, recipient, status)
-
-    async def _flush_early_events(self, message_id: str) -> None:
-        for event, recipient, status in self._early_events.pop(message_id, []):
-            await asyncio.to_thread(self._store_event, message_id, event, recipient, status)
-
 
 # ---- scanning processes ----------------------------------------------------------------------
 # Each scanning process has its own runtime: database connection (for the organisation directory),
@@ -830,6 +742,20 @@ def _entries(record: MessageRecord, verdict: Verdict, policy: Policy, *, blob_ke
         sha256=record.sha256,
         size=record.size,
     )
+
+
+def _header_block(raw: bytes) -> bytes:
+    """The message's header section alone (up to the first empty line)."""
+    for separator in (b"\r\n\r\n", b"\n\n"):
+        end = raw.find(separator)
+        if end >= 0:
+            return raw[: end + len(separator)]
+    return raw
+
+
+def _error_text(exc: BaseException) -> str:
+    lines = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {lines[0]}" if lines else type(exc).__name__
 
 
 def _queued(entry: SpoolEntry) -> str:

@@ -15,6 +15,7 @@ from datetime import UTC, datetime
 
 import structlog
 
+from mailwarden import metrics
 from mailwarden.api.serve import ApiListener
 from mailwarden.deliver import DeliveryAgent, DeliveryEventType, DeliveryQueue, Relay
 from mailwarden.directory import OrgDirectory
@@ -74,6 +75,8 @@ class Server:
             directory.mkdir(parents=True, exist_ok=True)
         await asyncio.to_thread(self.directory.refresh, force=True)
         self.spool = Spool(config.paths.spool_dir, fsync=config.processing.spool_fsync)
+        spool = self.spool
+        metrics.SPOOL_BACKLOG.set_function(lambda: spool.backlog)
         roles = {listener.name: listener.role for listener in config.smtp.listeners}
         self.processor = Processor(self.rt, self.spool, self.directory, roles=roles)
         self.agent = DeliveryAgent(
@@ -120,10 +123,10 @@ class Server:
         self, message_id: str, kind: DeliveryEventType, recipient: str, detail: str, reply: str
     ) -> None:
         if message_id.startswith(DIGEST_MESSAGE_PREFIX):  # a quarantine digest: no message history to trace in
-            log.info("quarantine_digest_delivery", job=message_id, event=kind.value, recipient=recipient)
+            log.info("quarantine_digest_delivery", job=message_id, event_type=kind.value, recipient=recipient)
             return
         assert self.processor is not None
-        await self.processor.on_delivery_event(message_id, kind, recipient, detail, reply)
+        await self.processor.writer.on_delivery_event(message_id, kind, recipient, detail, reply)
 
     async def run(self) -> None:
         """Serve until SIGTERM or SIGINT, then drain."""

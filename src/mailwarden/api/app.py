@@ -5,14 +5,17 @@ from __future__ import annotations
 import importlib
 from collections.abc import Callable
 
-from fastapi import FastAPI
+from fastapi import FastAPI, Response
+from prometheus_client import CONTENT_TYPE_LATEST
 
 from mailwarden import __version__
 from mailwarden.api import errors
 from mailwarden.api.auth import Accounts
+from mailwarden.api.deps import Staff
 from mailwarden.api.errors import ErrorBody
 from mailwarden.api.routes import audit, messages, organisations, reports, users
 from mailwarden.api.routes import quarantine as quarantine_routes
+from mailwarden.metrics import exposition
 from mailwarden.model import Policy
 from mailwarden.quarantine.service import Quarantine
 from mailwarden.runtime import Runtime
@@ -48,10 +51,16 @@ def create_app(rt: Runtime, *, accounts: Accounts | None = None, quarantine: Qua
     errors.install(app)
     for module in (messages, quarantine_routes, organisations, reports, users, audit):
         app.include_router(module.router, prefix=API_PREFIX, responses=_ERROR_RESPONSES)
+    app.add_api_route("/metrics", _metrics, methods=["GET"], include_in_schema=False)
     mount = _console_mount()
     if mount is not None:
         mount(app, rt)
     return app
+
+
+def _metrics(_: Staff) -> Response:
+    """Prometheus metrics of this process, for administrators and analysts (a token with the read scope)."""
+    return Response(exposition(), media_type=CONTENT_TYPE_LATEST)
 
 
 def _console_mount() -> Callable[[FastAPI, Runtime], None] | None:

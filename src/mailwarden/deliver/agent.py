@@ -1,8 +1,8 @@
 """The delivery agent: takes due jobs off the queue, relays them, retries, bounces, and reports each step.
 
-Every change to a job is on disk before the agent moves on, so a crash at any point loses no message;
-the price is that a crash between the next hop's 250 and the removal of the job delivers that message
-again (at least once, as every MTA).
+Every change to a job is on disk before the agent reports it, so a crash at any point loses no message
+and no trace event; the price is that a crash between the next hop's 250 and that write delivers the
+message again (at least once, as every MTA; the window is one file write).
 """
 
 from __future__ import annotations
@@ -20,8 +20,9 @@ import structlog
 
 from mailwarden.deliver.config import DeliveryConfig
 from mailwarden.deliver.dsn import RecipientFailure, build_dsn
-from mailwarden.deliver.queue import DeliveryJob, DeliveryQueue, JobKind, Route
+from mailwarden.deliver.queue import DeliveryJob, DeliveryQueue, FinishedEvent, JobKind, Route
 from mailwarden.deliver.relay import DeliveryResult, Outcome, RecipientResult, Sender
+from mailwarden.ids import derive_id
 
 log = structlog.get_logger(__name__)
 
@@ -91,6 +92,7 @@ class DeliveryAgent:
         if self.running:
             return
         self._stopping = False
+        await self.replay_finished()
         self._loop_task = asyncio.create_task(self._run(), name="delivery-agent")
         log.info("delivery_agent_started", pending=self.queue.pending_count(), concurrency=self.config.concurrency)
 
@@ -184,34 +186,40 @@ class DeliveryAgent:
                 await asyncio.to_thread(self.queue.reschedule, job, f"internal error: {exc}", next_at)
 
     async def _apply(self, job: DeliveryJob, result: DeliveryResult) -> None:
+        """Make the attempt's result durable first, then report its events: a crash in between neither
+        sends the job again nor loses what happened (a finished job keeps its events on disk)."""
         now = self._clock()
         attempt = job.attempts + 1
+        events: list[FinishedEvent] = []
         failures: list[RecipientFailure] = []
         for r in result.with_outcome(Outcome.DELIVERED):
-            await self._emit(job, DeliveryEventType.DELIVER, r.recipient, f"delivered to {r.remote_mta}", r.reply)
+            events.append(_event(job, DeliveryEventType.DELIVER, r.recipient, f"delivered to {r.remote_mta}", r.reply))
         for r in result.with_outcome(Outcome.PERMANENT):
-            await self._emit(job, DeliveryEventType.FAIL, r.recipient, r.text, r.reply)
+            events.append(_event(job, DeliveryEventType.FAIL, r.recipient, r.text, r.reply))
             failures.append(_failure(r, now))
         temporary = result.with_outcome(Outcome.TEMPORARY)
         expired = bool(temporary) and now >= job.expires_at
         if expired:
             for r in temporary:
                 detail = f"expired after {attempt} attempts: {r.description}"
-                await self._emit(job, DeliveryEventType.FAIL, r.recipient, detail, r.reply)
+                events.append(_event(job, DeliveryEventType.FAIL, r.recipient, detail, r.reply))
                 failures.append(replace(_failure(r, now), status=STATUS_EXPIRED, reason=detail))
 
-        # the DSN is queued before the job is changed: a crash in between repeats the DSN, never loses it
+        # the DSN is queued before the job is changed: a crash in between queues the same DSN again
         if failures:
-            await self._report(job, failures)
+            events += await self._report(job, failures, attempt)
         if temporary and not expired:
             next_at = min(now + self._backoff(job.attempts), job.expires_at)
             remaining = replace(job, recipients=tuple(r.recipient for r in temporary))
             await asyncio.to_thread(self.queue.reschedule, remaining, temporary[0].description, next_at)
             for r in temporary:
                 detail = f"{r.description}; next attempt at {next_at.isoformat(timespec='seconds')}"
-                await self._emit(job, DeliveryEventType.DEFER, r.recipient, detail, r.reply)
+                events.append(_event(job, DeliveryEventType.DEFER, r.recipient, detail, r.reply))
+            await self._emit_all(events)
         else:
-            await asyncio.to_thread(self.queue.remove, job.id)
+            await asyncio.to_thread(self.queue.finish, job.id, events)
+            await self._emit_all(events)
+            await asyncio.to_thread(self.queue.forget, job.id)
 
     def _backoff(self, failed_before: int) -> timedelta:
         """Wait after the (failed_before + 1)-th failed attempt: first_retry × factorⁿ, at most max_retry."""
@@ -222,7 +230,7 @@ class DeliveryAgent:
         seconds = first * factor ** min(failed_before, 64)
         return timedelta(seconds=min(seconds, longest))
 
-    async def _report(self, job: DeliveryJob, failures: list[RecipientFailure]) -> None:
+    async def _report(self, job: DeliveryJob, failures: list[RecipientFailure], attempt: int) -> list[FinishedEvent]:
         """Bounce to the sender, unless that would make a loop (null sender, or the job is itself a DSN)."""
         if job.kind is JobKind.DSN:
             log.warning(
@@ -232,10 +240,10 @@ class DeliveryAgent:
                 recipient=job.recipients[0],
                 reason=failures[0].diagnostic or failures[0].reason,
             )
-            return
+            return []
         if not job.mail_from:
             log.info("delivery_no_dsn_null_sender", job_id=job.id, message_id=job.message_id)
-            return
+            return []
         dsn = build_dsn(job.message, job.mail_from, failures, self.reporting_mta, arrival_date=job.created_at)
         dsn_job = DeliveryJob.create(
             message_id=job.message_id,
@@ -247,25 +255,44 @@ class DeliveryAgent:
             kind=JobKind.DSN,
             now=self._clock(),
         )
-        await asyncio.to_thread(self.queue.enqueue, dsn_job)
+        # derived from the job and the attempt: queued again after a crash, it replaces itself
+        await asyncio.to_thread(self.queue.enqueue, replace(dsn_job, id=derive_id(job.id, f"dsn/{attempt}")))
         names = ", ".join(f.recipient for f in failures)
-        await self._emit(job, DeliveryEventType.DSN, job.mail_from, f"DSN to the sender for {names}", "")
+        return [_event(job, DeliveryEventType.DSN, job.mail_from, f"DSN to the sender for {names}", "")]
 
-    async def _emit(
-        self, job: DeliveryJob, event: DeliveryEventType, recipient: str, detail: str, smtp_reply: str
-    ) -> None:
-        if job.kind is JobKind.DSN:
-            # a DSN's own fate is traced on the original message as what happened to the DSN
-            detail = f"DSN: {detail}"
+    async def replay_finished(self) -> None:
+        """Report the events of jobs that finished just before a crash, then forget them."""
+        for job_id, events in (await asyncio.to_thread(self.queue.finished)).items():
+            await self._emit_all(events)
+            await asyncio.to_thread(self.queue.forget, job_id)
+
+    async def _emit_all(self, events: list[FinishedEvent]) -> None:
+        for event in events:
+            await self._emit(event)
+
+    async def _emit(self, event: FinishedEvent) -> None:
         try:
             log.info(
-                "delivery_event", message_id=job.message_id, event_type=event.value, recipient=recipient, detail=detail
+                "delivery_event",
+                message_id=event.message_id,
+                event_type=event.kind,
+                recipient=event.recipient,
+                detail=event.detail,
             )
-            outcome = self.on_event(job.message_id, event, recipient, detail, smtp_reply)
+            outcome = self.on_event(
+                event.message_id, DeliveryEventType(event.kind), event.recipient, event.detail, event.reply
+            )
             if inspect.isawaitable(outcome):
                 await outcome
         except Exception:
-            log.exception("delivery_event_callback_failed", message_id=job.message_id, event_type=event.value)
+            log.exception("delivery_event_callback_failed", message_id=event.message_id, event_type=event.kind)
+
+
+def _event(job: DeliveryJob, kind: DeliveryEventType, recipient: str, detail: str, reply: str) -> FinishedEvent:
+    # a DSN's own fate is traced on the original message as what happened to the DSN
+    if job.kind is JobKind.DSN:
+        detail = f"DSN: {detail}"
+    return FinishedEvent(job.message_id, kind.value, recipient, detail, reply)
 
 
 def _failure(result: RecipientResult, now: datetime) -> RecipientFailure:

@@ -14,7 +14,7 @@ import os
 import re
 import threading
 from collections.abc import Collection
-from dataclasses import dataclass, field, replace
+from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from pathlib import Path
@@ -29,7 +29,9 @@ log = structlog.get_logger(__name__)
 
 FORMAT_VERSION = 1
 JOB_SUFFIX = ".job"
+DONE_SUFFIX = ".done"
 CORRUPT_DIR = "corrupt"
+HELD_DIR = "held"
 _JOB_NAME = re.compile(r"^[0-9A-Z]{26}\.job$")
 _HOST = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9.-]{0,251}[A-Za-z0-9])?\.?$")
 MAX_HEADER_LINE = 1024 * 1024
@@ -240,19 +242,43 @@ def _aware(text: object) -> datetime:
     return value
 
 
+@dataclass(frozen=True, slots=True)
+class FinishedEvent:
+    """A delivery event of a finished job, kept on disk until the trace has it."""
+
+    message_id: str
+    kind: str
+    recipient: str
+    detail: str
+    reply: str
+
+
 class DeliveryQueue:
     """Jobs waiting for delivery, in a directory of their own. One agent (process) owns a directory.
 
     The in-memory index holds only each job's next attempt time; jobs are read from disk when due, so
     the queue can grow during a long outage without growing memory by the size of the messages.
     Methods are safe to call from worker threads.
+
+    Two more states keep a crash from delivering a message twice:
+
+    * **held** (`held/<id>.job`): written before the message's history record, released (renamed into
+      the queue) after it. The agent never sees a held job, so a replay of the spool entry after a
+      crash can write the same job again instead of sending a second copy of one already delivered;
+      at start-up the owner releases the held jobs whose message is in history and discards the rest.
+    * **finished** (`<id>.done`): the trace events of a job that needs no more attempts, written in
+      place of the job file before those events are reported, so a crash while they are being written
+      neither sends the job again nor loses them (`finished()` gives them back at the next start).
     """
 
     def __init__(self, directory: Path) -> None:
         self.directory = Path(directory)
         self.directory.mkdir(parents=True, exist_ok=True)
+        self._held = self.directory / HELD_DIR
+        self._held.mkdir(exist_ok=True)
         self._lock = threading.Lock()
         self._index: dict[str, datetime] = {}
+        self._finishing: set[str] = set()  # finished jobs whose events are not all reported yet
         self._load()
 
     def _path(self, job_id: str) -> Path:
@@ -264,7 +290,13 @@ class DeliveryQueue:
                 # a write that a crash interrupted before its rename: the job was never acknowledged
                 path.unlink(missing_ok=True)
                 continue
+            if path.name.endswith(DONE_SUFFIX):
+                self._finishing.add(path.name.removesuffix(DONE_SUFFIX))
+                continue
             if not path.is_file() or not path.name.endswith(JOB_SUFFIX):
+                continue
+            if path.with_suffix(DONE_SUFFIX).exists():  # finished; a crash came before the job file went
+                path.unlink(missing_ok=True)
                 continue
             try:
                 if not _JOB_NAME.match(path.name):
@@ -315,6 +347,77 @@ class DeliveryQueue:
             self._index[job.id] = next_attempt_at
         return updated
 
+    # ---- held jobs -------------------------------------------------------------------------------
+    def hold(self, job: DeliveryJob) -> None:
+        """Write the job durably where the agent does not look (see the class docstring)."""
+        atomic_write(self._held / f"{job.id}{JOB_SUFFIX}", _encode(job))
+
+    def release(self, job_ids: Collection[str]) -> None:
+        """Hand held jobs to the agent (their message is in history now). One directory sync."""
+        released = []
+        for job_id in job_ids:
+            try:
+                with (self._held / f"{job_id}{JOB_SUFFIX}").open("rb") as fh:
+                    meta = _decode_meta(fh.readline(MAX_HEADER_LINE))
+                os.replace(self._held / f"{job_id}{JOB_SUFFIX}", self._path(job_id))
+            except FileNotFoundError:
+                continue  # released before a crash, or never held
+            except (CorruptJobError, OSError) as exc:
+                self._move_aside(self._held / f"{job_id}{JOB_SUFFIX}", str(exc))
+                continue
+            released.append((job_id, _aware(meta["next_attempt_at"])))
+        if released:
+            self._sync_directory()
+            with self._lock:
+                self._index.update(released)
+
+    def held(self) -> dict[str, str]:
+        """Held jobs: job id → the history id of their message (read at start-up to settle them)."""
+        found = {}
+        for path in self._held.glob(f"*{JOB_SUFFIX}"):
+            try:
+                with path.open("rb") as fh:
+                    found[path.name.removesuffix(JOB_SUFFIX)] = str(
+                        _decode_meta(fh.readline(MAX_HEADER_LINE))["message_id"]
+                    )
+            except (CorruptJobError, KeyError, OSError) as exc:
+                self._move_aside(path, str(exc))
+        return found
+
+    def discard_held(self, job_ids: Collection[str]) -> None:
+        """Drop held jobs whose message never reached history: the spool replay makes them again."""
+        for job_id in job_ids:
+            (self._held / f"{job_id}{JOB_SUFFIX}").unlink(missing_ok=True)
+        if job_ids:
+            fsync_directory(self._held)
+
+    # ---- finished jobs ---------------------------------------------------------------------------
+    def finish(self, job_id: str, events: list[FinishedEvent]) -> None:
+        """The job needs no more attempts: replace it by its trace events, durably (see the class docstring)."""
+        with self._lock:
+            self._index.pop(job_id, None)
+            self._finishing.add(job_id)
+        atomic_write(self._path(job_id).with_suffix(DONE_SUFFIX), json.dumps([asdict(e) for e in events]).encode())
+        self._path(job_id).unlink(missing_ok=True)
+        self._sync_directory()
+
+    def finished(self) -> dict[str, list[FinishedEvent]]:
+        """Finished jobs whose events may not all be in the trace yet (a crash came in between)."""
+        found = {}
+        for path in self.directory.glob(f"*{DONE_SUFFIX}"):
+            try:
+                job_id = path.name.removesuffix(DONE_SUFFIX)
+                found[job_id] = [FinishedEvent(**e) for e in json.loads(path.read_bytes())]
+            except (ValueError, TypeError, OSError) as exc:
+                self._move_aside(path, f"unreadable finished-job events: {exc}")
+        return found
+
+    def forget(self, job_id: str) -> None:
+        """The finished job's events are in the trace: drop its record."""
+        self._path(job_id).with_suffix(DONE_SUFFIX).unlink(missing_ok=True)
+        with self._lock:
+            self._finishing.discard(job_id)
+
     def remove(self, job_id: str) -> None:
         """Forget a finished job; removing one that is already gone is not an error."""
         with self._lock:
@@ -326,8 +429,9 @@ class DeliveryQueue:
         self._sync_directory()
 
     def pending_count(self) -> int:
+        """Jobs not done yet: waiting for an attempt, or finished with events still to report."""
         with self._lock:
-            return len(self._index)
+            return len(self._index) + len(self._finishing)
 
     def next_due_at(self, exclude: Collection[str] = ()) -> datetime | None:
         """When the earliest job not in `exclude` is due, or None when there is none."""

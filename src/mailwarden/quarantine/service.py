@@ -117,6 +117,38 @@ class NewEntry:
     size: int
 
 
+def _insert_entries(session: Session, entries: Sequence[NewEntry]) -> int:
+    ids = list({e.message_id for e in entries})
+    pairs = select(QuarantineRow.message_id, QuarantineRow.recipient).where(QuarantineRow.message_id.in_(ids))
+    present = {(message_id, recipient) for message_id, recipient in session.execute(pairs)}
+    rows: list[dict[str, Any]] = []
+    for e in entries:
+        if (e.message_id, e.recipient) in present:
+            continue
+        present.add((e.message_id, e.recipient))
+        rows.append(
+            {
+                "id": new_id(e.received_at),
+                "message_id": e.message_id,
+                "organisation": e.organisation,
+                "recipient": e.recipient,
+                "reason": e.reason.value,
+                "sender": e.sender,
+                "subject": e.subject,
+                "received_at": e.received_at,
+                "expires_at": e.expires_at,
+                "status": Status.HELD.value,
+                "would_have": e.would_have,
+                "blob_key": e.blob_key,
+                "sha256": e.sha256,
+                "size": e.size,
+            }
+        )
+    if rows:  # one executemany, not a unit-of-work object per row (the writer's hot path)
+        session.execute(insert(QuarantineRow), rows)
+    return len(rows)
+
+
 def new_entries(
     *,
     message_id: str,
@@ -184,41 +216,16 @@ class Quarantine:
 
     # -- writing entries (the history writer) --------------------------------------------------
 
-    def record(self, entries: Sequence[NewEntry]) -> int:
+    def record(self, entries: Sequence[NewEntry], *, session: Session | None = None) -> int:
         """Add entries, skipping (message, recipient) pairs already present: a replayed spool entry
-        writes the same entries again. Returns how many were added."""
+        writes the same entries again. Given a `session`, the rows join its transaction. Returns how
+        many were added."""
         if not entries:
             return 0
-        with self.db.session() as session:
-            ids = list({e.message_id for e in entries})
-            pairs = select(QuarantineRow.message_id, QuarantineRow.recipient).where(QuarantineRow.message_id.in_(ids))
-            present = {(message_id, recipient) for message_id, recipient in session.execute(pairs)}
-            rows: builtins.list[dict[str, Any]] = []
-            for e in entries:
-                if (e.message_id, e.recipient) in present:
-                    continue
-                present.add((e.message_id, e.recipient))
-                rows.append(
-                    {
-                        "id": new_id(e.received_at),
-                        "message_id": e.message_id,
-                        "organisation": e.organisation,
-                        "recipient": e.recipient,
-                        "reason": e.reason.value,
-                        "sender": e.sender,
-                        "subject": e.subject,
-                        "received_at": e.received_at,
-                        "expires_at": e.expires_at,
-                        "status": Status.HELD.value,
-                        "would_have": e.would_have,
-                        "blob_key": e.blob_key,
-                        "sha256": e.sha256,
-                        "size": e.size,
-                    }
-                )
-            if rows:  # one executemany, not a unit-of-work object per row (the writer's hot path)
-                session.execute(insert(QuarantineRow), rows)
-            return len(rows)
+        if session is not None:
+            return _insert_entries(session, entries)
+        with self.db.session() as own:
+            return _insert_entries(own, entries)
 
     # -- reading -------------------------------------------------------------------------------
 

@@ -17,10 +17,23 @@ from alembic.config import Config as AlembicConfig
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 SQLITE_BUSY_TIMEOUT_MS = 10_000
+
+
+def unavailable(exc: BaseException) -> str | None:
+    """One line saying why the database cannot be used right now (server down, connection lost, file
+    locked), or None when `exc` is something else: a failure of the statement itself."""
+    if isinstance(exc, OperationalError | InterfaceError) or (
+        isinstance(exc, DBAPIError) and exc.connection_invalidated
+    ):
+        cause = exc.orig if isinstance(exc, DBAPIError) and exc.orig is not None else exc
+        lines = str(cause).strip().splitlines()
+        return lines[0] if lines else type(cause).__name__
+    return None
 
 
 class Database:

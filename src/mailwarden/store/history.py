@@ -229,42 +229,22 @@ class History:
                 return
             raise
 
-    def record_many(self, items: Sequence[tuple[MessageRecord, Sequence[EventRecord]]]) -> int:
+    def record_many(
+        self, items: Sequence[tuple[MessageRecord, Sequence[EventRecord]]], *, session: Session | None = None
+    ) -> int:
         """Write many messages in one transaction: the server's group commit, one fsync for a batch.
 
-        Ids already in history are skipped, as with `record`. Returns how many were written. When
-        another writer races the batch, it falls back to one transaction per message.
+        Ids already in history are skipped, as with `record`. Returns how many were written. Given a
+        `session`, the rows join its transaction (the caller commits; a clash raises IntegrityError);
+        without one, a clash with another writer falls back to one transaction per message.
         """
         if not items:
             return 0
+        if session is not None:
+            return _insert_many(session, items)
         try:
-            with self.db.session() as session:
-                ids = [rec.id for rec, _ in items]
-                present = set(session.scalars(select(MessageRow.id).where(MessageRow.id.in_(ids))))
-                fresh: dict[str, tuple[MessageRecord, Sequence[EventRecord]]] = {}
-                for rec, events in items:
-                    if rec.id not in present:
-                        fresh.setdefault(rec.id, (rec, events))
-                if not fresh:
-                    return 0
-                # Core INSERTs of plain dicts (one executemany per table): no mapped object per row,
-                # no ORM bulk bookkeeping; the history writer's cost per message is mostly this
-                session.execute(_MESSAGES.insert(), [_message_values(rec) for rec, _ in fresh.values()])
-                recipient_rows: list[dict[str, Any]] = []
-                event_rows: list[dict[str, Any]] = []
-                for rec, events in fresh.values():
-                    seen: set[str] = set()
-                    for recipient in rec.recipients:
-                        row = _recipient_values(rec.id, recipient, len(seen))
-                        if row["address"] not in seen:
-                            seen.add(row["address"])
-                            recipient_rows.append(row)
-                    event_rows.extend(_event_values(rec.id, event) for event in events)
-                if recipient_rows:
-                    session.execute(_RECIPIENTS.insert(), recipient_rows)
-                if event_rows:
-                    session.execute(_EVENTS.insert(), event_rows)
-                return len(fresh)
+            with self.db.session() as own:
+                return _insert_many(own, items)
         except IntegrityError:
             written = 0
             for rec, events in items:
@@ -330,15 +310,17 @@ class History:
         recipients: Sequence[RecipientRecord],
         *,
         event: Callable[[int], EventRecord] | None = None,
+        also: Callable[[Session], object] | None = None,
     ) -> int:
         """Add the recipients not yet on the message (journal de-duplication merges copies).
 
         `event(added)` makes the trace event written in the same transaction, so a reader never sees the
-        new recipients without it. Returns how many were added.
+        new recipients without it; `also(session)` adds more rows to that transaction (the quarantine
+        entries of the new recipients). Returns how many were added.
         """
         for attempt in range(_MERGE_ATTEMPTS):
             try:
-                return self._add_recipients(message_id, recipients, event)
+                return self._add_recipients(message_id, recipients, event, also)
             except IntegrityError:
                 if attempt == _MERGE_ATTEMPTS - 1:
                     raise
@@ -346,7 +328,11 @@ class History:
         raise AssertionError("unreachable")
 
     def _add_recipients(
-        self, message_id: str, recipients: Sequence[RecipientRecord], event: Callable[[int], EventRecord] | None
+        self,
+        message_id: str,
+        recipients: Sequence[RecipientRecord],
+        event: Callable[[int], EventRecord] | None,
+        also: Callable[[Session], object] | None,
     ) -> int:
         with self.db.session() as session:
             _require_message(session, message_id)
@@ -365,6 +351,9 @@ class History:
             session.add_all([new[address] for address in sorted(new)])
             if event is not None:
                 session.add(_event_row(message_id, event(len(new))))
+            if also is not None:
+                session.flush()
+                also(session)
             return len(new)
 
     # -- reading -------------------------------------------------------------------------------
@@ -491,6 +480,35 @@ def _escape_like(word: str) -> str:
     for special in (_LIKE_ESCAPE, "%", "_"):
         word = word.replace(special, _LIKE_ESCAPE + special)
     return word
+
+
+def _insert_many(session: Session, items: Sequence[tuple[MessageRecord, Sequence[EventRecord]]]) -> int:
+    ids = [rec.id for rec, _ in items]
+    present = set(session.scalars(select(MessageRow.id).where(MessageRow.id.in_(ids))))
+    fresh: dict[str, tuple[MessageRecord, Sequence[EventRecord]]] = {}
+    for rec, events in items:
+        if rec.id not in present:
+            fresh.setdefault(rec.id, (rec, events))
+    if not fresh:
+        return 0
+    # Core INSERTs of plain dicts (one executemany per table): no mapped object per row, no ORM bulk
+    # bookkeeping; the history writer's cost per message is mostly this
+    session.execute(_MESSAGES.insert(), [_message_values(rec) for rec, _ in fresh.values()])
+    recipient_rows: list[dict[str, Any]] = []
+    event_rows: list[dict[str, Any]] = []
+    for rec, events in fresh.values():
+        seen: set[str] = set()
+        for recipient in rec.recipients:
+            row = _recipient_values(rec.id, recipient, len(seen))
+            if row["address"] not in seen:
+                seen.add(row["address"])
+                recipient_rows.append(row)
+        event_rows.extend(_event_values(rec.id, event) for event in events)
+    if recipient_rows:
+        session.execute(_RECIPIENTS.insert(), recipient_rows)
+    if event_rows:
+        session.execute(_EVENTS.insert(), event_rows)
+    return len(fresh)
 
 
 def _require_message(session: Session, message_id: str) -> None:

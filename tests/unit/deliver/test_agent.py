@@ -21,6 +21,7 @@ from mailwarden.deliver import (
     Relay,
     Route,
 )
+from mailwarden.deliver.queue import FinishedEvent
 from tests.unit.deliver.conftest import SinkFactory
 from tests.unit.deliver.helpers import MESSAGE, Sink, eventually, make_job
 
@@ -307,3 +308,16 @@ async def test_sync_callback_and_a_failing_callback_do_not_stop_delivery(
 def test_dsn_job_kind_is_stored() -> None:
     job = make_job(25)
     assert job.kind is JobKind.MESSAGE
+
+
+async def test_events_of_a_job_finished_just_before_a_crash_are_reported_at_the_next_start(
+    tmp_path: Path, start_agent: StartAgent
+) -> None:
+    queue = DeliveryQueue(tmp_path / "queue")
+    job = make_job(9)
+    queue.enqueue(job)
+    delivered = FinishedEvent(job.message_id, "deliver", "bob@example.com", "delivered to 127.0.0.1", "250 ok")
+    queue.finish(job.id, [delivered])  # the crash came before the trace had the event
+    h = await start_agent()
+    assert [(e.type, e.recipient) for e in h.events.items] == [(DeliveryEventType.DELIVER, "bob@example.com")]
+    assert h.queue.pending_count() == 0 and h.queue.finished() == {}

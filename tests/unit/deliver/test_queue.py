@@ -7,6 +7,7 @@ import pytest
 from pydantic import ValidationError
 
 from mailwarden.deliver import DeliveryConfig, DeliveryJob, DeliveryQueue, JobKind, Route, parse_next_hop
+from mailwarden.deliver.queue import FinishedEvent
 from tests.unit.deliver.helpers import MESSAGE, make_job
 
 
@@ -157,3 +158,48 @@ def test_config_defaults_and_validation() -> None:
     for bad in ({"pools": {"high_risk": ""}}, {"pools": {"default": "a b"}}, {"unknown": 1}, {"first_retry": 0}):
         with pytest.raises(ValidationError):
             DeliveryConfig.model_validate(bad)
+
+
+def test_a_held_job_is_invisible_to_the_agent_until_released(tmp_path: Path) -> None:
+    queue = DeliveryQueue(tmp_path)
+    job = make_job(2525)
+    queue.hold(job)
+    assert queue.due(datetime.now(UTC) + timedelta(days=1)) == [] and queue.pending_count() == 0
+    assert DeliveryQueue(tmp_path).held() == {job.id: job.message_id}  # still there after a restart
+    queue.release([job.id])
+    assert [j.id for j in queue.due(datetime.now(UTC))] == [job.id]
+    assert queue.held() == {}
+    queue.release([job.id])  # released already (say, before a crash): nothing happens
+    assert queue.pending_count() == 1
+
+
+def test_held_jobs_of_a_message_never_recorded_are_discarded(tmp_path: Path) -> None:
+    queue = DeliveryQueue(tmp_path)
+    job = make_job(2525)
+    queue.hold(job)
+    queue.discard_held([job.id])
+    assert DeliveryQueue(tmp_path).held() == {} and queue.pending_count() == 0
+
+
+def test_a_finished_job_keeps_its_events_until_they_are_reported(tmp_path: Path) -> None:
+    queue = DeliveryQueue(tmp_path)
+    job = make_job(2525)
+    queue.enqueue(job)
+    event = FinishedEvent(job.message_id, "deliver", "bob@example.com", "delivered to 127.0.0.1", "250 ok")
+    queue.finish(job.id, [event])
+    # a crash now: the job is not sent again, its events are still to be reported
+    again = DeliveryQueue(tmp_path)
+    assert again.due(datetime.now(UTC) + timedelta(days=1)) == []
+    assert again.finished() == {job.id: [event]} and again.pending_count() == 1
+    again.forget(job.id)
+    assert DeliveryQueue(tmp_path).finished() == {} and again.pending_count() == 0
+
+
+def test_a_crash_between_the_finish_record_and_the_job_removal_does_not_send_it_again(tmp_path: Path) -> None:
+    queue = DeliveryQueue(tmp_path)
+    job = make_job(2525)
+    queue.enqueue(job)
+    (tmp_path / f"{job.id}.done").write_text("[]")  # the record was written, the job file not yet removed
+    again = DeliveryQueue(tmp_path)
+    assert again.due(datetime.now(UTC) + timedelta(days=1)) == []
+    assert not (tmp_path / f"{job.id}.job").exists()

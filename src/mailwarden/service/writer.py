@@ -1,0 +1,328 @@
+"""The history writer: what scanning produced is made durable, in batches, in an order a crash cannot break.
+
+For each spool entry, one after another within a batch's thread hop:
+
+1. quarantine blobs and kept reports;
+2. delivery jobs, **held** (the agent does not see them yet);
+3. history records and their quarantine entries, in one transaction for the batch (an id or a
+   (message, recipient) pair already there is skipped, so a replay writes nothing twice);
+4. journal copies of a message already recorded are merged into its record, each with the quarantine
+   entries of its recipients, in a transaction of its own;
+5. the held jobs are released to the agent; then the spool entries are removed.
+
+A crash before 3 leaves the entry in the spool; its held jobs are discarded at the next start and the
+replay writes them again. A crash after 3 leaves held jobs whose message is in history: they are
+released at the next start, and the replay, finding the record, writes nothing but what is idempotent.
+Either way no job is sent twice and none is lost.
+
+One message's failure holds up no other: a batch that fails is written again one outcome at a time,
+and only the outcome that fails alone is reported back (tried again later, then given up on). A
+database that cannot be reached is nobody's failure: the batch waits, with growing pauses, until it
+can be written, while the listeners keep spooling mail.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections import OrderedDict
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime, timedelta
+
+import structlog
+
+from mailwarden import metrics
+from mailwarden.deliver import DeliveryAgent, DeliveryEventType, DeliveryJob
+from mailwarden.errors import NotFoundError
+from mailwarden.ingest.spool import Spool, SpoolEntry
+from mailwarden.quarantine import NewEntry, Quarantine
+from mailwarden.runtime import Runtime
+from mailwarden.store import EventRecord, EventType, MessageRecord, RecipientRecord, RecipientStatus
+from mailwarden.store.db import unavailable
+
+log = structlog.get_logger(__name__)
+
+RECENT_COPIES = 100_000  # journal de-duplication keys this process remembers
+FIRST_PAUSE = 1.0  # seconds before the first new try while the database is unreachable
+LONGEST_PAUSE = 30.0
+_DELIVERY_EVENTS = {
+    DeliveryEventType.DELIVER: (EventType.DELIVER, RecipientStatus.DELIVERED),
+    DeliveryEventType.DEFER: (EventType.DEFER, RecipientStatus.DEFERRED),
+    DeliveryEventType.FAIL: (EventType.FAIL, RecipientStatus.FAILED),
+    DeliveryEventType.DSN: (EventType.DSN, None),
+}
+
+
+@dataclass
+class Outcome:
+    """What processing one spool entry produced, waiting to be written."""
+
+    entry: SpoolEntry
+    records: list[tuple[MessageRecord, list[EventRecord]]] = field(default_factory=list)
+    blobs: list[tuple[str, bytes]] = field(default_factory=list)
+    jobs: list[DeliveryJob] = field(default_factory=list)
+    # quarantine entries (would-have ones in monitor mode)
+    quarantine: list[NewEntry] = field(default_factory=list)
+    dedupe_key: str | None = None
+    dedupe_lookup: tuple[str | None, str] | None = None  # (organisation, Message-ID) to look for in history
+    given_up: bool = False  # the record of a message processing gave up on: the last thing tried
+
+
+@dataclass
+class _Write:
+    """What writing one outcome does this time, decided afresh at every try (the outcome stays as scanned)."""
+
+    outcome: Outcome
+    records: list[tuple[MessageRecord, list[EventRecord]]]
+    blobs: list[tuple[str, bytes]]
+    jobs: list[DeliveryJob]
+    quarantine: list[NewEntry]
+    merge_into: str | None = None  # journal copy of a message already recorded: its recipients go there
+
+    @property
+    def history_id(self) -> str | None:
+        return self.records[0][0].id if self.records else self.merge_into
+
+
+OnFailure = Callable[[Outcome, str], Awaitable[None]]
+OnWritten = Callable[[list[SpoolEntry]], None]
+
+
+class HistoryWriter:
+    """Consumes scanned outcomes, writes them in batches, and reports delivery events into history."""
+
+    def __init__(
+        self,
+        rt: Runtime,
+        spool: Spool | None,
+        *,
+        on_failure: OnFailure,
+        on_written: OnWritten,
+    ) -> None:
+        cfg = rt.config.processing
+        self.rt = rt
+        self.spool = spool
+        self.agent: DeliveryAgent | None = None
+        self.quarantine = Quarantine(rt.db, rt.blobs, rt.history)
+        self.batch_size = cfg.batch_size
+        self.batch_delay = cfg.batch_delay_ms / 1000
+        self.dedupe_window = timedelta(hours=cfg.journal_dedupe_hours)
+        self.outcomes: asyncio.Queue[Outcome] = asyncio.Queue(maxsize=cfg.batch_size * 4)
+        self._on_failure = on_failure
+        self._on_written = on_written
+        # journal de-duplication: key → history id of the first copy written by this process (bounded)
+        self._recent: OrderedDict[str, str] = OrderedDict()
+        self._early_events: dict[str, list[tuple[EventRecord, str | None, RecipientStatus | None]]] = {}
+        self.processed = 0
+
+    # ---- start-up --------------------------------------------------------------------------
+    def settle_held_jobs(self) -> None:
+        """After a crash: release the held jobs whose message reached history, discard the others (the
+        spool replay writes them again)."""
+        if self.agent is None:
+            return
+        queue = self.agent.queue
+        held = queue.held()
+        if not held:
+            return
+        present = self.rt.history.existing_ids(sorted(set(held.values())))
+        queue.release([job for job, message in held.items() if message in present])
+        queue.discard_held([job for job, message in held.items() if message not in present])
+        log.info("held_delivery_jobs_settled", released=sum(m in present for m in held.values()), held=len(held))
+
+    # ---- the loop --------------------------------------------------------------------------
+    async def run(self) -> None:
+        while True:
+            batch = await self._next_batch()
+            try:
+                await self._write_isolated(batch)
+            finally:
+                for _ in batch:
+                    self.outcomes.task_done()
+
+    async def _next_batch(self) -> list[Outcome]:
+        loop = asyncio.get_running_loop()
+        batch = [await self.outcomes.get()]
+        deadline = loop.time() + self.batch_delay
+        while len(batch) < self.batch_size:
+            timeout = deadline - loop.time()
+            if timeout <= 0:
+                break
+            try:
+                batch.append(await asyncio.wait_for(self.outcomes.get(), timeout))
+            except TimeoutError:
+                break
+        return batch
+
+    async def _write_isolated(self, batch: list[Outcome]) -> None:
+        """The batch in one go; when that fails, each outcome alone, so one message holds up no other."""
+        try:
+            await self._write_while_reachable(batch)
+            return
+        except Exception as exc:
+            if len(batch) == 1:
+                await self._failed(batch[0], exc)
+                return
+            log.warning("history_batch_failed", batch=len(batch), error=_one_line(exc), then="one message at a time")
+        for outcome in batch:
+            try:
+                await self._write_while_reachable([outcome])
+            except Exception as exc:
+                await self._failed(outcome, exc)
+
+    async def _write_while_reachable(self, batch: list[Outcome]) -> None:
+        """Write; while the database cannot be reached, wait and try again (growing pauses, one log
+        line each), so an outage holds the messages in the spool instead of failing them."""
+        pause = FIRST_PAUSE
+        while True:
+            try:
+                await self._write(batch)
+                return
+            except Exception as exc:
+                reason = unavailable(exc)
+                if reason is None:
+                    raise
+                metrics.DATABASE_UNAVAILABLE.inc()
+                log.error("database_unavailable", error=reason, waiting=len(batch), retry_in_seconds=pause)
+                await asyncio.sleep(pause)
+                pause = min(pause * 2, LONGEST_PAUSE)
+
+    async def _failed(self, outcome: Outcome, exc: Exception) -> None:
+        """An outcome that failed alone: log it once, and let the processor try it again or give up."""
+        error = f"{type(exc).__name__}: {_one_line(exc)}"
+        log.error("history_write_failed", spool_id=outcome.entry.id, error=error, exc_info=exc)
+        await self._on_failure(outcome, error)
+
+    # ---- one batch -------------------------------------------------------------------------
+    async def _write(self, batch: list[Outcome]) -> None:
+        writes = await asyncio.to_thread(self._durable, batch)
+        if self.agent is not None and any(w.jobs for w in writes):
+            self.agent.notify()
+        for w in writes:
+            self._remember(w)
+            for record, _ in w.records:
+                await self._flush_early_events(record.id)
+        if self.spool is not None:
+            await self.spool.done_many_async([o.entry.id for o in batch])
+        self._on_written([o.entry for o in batch])
+        self.processed += len(batch)
+        metrics.PROCESSED.inc(len(batch))
+
+    def _durable(self, batch: list[Outcome]) -> list[_Write]:
+        """Steps 1–5 of the module docstring, in one thread hop for the whole batch."""
+        writes = self._prepare(batch)
+        for w in writes:
+            for key, data in w.blobs:
+                self.rt.blobs.put(key, data)
+        jobs = [job for w in writes for job in w.jobs]
+        queue = self.agent.queue if self.agent is not None else None
+        if queue is not None:
+            for job in jobs:
+                queue.hold(job)
+        with self.rt.db.session() as session:  # a record and its quarantine entries, or neither
+            self.rt.history.record_many([item for w in writes for item in w.records], session=session)
+            entries = [e for w in writes if w.merge_into is None for e in w.quarantine]
+            self.quarantine.record(entries, session=session)
+        for w in writes:  # after the batch's own records: a copy may merge into one of them
+            if w.merge_into is not None:
+                self._merge(w)
+        if queue is not None:
+            queue.release([job.id for job in jobs])
+        return writes
+
+    def _prepare(self, batch: list[Outcome]) -> list[_Write]:
+        """Entries replayed after a crash write only what is idempotent, and journal copies of a message
+        already recorded (in this batch, earlier in this process, before a restart or by another node)
+        become merges. Two queries for the whole batch."""
+        present = self.rt.history.existing_ids([o.entry.id for o in batch if o.records])
+        lookups = [
+            o.dedupe_lookup
+            for o in batch
+            if o.dedupe_lookup and o.entry.id not in present and o.dedupe_key not in self._recent
+        ]
+        since = datetime.now(UTC) - self.dedupe_window
+        earlier = self.rt.history.find_by_internet_message_ids(lookups, since=since) if lookups else {}
+        first_in_batch: dict[str, str] = {}
+        writes = []
+        for o in batch:
+            w = _Write(o, list(o.records), list(o.blobs), list(o.jobs), list(o.quarantine))
+            writes.append(w)
+            if o.entry.id in present:  # replayed: recorded before the crash, its jobs held then
+                w.records, w.blobs, w.jobs = [], [], []
+                continue
+            if o.dedupe_key is None or not o.records:
+                continue
+            target = (
+                first_in_batch.get(o.dedupe_key)
+                or self._recent.get(o.dedupe_key)
+                or (earlier.get(o.dedupe_lookup) if o.dedupe_lookup else None)
+            )
+            if target is not None and target != o.entry.id:
+                # the copy's recipients, and the quarantine entries they would have, join the first record
+                w.merge_into = target
+                w.quarantine = [replace(e, message_id=target) for e in o.quarantine]
+                w.records, w.blobs, w.jobs = [], [], []
+            else:
+                first_in_batch[o.dedupe_key] = o.records[0][0].id
+        return writes
+
+    def _merge(self, w: _Write) -> None:
+        target = w.merge_into
+        assert target is not None
+        recipients: list[RecipientRecord] = list(w.outcome.records[0][0].recipients)
+        try:
+            self.rt.history.add_recipients(
+                target,
+                recipients,
+                event=lambda added: EventRecord(
+                    EventType.JOURNAL_UNWRAP, f"another journal copy merged: {added} new recipients"
+                ),
+                also=lambda session: self.quarantine.record(w.quarantine, session=session),
+            )
+        except NotFoundError:
+            # the first copy's record is gone (deleted meanwhile): forget it; the next try records this copy
+            if w.outcome.dedupe_key is not None:
+                self._recent.pop(w.outcome.dedupe_key, None)
+            raise
+
+    def _remember(self, w: _Write) -> None:
+        key, history_id = w.outcome.dedupe_key, w.history_id
+        if key is None or history_id is None:
+            return
+        self._recent[key] = history_id
+        while len(self._recent) > RECENT_COPIES:
+            self._recent.popitem(last=False)
+
+    # ---- delivery events -------------------------------------------------------------------
+    async def on_delivery_event(
+        self, message_id: str, kind: DeliveryEventType, recipient: str, detail: str, reply: str
+    ) -> None:
+        """The delivery agent's report: a trace event and the recipient's new status."""
+        event_type, status = _DELIVERY_EVENTS[kind]
+        event = EventRecord(event_type, detail, recipient=recipient or None, smtp_reply=reply or None)
+        try:
+            await asyncio.to_thread(self._store_event, message_id, event, recipient or None, status)
+        except NotFoundError:
+            # the job ran before its batch reached history (a replayed job at start-up): keep it for the
+            # writer, and look again in case the batch landed while this event was on its way
+            self._early_events.setdefault(message_id, []).append((event, recipient or None, status))
+            if await asyncio.to_thread(self.rt.history.exists, message_id):
+                await self._flush_early_events(message_id)
+
+    def _store_event(
+        self, message_id: str, event: EventRecord, recipient: str | None, status: RecipientStatus | None
+    ) -> None:
+        self.rt.history.add_event(message_id, event)
+        if recipient and status is not None:
+            with contextlib.suppress(NotFoundError):  # a DSN recipient is not one of the message's
+                self.rt.history.set_recipient_status(message_id, recipient, status)
+
+    async def _flush_early_events(self, message_id: str) -> None:
+        for event, recipient, status in self._early_events.pop(message_id, []):
+            await asyncio.to_thread(self._store_event, message_id, event, recipient, status)
+
+
+def _one_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return text[0] if text else type(exc).__name__
