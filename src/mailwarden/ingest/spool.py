@@ -146,16 +146,19 @@ class Spool:
         self.close()
 
     def _recover(self) -> None:
-        """Remove writes a crash interrupted: they were never renamed, so never acknowledged."""
+        """Remove writes a crash interrupted: they were never renamed, so never acknowledged. An empty
+        file in `queue/` is a finished entry whose clean-up an older version left half done (emptied,
+        not yet moved): it is finished, not corrupt."""
         removed = 0
-        for leftover in self._tmp.iterdir():
+        leftovers = [*self._tmp.iterdir(), *(p for p in self._queue.glob(f"*{_SUFFIX}") if _is_empty(p))]
+        for leftover in leftovers:
             try:
                 self._recycle(leftover)
                 removed += 1
             except OSError as exc:
-                log.warning("spool.tmp_cleanup_failed", path=str(leftover), error=exc.strerror)
+                log.warning("spool.cleanup_failed", path=str(leftover), error=exc.strerror)
         if removed:
-            log.info("spool.recovered", removed_uncommitted=removed, directory=str(self.directory))
+            log.info("spool.recovered", removed_unfinished=removed, directory=str(self.directory))
 
     # ---- commit ------------------------------------------------------------------------------
     def put(self, listener: str, envelope: Envelope, raw: bytes) -> SpoolEntry:
@@ -218,9 +221,12 @@ class Spool:
         if not keep:
             path.unlink(missing_ok=True)
             return
+        target = self._free_dir / name
         try:
-            os.truncate(path, 0)  # the message bytes are gone now, not when the file is reused
-            os.rename(path, self._free_dir / name)
+            # out of queue/ first (atomic), then emptied: a crash in between leaves a full file in free/
+            # (emptied when reused), never an empty one in queue/
+            os.rename(path, target)
+            os.truncate(target, 0)  # the message bytes are gone now, not when the file is reused
         except FileNotFoundError:
             return
         with self._free_lock:
@@ -377,6 +383,13 @@ class Spool:
             log.error("spool.corrupt_file_not_moved", path=str(path), reason=reason, error=exc.strerror)
             return
         log.error("spool.corrupt_file", path=str(path), moved_to=str(target), reason=reason)
+
+
+def _is_empty(path: Path) -> bool:
+    try:
+        return path.stat().st_size == 0
+    except FileNotFoundError:
+        return False
 
 
 class _Malformed(Exception):

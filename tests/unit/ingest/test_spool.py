@@ -91,6 +91,32 @@ def test_a_write_interrupted_before_its_rename_is_removed_on_recovery(tmp_path: 
         assert not leftover.exists()
 
 
+def test_a_finished_entry_emptied_by_an_interrupted_clean_up_is_finished_not_corrupt(tmp_path: Path) -> None:
+    with Spool(tmp_path / "spool") as first:
+        kept = first.put("journal", _envelope(), RAW)
+        finished = first.put("journal", _envelope(), RAW)
+    # what a kill in the middle of an older clean-up left: the finished entry's file emptied in queue/
+    os.truncate(finished.path, 0)
+
+    with Spool(tmp_path / "spool") as second:
+        assert [e.id for e in second.pending()] == [kept.id] and second.backlog == 1
+        assert list((tmp_path / "spool" / "corrupt").iterdir()) == []
+
+
+def test_clean_up_moves_the_file_out_of_the_queue_before_emptying_it(
+    spool: Spool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    entry = spool.put("journal", _envelope(), RAW)
+
+    def killed(path: object, length: int) -> None:
+        raise KeyboardInterrupt("killed between the two steps")
+
+    monkeypatch.setattr(os, "truncate", killed)
+    with pytest.raises(KeyboardInterrupt):
+        spool.done(entry.id)
+    assert not entry.path.exists()  # nothing is left in queue/ to be mistaken for a message
+
+
 def test_a_corrupt_committed_file_is_set_aside_and_the_rest_still_comes(spool: Spool, tmp_path: Path) -> None:
     first = spool.put("journal", _envelope(received_at=datetime(2025, 10, 14, 9, 0, tzinfo=UTC)), b"first")
     broken = spool.put("journal", _envelope(received_at=datetime(2025, 10, 14, 9, 1, tzinfo=UTC)), RAW)
