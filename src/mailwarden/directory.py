@@ -9,9 +9,16 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 
+import structlog
+
+from mailwarden.errors import DependencyUnavailable
 from mailwarden.model import Domain, Organisation, Policy
 from mailwarden.model.envelope import domain_of
 from mailwarden.store import PolicyStore
+from mailwarden.store.db import unavailable
+
+log = structlog.get_logger(__name__)
+LONGEST_PAUSE = 30.0  # seconds between reload attempts while the database cannot be reached
 
 
 @dataclass(frozen=True, slots=True)
@@ -25,20 +32,46 @@ class OrgDirectory:
         self._policies = policies
         self._refresh = refresh_seconds
         self._loaded_at = float("-inf")
+        self._loaded_once = False
+        self._next_try = float("-inf")  # while the database is away: when to try again
+        self._pause = 1.0
         self._by_domain: dict[str, tuple[Tenant, Domain]] = {}
 
     def refresh(self, *, force: bool = False) -> None:
-        """Reload when the copy is older than the refresh interval (or always with `force`)."""
+        """Reload when the copy is older than the refresh interval (or always with `force`).
+
+        While the database cannot be reached the last copy stays in use, and a reload is tried again
+        after growing pauses (one log line each). With no copy at all, DependencyUnavailable is raised:
+        mail for unknown organisations must not be handled as if nobody had a policy."""
         now = time.monotonic()
-        if not force and now - self._loaded_at < self._refresh:
+        if not force and (now - self._loaded_at < self._refresh or now < self._next_try):
+            if not self._loaded_once:
+                raise DependencyUnavailable("the organisation directory has not been loaded yet")
             return
+        try:
+            by_domain = self._load()
+        except Exception as exc:
+            reason = unavailable(exc)
+            if reason is None:
+                raise
+            self._next_try = now + self._pause
+            log.error("directory_reload_failed", error=reason, retry_in_seconds=self._pause, kept="the last copy")
+            self._pause = min(self._pause * 2, LONGEST_PAUSE)
+            if not self._loaded_once:
+                raise DependencyUnavailable(f"the organisation directory cannot be loaded: {reason}") from None
+            return
+        self._by_domain = by_domain
+        self._loaded_at = now
+        self._loaded_once = True
+        self._pause = 1.0
+
+    def _load(self) -> dict[str, tuple[Tenant, Domain]]:
         by_domain: dict[str, tuple[Tenant, Domain]] = {}
         for org in self._policies.list_organisations():
             tenant = Tenant(org, self._policies.get_policy(org.name))
             for domain in org.domains:
                 by_domain[domain.name] = (tenant, domain)
-        self._by_domain = by_domain
-        self._loaded_at = now
+        return by_domain
 
     @property
     def domains(self) -> frozenset[str]:

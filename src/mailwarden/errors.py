@@ -45,3 +45,10 @@ class PipelineConfigError(MailwardenError):
     """The stage order names an unknown or duplicate stage; start-up stops."""
 
     exit_code = 78
+
+
+class DependencyUnavailable(MailwardenError):
+    """A server mailwarden depends on (the database, Redis) cannot be reached right now. Nothing is wrong
+    with the message at hand: it waits and is tried again, and never counts as a failure of its own."""
+
+    exit_code = 75  # EX_TEMPFAIL

@@ -17,7 +17,7 @@ import os
 from collections.abc import Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from hashlib import sha256
 
@@ -32,6 +32,7 @@ from mailwarden.enforce.apply import Plan, plan_delivery
 from mailwarden.enforce.dkim_sign import DkimSigner
 from mailwarden.enforce.notify import incident_report, malware_notification
 from mailwarden.enforce.record import message_record, monitor_record, scan_summary, would_have
+from mailwarden.errors import DependencyUnavailable
 from mailwarden.ids import derive_id
 from mailwarden.ingest.journal import JournalEnvelope, JournalParseError, unwrap
 from mailwarden.ingest.replies import QUEUED
@@ -58,7 +59,7 @@ from mailwarden.model.verdict import ModificationKind
 from mailwarden.pipeline.cpu import run_inline
 from mailwarden.quarantine import NewEntry, new_entries, reason_for
 from mailwarden.runtime import Runtime
-from mailwarden.service.writer import HistoryWriter, Outcome
+from mailwarden.service.writer import FIRST_PAUSE, LONGEST_PAUSE, HistoryWriter, Outcome
 from mailwarden.store import EventRecord, EventType, MessageRecord, RecipientRecord, RecipientStatus
 
 log = structlog.get_logger(__name__)
@@ -66,6 +67,13 @@ log = structlog.get_logger(__name__)
 JOURNAL_PARSE_ERROR = "JOURNAL_PARSE_ERROR"
 RETRY_ATTEMPTS = 3  # a spool entry whose processing failed is tried again this often
 RETRY_DELAY_SECONDS = 5.0  # times the attempt number
+
+
+@dataclass(frozen=True, slots=True)
+class Unavailable:
+    """A scan that met a dependency away (database, Redis): the entry waits and is tried again."""
+
+    reason: str
 
 
 def record_id(spool_id: str, index: int) -> str:
@@ -97,6 +105,8 @@ class Processor:
         self._pool: ProcessPoolExecutor | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self._attempts: dict[str, int] = {}  # spool id → failed attempts, while a retry is pending
+        self._paused_until = float("-inf")  # scanning waits for a dependency that is away until then
+        self._pause = FIRST_PAUSE
         self.signer = DkimSigner.from_config(rt.config.dkim)
         self.writer = HistoryWriter(rt, spool, on_failure=self._write_failed, on_written=self._written)
         self.writer.agent = agent
@@ -151,9 +161,13 @@ class Processor:
 
     async def _worker(self) -> None:
         while True:
+            await self._pause_while_unavailable()
             entry = await self._entries.get()
             try:
                 outcome = await self.process(entry)
+                self._pause = FIRST_PAUSE
+            except DependencyUnavailable as exc:
+                self._wait_for_dependency(entry, str(exc))
             except Exception as exc:  # a bug here must not lose the message: it stays in the spool
                 log.error("processing_failed", spool_id=entry.id, error=_error_text(exc), exc_info=exc)
                 await self._retry_later(entry, _error_text(exc))
@@ -161,6 +175,23 @@ class Processor:
                 await self.writer.outcomes.put(outcome)
             finally:
                 self._entries.task_done()
+
+    # ---- a dependency away ---------------------------------------------------------------------
+    def _wait_for_dependency(self, entry: SpoolEntry, reason: str) -> None:
+        """The database or Redis is away: nobody's failure. The entry goes back to the spool's hand-out
+        and scanning pauses, longer each time (one log line per pause), until a scan gets through."""
+        loop = asyncio.get_running_loop()
+        if loop.time() >= self._paused_until:
+            log.error("scanning_paused", error=reason, retry_in_seconds=self._pause)
+            self._paused_until = loop.time() + self._pause
+            self._pause = min(self._pause * 2, LONGEST_PAUSE)
+        if self.spool is not None:
+            self.spool.hand_again(entry)
+
+    async def _pause_while_unavailable(self) -> None:
+        delay = self._paused_until - asyncio.get_running_loop().time()
+        if delay > 0:
+            await asyncio.sleep(delay)
 
     # ---- failures ----------------------------------------------------------------------------
     async def _retry_later(self, entry: SpoolEntry, error: str) -> None:
@@ -212,12 +243,17 @@ class Processor:
         process pool cost about as much as a small message's scan. Message bytes go over once; results
         come back without them."""
         while True:
+            await self._pause_while_unavailable()
             batch = [await self._entries.get()]
             while len(batch) < self.workers and not self._entries.empty():
                 batch.append(self._entries.get_nowait())
             try:
                 results = await self._scan_batch(batch)
                 for entry, result in zip(batch, results, strict=True):
+                    if isinstance(result, Unavailable):
+                        self._wait_for_dependency(entry, result.reason)
+                        continue
+                    self._pause = FIRST_PAUSE
                     if isinstance(result, str):  # a bug here must not lose the message: it stays in the spool
                         log.error("processing_failed", spool_id=entry.id, error=result)
                         await self._retry_later(entry, result)
@@ -232,7 +268,7 @@ class Processor:
                 for _ in batch:
                     self._entries.task_done()
 
-    async def _scan_batch(self, batch: list[SpoolEntry], *, retry: bool = True) -> list[Outcome | str]:
+    async def _scan_batch(self, batch: list[SpoolEntry], *, retry: bool = True) -> list[Outcome | Unavailable | str]:
         loop = asyncio.get_running_loop()
         assert self._pool is not None
         try:
@@ -244,7 +280,7 @@ class Processor:
             self._restart_pool()
             if not retry:
                 return ["the scanning process died twice on this message; it stays in the spool"]
-            results: list[Outcome | str] = []
+            results: list[Outcome | Unavailable | str] = []
             for entry in batch:
                 results += await self._scan_batch([entry], retry=False)
             return results
@@ -688,21 +724,23 @@ def _init_worker(config: Config, roles: dict[str, str]) -> None:
     asyncio.set_event_loop(_worker_loop)
 
 
-def _process_batch_in_worker(batch: list[SpoolEntry]) -> list[Outcome | str]:
+def _process_batch_in_worker(batch: list[SpoolEntry]) -> list[Outcome | Unavailable | str]:
     """Scan a batch concurrently (DNS waits overlap); per entry an outcome, or the error as text."""
     assert _worker is not None and _worker_loop is not None
     worker = _worker
 
-    async def one(entry: SpoolEntry) -> Outcome | str:
+    async def one(entry: SpoolEntry) -> Outcome | Unavailable | str:
         try:
             outcome = await worker.process(entry)
+        except DependencyUnavailable as exc:
+            return Unavailable(str(exc))
         except Exception as exc:
             log.exception("processing_failed", spool_id=entry.id)
             return f"{type(exc).__name__}: {exc}"
         outcome.entry = replace(entry, raw=b"")  # the server has the bytes; don't send them back
         return outcome
 
-    async def run() -> list[Outcome | str]:
+    async def run() -> list[Outcome | Unavailable | str]:
         return list(await asyncio.gather(*(one(entry) for entry in batch)))
 
     return _worker_loop.run_until_complete(run())

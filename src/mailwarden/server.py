@@ -30,6 +30,7 @@ from mailwarden.quarantine.digest import DIGEST_MESSAGE_PREFIX
 from mailwarden.quarantine.jobs import QuarantineJobs, queue_dispatcher
 from mailwarden.runtime import Runtime
 from mailwarden.store.connections import BlockReason, ConnectionStats
+from mailwarden.store.db import unavailable
 
 log = structlog.get_logger(__name__)
 
@@ -58,13 +59,16 @@ class Server:
         # the IP block list is per organisation, so it is applied here, once the recipient names one;
         # a blocked message never reaches the spool or history, it is only counted
         if session.client_ip and is_blocked(tenant.policy, session.client_ip):
-            await asyncio.to_thread(
-                self.connection_stats.count_blocked,
-                tenant.organisation.name,
-                session.client_ip,
-                BlockReason.IP_BLOCK_LIST,
-                datetime.now(UTC),
-            )
+            try:
+                await asyncio.to_thread(
+                    self.connection_stats.count_blocked,
+                    tenant.organisation.name,
+                    session.client_ip,
+                    BlockReason.IP_BLOCK_LIST,
+                    datetime.now(UTC),
+                )
+            except Exception as exc:  # counting is best effort: the refusal must not depend on the database
+                log.error("connection_count_failed", error=unavailable(exc) or f"{type(exc).__name__}: {exc}")
             return replies.IP_BLOCKED.filled(ip=session.client_ip)
         return None
 

@@ -79,6 +79,7 @@ class DeliveryAgent:
         self._in_flight: dict[str, asyncio.Task[None]] = {}
         self._loop_task: asyncio.Task[None] | None = None
         self._stopping = False
+        self._unreported = False  # finished jobs wait on disk for their events to be reported
 
     @property
     def running(self) -> bool:
@@ -131,6 +132,8 @@ class DeliveryAgent:
     async def _run(self) -> None:
         while not self._stopping:
             self._wake.clear()
+            if self._unreported:
+                await self.replay_finished()
             try:
                 jobs = await asyncio.to_thread(self.queue.due, self._clock())
             except OSError as exc:  # the queue directory itself is unreadable: wait and look again
@@ -218,8 +221,7 @@ class DeliveryAgent:
             await self._emit_all(events)
         else:
             await asyncio.to_thread(self.queue.finish, job.id, events)
-            await self._emit_all(events)
-            await asyncio.to_thread(self.queue.forget, job.id)
+            await self._report_finished(job.id, events)
 
     def _backoff(self, failed_before: int) -> timedelta:
         """Wait after the (failed_before + 1)-th failed attempt: first_retry × factorⁿ, at most max_retry."""
@@ -261,16 +263,27 @@ class DeliveryAgent:
         return [_event(job, DeliveryEventType.DSN, job.mail_from, f"DSN to the sender for {names}", "")]
 
     async def replay_finished(self) -> None:
-        """Report the events of jobs that finished just before a crash, then forget them."""
+        """Report the events of finished jobs the trace does not have yet (a crash came in between, or
+        the database was away), then forget them."""
+        self._unreported = False
         for job_id, events in (await asyncio.to_thread(self.queue.finished)).items():
-            await self._emit_all(events)
-            await asyncio.to_thread(self.queue.forget, job_id)
+            await self._report_finished(job_id, events)
+
+    async def _report_finished(self, job_id: str, events: list[FinishedEvent]) -> None:
+        """Report a finished job's events; those that could not be reported stay on disk for later."""
+        for n, event in enumerate(events):
+            if not await self._emit(event):
+                await asyncio.to_thread(self.queue.finish, job_id, events[n:])
+                self._unreported = True
+                return
+        await asyncio.to_thread(self.queue.forget, job_id)
 
     async def _emit_all(self, events: list[FinishedEvent]) -> None:
         for event in events:
             await self._emit(event)
 
-    async def _emit(self, event: FinishedEvent) -> None:
+    async def _emit(self, event: FinishedEvent) -> bool:
+        """Report one event; False when the receiver failed (it is logged)."""
         try:
             log.info(
                 "delivery_event",
@@ -284,8 +297,16 @@ class DeliveryAgent:
             )
             if inspect.isawaitable(outcome):
                 await outcome
-        except Exception:
-            log.exception("delivery_event_callback_failed", message_id=event.message_id, event_type=event.kind)
+        except Exception as exc:
+            log.error(
+                "delivery_event_callback_failed",
+                message_id=event.message_id,
+                event_type=event.kind,
+                error=f"{type(exc).__name__}: {str(exc).strip().splitlines()[0] if str(exc).strip() else ''}",
+                kept="until it can be reported",
+            )
+            return False
+        return True
 
 
 def _event(job: DeliveryJob, kind: DeliveryEventType, recipient: str, detail: str, reply: str) -> FinishedEvent:

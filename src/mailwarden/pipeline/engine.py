@@ -9,6 +9,7 @@ from typing import Any
 
 import structlog
 
+from mailwarden.errors import DependencyUnavailable
 from mailwarden.model import (
     Direction,
     Envelope,
@@ -105,6 +106,8 @@ class Pipeline:
                 answer = await stage.inspect(ctx)
         except TimeoutError:
             return self._failed(stage, started, f"timed out after {self.stage_timeout:g} s")
+        except DependencyUnavailable:
+            raise  # not the message's doing: the whole scan waits and is tried again
         except Exception as exc:  # a stage's bug must never lose the message
             return self._failed(stage, started, f"{type(exc).__name__}: {exc}")
         elapsed = (time.perf_counter() - started) * 1000

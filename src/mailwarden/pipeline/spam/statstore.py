@@ -19,7 +19,8 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.schema import CreateTable
 
-from mailwarden.store.db import Database
+from mailwarden.errors import DependencyUnavailable
+from mailwarden.store.db import Database, unavailable
 
 # The row/hash holding the number of spam and ham messages learnt; no token starts with a space.
 TOTALS_KEY = " totals"
@@ -96,6 +97,15 @@ class SqlTokenStore:
         keys = list(dict.fromkeys(_key(t) for t in tokens))
         if not keys:
             return out
+        try:
+            return self._counts(keys, out)
+        except DBAPIError as exc:
+            reason = unavailable(exc)
+            if reason is None:
+                raise
+            raise DependencyUnavailable(f"token statistics: {reason}") from None
+
+    def _counts(self, keys: list[str], out: dict[str, tuple[int, int]]) -> dict[str, tuple[int, int]]:
         with self.db.engine.connect() as connection:
             cursor = connection.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
             try:
@@ -193,7 +203,14 @@ class RedisTokenStore:
         for token in keys:
             pipe.hmget(self.prefix + token, "s", "h")
         out: dict[str, tuple[int, int]] = {}
-        for token, (spam, ham) in zip(keys, pipe.execute(), strict=True):
+        from redis.exceptions import ConnectionError as RedisDown
+        from redis.exceptions import TimeoutError as RedisTimeout
+
+        try:
+            answers = pipe.execute()
+        except (RedisDown, RedisTimeout) as exc:
+            raise DependencyUnavailable(f"token statistics in Redis: {exc}") from None
+        for token, (spam, ham) in zip(keys, answers, strict=True):
             if spam is not None or ham is not None:
                 out[token] = (int(spam or 0), int(ham or 0))
         return out
