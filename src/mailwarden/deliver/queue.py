@@ -397,7 +397,13 @@ class DeliveryQueue:
         with self._lock:
             self._index.pop(job_id, None)
             self._finishing.add(job_id)
-        atomic_write(self._path(job_id).with_suffix(DONE_SUFFIX), json.dumps([asdict(e) for e in events]).encode())
+        # Written and renamed without an fsync first: what matters is that the record is in place
+        # before the job file goes, and the kernel keeps that order for a killed process. One directory
+        # sync afterwards makes both durable; a power cut before it delivers the job again (at least once).
+        done = self._path(job_id).with_suffix(DONE_SUFFIX)
+        tmp = done.with_name(f".tmp-{done.name}")
+        tmp.write_bytes(json.dumps([asdict(e) for e in events]).encode())
+        os.replace(tmp, done)
         self._path(job_id).unlink(missing_ok=True)
         self._sync_directory()
 

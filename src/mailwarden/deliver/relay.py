@@ -8,6 +8,7 @@ between MTAs); a route with `require_tls` never sends in clear text (`encrypt`),
 
 from __future__ import annotations
 
+import asyncio
 import random
 import re
 import ssl
@@ -177,6 +178,7 @@ class Relay:
         self.hostname = config.ehlo_hostname()
         self._resolver = resolver or resolve_mx
         self._mx_port = mx_port
+        self._quitting: set[asyncio.Task[None]] = set()
 
     async def send(self, job: DeliveryJob) -> DeliveryResult:
         """One attempt to deliver `job` to every recipient; never raises for anything the network does."""
@@ -280,11 +282,18 @@ class Relay:
                 out.setdefault(rcpt, _local(rcpt, STATUS_BAD_CONNECTION, text, host))
         finally:
             if smtp.is_connected:
-                try:
-                    await smtp.quit(timeout=min(self.config.command_timeout, 10.0))
-                except (aiosmtplib.SMTPException, OSError):
-                    smtp.close()
+                # QUIT after the result is back with the agent: the time between the next hop's 250 and
+                # the agent's record of it is when a crash delivers the message twice, so keep it short
+                task = asyncio.create_task(self._quit(smtp))
+                self._quitting.add(task)
+                task.add_done_callback(self._quitting.discard)
         return out
+
+    async def _quit(self, smtp: aiosmtplib.SMTP) -> None:
+        try:
+            await smtp.quit(timeout=min(self.config.command_timeout, 10.0))
+        except (aiosmtplib.SMTPException, OSError):
+            smtp.close()
 
     async def _open(self, smtp: aiosmtplib.SMTP, host: str, where: str, require_tls: bool, use_tls: bool) -> None:
         try:
