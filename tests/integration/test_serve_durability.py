@@ -3,7 +3,13 @@ deliver it twice, or keep it silently. Real SMTP on loopback, the real process, 
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import asyncio
+import email
+import smtplib
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -16,12 +22,13 @@ from mailwarden.quarantine import QuarantineQuery
 from mailwarden.quarantine.jobs import quarantine_for
 from tests.dnsserver import DnsServer
 from tests.factories import build_message
-from tests.integration.harness import Mailwarden, eventually
+from tests.integration.harness import Mailwarden, eventually, free_port, organisation
 from tests.integration.tcpproxy import TcpProxy
-from tests.integration.test_serve import journal_setup, send, simple
+from tests.integration.test_serve import Sink, journal_setup, send, simple
 from tests.unit.pipeline.malware.builders import EICAR
 
 pytestmark = pytest.mark.integration
+SENDER = "partner@example.org"
 
 
 @pytest.fixture
@@ -123,3 +130,184 @@ def test_a_database_outage_keeps_mail_flowing_into_the_spool_and_loses_none(mw: 
         assert mw.stop() == 0
     finally:
         proxy.close()
+
+
+class Stream:
+    """A client sending messages until stopped, reconnecting across restarts; what got a 250 is kept."""
+
+    def __init__(self, port: int, transactions: Callable[[int], list[tuple[str, list[str], bytes, Any]]]) -> None:
+        self.port = port
+        self.transactions = transactions  # message number → its SMTP transactions (from, to, bytes, key)
+        self.acked: list[Any] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        n = 0
+        while not self._stop.is_set():
+            try:
+                with smtplib.SMTP("127.0.0.1", self.port, timeout=10) as client:
+                    while not self._stop.is_set():
+                        for sender, rcpts, raw, key in self.transactions(n):
+                            client.sendmail(sender, rcpts, raw)
+                            self.acked.append(key)  # the 250 arrived
+                        n += 1
+            except (OSError, smtplib.SMTPException):
+                n += 1  # a message half sent when the server died is sent again under a new name
+                time.sleep(0.05)
+
+    def wait_for(self, count: int) -> None:
+        eventually(lambda: len(self.acked) >= count, timeout=120)
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=30)
+
+
+def test_sigkill_loses_no_journal_copy_of_a_quarantined_or_malware_message(mw: Mailwarden) -> None:
+    mw.listeners = {"journal": free_port()}
+    mw.write_config()
+    document = organisation(monitor_only=True, domains=[{"name": "example.com"}])
+    document["policy"] = {
+        "rules": [
+            {"name": "Hold", "conditions": {"subject_or_body_contains": ["hold-"]}, "actions": {"quarantine": True}}
+        ]
+    }
+    mw.import_organisation(document)
+    mw.start()
+
+    def copies(n: int) -> list[tuple[str, list[str], bytes, Any]]:
+        subject = f"{'malware' if n % 2 else 'hold'}-{n:04d}"
+        attachments = [("e.com", "application/octet-stream", EICAR)] if n % 2 else None
+        raw = build_message(
+            sender="partner@example.org",
+            to="dave@example.com, erin@example.com",
+            subject=subject,
+            attachments=attachments,
+        ).replace(b"<test-1@", f"<{subject}@".encode())
+        # one journal copy per recipient, as Google and Postfix send them
+        return [
+            (
+                "partner@example.org",
+                [f"journal+in.{who}=example.com@mailwarden.test"],
+                raw,
+                (subject, f"{who}@example.com"),
+            )
+            for who in ("dave", "erin")
+        ]
+
+    stream = Stream(mw.listeners["journal"], copies)
+    for goal in (40, 80):
+        stream.wait_for(goal)
+        mw.kill()  # SIGKILL in the middle of scanning, merging and writing
+        time.sleep(0.3)
+        mw.start()
+    stream.wait_for(100)
+    stream.stop()
+    expected: dict[str, set[str]] = {}
+    for subject, rcpt in stream.acked:
+        expected.setdefault(subject, set()).add(rcpt)
+
+    def all_there() -> list[Any]:
+        details = [*mw.messages(subject="hold-"), *mw.messages(subject="malware-")]
+        by_subject: dict[str, list[Any]] = {}
+        for d in details:
+            by_subject.setdefault(d.summary.subject, []).append(d)
+        missing = [s for s in expected if s not in by_subject]
+        assert not missing, f"{len(missing)} acknowledged messages missing"
+        for subject, rcpts in expected.items():
+            assert rcpts <= {r.address for r in by_subject[subject][0].recipients}, subject
+        return details
+
+    details = eventually(all_there, timeout=120)
+    subjects = [d.summary.subject for d in details]
+    assert len(subjects) == len(set(subjects)), "a message was recorded twice"
+    for d in details:
+        if d.summary.subject in expected:  # every recipient's would-have entry, under the one record
+            assert set(held_entries(mw, d.summary.id)) >= expected[d.summary.subject], d.summary.subject
+    eventually(lambda: spool_files(mw) == [], timeout=60)
+    assert mw.stop() == 0
+
+
+class SlowSink(Sink):
+    """A next hop that takes its time over each recipient and over QUIT (as many do), so that deliveries
+    are in flight, and some accepted but not yet recorded by the sender, when the kill comes.
+
+    It tells apart what its senders knew: a message counts in `received` once the sender went on with
+    the session after the 250 (here: QUIT), which shows it read the acceptance; before that it sits in
+    `unconfirmed`. A kill between a next hop's acceptance and the sender reading it makes any SMTP sender
+    send the message again (RFC 1047); that copy is no defect of the sender's, one sent again after the
+    sender knew of the first is."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.unconfirmed: list[tuple[str, list[str], bytes]] = []
+
+    async def handle_RCPT(self, server: Any, session: Any, envelope: Any, address: str, options: Any) -> str:
+        await asyncio.sleep(0.02)
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        session.accepted = (envelope.mail_from, list(envelope.rcpt_tos), envelope.original_content)
+        self.unconfirmed.append(session.accepted)
+        return "250 2.0.0 Ok: queued"
+
+    async def handle_QUIT(self, server: Any, session: Any, envelope: Any) -> str:
+        accepted = getattr(session, "accepted", None)
+        if accepted is not None:
+            self.unconfirmed.remove(accepted)
+            self.received.append(accepted)
+        await asyncio.sleep(0.3)
+        return "221 Bye"
+
+
+def test_sigkill_in_enforce_mode_loses_no_recipient_copy_and_delivers_none_twice(mw: Mailwarden) -> None:
+    sink = SlowSink()
+    sink.controller.start()
+    try:
+        mw.listeners = {"inbound": free_port()}
+        mw.write_config()
+        mw.import_organisation(
+            organisation(
+                monitor_only=False,
+                domains=[{"name": "example.com", "mode": "gateway", "next_hop": f"127.0.0.1:{sink.port}"}],
+            )
+        )
+        mw.start()
+        rcpts = ["alice@example.com", "bob@example.com"]
+
+        def one(n: int) -> list[tuple[str, list[str], bytes, Any]]:
+            return [("partner@example.org", rcpts, simple(f"enforce-{n:04d}"), f"enforce-{n:04d}")]
+
+        stream = Stream(mw.listeners["inbound"], one)
+        for _ in range(3):
+            delivered_before = len(sink.received)
+            eventually(lambda n=delivered_before: len(sink.received) >= n + 10, timeout=120)  # deliveries flowing
+            mw.kill()  # SIGKILL while messages are being accepted, scanned, written and delivered
+            time.sleep(0.3)
+            mw.start()
+        stream.wait_for(len(stream.acked) + 10)
+        stream.stop()
+
+        def subjects(messages: list[tuple[str, list[str], bytes]]) -> Counter[tuple[str, str]]:
+            got: Counter[tuple[str, str]] = Counter()
+            for _, to, raw in list(messages):
+                got.update((email.message_from_bytes(raw)["Subject"], r) for r in to)
+            return got
+
+        def delivered() -> Counter[tuple[str, str]]:
+            got = subjects(sink.received)
+            missing = [(s, r) for s in stream.acked for r in rcpts if (s, r) not in got]
+            assert not missing, f"{len(missing)} recipient copies not delivered, e.g. {missing[:3]}"
+            return got
+
+        got = eventually(delivered, timeout=120)
+        twice = sorted(key for key, count in got.items() if count > 1)
+        assert twice == [], f"{len(twice)} recipient copies delivered twice, e.g. {twice[:3]}"
+        # copies accepted while the sender was being killed were sent again: never one it knew it had sent
+        assert set(subjects(sink.unconfirmed)) <= set(got)
+        assert mw.stop() == 0
+    finally:
+        sink.controller.stop()

@@ -220,7 +220,8 @@ class DeliveryAgent:
                 events.append(_event(job, DeliveryEventType.DEFER, r.recipient, detail, r.reply))
             await self._emit_all(events)
         else:
-            await asyncio.to_thread(self.queue.finish, job.id, events)
+            self.queue.finish(job.id, events)  # on the loop, before anything else runs: see its docstring
+            await asyncio.to_thread(self.queue.sync)
             await self._report_finished(job.id, events)
 
     def _backoff(self, failed_before: int) -> timedelta:
@@ -273,7 +274,7 @@ class DeliveryAgent:
         """Report a finished job's events; those that could not be reported stay on disk for later."""
         for n, event in enumerate(events):
             if not await self._emit(event):
-                await asyncio.to_thread(self.queue.finish, job_id, events[n:])
+                await asyncio.to_thread(self.queue.finish, job_id, events[n:])  # keeps only what is left
                 self._unreported = True
                 return
         await asyncio.to_thread(self.queue.forget, job_id)

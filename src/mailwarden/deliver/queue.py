@@ -393,18 +393,23 @@ class DeliveryQueue:
 
     # ---- finished jobs ---------------------------------------------------------------------------
     def finish(self, job_id: str, events: list[FinishedEvent]) -> None:
-        """The job needs no more attempts: replace it by its trace events, durably (see the class docstring)."""
+        """The job needs no more attempts: replace it by its trace events (see the class docstring).
+
+        Fast enough to call on the event loop, and meant to be called there right after the next hop's
+        reply, with nothing in between: the record is written and renamed without an fsync, so that it
+        is in place before the job file goes (the kernel keeps that order for a killed process). Call
+        `sync()` afterwards to make both durable; a power cut before that delivers the job again."""
         with self._lock:
             self._index.pop(job_id, None)
             self._finishing.add(job_id)
-        # Written and renamed without an fsync first: what matters is that the record is in place
-        # before the job file goes, and the kernel keeps that order for a killed process. One directory
-        # sync afterwards makes both durable; a power cut before it delivers the job again (at least once).
         done = self._path(job_id).with_suffix(DONE_SUFFIX)
         tmp = done.with_name(f".tmp-{done.name}")
         tmp.write_bytes(json.dumps([asdict(e) for e in events]).encode())
         os.replace(tmp, done)
         self._path(job_id).unlink(missing_ok=True)
+
+    def sync(self) -> None:
+        """Make renames and removals in the queue directory durable."""
         self._sync_directory()
 
     def finished(self) -> dict[str, list[FinishedEvent]]:
