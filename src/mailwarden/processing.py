@@ -814,7 +814,7 @@ def _rule_events(verdict: Verdict, plan: Plan | None, now: datetime) -> list[Eve
 
 def _entries(record: MessageRecord, verdict: Verdict, policy: Policy, *, blob_key: str | None) -> list[NewEntry]:
     """Quarantine entries for a message whose action is (or, unapplied, would be) quarantine."""
-    reason = reason_for(verdict)
+    reason = reason_for(verdict, policy)
     if reason is None:
         return []
     held = [r.address for r in record.recipients if r.status in (RecipientStatus.QUARANTINED, RecipientStatus.RECORDED)]
