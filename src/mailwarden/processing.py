@@ -34,7 +34,7 @@ from mailwarden.directory import OrgDirectory, Tenant
 from mailwarden.enforce.apply import Plan, plan_delivery
 from mailwarden.enforce.dkim_sign import DkimSigner
 from mailwarden.enforce.notify import incident_report, malware_notification
-from mailwarden.enforce.record import message_record, monitor_record, scan_summary, would_have
+from mailwarden.enforce.record import message_record, monitor_record, redacted_events, scan_summary, would_have
 from mailwarden.errors import NotFoundError
 from mailwarden.ids import ALPHABET
 from mailwarden.ingest.journal import JournalEnvelope, JournalParseError, unwrap
@@ -492,7 +492,7 @@ class Processor:
             applied=applied,
             recipients=recipients,
         )
-        outcome.records.append((record, events))
+        outcome.records.append((record, redacted_events(events)))
         if plan.quarantine or not applied:
             # enforce: an entry per recipient for the blob above; monitor: what would have been held
             outcome.quarantine += _entries(record, verdict, tenant.policy if tenant else Policy(), blob_key=blob_key)
