@@ -398,4 +398,3 @@ def _shown(value: Any) -> str:
     if isinstance(value, (dict, list)):
         return yaml.safe_dump(value, sort_keys=False, allow_unicode=True, default_flow_style=False, width=100).strip()
     return str(value)
-

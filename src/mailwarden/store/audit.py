@@ -59,9 +59,9 @@ def _diff_lists(path: str, before: list[Any], after: list[Any], out: list[Change
             out.append(Change(path, before, after))
     else:
         for index in range(max(len(before), len(after))):
-            old = before[index] if index < len(before) else _ABSENT
-            new = after[index] if index < len(after) else _ABSENT
-            _diff(f"{path}[{index}]", old, new, out)
+            was = before[index] if index < len(before) else _ABSENT
+            now = after[index] if index < len(after) else _ABSENT
+            _diff(f"{path}[{index}]", was, now, out)
 
 
 def _named(items: list[Any]) -> bool:

@@ -105,7 +105,9 @@ def test_infected_attachment_is_replaced_by_the_alert_text() -> None:
     assert replace_attachments(raw, ["other.bin"], "x") == (raw, [])
 
 
-@pytest.mark.parametrize("alert", ["添付ファイルを削除しました", "Entfernt: Schadsoftware gefunden.\nBitte IT fragen.", "x" * 1500])
+@pytest.mark.parametrize(
+    "alert", ["添付ファイルを削除しました", "Entfernt: Schadsoftware gefunden.\nBitte IT fragen.", "x" * 1500]
+)
 def test_an_alert_text_in_any_language_or_length_is_sent_as_utf8_that_any_relay_carries(alert: str) -> None:
     raw = build_message(attachments=[("請求書.exe", "application/octet-stream", b"MZ" + b"\0" * 100)])
     new, names = replace_attachments(raw, ["請求書.exe"], alert)

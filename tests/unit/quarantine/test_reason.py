@@ -10,6 +10,7 @@ from tests.unit.pipeline.rules.test_processing_rules import process, processor, 
 __all__ = ["processor"]  # the fixture, used by name
 
 CARD_TEXT = "Please charge card 4111 1111 1111 1111 for the order."
+PARTNER_RULE = {"name": "Partner", "conditions": {"sender_domain": ["example.org"]}, "actions": {"quarantine": True}}
 CARDS_RULE = {
     "name": "Cards",
     "conditions": {"sensitive_info": [{"type": "credit_card"}]},
@@ -28,14 +29,13 @@ def test_a_dlp_rule_quarantine_has_the_reason_dlp(processor: Processor) -> None:
 
 
 def test_another_rule_quarantine_has_the_reason_rule(processor: Processor) -> None:
-    use(processor, {"name": "Partner", "conditions": {"sender_domain": ["example.org"]}, "actions": {"quarantine": True}})
+    use(processor, PARTNER_RULE)
     assert reasons(processor, CARD_TEXT) == [Reason.RULE, Reason.RULE]
 
 
 def test_the_rule_that_quarantined_decides_not_a_dlp_rule_that_only_tagged(processor: Processor) -> None:
     tag = {**CARDS_RULE, "actions": {"prepend_subject": "[card] "}}
-    hold = {"name": "Partner", "conditions": {"sender_domain": ["example.org"]}, "actions": {"quarantine": True}}
-    use(processor, tag, hold)
+    use(processor, tag, PARTNER_RULE)
     assert reasons(processor, CARD_TEXT) == [Reason.RULE, Reason.RULE]
-    use(processor, hold | {"actions": {"add_header": [{"name": "X-Partner", "value": "yes"}]}}, CARDS_RULE)
+    use(processor, PARTNER_RULE | {"actions": {"add_header": [{"name": "X-Partner", "value": "yes"}]}}, CARDS_RULE)
     assert reasons(processor, CARD_TEXT) == [Reason.DLP, Reason.DLP]
