@@ -31,7 +31,7 @@ from mailwarden.directory import OrgDirectory, Tenant
 from mailwarden.enforce.apply import Plan, plan_delivery
 from mailwarden.enforce.dkim_sign import DkimSigner
 from mailwarden.enforce.notify import incident_report, malware_notification
-from mailwarden.enforce.record import message_record, monitor_record, scan_summary, would_have
+from mailwarden.enforce.record import message_record, monitor_record, redacted_events, scan_summary, would_have
 from mailwarden.errors import DependencyUnavailable
 from mailwarden.ids import derive_id
 from mailwarden.ingest.journal import JournalEnvelope, JournalParseError, unwrap
@@ -576,7 +576,7 @@ class Processor:
             applied=applied,
             recipients=recipients,
         )
-        outcome.records.append((record, events))
+        outcome.records.append((record, redacted_events(events)))
         if plan.quarantine or not applied:
             # enforce: an entry per recipient for the blob above; monitor: what would have been held
             outcome.quarantine += _entries(record, verdict, tenant.policy if tenant else Policy(), blob_key=blob_key)
@@ -762,7 +762,7 @@ def _rule_events(verdict: Verdict, plan: Plan | None, now: datetime) -> list[Eve
 
 def _entries(record: MessageRecord, verdict: Verdict, policy: Policy, *, blob_key: str | None) -> list[NewEntry]:
     """Quarantine entries for a message whose action is (or, unapplied, would be) quarantine."""
-    reason = reason_for(verdict)
+    reason = reason_for(verdict, policy)
     if reason is None:
         return []
     held = [r.address for r in record.recipients if r.status in (RecipientStatus.QUARANTINED, RecipientStatus.RECORDED)]

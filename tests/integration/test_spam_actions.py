@@ -37,6 +37,7 @@ pytestmark = pytest.mark.integration
 
 BLOCKED = "offers@spam.example"
 ALLOWED = "ceo@partner.example"
+TAGGED = "news@promo.example"  # a transport rule sets SCL 6 (spam): the mail store's policy tags spam
 HEADER_NAME = "X-Acme-Suspected-Spam"
 PREFIX = "[Suspected spam] "
 DROP_REPLY = "550 4.3.2 QUEUE.TransportAgent; message deleted by transport agent"
@@ -145,15 +146,12 @@ def mailstore(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Mailstore]:
                 mw.listeners = {"inbound": free_port()}
                 mw.write_config()
                 domain = {"name": "example.com", "mode": "gateway", "next_hop": f"127.0.0.1:{mailserver.port}"}
-                import_org(
-                    mw,
-                    {
-                        "name": "acme",
-                        "monitor_only": False,
-                        "domains": [domain],
-                        "policy": policy("junk", "example.com"),
-                    },
-                )
+                document = policy("junk", "example.com")
+                document["spam"]["actions"]["spam"] = "add_header"
+                document["rules"] = [
+                    {"name": "Promotions", "conditions": {"sender_address": [TAGGED]}, "actions": {"set_scl": 6}}
+                ]
+                import_org(mw, {"name": "acme", "monitor_only": False, "domains": [domain], "policy": document})
                 mw.start()
                 try:
                     yield Mailstore(mw, mailserver, dovecot)
@@ -198,6 +196,21 @@ def test_blocked_sender_lands_in_junk_and_clean_mail_in_the_inbox(mailstore: Mai
     assert detail.summary.applied is True
     assert events(detail, EventType.JUNK) == ["high_confidence_spam: marked for the Junk folder (X-Spam-Flag: YES)"]
     assert "stored mail into mailbox 'Junk'" in dovecot.log()
+
+
+def test_tagged_spam_reaches_the_inbox_with_its_tag_not_the_junk_folder(mailstore: Mailstore) -> None:
+    mw, dovecot = mailstore.mw, mailstore.dovecot
+    raw = spam_message("Spring promotion", sender=TAGGED, to="carol@example.com", text=SPAM_TEXT)
+    send(mw.listeners["inbound"], TAGGED, ["carol@example.com"], raw)
+
+    (tagged,) = mailstore.arrived(lambda: with_subject(dovecot.inbox("carol"), "Spring promotion"))
+    assert with_subject(dovecot.junk("carol"), "Spring promotion") == []
+    assert tagged[HEADER_NAME] == "This message appears to be spam."
+    assert tagged["X-Spam-Flag"] == "NO"  # the junk signal belongs to the junk action alone
+    assert str(tagged["X-Spam-Status"]).startswith("No, ")
+    assert "SCL:6;BCL:0;CAT:SPM;" in str(tagged["X-Mailwarden-Antispam"])
+    detail = recorded(mw, "Spring promotion")
+    assert (detail.summary.category.value, detail.summary.action.value) == ("spam", "add_header")
 
 
 def test_allowed_sender_skips_spam_filtering_and_reaches_the_inbox(mailstore: Mailstore) -> None:
@@ -278,7 +291,10 @@ def send_spam(gw: Gateway, subject: str, domain: str) -> bytes:
 
 
 def assert_stamped(msg: Message) -> None:
-    assert msg["X-Spam-Flag"] == "YES"
+    """The verdict is stamped, but not as junk: only the junk action files mail into the Junk folder."""
+    assert msg["X-Spam-Flag"] == "NO"
+    assert str(msg["X-Spam-Status"]).startswith("No, score=15.0 required=5.0 tests=SENDER_BLOCKED")
+    assert "SCL:9;" in str(msg["X-Mailwarden-Antispam"])
     assert "SENDER_BLOCKED(15.00)" in str(msg["X-Mailwarden-Report"])
 
 

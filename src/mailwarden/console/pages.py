@@ -23,6 +23,7 @@ from mailwarden.errors import NotFoundError, PolicyError
 from mailwarden.model import Action, Category, Direction, Policy
 from mailwarden.model.policy import OrganisationDocument, parse_organisation_document, validation_messages
 from mailwarden.store import HistoryQuery, HistoryQueryError
+from mailwarden.store.audit import changes
 
 DASHBOARD_DAYS = 14
 TRACE_PAGE = 50
@@ -386,21 +387,14 @@ def _policy_errors(policy: dict[str, Any]) -> list[str]:
     return []
 
 
-def _change(before: dict[str, Any] | None, after: dict[str, Any] | None) -> list[tuple[str, Any, Any]]:
-    """The top-level keys whose values differ, as (key, before, after); nested values shown as YAML."""
-    before, after = before or {}, after or {}
-    out = []
-    for key in sorted(set(before) | set(after)):
-        if before.get(key) != after.get(key):
-            out.append((key, _short(before.get(key)), _short(after.get(key))))
-    return out
+def _change(before: dict[str, Any] | None, after: dict[str, Any] | None) -> list[tuple[str, str, str]]:
+    """Every changed field of an audit entry, as (path, before, after), each value whole."""
+    return [(c.path, _shown(c.before), _shown(c.after)) for c in changes(before, after)]
 
 
-def _short(value: Any) -> str:
+def _shown(value: Any) -> str:
     if value is None:
         return "—"
-    if isinstance(value, str):
-        text = value
-    else:
-        text = yaml.safe_dump(value, allow_unicode=True, default_flow_style=True).strip()
-    return text if len(text) <= 300 else text[:299] + "…"
+    if isinstance(value, (dict, list)):
+        return yaml.safe_dump(value, sort_keys=False, allow_unicode=True, default_flow_style=False, width=100).strip()
+    return str(value)

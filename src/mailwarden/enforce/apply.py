@@ -9,6 +9,8 @@ from __future__ import annotations
 import email
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
+from email import base64mime
+from email.message import Message as MimePart
 from email.policy import compat32
 
 from mailwarden.enforce import rewrite
@@ -22,6 +24,7 @@ from mailwarden.store.history import EventType, RecipientStatus
 DROP_REPLY = "550 4.3.2 QUEUE.TransportAgent; message deleted by transport agent"
 REJECT_REPLY = "550 5.7.1 Message rejected by policy"
 ALERT_FILENAME = "Malware Alert Text.txt"
+_MAX_7BIT_LINE = 998  # RFC 5322 §2.1.1, without the CRLF
 
 
 @dataclass(frozen=True, slots=True)
@@ -162,12 +165,7 @@ def replace_attachments(raw: bytes, filenames: Sequence[str], alert_text: str) -
         name = part.get_filename()
         if name is None or name not in wanted:
             continue
-        for header in ("Content-Type", "Content-Disposition", "Content-Transfer-Encoding", "Content-Description"):
-            del part[header]
-        part["Content-Type"] = 'text/plain; charset="utf-8"'
-        part["Content-Disposition"] = f'attachment; filename="{ALERT_FILENAME}"'
-        part["Content-Transfer-Encoding"] = "8bit"  # alert text is UTF-8; every relay here is 8BITMIME
-        part.set_payload(alert_text)
+        _make_alert(part, alert_text)
         replaced.append(name)
     if not replaced:
         return raw, replaced
@@ -176,3 +174,22 @@ def replace_attachments(raw: bytes, filenames: Sequence[str], alert_text: str) -
     head, sep, _ = rewrite.split_head(raw)
     _, _, new_body = rewrite.split_head(msg.as_bytes(policy=compat32.clone(linesep=sep.decode("ascii"))))
     return head + sep + new_body, replaced
+
+
+def _make_alert(part: MimePart, text: str) -> None:
+    """Turn `part` into the text file `Malware Alert Text.txt` holding `text`, in any language.
+
+    UTF-8 in base64: the part travels through any relay (no 8BITMIME needed) and stays within the line
+    length limit whatever the text; plain ASCII text that fits stays readable as 7bit.
+    """
+    for header in ("Content-Type", "Content-Disposition", "Content-Transfer-Encoding", "Content-Description"):
+        del part[header]
+    lines = text.splitlines()
+    readable = text.isascii() and all(len(line) <= _MAX_7BIT_LINE for line in lines)
+    part["Content-Type"] = f'text/plain; charset="{"us-ascii" if readable else "utf-8"}"'
+    part["Content-Disposition"] = f'attachment; filename="{ALERT_FILENAME}"'
+    part["Content-Transfer-Encoding"] = "7bit" if readable else "base64"
+    if readable:  # the generator writes it line by line with the message's own line ending
+        part.set_payload("\n".join(lines) + "\n")
+    else:  # text in its canonical form (RFC 2046 §4.1.1: CRLF line ends) inside the base64
+        part.set_payload(base64mime.body_encode(("\r\n".join(lines) + "\r\n").encode("utf-8")))

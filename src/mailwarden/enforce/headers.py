@@ -1,9 +1,14 @@
 """The header fields a scanned message carries: EOP-style antispam stamp, SpamAssassin-style flags,
-and the explainable report (symbols and weights)."""
+and the explainable report (symbols and weights).
+
+The antispam stamp and the report describe the verdict whatever the action. The SpamAssassin-style
+flags are the junk signal mail stores act on (Sieve, procmail, Exchange rules): they say `YES` only when
+the action is `junk`, because every other delivering action (tag, prefix, redirect) goes to the Inbox.
+"""
 
 from __future__ import annotations
 
-from mailwarden.model import Category, Direction, Verdict
+from mailwarden.model import Action, Category, Direction, Verdict
 from mailwarden.pipeline.decide import SPAM_SCORE
 
 ANTISPAM = "X-Mailwarden-Antispam"
@@ -43,6 +48,11 @@ def filter_value(verdict: Verdict) -> str:
     return "SPM" if is_spam(verdict) else "NSPM"
 
 
+def is_junk(verdict: Verdict) -> bool:
+    """Whether the message goes to the Junk folder: only the `junk` action says so."""
+    return verdict.disposition.action is Action.JUNK
+
+
 def verdict_headers(verdict: Verdict) -> list[tuple[str, str]]:
     """The fields to stamp on a message that leaves mailwarden (enforce mode)."""
     symbols = [f for f in verdict.findings if f.score]
@@ -52,7 +62,7 @@ def verdict_headers(verdict: Verdict) -> list[tuple[str, str]]:
     )
     report = f"score={verdict.score:.2f}; symbols=" + (" ".join(f"{f.code}({f.score:.2f})" for f in symbols) or "none")
     tests = ",".join(f.code for f in symbols) or "none"
-    flag = "YES" if is_spam(verdict) else "NO"
-    yes_no = "Yes" if is_spam(verdict) else "No"
+    flag = "YES" if is_junk(verdict) else "NO"
+    yes_no = "Yes" if is_junk(verdict) else "No"
     status = f"{yes_no}, score={verdict.score:.1f} required={SPAM_SCORE:.1f} tests={tests}"
     return [(ANTISPAM, antispam), (REPORT, report), (SPAM_FLAG, flag), (SPAM_STATUS, status)]

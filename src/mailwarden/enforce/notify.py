@@ -1,14 +1,21 @@
 """Notifications sent through the delivery path: malware alerts to administrators and internal senders,
-and transport rules' incident reports."""
+and transport rules' incident reports.
+
+Any language goes: the subject is RFC 2047-encoded and the body UTF-8 in a transfer encoding any relay
+carries. Text taken from the message (its subject, file names in detections and rule reasons) is
+redacted as history keeps it (`pipeline.dlp.redact_values`), so no card number or My Number is mailed.
+"""
 
 from __future__ import annotations
 
+import unicodedata
 from datetime import datetime
 from email.message import EmailMessage
 from email.policy import SMTP
 from email.utils import format_datetime, make_msgid
 
 from mailwarden.model import Message, Policy, Verdict
+from mailwarden.pipeline.dlp import redact_values
 
 
 def malware_notification(
@@ -24,23 +31,16 @@ def malware_notification(
 ) -> bytes:
     """One notification message, from the template in the malware policy."""
     values = {
-        "subject": message.subject or "(no subject)",
+        "subject": _subject_of(message),
         "sender": message.from_address or "<>",
         "recipients": ", ".join(recipients),
-        "malware": ", ".join(verdict.malware) or "-",
+        "malware": ", ".join(map(redact_values, verdict.malware)) or "-",
         "action": verdict.disposition.action.value,
         "message_id": message_id,
         "received": format_datetime(received),
     }
-    note = EmailMessage(policy=SMTP)
-    note["From"] = f"mailwarden <postmaster@{hostname}>"
-    note["To"] = to
-    note["Subject"] = policy.malware.notification_subject.format(**values)
-    note["Date"] = format_datetime(received)
-    note["Message-ID"] = make_msgid(domain=hostname)
-    note["Auto-Submitted"] = "auto-generated"
-    note.set_content(policy.malware.notification_text.format(**values))
-    return note.as_bytes()
+    subject = policy.malware.notification_subject.format(**values)
+    return _notice(to, hostname, subject, policy.malware.notification_text.format(**values), received)
 
 
 def incident_report(
@@ -58,13 +58,14 @@ def incident_report(
     """A transport rule's incident report to an administrator: which rules matched, why, what was done.
 
     The original message is not attached; sensitive information appears by type, count and confidence
-    only (the matched values are never in it).
+    only (the matched values are never in it, nor in the subject quoted).
     """
     reasons = [f.detail for f in verdict.findings if f.stage == "rules" and f.detail.split(" (", 1)[0] in rules]
+    subject = _subject_of(message)
     lines = [
         "A message matched transport rules of your organisation.",
         "",
-        f"Subject:    {message.subject or '(no subject)'}",
+        f"Subject:    {subject}",
         f"Sender:     {sender or '<>'}",
         f"Recipients: {', '.join(recipients)}",
         f"Received:   {format_datetime(received)}",
@@ -72,17 +73,33 @@ def incident_report(
         f"Trace id:   {message_id}",
         "",
         "Rules:",
-        *(f"  - {r}" for r in reasons),
+        *(f"  - {redact_values(r)}" for r in reasons),
     ]
     if verdict.dlp_matches:
         lines += ["", "Sensitive information:"]
         lines += [f"  - {m['type']}: {m['count']} ({m['confidence']} confidence)" for m in verdict.dlp_matches]
+    return _notice(to, hostname, f"Incident report: {', '.join(rules)}: {subject}", "\n".join(lines) + "\n", received)
+
+
+def _subject_of(message: Message) -> str:
+    return redact_values(message.subject) or "(no subject)"
+
+
+def _notice(to: str, hostname: str, subject: str, text: str, received: datetime) -> bytes:
+    """The notification message: from the postmaster, auto-generated (RFC 3834), `subject` on one line."""
     note = EmailMessage(policy=SMTP)
     note["From"] = f"mailwarden <postmaster@{hostname}>"
     note["To"] = to
-    note["Subject"] = f"Incident report: {', '.join(rules)}: {message.subject or '(no subject)'}"
+    note["Subject"] = _one_line(subject)
     note["Date"] = format_datetime(received)
     note["Message-ID"] = make_msgid(domain=hostname)
     note["Auto-Submitted"] = "auto-generated"
-    note.set_content("\n".join(lines) + "\n")
+    # UTF-8 in base64: an 8bit body would need 8BITMIME at every hop (the next hop may not offer it)
+    note.set_content(text, cte=None if text.isascii() else "base64")
     return note.as_bytes()
+
+
+def _one_line(text: str) -> str:
+    """A header value: line breaks and other control characters (from a template or a decoded subject)
+    would end the field or break it, so they become spaces."""
+    return " ".join("".join(" " if unicodedata.category(ch) == "Cc" else ch for ch in text).split())

@@ -1,4 +1,9 @@
-"""Turn a scanned message and its verdict into a history record and its first timeline events."""
+"""Turn a scanned message and its verdict into a history record and its first timeline events.
+
+What history keeps is shown in the trace, the API, the console, quarantine lists and digests, so every
+text taken from the message (subject, attachment names in findings and events) is stored with its card
+numbers, national ids, keys and tokens redacted (`pipeline.dlp.redact_values`), as DLP samples are.
+"""
 
 from __future__ import annotations
 
@@ -6,7 +11,8 @@ from collections.abc import Sequence
 from dataclasses import replace
 from datetime import UTC, datetime
 
-from mailwarden.model import Category, Direction, Envelope, Message, Mode, Verdict
+from mailwarden.model import Category, Direction, Envelope, Finding, Message, Mode, StageResult, Verdict
+from mailwarden.pipeline.dlp import redact_values
 from mailwarden.store.history import EventRecord, EventType, MessageRecord, RecipientRecord, RecipientStatus
 
 
@@ -70,7 +76,7 @@ def monitor_record(
         recipients=rcpts,
         direction=Direction.INTERNAL if internal else verdict.direction,
     )
-    return record, events
+    return record, redacted_events(events)
 
 
 def message_record(
@@ -86,7 +92,8 @@ def message_record(
     recipients: Sequence[RecipientRecord],
     direction: Direction | None = None,
 ) -> MessageRecord:
-    """The history row of a message: who, what, when, and the verdict with the action taken or not."""
+    """The history row of a message: who, what, when, and the verdict with the action taken or not;
+    message text in it redacted."""
     return MessageRecord(
         id=message_id,
         organisation=organisation,
@@ -96,15 +103,43 @@ def message_record(
         source=source,
         sender=envelope.mail_from,
         from_address=message.from_address,
-        subject=message.subject,
+        subject=redact_values(message.subject),
         internet_message_id=message.message_id,
         size=message.size,
         sha256=message.sha256,
         client_ip=envelope.client_ip,
-        verdict=verdict,
+        verdict=redacted_verdict(verdict),
         applied=applied,
         recipients=list(recipients),
     )
+
+
+def redacted_events(events: Sequence[EventRecord]) -> list[EventRecord]:
+    """Timeline events as history keeps them: values in their details redacted."""
+    return [replace(e, detail=redact_values(e.detail)) for e in events]
+
+
+def redacted_verdict(verdict: Verdict) -> Verdict:
+    """The verdict as history keeps it: values in findings, detections, reasons and file names redacted
+    (the rules' own words and DLP samples are kept: they hold no value from the message)."""
+    d = verdict.disposition
+    disposition = replace(
+        d,
+        reason=redact_values(d.reason),
+        replace_attachments=tuple(map(redact_values, d.replace_attachments)),
+    )
+    return replace(
+        verdict,
+        disposition=disposition,
+        malware=tuple(map(redact_values, verdict.malware)),
+        stages=tuple(_redacted_stage(s) for s in verdict.stages),
+        scan_errors=tuple(map(redact_values, verdict.scan_errors)),
+    )
+
+
+def _redacted_stage(stage: StageResult) -> StageResult:
+    findings = tuple(Finding(f.stage, f.code, f.score, redact_values(f.detail)) for f in stage.findings)
+    return replace(stage, findings=findings, error=redact_values(stage.error) if stage.error else stage.error)
 
 
 def _receive_detail(envelope: Envelope) -> str:

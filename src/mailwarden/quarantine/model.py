@@ -12,6 +12,8 @@ from enum import StrEnum
 from mailwarden.errors import MailwardenError
 from mailwarden.model import Action, Category, Verdict
 from mailwarden.model.policy import EndUserAccess, Policy
+from mailwarden.model.rules import Rule, RuleMode
+from mailwarden.pipeline.rules.outcome import rule_action
 
 
 class Reason(StrEnum):
@@ -119,14 +121,33 @@ class Entry:
     decided_by: str | None = None
 
 
-def reason_for(verdict: Verdict) -> Reason | None:
-    """The quarantine reason of a verdict whose action is (or would be) quarantine; None otherwise."""
+def reason_for(verdict: Verdict, policy: Policy) -> Reason | None:
+    """The quarantine reason of a verdict whose action is (or would be) quarantine; None otherwise.
+
+    A message a transport rule quarantined is `dlp` when that rule (`policy`'s, by name) matched on
+    sensitive information, `rule` otherwise.
+    """
     if verdict.disposition.action is not Action.QUARANTINE:
         return None
     reason = _CATEGORY_REASONS.get(verdict.category, Reason.RULE)
-    if reason is Reason.RULE and any(f.stage == "dlp" or f.code.startswith("DLP_") for f in verdict.findings):
-        return Reason.DLP
+    if reason is Reason.RULE:
+        rule = _quarantining_rule(verdict, policy)
+        if rule is not None and rule.conditions.sensitive_info:
+            return Reason.DLP
     return reason
+
+
+def _quarantining_rule(verdict: Verdict, policy: Policy) -> Rule | None:
+    """The rule whose action became the verdict's quarantine: the first matched enforce rule that
+    quarantines (a stronger action, reject or delete, would have won over it: see rules/outcome.py)."""
+    enforced = {r.name: r for r in policy.rules if r.mode is RuleMode.ENFORCE}
+    for label in verdict.rule_hits:  # matched rules in order; audit rules carry " (audit)" and are not found
+        rule = enforced.get(label)
+        if rule is not None:
+            action = rule_action(rule)
+            if action is not None and action.action is Action.QUARANTINE:
+                return rule
+    return None
 
 
 def user_access(policy: Policy, reason: Reason) -> EndUserAccess:

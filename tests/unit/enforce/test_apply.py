@@ -3,6 +3,8 @@ from __future__ import annotations
 import email
 from email.policy import default
 
+import pytest
+
 from mailwarden.enforce.apply import ALERT_FILENAME, DROP_REPLY, plan_delivery, replace_attachments
 from mailwarden.model import Action, Category, Direction, Disposition, Verdict
 from mailwarden.store.history import EventType, RecipientStatus
@@ -32,6 +34,27 @@ def test_junk_stamps_flags_that_sieve_rules_act_on() -> None:
     assert msg["X-Spam-Flag"] == "YES"
     assert msg["X-Mailwarden-Antispam"].startswith("DIR:INB;SFV:SPM;SCL:6;")
     assert plan.event is EventType.JUNK and plan.deliver_to == RCPTS
+
+
+@pytest.mark.parametrize(
+    ("action", "kw"),
+    [
+        (Action.DELIVER, {}),
+        (Action.ADD_HEADER, {"header": ("X-This-Is-Spam", "yes")}),
+        (Action.PREPEND_SUBJECT, {"subject_prefix": "[SPAM] "}),
+        (Action.REDIRECT, {"redirect_to": ("review@example.com",)}),
+        (Action.REPLACE_ATTACHMENTS, {"replace_attachments": ("x.exe",)}),
+    ],
+)
+def test_only_the_junk_action_carries_the_junk_signal(action: Action, kw: dict[str, object]) -> None:
+    # EOP delivers tagged, prefixed and redirected spam to the Inbox: a Sieve or procmail rule keyed on
+    # X-Spam-Flag / X-Spam-Status must not file it into Junk; the antispam report still says what it is
+    msg = parsed(plan_delivery(build_message(), verdict(action, **kw), RCPTS, applied=True).raw)
+    assert msg["X-Spam-Flag"] == "NO"
+    assert msg["X-Spam-Status"].startswith("No, score=")
+    assert msg["X-Mailwarden-Antispam"].startswith("DIR:INB;SFV:SPM;SCL:6;BCL:0;CAT:SPM;")
+    junk = parsed(plan_delivery(build_message(), verdict(Action.JUNK), RCPTS, applied=True).raw)
+    assert (junk["X-Spam-Flag"], junk["X-Spam-Status"][:4]) == ("YES", "Yes,")
 
 
 def test_forged_verdict_headers_from_outside_are_replaced() -> None:
@@ -80,6 +103,20 @@ def test_infected_attachment_is_replaced_by_the_alert_text() -> None:
     assert "invoice.exe" not in files and files["notes.txt"] == "ok"
     assert msg["Subject"] == "Quarterly numbers"
     assert replace_attachments(raw, ["other.bin"], "x") == (raw, [])
+
+
+@pytest.mark.parametrize(
+    "alert", ["添付ファイルを削除しました", "Entfernt: Schadsoftware gefunden.\nBitte IT fragen.", "x" * 1500]
+)
+def test_an_alert_text_in_any_language_or_length_is_sent_as_utf8_that_any_relay_carries(alert: str) -> None:
+    raw = build_message(attachments=[("請求書.exe", "application/octet-stream", b"MZ" + b"\0" * 100)])
+    new, names = replace_attachments(raw, ["請求書.exe"], alert)
+    assert names == ["請求書.exe"]
+    assert new.isascii() and max(len(line) for line in new.split(b"\r\n")) <= 998
+    (part,) = parsed(new).iter_attachments()
+    assert part.get_filename() == ALERT_FILENAME
+    text = part.get_payload(decode=True).decode(part.get_content_charset())
+    assert text.splitlines() == alert.splitlines()
 
 
 def test_authentication_results_are_stamped_and_forged_copies_removed() -> None:

@@ -9,8 +9,10 @@ text, so distances stay honest. Only the redacted form of a value leaves this mo
 from __future__ import annotations
 
 import bisect
+import functools
+import re
 import unicodedata
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -215,22 +217,104 @@ class DlpScanner:
 
     @staticmethod
     def _scan_one(compiled: _Compiled, text: str, found: dict[str, Confidence]) -> None:
-        keywords: _Keywords | None = None
-        proximity = compiled.info.proximity
-        for regex, detector in compiled.detectors:
-            for m in regex.finditer(text):
-                group = 1 if regex.groups else 0
-                value = detector.validate(m.group(group))
-                if value is None:
-                    continue
-                level = detector.alone
-                if compiled.keywords is not None and level is not detector.with_keyword:
-                    if keywords is None:
-                        keywords = _Keywords(compiled.keywords, text)
-                    if keywords.near(m.start(group), m.end(group), proximity):
-                        level = detector.with_keyword
-                if level is None:
-                    continue
-                previous = found.get(value)
-                if previous is None or level.rank > previous.rank:
-                    found[value] = level
+        for _, _, value, level in _values(compiled, text):
+            previous = found.get(value)
+            if previous is None or level.rank > previous.rank:
+                found[value] = level
+
+    def redact_text(self, text: str, types: Collection[str]) -> str:
+        """`text` with every value of `types` the scanner would report replaced by its redacted form;
+        the rest of the text, original spelling included (full-width digits, dashes), is left as it was."""
+        if not _may_hold_values(text):
+            return text
+        normal, origin = _normalize_mapped(text[:MAX_TEXT_CHARS])
+        spans: list[tuple[int, int, str]] = []
+        for compiled in self._types:
+            if compiled.info.name in types:
+                for start, end, value, _ in _values(compiled, normal):
+                    end = _extent(compiled.info.name, normal, end)
+                    spans.append((origin[start], origin[end - 1] + 1, redact(compiled.info.name, value)))
+        out: list[str] = []
+        done = 0
+        for start, end, shown in sorted(spans, key=lambda span: (span[0], -span[1])):
+            if start < done:  # inside a value already replaced (a number two types both take)
+                continue
+            out += [text[done:start], shown]
+            done = end
+        return "".join(out) + text[done:] if spans else text
+
+
+def _values(compiled: _Compiled, text: str) -> Iterator[tuple[int, int, str, Confidence]]:
+    """Every value of one type in normalised `text`: where it stands, its canonical form, its confidence."""
+    keywords: _Keywords | None = None
+    proximity = compiled.info.proximity
+    for regex, detector in compiled.detectors:
+        for m in regex.finditer(text):
+            group = 1 if regex.groups else 0
+            value = detector.validate(m.group(group))
+            if value is None:
+                continue
+            level = detector.alone
+            if compiled.keywords is not None and level is not detector.with_keyword:
+                if keywords is None:
+                    keywords = _Keywords(compiled.keywords, text)
+                if keywords.near(m.start(group), m.end(group), proximity):
+                    level = detector.with_keyword
+            if level is not None:
+                yield m.start(group), m.end(group), value, level
+
+
+SHOWN_IN_FULL: Final = frozenset({"email", "jp_phone", "jp_corporate_number"})
+"""Built-in types `redact_values` leaves readable: addresses are stored as routing data anyway, phone
+numbers stand in every signature, corporate numbers are published by the tax agency."""
+_REDACTED_TYPES: Final = BUILTIN_NAMES - SHOWN_IN_FULL
+
+
+@functools.cache
+def _builtin_scanner() -> DlpScanner:
+    return DlpScanner()
+
+
+def redact_values(text: str) -> str:
+    """`text` fit to store or show: every card number, IBAN, national id, key and token in it (every
+    built-in type but those `SHOWN_IN_FULL`) replaced by its redacted form, as in `DlpMatch.samples`."""
+    return _builtin_scanner().redact_text(text, _REDACTED_TYPES)
+
+
+# A private key's pattern takes its first line of key material; the redacted span runs to the END line.
+_KEY_REST: Final = re.compile(r"[A-Za-z0-9+/=\s]*(?:-----END (?:[A-Z0-9]+ ){0,3}PRIVATE KEY(?: BLOCK)?-----)?")
+
+
+def _extent(type: str, text: str, end: int) -> int:
+    """Where a value found ending at `end` really ends, for redacting it whole."""
+    if type == "private_key":
+        found = _KEY_REST.match(text, end)
+        if found is not None:
+            return found.end()
+    return end
+
+
+# Every built-in value has 9 or more digits (cards, IBAN, SSN, My Number) or is a run of at least 15
+# token characters (keys and tokens, a private key's material): text with neither is not scanned.
+_TOKEN_RUN: Final = re.compile(r"[A-Za-z0-9_+/=\-]{15}")
+_MIN_DIGITS: Final = 9
+
+
+def _may_hold_values(text: str) -> bool:
+    text = normalize(text)
+    return sum(ch.isdigit() for ch in text) >= _MIN_DIGITS or _TOKEN_RUN.search(text) is not None
+
+
+def _normalize_mapped(text: str) -> tuple[str, list[int]]:
+    """`normalize` one character at a time, with the index in `text` each normalised character came
+    from (NFKC may turn one character into several). Combining marks are not composed with the
+    character before them, which no pattern or keyword of a value depends on."""
+    if text.isascii():
+        return text, list(range(len(text)))
+    parts: list[str] = []
+    origin: list[int] = []
+    for index, ch in enumerate(text):
+        normal = unicodedata.normalize("NFKC", ch).translate(_DASHES) if not ch.isascii() else ch
+        parts.append(normal)
+        origin.extend([index] * len(normal))
+    return "".join(parts), origin

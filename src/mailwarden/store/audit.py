@@ -1,0 +1,73 @@
+"""What an audit entry changed, field by field: the readable form of the whole before and after it keeps.
+
+The audit log stores each changed object whole (JSON `before` / `after`, no length limit, never a password
+hash or a token secret). `changes` walks both and names each difference by its path, so a change to one
+rule of a thousand, or three senders added to a long block list, reads as exactly that.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, Final
+
+_ABSENT: Final = object()
+
+
+@dataclass(frozen=True, slots=True)
+class Change:
+    """One difference. `path` names the field: `policy.rules[Wire fraud].actions.quarantine`, and
+    `policy.lists.blocked_senders[]` for an entry added to or removed from a list of plain values.
+    `before` / `after` are None where the field (or entry) did not exist on that side."""
+
+    path: str
+    before: Any
+    after: Any
+
+
+def changes(before: Mapping[str, Any] | None, after: Mapping[str, Any] | None) -> list[Change]:
+    """Every difference between two audited states, in document order; [] when they are equal."""
+    out: list[Change] = []
+    _diff("", before or {}, after or {}, out)
+    return out
+
+
+def _diff(path: str, before: Any, after: Any, out: list[Change]) -> None:
+    if before == after:
+        return
+    if isinstance(before, Mapping) and isinstance(after, Mapping):
+        for key in dict.fromkeys([*before, *after]):
+            _diff(f"{path}.{key}" if path else str(key), before.get(key, _ABSENT), after.get(key, _ABSENT), out)
+    elif isinstance(before, list) and isinstance(after, list):
+        _diff_lists(path, before, after, out)
+    else:
+        out.append(Change(path, None if before is _ABSENT else before, None if after is _ABSENT else after))
+
+
+def _diff_lists(path: str, before: list[Any], after: list[Any], out: list[Change]) -> None:
+    if _named(before) and _named(after):  # rules, custom types: matched by name, wherever they moved
+        old = {item["name"]: item for item in before}
+        new = {item["name"]: item for item in after}
+        for name in dict.fromkeys([*old, *new]):
+            _diff(f"{path}[{name}]", old.get(name, _ABSENT), new.get(name, _ABSENT), out)
+    elif _plain(before) and _plain(after):  # block lists, domains: entries removed and added
+        removed, added = Counter(before) - Counter(after), Counter(after) - Counter(before)
+        out += [Change(f"{path}[]", item, None) for item in removed.elements()]
+        out += [Change(f"{path}[]", None, item) for item in added.elements()]
+        if not removed and not added:  # the same entries in another order
+            out.append(Change(path, before, after))
+    else:
+        for index in range(max(len(before), len(after))):
+            was = before[index] if index < len(before) else _ABSENT
+            now = after[index] if index < len(after) else _ABSENT
+            _diff(f"{path}[{index}]", was, now, out)
+
+
+def _named(items: list[Any]) -> bool:
+    names = [item.get("name") for item in items if isinstance(item, Mapping)]
+    return len(names) == len(items) and all(isinstance(n, str) for n in names) and len(set(names)) == len(names)
+
+
+def _plain(items: list[Any]) -> bool:
+    return not any(isinstance(item, (Mapping, list)) for item in items)

@@ -1,0 +1,105 @@
+"""Malware notifications and incident reports: any language in templates, subjects and file names, one-line
+subjects whatever a template or a decoded subject holds, and no sensitive value from the message."""
+
+from __future__ import annotations
+
+import email
+from datetime import UTC, datetime
+from email.message import EmailMessage
+from email.policy import default
+
+from mailwarden.enforce.notify import incident_report, malware_notification
+from mailwarden.model import (
+    Action,
+    Category,
+    Direction,
+    Disposition,
+    Finding,
+    Message,
+    StageOutcome,
+    StageResult,
+    Verdict,
+)
+from mailwarden.model.policy import Policy
+from tests.factories import build_message
+
+RECEIVED = datetime(2025, 10, 14, 9, 15, tzinfo=UTC)
+CARD = "4111 1111 1111 1111"
+
+
+def parsed(raw: bytes) -> EmailMessage:
+    assert raw.isascii()  # whatever the language: RFC 2047 subject, encoded body
+    return email.message_from_bytes(raw, policy=default)  # type: ignore[return-value]
+
+
+def malware_verdict(*detections: str) -> Verdict:
+    return Verdict(Direction.INBOUND, Category.MALWARE, Disposition(Action.QUARANTINE), malware=detections)
+
+
+def notify(subject: str, policy: Policy, *detections: str) -> EmailMessage:
+    raw = malware_notification(
+        to="secops@example.com",
+        hostname="mw.example.com",
+        message=Message(build_message(subject=subject)),
+        recipients=("bob@example.com",),
+        verdict=malware_verdict(*detections),
+        message_id="01K7TESTID",
+        received=RECEIVED,
+        policy=policy,
+    )
+    return parsed(raw)
+
+
+def test_a_japanese_template_subject_and_file_name_arrive_readable() -> None:
+    policy = Policy.model_validate(
+        {
+            "malware": {
+                "notification_subject": "マルウェア検出: {subject}",
+                "notification_text": "件名: {subject}\n{malware}\n",
+            }
+        }
+    )
+    note = notify("請求書のご送付", policy, "YARA:EICAR in 請求書.exe")
+    assert note["Subject"] == "マルウェア検出: 請求書のご送付"
+    assert note.get_content().splitlines() == ["件名: 請求書のご送付", "YARA:EICAR in 請求書.exe"]
+
+
+def test_a_line_break_in_the_subject_template_does_not_stop_the_notification() -> None:
+    policy = Policy.model_validate({"malware": {"notification_subject": "Malware\r\nfound: {subject}\t!"}})
+    assert notify("Invoice", policy)["Subject"] == "Malware found: Invoice !"
+
+
+def test_card_numbers_in_the_subject_and_file_names_are_masked_in_the_notification() -> None:
+    note = notify(f"Card {CARD}", Policy(), f"YARA:EICAR in card-{CARD.replace(' ', '')}.exe")
+    text = str(note["Subject"]) + note.get_content()
+    assert "4111 **** **** 1111" in text
+    assert CARD not in text and CARD.replace(" ", "") not in text
+
+
+def test_the_incident_report_never_carries_a_matched_value() -> None:
+    finding = Finding("rules", "RULE_CARDS", 0.0, f"Cards (enforce): attachment 'cc-{CARD}.txt' has extension '.txt'")
+    verdict = Verdict(
+        Direction.INBOUND,
+        Category.RULE,
+        Disposition(Action.QUARANTINE),
+        stages=(StageResult("rules", StageOutcome.DETECTED, (finding,)),),
+        dlp_matches=({"type": "credit_card", "count": 1, "confidence": "medium", "samples": ["4111 **** **** 1111"]},),
+    )
+    raw = incident_report(
+        to="secops@example.com",
+        hostname="mw.example.com",
+        message=Message(build_message(subject=f"カード番号 {CARD}")),
+        sender="p@example.org",
+        recipients=("bob@example.com",),
+        verdict=verdict,
+        rules=("Cards",),
+        message_id="01K7TESTID",
+        received=RECEIVED,
+    )
+    report = parsed(raw)
+    assert report["Subject"] == "Incident report: Cards: カード番号 4111 **** **** 1111"
+    body = report.get_content()
+    assert "Subject:    カード番号 4111 **** **** 1111" in body
+    assert "attachment 'cc-4111 **** **** 1111.txt'" in body
+    assert "credit_card: 1 (medium confidence)" in body
+    assert CARD.replace(" ", "") not in body and CARD not in body
