@@ -71,7 +71,11 @@ class DomainVerifiers:
         verifier = await self._verifier(domain)
         if verifier is None:
             return None
-        verification = await verifier.verify(address)
+        try:
+            verification = await verifier.verify(address)
+        except Exception as exc:  # a verifier's bug must not end the session or let the address through
+            log.exception("recipients.verifier_failed", domain=domain.name, rcpt=address)
+            verification = Unavailable(f"verifier failed: {type(exc).__name__}")
         match verification:
             case Unknown(detail):
                 log.info("recipients.unknown", domain=domain.name, rcpt=address, detail=detail)

@@ -142,7 +142,13 @@ def test_the_list_refuses_others_in_enforce_and_monitor_mode(mw: Mailwarden, sin
         try:
             replies = rcpt_replies(
                 instance,
-                ["alice@example.com", "bob@example.com", "alice+news@example.com", "postmaster@example.com", "eve@example.com"],
+                [
+                    "alice@example.com",
+                    "bob@example.com",
+                    "alice+news@example.com",
+                    "postmaster@example.com",
+                    "eve@example.com",
+                ],
             )
         finally:
             instance.kill()

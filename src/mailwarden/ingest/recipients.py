@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import math
 import ssl
 import time
 from collections import OrderedDict
@@ -269,7 +270,7 @@ class Ldap3Directory:
             user=self._lookup.bind_dn,
             password=self._password,
             auto_bind=ldap3.AUTO_BIND_NO_TLS,
-            receive_timeout=self._timeout,
+            receive_timeout=math.ceil(self._timeout),  # ldap3 packs it into SO_RCVTIMEO: whole seconds
             read_only=True,
             auto_referrals=False,
         )
