@@ -68,10 +68,10 @@ class DomainVerifiers:
 
     async def check(self, domain: Domain, address: str) -> Reply | None:
         """None to accept `address`, or the RCPT reply that refuses it (550 5.1.1 or 451 4.4.3)."""
-        verifier = await self._verifier(domain)
-        if verifier is None:
-            return None
         try:
+            verifier = await self._verifier(domain)
+            if verifier is None:
+                return None
             verification = await verifier.verify(address)
         except Exception as exc:  # a verifier's bug must not end the session or let the address through
             log.exception("recipients.verifier_failed", domain=domain.name, rcpt=address)

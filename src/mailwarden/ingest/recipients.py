@@ -22,15 +22,16 @@ from collections import OrderedDict
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
-import ldap3
 import structlog
-from ldap3.core.exceptions import LDAPException
 
 from mailwarden.ingest import replies as r
 from mailwarden.ingest.replies import Reply
 from mailwarden.model.recipients import LdapLookup
+
+if TYPE_CHECKING:
+    import ldap3
 
 log = structlog.get_logger(__name__)
 
@@ -238,6 +239,8 @@ class Ldap3Directory:
     """The LDAP client (ldap3): one connection, opened and bound on first use and reopened when it fails."""
 
     def __init__(self, lookup: LdapLookup, password: str | None, *, timeout: float) -> None:
+        import ldap3  # here: only a server with a domain verified by LDAP loads it
+
         tls = ldap3.Tls(validate=ssl.CERT_REQUIRED if lookup.tls_verify else ssl.CERT_NONE)
         self._server = ldap3.Server(lookup.url, connect_timeout=timeout, get_info=ldap3.NONE, tls=tls)
         self._lookup = lookup
@@ -246,6 +249,9 @@ class Ldap3Directory:
         self._connection: ldap3.Connection | None = None
 
     def exists(self, search_filter: str) -> bool:
+        import ldap3
+        from ldap3.core.exceptions import LDAPException
+
         for _ in range(2):
             reused = self._connection is not None
             try:
@@ -265,6 +271,8 @@ class Ldap3Directory:
         raise DirectoryError("the connection failed twice")
 
     def _open(self) -> ldap3.Connection:
+        import ldap3
+
         self._connection = ldap3.Connection(
             self._server,
             user=self._lookup.bind_dn,
