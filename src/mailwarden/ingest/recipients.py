@@ -249,26 +249,27 @@ class Ldap3Directory:
         self._connection: ldap3.Connection | None = None
 
     def exists(self, search_filter: str) -> bool:
-        import ldap3
         from ldap3.core.exceptions import LDAPException
 
-        for _ in range(2):
-            reused = self._connection is not None
+        if self._connection is not None:
             try:
-                connection = self._connection or self._open()
-                connection.search(
-                    self._lookup.base, search_filter, search_scope=ldap3.SUBTREE, attributes=["1.1"], size_limit=1
-                )
-            except LDAPException as exc:
-                self.close()
-                if reused:  # the server may have closed an idle connection: once more on a new one
-                    continue
-                raise DirectoryError(_ldap_reason(exc)) from None
-            code = connection.result.get("result")
-            if code not in (_LDAP_SUCCESS, _LDAP_SIZE_LIMIT_EXCEEDED):
-                raise DirectoryError(f"search under {self._lookup.base} failed: {connection.result.get('description')}")
-            return any(entry.get("type") == "searchResEntry" for entry in connection.response or ())
-        raise DirectoryError("the connection failed twice")
+                return self._search(self._connection, search_filter)
+            except LDAPException:
+                self.close()  # the server may have closed an idle connection: once more on a new one
+        try:
+            return self._search(self._open(), search_filter)
+        except LDAPException as exc:
+            self.close()
+            raise DirectoryError(_ldap_reason(exc)) from None
+
+    def _search(self, connection: ldap3.Connection, search_filter: str) -> bool:
+        import ldap3
+
+        base = self._lookup.base
+        connection.search(base, search_filter, search_scope=ldap3.SUBTREE, attributes=["1.1"], size_limit=1)
+        if connection.result.get("result") not in (_LDAP_SUCCESS, _LDAP_SIZE_LIMIT_EXCEEDED):
+            raise DirectoryError(f"search under {base} failed: {connection.result.get('description')}")
+        return any(entry.get("type") == "searchResEntry" for entry in connection.response or ())
 
     def _open(self) -> ldap3.Connection:
         import ldap3
