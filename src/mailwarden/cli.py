@@ -525,6 +525,12 @@ def policy_import(path: Path, config: ConfigOption = None) -> None:
         rt.db.migrate()
         org = rt.policies.import_document(doc, actor="cli")
         out.print(f"imported organisation {org.name!r} ({len(org.domains)} domains)")
+        for domain in org.domains:
+            ldap = domain.recipient_verification.ldap
+            if ldap is not None and ldap.bind_password_secret and ldap.bind_password_secret not in rt.config.secrets:
+                # the server answers 451 for the domain until the secret is there: say so now, not in its log
+                warning = f"warning: domain {domain.name}: secret {ldap.bind_password_secret!r} is not in [secrets]"
+                err.print(warning, markup=False)
 
 
 @policy_app.command("check")

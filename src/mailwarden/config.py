@@ -13,7 +13,7 @@ from ipaddress import IPv4Network, IPv6Network
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
 
 from mailwarden.deliver.config import DeliveryConfig
 from mailwarden.dns import DnsConfig
@@ -230,7 +230,22 @@ class Config(BaseModel):
     stages: dict[str, dict[str, Any]] = Field(
         default_factory=dict, description="`[stages.<name>]`: each stage validates its own section at start-up"
     )
+    secrets: dict[str, SecretStr] = Field(
+        default_factory=dict,
+        description="`[secrets]`: named secrets a policy document refers to by name (LDAP bind passwords), "
+        "never stored in the policy; MAILWARDEN_SECRETS__<NAME> sets one from the environment",
+    )
     source: Path | None = Field(None, exclude=True)
+
+    @field_validator("secrets", mode="before")
+    @classmethod
+    def _secret_names(cls, value: object) -> object:
+        if not isinstance(value, dict):
+            return value
+        for name in value:
+            if not re.fullmatch(r"[a-z0-9_]{1,64}", str(name)):
+                raise ValueError(f"secret name {name!r}: use 1 to 64 lower-case letters, digits and '_'")
+        return value
 
     @property
     def database_url(self) -> str:
@@ -281,7 +296,8 @@ def _overlay_environment(data: dict[str, Any], env: dict[str, str]) -> None:
             node = node.setdefault(part, {})
             if not isinstance(node, dict):
                 raise ConfigError(f"environment variable {key} overrides a value that is not a section")
-        node[parts[-1]] = _env_value(value)
+        # a secret is its exact text, even when it looks like a number or a boolean
+        node[parts[-1]] = value if parts[0] == "secrets" else _env_value(value)
 
 
 def _env_value(value: str) -> Any:

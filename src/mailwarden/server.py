@@ -31,6 +31,7 @@ from mailwarden.quarantine.jobs import QuarantineJobs, queue_dispatcher
 from mailwarden.runtime import Runtime
 from mailwarden.store.connections import BlockReason, ConnectionStats
 from mailwarden.store.db import unavailable
+from mailwarden.verification import DomainVerifiers
 
 log = structlog.get_logger(__name__)
 
@@ -49,9 +50,14 @@ class Server:
         self.quarantine_jobs: QuarantineJobs | None = None
         self.stopping = asyncio.Event()
         self.connection_stats = ConnectionStats(rt.db)
+        self.verifiers = DomainVerifiers(
+            secrets={name: value.get_secret_value() for name, value in config.secrets.items()},
+            helo=config.delivery.ehlo_hostname(),
+        )
 
     async def recipient_check(self, listener: str, rcpt: str, session: SessionInfo) -> Reply | None:
-        """Inbound listeners take mail only for the organisations' domains that route through us."""
+        """Inbound listeners take mail only for the organisations' domains that route through us, and
+        only for the recipients the domain's verification knows (docs/recipients.md)."""
         found = self.directory.lookup(rcpt)
         if found is None or found[1].mode is ConnectionMode.JOURNAL:
             return replies.RELAY_DENIED
@@ -70,7 +76,8 @@ class Server:
             except Exception as exc:  # counting is best effort: the refusal must not depend on the database
                 log.error("connection_count_failed", error=unavailable(exc) or f"{type(exc).__name__}: {exc}")
             return replies.IP_BLOCKED.filled(ip=session.client_ip)
-        return None
+        # in monitor mode too: a gateway that relays mail for unknown users makes the bounces all the same
+        return await self.verifiers.check(found[1], rcpt)
 
     async def start(self) -> None:
         config = self.rt.config
@@ -112,6 +119,7 @@ class Server:
             await self.api.stop()
         if self.smtp is not None:
             await self.smtp.stop(drain_timeout=self.drain_timeout)
+        await self.verifiers.close()
         if self.quarantine_jobs is not None:
             await self.quarantine_jobs.stop()
         if self.processor is not None:

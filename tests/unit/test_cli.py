@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import yaml
 from typer.testing import CliRunner
 
 from mailwarden.cli import app
@@ -143,3 +144,30 @@ def test_hash_password_prints_a_hash_the_listener_accepts() -> None:
     assert "s3cret" not in hashed
     assert verify_password(b"s3cret pass", hashed)
     assert not verify_password(b"wrong", hashed)
+
+
+def test_importing_an_ldap_domain_warns_when_its_secret_is_not_configured(workdir: Path) -> None:
+    document = yaml.safe_load(cli("policy", "export", cwd=workdir).stdout)
+    document["domains"] = [
+        {
+            "name": "example.com",
+            "mode": "gateway",
+            "next_hop": "mx.internal.example.com",
+            "recipient_verification": {
+                "mode": "ldap",
+                "ldap": {
+                    "url": "ldaps://dc1.example.com",
+                    "base": "dc=example,dc=com",
+                    "bind_dn": "cn=mailwarden,dc=example,dc=com",
+                    "bind_password_secret": "acme_ldap",
+                },
+            },
+        }
+    ]
+    (workdir / "ldap.yaml").write_text(yaml.safe_dump(document))
+    result = cli("policy", "import", "ldap.yaml", cwd=workdir)
+    assert result.returncode == 0, result.stderr
+    assert "domain example.com: secret 'acme_ldap' is not in [secrets]" in result.stderr
+    with (workdir / "mailwarden.toml").open("a") as config:
+        config.write('\n[secrets]\nacme_ldap = "pw"\n')
+    assert "secret" not in cli("policy", "import", "ldap.yaml", cwd=workdir).stderr

@@ -47,3 +47,19 @@ def test_broken_toml_is_a_clear_error(tmp_path: Path) -> None:
 def test_a_named_file_that_does_not_exist_is_an_error(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="no such config file"):
         load_config(tmp_path / "nope.toml", environ={})
+
+
+def test_secrets_come_from_the_file_or_the_environment_as_their_exact_text(tmp_path: Path) -> None:
+    path = tmp_path / "mailwarden.toml"
+    path.write_text('[secrets]\nacme_ldap = "from-file"\nother = "kept"\n')
+    config = load_config(path, environ={"MAILWARDEN_SECRETS__ACME_LDAP": "1e3"})
+    assert config.secrets["acme_ldap"].get_secret_value() == "1e3"  # not read as a number
+    assert config.secrets["other"].get_secret_value() == "kept"
+    assert "1e3" not in repr(config)
+
+
+def test_a_secret_name_a_policy_cannot_refer_to_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "mailwarden.toml"
+    path.write_text('[secrets]\n"Acme-LDAP" = "x"\n')
+    with pytest.raises(ConfigError, match=r"^secrets: .*'Acme-LDAP'"):
+        load_config(path, environ={})

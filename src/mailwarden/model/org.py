@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from enum import StrEnum
 
+from mailwarden.model.recipients import RecipientVerification
+
 
 class ConnectionMode(StrEnum):
     """How a domain's mail reaches mailwarden."""
@@ -25,6 +27,8 @@ class Domain:
     mode: ConnectionMode = ConnectionMode.JOURNAL
     next_hop: str | None = None  # host[:port] the domain's inbound mail is relayed to in enforce mode
     require_tls: bool = False
+    # checked at RCPT time on the inbound listeners, docs/recipients.md
+    recipient_verification: RecipientVerification = field(default_factory=RecipientVerification)
 
 
 @dataclass(frozen=True, slots=True)

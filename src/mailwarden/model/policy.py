@@ -13,6 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from mailwarden.errors import PolicyError
 from mailwarden.model.org import ConnectionMode, Domain, Organisation
+from mailwarden.model.recipients import RecipientVerification, VerificationMode
 from mailwarden.model.rules import DlpPolicy, Rule, check_rule_set, check_sensitive_types
 from mailwarden.model.verdict import Action
 
@@ -338,6 +339,7 @@ class DomainDocument(_Strict):
     mode: ConnectionMode = ConnectionMode.JOURNAL
     next_hop: str | None = Field(None, pattern=r"^\[?[A-Za-z0-9.:-]+\]?(:\d{1,5})?$")
     require_tls: bool = False
+    recipient_verification: RecipientVerification = RecipientVerification()
 
     @field_validator("name", mode="before")
     @classmethod
@@ -348,10 +350,17 @@ class DomainDocument(_Strict):
     def _enforce_needs_next_hop(self) -> DomainDocument:
         if self.mode is not ConnectionMode.JOURNAL and not self.next_hop:
             raise ValueError(f"domain {self.name}: mode {self.mode.value!r} needs a next_hop to deliver to")
+        verification = self.recipient_verification
+        if self.mode is ConnectionMode.JOURNAL and verification.mode is not VerificationMode.NONE:
+            raise ValueError(
+                f"domain {self.name}: recipient_verification applies to gateway and mailflow domains "
+                "(journal copies are never refused)"
+            )
+        verification.check_domain(self.name)
         return self
 
     def to_domain(self) -> Domain:
-        return Domain(self.name, self.mode, self.next_hop, self.require_tls)
+        return Domain(self.name, self.mode, self.next_hop, self.require_tls, self.recipient_verification)
 
 
 class OrganisationDocument(_Strict):
@@ -379,7 +388,13 @@ class OrganisationDocument(_Strict):
             name=org.name,
             monitor_only=org.monitor_only,
             domains=tuple(
-                DomainDocument(name=d.name, mode=d.mode, next_hop=d.next_hop, require_tls=d.require_tls)
+                DomainDocument(
+                    name=d.name,
+                    mode=d.mode,
+                    next_hop=d.next_hop,
+                    require_tls=d.require_tls,
+                    recipient_verification=d.recipient_verification,
+                )
                 for d in org.domains
             ),
             policy=policy,

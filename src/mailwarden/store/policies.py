@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session
 from mailwarden.errors import NotFoundError, PolicyError
 from mailwarden.model import ConnectionMode, Domain, Organisation, Policy
 from mailwarden.model.policy import OrganisationDocument
+from mailwarden.model.recipients import RecipientVerification
 from mailwarden.store.db import Database
 from mailwarden.store.schema import AuditRow, DomainRow, OrganisationRow, PolicyRow
 
@@ -137,9 +138,20 @@ def _domains(session: Session, organisation_id: int) -> list[DomainRow]:
 
 def _organisation(session: Session, row: OrganisationRow) -> Organisation:
     domains = tuple(
-        Domain(d.name, ConnectionMode(d.mode), d.next_hop, d.require_tls) for d in _domains(session, row.id)
+        Domain(d.name, ConnectionMode(d.mode), d.next_hop, d.require_tls, _verification(d.recipient_verification))
+        for d in _domains(session, row.id)
     )
     return Organisation(row.name, domains, row.monitor_only, id=row.id)
+
+
+def _verification(saved: dict[str, Any] | None) -> RecipientVerification:
+    return RecipientVerification() if saved is None else RecipientVerification.model_validate(saved)
+
+
+def _verification_json(verification: RecipientVerification) -> dict[str, Any] | None:
+    if verification == RecipientVerification():  # the default stays NULL, as in rows from before revision 0005
+        return None
+    return verification.model_dump(mode="json")
 
 
 def _policy(session: Session, row: OrganisationRow) -> Policy:
@@ -183,10 +195,12 @@ def _replace_domains(session: Session, organisation_id: int, doc: OrganisationDo
                     mode=d.mode.value,
                     next_hop=d.next_hop,
                     require_tls=d.require_tls,
+                    recipient_verification=_verification_json(d.recipient_verification),
                 )
             )
         else:
             row.mode, row.next_hop, row.require_tls = d.mode.value, d.next_hop, d.require_tls
+            row.recipient_verification = _verification_json(d.recipient_verification)
 
 
 def _save_policy(session: Session, organisation_id: int, policy: Policy, actor: str) -> None:

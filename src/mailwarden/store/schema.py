@@ -94,6 +94,8 @@ class DomainRow(Base):
     mode: Mapped[str] = mapped_column(String(16))
     next_hop: Mapped[str | None] = mapped_column(String(300))
     require_tls: Mapped[bool] = mapped_column(Boolean, default=False)
+    # the domain's RecipientVerification as JSON; NULL means mode "none"
+    recipient_verification: Mapped[dict[str, Any] | None] = mapped_column(JsonType)
 
 
 class PolicyRow(Base):

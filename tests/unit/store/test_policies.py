@@ -122,3 +122,27 @@ def test_set_monitor_only_is_audited(policies: PolicyStore) -> None:
     )
     policies.set_monitor_only("corp", True, actor="alice")  # no change, no audit entry
     assert len(policies.audit_log()) == 2
+
+
+def test_recipient_verification_is_stored_with_its_domain(policies: PolicyStore) -> None:
+    data = document().model_dump(mode="json")
+    data["domains"][0]["recipient_verification"] = {
+        "mode": "ldap",
+        "ldap": {
+            "url": "ldap://dc1.corp.example",
+            "base": "dc=corp",
+            "bind_dn": "cn=svc",
+            "bind_password_secret": "corp",
+        },
+        "cache_unknown_seconds": 60,
+    }
+    doc = parse_organisation_document(data)
+    org = policies.import_document(doc)
+    verification = org.domain("corp.example").recipient_verification  # type: ignore[union-attr]
+    assert verification.ldap is not None and verification.ldap.url == "ldap://dc1.corp.example"
+    assert verification.cache_unknown_seconds == 60
+    assert policies.export_document("corp") == normal(doc)
+    # switched off again: the domain is back to accepting every address
+    data["domains"][0]["recipient_verification"] = {"mode": "none"}
+    policies.import_document(parse_organisation_document(data))
+    assert policies.get_organisation("corp").domains[0].recipient_verification.mode.value == "none"
