@@ -134,7 +134,7 @@ def test_malware_rule_update_refuses_a_broken_pack_and_installs_a_good_one(workd
 
 
 def test_hash_password_prints_a_hash_the_listener_accepts() -> None:
-    from mailwarden.ingest.smtp import verify_password
+    from mailwarden.ingest.access import verify_password
 
     result = runner.invoke(app, ["hash-password"], input="s3cret pass\ns3cret pass\n")
     assert result.exit_code == 0, result.output

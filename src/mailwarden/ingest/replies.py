@@ -51,9 +51,11 @@ SHUTTING_DOWN = Reply(421, "4.3.2", "Service shutting down, try again later")
 TOO_MANY_CONNECTIONS = Reply(421, "4.7.0", "Too many connections from your address, try again later")
 TIMEOUT = Reply(421, "4.4.2", "Timeout exceeded, closing connection")
 TOO_MANY_ERRORS = Reply(421, "4.7.0", "Too many errors, closing connection")
+TOO_MANY_AUTH_FAILURES = Reply(421, "4.7.0", "Too many failed authentications, closing connection")
 SPOOL_FAILED = Reply(451, "4.3.0", "Local error in processing, try again later")
 TOO_MANY_RECIPIENTS = Reply(452, "4.5.3", "Too many recipients")
 SPOOL_FULL = Reply(452, "4.3.1", "Insufficient system storage: too many messages waiting, try again later")
+AUTH_THROTTLED = Reply(454, "4.7.0", "Too many failed authentications, try again in {seconds} seconds")
 
 # 5xx: permanent refusals
 UNRECOGNISED_COMMAND = Reply(500, "5.5.1", "Command not recognized")
@@ -74,5 +76,6 @@ NOT_A_JOURNAL_MAILBOX = Reply(550, "5.1.1", "Recipient is not a journal mailbox 
 RELAY_DENIED = Reply(550, "5.7.1", "Relay access denied")
 IP_BLOCKED = Reply(550, "5.7.1", "Service unavailable; client host [{ip}] blocked using IP block list")
 CLIENT_NOT_ALLOWED = Reply(550, "5.7.1", "Client host not allowed to relay mail through this service")
+JOURNAL_CLIENT_NOT_ALLOWED = Reply(550, "5.7.1", "Client host not allowed to send journal reports to this service")
 BARE_LINE_ENDING_IN_DATA = Reply(550, "5.5.2", "Bare <LF> or <CR> in message data not allowed")
 MESSAGE_TOO_BIG = Reply(552, "5.3.4", "Message size exceeds fixed maximum message size")
