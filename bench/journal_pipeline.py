@@ -305,7 +305,7 @@ class ServerUnderTest:
             f"[processing]\nspool_fsync = {'true' if fsync else 'false'}\n{extra}"
             '[delivery]\nhostname = "bench.mailwarden.test"\n'
             '[[smtp.listeners]]\nname = "journal"\nrole = "journal"\nhost = "127.0.0.1"\n'
-            f'port = {self.port}\njournal_addresses = ["{JOURNAL_ADDRESS}"]\n'
+            f'port = {self.port}\njournal_addresses = ["{JOURNAL_ADDRESS}"]\nallowed_networks = ["127.0.0.0/8"]\n'
         )
         org = root / "org.yaml"
         org.write_text(yaml.safe_dump({"name": "example", "monitor_only": True, "domains": [{"name": ORG_DOMAIN}]}))

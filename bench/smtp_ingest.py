@@ -180,7 +180,15 @@ async def run_case(
         {
             "hostname": "bench.mailwarden.test",
             "max_connections_per_ip": max(64, concurrency * 2),
-            "listeners": [{"name": "journal", "role": "journal", "port": 0, "journal_addresses": [JOURNAL_ADDRESS]}],
+            "listeners": [
+                {
+                    "name": "journal",
+                    "role": "journal",
+                    "port": 0,
+                    "journal_addresses": [JOURNAL_ADDRESS],
+                    "allowed_networks": ["127.0.0.0/8"],
+                }
+            ],
         }
     )
     with (

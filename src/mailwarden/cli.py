@@ -125,6 +125,32 @@ role = "journal"
 host = "127.0.0.1"   # use 0.0.0.0 or a public address to take reports from your provider
 port = 10025
 journal_addresses = ["journal@{hostname}"]
+# Who may send journal reports (anyone else could forge message history): allowed_networks,
+# auth_users (SMTP AUTH over TLS) and/or tls_client_ca (+ tls_client_subjects) for client certificates.
+# Only this machine for now; add your provider's sending ranges when you open the listener.
+allowed_networks = ["127.0.0.0/8", "::1/128"]
+# Provider ranges as published when this file was written. They change: take the current lists from
+#   Microsoft 365: "Microsoft 365 URLs and IP address ranges", Exchange Online, ID 10 (TCP 25), or
+#                  https://endpoints.office.com/endpoints/worldwide?clientrequestid=<any GUID>
+#   Google:        https://support.google.com/a/answer/60764, or `dig TXT _spf.google.com` and the
+#                  _netblocks*.google.com records it includes
+# Every tenant of a provider sends from its ranges: also keep the journal address secret
+# (journal+<random>@...) or prefer tls_client_ca / auth_users where your service supports them.
+# allowed_networks = [
+#   "127.0.0.0/8", "::1/128",
+#   # Microsoft 365 / Exchange Online
+#   "40.92.0.0/15", "40.107.0.0/16", "52.100.0.0/14", "104.47.0.0/17",
+#   "2a01:111:f400::/48", "2a01:111:f403::/48",
+#   # Google Workspace
+#   "35.190.247.0/24", "64.233.160.0/19", "66.102.0.0/20", "66.249.80.0/20", "72.14.192.0/18",
+#   "74.125.0.0/16", "108.177.8.0/21", "173.194.0.0/16", "209.85.128.0/17", "216.58.192.0/19",
+#   "216.239.32.0/19",
+#   "2001:4860:4000::/36", "2404:6800:4000::/36", "2607:f8b0:4000::/36", "2800:3f0:4000::/36",
+#   "2a00:1450:4000::/36", "2c0f:fb50:4000::/36",
+# ]
+# tls_client_ca = "/etc/ssl/certs/ca-certificates.crt"   # verify client certificates against these CAs
+# tls_client_subjects = ["mail.protection.outlook.com"]   # and only these names (Exchange Online's)
+# auth_users = {{ "journal-sender" = "scrypt$15$8$1$...$..." }}   # mailwarden hash-password
 
 # Enforce mode: point MX records (or a connector) here; mail for unknown domains is refused.
 # [[smtp.listeners]]
@@ -644,8 +670,8 @@ def learn(
 
 @app.command("hash-password")
 def hash_password_command() -> None:
-    """Print a password hash for `auth_users` of an outbound listener (the password is asked, not echoed)."""
-    from mailwarden.ingest.smtp import hash_password
+    """Print a password hash for `auth_users` of a listener (the password is asked, not echoed)."""
+    from mailwarden.ingest.access import hash_password
 
     password = typer.prompt("password", hide_input=True, confirmation_prompt=True)
     out.print(hash_password(password))

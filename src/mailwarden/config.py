@@ -130,13 +130,26 @@ class SmtpListenerConfig(_Section):
     implicit_tls: bool = Field(False, description="SMTPS: TLS from the first byte, no STARTTLS")
     require_tls: bool = Field(False, description="refuse mail commands (530 5.7.0) before STARTTLS")
     allowed_networks: list[IPv4Network | IPv6Network] = Field(
-        default_factory=list, description="outbound: client networks that may relay without AUTH"
+        default_factory=list, description="outbound and journal: client networks (CIDR) that may send"
     )
     auth_required: bool = Field(
-        False, description="outbound: clients outside allowed_networks must authenticate (AUTH over TLS only)"
+        False, description="outbound and journal: clients outside allowed_networks must authenticate (AUTH over TLS)"
     )
     auth_users: dict[str, str] = Field(
-        default_factory=dict, description="outbound: user name → scrypt or pbkdf2_sha256 password hash"
+        default_factory=dict, description="outbound and journal: user name → scrypt or pbkdf2_sha256 password hash"
+    )
+    tls_client_ca: Path | None = Field(
+        None,
+        description="outbound and journal: PEM CA certificates; a client whose TLS certificate verifies against "
+        "them (and carries one of tls_client_subjects) may send",
+    )
+    tls_client_subjects: list[str] = Field(
+        default_factory=list,
+        description="names a client certificate must carry (subject CN or DNS subjectAltName; `*.example.com` "
+        "matches one label); empty: any certificate from tls_client_ca",
+    )
+    allow_any_source: bool = Field(
+        False, description="journal: take journal reports from any client (a lab; warned about at every start)"
     )
     journal_addresses: list[str] = Field(
         default_factory=list, description="journal: mailboxes that accept journal reports (plus-addressing too)"
@@ -164,19 +177,47 @@ class SmtpListenerConfig(_Section):
                 )
         return value
 
+    @field_validator("tls_client_subjects")
+    @classmethod
+    def _lower_names(cls, value: list[str]) -> list[str]:
+        names = [name.strip().lower() for name in value]
+        if not all(names):
+            raise ValueError("an empty name")
+        return names
+
     @model_validator(mode="after")
     def _role_keys(self) -> SmtpListenerConfig:
-        if self.role != "outbound" and (self.allowed_networks or self.auth_required or self.auth_users):
-            raise ValueError("allowed_networks, auth_required and auth_users apply to outbound listeners only")
-        if self.auth_required and not self.auth_users:
-            raise ValueError("auth_required needs at least one entry in auth_users")
-        if self.role == "outbound" and not (self.allowed_networks or self.auth_users):
-            raise ValueError("an outbound listener needs allowed_networks or auth_users (else nobody may send)")
         if self.role == "journal" and not self.journal_addresses:
             raise ValueError("a journal listener needs journal_addresses")
         if self.role != "journal" and self.journal_addresses:
             raise ValueError("journal_addresses apply to journal listeners only")
+        if self.allow_any_source and self.role != "journal":
+            raise ValueError("allow_any_source applies to journal listeners only")
+        problem = _access_problem(self)
+        if problem:
+            raise ValueError(problem)
         return self
+
+
+def _access_problem(listener: SmtpListenerConfig) -> str:
+    """What is wrong with the listener's client rules (allowed_networks, auth_*, tls_client_*), or ""."""
+    rules = bool(listener.allowed_networks or listener.auth_users or listener.tls_client_ca)
+    if listener.role == "inbound" and (rules or listener.auth_required or listener.tls_client_subjects):
+        return "allowed_networks, auth_required, auth_users and tls_client_* apply to outbound and journal listeners"
+    if listener.auth_required and not listener.auth_users:
+        return "auth_required needs at least one entry in auth_users"
+    if listener.tls_client_subjects and listener.tls_client_ca is None:
+        return "tls_client_subjects needs tls_client_ca (the CA the client certificates are verified against)"
+    if listener.role == "outbound" and not rules:
+        return "an outbound listener needs allowed_networks, auth_users or tls_client_ca (else nobody may send)"
+    if listener.role == "journal" and listener.allow_any_source and rules:
+        return "allow_any_source = true contradicts allowed_networks, auth_users and tls_client_ca: choose one"
+    if listener.role == "journal" and not (rules or listener.allow_any_source):
+        return (
+            "a journal listener needs allowed_networks, auth_users or tls_client_ca: who may send journal "
+            "reports (anyone else could forge message history); allow_any_source = true only for a lab"
+        )
+    return ""
 
 
 class SmtpConfig(_Section):
@@ -283,6 +324,9 @@ def load_config(path: Path | None = None, *, environ: dict[str, str] | None = No
         value = getattr(config.smtp, attr)
         if value is not None and not value.is_absolute():
             setattr(config.smtp, attr, (base / value).resolve())
+    for listener in config.smtp.listeners:
+        if listener.tls_client_ca is not None and not listener.tls_client_ca.is_absolute():
+            listener.tls_client_ca = (base / listener.tls_client_ca).resolve()
     return config
 
 

@@ -72,12 +72,19 @@ class Mailwarden:
     def journal_address(self) -> str:
         return "journal@mailwarden.test"
 
-    def write_config(self, *, outbound_networks: tuple[str, ...] = ("127.0.0.0/8",), smart_host: str = "") -> None:
+    def write_config(
+        self,
+        *,
+        outbound_networks: tuple[str, ...] = ("127.0.0.0/8",),
+        smart_host: str = "",
+        journal_access: str = 'allowed_networks = ["127.0.0.0/8", "::1/128"]',
+    ) -> None:
+        """The config file; `journal_access` is the journal listener's client rule, as TOML lines."""
         blocks = []
         for name, port in self.listeners.items():
             block = f'[[smtp.listeners]]\nname = "{name}"\nrole = "{name}"\nhost = "127.0.0.1"\nport = {port}\n'
             if name == "journal":
-                block += f'journal_addresses = ["{self.journal_address}"]\n'
+                block += f'journal_addresses = ["{self.journal_address}"]\n{journal_access}\n'
             if name == "outbound":
                 block += f"allowed_networks = {list(outbound_networks)!r}\n".replace("'", '"')
             blocks.append(block)

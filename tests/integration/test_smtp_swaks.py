@@ -48,6 +48,7 @@ async def test_swaks_delivers_a_journal_copy_over_starttls(tmp_path: Path) -> No
                     "port": 0,
                     "require_tls": True,
                     "journal_addresses": ["journal@example.com"],
+                    "allowed_networks": ["127.0.0.0/8"],
                 }
             ],
         }

@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+import tomllib
 from pathlib import Path
 
 import pytest
@@ -13,6 +14,7 @@ import yaml
 from typer.testing import CliRunner
 
 from mailwarden.cli import app
+from mailwarden.config import SmtpListenerConfig, load_config
 from tests.dnsserver import DnsServer
 from tests.factories import build_message
 
@@ -46,6 +48,22 @@ def test_init_writes_a_commented_config_and_a_database(workdir: Path) -> None:
     assert (workdir / "var" / "spool").is_dir()
     result = runner.invoke(app, ["org", "list"])
     assert "acme" in result.output and "example.com" in result.output
+
+
+def test_init_takes_journal_reports_from_loopback_only_and_shows_the_provider_ranges(workdir: Path) -> None:
+    config = load_config(workdir / "mailwarden.toml", environ={})
+    [journal] = [listener for listener in config.smtp.listeners if listener.role == "journal"]
+    assert [str(network) for network in journal.allowed_networks] == ["127.0.0.0/8", "::1/128"]
+    assert not journal.allow_any_source and not journal.auth_users and journal.tls_client_ca is None
+    text = (workdir / "mailwarden.toml").read_text()
+    assert "endpoints.office.com" in text and "_spf.google.com" in text and "They change" in text
+    # the commented example, uncommented, is a valid rule holding both providers' ranges
+    start = text.index("# allowed_networks = [")
+    example = "\n".join(line.removeprefix("#").strip() for line in text[start:].split("# ]", 1)[0].splitlines())
+    networks = tomllib.loads(example + "]")["allowed_networks"]
+    assert {"40.92.0.0/15", "40.107.0.0/16", "52.100.0.0/14", "104.47.0.0/17"} <= set(networks)  # Microsoft 365
+    assert {"35.190.247.0/24", "74.125.0.0/16", "209.85.128.0/17", "216.239.32.0/19"} <= set(networks)  # Google
+    SmtpListenerConfig.model_validate({**journal.model_dump(), "allowed_networks": networks})
 
 
 def test_scan_reports_each_file_and_goes_on_after_a_bad_one(workdir: Path) -> None:
@@ -135,7 +153,7 @@ def test_malware_rule_update_refuses_a_broken_pack_and_installs_a_good_one(workd
 
 
 def test_hash_password_prints_a_hash_the_listener_accepts() -> None:
-    from mailwarden.ingest.smtp import verify_password
+    from mailwarden.ingest.access import verify_password
 
     result = runner.invoke(app, ["hash-password"], input="s3cret pass\ns3cret pass\n")
     assert result.exit_code == 0, result.output

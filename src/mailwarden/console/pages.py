@@ -7,6 +7,7 @@ domains, users and tokens. A principal bound to an organisation sees only that o
 
 from __future__ import annotations
 
+import math
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
@@ -48,14 +49,15 @@ class Pages:
     def login(self, view: View) -> Response:
         name, password = view.value("name").strip(), view.value("password")
         ip = client_ip(view.request)
-        wait = self.c.limiter.retry_after(name, ip)
+        wait = math.ceil(self.c.limiter.admit(name, ip))
         if wait:
-            return self.c.render(view, "login.html", 429, name=name, error=view.t("login.limited", seconds=wait))
+            limited = self.c.render(view, "login.html", 429, name=name, error=view.t("login.limited", seconds=wait))
+            limited.headers["Retry-After"] = str(wait)
+            return limited
         principal = self.c.accounts.authenticate(name, password) if name and password else None
         if principal is None:
-            self.c.limiter.failed(name, ip)
             return self.c.render(view, "login.html", 401, name=name, error=view.t("login.failed"))
-        self.c.limiter.succeeded(name)
+        self.c.limiter.succeeded(name, ip)
         if view.session_id:
             self.c.accounts.end_session(view.session_id)
         response = RedirectResponse("/" if principal.role is not Role.USER else "/quarantine", status_code=303)

@@ -28,9 +28,9 @@ from mailwarden.console.security import (
     CSRF_HEADER,
     PAGE_HEADERS,
     CsrfSigner,
-    LoginLimiter,
 )
 from mailwarden.runtime import Runtime
+from mailwarden.throttle import SignInThrottle
 
 TEMPLATES = Path(__file__).parent / "templates"
 STATIC = Path(__file__).parent / "static"
@@ -83,9 +83,9 @@ class View:
 class Console:
     """The console's state: the runtime's stores, accounts, CSRF key, login limits and templates."""
 
-    def __init__(self, rt: Runtime, *, limiter: LoginLimiter | None = None, signer: CsrfSigner | None = None) -> None:
+    def __init__(self, rt: Runtime, *, limiter: SignInThrottle | None = None, signer: CsrfSigner | None = None) -> None:
         self.rt = rt
-        self.limiter = limiter or LoginLimiter()
+        self.limiter = limiter or SignInThrottle()
         self.signer = signer or CsrfSigner()
         # Secure cookies when the config says so, and always when users reach the console over https;
         # only a plain-http console (a loopback test) goes without.

@@ -2,10 +2,14 @@
 
 One `SmtpServer` runs every configured listener. A listener has a role:
 
-* journal  — accepts any sender, only for the configured journal mailboxes (plus-addressing too);
+* journal  — accepts the journal mailboxes only (plus-addressing too), from the clients its rule admits;
 * inbound  — accepts recipients the `recipient_check` accepts (the organisation's domains);
-* outbound — accepts clients from `allowed_networks` and/or clients that authenticated (AUTH PLAIN
-             or LOGIN, over TLS only), never anybody else.
+* outbound — accepts the clients its rule admits, never anybody else.
+
+The rule of a journal or outbound listener (`ingest/access.py`): `allowed_networks`, AUTH PLAIN or
+LOGIN over TLS against `auth_users`, and/or a TLS client certificate verified against `tls_client_ca`.
+Failed AUTH is throttled by client address and by account (`mailwarden.throttle`), and a session is
+cut after three failures.
 
 What this module adds to aiosmtpd 1.4.6 (see docs/ingress.md):
 
@@ -23,12 +27,8 @@ import argparse
 import asyncio
 import base64
 import binascii
-import functools
 import getpass
-import hashlib
-import hmac
-import ipaddress
-import os
+import math
 import re
 import socket
 import ssl
@@ -45,11 +45,21 @@ from aiosmtpd.smtp import MISSING, SMTP, AuthResult, TLSSetupException, syntax
 from mailwarden.config import SmtpConfig, SmtpListenerConfig
 from mailwarden.errors import ConfigError
 from mailwarden.ingest import replies as r
+from mailwarden.ingest.access import (
+    Client,
+    ClientAccess,
+    certificate_names,
+    client_certificate_context,
+    hash_password,
+    unknown_user_hash,
+    verify_password,
+)
 from mailwarden.ingest.replies import Reply
 from mailwarden.ingest.spool import Spool, SpoolEntry
 from mailwarden.ingest.tls import server_context
 from mailwarden.model import Envelope, TlsInfo
 from mailwarden.model.envelope import normalise_address
+from mailwarden.throttle import SignInThrottle
 
 log = structlog.get_logger(__name__)
 
@@ -59,7 +69,7 @@ _SIMPLE_PATH = re.compile(r"<([A-Za-z0-9!#$%&'*+/=?^_`{|}~.-]{1,64}@[A-Za-z0-9.-
 _ERROR_LIMIT = 10  # unknown commands, syntax errors and over-long lines before a 421
 _TIMER_SLACK = 1.0  # re-arm the DATA timeout at most once a second, not on every line
 _AUTH_CONCURRENCY = 2  # password hashing is deliberately expensive: bound the CPU and memory it takes
-_SCRYPT_LOG2_N, _SCRYPT_R, _SCRYPT_P = 15, 8, 1
+_AUTH_FAILURES_PER_SESSION = 3  # then 421 and the connection is closed, as Postfix does at its error limit
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,47 +89,6 @@ RecipientCheck = Callable[[str, str, SessionInfo], Awaitable[Reply | None]]
 """(listener name, recipient address, session) → None to accept, or the Reply that refuses it."""
 
 
-# ---- passwords for SMTP AUTH -------------------------------------------------------------------
-def hash_password(password: str, *, salt: bytes | None = None) -> str:
-    """`scrypt$<log2 n>$<r>$<p>$<salt b64>$<key b64>`, the format `auth_users` takes."""
-    salt = salt or os.urandom(16)
-    key = _scrypt(password.encode("utf-8"), salt, _SCRYPT_LOG2_N, _SCRYPT_R, _SCRYPT_P)
-    return "$".join(("scrypt", str(_SCRYPT_LOG2_N), str(_SCRYPT_R), str(_SCRYPT_P), _b64(salt), _b64(key)))
-
-
-def verify_password(password: bytes, hashed: str) -> bool:
-    """True when `password` matches a `scrypt$...` or `pbkdf2_sha256$<iterations>$<salt>$<key>` hash."""
-    parts = hashed.split("$")
-    try:
-        if parts[0] == "scrypt" and len(parts) == 6:
-            log2_n, block, par = int(parts[1]), int(parts[2]), int(parts[3])
-            salt, key = base64.b64decode(parts[4]), base64.b64decode(parts[5])
-            candidate = _scrypt(password, salt, log2_n, block, par, len(key))
-        elif parts[0] == "pbkdf2_sha256" and len(parts) == 4:
-            salt, key = base64.b64decode(parts[2]), base64.b64decode(parts[3])
-            candidate = hashlib.pbkdf2_hmac("sha256", password, salt, int(parts[1]), len(key))
-        else:
-            return False
-    except (ValueError, binascii.Error):
-        return False
-    return hmac.compare_digest(candidate, key)
-
-
-def _scrypt(password: bytes, salt: bytes, log2_n: int, block: int, par: int, length: int = 32) -> bytes:
-    n = 1 << log2_n
-    return hashlib.scrypt(password, salt=salt, n=n, r=block, p=par, dklen=length, maxmem=256 * block * n * par + 2**20)
-
-
-def _b64(data: bytes) -> str:
-    return base64.b64encode(data).decode("ascii")
-
-
-@functools.cache
-def _unknown_user_hash() -> str:
-    """A hash to verify against when the user name is unknown, so both cases take the same time."""
-    return hash_password("unknown user", salt=b"\0" * 16)
-
-
 # ---- one listener ------------------------------------------------------------------------------
 class _Listener:
     """A configured listener, resolved once at start: its policy and the hooks aiosmtpd calls."""
@@ -130,24 +99,11 @@ class _Listener:
         self.role = config.role
         self.server = server
         self.tls_context = tls_context
-        self.offers_auth = bool(config.auth_users)
+        self.access = ClientAccess(config)
+        self.offers_auth = self.access.offers_auth
         self.users = dict(config.auth_users)
-        self.networks = tuple(config.allowed_networks)
         self.journal = frozenset(config.journal_addresses)
         self.hooks = _Hooks(self)
-
-    def relay_refusal(self, client_ip: str | None, authenticated: bool) -> Reply | None:
-        """Outbound only: may this client send through us? (No open relay, ever.)"""
-        if self.role != "outbound":
-            return None
-        in_network = client_ip is not None and _in_networks(client_ip, self.networks)
-        if self.config.auth_required:
-            if self.networks and not in_network:
-                return r.CLIENT_NOT_ALLOWED
-            return None if authenticated else r.AUTH_REQUIRED
-        if in_network or authenticated:
-            return None
-        return r.AUTH_REQUIRED if self.offers_auth else r.CLIENT_NOT_ALLOWED
 
     def is_journal_mailbox(self, address: str) -> bool:
         if address in self.journal:
@@ -155,16 +111,6 @@ class _Listener:
         local, _, domain = address.rpartition("@")
         base = local.split("+", 1)[0]
         return base != local and f"{base}@{domain}" in self.journal
-
-
-def _in_networks(ip: str, networks: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]) -> bool:
-    try:
-        address = ipaddress.ip_address(ip.split("%", 1)[0])
-    except ValueError:
-        return False
-    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
-        address = address.ipv4_mapped
-    return any(address in network for network in networks)
 
 
 class _Hooks:
@@ -192,9 +138,17 @@ class _Hooks:
                     return str(r.SIZE_SYNTAX)
                 if int(value) > self.listener.server.config.max_message_size:
                     return str(r.MESSAGE_TOO_BIG)
-        refusal = self.listener.relay_refusal(server.client_ip, bool(session.authenticated))
+        client = server.client()
+        refusal = self.listener.access.refusal(client)
         if refusal is not None:
-            log.info("smtp.relay_refused", listener=self.listener.name, client=server.client_ip, reply=str(refusal))
+            log.info(
+                "smtp.client_refused",
+                listener=self.listener.name,
+                role=self.listener.role,
+                client=client.ip,
+                certificate=sorted(client.certificate),
+                reply=str(refusal),
+            )
             return str(refusal)
         smtp = self.listener.server
         if smtp.spool.backlog >= smtp.config.max_backlog:
@@ -238,6 +192,7 @@ class _Session(SMTP):
         self._server = listener.server
         self._in_data = False
         self._admitted = False
+        self._auth_failures = 0
         self.client_ip: str | None = None
         implicit = listener.config.implicit_tls
         super().__init__(
@@ -268,6 +223,13 @@ class _Session(SMTP):
             return None
         cipher = ssl_object.cipher()
         return TlsInfo(version=ssl_object.version() or "", cipher=cipher[0] if cipher else "")
+
+    def client(self) -> Client:
+        """The client as the listener's access rule sees it."""
+        ssl_object = self.transport.get_extra_info("ssl_object") if self.transport is not None else None
+        certificate = certificate_names(ssl_object.getpeercert() if ssl_object is not None else None)
+        authenticated = self.session is not None and bool(self.session.authenticated)
+        return Client(ip=self.client_ip, authenticated=authenticated, certificate=certificate)
 
     def info(self) -> SessionInfo:
         session, envelope = self.session, self.envelope
@@ -425,6 +387,9 @@ class _Session(SMTP):
             await self.push(str(r.AUTH_NEEDS_TLS))
             return
         await super().smtp_AUTH(arg)
+        if self._auth_failures >= _AUTH_FAILURES_PER_SESSION:
+            log.warning("smtp.auth_session_cut", listener=self._listener.name, client=self.client_ip)
+            await self._reply_and_close(r.TOO_MANY_AUTH_FAILURES)
 
     async def auth_PLAIN(self, _: object, args: list[str]) -> AuthResult:
         blob = await self._initial_response(args)
@@ -457,14 +422,26 @@ class _Session(SMTP):
             return None
 
     async def _check_password(self, login: bytes, password: bytes) -> AuthResult:
+        """Check a password unless the client address or the account must wait (then 454, unchecked)."""
         user = login.decode("utf-8", "replace")
+        account, address = f"{self._listener.name}/{user}", self.client_ip or ""
+        throttle = self._server.auth_throttle
         hashed = self._listener.users.get(user)
         async with self._server.auth_slots:
-            ok = await asyncio.to_thread(verify_password, password, hashed or _unknown_user_hash())
+            # admitted inside the slot, so parallel sessions see each other's attempts
+            wait = throttle.admit(account, address)
+            ok = wait == 0 and await asyncio.to_thread(verify_password, password, hashed or unknown_user_hash())
         if ok and hashed is not None:
+            throttle.succeeded(account, address)
             log.info("smtp.auth_ok", listener=self._listener.name, client=self.client_ip, user=user)
             return AuthResult(success=True, auth_data=user, message=str(r.AUTH_OK))
-        log.warning("smtp.auth_failed", listener=self._listener.name, client=self.client_ip, user=user)
+        self._auth_failures += 1
+        where = {"listener": self._listener.name, "client": self.client_ip, "user": user}
+        if wait:
+            log.warning("smtp.auth_throttled", **where, wait=wait)
+            refusal = r.AUTH_THROTTLED.format(seconds=str(math.ceil(wait)))
+            return AuthResult(success=False, handled=False, message=refusal)
+        log.warning("smtp.auth_failed", **where)
         return AuthResult(success=False, handled=False, message=str(r.AUTH_INVALID))
 
     # ---- DATA ---------------------------------------------------------------------------------
@@ -582,6 +559,7 @@ class SmtpServer:
         recipient_check: RecipientCheck,
         *,
         on_spooled: Callable[[SpoolEntry], None] | None = None,
+        auth_throttle: SignInThrottle | None = None,
     ) -> None:
         self.config = config
         self.spool = spool
@@ -595,9 +573,10 @@ class SmtpServer:
         self._commits: set[asyncio.Task[SpoolEntry]] = set()
         self._all_closed: asyncio.Event | None = None
         self.auth_slots = asyncio.Semaphore(_AUTH_CONCURRENCY)
+        self.auth_throttle = auth_throttle or SignInThrottle()
 
     async def start(self) -> None:
-        """Open every listener; a listener that cannot bind stops start-up with the field named."""
+        """Open every listener; a listener that cannot bind or load its client CA stops start-up, field named."""
         loop = asyncio.get_running_loop()
         self.draining = False
         self._all_closed = asyncio.Event()
@@ -606,14 +585,21 @@ class SmtpServer:
         )
         if self.config.tls_cert is None:
             log.warning("smtp.self_signed_certificate", hostname=self.hostname)
-        for index, listener_config in enumerate(self.config.listeners):
-            listener = _Listener(listener_config, self, tls_context)
+        # every context first: a client CA that cannot be loaded stops start-up before anything listens
+        listeners = [
+            _Listener(listener_config, self, await self._tls_context(index, tls_context))
+            for index, listener_config in enumerate(self.config.listeners)
+        ]
+        for index, listener in enumerate(listeners):
+            listener_config = listener.config
+            if listener_config.allow_any_source:
+                log.warning("smtp.journal_open_to_any_source", listener=listener.name)
             try:
                 server = await loop.create_server(
                     lambda listener=listener: _Session(listener),
                     listener_config.host,
                     listener_config.port,
-                    ssl=tls_context if listener_config.implicit_tls else None,
+                    ssl=listener.tls_context if listener_config.implicit_tls else None,
                     reuse_address=True,
                 )
             except OSError as exc:
@@ -630,6 +616,20 @@ class SmtpServer:
                 address=f"{listener_config.host}:{self.bound_ports()[listener.name]}",
                 implicit_tls=listener_config.implicit_tls,
             )
+
+    async def _tls_context(self, index: int, shared: ssl.SSLContext) -> ssl.SSLContext:
+        """The listener's own context when it verifies client certificates; the shared one otherwise."""
+        listener = self.config.listeners[index]
+        if listener.tls_client_ca is None:
+            return shared
+        return await asyncio.to_thread(
+            client_certificate_context,
+            self.config.tls_cert,
+            self.config.tls_key,
+            hostname=self.hostname,
+            client_ca=listener.tls_client_ca,
+            field=f"smtp.listeners.{index}.tls_client_ca",
+        )
 
     def bound_ports(self) -> dict[str, int]:
         """Listener name → the port it really listens on (tests configure port 0)."""

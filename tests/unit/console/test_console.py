@@ -17,12 +17,14 @@ from fastapi.testclient import TestClient
 from mailwarden.api.auth import SESSION_COOKIE, Accounts, Role
 from mailwarden.config import load_config
 from mailwarden.console import mount_console
-from mailwarden.console.security import PAGE_CSP, LoginLimiter
+from mailwarden.console.security import PAGE_CSP
+from mailwarden.console.web import Console
 from mailwarden.model.policy import Policy, parse_organisation_document
 from mailwarden.quarantine import Entry, Reason
 from mailwarden.quarantine.digest import LinkAction
 from mailwarden.quarantine.jobs import digests_for, quarantine_for
 from mailwarden.runtime import Runtime
+from mailwarden.throttle import SignInThrottle
 from tests.unit.quarantine.world import Dispatched, World
 
 PASSWORD = "a long test password"
@@ -33,9 +35,12 @@ class Setup:
     rt: Runtime
     app: FastAPI
     world: World
+    clock: list[float]  # the sign-in throttle's time, moved by the tests
 
-    def client(self, *, language: str = "en") -> TestClient:
-        return TestClient(self.app, base_url="http://127.0.0.1", headers={"Accept-Language": language})
+    def client(self, *, language: str = "en", address: str = "testclient") -> TestClient:
+        return TestClient(
+            self.app, base_url="http://127.0.0.1", headers={"Accept-Language": language}, client=(address, 50000)
+        )
 
 
 @pytest.fixture
@@ -50,9 +55,10 @@ def setup(tmp_path: Path) -> Iterator[Setup]:
     accounts.add_user("bob", role=Role.USER, email="bob@corp.example", password=PASSWORD, actor="test")
     app = FastAPI()
     app.state.accounts = accounts
-    mount_console(app, rt)
+    clock = [1000.0]
+    mount_console(app, rt, console=Console(rt, limiter=SignInThrottle(clock=lambda: clock[0])))
     world = World(rt.db, rt.history, rt.blobs, quarantine_for(rt), Dispatched(), {})
-    yield Setup(rt, app, world)
+    yield Setup(rt, app, world, clock)
     rt.close()
 
 
@@ -133,29 +139,55 @@ def test_the_csrf_token_of_one_browser_does_not_work_in_another(setup: Setup) ->
     assert response.status_code == 403
 
 
-def test_repeated_wrong_passwords_lock_the_user_out_for_a_while(setup: Setup) -> None:
-    client = setup.client()
+def attempt(client: TestClient, name: str, password: str) -> int:
     token = csrf_of(client.get("/login").text)
-    for _ in range(5):
-        wrong = client.post("/login", data={"csrf_token": token, "name": "admin", "password": "wrong password!"})
-        assert wrong.status_code == 401
-    locked = client.post("/login", data={"csrf_token": token, "name": "admin", "password": PASSWORD})
-    assert locked.status_code == 429 and "Too many failed sign-ins" in locked.text
-    assert SESSION_COOKIE not in locked.cookies
+    response = client.post(
+        "/login", data={"csrf_token": token, "name": name, "password": password}, follow_redirects=False
+    )
+    return response.status_code
 
 
-def test_the_limiter_counts_per_user_and_per_ip_within_its_window() -> None:
-    now = [0.0]
-    limiter = LoginLimiter(per_user=3, per_ip=5, window=60, clock=lambda: now[0])
-    for _ in range(3):
-        limiter.failed("admin", "192.0.2.1")
-    assert limiter.retry_after("admin", "198.51.100.7") == 61  # the user, from anywhere
-    assert limiter.retry_after("bob", "198.51.100.7") == 0
-    limiter.failed("bob", "192.0.2.1")
-    limiter.failed("carol", "192.0.2.1")
-    assert limiter.retry_after("dave", "192.0.2.1") > 0  # the address, for any user
-    now[0] = 61.0
-    assert limiter.retry_after("admin", "192.0.2.1") == 0
+def test_wrong_passwords_from_another_address_never_lock_out_the_right_one(setup: Setup) -> None:
+    attacker = setup.client(address="203.0.113.9")
+    codes = [attempt(attacker, "admin", "wrong password!") for _ in range(10)]
+    assert codes[:3] == [401, 401, 401] and codes[3:] == [429] * 7
+    assert attempt(setup.client(address="198.51.100.20"), "admin", PASSWORD) == 303
+
+
+def test_an_address_that_keeps_failing_waits_longer_each_time_even_with_the_right_password(setup: Setup) -> None:
+    client = setup.client(address="203.0.113.9")
+    waits = []
+    for failures in range(3, 7):
+        assert [attempt(client, "admin", "wrong password!") for _ in range(3 if failures == 3 else 1)][-1] == 401
+        token = csrf_of(client.get("/login").text)
+        limited = client.post("/login", data={"csrf_token": token, "name": "admin", "password": PASSWORD})
+        assert limited.status_code == 429 and "Too many failed sign-ins" in limited.text
+        assert SESSION_COOKIE not in limited.cookies
+        waits.append(int(limited.headers["Retry-After"]))
+        setup.clock[0] += waits[-1]
+    assert waits == [1, 2, 4, 8]
+    assert attempt(client, "admin", PASSWORD) == 303  # once the wait is over, the right password works
+
+
+def test_guesses_spread_over_many_addresses_get_one_try_each_and_the_owner_still_signs_in(setup: Setup) -> None:
+    for host in range(1, 13):
+        bot = setup.client(address=f"203.0.113.{host}")
+        first, second = attempt(bot, "admin", f"guess {host}a"), attempt(bot, "admin", f"guess {host}b")
+        assert first == 401
+        # the first address's two guesses and the second's first use up the account's free failures
+        assert second == (401 if host == 1 else 429), host
+    setup.clock[0] += 60
+    assert attempt(setup.client(address="203.0.113.5"), "admin", PASSWORD) == 429  # a guessing address waits
+    assert attempt(setup.client(address="198.51.100.20"), "admin", PASSWORD) == 303  # the owner does not
+
+
+def test_an_address_the_owner_signed_in_from_is_not_held_back_by_an_attack_on_the_account(setup: Setup) -> None:
+    owner = setup.client(address="198.51.100.20")
+    assert attempt(owner, "admin", PASSWORD) == 303
+    for host in range(1, 8):
+        attempt(setup.client(address=f"203.0.113.{host}"), "admin", "wrong password!")
+    assert attempt(owner, "admin", "a typo in it") == 401
+    assert attempt(owner, "admin", PASSWORD) == 303
 
 
 # -- role boundaries ---------------------------------------------------------------------------

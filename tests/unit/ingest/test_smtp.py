@@ -16,12 +16,19 @@ from pydantic import ValidationError
 
 from mailwarden.config import SmtpConfig
 from mailwarden.ingest import replies
+from mailwarden.ingest.access import hash_password, verify_password
 from mailwarden.ingest.replies import Reply
-from mailwarden.ingest.smtp import SessionInfo, SmtpServer, hash_password, verify_password
+from mailwarden.ingest.smtp import SessionInfo, SmtpServer
 from mailwarden.ingest.spool import Spool, SpoolEntry
 from tests.factories import build_message
 
-JOURNAL = {"name": "journal", "role": "journal", "port": 0, "journal_addresses": ["journal@example.com"]}
+JOURNAL = {
+    "name": "journal",
+    "role": "journal",
+    "port": 0,
+    "journal_addresses": ["journal@example.com"],
+    "allowed_networks": ["127.0.0.0/8"],
+}
 INBOUND = {"name": "mx", "role": "inbound", "port": 0}
 PASSWORD = "correct horse battery staple"
 PASSWORD_HASH = hash_password(PASSWORD)
@@ -560,10 +567,10 @@ def test_pbkdf2_hashes_are_accepted() -> None:
 @pytest.mark.parametrize(
     ("listener", "message"),
     [
-        ({"name": "j", "role": "journal", "port": 25}, "needs journal_addresses"),
+        ({"name": "j", "role": "journal", "port": 25, "allow_any_source": True}, "needs journal_addresses"),
         ({**SUBMISSION, "auth_users": {"relay": "plaintext-password"}}, "not a scrypt"),
-        ({"name": "o", "role": "outbound", "port": 25}, "needs allowed_networks or auth_users"),
-        ({**INBOUND, "allowed_networks": ["10.0.0.0/8"]}, "outbound listeners only"),
+        ({"name": "o", "role": "outbound", "port": 25}, "needs allowed_networks, auth_users or tls_client_ca"),
+        ({**INBOUND, "allowed_networks": ["10.0.0.0/8"]}, "apply to outbound and journal listeners"),
         ({**INBOUND, "role": "relay"}, "role"),
     ],
 )
