@@ -158,5 +158,5 @@ def test_the_list_refuses_others_in_enforce_and_monitor_mode(mw: Mailwarden, sin
             "alice+news@example.com": 250,
             "postmaster@example.com": 250,
             "eve@example.com": 550,
-        }, monitor_only
+        }, (monitor_only, replies)
         assert replies["eve@example.com"][1].startswith("5.1.1 <eve@example.com>")
