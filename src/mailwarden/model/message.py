@@ -16,7 +16,7 @@ import hashlib
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from email.header import decode_header, make_header
 from email.message import Message as MimePart
 from email.policy import compat32
@@ -35,6 +35,8 @@ MAX_URLS = 10_000  # distinct URLs kept per message
 _ASCII_LOWER = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ", "abcdefghijklmnopqrstuvwxyz")
 _TRAILING = ".,;:!?"
 _FALLBACK_CHARSETS = ("utf-8", "cp1252")
+# a Date that ends in "-0000" or in a zone name (any comment after it aside)
+_UNKNOWN_ZONE = re.compile(r"(?:-0000|\b[A-Za-z]{1,5})\s*(?:\(.*\))?\s*$")
 _MAIL_HEADERS = frozenset(
     {"from", "to", "subject", "date", "message-id", "received", "return-path", "mime-version", "sender"}
 )
@@ -182,13 +184,21 @@ class Message:
 
     @cached_property
     def date(self) -> datetime | None:
+        """The Date header as a datetime; naive only when the value names no zone at all (malformed).
+
+        RFC 5322 §3.3: `-0000` is UTC with the sender's local zone unknown, and §4.3: zone names of
+        unknown meaning are taken the same way; the standard library returns both naive."""
         value = self.email.get("Date")
         if value is None:
             return None
+        text = str(value)
         try:
-            return email.utils.parsedate_to_datetime(str(value))
+            parsed = email.utils.parsedate_to_datetime(text)
         except (TypeError, ValueError, IndexError):
             return None
+        if parsed.tzinfo is None and _UNKNOWN_ZONE.search(text):
+            return parsed.replace(tzinfo=UTC)
+        return parsed
 
     def _addresses(self, name: str) -> list[tuple[str, str]]:
         """(display name, address) of every address in the header fields `name`; parsed once per name."""
