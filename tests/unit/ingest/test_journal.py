@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import base64
 import dataclasses
+import quopri
 from pathlib import Path
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from mailwarden.errors import ConfigError
@@ -21,6 +22,8 @@ from mailwarden.ingest.journal import (
     unwrap,
 )
 from mailwarden.model.direction import Direction
+from tests import hostile_mail
+from tests.hostile_mail import FOUND_BY_FUZZING
 
 DATA = Path(__file__).resolve().parents[2] / "data" / "journal"
 ORG = {"example.com"}
@@ -694,4 +697,30 @@ def mutated_reports(draw: st.DrawFn) -> bytes:
 @settings(max_examples=500, suppress_health_check=[HealthCheck.too_slow])
 @given(mutated_reports())
 def test_mutated_reports_never_raise_anything_but_parse_errors(raw: bytes) -> None:
+    assert_unwraps_or_raises_parse_error(raw)
+
+
+@st.composite
+def reports_around_hostile_mime(draw: st.DrawFn) -> bytes:
+    """Exchange reports and plain copies of hostile messages: hostile charsets in the report body too, and
+    originals sent base64 or quoted-printable."""
+    original = draw(hostile_mail.messages())
+    encoding = draw(st.sampled_from(hostile_mail.TRANSFER_ENCODINGS))
+    if encoding == "base64":
+        original = base64.encodebytes(original)
+    elif encoding == "quoted-printable":
+        original = quopri.encodestring(original)
+    charset = draw(st.sampled_from(hostile_mail.CHARSETS))
+    lines = draw(st.lists(st.sampled_from([*REPORT_LINES, "Recipients:", "  carol@example.com"]), max_size=6))
+    body = "".join(f"{line}\r\n" for line in lines).encode() + draw(st.binary(max_size=20))
+    headers = f"Content-Type: message/rfc822\r\nContent-Transfer-Encoding: {encoding}\r\n"
+    report = build_report(lines, original, charset=charset, body=body, rfc822_headers=headers.encode())
+    return draw(st.sampled_from([report, original]))
+
+
+@settings(max_examples=150, suppress_health_check=[HealthCheck.too_slow])
+@example(raw=FOUND_BY_FUZZING[0])
+@example(raw=build_report(original=FOUND_BY_FUZZING[2]))
+@given(raw=reports_around_hostile_mime())
+def test_reports_around_hostile_mime_never_raise_anything_but_parse_errors(raw: bytes) -> None:
     assert_unwraps_or_raises_parse_error(raw)
