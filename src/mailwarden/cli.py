@@ -30,6 +30,7 @@ from mailwarden.ingest.files import InputItem, expand_paths, read_items
 from mailwarden.ingest.tls import write_self_signed
 from mailwarden.logs import configure as configure_logging
 from mailwarden.model import Action, Category, Direction, Envelope, Message, Verdict
+from mailwarden.model.direction import assumed_direction
 from mailwarden.model.policy import parse_organisation_document
 from mailwarden.pipeline.rules import command as rules_command
 from mailwarden.quarantine import command as quarantine_command
@@ -291,8 +292,12 @@ def scan(
                         failures += 1
                         continue
                     envelope = offline_envelope(message)
+                    domains = organisation.domain_names if organisation else frozenset()
+                    direction = assumed_direction(envelope.mail_from, envelope.rcpt_to, domains)
                     try:
-                        verdict = await rt.pipeline.scan(message, envelope, policy, organisation=organisation)
+                        verdict = await rt.pipeline.scan(
+                            message, envelope, policy, organisation=organisation, direction=direction
+                        )
                     except Exception as exc:  # the engine guards stages; this guards the engine itself
                         failures += 1
                         err.print(f"[red]error:[/red] {item.source}: scan failed: {type(exc).__name__}: {exc}")

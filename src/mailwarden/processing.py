@@ -348,7 +348,7 @@ class Processor:
         )
         policy = tenant.policy if tenant else Policy()
         domains = tenant.organisation.domain_names if tenant else frozenset()
-        direction = classify_direction(je.sender, envelope.rcpt_to, domains, sender_verified=not je.spoof_of_own_domain)
+        direction = classify_direction(je.sender, envelope.rcpt_to, domains, originated=je.originated)
         verdict = await self.rt.pipeline.scan(
             message,
             envelope,
@@ -421,11 +421,8 @@ class Processor:
             message_id = record_id(entry.id, index)
             domains = tenant.organisation.domain_names if tenant else frozenset()
             sub_env = replace(env, rcpt_to=tuple(rcpts))
-            if role == "outbound":
-                internal = all(is_org_address(r, domains) for r in rcpts)
-                direction = Direction.INTERNAL if internal else Direction.OUTBOUND
-            else:
-                direction = classify_direction(env.mail_from, rcpts, domains)
+            # the outbound listener takes only authenticated clients and allowed networks
+            direction = classify_direction(env.mail_from, rcpts, domains, originated=role == "outbound")
             policy = tenant.policy if tenant else Policy()
             verdict = await self.rt.pipeline.scan(
                 message, sub_env, policy, organisation=tenant.organisation if tenant else None, direction=direction

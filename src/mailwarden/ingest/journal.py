@@ -73,9 +73,12 @@ class JournalEnvelope:
     sender: str
     recipients: tuple[JournalRecipient, ...]
     on_behalf_of: str | None
-    direction_hint: Direction | None  # provider's opinion; the caller decides from org domains
+    direction_hint: Direction | None  # provider's opinion, for the trace
     direction_evidence: tuple[str, ...]
-    spoof_of_own_domain: bool
+    # the provider (or the submission door that encoded our RCPT TO) vouches that the organisation sent
+    # it; only then may the caller take it as outbound or internal (model/direction.py)
+    originated: bool
+    spoof_of_own_domain: bool  # the sender claims an own domain, but a provider source says it came in
     provider_hints: dict[str, str] = field(hash=False)
     envelope_confidence: EnvelopeConfidence
     original: bytes  # exactly as attached: this is what gets scanned
@@ -111,6 +114,7 @@ _RECIPIENT_FIELDS = {"to": "to", "cc": "cc", "bcc": "bcc", "recipient": "recipie
 _DEFAULT_BCC_PATTERN = r"(?i)[^@]*?\+(?P<dir>in|out)\.(?P<local>.+)=(?P<domain>[^=@\s]+)@[^@]+"
 
 _MS_DIRECTIONALITY = {"incoming": Direction.INBOUND, "originating": Direction.OUTBOUND}
+_MS_AUTH_AS = {"anonymous": Direction.INBOUND, "internal": Direction.OUTBOUND}
 _FOREFRONT_DIR = {"inb": Direction.INBOUND, "out": Direction.OUTBOUND, "int": Direction.INTERNAL}
 _CUSTOM_DIR = {
     "inbound": Direction.INBOUND,
@@ -477,26 +481,47 @@ def _part_text(part: _Entity) -> str:
 class _Hints:
     evidence: list[str] = field(default_factory=list)
     directions: list[Direction] = field(default_factory=list)
+    vouched: bool = False  # a source the sender cannot write says the organisation sent it
 
-    def add(self, source: str, raw_value: str, direction: Direction | None) -> None:
+    def add(self, source: str, raw_value: str, direction: Direction | None, *, vouches: bool = False) -> None:
+        """One source's opinion. `vouches`: the sender cannot have written it, so an outbound or internal
+        answer is evidence that the organisation sent the message (an inbound answer from any source
+        is evidence against)."""
         self.evidence.append(f"{source}:{raw_value.lower()}")
         if direction is not None:
             self.directions.append(direction)
+            self.vouched = self.vouched or (vouches and direction is not Direction.INBOUND)
 
     def direction(self) -> Direction | None:
         if len(set(self.directions)) > 1 and Direction.INBOUND in self.directions:
             self.evidence.append("hints_disagree")
         return self.directions[0] if self.directions else None
 
+    def originated(self) -> bool:
+        return self.vouched and Direction.INBOUND not in self.directions
+
+    def spoof(self, sender: str, domains: set[str]) -> bool:
+        """The sender claims one of the organisation's domains, but a source says the mail came in."""
+        found = is_org_address(sender, domains) and Direction.INBOUND in self.directions
+        if found:
+            self.evidence.append("spoof_of_own_domain")
+        return found
+
 
 def _microsoft_hints(headers: MimePart, hints: _Hints) -> dict[str, str]:
     provider: dict[str, str] = {}
+    # X-MS-Exchange-Organization-* are Exchange's own: its header firewall removes them from mail that
+    # comes in. The Forefront report is only believed when it says inbound.
     directionality = _first(headers, "X-MS-Exchange-Organization-MessageDirectionality")
     if directionality:
-        hints.add("ms_directionality", directionality, _MS_DIRECTIONALITY.get(directionality.lower()))
+        found = _MS_DIRECTIONALITY.get(directionality.lower())
+        hints.add("ms_directionality", directionality, found, vouches=True)
     forefront = _attributes(_first(headers, "X-Forefront-Antispam-Report") or "")
     if forefront.get("DIR"):
         hints.add("forefront_dir", forefront["DIR"], _FOREFRONT_DIR.get(forefront["DIR"].lower()))
+    auth_as = _first(headers, "X-MS-Exchange-Organization-AuthAs")
+    if auth_as:
+        hints.add("ms_authas", auth_as, _MS_AUTH_AS.get(auth_as.lower()), vouches=True)
     scl = _first(headers, "X-MS-Exchange-Organization-SCL") or forefront.get("SCL")
     bcl = _attributes(_first(headers, "X-Microsoft-Antispam") or "").get("BCL")
     for key, value in (
@@ -516,7 +541,7 @@ def _gmail_hints(headers: MimePart, hints: _Hints) -> dict[str, str]:
     # The topmost occurrence is the one Gmail added last; a sender may have forged later ones.
     custom = _first(headers, "X-Journal-Direction")
     if custom:
-        hints.add("custom_header", custom, _CUSTOM_DIR.get(custom.lower()))
+        hints.add("custom_header", custom, _CUSTOM_DIR.get(custom.lower()), vouches=True)
     provider: dict[str, str] = {}
     for key, name in (
         ("x_gm_spam", "X-Gm-Spam"),
@@ -552,6 +577,8 @@ def unwrap(
 
     `smtp_mail_from` / `smtp_rcpt_to` are the envelope of *our* SMTP transaction; for BCC copies they
     carry the original sender and (when encoded) recipients. `org_domains` enables the spoof check.
+    `originated` is set only when the provider (or our RCPT TO encoding) says the organisation sent the
+    message; a sender in `org_domains` alone never sets it.
     `journal_address_pattern` replaces the default RCPT TO decoding regex; it must define the named
     groups `dir` (in|out), `local` and `domain` and is matched against the whole address.
 
@@ -566,7 +593,7 @@ def unwrap(
     if located.source_format is JournalFormat.GMAIL:
         return _unwrap_gmail(located, smtp_mail_from, domains)
     pattern = _bcc_pattern(journal_address_pattern or _DEFAULT_BCC_PATTERN)
-    return _unwrap_bcc(located, smtp_mail_from, smtp_rcpt_to, pattern)
+    return _unwrap_bcc(located, smtp_mail_from, smtp_rcpt_to, pattern, domains)
 
 
 def _unwrap_exchange(located: _Located, domains: set[str]) -> JournalEnvelope:
@@ -617,14 +644,8 @@ def _unwrap_exchange(located: _Located, domains: set[str]) -> JournalEnvelope:
     hints = _Hints()
     provider = _microsoft_hints(inner.headers, hints)
     direction = hints.direction()
-    auth_as = _first(inner.headers, "X-MS-Exchange-Organization-AuthAs")
-    if auth_as:
-        hints.evidence.append(f"ms_authas:{auth_as.lower()}")
-    spoof = is_org_address(sender, domains) and (
-        (auth_as or "").lower() == "anonymous" or provider.get("dir", "").upper() == "INB"
-    )
+    spoof = hints.spoof(sender, domains)
     if spoof:
-        hints.evidence.append("spoof_of_own_domain")
         direction = Direction.INBOUND
 
     message_id = body.message_id or _message_id(_first(inner.headers, "Message-ID"))
@@ -638,6 +659,7 @@ def _unwrap_exchange(located: _Located, domains: set[str]) -> JournalEnvelope:
         on_behalf_of=body.on_behalf_of,
         direction_hint=direction,
         direction_evidence=tuple(hints.evidence),
+        originated=hints.originated(),
         spoof_of_own_domain=spoof,
         provider_hints=provider,
         envelope_confidence=EnvelopeConfidence.HIGH,
@@ -695,7 +717,9 @@ def _unwrap_gmail(located: _Located, smtp_mail_from: str, domains: set[str]) -> 
             "Gmail copy has no recipients: no X-Gm-Original-To and no To/Cc header", source_format=fmt
         )
 
-    return _copy_envelope(fmt, located.outer.raw, copy, sender, recipients, direction, hints, provider, confidence)
+    return _copy_envelope(
+        fmt, located.outer.raw, copy, sender, recipients, direction, hints, provider, confidence, domains
+    )
 
 
 @lru_cache(maxsize=16)
@@ -726,7 +750,7 @@ def _decode_rcpt(address: str, pattern: re.Pattern[str]) -> tuple[Direction | No
 
 
 def _unwrap_bcc(
-    located: _Located, smtp_mail_from: str, smtp_rcpt_to: Sequence[str], pattern: re.Pattern[str]
+    located: _Located, smtp_mail_from: str, smtp_rcpt_to: Sequence[str], pattern: re.Pattern[str], domains: set[str]
 ) -> JournalEnvelope:
     copy, fmt = located.outer, JournalFormat.BCC
     _check_is_mail(copy, fmt)
@@ -740,8 +764,8 @@ def _unwrap_bcc(
             direction, address, tag = decoded
             recipients.setdefault(address, JournalRecipient(address, "envelope"))
             tags.setdefault(tag, direction)
-    for tag, tag_direction in tags.items():
-        hints.add("bcc_encoding", tag, tag_direction)
+    for tag, tag_direction in tags.items():  # the organisation's own MTA encoded them, by the door used
+        hints.add("bcc_encoding", tag, tag_direction, vouches=True)
     confidence = EnvelopeConfidence.HIGH
     if not recipients:
         confidence = EnvelopeConfidence.LOW
@@ -751,7 +775,8 @@ def _unwrap_bcc(
             "BCC copy has no recipients: no encoded RCPT TO address and no To/Cc header", source_format=fmt
         )
 
-    return _copy_envelope(fmt, located.outer.raw, copy, sender, recipients, hints.direction(), hints, {}, confidence)
+    direction = hints.direction()
+    return _copy_envelope(fmt, located.outer.raw, copy, sender, recipients, direction, hints, {}, confidence, domains)
 
 
 def _copy_envelope(
@@ -764,8 +789,10 @@ def _copy_envelope(
     hints: _Hints,
     provider: dict[str, str],
     confidence: EnvelopeConfidence,
+    domains: set[str],
 ) -> JournalEnvelope:
     """The envelope of a copy that is the original itself (Gmail routing copy, BCC copy)."""
+    spoof = hints.spoof(sender, domains)
     message_id = _message_id(_first(copy.headers, "Message-ID"))
     return JournalEnvelope(
         source_format=fmt,
@@ -775,9 +802,10 @@ def _copy_envelope(
         sender=sender,
         recipients=tuple(recipients.values()),
         on_behalf_of=None,
-        direction_hint=direction,
+        direction_hint=Direction.INBOUND if spoof else direction,
         direction_evidence=tuple(hints.evidence),
-        spoof_of_own_domain=False,
+        originated=hints.originated(),
+        spoof_of_own_domain=spoof,
         provider_hints=provider,
         envelope_confidence=confidence,
         original=original,

@@ -25,21 +25,31 @@ def classify_direction(
     recipients: Iterable[str],
     org_domains: Collection[str],
     *,
-    sender_verified: bool = True,
+    originated: bool,
 ) -> Direction:
     """Decide inbound / outbound / internal.
 
-    * sender outside the organisation → inbound;
-    * sender inside and every recipient inside → internal (not scanned);
-    * sender inside and at least one recipient outside (or no recipient known) → outbound.
+    `originated` is positive evidence that the organisation itself sent the message: its submission
+    path (the outbound listener, open only to authenticated clients and allowed networks) or its mail
+    service's own word in a journal copy (`JournalEnvelope.originated`). A sender address is never
+    evidence: anyone on the internet can write the organisation's domain into MAIL FROM and From.
 
-    `sender_verified=False` says the mail service did not authenticate a sender that claims one of
-    the organisation's domains (a spoof of the own domain): such mail is inbound, never internal.
+    * not originated → inbound (scanned), whatever domain the sender claims;
+    * originated, the sender and every recipient inside the organisation → internal (not scanned);
+    * originated otherwise (a recipient outside, none known, or a sender outside) → outbound.
     """
-    domains = {d.lower() for d in org_domains}
-    if not sender_verified or not is_org_address(sender, domains):
+    if not originated:
         return Direction.INBOUND
+    domains = {d.lower() for d in org_domains}
     rcpts = list(recipients)
-    if rcpts and all(is_org_address(r, domains) for r in rcpts):
+    if is_org_address(sender, domains) and rcpts and all(is_org_address(r, domains) for r in rcpts):
         return Direction.INTERNAL
     return Direction.OUTBOUND
+
+
+def assumed_direction(sender: str | None, recipients: Iterable[str], org_domains: Collection[str]) -> Direction:
+    """The direction offline tools (`scan FILE`, the rules test) assume when the operator names none: they
+    have no transport to ask, so an own-domain sender stands for one of the organisation's users, as
+    whoever runs them presumably means. Mail that arrived is never judged this way."""
+    domains = {d.lower() for d in org_domains}
+    return classify_direction(sender, recipients, domains, originated=is_org_address(sender, domains))

@@ -16,13 +16,12 @@ import hashlib
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from email.header import decode_header, make_header
 from email.message import Message as MimePart
-from email.policy import compat32
 from functools import cached_property
 
-from mailwarden.model import filetype
+from mailwarden.model import filetype, mime
 
 # URLs are found by first looking for the few literal markers in a lower-cased copy and then matching the
 # full pattern only there: on a 2.6 MB HTML body, a quarter of the time of one case-insensitive scan.
@@ -35,6 +34,8 @@ MAX_URLS = 10_000  # distinct URLs kept per message
 _ASCII_LOWER = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ", "abcdefghijklmnopqrstuvwxyz")
 _TRAILING = ".,;:!?"
 _FALLBACK_CHARSETS = ("utf-8", "cp1252")
+# a Date that ends in "-0000" or in a zone name (any comment after it aside)
+_UNKNOWN_ZONE = re.compile(r"(?:-0000|\b[A-Za-z]{1,5})\s*(?:\(.*\))?\s*$")
 _MAIL_HEADERS = frozenset(
     {"from", "to", "subject", "date", "message-id", "received", "return-path", "mime-version", "sender"}
 )
@@ -103,9 +104,19 @@ class Message:
 
     # ---- structure -------------------------------------------------------------------------
     @cached_property
+    def _tree(self) -> tuple[MimePart, mime.MimeLimit | None]:
+        return mime.parse(self.raw)
+
+    @property
     def email(self) -> MimePart:
-        """The parsed MIME tree (compat32). Parsing happens on first use."""
-        return email.message_from_bytes(self.raw, policy=compat32)
+        """The parsed MIME tree (compat32), parsed on first use; only the header block when the
+        message is past a MIME limit (`mime_limit`)."""
+        return self._tree[0]
+
+    @property
+    def mime_limit(self) -> mime.MimeLimit | None:
+        """The nesting or part-count limit that stopped the parse, or None when the tree is whole."""
+        return self._tree[1]
 
     @property
     def size(self) -> int:
@@ -118,7 +129,7 @@ class Message:
     @cached_property
     def defects(self) -> tuple[str, ...]:
         """Names of the MIME defects the parser registered anywhere in the tree."""
-        return tuple(type(d).__name__ for part in self.email.walk() for d in part.defects)
+        return tuple(type(d).__name__ for part in mime.parts(self.email) for d in part.defects)
 
     def looks_like_mail(self) -> bool:
         """True when the header block has at least one header every mail carries at least one of."""
@@ -182,13 +193,21 @@ class Message:
 
     @cached_property
     def date(self) -> datetime | None:
+        """The Date header as a datetime; naive only when the value names no zone at all (malformed).
+
+        RFC 5322 §3.3: `-0000` is UTC with the sender's local zone unknown, and §4.3: zone names of
+        unknown meaning are taken the same way; the standard library returns both naive."""
         value = self.email.get("Date")
         if value is None:
             return None
+        text = str(value)
         try:
-            return email.utils.parsedate_to_datetime(str(value))
+            parsed = email.utils.parsedate_to_datetime(text)
         except (TypeError, ValueError, IndexError):
             return None
+        if parsed.tzinfo is None and _UNKNOWN_ZONE.search(text):
+            return parsed.replace(tzinfo=UTC)
+        return parsed
 
     def _addresses(self, name: str) -> list[tuple[str, str]]:
         """(display name, address) of every address in the header fields `name`; parsed once per name."""
@@ -206,7 +225,7 @@ class Message:
     # ---- body ------------------------------------------------------------------------------
     def leaves(self) -> Iterator[MimePart]:
         """Leaf parts of the tree; a nested message/rfc822 is walked into."""
-        for part in self.email.walk():
+        for part in mime.parts(self.email):
             if not part.is_multipart() and part.get_content_maintype() != "message":
                 yield part
 
@@ -273,12 +292,12 @@ class Message:
     def nested_messages(self) -> tuple[Message, ...]:
         """Attached message/rfc822 parts, each as a Message of its own."""
         out = []
-        for part in self.email.walk():
+        for part in mime.parts(self.email):
             if part.get_content_type() != "message/rfc822":
                 continue
             inner = part.get_payload()
             if isinstance(inner, list) and inner and isinstance(inner[0], MimePart):
-                out.append(Message(inner[0].as_bytes(policy=compat32)))
+                out.append(Message(mime.part_bytes(inner[0])))
         return tuple(out)
 
 

@@ -19,7 +19,6 @@ from mailwarden.model import (
     StageOutcome,
     StageResult,
     Verdict,
-    classify_direction,
 )
 from mailwarden.pipeline import registry
 from mailwarden.pipeline.decide import decide, internal_verdict
@@ -76,10 +75,11 @@ class Pipeline:
         direction: Direction | None = None,
         facts: Mapping[str, Any] | None = None,
     ) -> Verdict:
-        """Run the direction's stages. `facts` seeds what stages share (e.g. `journal: True`)."""
+        """Run the direction's stages (inbound unless the caller has evidence for another: a sender in
+        the organisation's domains is none). `facts` seeds what stages share (e.g. `journal: True`)."""
         if direction is None:
-            domains = organisation.domain_names if organisation else frozenset()
-            direction = classify_direction(envelope.mail_from, envelope.rcpt_to, domains)
+            # nothing here shows that the organisation sent it (model/direction.py): an offline scan
+            direction = Direction.INBOUND
         if direction is Direction.INTERNAL:
             return internal_verdict()
         ctx = ScanContext(message, envelope, direction, policy, organisation, facts=dict(facts or {}))

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import base64
 import dataclasses
+import quopri
 from pathlib import Path
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from mailwarden.errors import ConfigError
@@ -21,6 +22,8 @@ from mailwarden.ingest.journal import (
     unwrap,
 )
 from mailwarden.model.direction import Direction
+from tests import hostile_mail
+from tests.hostile_mail import FOUND_BY_FUZZING
 
 DATA = Path(__file__).resolve().parents[2] / "data" / "journal"
 ORG = {"example.com"}
@@ -402,6 +405,42 @@ def test_no_spoof_without_org_domains_or_for_authenticated_senders() -> None:
     assert run(build_report()).spoof_of_own_domain is False
 
 
+EXCHANGE_LINES = ["Sender: alice@example.com", "Recipient: bob@example.com"]
+MS_DIRECTIONALITY = b"X-MS-Exchange-Organization-MessageDirectionality: Originating\r\n"
+MS_AUTH_AS = b"X-MS-Exchange-Organization-AuthAs: Internal\r\n"
+
+
+@pytest.mark.parametrize(
+    ("remove", "add", "originated"),
+    [
+        ((), b"", True),  # Originating and AuthAs Internal
+        ((MS_AUTH_AS,), b"", True),
+        ((MS_DIRECTIONALITY,), b"", True),
+        ((MS_DIRECTIONALITY, MS_AUTH_AS), b"", False),  # the header firewall stripped them: no evidence
+        ((MS_DIRECTIONALITY, MS_AUTH_AS), b"X-Forefront-Antispam-Report: SFV:NSPM;DIR:INT;\r\n", False),
+        ((), b"X-Forefront-Antispam-Report: SFV:SPM;DIR:INB;\r\n", False),  # any inbound word wins
+    ],
+)
+def test_an_exchange_report_is_originated_only_on_exchange_s_own_word(
+    remove: tuple[bytes, ...], add: bytes, originated: bool
+) -> None:
+    original = ORIGINAL.replace(b"MIME-Version: 1.0\r\n", b"MIME-Version: 1.0\r\n" + add)
+    for header in remove:
+        original = original.replace(header, b"")
+
+    env = run(build_report(EXCHANGE_LINES, original))
+
+    assert env.originated is originated
+
+
+def test_a_spoof_of_an_own_domain_is_never_originated() -> None:
+    lines = ["Sender: ceo@example.com", "Recipient: ap@example.com"]
+
+    env = run(build_report(lines, SPOOF_ORIGINAL))  # Originating, but AuthAs Anonymous
+
+    assert env.originated is False and env.spoof_of_own_domain is True
+
+
 def test_microsoft_provider_hints() -> None:
     original = ORIGINAL.replace(
         b"MIME-Version: 1.0\r\n",
@@ -527,6 +566,36 @@ def test_bcc_copy_without_encoding_uses_header_recipients() -> None:
     assert env.envelope_confidence is EnvelopeConfidence.LOW
     assert env.direction_hint is None
     assert env.direction_evidence == ()
+
+
+@pytest.mark.parametrize(
+    ("rcpts", "originated", "spoof"),
+    [
+        (["journal+in.bob=example.com@journal.example.net"], False, True),  # came in from the internet
+        (["journal@journal.example.net"], False, False),  # nothing says who sent it
+        (["journal+out.bob=example.com@journal.example.net"], True, False),  # the submission door's map
+        (["journal+out.bob=example.com@j.example.net", "journal+in.carol=example.com@j.example.net"], False, True),
+    ],
+)
+def test_a_bcc_copy_from_an_own_domain_is_originated_only_by_the_out_encoding(
+    rcpts: list[str], originated: bool, spoof: bool
+) -> None:
+    copy = fixture("bcc_inbound.eml").replace(b"partner@example.org", b"ceo@example.com")
+
+    env = run(copy, smtp_mail_from="ceo@example.com", smtp_rcpt_to=rcpts)
+
+    assert env.sender == "ceo@example.com"
+    assert (env.originated, env.spoof_of_own_domain) == (originated, spoof)
+    assert ("spoof_of_own_domain" in env.direction_evidence) is spoof
+
+
+def test_a_gmail_copy_is_originated_only_by_its_direction_header() -> None:
+    internal = b"X-Gm-Original-To: bob@example.com\r\nFrom: alice@example.com\r\nTo: bob@example.com\r\n\r\nHi\r\n"
+
+    assert run(b"X-Journal-Direction: internal\r\n" + internal, smtp_mail_from="alice@example.com").originated
+    assert not run(internal, smtp_mail_from="alice@example.com").originated
+    spoof = run(b"X-Journal-Direction: inbound\r\n" + internal, smtp_mail_from="alice@example.com")
+    assert not spoof.originated and spoof.spoof_of_own_domain
 
 
 def postfix_encode(address: str, direction: str = "in") -> str:
@@ -694,4 +763,30 @@ def mutated_reports(draw: st.DrawFn) -> bytes:
 @settings(max_examples=500, suppress_health_check=[HealthCheck.too_slow])
 @given(mutated_reports())
 def test_mutated_reports_never_raise_anything_but_parse_errors(raw: bytes) -> None:
+    assert_unwraps_or_raises_parse_error(raw)
+
+
+@st.composite
+def reports_around_hostile_mime(draw: st.DrawFn) -> bytes:
+    """Exchange reports and plain copies of hostile messages: hostile charsets in the report body too, and
+    originals sent base64 or quoted-printable."""
+    original = draw(hostile_mail.messages())
+    encoding = draw(st.sampled_from(hostile_mail.TRANSFER_ENCODINGS))
+    if encoding == "base64":
+        original = base64.encodebytes(original)
+    elif encoding == "quoted-printable":
+        original = quopri.encodestring(original)
+    charset = draw(st.sampled_from(hostile_mail.CHARSETS))
+    lines = draw(st.lists(st.sampled_from([*REPORT_LINES, "Recipients:", "  carol@example.com"]), max_size=6))
+    body = "".join(f"{line}\r\n" for line in lines).encode() + draw(st.binary(max_size=20))
+    headers = f"Content-Type: message/rfc822\r\nContent-Transfer-Encoding: {encoding}\r\n"
+    report = build_report(lines, original, charset=charset, body=body, rfc822_headers=headers.encode())
+    return draw(st.sampled_from([report, original]))
+
+
+@settings(max_examples=150, suppress_health_check=[HealthCheck.too_slow])
+@example(raw=FOUND_BY_FUZZING[0])
+@example(raw=build_report(original=FOUND_BY_FUZZING[2]))
+@given(raw=reports_around_hostile_mime())
+def test_reports_around_hostile_mime_never_raise_anything_but_parse_errors(raw: bytes) -> None:
     assert_unwraps_or_raises_parse_error(raw)

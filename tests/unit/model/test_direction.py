@@ -10,19 +10,27 @@ ORG = {"example.com", "example.co.jp"}
 @pytest.mark.parametrize(
     ("sender", "recipients", "expected"),
     [
-        ("partner@example.org", ["alice@example.com"], Direction.INBOUND),
+        ("partner@example.org", ["alice@example.com"], Direction.OUTBOUND),  # the organisation sent it all the same
         ("alice@example.com", ["partner@example.org"], Direction.OUTBOUND),
         ("alice@example.com", ["bob@example.com", "taro@example.co.jp"], Direction.INTERNAL),
         ("alice@example.com", ["bob@example.com", "partner@example.org"], Direction.OUTBOUND),
         ("Alice@EXAMPLE.COM", ["BOB@example.com"], Direction.INTERNAL),
-        ("", ["alice@example.com"], Direction.INBOUND),  # null sender (a bounce) comes from outside
         ("alice@example.com", [], Direction.OUTBOUND),
-        ("alice@sub.example.com", ["bob@example.com"], Direction.INBOUND),  # accepted domains match exactly
+        ("alice@sub.example.com", ["bob@example.com"], Direction.OUTBOUND),  # accepted domains match exactly
     ],
 )
-def test_direction(sender: str, recipients: list[str], expected: Direction) -> None:
-    assert classify_direction(sender, recipients, ORG) is expected
+def test_direction_of_mail_the_organisation_sent(sender: str, recipients: list[str], expected: Direction) -> None:
+    assert classify_direction(sender, recipients, ORG, originated=True) is expected
 
 
-def test_unverified_own_domain_sender_is_inbound_not_internal() -> None:
-    assert classify_direction("ceo@example.com", ["bob@example.com"], ORG, sender_verified=False) is Direction.INBOUND
+@pytest.mark.parametrize(
+    ("sender", "recipients"),
+    [
+        ("partner@example.org", ["alice@example.com"]),
+        ("", ["alice@example.com"]),  # null sender (a bounce)
+        ("ceo@example.com", ["bob@example.com"]),  # the own domain in MAIL FROM / From proves nothing
+        ("ceo@example.com", ["partner@example.org"]),
+    ],
+)
+def test_without_evidence_that_the_organisation_sent_it_mail_is_inbound(sender: str, recipients: list[str]) -> None:
+    assert classify_direction(sender, recipients, ORG, originated=False) is Direction.INBOUND

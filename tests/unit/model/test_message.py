@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 from mailwarden.model import Message
 from tests.factories import build_message
 
@@ -112,3 +114,13 @@ def test_links_are_found_after_padding_and_beside_characters_that_change_length_
         "https://evil.example/login",
         "www.Other.example/Path",
     )
+
+
+def test_date_in_utc_with_an_unknown_local_zone_is_aware() -> None:
+    def date_of(value: str) -> datetime | None:
+        return Message(f"From: a@example.org\r\nDate: {value}\r\n\r\nx\r\n".encode()).date
+
+    assert date_of("Mon, 02 Mar 2026 10:00:00 -0000") == datetime(2026, 3, 2, 10, 0, tzinfo=UTC)
+    assert date_of("Mon, 02 Mar 2026 10:00:00 +0900") == datetime(2026, 3, 2, 1, 0, tzinfo=UTC)
+    zoneless = date_of("Mon, 02 Mar 2026 10:00:00")
+    assert zoneless is not None and zoneless.tzinfo is None  # no zone at all: malformed, left naive

@@ -109,10 +109,20 @@ async def test_internal_mail_is_not_scanned(make_message) -> None:
     recorder = Recorder()
     pipeline = Pipeline({Direction.INBOUND: [recorder], Direction.OUTBOUND: [recorder]})
     env = Envelope("alice@example.com", ("bob@example.com",))
-    verdict = await pipeline.scan(msg, env, Policy(), organisation=ORG)
+    verdict = await pipeline.scan(msg, env, Policy(), organisation=ORG, direction=Direction.INTERNAL)
     assert verdict.category is Category.INTERNAL
     assert verdict.direction is Direction.INTERNAL
     assert recorder.seen == []
+
+
+async def test_an_own_domain_sender_alone_does_not_make_mail_internal(make_message) -> None:
+    msg = make_message(subject="spoof")
+    recorder = Recorder()
+    pipeline = Pipeline({Direction.INBOUND: [recorder], Direction.OUTBOUND: []})
+    env = Envelope("ceo@example.com", ("bob@example.com",))
+    verdict = await pipeline.scan(msg, env, Policy(), organisation=ORG)  # no caller's evidence: inbound
+    assert verdict.direction is Direction.INBOUND
+    assert recorder.seen == ["spoof"]
 
 
 async def test_each_direction_runs_its_own_list(make_message) -> None:
@@ -120,7 +130,7 @@ async def test_each_direction_runs_its_own_list(make_message) -> None:
     inbound_stage, outbound_stage = Recorder(), Recorder()
     pipeline = Pipeline({Direction.INBOUND: [inbound_stage], Direction.OUTBOUND: [outbound_stage]})
     env = Envelope("alice@example.com", ("partner@example.org",))
-    verdict = await pipeline.scan(msg, env, Policy(), organisation=ORG)
+    verdict = await pipeline.scan(msg, env, Policy(), organisation=ORG, direction=Direction.OUTBOUND)
     assert verdict.direction is Direction.OUTBOUND
     assert outbound_stage.seen == ["out"]
     assert inbound_stage.seen == []

@@ -20,7 +20,8 @@ from pydantic import BaseModel, Field, ValidationError
 from mailwarden.api.auth import Principal
 from mailwarden.api.deps import Admin, Rt, Staff, check_organisation
 from mailwarden.api.errors import ApiError
-from mailwarden.model import Direction, Message, Organisation, Policy, classify_direction
+from mailwarden.model import Direction, Message, Organisation, Policy
+from mailwarden.model.direction import assumed_direction
 from mailwarden.model.org import ConnectionMode
 from mailwarden.model.policy import OrganisationDocument, SenderLists, validation_messages
 from mailwarden.model.rules import Rule
@@ -278,7 +279,7 @@ async def _run_rule_test(
     if ip:
         env = replace(env, client_ip=ip.strip())
     if direction is None:
-        direction = classify_direction(env.mail_from, env.rcpt_to, org.domain_names)
+        direction = assumed_direction(env.mail_from, env.rcpt_to, org.domain_names)
     out = RuleTestOut(
         direction=direction.value,
         sender=env.mail_from,

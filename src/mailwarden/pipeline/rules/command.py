@@ -21,7 +21,8 @@ from rich.table import Table
 
 from mailwarden.enforce.apply import plan_delivery
 from mailwarden.errors import PolicyError
-from mailwarden.model import Direction, Domain, Message, Organisation, Policy, classify_direction
+from mailwarden.model import Direction, Domain, Message, Organisation, Policy
+from mailwarden.model.direction import assumed_direction
 from mailwarden.model.policy import parse_organisation_document, validation_messages
 from mailwarden.pipeline.engine import Pipeline
 from mailwarden.pipeline.rules.compiled import compile_rules
@@ -97,7 +98,7 @@ def test(
     if ip:
         env = replace(env, client_ip=ip)
     if direction is None:
-        direction = classify_direction(env.mail_from, env.rcpt_to, org.domain_names)
+        direction = assumed_direction(env.mail_from, env.rcpt_to, org.domain_names)
         if direction is Direction.INTERNAL:
             out.print("internal mail (every address in the organisation's domains): not scanned, no rule runs")
             return

@@ -24,6 +24,7 @@ from collections.abc import Iterable
 from functools import lru_cache
 from urllib.parse import urlsplit
 
+from mailwarden.model import mime
 from mailwarden.model.message import Message, bounded
 from mailwarden.pipeline.auth.dmarc import organisational_domain
 
@@ -404,7 +405,7 @@ def _relay_name(host: str) -> str:
 def _mime_tokens(message: Message, out: set[str]) -> None:
     """Charsets, transfer encodings and the shape of the MIME tree (`mime:multipart/alternative(...)`)."""
     shape: list[str] = []
-    for count, part in enumerate(message.email.walk()):
+    for count, part in enumerate(mime.parts(message.email)):
         if count >= 20:
             break
         ctype = part.get_content_type()

@@ -51,7 +51,8 @@ def scan(raw: bytes, pol: Policy, env: Envelope = INBOUND, *, spam: bool = False
     if spam:
         stages.append(Spammy())
     pipe = Pipeline({Direction.INBOUND: stages, Direction.OUTBOUND: [TransportRules()]})
-    return asyncio.run(pipe.scan(Message(raw), env, pol, organisation=ORG))
+    direction = Direction.OUTBOUND if env is OUTBOUND else Direction.INBOUND  # as a submission door would say
+    return asyncio.run(pipe.scan(Message(raw), env, pol, organisation=ORG, direction=direction))
 
 
 def hits(raw: bytes, conditions: dict[str, Any], env: Envelope = INBOUND) -> bool:

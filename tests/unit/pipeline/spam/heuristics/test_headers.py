@@ -13,6 +13,12 @@ def test_missing_and_malformed_date() -> None:
     assert not {"DATE_MISSING", "DATE_MALFORMED"} & codes(mail())
 
 
+def test_a_date_in_utc_with_an_unknown_local_zone_is_well_formed() -> None:
+    # RFC 5322 §3.3: "-0000" is UTC with the local zone unknown; §4.3: unknown zone names mean the same
+    for value in ("Mon, 02 Mar 2026 10:00:00 -0000", "Mon, 02 Mar 2026 10:00:00 -0000 (UTC)", "2 Mar 2026 10:00 XYZ"):
+        assert not {"DATE_MALFORMED", "DATE_IN_FUTURE", "DATE_IN_PAST"} & codes(mail(headers={"Date": value})), value
+
+
 def test_date_judged_against_the_newest_received_not_today() -> None:
     future = mail(headers={"Date": "Sat, 07 Mar 2026 10:00:00 +0000"})
     past = mail(headers={"Date": "Sun, 01 Feb 2026 10:00:00 +0000"})
