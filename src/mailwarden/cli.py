@@ -88,7 +88,7 @@ def _error(text: str) -> None:
 def runtime(config_path: Path | None) -> Iterator[Runtime]:
     config = load_config(config_path)
     configure_logging(config.log.level, config.log.format)
-    rt = Runtime(config)
+    rt = Runtime.started(config)
     try:
         yield rt
     finally:

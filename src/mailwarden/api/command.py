@@ -32,7 +32,7 @@ ConfigOption = Annotated[
 
 @contextmanager
 def _accounts(config: Path | None) -> Iterator[Accounts]:
-    rt = Runtime(load_config(config))
+    rt = Runtime.started(load_config(config))
     try:
         rt.db.migrate()
         yield Accounts(rt.db)
