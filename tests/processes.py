@@ -59,11 +59,9 @@ def kill(processes: list[psutil.Process]) -> None:
     psutil.wait_procs(processes, timeout=10)
 
 
-def end_group(pgid: int, grace: float) -> list[psutil.Process]:
-    """End what is left of a process group after `grace` seconds; the processes that had to be killed."""
-    left = still_running(group_members(pgid), grace)
-    kill(left)
-    return left
+def end_group(pgid: int, grace: float) -> None:
+    """End what is left of a process group: SIGKILL what still runs after `grace` seconds."""
+    kill(still_running(group_members(pgid), grace))
 
 
 def describe(process: psutil.Process) -> str:
