@@ -1,8 +1,8 @@
 """End-to-end journal-mode benchmark: the real `mailwarden serve` process, SMTP on loopback, scanning behind.
 
-Usage: python bench/journal_pipeline.py [--messages 3000] [--concurrency 1 32] [--fsync on off]
+Usage: .venv-test/bin/python bench/journal_pipeline.py [--messages 3000] [--concurrency 1 32] [--fsync on off]
                                         [--connections reuse new] [--repeat 3] [--warmup 200]
-                                        [--processing workers=16 ...] [--keep] [--rate 300]
+                                        [--processing workers=16 ...] [--keep] [--rate 300] [--quick]
 
 For every case a fresh directory gets a config (embedded SQLite store, one journal listener on a free
 loopback port, `[processing] spool_fsync` on or off), the organisation `example` (domain
@@ -74,6 +74,7 @@ import yaml
 JOURNAL_ADDRESS = "journal@mailwarden.test"
 ORG_DOMAIN = "example.com"
 TARGET_PER_SECOND = 500
+QUICK_MESSAGES, QUICK_WARMUP = 40, 10
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 
 _WORDS = [
@@ -755,9 +756,17 @@ def main() -> None:
         default="active",
         help="py-spy samples: active threads (default), also idle ones, or only the thread holding the GIL",
     )
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help="a tiny run (one case, a few messages) that checks the script works (CI): its figures mean nothing",
+    )
     args = parser.parse_args()
     if args.no_fsync_runs:
         args.fsync = ["on"]
+    if args.quick:
+        args.messages, args.warmup, args.concurrency, args.fsync = QUICK_MESSAGES, QUICK_WARMUP, [4], ["on"]
+        args.connections, args.repeat = ["reuse"], 1
 
     cases = [
         Case(fsync == "on", concurrency, connections == "new")

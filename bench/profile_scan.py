@@ -1,7 +1,8 @@
 """Where a scan's time goes: the whole default inbound pipeline under pyinstrument, over corpus messages.
 
-    .venv/bin/pip install -e '.[bench]'
-    .venv/bin/python bench/profile_scan.py [--corpus ../shared/corpus] [--sets phish spamassassin/ham] [--n 300]
+    .venv-test/bin/pip install -e '.[test,bench]'
+    .venv-test/bin/python bench/profile_scan.py [--corpus ../shared/corpus] [--sets phish spamassassin/ham] [--n 300]
+                                                [--quick]
 
 Runs offline like `mailwarden scan` (embedded SQLite in a temp dir, DNS answered SERVFAIL at once by the
 loopback resolver bench/peers uses) and prints pyinstrument's call tree, then CPU ms per message per stage.
@@ -17,6 +18,7 @@ import time
 from pathlib import Path
 
 DEFAULT_CORPUS = Path(__file__).resolve().parents[2] / "shared" / "corpus"
+QUICK_MESSAGES_PER_SET = 8
 CONFIG = """\
 [paths]
 data_dir = "{data}"
@@ -45,7 +47,12 @@ def main() -> None:
     parser.add_argument("--corpus", type=Path, default=DEFAULT_CORPUS)
     parser.add_argument("--sets", nargs="+", default=["phish", "modern-ham", "spamassassin/ham", "spamassassin/spam"])
     parser.add_argument("--n", type=int, default=200, help="messages per set")
+    parser.add_argument(
+        "--quick", action="store_true", help="a tiny run that checks the script works (CI): its figures mean nothing"
+    )
     args = parser.parse_args()
+    if args.quick:
+        args.n = QUICK_MESSAGES_PER_SET
     paths = []
     for name in args.sets:
         files = sorted(p for p in (args.corpus / name).iterdir() if p.is_file() and p.suffix not in (".tsv", ".md"))

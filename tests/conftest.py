@@ -1,15 +1,44 @@
-"""Shared factories: messages and envelopes built in code, so tests say what they are about."""
+"""Shared factories: messages and envelopes built in code, so tests say what they are about.
+
+And the session's process hygiene: a run that leaves a process behind fails (see tests/processes.py).
+"""
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable, Iterator
 
 import pytest
 
 from mailwarden.dns import DnsConfig, DnsResolver
 from mailwarden.model import Envelope, Message
+from tests import processes
 from tests.dnsserver import DnsServer
 from tests.factories import build_message
+
+LEFTOVER_GRACE_SECONDS = 5.0  # what the last tests stopped may still be ending its helpers
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    # orphans of the session (a killed server's scanning processes, daemons) stay its descendants
+    processes.become_subreaper()
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """Fail the run when a process the tests started is still running at the end; end it either way."""
+    left = processes.still_running(processes.descendants(), grace=LEFTOVER_GRACE_SECONDS)
+    if not left:
+        return
+    lines = [f"{len(left)} process(es) started by the tests were still running at the end (now killed):"]
+    lines += [f"  {processes.describe(p)}" for p in left]
+    processes.kill(left)
+    reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+    if reporter is not None:
+        for line in lines:
+            reporter.write_line(line, red=True)
+    else:
+        print("\n".join(lines), file=sys.stderr)
+    session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
 
 @pytest.fixture

@@ -1,14 +1,15 @@
 """SpamAssassin and rspamd beside mailwarden on the same corpus split (docs/peers-bench.md).
 
-    .venv/bin/python bench/peers/run.py [--only sa|rspamd|mailwarden ...] [--concurrency 1 8]
-                                        [--quick N] [--out bench/peers/results.json]
+    .venv-test/bin/python bench/peers/run.py [--only sa|rspamd|mailwarden ...] [--concurrency 1 8]
+                                             [--quick [N]] [--out bench/peers/results.json]
 
 Installs the peers from Debian's packages when missing, configures each in its own temp directory as
 /work/shared/docs/peers.md describes (local rules + Bayes, no network look-ups), trains Bayes on the
 even half of `spamassassin/` (per class, sorted names), scores the odd half, then trains on the rest
 and scores `phish/` + `modern-ham/`. The run at the highest concurrency scores every test message
 (accuracy and throughput); lower concurrencies time a deterministic sample (`--throughput-n`).
-Daemons listen on loopback only and are stopped at the end, also on error or Ctrl-C.
+Daemons listen on loopback only and are stopped at the end, also on error or Ctrl-C. `--quick` alone
+takes the smallest split (about 30 test messages); CI runs it with `--only mailwarden` (no peer to install).
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ import mailwarden_adapter as mw
 from common import Sample, Scored, Split, accuracy, make_split, run_concurrent, thin
 
 SYSTEMS = ("sa", "rspamd", "mailwarden")
+QUICK_MESSAGES = 10  # make_split's floor: 10 test and 20 training messages per class
 
 
 def _sample(samples: list[Sample], n: int) -> list[Sample]:
@@ -237,7 +239,14 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--only", nargs="+", choices=SYSTEMS, default=list(SYSTEMS))
     ap.add_argument("--concurrency", nargs="+", type=int, default=[1, 8])
-    ap.add_argument("--quick", type=int, default=0, help="about N test messages (and 2N train) instead of all")
+    ap.add_argument(
+        "--quick",
+        type=int,
+        nargs="?",
+        const=QUICK_MESSAGES,
+        default=0,
+        help=f"about N test messages (and 2N train) instead of all; alone: {QUICK_MESSAGES}",
+    )
     ap.add_argument("--throughput-n", type=int, default=300, help="messages timed at the lower concurrencies")
     ap.add_argument("--no-modern", action="store_true", help="skip the phish/modern-ham run")
     ap.add_argument("--corpus", type=Path, default=Path("/work/shared/corpus"))

@@ -18,7 +18,6 @@ import typer
 import yaml
 from rich.console import Console
 from rich.markup import escape
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
 from mailwarden import __version__, ids
@@ -26,18 +25,25 @@ from mailwarden.api import command as accounts_command
 from mailwarden.config import DEFAULT_CONFIG_PATH, Config, load_config
 from mailwarden.enforce.record import monitor_record
 from mailwarden.errors import MailwardenError, PolicyError
-from mailwarden.ingest.files import InputItem, expand_paths, read_items
+from mailwarden.ingest.files import InputItem, expand_paths
 from mailwarden.ingest.tls import write_self_signed
 from mailwarden.logs import configure as configure_logging
 from mailwarden.model import Action, Category, Direction, Envelope, Message, Verdict
 from mailwarden.model.direction import assumed_direction
 from mailwarden.model.policy import parse_organisation_document
 from mailwarden.pipeline.rules import command as rules_command
+from mailwarden.progress import reading
 from mailwarden.quarantine import command as quarantine_command
 from mailwarden.runtime import Runtime, offline_envelope
 from mailwarden.store import EventRecord, MessageRecord
 
-app = typer.Typer(help="mailwarden: email security for journal monitoring and inline filtering.", no_args_is_help=True)
+# Help texts are plain text: with Rich markup on, a config section such as `[stages.spam]` in a help
+# text is taken for a style tag and vanishes. The setting applies to every sub-command below.
+app = typer.Typer(
+    help="mailwarden: email security for journal monitoring and inline filtering.",
+    no_args_is_help=True,
+    rich_markup_mode=None,
+)
 policy_app = typer.Typer(
     help="Export, import and check an organisation's policy document (YAML).", no_args_is_help=True
 )
@@ -57,7 +63,7 @@ app.add_typer(quarantine_command.app, name="quarantine")
 RECORD_BATCH = 200  # messages written per transaction by scan --record
 
 out = Console(highlight=False, soft_wrap=True, width=None if sys.stdout.isatty() else 200)
-err = Console(stderr=True, highlight=False)
+err = Console(stderr=True, highlight=False, soft_wrap=True)  # an error stays one line, however long
 
 ConfigOption = Annotated[
     Path | None,
@@ -70,15 +76,20 @@ def main() -> None:
     try:
         app()
     except MailwardenError as exc:
-        err.print(f"[red]error:[/red] {exc}")
+        _error(str(exc))
         sys.exit(exc.exit_code)
+
+
+def _error(text: str) -> None:
+    """One error line on stderr; the text is shown as it is (a `[section]` in it is no style tag)."""
+    err.print(f"[red]error:[/red] {escape(text)}")
 
 
 @contextmanager
 def runtime(config_path: Path | None) -> Iterator[Runtime]:
     config = load_config(config_path)
     configure_logging(config.log.level, config.log.format)
-    rt = Runtime(config)
+    rt = Runtime.started(config)
     try:
         yield rt
     finally:
@@ -262,31 +273,16 @@ def scan(
         files = expand_paths(paths)
         missing = [p for p in paths if not p.exists()]
         for p in missing:
-            err.print(f"[red]error:[/red] {p}: no such file or directory")
+            _error(f"{p}: no such file or directory")
         rows: list[tuple[str, Message, Verdict]] = []
         pending: list[tuple[MessageRecord, list[EventRecord]]] = []
         failures = len(missing)
-        # a bar on stderr for long runs; JSON output stays clean for pipes
-        progress = Progress(
-            TextColumn("scanning"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TimeRemainingColumn(),
-            console=err,
-            disable=as_json or len(files) <= 20,
-        )
 
         async def run() -> None:
             nonlocal failures
-            with progress:
-                task = progress.add_task("scan", total=len(files))
-                last_file = None
-                for item in read_items(files):
-                    current_file = item.source.rsplit(":", 1)[0] if item.source.count(":") else item.source
-                    if current_file != last_file:
-                        if last_file is not None:
-                            progress.advance(task)
-                        last_file = current_file
+            # a bar on stderr for long runs; JSON output stays clean for pipes
+            with reading(files, "scanning", err, quiet=as_json) as items:
+                for item in items:
                     message = _as_mail(item)
                     if message is None:
                         failures += 1
@@ -300,7 +296,7 @@ def scan(
                         )
                     except Exception as exc:  # the engine guards stages; this guards the engine itself
                         failures += 1
-                        err.print(f"[red]error:[/red] {item.source}: scan failed: {type(exc).__name__}: {exc}")
+                        _error(f"{item.source}: scan failed: {type(exc).__name__}: {exc}")
                         continue
                     if record:
                         pending.append(_record(message, envelope, verdict, organisation.name if organisation else None))
@@ -311,8 +307,6 @@ def scan(
                         out.print_json(json.dumps(_json_row(item.source, message, verdict)), indent=None)
                     else:
                         rows.append((item.source, message, verdict))
-                if last_file is not None:
-                    progress.advance(task)
                 rt.history.record_many(pending)
 
         asyncio.run(run())
@@ -649,22 +643,23 @@ def learn(
     from mailwarden.pipeline.spam.stage import open_configured_classifier
 
     if [spam, ham, forget].count(True) != 1:
-        err.print("[red]error:[/red] give exactly one of --spam, --ham or --forget")
+        _error("give exactly one of --spam, --ham or --forget")
         raise typer.Exit(2)
     with runtime(config) as rt:
         classifier = open_configured_classifier(rt.stage_services)
         counts: dict[str, int] = {}
         failures = 0
-        for item in read_items(expand_paths(paths)):
-            message = _as_mail(item)
-            if message is None:
-                failures += 1
-                continue
-            if forget:
-                outcome = "forgotten" if forget_message(classifier, message) else "never learnt"
-            else:
-                outcome = learn_message(classifier, message, spam).value
-            counts[outcome] = counts.get(outcome, 0) + 1
+        with reading(expand_paths(paths), "learning", err) as items:
+            for item in items:
+                message = _as_mail(item)
+                if message is None:
+                    failures += 1
+                    continue
+                if forget:
+                    outcome = "forgotten" if forget_message(classifier, message) else "never learnt"
+                else:
+                    outcome = learn_message(classifier, message, spam).value
+                counts[outcome] = counts.get(outcome, 0) + 1
         label = "spam" if spam else "ham" if ham else "forget"
         summary = ", ".join(f"{n} {what}" for what, n in counts.items()) or "nothing"
         nspam, nham = classifier.store.totals()
@@ -694,10 +689,10 @@ __all__ = ["Config", "app", "main"]
 def _as_mail(item: InputItem) -> Message | None:
     """The input as a message, or None after saying on stderr why it is not one."""
     if item.raw is None:
-        err.print(f"[red]error:[/red] {item.source}: {item.error}")
+        _error(f"{item.source}: {item.error}")
         return None
     message = Message(item.raw)
     if not message.looks_like_mail():
-        err.print(f"[red]error:[/red] {item.source}: not an email message (no mail header block)")
+        _error(f"{item.source}: not an email message (no mail header block)")
         return None
     return message

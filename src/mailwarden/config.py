@@ -314,7 +314,10 @@ def load_config(path: Path | None = None, *, environ: dict[str, str] | None = No
     except ValidationError as exc:
         first = exc.errors()[0]
         field = ".".join(str(p) for p in first["loc"])
-        raise ConfigError(first["msg"], field=field) from None
+        # a validator's own words, without pydantic's "Value error, " in front
+        context = first.get("ctx") or {}
+        message = str(context["error"]) if first["type"] == "value_error" and "error" in context else first["msg"]
+        raise ConfigError(message, field=field) from None
     config.source = path if path.exists() else None
     base = path.parent if path.exists() else Path.cwd()
     # relative paths in the file are relative to the file, not to wherever the command runs

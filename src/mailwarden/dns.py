@@ -8,6 +8,7 @@ failure must never block or lose mail, but neither may it count as a clean answe
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import time
 from dataclasses import dataclass
 from typing import Protocol
@@ -16,13 +17,14 @@ import dns.asyncresolver
 import dns.exception
 import dns.rdatatype
 import dns.resolver
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from mailwarden.errors import MailwardenError
 
 
 class DnsConfig(BaseModel):
-    """`[dns]`: where the filters' look-ups go (empty: the system resolver from /etc/resolv.conf)."""
+    """`[dns]`: where the filters' look-ups go (nameservers are IP addresses; none: the system resolver
+    from /etc/resolv.conf)."""
 
     model_config = ConfigDict(extra="forbid")
 
@@ -34,6 +36,17 @@ class DnsConfig(BaseModel):
     failure_ttl: float = Field(
         10.0, ge=0, le=600, description="seconds a failed look-up is remembered, so an outage costs one time-out"
     )
+
+    @field_validator("nameservers")
+    @classmethod
+    def _addresses(cls, value: list[str]) -> list[str]:
+        # checked here, not left to dnspython: a name would fail every look-up at run time instead
+        for server in value:
+            try:
+                ipaddress.ip_address(server)
+            except ValueError:
+                raise ValueError(f"{server!r} is not an IP address") from None
+        return value
 
 
 class DnsError(MailwardenError):

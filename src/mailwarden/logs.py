@@ -1,4 +1,4 @@
-"""structlog set-up: console lines for people, JSON lines for machines."""
+"""structlog set-up: console lines for people, JSON lines for machines (exceptions included in both)."""
 
 from __future__ import annotations
 
@@ -7,20 +7,24 @@ import sys
 from typing import Any
 
 import structlog
+from structlog.tracebacks import ExceptionDictTransformer
 
 
 def configure(level: str = "info", fmt: str = "console") -> None:
-    renderer: structlog.typing.Processor
+    renderers: list[structlog.typing.Processor]
     if fmt == "json":
-        renderer = structlog.processors.JSONRenderer()
+        # The console renderer formats `exc_info` itself; the JSON renderer would print only `true`.
+        # Frames without their local variables: those may hold message content or secrets.
+        exceptions = structlog.processors.ExceptionRenderer(ExceptionDictTransformer(show_locals=False))
+        renderers = [exceptions, structlog.processors.JSONRenderer()]
     else:
-        renderer = structlog.dev.ConsoleRenderer(colors=sys.stderr.isatty())
+        renderers = [structlog.dev.ConsoleRenderer(colors=sys.stderr.isatty())]
     structlog.configure(
         processors=[
             structlog.contextvars.merge_contextvars,
             structlog.processors.add_log_level,
             structlog.processors.TimeStamper(fmt="iso", utc=True),
-            renderer,
+            *renderers,
         ],
         wrapper_class=structlog.make_filtering_bound_logger(getattr(logging, level.upper())),
         logger_factory=_stderr_logger,

@@ -20,6 +20,7 @@ from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from hashlib import sha256
+from multiprocessing.connection import Connection
 
 import structlog
 
@@ -37,6 +38,7 @@ from mailwarden.ids import derive_id
 from mailwarden.ingest.journal import JournalEnvelope, JournalParseError, unwrap
 from mailwarden.ingest.replies import QUEUED
 from mailwarden.ingest.spool import Spool, SpoolEntry
+from mailwarden.lifeline import exit_with_server, server_lifeline
 from mailwarden.logs import configure as configure_logging
 from mailwarden.model import (
     Action,
@@ -292,7 +294,7 @@ class Processor:
             max_workers=self.scan_processes,
             mp_context=context,
             initializer=_init_worker,
-            initargs=(self.rt.config, dict(self.roles)),
+            initargs=(self.rt.config, dict(self.roles), server_lifeline()),
         )
 
     def _restart_pool(self) -> None:
@@ -707,8 +709,9 @@ _worker: Processor | None = None
 _worker_loop: asyncio.AbstractEventLoop | None = None
 
 
-def _init_worker(config: Config, roles: dict[str, str]) -> None:
+def _init_worker(config: Config, roles: dict[str, str], lifeline: Connection) -> None:
     global _worker, _worker_loop
+    exit_with_server(lifeline)
     configure_logging(config.log.level, config.log.format)
     if config.processing.scan_nice:
         with contextlib.suppress(OSError):  # a container may forbid it: scanning still works

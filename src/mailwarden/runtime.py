@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import os
 from datetime import UTC, datetime
 from functools import cached_property
+from pathlib import Path
+
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError, DBAPIError
 
 from mailwarden.config import Config
 from mailwarden.dns import DnsResolver
-from mailwarden.errors import NotFoundError
+from mailwarden.errors import ConfigError, NotFoundError
 from mailwarden.model import Direction, Envelope, Message, Organisation, Policy
 from mailwarden.model.envelope import normalise_address
 from mailwarden.pipeline import Pipeline
@@ -21,6 +26,35 @@ class Runtime:
 
     def __init__(self, config: Config) -> None:
         self.config = config
+
+    @classmethod
+    def started(cls, config: Config) -> Runtime:
+        """A runtime for a command or the server, once what the config points at has been checked.
+
+        The data directory (created when missing) and the database must be usable; each failure is a
+        ConfigError naming the field, so a command ends with one line instead of a traceback.
+        """
+        prepare_data_dir(config.paths.data_dir)
+        rt = cls(config)
+        try:
+            rt._check_store()
+        except BaseException:
+            rt.close()
+            raise
+        return rt
+
+    def _check_store(self) -> None:
+        field = "store.url" if self.config.store.url else "paths.data_dir"
+        shown = _shown(self.config.database_url)
+        try:
+            with self.db.engine.connect():
+                pass
+        except ArgumentError as exc:  # not a URL, or no driver for it
+            raise ConfigError(f"{shown} is not a usable database URL: {exc}", field=field) from None
+        except DBAPIError as exc:
+            raise ConfigError(f"cannot connect to {shown}: {_first_line(exc.orig or exc)}", field=field) from None
+        except OSError as exc:  # SQLite's directory
+            raise ConfigError(f"cannot create the database {shown}: {exc.strerror or exc}", field=field) from None
 
     @cached_property
     def db(self) -> Database:
@@ -78,6 +112,30 @@ class Runtime:
     def close(self) -> None:
         if "db" in self.__dict__:
             self.db.close()
+
+
+def prepare_data_dir(path: Path) -> None:
+    """Create the data directory when it is missing; a ConfigError when it is not, or cannot be, one."""
+    if path.exists() and not path.is_dir():
+        raise ConfigError(f"{path} exists and is not a directory", field="paths.data_dir")
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ConfigError(f"cannot create {path}: {exc.strerror or exc}", field="paths.data_dir") from None
+    if not os.access(path, os.W_OK | os.X_OK):
+        raise ConfigError(f"{path} is not writable", field="paths.data_dir")
+
+
+def _shown(url: str) -> str:
+    """The URL as it may be printed: without its password."""
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except ArgumentError:
+        return repr(url)
+
+
+def _first_line(error: BaseException) -> str:
+    return (str(error).strip().splitlines() or [type(error).__name__])[0]
 
 
 def offline_envelope(message: Message, *, at: datetime | None = None) -> Envelope:

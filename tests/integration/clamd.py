@@ -50,7 +50,8 @@ def free_port() -> int:
 
 
 class ClamdDaemon:
-    """Start with `start()`, stop with `stop()`; `socket_path` and `port` say where it listens."""
+    """Start with `start()`, stop with `stop()` (or `with ClamdDaemon().start() as daemon:`, which
+    stops it however the block ends); `socket_path` and `port` say where it listens."""
 
     def __init__(self, *, stream_max: str = "1M", threads: int = 4) -> None:
         if CLAMD is None:
@@ -97,6 +98,12 @@ class ClamdDaemon:
             time.sleep(0.05)
         self.stop()
         raise RuntimeError(f"clamd did not answer PING within {timeout:g} s: {self.log()[-2000:]}")
+
+    def __enter__(self) -> ClamdDaemon:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.stop()
 
     def ping(self) -> bool:
         try:

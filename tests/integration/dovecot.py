@@ -24,6 +24,7 @@ from pathlib import Path
 
 from tests.integration.conftest import unavailable
 from tests.integration.harness import free_port, wait_for_port
+from tests.processes import end_group
 
 DOVECOT = shutil.which("dovecot") or ("/usr/sbin/dovecot" if Path("/usr/sbin/dovecot").exists() else None)
 SIEVEC = shutil.which("sievec")
@@ -147,7 +148,10 @@ def private_dovecot(sieve: str = JUNK_SIEVE) -> Iterator[PrivateDovecot]:
         if compiled.returncode != 0:
             raise AssertionError(f"sievec failed: {compiled.stdout}{compiled.stderr}")
         log = (root / "master.out").open("wb")
-        process = subprocess.Popen([dovecot, "-F", "-c", str(conf)], stdout=log, stderr=subprocess.STDOUT)
+        # a session of its own: its process group holds the master and every service it forks
+        process = subprocess.Popen(
+            [dovecot, "-F", "-c", str(conf)], stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+        )
         instance = PrivateDovecot(root, port, process)
         try:
             try:
@@ -164,7 +168,7 @@ def private_dovecot(sieve: str = JUNK_SIEVE) -> Iterator[PrivateDovecot]:
 
 
 def _stop(process: subprocess.Popen[bytes]) -> None:
-    """SIGTERM to the master, which ends its services; SIGKILL if it hangs."""
+    """SIGTERM to the master, which ends its services; SIGKILL to all of them if that hangs."""
     if process.poll() is None:
         process.terminate()
         try:
@@ -172,3 +176,4 @@ def _stop(process: subprocess.Popen[bytes]) -> None:
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait(timeout=15)
+    end_group(process.pid, grace=10)

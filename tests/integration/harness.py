@@ -18,6 +18,9 @@ import yaml
 from mailwarden.config import load_config
 from mailwarden.runtime import Runtime
 from mailwarden.store import History, MessageDetail
+from tests.processes import end_group
+
+SCAN_PROCESS_GRACE_SECONDS = 10.0  # for the scanning processes of a killed server to notice and exit
 
 
 def free_port() -> int:
@@ -119,6 +122,7 @@ class Mailwarden:
         return result
 
     def start(self) -> None:
+        """Start `mailwarden serve` in a session of its own (its process group holds all it starts)."""
         log = (self.root / "serve.log").open("ab")
         self.process = subprocess.Popen(
             [sys.executable, "-m", "mailwarden", "serve", "--config", str(self.config_path), "--drain-timeout", "10"],
@@ -126,26 +130,46 @@ class Mailwarden:
             env=_env(),
             stdout=log,
             stderr=subprocess.STDOUT,
+            start_new_session=True,
         )
+        log.close()
         for port in self.listeners.values():
             try:
                 wait_for_port(port)
             except TimeoutError:
+                self.kill()  # a server that did not come up is not left running
                 raise AssertionError("mailwarden serve did not start:\n" + self.log()) from None
 
     def stop(self) -> int:
-        """SIGTERM and wait for the drain; the exit code."""
-        assert self.process is not None
-        self.process.send_signal(signal.SIGTERM)
-        code = self.process.wait(timeout=60)
-        self.process = None
-        return code
+        """SIGTERM and wait for the drain; the exit code. Whatever it leaves running is killed."""
+        process = self._running()
+        process.send_signal(signal.SIGTERM)
+        try:
+            return process.wait(timeout=60)
+        finally:
+            self._end(process)
 
     def kill(self) -> None:
-        assert self.process is not None
-        self.process.send_signal(signal.SIGKILL)
-        self.process.wait(timeout=30)
+        """SIGKILL the server alone, as a crash would; then end whatever it started that outlives it.
+
+        The product's scanning processes end with the server (test_serve_processes.py checks that
+        they do by themselves); here they get a grace period and are killed after it, so that a
+        regression fails that test but leaks no process into the rest of the session.
+        """
+        process = self._running()
+        process.kill()
+        self._end(process)
+
+    def _running(self) -> subprocess.Popen[bytes]:
+        assert self.process is not None, "mailwarden serve is not running"
+        return self.process
+
+    def _end(self, process: subprocess.Popen[bytes]) -> None:
         self.process = None
+        try:
+            process.wait(timeout=30)
+        finally:
+            end_group(process.pid, grace=SCAN_PROCESS_GRACE_SECONDS)
 
     def log(self) -> str:
         path = self.root / "serve.log"

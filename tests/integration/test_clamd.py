@@ -108,10 +108,9 @@ async def test_many_scans_at_once(engine: ClamdEngine) -> None:
 async def test_a_stopped_daemon_is_an_error() -> None:
     if CLAMD is None:
         unavailable("clamd is not installed (apt-get install clamav-daemon)")
-    daemon = ClamdDaemon().start()
-    engine = ClamdEngine(ClamdClient(socket_path=daemon.socket_path, connect_timeout=1, timeout=2))
-    assert (await engine.scan(item(b"x"))).outcome is StageOutcome.CLEAN
-    daemon.stop()
+    with ClamdDaemon().start() as daemon:
+        engine = ClamdEngine(ClamdClient(socket_path=daemon.socket_path, connect_timeout=1, timeout=2))
+        assert (await engine.scan(item(b"x"))).outcome is StageOutcome.CLEAN
     result = await engine.scan(item(b"x"))
     assert result.outcome is StageOutcome.ERROR
     assert "cannot connect" in (result.reason or "")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from concurrent.futures import Executor, Future
 from concurrent.futures.process import BrokenProcessPool
 from datetime import UTC, datetime
@@ -23,6 +22,7 @@ from mailwarden.processing import Processor
 from mailwarden.quarantine import NewEntry, Quarantine, QuarantineQuery, Reason
 from mailwarden.runtime import Runtime
 from mailwarden.store import EventType
+from tests.unit.deliver.helpers import eventually
 
 
 class DyingPool(Executor):
@@ -93,13 +93,8 @@ async def test_a_message_whose_processing_failed_is_tried_again_and_recorded(
             envelope = Envelope(mail_from="partner@example.org", rcpt_to=("journal@mw.test",))
             raw = b"From: partner@example.org\r\nTo: alice@example.com\r\nSubject: retry\r\n\r\nhello\r\n"
             committed = await spool.put_async("journal", envelope, raw)
-            # recorded on the second attempt, then (only then) taken off the spool
-            for _ in range(500):
-                if rt.history.exists(committed.id) and spool.backlog == 0:
-                    break
-                await asyncio.sleep(0.02)
-            assert rt.history.exists(committed.id)
-            assert spool.backlog == 0
+            # recorded on the second attempt; the spool entry is removed only after the history write
+            await eventually(lambda: rt.history.exists(committed.id) and spool.backlog == 0, within=20)
             assert calls == [committed.id, committed.id]
         finally:
             await processor.stop(drain_timeout=5)
@@ -128,14 +123,6 @@ def _runtime(tmp_path: Path) -> Runtime:
     return rt
 
 
-async def _until(check: Any, seconds: float = 10.0) -> None:
-    for _ in range(int(seconds / 0.02)):
-        if check():
-            return
-        await asyncio.sleep(0.02)
-    raise AssertionError("condition not met")
-
-
 async def test_a_message_that_always_fails_is_given_up_on_recorded_with_the_error_and_held(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -155,7 +142,7 @@ async def test_a_message_that_always_fails_is_given_up_on_recorded_with_the_erro
             raw = b"From: partner@example.org\r\nTo: alice@example.com\r\nSubject: poison\r\n\r\nhello\r\n"
             with capture_logs() as logs:
                 committed = await spool.put_async("mx", envelope, raw)
-                await _until(lambda: rt.history.exists(committed.id) and spool.backlog == 0)
+                await eventually(lambda: rt.history.exists(committed.id) and spool.backlog == 0)
         finally:
             await processor.stop(drain_timeout=5)
         detail = rt.history.get(committed.id)
@@ -197,7 +184,7 @@ async def test_an_outcome_that_cannot_be_written_holds_up_no_other(
                 raw = f"From: partner@example.org\r\nTo: alice@example.com\r\nSubject: {subject}\r\n\r\nx\r\n".encode()
                 entries.append(await spool.put_async("journal", envelope, raw))
             good = [entries[0].id, entries[2].id]
-            await _until(lambda: all(rt.history.exists(i) for i in good) and spool.backlog == 1)
+            await eventually(lambda: all(rt.history.exists(i) for i in good) and spool.backlog == 1)
             assert not rt.history.exists(entries[1].id)  # waiting for its next try, in the spool
         finally:
             await processor.stop(drain_timeout=5)

@@ -32,7 +32,7 @@ ConfigOption = Annotated[
 
 @contextmanager
 def _accounts(config: Path | None) -> Iterator[Accounts]:
-    rt = Runtime(load_config(config))
+    rt = Runtime.started(load_config(config))
     try:
         rt.db.migrate()
         yield Accounts(rt.db)
@@ -53,8 +53,11 @@ def user_add(
     role: Annotated[Role, typer.Option(help="admin, analyst or user")],
     email: Annotated[str | None, typer.Option(help="The user's address (role user: whose quarantine)")] = None,
     organisation: Annotated[str | None, typer.Option(help="Limit the user to one organisation")] = None,
-    no_password: Annotated[bool, typer.Option(help="No console sign-in (tokens only)")] = False,
-    password_stdin: Annotated[bool, typer.Option(help="Read the password from standard input")] = False,
+    # named explicitly: a flag that defaults to off needs no `--no-` form (Typer would offer `--no-no-password`)
+    no_password: Annotated[bool, typer.Option("--no-password", help="No console sign-in (tokens only)")] = False,
+    password_stdin: Annotated[
+        bool, typer.Option("--password-stdin", help="Read the password from standard input")
+    ] = False,
     config: ConfigOption = None,
 ) -> None:
     """Add a user; the password is asked (or read from standard input)."""
@@ -67,7 +70,9 @@ def user_add(
 @user_app.command("passwd")
 def user_passwd(
     name: str,
-    password_stdin: Annotated[bool, typer.Option(help="Read the password from standard input")] = False,
+    password_stdin: Annotated[
+        bool, typer.Option("--password-stdin", help="Read the password from standard input")
+    ] = False,
     config: ConfigOption = None,
 ) -> None:
     """Set a user's password (their console sessions end)."""

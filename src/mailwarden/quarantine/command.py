@@ -39,7 +39,7 @@ ActorOption = Annotated[str, typer.Option("--by", help="Who acts (recorded in th
 def _runtime(config_path: Path | None) -> Iterator[Runtime]:
     config = load_config(config_path)
     configure_logging(config.log.level, config.log.format)
-    rt = Runtime(config)
+    rt = Runtime.started(config)
     try:
         rt.db.migrate()
         yield rt
