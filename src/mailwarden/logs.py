@@ -18,7 +18,11 @@ def configure(level: str = "info", fmt: str = "console") -> None:
         exceptions = structlog.processors.ExceptionRenderer(ExceptionDictTransformer(show_locals=False))
         renderers = [exceptions, structlog.processors.JSONRenderer()]
     else:
-        renderers = [structlog.dev.ConsoleRenderer(colors=sys.stderr.isatty())]
+        # a plain traceback: a few lines per frame and no local variables (Rich's default shows them all,
+        # hundreds of lines for one database error, with whatever message text or secret they held)
+        renderers = [
+            structlog.dev.ConsoleRenderer(colors=sys.stderr.isatty(), exception_formatter=structlog.dev.plain_traceback)
+        ]
     structlog.configure(
         processors=[
             structlog.contextvars.merge_contextvars,

@@ -44,3 +44,20 @@ def test_a_console_log_line_shows_the_traceback(capsys: pytest.CaptureFixture[st
         structlog.get_logger("test").exception("delivery_failed")
     err = capsys.readouterr().err
     assert "delivery_failed" in err and "ConnectionRefusedError" in err and "refused the connection" in err
+
+
+def failing_with_a_secret(password: str, card: str) -> None:
+    raise ValueError("could not sign in")
+
+
+def test_a_console_traceback_is_short_and_shows_no_local_variables(capsys: pytest.CaptureFixture[str]) -> None:
+    configure("info", "console")
+    secret, card = "hunter2" + "-secret", "4111" * 4  # not spelled out on the line the traceback quotes
+    try:
+        failing_with_a_secret(secret, card)
+    except ValueError:
+        structlog.get_logger("test").exception("sign_in_failed")
+    err = capsys.readouterr().err
+    assert "could not sign in" in err and "failing_with_a_secret" in err
+    assert "hunter2-secret" not in err and "4111111111111111" not in err
+    assert len(err.splitlines()) < 30  # a plain traceback, not a page of boxes per frame
