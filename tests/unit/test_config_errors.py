@@ -20,7 +20,10 @@ from mailwarden.cli import app
 from mailwarden.errors import ConfigError
 from tests.factories import build_message
 
-LISTENER = '[[smtp.listeners]]\nname = "journal"\nrole = "journal"\nport = 0\njournal_addresses = ["j@mw.test"]\n'
+LISTENER = (
+    '[[smtp.listeners]]\nname = "journal"\nrole = "journal"\nport = 0\njournal_addresses = ["j@mw.test"]\n'
+    'allowed_networks = ["127.0.0.0/8"]\n'
+)
 
 
 def closed_port() -> int:
