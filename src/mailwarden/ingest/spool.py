@@ -158,25 +158,27 @@ class Spool:
             log.info("spool.recovered", removed_uncommitted=removed, directory=str(self.directory))
 
     # ---- commit ------------------------------------------------------------------------------
-    def put(self, listener: str, envelope: Envelope, raw: bytes) -> SpoolEntry:
-        """Commit one message durably; return only once it would survive a crash."""
-        entry = self._write(listener, envelope, raw)
+    def put(self, listener: str, envelope: Envelope, raw: bytes, *, entry_id: str | None = None) -> SpoolEntry:
+        """Commit one message durably (under `entry_id`, else a new id); return only once it would survive a crash."""
+        entry = self._write(listener, envelope, raw, entry_id)
         if self.fsync:
             os.fsync(self._queue_fd)
         self._announce(entry.id)
         return entry
 
-    async def put_async(self, listener: str, envelope: Envelope, raw: bytes) -> SpoolEntry:
+    async def put_async(
+        self, listener: str, envelope: Envelope, raw: bytes, *, entry_id: str | None = None
+    ) -> SpoolEntry:
         """`put` without blocking the event loop; concurrent puts share directory fsyncs."""
         loop = asyncio.get_running_loop()
-        entry = await loop.run_in_executor(self._executor, self._write, listener, envelope, raw)
+        entry = await loop.run_in_executor(self._executor, self._write, listener, envelope, raw, entry_id)
         if self.fsync:
             await self._sync_queue_dir()
         self._announce(entry.id, entry)
         return entry
 
-    def _write(self, listener: str, envelope: Envelope, raw: bytes) -> SpoolEntry:
-        entry_id = new_id(envelope.received_at)
+    def _write(self, listener: str, envelope: Envelope, raw: bytes, entry_id: str | None) -> SpoolEntry:
+        entry_id = entry_id or new_id(envelope.received_at)
         tmp = self._tmp / f"{entry_id}.tmp"
         final = self._queue / f"{entry_id}{_SUFFIX}"
         data = encode_entry(entry_id, listener, envelope, raw)

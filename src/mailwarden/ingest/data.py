@@ -1,0 +1,216 @@
+"""SMTP DATA read in blocks: the one real end, the smuggling checks, the size limit and the memory budget.
+
+A message is read from the session's stream in blocks of up to the stream buffer's size (64 KiB and
+more), never line by line, and checked with whole-block byte operations, so an empty line costs
+nothing but its two bytes. The rules (docs/ingress.md, "SMTP smuggling"):
+
+* The data ends at the first `<CR><LF>.<CR><LF>` of the stream, the CRLF that ended the DATA command
+  counting as the first CRLF (so `.<CR><LF>` right after DATA is an empty message). Nothing else ends
+  it: not `<LF>.<LF>`, `<CR>.<CR>` or any other mix.
+* Every LF must follow a CR and every CR must precede an LF; a bare one refuses the message (550).
+* A line over the limit (CRLF and the transparency dot included), a NUL byte or more bytes than
+  `max_message_size` refuse the message; so does running out of the shared in-flight budget (452).
+* A refused message is still read to its end, and its bytes are dropped at once: nothing of it is
+  kept while the rest streams by.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from mailwarden.ingest import replies as r
+from mailwarden.ingest.replies import Reply
+
+END_OF_DATA = b"\r\n.\r\n"
+_DOT_LINE = b".\r\n"
+
+
+@dataclass(frozen=True, slots=True)
+class DataLimits:
+    """What one message may be: bytes after dot-unstuffing, and octets per line as sent."""
+
+    max_message_size: int
+    max_line: int  # CRLF and the transparency dot of RFC 5321 4.5.2 included
+
+
+class DataBudget:
+    """The message bytes every session holds while it reads DATA and commits it, bounded together.
+
+    When a session's next block would pass the limit, the message in transit with the most bytes
+    gives way (its bytes are dropped at once and it is answered 452 at its end), so small messages
+    keep flowing while a flood of large ones is cut back. A message being committed is never
+    dropped: its bytes are already on their way to disk.
+    """
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.in_flight = 0
+        self._holds: set[DataHold] = set()
+
+    def hold(self) -> DataHold:
+        """A new, empty hold for one message."""
+        hold = DataHold(self)
+        self._holds.add(hold)
+        return hold
+
+    def _make_room(self, asking: DataHold, size: int) -> bool:
+        """Room for `size` more bytes of `asking`, dropping larger messages; False when `asking` is the largest."""
+        while self.in_flight + size > self.limit:
+            others = [hold for hold in self._holds if hold is not asking and not hold.pinned]
+            largest = max(others, key=lambda hold: hold.held, default=None)
+            if largest is None or largest.held <= asking.held + size:
+                return False
+            largest.drop(evicted=True)
+        return True
+
+    def _forget(self, hold: DataHold) -> None:
+        self._holds.discard(hold)
+
+
+class DataHold:
+    """One message's bytes while DATA is read and committed, counted in the server's `DataBudget`."""
+
+    def __init__(self, budget: DataBudget) -> None:
+        self._budget = budget
+        self.buffer = bytearray()
+        self.held = 0
+        self.evicted = False  # dropped to make room for others
+        self.pinned = False  # being committed: never dropped
+
+    def append(self, data: bytes) -> bool:
+        """Keep `data`; False (and nothing kept any more) when the budget has no room for it."""
+        if self.evicted:
+            return False
+        if not self._budget._make_room(self, len(data)):
+            self.drop(evicted=True)
+            return False
+        self.buffer += data
+        self._count(len(data))
+        return True
+
+    def take(self, header: bytes) -> bytes:
+        """The message with `header` in front; it stays counted (and cannot be dropped) until `release`."""
+        self.pinned = True
+        self.buffer[:0] = header
+        self._count(len(header))
+        message = bytes(self.buffer)
+        self.buffer.clear()
+        return message
+
+    def drop(self, *, evicted: bool = False) -> None:
+        """Forget the bytes kept so far (the message is refused); `evicted`: because others needed the room."""
+        self.buffer.clear()
+        self._count(-self.held)
+        self.evicted = self.evicted or evicted
+
+    def release(self) -> None:
+        """The message is committed or refused: its bytes no longer count."""
+        self.drop()
+        self._budget._forget(self)
+
+    def _count(self, size: int) -> None:
+        self.held += size
+        self._budget.in_flight += size
+
+
+class _DataCheck:
+    """The checks of one message, fed its raw blocks in order; what to keep of each."""
+
+    def __init__(self, limits: DataLimits) -> None:
+        self.limits = limits
+        self.problem: Reply | None = None
+        self.size = 0
+        self._pending_cr = False  # the previous block ended in CR: this one must start with LF
+        self._line_start = True  # the previous block ended a line (the DATA command's CRLF at first)
+        self._line_length = 0  # octets of the current line in earlier blocks
+
+    def feed(self, block: bytes) -> bytes | None:
+        """The bytes of `block` to keep (dot-unstuffed), or None when the message is refused."""
+        if self.problem is not r.BARE_LINE_ENDING_IN_DATA and _has_bare_line_ending(block, self._pending_cr):
+            self.problem = r.BARE_LINE_ENDING_IN_DATA  # wins over every other reason: the framing is broken
+        if block:
+            self._pending_cr = block.endswith(b"\r")
+        if self.problem is not None:
+            return None
+        kept = self._checked(block)
+        if block:
+            self._line_start = block.endswith(b"\n")
+        return kept
+
+    def _checked(self, block: bytes) -> bytes | None:
+        too_long, self._line_length = _over_long_line(block, self._line_length, self.limits.max_line)
+        if too_long:
+            self.problem = r.LINE_TOO_LONG
+            return None
+        if b"\0" in block:
+            self.problem = r.NUL_IN_DATA
+            return None
+        kept = block.replace(b"\n.", b"\n")
+        if self._line_start and kept[:1] == b".":
+            kept = kept[1:]
+        self.size += len(kept)
+        if self.size > self.limits.max_message_size:
+            self.problem = r.MESSAGE_TOO_BIG
+            return None
+        return kept
+
+
+def _has_bare_line_ending(block: bytes, pending_cr: bool) -> bool:
+    """A LF not after a CR, or a CR not before a LF; `pending_cr`: the block before ended in CR."""
+    if not block:
+        return False
+    joined = pending_cr and block[:1] == b"\n"
+    if pending_cr and not joined:
+        return True
+    pairs = block.count(b"\r\n")
+    return block.count(b"\n") != pairs + joined or block.count(b"\r") != pairs + block.endswith(b"\r")
+
+
+def _over_long_line(block: bytes, line_length: int, max_line: int) -> tuple[bool, int]:
+    """Whether a line in `block` passes `max_line` octets, its LF included; the open line's length after it.
+
+    Jumps from the last LF of one window of the allowed length to the next, so a block costs about
+    `len(block) / max_line` searches however short its lines are.
+    """
+    position, end = 0, len(block)
+    while True:
+        allowed = max_line - line_length  # octets the current line may still take, its LF included
+        last_lf = block.rfind(b"\n", position, position + allowed)
+        if last_lf < 0:
+            rest = end - position
+            return rest >= allowed, line_length + rest
+        position, line_length = last_lf + 1, 0
+
+
+async def read_data(
+    reader: asyncio.StreamReader, hold: DataHold, limits: DataLimits, on_progress: Callable[[], None]
+) -> Reply | None:
+    """Read DATA up to its one real end into `hold`; the reply refusing the message, or None to accept it.
+
+    `on_progress` is called after every block (the caller re-arms its timeout there).
+    """
+    check = _DataCheck(limits)
+    tail = b"\r\n"  # the last bytes read so far; the DATA command's CRLF at first
+    while True:
+        # After CR or LF the end may already have begun: look for its `.<CR><LF>` and check what
+        # came before. Elsewhere the whole end marker is looked for, so lines that end in a dot do
+        # not stop the read. A block never ends inside an end marker: the stream reader keeps the
+        # last bytes that could start one until it knows.
+        separator = _DOT_LINE if tail.endswith((b"\r", b"\n")) else END_OF_DATA
+        try:
+            block = await reader.readuntil(separator)
+        except asyncio.LimitOverrunError as exc:
+            block, end = await reader.readexactly(exc.consumed), False
+        else:
+            end = separator is END_OF_DATA or (tail + block[-5:-3])[-2:] == b"\r\n"
+        on_progress()
+        kept = check.feed(block[:-3] if end else block)
+        if kept is not None and not hold.append(kept):
+            check.problem = r.DATA_MEMORY_FULL
+        if check.problem is not None:
+            hold.drop()
+        if end:
+            return check.problem
+        tail = (tail + block[-4:])[-4:]
