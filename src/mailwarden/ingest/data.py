@@ -24,7 +24,10 @@ from mailwarden.ingest import replies as r
 from mailwarden.ingest.replies import Reply
 
 END_OF_DATA = b"\r\n.\r\n"
-_DOT_LINE = b".\r\n"
+_LF_DOT_LINE = b"\n.\r\n"
+_SLICE = 16 * 1024  # bytes checked at a time, so that many sessions in DATA take turns often
+_CHUNK = 256 * 1024  # bytes gathered before they become one chunk of a message
+_OFF_LOOP = 1024 * 1024  # messages at least this large are joined in a thread (CPython then drops the GIL)
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,11 +73,17 @@ class DataBudget:
 
 
 class DataHold:
-    """One message's bytes while DATA is read and committed, counted in the server's `DataBudget`."""
+    """One message's bytes while DATA is read and committed, counted in the server's `DataBudget`.
+
+    The bytes are kept as a list of chunks of about `_CHUNK` bytes (small blocks are gathered in a
+    buffer first, so a line never becomes an object of its own), joined once at the end: joining
+    `bytes` objects releases the GIL, so a large message is copied off the event loop.
+    """
 
     def __init__(self, budget: DataBudget) -> None:
         self._budget = budget
-        self.buffer = bytearray()
+        self._chunks: list[bytes] = []
+        self._gathering = bytearray()
         self.held = 0
         self.evicted = False  # dropped to make room for others
         self.pinned = False  # being committed: never dropped
@@ -86,22 +95,37 @@ class DataHold:
         if not self._budget._make_room(self, len(data)):
             self.drop(evicted=True)
             return False
-        self.buffer += data
+        self._gathering += data
+        if len(self._gathering) >= _CHUNK:
+            self._chunks.append(bytes(self._gathering))
+            self._gathering.clear()
         self._count(len(data))
         return True
 
-    def take(self, header: bytes) -> bytes:
+    def head(self, size: int) -> bytes:
+        """The first `size` bytes kept (all of them when there are fewer)."""
+        parts, length = [], 0
+        for chunk in (*self._chunks, bytes(self._gathering)):
+            if length >= size:
+                break
+            parts.append(chunk)
+            length += len(chunk)
+        return b"".join(parts)[:size]
+
+    async def take(self, header: bytes) -> bytes:
         """The message with `header` in front; it stays counted (and cannot be dropped) until `release`."""
         self.pinned = True
-        self.buffer[:0] = header
         self._count(len(header))
-        message = bytes(self.buffer)
-        self.buffer.clear()
-        return message
+        chunks = [header, *self._chunks, bytes(self._gathering)]
+        self._chunks, self._gathering = [], bytearray()
+        if self.held < _OFF_LOOP:
+            return b"".join(chunks)
+        return await asyncio.to_thread(b"".join, chunks)
 
     def drop(self, *, evicted: bool = False) -> None:
         """Forget the bytes kept so far (the message is refused); `evicted`: because others needed the room."""
-        self.buffer.clear()
+        self._chunks.clear()
+        self._gathering.clear()
         self._count(-self.held)
         self.evicted = self.evicted or evicted
 
@@ -185,32 +209,61 @@ def _over_long_line(block: bytes, line_length: int, max_line: int) -> tuple[bool
 
 
 async def read_data(
-    reader: asyncio.StreamReader, hold: DataHold, limits: DataLimits, on_progress: Callable[[], None]
+    reader: asyncio.StreamReader,
+    hold: DataHold,
+    limits: DataLimits,
+    on_progress: Callable[[], None],
+    *,
+    slice_size: int = _SLICE,
 ) -> Reply | None:
     """Read DATA up to its one real end into `hold`; the reply refusing the message, or None to accept it.
 
-    `on_progress` is called after every block (the caller re-arms its timeout there).
+    `on_progress` is called after every block read (the caller re-arms its timeout there). A block
+    is checked `slice_size` bytes at a time, and the session lets the others run after each slice:
+    twenty connections flooding DATA must not make an ordinary sender wait for twenty large blocks
+    at every reply.
     """
     check = _DataCheck(limits)
     tail = b"\r\n"  # the last bytes read so far; the DATA command's CRLF at first
+    unyielded = 0  # bytes checked since the session last let the others run
     while True:
-        # After CR or LF the end may already have begun: look for its `.<CR><LF>` and check what
-        # came before. Elsewhere the whole end marker is looked for, so lines that end in a dot do
-        # not stop the read. A block never ends inside an end marker: the stream reader keeps the
-        # last bytes that could start one until it knows.
-        separator = _DOT_LINE if tail.endswith((b"\r", b"\n")) else END_OF_DATA
-        try:
-            block = await reader.readuntil(separator)
-        except asyncio.LimitOverrunError as exc:
-            block, end = await reader.readexactly(exc.consumed), False
-        else:
-            end = separator is END_OF_DATA or (tail + block[-5:-3])[-2:] == b"\r\n"
+        block, end = await _next_block(reader, tail)
         on_progress()
-        kept = check.feed(block[:-3] if end else block)
-        if kept is not None and not hold.append(kept):
-            check.problem = r.DATA_MEMORY_FULL
-        if check.problem is not None:
-            hold.drop()
+        content = block[:-3] if end else block
+        for start in range(0, max(len(content), 1), slice_size):
+            piece = content[start : start + slice_size]
+            kept = check.feed(piece)
+            if kept is not None and not hold.append(kept):
+                check.problem = r.DATA_MEMORY_FULL
+            if check.problem is not None:
+                hold.drop()
+            unyielded += len(piece)
+            if unyielded >= slice_size:
+                unyielded = 0
+                await asyncio.sleep(0)
         if end:
             return check.problem
         tail = (tail + block[-4:])[-4:]
+
+
+async def _next_block(reader: asyncio.StreamReader, tail: bytes) -> tuple[bytes, bool]:
+    """The next bytes of DATA after `tail`, and whether they end it (then they end in `.<CR><LF>`).
+
+    Never reads past the end marker: what follows it is the client's next command. The stream
+    reader keeps the last bytes that could begin a separator until it knows, so a block ends
+    inside an end marker only where `tail` says so, and that is where the marker is looked for.
+    """
+    if tail.endswith(b"\r\n"):
+        # a line just ended, so the marker's `.<CR><LF>` may come now: one byte tells
+        first = await reader.readexactly(1)
+        if first != b".":
+            return first, False
+        rest = await reader.readexactly(2)
+        return first + rest, rest == b"\r\n"
+    separator = _LF_DOT_LINE if tail.endswith(b"\r") else END_OF_DATA
+    try:
+        block = await reader.readuntil(separator)
+    except asyncio.LimitOverrunError as exc:
+        return await reader.readexactly(exc.consumed), False
+    # `<LF>.<CR><LF>` after anything but the CR in `tail` or the block is a bare LF, not the end
+    return block, separator is END_OF_DATA or (block[-5:-4] if len(block) > 4 else tail[-1:]) == b"\r"

@@ -51,7 +51,14 @@ from mailwarden.ingest.data import DataBudget, DataHold, DataLimits, read_data
 from mailwarden.ingest.replies import Reply
 from mailwarden.ingest.spool import Spool, SpoolEntry
 from mailwarden.ingest.tls import server_context
-from mailwarden.ingest.trace import TraceFacts, confirmed_name, protocol_name, received_count, received_field
+from mailwarden.ingest.trace import (
+    HEADER_SCAN,
+    TraceFacts,
+    confirmed_name,
+    protocol_name,
+    received_count,
+    received_field,
+)
 from mailwarden.model import Envelope, TlsInfo
 from mailwarden.model.envelope import normalise_address
 
@@ -493,7 +500,7 @@ class _Session(SMTP):
         try:
             problem = await self._read_data(hold)
             if problem is None:
-                problem = self._hop_refusal(hold.buffer)
+                problem = self._hop_refusal(hold)
             if problem is not None:
                 log.info("smtp.data_refused", listener=self._listener.name, client=self.client_ip, reply=str(problem))
                 self.envelope = self._create_envelope()
@@ -502,7 +509,7 @@ class _Session(SMTP):
             envelope = self._make_envelope()
             self.envelope = self._create_envelope()
             entry_id = new_id(envelope.received_at)
-            raw = hold.take(await self._trace_field(envelope, entry_id, utf8, lookup))
+            raw = await hold.take(await self._trace_field(envelope, entry_id, utf8, lookup))
             await self._commit(envelope, raw, entry_id)
         finally:
             hold.release()
@@ -530,12 +537,12 @@ class _Session(SMTP):
             self._in_data = False
             self._reset_timeout()
 
-    def _hop_refusal(self, message: bytearray) -> Reply | None:
+    def _hop_refusal(self, hold: DataHold) -> Reply | None:
         """Mail that already passed `max_hops` relays is looping; journal copies are never relayed."""
         if self._listener.role == "journal":
             return None
         limit = self._server.config.max_hops
-        return r.TOO_MANY_HOPS if received_count(message, stop_at=limit) >= limit else None
+        return r.TOO_MANY_HOPS if received_count(hold.head(HEADER_SCAN), stop_at=limit) >= limit else None
 
     def _look_up_client_name(self) -> asyncio.Task[str | None] | None:
         """The client's confirmed reverse-DNS name for the trace field, looked up while the data arrives."""
