@@ -113,14 +113,23 @@ class DataHold:
         return b"".join(parts)[:size]
 
     async def take(self, header: bytes) -> bytes:
-        """The message with `header` in front; it stays counted (and cannot be dropped) until `release`."""
+        """The message with `header` in front; it stays counted (and cannot be dropped) until `release`.
+
+        While it is copied into one piece it is there twice, and counted twice.
+        """
         self.pinned = True
         self._count(len(header))
         chunks = [header, *self._chunks, bytes(self._gathering)]
         self._chunks, self._gathering = [], bytearray()
         if self.held < _OFF_LOOP:
             return b"".join(chunks)
-        return await asyncio.to_thread(b"".join, chunks)
+        copy = self.held
+        self._budget._make_room(self, copy)  # others give way if they can; this message goes on regardless
+        self._count(copy)
+        try:
+            return await asyncio.to_thread(b"".join, chunks)
+        finally:
+            self._count(-copy)
 
     def drop(self, *, evicted: bool = False) -> None:
         """Forget the bytes kept so far (the message is refused); `evicted`: because others needed the room."""
