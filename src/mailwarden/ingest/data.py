@@ -28,6 +28,7 @@ _LF_DOT_LINE = b"\n.\r\n"
 _SLICE = 16 * 1024  # bytes checked at a time, so that many sessions in DATA take turns often
 _CHUNK = 256 * 1024  # bytes gathered before they become one chunk of a message
 _OFF_LOOP = 1024 * 1024  # messages at least this large are joined in a thread (CPython then drops the GIL)
+SMALL_MESSAGE = 1024 * 1024  # messages up to this size may use the budget's reserve
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,13 +43,15 @@ class DataBudget:
     """The message bytes every session holds while it reads DATA and commits it, bounded together.
 
     When a session's next block would pass the limit, the message in transit with the most bytes
-    gives way (its bytes are dropped at once and it is answered 452 at its end), so small messages
-    keep flowing while a flood of large ones is cut back. A message being committed is never
-    dropped: its bytes are already on their way to disk.
+    gives way (its bytes are dropped at once and it is answered 452 at its end), so a flood of
+    large messages is cut back. A message being committed is never dropped: its bytes are already
+    on their way to disk. When such messages fill the limit, messages of up to `SMALL_MESSAGE`
+    bytes may still use a reserve of an eighth of it: ordinary mail keeps flowing.
     """
 
     def __init__(self, limit: int) -> None:
         self.limit = limit
+        self.reserve = limit // 8
         self.in_flight = 0
         self._holds: set[DataHold] = set()
 
@@ -59,14 +62,16 @@ class DataBudget:
         return hold
 
     def _make_room(self, asking: DataHold, size: int) -> bool:
-        """Room for `size` more bytes of `asking`, dropping larger messages; False when `asking` is the largest."""
+        """Room for `size` more bytes of `asking`, dropping larger messages; False when there is none."""
+        wanted = asking.held + size
         while self.in_flight + size > self.limit:
             others = [hold for hold in self._holds if hold is not asking and not hold.pinned]
             largest = max(others, key=lambda hold: hold.held, default=None)
-            if largest is None or largest.held <= asking.held + size:
-                return False
+            if largest is None or largest.held <= wanted:
+                break
             largest.drop(evicted=True)
-        return True
+        limit = self.limit + (self.reserve if wanted <= SMALL_MESSAGE else 0)
+        return self.in_flight + size <= limit
 
     def _forget(self, hold: DataHold) -> None:
         self._holds.discard(hold)

@@ -266,3 +266,16 @@ async def test_a_message_being_committed_is_never_dropped() -> None:
     assert budget.in_flight == 86
     committing.release()
     assert budget.in_flight == 0
+
+
+async def test_ordinary_mail_keeps_flowing_while_large_messages_are_committed() -> None:
+    budget = DataBudget(8 * 1024 * 1024)
+    committing = budget.hold()
+    assert committing.append(b"x" * (8 * 1024 * 1024))
+    await committing.take(b"")  # on its way to disk: it fills the budget and cannot give way
+    ordinary, large = budget.hold(), budget.hold()
+    assert ordinary.append(b"y" * 4096)  # a small message may use the reserve
+    assert not large.append(b"z" * (2 * 1024 * 1024))  # a large one may not
+    committing.release()
+    assert large.append(b"z" * (2 * 1024 * 1024)) is False  # it gave way for good: refused at its end
+    assert budget.hold().append(b"z" * (2 * 1024 * 1024))
