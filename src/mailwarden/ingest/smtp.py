@@ -51,14 +51,7 @@ from mailwarden.ingest.data import DataBudget, DataHold, DataLimits, read_data
 from mailwarden.ingest.replies import Reply
 from mailwarden.ingest.spool import Spool, SpoolEntry
 from mailwarden.ingest.tls import server_context
-from mailwarden.ingest.trace import (
-    HEADER_SCAN,
-    TraceFacts,
-    confirmed_name,
-    protocol_name,
-    received_count,
-    received_field,
-)
+from mailwarden.ingest.trace import HEADER_SCAN, confirmed_name, received_count, received_field
 from mailwarden.model import Envelope, TlsInfo
 from mailwarden.model.envelope import normalise_address
 
@@ -560,29 +553,19 @@ class _Session(SMTP):
         if self._listener.role == "journal":
             return b""
         if lookup is not None:
-            self._client_name = await lookup
-            self._client_name_known = True
+            self._client_name, self._client_name_known = await lookup, True
         assert self.session is not None
         return received_field(
-            TraceFacts(
-                helo=envelope.helo or "",
-                client_ip=envelope.client_ip,
-                client_name=self._client_name,
-                tls=envelope.tls,
-                protocol=protocol_name(
-                    extended=self.session.extended_smtp,
-                    utf8=utf8,
-                    tls=envelope.tls is not None,
-                    authenticated=envelope.authenticated_as is not None,
-                ),
-                by=self._server.hostname,
-                entry_id=entry_id,
-                recipients=envelope.rcpt_to,
-                received_at=envelope.received_at,
-            )
+            envelope,
+            entry_id=entry_id,
+            by=self._server.hostname,
+            client_name=self._client_name,
+            extended=self.session.extended_smtp,
+            utf8=utf8,
         )
 
     async def _commit(self, envelope: Envelope, raw: bytes, entry_id: str) -> None:
+        """Spool the message, then answer 250 with its id (451 when the spool failed)."""
         try:
             entry = await self._server._commit(self._listener.name, envelope, raw, entry_id)
         except Exception:

@@ -17,13 +17,10 @@ from __future__ import annotations
 
 import ipaddress
 import re
-from collections.abc import Sequence
-from dataclasses import dataclass
-from datetime import datetime
 from email.utils import format_datetime
 
 from mailwarden.dns import DnsError, Resolver
-from mailwarden.model import TlsInfo
+from mailwarden.model import Envelope
 
 HEADER_SCAN = 1024 * 1024  # bytes of a message searched for Received fields: loops add them at the top
 _RECEIVED_FIELD = re.compile(rb"^received[ \t]*:", re.IGNORECASE | re.MULTILINE)
@@ -31,44 +28,34 @@ _NOT_IN_TOKEN = re.compile(r"[^A-Za-z0-9.:_\[\]-]")  # what a HELO name may keep
 _NAMES_TRIED = 3  # PTR names checked by a forward look-up
 
 
-@dataclass(frozen=True, slots=True)
-class TraceFacts:
-    """What the Received field says about one accepted message."""
+def received_field(
+    envelope: Envelope, *, entry_id: str, by: str, client_name: str | None, extended: bool, utf8: bool
+) -> bytes:
+    """Our whole `Received:` field for a message accepted with `envelope`, folded, CRLF-terminated.
 
-    helo: str
-    client_ip: str | None
-    client_name: str | None
-    tls: TlsInfo | None
-    protocol: str
-    by: str
-    entry_id: str
-    recipients: Sequence[str]
-    received_at: datetime
-
-
-def protocol_name(*, extended: bool, utf8: bool, tls: bool, authenticated: bool) -> str:
-    """The `with` keyword of RFC 3848 / RFC 6531: SMTP, ESMTP or UTF8SMTP, then S for TLS, A for AUTH."""
-    base = "UTF8SMTP" if utf8 else "ESMTP" if extended else "SMTP"
-    if utf8 or extended:
-        return base + ("S" if tls else "") + ("A" if authenticated else "")
-    return base
-
-
-def received_field(facts: TraceFacts) -> bytes:
-    """The whole `Received:` field, folded, CRLF-terminated."""
-    source = _token(facts.helo) or "unknown"
-    if facts.client_ip is not None:
-        source += f" ({facts.client_name or 'unknown'} {_address_literal(facts.client_ip)})"
+    `extended`: the client said EHLO; `utf8`: MAIL carried SMTPUTF8.
+    """
+    source = _token(envelope.helo or "") or "unknown"
+    if envelope.client_ip is not None:
+        source += f" ({client_name or 'unknown'} {_address_literal(envelope.client_ip)})"
     lines = [f"Received: from {source}"]
-    if facts.tls is not None:
-        lines.append(f"(using {_token(facts.tls.version)} with cipher {_token(facts.tls.cipher)})")
-    lines.append(f"by {facts.by} (mailwarden) with {facts.protocol} id {facts.entry_id}")
-    stamp = format_datetime(facts.received_at)
-    if len(facts.recipients) == 1:
-        lines.append(f"for <{_address(facts.recipients[0])}>; {stamp}")
+    if envelope.tls is not None:
+        lines.append(f"(using {_token(envelope.tls.version)} with cipher {_token(envelope.tls.cipher)})")
+    protocol = _protocol(extended, utf8, envelope.tls is not None, envelope.authenticated_as is not None)
+    lines.append(f"by {by} (mailwarden) with {protocol} id {entry_id}")
+    stamp = format_datetime(envelope.received_at)
+    if len(envelope.rcpt_to) == 1:
+        lines.append(f"for <{_address(envelope.rcpt_to[0])}>; {stamp}")
     else:
         lines[-1] += f"; {stamp}"
     return ("\r\n\t".join(lines) + "\r\n").encode("utf-8")
+
+
+def _protocol(extended: bool, utf8: bool, tls: bool, authenticated: bool) -> str:
+    """The `with` keyword of RFC 3848 / RFC 6531: SMTP, ESMTP or UTF8SMTP, then S for TLS, A for AUTH."""
+    if not (utf8 or extended):
+        return "SMTP"
+    return ("UTF8SMTP" if utf8 else "ESMTP") + ("S" if tls else "") + ("A" if authenticated else "")
 
 
 def received_count(message: bytes | bytearray, *, stop_at: int) -> int:

@@ -18,8 +18,8 @@ from mailwarden.dns import DnsResolver
 from mailwarden.ingest.replies import Reply
 from mailwarden.ingest.smtp import SessionInfo, SmtpServer
 from mailwarden.ingest.spool import Spool, SpoolEntry
-from mailwarden.ingest.trace import TraceFacts, received_count, received_field
-from mailwarden.model import TlsInfo
+from mailwarden.ingest.trace import received_count, received_field
+from mailwarden.model import Envelope, TlsInfo
 from mailwarden.pipeline.received import parse_received
 from tests.dnsserver import DnsServer
 
@@ -162,25 +162,23 @@ async def test_a_reverse_name_that_does_not_point_back_is_unknown(
 
 
 def test_what_a_client_chose_cannot_add_a_clause_or_a_line() -> None:
-    facts = TraceFacts(
-        helo="evil (by x) with; for <y>",
+    envelope = Envelope(
+        mail_from="a@example.org",
+        rcpt_to=("bob@example.com",),
         client_ip="2001:db8::1",
-        client_name=None,
+        helo="evil (by x) with; for <y>",
         tls=TlsInfo(version="TLSv1.3", cipher="TLS_AES_128_GCM_SHA256"),
-        protocol="ESMTPSA",
-        by="mx.test",
-        entry_id="01ID",
-        recipients=("bob@example.com",),
         received_at=datetime(2025, 10, 14, 9, 15, 1, tzinfo=UTC),
+        authenticated_as="relay",
     )
-    field = received_field(facts).decode()
-    assert field == (
+    field = received_field(envelope, entry_id="01ID", by="mx.test", client_name=None, extended=True, utf8=False)
+    assert field.decode() == (
         "Received: from evil??by?x??with??for??y? (unknown [IPv6:2001:db8::1])\r\n"
         "\t(using TLSv1.3 with cipher TLS_AES_128_GCM_SHA256)\r\n"
         "\tby mx.test (mailwarden) with ESMTPSA id 01ID\r\n"
         "\tfor <bob@example.com>; Tue, 14 Oct 2025 09:15:01 +0000\r\n"
     )
-    assert parse_received(field.removeprefix("Received:")).ip == "2001:db8::1"
+    assert parse_received(field.decode().removeprefix("Received:")).ip == "2001:db8::1"
 
 
 # ---- loops -----------------------------------------------------------------------------------
