@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import re
 import smtplib
 import ssl
@@ -11,7 +12,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import dkim
 import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
 
 from mailwarden.config import SmtpConfig
 from mailwarden.dns import DnsResolver
@@ -159,6 +163,20 @@ async def test_a_reverse_name_that_does_not_point_back_is_unknown(
     await converse(server.bound_ports()["mx"], inbound(BODY))
     [entry] = list(spool.pending())
     assert our_field(entry).startswith("Received: from client.example.org (unknown [127.0.0.1])\r\n")
+
+
+async def test_a_dkim_signature_still_verifies_below_our_field(start_server: StartServer, spool: Spool) -> None:
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    public = key.public_key().public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+    record = b"v=DKIM1; k=rsa; p=" + base64.b64encode(public)
+    message = with_hops(1)
+    signed = dkim.sign(message, b"s1", b"example.org", pem) + message
+    server = await start_server(INBOUND)
+    await converse(server.bound_ports()["mx"], inbound(signed))
+    [entry] = list(spool.pending())
+    assert entry.raw.startswith(b"Received: from client.example.org ") and entry.raw.endswith(signed)
+    assert dkim.verify(entry.raw, dnsfunc=lambda name, timeout=5: record)
 
 
 def test_what_a_client_chose_cannot_add_a_clause_or_a_line() -> None:
