@@ -129,6 +129,8 @@ tls_key = "var/tls/key.pem"
 max_message_size = 52428800   # bytes, announced in EHLO SIZE
 max_recipients = 500
 max_connections_per_ip = 20
+max_data_in_flight = 268435456   # bytes all sessions may hold in DATA; past it the largest gives way (452)
+max_hops = 50   # Received fields at which inbound and outbound mail is refused as a loop (554 5.4.6)
 
 # Monitor mode: your mail service journals a copy of every message here.
 [[smtp.listeners]]

@@ -235,6 +235,15 @@ class SmtpConfig(_Section):
         ge=1,
         description="messages waiting in the spool at which MAIL FROM is answered 452 4.3.1 until scanning catches up",
     )
+    max_data_in_flight: int = Field(
+        256 * 1024 * 1024,
+        ge=1024,
+        description="bytes of message data all sessions together may hold while DATA is read; past it the"
+        " largest message in transit is answered 452 4.3.1",
+    )
+    max_hops: int = Field(
+        50, ge=1, le=1000, description="Received fields at which inbound and outbound mail is refused as a loop"
+    )
     tls_cert: Path | None = Field(None, description="PEM certificate chain; absent means a self-signed one")
     tls_key: Path | None = None
     listeners: list[SmtpListenerConfig] = Field(default_factory=list)
@@ -243,6 +252,8 @@ class SmtpConfig(_Section):
     def _consistent(self) -> SmtpConfig:
         if (self.tls_cert is None) != (self.tls_key is None):
             raise ValueError("tls_cert and tls_key go together")
+        if self.max_data_in_flight < self.max_message_size:
+            raise ValueError("max_data_in_flight must hold at least one message of max_message_size")
         names = [listener.name for listener in self.listeners]
         if len(names) != len(set(names)):
             raise ValueError("listener names must be unique")

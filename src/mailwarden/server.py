@@ -106,7 +106,7 @@ class Server:
         )
         self.quarantine_jobs = QuarantineJobs(self.rt, dispatcher)
         await self.quarantine_jobs.start()
-        self.smtp = SmtpServer(config.smtp, self.spool, self.recipient_check)
+        self.smtp = SmtpServer(config.smtp, self.spool, self.recipient_check, resolver=self.rt.resolver)
         await self.smtp.start()
         if config.api.enabled:
             self.api = ApiListener(self.rt)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -201,3 +202,12 @@ def _env() -> dict[str, str]:
 
 def organisation(*, monitor_only: bool, domains: list[dict[str, Any]]) -> dict[str, Any]:
     return {"name": "acme", "monitor_only": monitor_only, "domains": domains}
+
+
+_OUR_RECEIVED = re.compile(rb"Received: from [^\r\n]+(?:\r\n\t[^\r\n]+)*\r\n")
+
+
+def relayed_as_sent(content: bytes, raw: bytes) -> bool:
+    """`content` is `raw` as sent, below the one Received field mailwarden puts on mail it accepts to relay."""
+    field = _OUR_RECEIVED.match(content)
+    return field is not None and b" (mailwarden) with " in field.group() and content[field.end() :] == raw

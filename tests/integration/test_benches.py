@@ -24,8 +24,6 @@ pytestmark = pytest.mark.integration
 
 ROOT = Path(__file__).resolve().parents[2]
 TIMEOUT_SECONDS = 300  # per script; a quick run takes seconds on an idle machine
-# Fixed and given --quick on another branch; skipped until then. Remove this when both have landed.
-PENDING_QUICK = "bench/smtp_ingest.py"
 
 
 @dataclass(frozen=True)
@@ -89,8 +87,6 @@ def run(script: str, *args: str) -> subprocess.CompletedProcess[str]:
 @pytest.mark.parametrize("script", scripts())
 def test_the_bench_script_runs_quick_and_prints_its_figures(script: str, tmp_path: Path) -> None:
     bench = BENCHES[script]
-    if script == PENDING_QUICK and "--quick" not in run(script, "--help").stdout:
-        pytest.skip(f"{script} gains --quick on another branch")
     values = {"corpus": "", "postgres": "", "tmp": str(tmp_path)}
     if any("{corpus}" in a for a in bench.args):
         values["corpus"] = str(corpus())

@@ -24,7 +24,7 @@ from mailwarden.quarantine.digest import LinkError
 from mailwarden.quarantine.jobs import digests_for, quarantine_for
 from mailwarden.store import EventType
 from tests.dnsserver import DnsServer
-from tests.integration.harness import Mailwarden, eventually, free_port
+from tests.integration.harness import Mailwarden, eventually, free_port, relayed_as_sent
 from tests.integration.test_serve import Sink
 from tests.integration.test_spam_actions import import_org
 
@@ -111,7 +111,7 @@ def test_quarantined_spam_released_with_the_cli_arrives_unchanged(gateway: Gatew
 
     ((mail_from, rcpts, body),) = eventually(lambda: gateway.to_sink(subject), timeout=WAIT)
     assert (mail_from, rcpts) == (BLOCKED, [f"alice@{ENFORCED}"])
-    assert body == raw  # delivered as it came, not filtered again
+    assert relayed_as_sent(body, raw)  # delivered as it came (with our Received field), not filtered again
     statuses = {e.recipient: e.status for e in gateway.entries(subject)}
     assert statuses == {f"alice@{ENFORCED}": Status.RELEASED, f"bob@{ENFORCED}": Status.HELD}
 

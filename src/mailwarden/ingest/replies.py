@@ -58,6 +58,7 @@ RECIPIENT_NOT_VERIFIED = Reply(451, "4.4.3", "<{address}>: Recipient address can
 TOO_MANY_RECIPIENTS = Reply(452, "4.5.3", "Too many recipients")
 SPOOL_FULL = Reply(452, "4.3.1", "Insufficient system storage: too many messages waiting, try again later")
 AUTH_THROTTLED = Reply(454, "4.7.0", "Too many failed authentications, try again in {seconds} seconds")
+DATA_MEMORY_FULL = Reply(452, "4.3.1", "Insufficient system resources: too much mail in transit, try again later")
 
 # 5xx: permanent refusals
 UNRECOGNISED_COMMAND = Reply(500, "5.5.1", "Command not recognized")
@@ -81,4 +82,6 @@ IP_BLOCKED = Reply(550, "5.7.1", "Service unavailable; client host [{ip}] blocke
 CLIENT_NOT_ALLOWED = Reply(550, "5.7.1", "Client host not allowed to relay mail through this service")
 JOURNAL_CLIENT_NOT_ALLOWED = Reply(550, "5.7.1", "Client host not allowed to send journal reports to this service")
 BARE_LINE_ENDING_IN_DATA = Reply(550, "5.5.2", "Bare <LF> or <CR> in message data not allowed")
+NUL_IN_DATA = Reply(550, "5.6.0", "NUL character in message data not allowed")
 MESSAGE_TOO_BIG = Reply(552, "5.3.4", "Message size exceeds fixed maximum message size")
+TOO_MANY_HOPS = Reply(554, "5.4.6", "Too many hops: mail forwarding loop")

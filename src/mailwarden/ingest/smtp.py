@@ -43,7 +43,9 @@ import structlog
 from aiosmtpd.smtp import MISSING, SMTP, AuthResult, TLSSetupException, syntax
 
 from mailwarden.config import SmtpConfig, SmtpListenerConfig
+from mailwarden.dns import Resolver
 from mailwarden.errors import ConfigError
+from mailwarden.ids import new_id
 from mailwarden.ingest import replies as r
 from mailwarden.ingest.access import (
     Client,
@@ -54,9 +56,11 @@ from mailwarden.ingest.access import (
     unknown_user_hash,
     verify_password,
 )
+from mailwarden.ingest.data import DataBudget, DataHold, DataLimits, read_data
 from mailwarden.ingest.replies import Reply
 from mailwarden.ingest.spool import Spool, SpoolEntry
 from mailwarden.ingest.tls import server_context
+from mailwarden.ingest.trace import HEADER_SCAN, confirmed_name, received_count, received_field
 from mailwarden.model import Envelope, TlsInfo
 from mailwarden.model.envelope import normalise_address
 from mailwarden.throttle import SignInThrottle
@@ -194,6 +198,8 @@ class _Session(SMTP):
         self._admitted = False
         self._auth_failures = 0
         self.client_ip: str | None = None
+        self._client_name: str | None = None  # confirmed reverse-DNS name, for our Received field
+        self._client_name_known = False
         implicit = listener.config.implicit_tls
         super().__init__(
             listener.hooks,
@@ -458,66 +464,92 @@ class _Session(SMTP):
             await self.push(str(r.NEED_RECIPIENT))
             return
         await self.push(str(r.START_DATA))
-        self._in_data = True
+        utf8 = bool(self.envelope.smtp_utf8)
+        lookup = self._look_up_client_name()
+        hold = self._server.data_budget.hold()
         try:
-            raw, problem = await self._read_data()
+            problem = await self._read_data(hold)
+            if problem is None:
+                problem = self._hop_refusal(hold)
+            if problem is not None:
+                log.info("smtp.data_refused", listener=self._listener.name, client=self.client_ip, reply=str(problem))
+                self.envelope = self._create_envelope()
+                await self.push(str(problem))
+                return
+            envelope = self._make_envelope()
+            self.envelope = self._create_envelope()
+            entry_id = new_id(envelope.received_at)
+            raw = await hold.take(await self._trace_field(envelope, entry_id, utf8, lookup))
+            await self._commit(envelope, raw, entry_id)
+        finally:
+            hold.release()
+            if lookup is not None:
+                lookup.cancel()
+
+    async def _read_data(self, hold: DataHold) -> Reply | None:
+        """Read DATA into `hold` with the DATA timeout armed; the reply refusing the message, or None."""
+        config = self._server.config
+        clock = self.loop.time
+        armed = clock()
+
+        def progress() -> None:
+            nonlocal armed
+            now = clock()
+            if now - armed > _TIMER_SLACK:
+                self._reset_timeout(config.data_timeout)
+                armed = now
+
+        self._in_data = True
+        self._reset_timeout(config.data_timeout)
+        try:
+            return await read_data(self._reader, hold, DataLimits(config.max_message_size, self._max_line), progress)
         finally:
             self._in_data = False
             self._reset_timeout()
-        if problem is not None:
-            log.info("smtp.data_refused", listener=self._listener.name, client=self.client_ip, reply=str(problem))
-            self.envelope = self._create_envelope()
-            await self.push(str(problem))
-            return
-        envelope = self._make_envelope()
-        self.envelope = self._create_envelope()
+
+    def _hop_refusal(self, hold: DataHold) -> Reply | None:
+        """Mail that already passed `max_hops` relays is looping; journal copies are never relayed."""
+        if self._listener.role == "journal":
+            return None
+        limit = self._server.config.max_hops
+        return r.TOO_MANY_HOPS if received_count(hold.head(HEADER_SCAN), stop_at=limit) >= limit else None
+
+    def _look_up_client_name(self) -> asyncio.Task[str | None] | None:
+        """The client's confirmed reverse-DNS name for the trace field, looked up while the data arrives."""
+        resolver = self._server.resolver
+        if self._listener.role == "journal" or resolver is None or self.client_ip is None:
+            return None
+        if self._client_name_known:
+            return None
+        return asyncio.ensure_future(confirmed_name(resolver, self.client_ip))
+
+    async def _trace_field(
+        self, envelope: Envelope, entry_id: str, utf8: bool, lookup: asyncio.Task[str | None] | None
+    ) -> bytes:
+        """Our `Received:` field for mail that may be relayed; nothing for journal copies."""
+        if self._listener.role == "journal":
+            return b""
+        if lookup is not None:
+            self._client_name, self._client_name_known = await lookup, True
+        assert self.session is not None
+        return received_field(
+            envelope,
+            entry_id=entry_id,
+            by=self._server.hostname,
+            client_name=self._client_name,
+            extended=self.session.extended_smtp,
+            utf8=utf8,
+        )
+
+    async def _commit(self, envelope: Envelope, raw: bytes, entry_id: str) -> None:
+        """Spool the message, then answer 250 with its id (451 when the spool failed)."""
         try:
-            entry = await self._server._commit(self._listener.name, envelope, raw)
+            entry = await self._server._commit(self._listener.name, envelope, raw, entry_id)
         except Exception:
             log.exception("smtp.spool_failed", listener=self._listener.name, client=self.client_ip)
             await self.push(str(r.SPOOL_FAILED))
             return
         await self.push(r.QUEUED.format(id=entry.id))
-
-    async def _read_data(self) -> tuple[bytes, Reply | None]:
-        """Read DATA up to the one real end, `<CR><LF>.<CR><LF>`, and say what is wrong with it, if anything.
-
-        A bare LF or CR makes the whole message refused (SMTP smuggling); so do an over-long line and
-        a message over the size limit. The rest of a refused message is read and thrown away.
-        """
-        limit = self._server.config.max_message_size
-        data_timeout = self._server.config.data_timeout
-        lines: list[bytes] = []
-        size = 0
-        problem: Reply | None = None
-        after_crlf = True  # the DATA command line ended in CRLF
-        clock = self.loop.time
-        armed = clock()
-        self._reset_timeout(data_timeout)
-        while True:
-            line, bare, too_long = await self._read_line()
-            now = clock()
-            if now - armed > _TIMER_SLACK:
-                self._reset_timeout(data_timeout)
-                armed = now
-            if after_crlf and line == b".\r\n" and not too_long:
-                return b"".join(lines), problem
-            after_crlf = not bare
-            if bare:
-                problem = r.BARE_LINE_ENDING_IN_DATA
-            elif too_long and problem is None:
-                problem = r.LINE_TOO_LONG
-            if problem is not None:
-                lines.clear()
-                continue
-            if line[:1] == b".":
-                line = line[1:]
-            size += len(line)
-            if size > limit:
-                problem = r.MESSAGE_TOO_BIG
-                lines.clear()
-                continue
-            lines.append(line)
 
     def _make_envelope(self) -> Envelope:
         assert self.envelope is not None and self.session is not None
@@ -560,10 +592,13 @@ class SmtpServer:
         *,
         on_spooled: Callable[[SpoolEntry], None] | None = None,
         auth_throttle: SignInThrottle | None = None,
+        resolver: Resolver | None = None,
     ) -> None:
         self.config = config
         self.spool = spool
         self.recipient_check = recipient_check
+        self.resolver = resolver  # for the client's name in our Received field; none: `unknown`
+        self.data_budget = DataBudget(config.max_data_in_flight)
         self.hostname = config.hostname or socket.getfqdn()
         self.draining = False
         self._on_spooled = on_spooled
@@ -683,15 +718,15 @@ class SmtpServer:
         if not self._sessions and self._all_closed is not None:
             self._all_closed.set()
 
-    async def _commit(self, listener: str, envelope: Envelope, raw: bytes) -> SpoolEntry:
+    async def _commit(self, listener: str, envelope: Envelope, raw: bytes, entry_id: str) -> SpoolEntry:
         # shielded: a client that hangs up mid-commit does not cancel the write
-        task = asyncio.ensure_future(self._put(listener, envelope, raw))
+        task = asyncio.ensure_future(self._put(listener, envelope, raw, entry_id))
         self._commits.add(task)
         task.add_done_callback(self._commits.discard)
         return await asyncio.shield(task)
 
-    async def _put(self, listener: str, envelope: Envelope, raw: bytes) -> SpoolEntry:
-        entry = await self.spool.put_async(listener, envelope, raw)
+    async def _put(self, listener: str, envelope: Envelope, raw: bytes, entry_id: str) -> SpoolEntry:
+        entry = await self.spool.put_async(listener, envelope, raw, entry_id=entry_id)
         if self._on_spooled is not None:
             try:
                 self._on_spooled(entry)

@@ -161,33 +161,33 @@ class Spool:
             log.info("spool.recovered", removed_unfinished=removed, directory=str(self.directory))
 
     # ---- commit ------------------------------------------------------------------------------
-    def put(self, listener: str, envelope: Envelope, raw: bytes) -> SpoolEntry:
-        """Commit one message durably; return only once it would survive a crash."""
-        entry = self._write(listener, envelope, raw)
+    def put(self, listener: str, envelope: Envelope, raw: bytes, *, entry_id: str | None = None) -> SpoolEntry:
+        """Commit one message durably (under `entry_id`, else a new id); return only once it would survive a crash."""
+        entry = self._write(listener, envelope, raw, entry_id)
         if self.fsync:
             os.fsync(self._queue_fd)
         self._announce(entry.id)
         return entry
 
-    async def put_async(self, listener: str, envelope: Envelope, raw: bytes) -> SpoolEntry:
+    async def put_async(
+        self, listener: str, envelope: Envelope, raw: bytes, *, entry_id: str | None = None
+    ) -> SpoolEntry:
         """`put` without blocking the event loop; concurrent puts share directory fsyncs."""
         loop = asyncio.get_running_loop()
-        entry = await loop.run_in_executor(self._executor, self._write, listener, envelope, raw)
+        entry = await loop.run_in_executor(self._executor, self._write, listener, envelope, raw, entry_id)
         if self.fsync:
             await self._sync_queue_dir()
         self._announce(entry.id, entry)
         return entry
 
-    def _write(self, listener: str, envelope: Envelope, raw: bytes) -> SpoolEntry:
-        entry_id = new_id(envelope.received_at)
+    def _write(self, listener: str, envelope: Envelope, raw: bytes, entry_id: str | None) -> SpoolEntry:
+        entry_id = entry_id or new_id(envelope.received_at)
         tmp = self._tmp / f"{entry_id}.tmp"
         final = self._queue / f"{entry_id}{_SUFFIX}"
-        data = encode_entry(entry_id, listener, envelope, raw)
+        head = encode_head(entry_id, listener, envelope, raw)
         fd = self._open_new(tmp)
         try:
-            view = memoryview(data)
-            while view:
-                view = view[os.write(fd, view) :]
+            _write_all(fd, head, raw)
             if self.fsync:
                 os.fsync(fd)
         except BaseException:
@@ -396,8 +396,19 @@ class _Malformed(Exception):
     pass
 
 
-def encode_entry(entry_id: str, listener: str, envelope: Envelope, raw: bytes) -> bytes:
-    """The bytes of one spool file (format version 1)."""
+def _write_all(fd: int, *parts: bytes) -> None:
+    """Write the parts in order with writev: a large message is not copied into one buffer first."""
+    views = [memoryview(part) for part in parts if part]
+    while views:
+        written = os.writev(fd, views)
+        while views and written >= len(views[0]):
+            written -= len(views.pop(0))
+        if views:
+            views[0] = views[0][written:]
+
+
+def encode_head(entry_id: str, listener: str, envelope: Envelope, raw: bytes) -> bytes:
+    """What one spool file (format version 1) holds before the message bytes `raw`."""
     tls = envelope.tls
     header = {
         "id": entry_id,
@@ -415,7 +426,7 @@ def encode_entry(entry_id: str, listener: str, envelope: Envelope, raw: bytes) -
         "sha256": hashlib.sha256(raw).hexdigest(),
     }
     body = json.dumps(header, ensure_ascii=True, separators=(",", ":")).encode("ascii")
-    return b"%s%d %d\n%s\n%s" % (_MAGIC, FORMAT_VERSION, len(body), body, raw)
+    return b"%s%d %d\n%s\n" % (_MAGIC, FORMAT_VERSION, len(body), body)
 
 
 def decode_entry(data: bytes, path: Path) -> SpoolEntry:
