@@ -20,7 +20,13 @@ from mailwarden.ingest.replies import Reply
 from mailwarden.ingest.smtp import SessionInfo, SmtpServer
 from mailwarden.ingest.spool import Spool
 
-JOURNAL = {"name": "journal", "role": "journal", "port": 0, "journal_addresses": ["journal@example.com"]}
+JOURNAL = {
+    "name": "journal",
+    "role": "journal",
+    "port": 0,
+    "journal_addresses": ["journal@example.com"],
+    "allowed_networks": ["127.0.0.0/8"],
+}
 StartServer = Callable[..., Awaitable[SmtpServer]]
 
 

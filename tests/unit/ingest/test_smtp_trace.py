@@ -23,11 +23,17 @@ from mailwarden.ingest.replies import Reply
 from mailwarden.ingest.smtp import SessionInfo, SmtpServer
 from mailwarden.ingest.spool import Spool, SpoolEntry
 from mailwarden.ingest.trace import received_count, received_field
+from mailwarden.mail.received import parse_received
 from mailwarden.model import Envelope, TlsInfo
-from mailwarden.pipeline.received import parse_received
 from tests.dnsserver import DnsServer
 
-JOURNAL = {"name": "journal", "role": "journal", "port": 0, "journal_addresses": ["journal@example.com"]}
+JOURNAL = {
+    "name": "journal",
+    "role": "journal",
+    "port": 0,
+    "journal_addresses": ["journal@example.com"],
+    "allowed_networks": ["127.0.0.0/8"],
+}
 INBOUND = {"name": "mx", "role": "inbound", "port": 0}
 StartServer = Callable[..., Awaitable[SmtpServer]]
 BODY = b"From: partner@example.org\r\nSubject: hello\r\n\r\nHi.\r\n"
