@@ -23,9 +23,9 @@ from collections import Counter
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
+from mailwarden.mail import authresults as auth_results
 from mailwarden.model import Message
-from mailwarden.pipeline.auth import results as auth_results
-from mailwarden.pipeline.decide import (
+from mailwarden.model.scoring import (
     BULK_PREFIX,
     HIGH_CONFIDENCE_PHISH_THRESHOLD,
     MALWARE_PREFIX,

@@ -31,11 +31,11 @@ from mailwarden.logs import configure as configure_logging
 from mailwarden.model import Action, Category, Direction, Envelope, Message, Verdict
 from mailwarden.model.direction import assumed_direction
 from mailwarden.model.policy import parse_organisation_document
+from mailwarden.model.trace import EventRecord, MessageRecord
 from mailwarden.pipeline.rules import command as rules_command
 from mailwarden.progress import reading
 from mailwarden.quarantine import command as quarantine_command
 from mailwarden.runtime import Runtime, offline_envelope
-from mailwarden.store import EventRecord, MessageRecord
 
 # Help texts are plain text: with Rich markup on, a config section such as `[stages.spam]` in a help
 # text is taken for a style tag and vanishes. The setting applies to every sub-command below.

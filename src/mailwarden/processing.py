@@ -57,12 +57,12 @@ from mailwarden.model import (
 )
 from mailwarden.model.direction import is_org_address
 from mailwarden.model.envelope import domain_of
+from mailwarden.model.quarantine import NewEntry, new_entries, reason_for
+from mailwarden.model.trace import EventRecord, EventType, MessageRecord, RecipientRecord, RecipientStatus
 from mailwarden.model.verdict import ModificationKind
 from mailwarden.pipeline.cpu import run_inline
-from mailwarden.quarantine import NewEntry, new_entries, reason_for
 from mailwarden.runtime import Runtime
 from mailwarden.service.writer import FIRST_PAUSE, LONGEST_PAUSE, HistoryWriter, Outcome
-from mailwarden.store import EventRecord, EventType, MessageRecord, RecipientRecord, RecipientStatus
 
 log = structlog.get_logger(__name__)
 

@@ -24,7 +24,7 @@ import pytest
 from aiosmtpd.controller import Controller
 
 from mailwarden.model.org import Mode
-from mailwarden.store import EventType, RecipientStatus
+from mailwarden.model.trace import EventType, RecipientStatus
 from tests.integration.conftest import unavailable
 from tests.integration.harness import Mailwarden, eventually, free_port, organisation
 from tests.integration.postfix import PrivatePostfix, postfix_binary, private_postfix

@@ -19,10 +19,11 @@ from typing import Any
 
 import pytest
 
-from mailwarden.quarantine import Entry, QuarantineQuery, Status
+from mailwarden.model.quarantine import Entry, Status
+from mailwarden.model.trace import EventType
+from mailwarden.quarantine import QuarantineQuery
 from mailwarden.quarantine.digest import LinkError
 from mailwarden.quarantine.jobs import digests_for, quarantine_for
-from mailwarden.store import EventType
 from tests.dnsserver import DnsServer
 from tests.integration.harness import Mailwarden, eventually, free_port, relayed_as_sent
 from tests.integration.test_serve import Sink

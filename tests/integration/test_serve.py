@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 from aiosmtpd.controller import Controller
 
-from mailwarden.store import EventType, RecipientStatus
+from mailwarden.model.trace import EventType, RecipientStatus
 from tests.dnsserver import DnsServer
 from tests.integration.harness import Mailwarden, eventually, free_port, organisation, relayed_as_sent
 

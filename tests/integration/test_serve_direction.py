@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from mailwarden.store import MessageDetail, RecipientStatus
+from mailwarden.model.trace import RecipientStatus
+from mailwarden.store import MessageDetail
 from tests.dnsserver import DnsServer
 from tests.factories import build_message
 from tests.integration.harness import Mailwarden, eventually, free_port, organisation

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from mailwarden.pipeline.received import parse_received
+from mailwarden.mail.received import parse_received
 from tests.dnsserver import DnsServer
 from tests.integration.harness import Mailwarden, eventually, free_port, organisation
 from tests.integration.test_serve import Sink, simple

@@ -10,7 +10,8 @@ from typing import Any
 
 import pytest
 
-from mailwarden.store import MessageDetail, RecipientStatus
+from mailwarden.model.trace import RecipientStatus
+from mailwarden.store import MessageDetail
 from tests.dnsserver import DnsServer
 from tests.integration.harness import Mailwarden, eventually, free_port, organisation
 from tests.integration.test_serve import Sink, simple

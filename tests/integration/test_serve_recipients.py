@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from mailwarden.store import EventType, RecipientStatus
+from mailwarden.model.trace import EventType, RecipientStatus
 from tests.dnsserver import DnsServer
 from tests.integration.harness import Mailwarden, eventually, free_port, organisation
 from tests.integration.postfix import PrivatePostfix, postfix_binary, private_postfix

@@ -21,7 +21,8 @@ from typing import Any
 
 import pytest
 
-from mailwarden.store import EventType, MessageDetail, RecipientStatus
+from mailwarden.model.trace import EventType, RecipientStatus
+from mailwarden.store import MessageDetail
 from tests.dnsserver import DnsServer
 from tests.factories import build_message
 from tests.integration.harness import Mailwarden, eventually, free_port, organisation

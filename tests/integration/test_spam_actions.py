@@ -26,7 +26,8 @@ from typing import Any
 import pytest
 
 from mailwarden.model.policy import parse_organisation_document
-from mailwarden.store import EventType, MessageDetail, RecipientStatus
+from mailwarden.model.trace import EventType, RecipientStatus
+from mailwarden.store import MessageDetail
 from tests.dnsserver import DnsServer
 from tests.integration.dovecot import PrivateDovecot, dovecot_binaries, private_dovecot
 from tests.integration.harness import Mailwarden, eventually, free_port, relayed_as_sent

@@ -11,7 +11,8 @@ from sqlalchemy import text
 from mailwarden.errors import PolicyError
 from mailwarden.model import Category
 from mailwarden.model.policy import parse_organisation_document
-from mailwarden.store import Database, EventRecord, EventType, History, HistoryQuery, PolicyStore, RecipientRecord
+from mailwarden.model.trace import EventRecord, EventType, RecipientRecord
+from mailwarden.store import Database, History, HistoryQuery, PolicyStore
 from mailwarden.store.db import head_revision
 from tests.unit.store.records import T0, build_record
 from tests.unit.store.search_cases import CASES, DATASET, names

@@ -17,11 +17,12 @@ from mailwarden.directory import OrgDirectory
 from mailwarden.ingest.spool import Spool, SpoolEntry
 from mailwarden.model import Direction, Envelope
 from mailwarden.model.policy import parse_organisation_document
+from mailwarden.model.quarantine import NewEntry, Reason
+from mailwarden.model.trace import EventType
 from mailwarden.pipeline.engine import Pipeline
 from mailwarden.processing import Processor
-from mailwarden.quarantine import NewEntry, Quarantine, QuarantineQuery, Reason
+from mailwarden.quarantine import Quarantine, QuarantineQuery
 from mailwarden.runtime import Runtime
-from mailwarden.store import EventType
 from tests.unit.deliver.helpers import eventually
 
 

@@ -12,7 +12,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from mailwarden.api.auth import AccountError
 from mailwarden.errors import MailwardenError, NotFoundError, PolicyError
-from mailwarden.quarantine.model import PermissionDeniedError, QuarantineError
+from mailwarden.model.quarantine import PermissionDeniedError, QuarantineError
 from mailwarden.store.history import HistoryQueryError
 
 

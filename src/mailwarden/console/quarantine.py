@@ -19,18 +19,17 @@ from mailwarden.api.auth import Principal
 from mailwarden.console.security import PREVIEW_HEADERS
 from mailwarden.console.web import Console, Refusal, View
 from mailwarden.errors import NotFoundError
-from mailwarden.quarantine import (
+from mailwarden.model.quarantine import (
     Actor,
     Entry,
     Operation,
     PermissionDeniedError,
-    Quarantine,
     QuarantineError,
-    QuarantineQuery,
     Reason,
     Role,
     Status,
 )
+from mailwarden.quarantine import Quarantine, QuarantineQuery
 from mailwarden.quarantine.digest import Digests, LinkError
 from mailwarden.quarantine.jobs import digests_for, quarantine_for
 

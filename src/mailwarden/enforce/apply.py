@@ -13,13 +13,13 @@ from email import base64mime
 from email.message import Message as MimePart
 from email.policy import compat32
 
-from mailwarden.enforce import rewrite
 from mailwarden.enforce.headers import OWN_FIELDS, verdict_headers
 from mailwarden.enforce.modify import apply_modifications
+from mailwarden.mail import authresults as authentication_results
+from mailwarden.mail import rewrite
 from mailwarden.model import Action, Verdict
-from mailwarden.pipeline.auth import results as authentication_results
-from mailwarden.pipeline.rules.outcome import DELIVERING
-from mailwarden.store.history import EventType, RecipientStatus
+from mailwarden.model.rules_outcome import DELIVERING
+from mailwarden.model.trace import EventType, RecipientStatus
 
 DROP_REPLY = "550 4.3.2 QUEUE.TransportAgent; message deleted by transport agent"
 REJECT_REPLY = "550 5.7.1 Message rejected by policy"

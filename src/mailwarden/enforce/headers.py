@@ -9,7 +9,7 @@ the action is `junk`, because every other delivering action (tag, prefix, redire
 from __future__ import annotations
 
 from mailwarden.model import Action, Category, Direction, Verdict
-from mailwarden.pipeline.decide import SPAM_SCORE
+from mailwarden.model.scoring import SPAM_SCORE
 
 ANTISPAM = "X-Mailwarden-Antispam"
 REPORT = "X-Mailwarden-Report"

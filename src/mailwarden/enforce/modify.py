@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from email.message import Message as MimePart
 from email.policy import compat32
 
-from mailwarden.enforce import rewrite
+from mailwarden.mail import rewrite
 from mailwarden.model.verdict import Modification, ModificationKind
 
 _SEALED = frozenset({"multipart/signed", "multipart/encrypted", "application/pkcs7-mime", "application/x-pkcs7-mime"})

@@ -12,8 +12,8 @@ from dataclasses import replace
 from datetime import UTC, datetime
 
 from mailwarden.model import Category, Direction, Envelope, Finding, Message, Mode, StageResult, Verdict
+from mailwarden.model.trace import EventRecord, EventType, MessageRecord, RecipientRecord, RecipientStatus
 from mailwarden.pipeline.dlp import redact_values
-from mailwarden.store.history import EventRecord, EventType, MessageRecord, RecipientRecord, RecipientStatus
 
 
 def scan_summary(verdict: Verdict) -> str:

@@ -5,15 +5,17 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from enum import StrEnum
 
 from mailwarden.errors import MailwardenError
 from mailwarden.model import Action, Category, Verdict
+from mailwarden.model.envelope import normalise_address
 from mailwarden.model.policy import EndUserAccess, Policy
 from mailwarden.model.rules import Rule, RuleMode
-from mailwarden.pipeline.rules.outcome import rule_action
+from mailwarden.model.rules_outcome import rule_action
 
 
 class Reason(StrEnum):
@@ -197,3 +199,58 @@ def can(role: Role, action: Operation, entry: Entry, policy: Policy, *, address:
                 return False
             return role is Role.ADMIN or (role is Role.ANALYST and entry.reason in ANALYST_RELEASES)
     return False
+
+
+@dataclass(frozen=True, slots=True)
+class NewEntry:
+    """An entry the history writer adds beside the message's history record."""
+
+    message_id: str
+    organisation: str | None
+    recipient: str
+    reason: Reason
+    sender: str
+    subject: str
+    received_at: datetime
+    expires_at: datetime
+    would_have: bool
+    blob_key: str | None
+    sha256: str
+    size: int
+
+
+def new_entries(
+    *,
+    message_id: str,
+    organisation: str | None,
+    recipients: Iterable[str],
+    reason: Reason,
+    sender: str,
+    subject: str,
+    received_at: datetime,
+    policy: Policy,
+    would_have: bool,
+    blob_key: str | None,
+    sha256: str,
+    size: int,
+) -> list[NewEntry]:
+    """One entry per distinct recipient, expiring after the policy's retention for the reason."""
+    days: int = getattr(policy.quarantine_retention, reason.value)
+    expires = received_at + timedelta(days=days)
+    return [
+        NewEntry(
+            message_id,
+            organisation,
+            address,
+            reason,
+            sender,
+            subject,
+            received_at,
+            expires,
+            would_have,
+            None if would_have else blob_key,
+            sha256,
+            size,
+        )
+        for address in dict.fromkeys(normalise_address(r) for r in recipients)
+    ]

@@ -27,9 +27,9 @@ import structlog
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
 from mailwarden.dns import DnsError, Resolver
+from mailwarden.mail.received import IPAddress, first_external_hop, is_internal, parse_chain, parse_ip
 from mailwarden.model import Finding, Policy, StageOutcome
 from mailwarden.model.policy import SenderLists, normalise_networks
-from mailwarden.pipeline.received import IPAddress, first_external_hop, is_internal, parse_chain, parse_ip
 from mailwarden.pipeline.services import StageServices
 from mailwarden.pipeline.stage import Inspection, ScanContext
 

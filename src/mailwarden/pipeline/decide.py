@@ -17,38 +17,17 @@ from mailwarden.model import (
     Verdict,
 )
 from mailwarden.model.policy import MalwareAction, ScanErrorAction, SpamVerdictAction
-from mailwarden.pipeline.rules.outcome import RulesOutcome, combine
-
-# The total spam score at which a message is spam (SCL 5); X-Spam-Status reports it as `required`.
-SPAM_SCORE = 5.0
-# Total spam score → SCL. Evaluated top-down; the first row whose floor the score reaches wins.
-SCL_TABLE: tuple[tuple[float, int], ...] = (
-    (15.0, 9),
-    (10.0, 8),
-    (7.0, 6),
-    (SPAM_SCORE, 5),
-    (1.0, 1),
+from mailwarden.model.rules_outcome import RulesOutcome, combine
+from mailwarden.model.scoring import (
+    BULK_PREFIX,
+    HIGH_CONFIDENCE_PHISH_THRESHOLD,
+    HIGH_CONFIDENCE_SCL,
+    MALWARE_PREFIX,
+    OUTBOUND_SCORED,
+    PHISH_PREFIX,
+    PHISH_THRESHOLD,
+    scl_for,
 )
-PHISH_THRESHOLD = 5.0
-HIGH_CONFIDENCE_PHISH_THRESHOLD = 10.0
-HIGH_CONFIDENCE_SCL = 7
-
-# Spam verdicts that outbound mail is scored with but not held for (yet).
-OUTBOUND_SCORED = frozenset(
-    {Category.SPAM, Category.HIGH_CONFIDENCE_SPAM, Category.BULK, Category.PHISH, Category.HIGH_CONFIDENCE_PHISH}
-)
-
-# Families of finding codes: the prefix says which verdict the score counts towards.
-MALWARE_PREFIX = "MALWARE_"
-PHISH_PREFIX = "PHISH_"
-BULK_PREFIX = "BULK_"
-
-
-def scl_for(score: float) -> int:
-    for floor, scl in SCL_TABLE:
-        if score >= floor:
-            return scl
-    return 0
 
 
 def decide(

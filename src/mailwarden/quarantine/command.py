@@ -20,8 +20,8 @@ from rich.table import Table
 
 from mailwarden.config import load_config
 from mailwarden.logs import configure as configure_logging
+from mailwarden.model.quarantine import Reason, Status
 from mailwarden.quarantine.jobs import digests_for, quarantine_for
-from mailwarden.quarantine.model import Reason, Status
 from mailwarden.quarantine.service import QuarantineQuery
 from mailwarden.runtime import Runtime
 

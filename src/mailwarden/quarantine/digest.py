@@ -36,7 +36,7 @@ from mailwarden.durable import atomic_write
 from mailwarden.errors import MailwardenError
 from mailwarden.ids import new_id
 from mailwarden.model.policy import EndUserAccess, NotificationFrequency
-from mailwarden.quarantine.model import Actor, Entry, Operation, Role, Status, can, user_access
+from mailwarden.model.quarantine import Actor, Entry, Operation, Role, Status, can, user_access
 from mailwarden.quarantine.preview import Preview
 from mailwarden.quarantine.service import Quarantine, ReleaseDispatcher, entry_of_row
 from mailwarden.store.schema import QuarantineDigestRow, QuarantineRow, QuarantineTokenRow

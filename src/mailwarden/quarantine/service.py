@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import builtins
 import re
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any, Protocol
 
 import structlog
@@ -23,10 +23,11 @@ from mailwarden.errors import NotFoundError
 from mailwarden.ids import new_id
 from mailwarden.model import Message, Policy
 from mailwarden.model.envelope import normalise_address
-from mailwarden.quarantine.model import (
+from mailwarden.model.quarantine import (
     KEEPS_BLOB,
     Actor,
     Entry,
+    NewEntry,
     Operation,
     PermissionDeniedError,
     QuarantineError,
@@ -35,10 +36,11 @@ from mailwarden.quarantine.model import (
     Status,
     can,
 )
+from mailwarden.model.trace import EventType, RecipientStatus
 from mailwarden.quarantine.preview import Preview, build_preview
 from mailwarden.store.blobs import BlobStore
 from mailwarden.store.db import Database
-from mailwarden.store.history import EventType, History, RecipientStatus
+from mailwarden.store.history import History
 from mailwarden.store.schema import AuditRow, EventRow, QuarantineRow, RecipientRow
 
 log = structlog.get_logger(__name__)
@@ -99,24 +101,6 @@ class EntryPage:
     next_cursor: str | None  # None on the last page
 
 
-@dataclass(frozen=True, slots=True)
-class NewEntry:
-    """An entry the history writer adds beside the message's history record."""
-
-    message_id: str
-    organisation: str | None
-    recipient: str
-    reason: Reason
-    sender: str
-    subject: str
-    received_at: datetime
-    expires_at: datetime
-    would_have: bool
-    blob_key: str | None
-    sha256: str
-    size: int
-
-
 def _insert_entries(session: Session, entries: Sequence[NewEntry]) -> int:
     ids = list({e.message_id for e in entries})
     pairs = select(QuarantineRow.message_id, QuarantineRow.recipient).where(QuarantineRow.message_id.in_(ids))
@@ -147,43 +131,6 @@ def _insert_entries(session: Session, entries: Sequence[NewEntry]) -> int:
     if rows:  # one executemany, not a unit-of-work object per row (the writer's hot path)
         session.execute(insert(QuarantineRow), rows)
     return len(rows)
-
-
-def new_entries(
-    *,
-    message_id: str,
-    organisation: str | None,
-    recipients: Iterable[str],
-    reason: Reason,
-    sender: str,
-    subject: str,
-    received_at: datetime,
-    policy: Policy,
-    would_have: bool,
-    blob_key: str | None,
-    sha256: str,
-    size: int,
-) -> list[NewEntry]:
-    """One entry per distinct recipient, expiring after the policy's retention for the reason."""
-    days: int = getattr(policy.quarantine_retention, reason.value)
-    expires = received_at + timedelta(days=days)
-    return [
-        NewEntry(
-            message_id,
-            organisation,
-            address,
-            reason,
-            sender,
-            subject,
-            received_at,
-            expires,
-            would_have,
-            None if would_have else blob_key,
-            sha256,
-            size,
-        )
-        for address in dict.fromkeys(normalise_address(r) for r in recipients)
-    ]
 
 
 class Quarantine:
@@ -587,9 +534,7 @@ def entry_of_row(row: QuarantineRow) -> Entry:
 
 __all__ = [
     "EntryPage",
-    "NewEntry",
     "Quarantine",
     "QuarantineQuery",
     "ReleaseDispatcher",
-    "new_entries",
 ]

@@ -36,9 +36,10 @@ from mailwarden import metrics
 from mailwarden.deliver import DeliveryAgent, DeliveryEventType, DeliveryJob
 from mailwarden.errors import NotFoundError
 from mailwarden.ingest.spool import Spool, SpoolEntry
-from mailwarden.quarantine import NewEntry, Quarantine
+from mailwarden.model.quarantine import NewEntry
+from mailwarden.model.trace import EventRecord, EventType, MessageRecord, RecipientRecord, RecipientStatus
+from mailwarden.quarantine import Quarantine
 from mailwarden.runtime import Runtime
-from mailwarden.store import EventRecord, EventType, MessageRecord, RecipientRecord, RecipientStatus
 from mailwarden.store.db import unavailable
 
 log = structlog.get_logger(__name__)

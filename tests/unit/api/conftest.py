@@ -17,10 +17,10 @@ from mailwarden.config import Config
 from mailwarden.ids import new_id
 from mailwarden.model import Action, Category, Direction, Disposition, Mode, Verdict
 from mailwarden.model.policy import parse_organisation_document
-from mailwarden.quarantine.model import Reason
-from mailwarden.quarantine.service import NewEntry, Quarantine, QuarantineQuery
+from mailwarden.model.quarantine import NewEntry, Reason
+from mailwarden.model.trace import MessageRecord, RecipientRecord
+from mailwarden.quarantine.service import Quarantine, QuarantineQuery
 from mailwarden.runtime import Runtime
-from mailwarden.store import MessageRecord, RecipientRecord
 from tests.factories import build_message
 
 # argon2 at its cheapest: the tests are about who may do what, not about hashing cost

@@ -20,7 +20,7 @@ from mailwarden.console import mount_console
 from mailwarden.console.security import PAGE_CSP
 from mailwarden.console.web import Console
 from mailwarden.model.policy import Policy, parse_organisation_document
-from mailwarden.quarantine import Entry, Reason
+from mailwarden.model.quarantine import Entry, Reason
 from mailwarden.quarantine.digest import LinkAction
 from mailwarden.quarantine.jobs import digests_for, quarantine_for
 from mailwarden.runtime import Runtime

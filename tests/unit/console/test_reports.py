@@ -12,7 +12,8 @@ import pytest
 from mailwarden.console.reports import build_dashboard
 from mailwarden.ids import new_id
 from mailwarden.model import Action, Category, Direction, Disposition, Mode, Verdict
-from mailwarden.store import Database, History, MessageRecord, RecipientRecord
+from mailwarden.model.trace import MessageRecord, RecipientRecord
+from mailwarden.store import Database, History
 
 NOW = datetime(2026, 11, 20, 15, 0, tzinfo=UTC)
 

@@ -7,7 +7,7 @@ import pytest
 
 from mailwarden.enforce.apply import ALERT_FILENAME, DROP_REPLY, plan_delivery, replace_attachments
 from mailwarden.model import Action, Category, Direction, Disposition, Verdict
-from mailwarden.store.history import EventType, RecipientStatus
+from mailwarden.model.trace import EventType, RecipientStatus
 from tests.factories import build_message
 
 RCPTS = ("bob@example.com", "carol@example.com")

@@ -19,7 +19,7 @@ from mailwarden.model import (
     StageResult,
     Verdict,
 )
-from mailwarden.store import EventRecord, EventType, RecipientRecord
+from mailwarden.model.trace import EventRecord, EventType, RecipientRecord
 from tests.factories import build_message
 
 CARD = "4111 1111 1111 1111"

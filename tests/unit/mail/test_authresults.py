@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from mailwarden.pipeline.auth.results import AuthResult, build, parse, select_trusted
+from mailwarden.mail.authresults import AuthResult, build, parse, select_trusted
 
 EXCHANGE = (
     "spf=fail (sender IP is 198.51.100.7)\r\n smtp.mailfrom=vendor.example.net; dkim=none (message not signed)\r\n"

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from mailwarden.pipeline.received import (
+from mailwarden.mail.received import (
     ReceivedHop,
     first_external_hop,
     is_internal,

@@ -5,7 +5,7 @@ from email.policy import default
 
 import pytest
 
-from mailwarden.enforce.rewrite import add_headers, prepend_subject, remove_headers, set_header, split_head
+from mailwarden.mail.rewrite import add_headers, prepend_subject, remove_headers, set_header, split_head
 
 CRLF = (
     b"DKIM-Signature: v=1; a=rsa-sha256; d=example.org;\r\n\tb=abc\r\n"

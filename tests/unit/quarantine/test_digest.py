@@ -10,7 +10,7 @@ from email.policy import default
 import pytest
 
 from mailwarden.model.policy import NotificationPolicy, Policy
-from mailwarden.quarantine import Reason, Status
+from mailwarden.model.quarantine import Reason, Status
 from mailwarden.quarantine.digest import Digests, LinkAction, LinkError, LinkSigner
 
 from .world import T0, World

@@ -9,7 +9,7 @@ import pytest
 from pydantic import ValidationError
 
 from mailwarden.model.policy import EndUserAccess, Policy, QuarantinePermissions
-from mailwarden.quarantine import Entry, Operation, Reason, Role, Status, can
+from mailwarden.model.quarantine import Entry, Operation, Reason, Role, Status, can
 
 T = datetime(2026, 11, 1, tzinfo=UTC)
 BOB = "bob@corp.example"

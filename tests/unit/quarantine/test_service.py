@@ -8,8 +8,9 @@ import pytest
 from sqlalchemy import select
 
 from mailwarden.errors import NotFoundError
-from mailwarden.quarantine import Actor, PermissionDeniedError, QuarantineError, QuarantineQuery, Reason, Role, Status
-from mailwarden.store import EventType, RecipientStatus
+from mailwarden.model.quarantine import Actor, PermissionDeniedError, QuarantineError, Reason, Role, Status
+from mailwarden.model.trace import EventType, RecipientStatus
+from mailwarden.quarantine import QuarantineQuery
 from mailwarden.store.schema import AuditRow
 from tests.factories import build_message
 

@@ -9,8 +9,10 @@ from datetime import UTC, datetime
 from mailwarden.ids import new_id
 from mailwarden.model import Action, Category, Direction, Disposition, Mode, Verdict
 from mailwarden.model.policy import Policy
-from mailwarden.quarantine import Entry, Quarantine, QuarantineQuery, Reason, new_entries
-from mailwarden.store import Database, History, LocalBlobStore, MessageRecord, RecipientRecord, RecipientStatus
+from mailwarden.model.quarantine import Entry, Reason, new_entries
+from mailwarden.model.trace import MessageRecord, RecipientRecord, RecipientStatus
+from mailwarden.quarantine import Quarantine, QuarantineQuery
+from mailwarden.store import Database, History, LocalBlobStore
 from tests.factories import build_message
 
 T0 = datetime(2026, 11, 1, 12, 0, tzinfo=UTC)

@@ -8,7 +8,7 @@ from typing import Any
 
 from mailwarden.ids import new_id
 from mailwarden.model import Action, Category, Direction, Disposition, Mode, Verdict
-from mailwarden.store import MessageRecord, RecipientRecord
+from mailwarden.model.trace import MessageRecord, RecipientRecord
 
 T0 = datetime(2026, 11, 1, 12, 0, tzinfo=UTC)
 

@@ -8,15 +8,8 @@ from sqlalchemy.exc import IntegrityError
 from mailwarden.errors import NotFoundError
 from mailwarden.ids import new_id
 from mailwarden.model import Action, Category, Direction, Mode
-from mailwarden.store import (
-    EventRecord,
-    EventType,
-    History,
-    HistoryQuery,
-    HistoryQueryError,
-    RecipientRecord,
-    RecipientStatus,
-)
+from mailwarden.model.trace import EventRecord, EventType, RecipientRecord, RecipientStatus
+from mailwarden.store import History, HistoryQuery, HistoryQueryError
 
 from .records import T0, MakeRecord
 

@@ -17,8 +17,8 @@ from pydantic import BaseModel, Field
 from mailwarden.api.auth import Principal, Role
 from mailwarden.api.deps import Caller, check_organisation
 from mailwarden.api.errors import ApiError
-from mailwarden.quarantine.model import Actor, Entry, Operation, Reason, Status
-from mailwarden.quarantine.model import Role as QuarantineRole
+from mailwarden.model.quarantine import Actor, Entry, Operation, Reason, Status
+from mailwarden.model.quarantine import Role as QuarantineRole
 from mailwarden.quarantine.service import MAX_LIMIT, Quarantine, QuarantineQuery
 
 router = APIRouter(tags=["quarantine"])

@@ -16,7 +16,7 @@ from enum import StrEnum
 import dkim  # type: ignore[import-untyped]
 
 from mailwarden.dns import DnsError, Resolver
-from mailwarden.pipeline.auth import results
+from mailwarden.mail import authresults as results
 from mailwarden.pipeline.auth.dkim import dnsfunc_for, has_header, key_name, prefetch_keys, signature_tags
 from mailwarden.pipeline.cpu import offload
 

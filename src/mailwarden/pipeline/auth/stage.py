@@ -12,13 +12,14 @@ from typing import ClassVar
 import structlog
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from mailwarden.mail import authresults as results
+from mailwarden.mail.authresults import AuthenticationResults, AuthResult
 from mailwarden.model import Finding
 from mailwarden.model.envelope import domain_of
-from mailwarden.pipeline.auth import arc, dkim, dmarc, results
+from mailwarden.pipeline.auth import arc, dkim, dmarc
 from mailwarden.pipeline.auth.arc import ArcOutcome, ArcResult
 from mailwarden.pipeline.auth.dkim import DkimResult, DkimSignatureResult
 from mailwarden.pipeline.auth.dmarc import DmarcOutcome, DmarcPolicy, DmarcResult
-from mailwarden.pipeline.auth.results import AuthenticationResults, AuthResult
 from mailwarden.pipeline.auth.spf import SpfChecker, SpfOutcome, SpfResult
 from mailwarden.pipeline.services import StageServices
 from mailwarden.pipeline.stage import ScanContext

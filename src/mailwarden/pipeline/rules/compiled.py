@@ -16,9 +16,9 @@ from dataclasses import dataclass, field
 from mailwarden.model import Direction
 from mailwarden.model.envelope import domain_of
 from mailwarden.model.rules import Conditions, Location, Rule, RuleMode, RuleScope
+from mailwarden.model.rules_outcome import MatchedRule
 from mailwarden.pipeline.dlp import count_at_least
 from mailwarden.pipeline.rules.facts import MessageFacts
-from mailwarden.pipeline.rules.outcome import MatchedRule
 from mailwarden.pipeline.rules.terms import Terms
 
 # A check answers with why it matched ("subject contains 'secret'") or None.

@@ -15,12 +15,12 @@ from typing import ClassVar
 
 from mailwarden.model import Finding, Message, Policy, StageOutcome
 from mailwarden.model.rules import CustomSensitiveType, Rule
-from mailwarden.pipeline.decide import BULK_PREFIX, MALWARE_PREFIX, PHISH_PREFIX, scl_for
+from mailwarden.model.rules_outcome import MatchedRule, RulesOutcome
+from mailwarden.model.scoring import BULK_PREFIX, MALWARE_PREFIX, PHISH_PREFIX, scl_for
 from mailwarden.pipeline.dlp import CustomType, DlpMatch, DlpScanner
 from mailwarden.pipeline.extract import message_texts
 from mailwarden.pipeline.rules.compiled import CompiledRules, compile_rules
 from mailwarden.pipeline.rules.facts import MessageFacts
-from mailwarden.pipeline.rules.outcome import MatchedRule, RulesOutcome
 from mailwarden.pipeline.services import StageServices
 from mailwarden.pipeline.stage import Inspection, ScanContext
 

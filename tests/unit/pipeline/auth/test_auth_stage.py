@@ -8,9 +8,9 @@ import pytest
 
 from mailwarden.enforce.dkim_sign import DkimSigner
 from mailwarden.errors import ConfigError
+from mailwarden.mail.authresults import parse
 from mailwarden.model import Finding
 from mailwarden.pipeline.auth import DEFAULT_WEIGHTS, AuthenticationStage
-from mailwarden.pipeline.auth.results import parse
 from tests.dnsserver import DnsServer
 from tests.factories import build_message
 from tests.unit.pipeline.auth.helpers import context

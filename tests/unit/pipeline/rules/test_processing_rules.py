@@ -20,11 +20,11 @@ from mailwarden.ids import new_id
 from mailwarden.ingest.spool import SpoolEntry
 from mailwarden.model import Direction, Envelope
 from mailwarden.model.policy import parse_organisation_document
+from mailwarden.model.trace import EventType
 from mailwarden.pipeline import Pipeline
 from mailwarden.pipeline.rules.stage import TransportRules
 from mailwarden.processing import Outcome, Processor
 from mailwarden.runtime import Runtime
-from mailwarden.store import EventType
 from tests.factories import build_message
 
 ORG_HOP = Route(host="10.0.0.25", port=25)

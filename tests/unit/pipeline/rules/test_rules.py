@@ -17,9 +17,9 @@ from mailwarden.enforce.record import would_have
 from mailwarden.errors import PolicyError
 from mailwarden.model import Action, Category, Direction, Domain, Envelope, Finding, Message, Organisation
 from mailwarden.model.policy import Policy, parse_organisation_document
+from mailwarden.model.trace import RecipientStatus
 from mailwarden.pipeline import Pipeline, ScanContext
 from mailwarden.pipeline.rules.stage import TransportRules
-from mailwarden.store.history import RecipientStatus
 from tests.factories import build_message
 
 ORG = Organisation("acme", (Domain("example.com"),))

@@ -23,7 +23,8 @@ from mailwarden.model import (
     StageResult,
 )
 from mailwarden.model.org import Domain, Organisation
-from mailwarden.pipeline.decide import decide, scl_for
+from mailwarden.model.scoring import scl_for
+from mailwarden.pipeline.decide import decide
 from mailwarden.pipeline.engine import Pipeline
 from mailwarden.pipeline.services import StageServices
 from mailwarden.pipeline.spam.classifier import Classifier, Score

@@ -8,8 +8,8 @@ from collections.abc import Iterator, Mapping
 from datetime import datetime, timedelta
 from typing import Any
 
+from mailwarden.mail.received import parse_received
 from mailwarden.model import Organisation
-from mailwarden.pipeline.received import parse_received
 from mailwarden.pipeline.spam.heuristics.settings import HeuristicsSettings
 from mailwarden.pipeline.spam.heuristics.view import View, domain_of, registered_domain
 

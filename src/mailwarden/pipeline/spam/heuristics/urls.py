@@ -6,8 +6,8 @@ import re
 from collections.abc import Iterator, Mapping
 from typing import Any
 
+from mailwarden.mail.received import parse_ip
 from mailwarden.model import Organisation
-from mailwarden.pipeline.received import parse_ip
 from mailwarden.pipeline.spam.heuristics.settings import HeuristicsSettings
 from mailwarden.pipeline.spam.heuristics.view import View, authority_of, host_of, registered_domain
 
