@@ -34,7 +34,7 @@ from mailwarden.pipeline.spam.heuristics import Heuristics
 from mailwarden.pipeline.spam.stage import SpamConfig, SpamFilter
 from mailwarden.pipeline.spam.statstore import MemoryTokenStore
 from mailwarden.pipeline.spam.tokens import tokenize
-from mailwarden.runtime import offline_envelope
+from mailwarden.service.runtime import offline_envelope
 
 DEFAULT_CORPUS = Path(__file__).resolve().parents[2] / "shared" / "corpus"
 ORG = Organisation("bench", (Domain("example.com"),))

@@ -39,9 +39,9 @@ def main() -> None:
     sys.path.insert(0, str(Path(__file__).resolve().parent / "peers"))
     from mailwarden_adapter import local_dns_port  # the loopback resolver answering SERVFAIL at once
 
-    from mailwarden.config import load_config
     from mailwarden.model import Direction, Message, Policy
-    from mailwarden.runtime import Runtime, offline_envelope
+    from mailwarden.service.config import load_config
+    from mailwarden.service.runtime import Runtime, offline_envelope
 
     parser = argparse.ArgumentParser()
     parser.add_argument("--corpus", type=Path, default=DEFAULT_CORPUS)

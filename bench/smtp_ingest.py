@@ -49,7 +49,7 @@ from typing import Any
 
 import structlog
 
-from mailwarden.config import SmtpConfig
+from mailwarden.ingest.config import SmtpConfig
 from mailwarden.ingest.replies import Reply
 from mailwarden.ingest.smtp import SessionInfo, SmtpServer
 from mailwarden.ingest.spool import Spool

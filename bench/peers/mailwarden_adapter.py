@@ -85,9 +85,9 @@ class MailwardenScanner:
     def __init__(self, config_path: Path) -> None:
         import structlog
 
-        from mailwarden.config import load_config
         from mailwarden.model import Policy
-        from mailwarden.runtime import Runtime
+        from mailwarden.service.config import load_config
+        from mailwarden.service.runtime import Runtime
 
         structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(40))  # errors only
         self.config_path = config_path
@@ -98,7 +98,7 @@ class MailwardenScanner:
 
     async def score_raw(self, raw: bytes) -> tuple[float, bool]:
         from mailwarden.model import Direction, Message, PhishLevel
-        from mailwarden.runtime import offline_envelope
+        from mailwarden.service.runtime import offline_envelope
 
         message = Message(raw)
         verdict = await self.rt.pipeline.scan(
@@ -127,7 +127,6 @@ def train(samples: list[Sample], config_path: Path) -> dict:
     loads that file on start."""
     from sqlalchemy import delete
 
-    from mailwarden.config import load_config
     from mailwarden.model.message import Message
     from mailwarden.pipeline.spam.classifier import (
         Classifier,
@@ -138,6 +137,7 @@ def train(samples: list[Sample], config_path: Path) -> dict:
     )
     from mailwarden.pipeline.spam.statstore import MemoryTokenStore, SqlTokenStore, token_stats
     from mailwarden.pipeline.spam.tokens import tokenize
+    from mailwarden.service.config import load_config
     from mailwarden.store.db import Database
 
     config = load_config(config_path, environ={})

@@ -22,7 +22,6 @@ from rich.table import Table
 
 from mailwarden import __version__, ids
 from mailwarden.api import command as accounts_command
-from mailwarden.config import DEFAULT_CONFIG_PATH, Config, load_config
 from mailwarden.enforce.record import monitor_record
 from mailwarden.errors import MailwardenError, PolicyError
 from mailwarden.ingest.files import InputItem, expand_paths
@@ -35,7 +34,8 @@ from mailwarden.model.trace import EventRecord, MessageRecord
 from mailwarden.pipeline.rules import command as rules_command
 from mailwarden.progress import reading
 from mailwarden.quarantine import command as quarantine_command
-from mailwarden.runtime import Runtime, offline_envelope
+from mailwarden.service.config import DEFAULT_CONFIG_PATH, Config, load_config
+from mailwarden.service.runtime import Runtime, offline_envelope
 
 # Help texts are plain text: with Rich markup on, a config section such as `[stages.spam]` in a help
 # text is taken for a style tag and vanishes. The setting applies to every sub-command below.
@@ -248,7 +248,7 @@ def serve(
     drain_timeout: Annotated[float, typer.Option(help="Seconds to finish open work on SIGTERM.")] = 30.0,
 ) -> None:
     """Run the SMTP listeners, the scanner behind the spool and the delivery queue until SIGTERM."""
-    from mailwarden.server import Server
+    from mailwarden.service.server import Server
 
     with runtime(config) as rt:
         if not rt.config.smtp.listeners:

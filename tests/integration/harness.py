@@ -16,8 +16,8 @@ from typing import Any
 
 import yaml
 
-from mailwarden.config import load_config
-from mailwarden.runtime import Runtime
+from mailwarden.service.config import load_config
+from mailwarden.service.runtime import Runtime
 from mailwarden.store import History, MessageDetail
 from tests.processes import end_group
 

@@ -23,7 +23,7 @@ from mailwarden.model.quarantine import Entry, Status
 from mailwarden.model.trace import EventType
 from mailwarden.quarantine import QuarantineQuery
 from mailwarden.quarantine.digest import LinkError
-from mailwarden.quarantine.jobs import digests_for, quarantine_for
+from mailwarden.service.quarantine_jobs import digests_for, quarantine_for
 from tests.dnsserver import DnsServer
 from tests.integration.harness import Mailwarden, eventually, free_port, relayed_as_sent
 from tests.integration.test_serve import Sink

@@ -18,7 +18,7 @@ from psycopg import sql
 from sqlalchemy.engine import make_url
 
 from mailwarden.quarantine import QuarantineQuery
-from mailwarden.quarantine.jobs import quarantine_for
+from mailwarden.service.quarantine_jobs import quarantine_for
 from tests.dnsserver import DnsServer
 from tests.factories import build_message
 from tests.integration.harness import Mailwarden, eventually, free_port, organisation

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from mailwarden.config import SmtpConfig
+from mailwarden.ingest.config import SmtpConfig
 from mailwarden.ingest.replies import Reply
 from mailwarden.ingest.smtp import SessionInfo, SmtpServer
 from mailwarden.ingest.spool import Spool

@@ -14,7 +14,8 @@ import yaml
 from typer.testing import CliRunner
 
 from mailwarden.cli import app
-from mailwarden.config import SmtpListenerConfig, load_config
+from mailwarden.ingest.config import SmtpListenerConfig
+from mailwarden.service.config import load_config
 from tests.dnsserver import DnsServer
 from tests.factories import build_message
 

@@ -18,7 +18,7 @@ from mailwarden.api.routes import quarantine as quarantine_routes
 from mailwarden.metrics import exposition
 from mailwarden.model import Policy
 from mailwarden.quarantine.service import Quarantine
-from mailwarden.runtime import Runtime
+from mailwarden.service.runtime import Runtime
 
 API_PREFIX = "/api/v1"
 # every operation may answer with these; listed so the OpenAPI document names the error shape

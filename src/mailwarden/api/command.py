@@ -17,8 +17,8 @@ from rich.console import Console
 from rich.table import Table
 
 from mailwarden.api.auth import ALL_SCOPES, AccountError, Accounts, Role, Scope
-from mailwarden.config import load_config
-from mailwarden.runtime import Runtime
+from mailwarden.service.config import load_config
+from mailwarden.service.runtime import Runtime
 
 user_app = typer.Typer(help="Console and API users (roles: admin, analyst, user).", no_args_is_help=True)
 token_app = typer.Typer(help="API tokens (shown once at creation; only their hash is kept).", no_args_is_help=True)

@@ -9,7 +9,7 @@ from fastapi.security import APIKeyCookie, HTTPAuthorizationCredentials, HTTPBea
 
 from mailwarden.api.auth import SESSION_COOKIE, Accounts, Principal, Role, Scope
 from mailwarden.api.errors import ApiError, forbidden
-from mailwarden.runtime import Runtime
+from mailwarden.service.runtime import Runtime
 
 CSRF_HEADER = "X-CSRF-Token"
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})

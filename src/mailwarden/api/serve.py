@@ -14,7 +14,7 @@ import structlog
 import uvicorn
 
 from mailwarden.api.app import create_app
-from mailwarden.runtime import Runtime
+from mailwarden.service.runtime import Runtime
 
 log = structlog.get_logger(__name__)
 

@@ -14,7 +14,7 @@ from fastapi.staticfiles import StaticFiles
 from mailwarden.console.pages import Pages
 from mailwarden.console.quarantine import QuarantinePages
 from mailwarden.console.web import ADMINS, STAFF, STATIC, Console, View
-from mailwarden.runtime import Runtime
+from mailwarden.service.runtime import Runtime
 
 __all__ = ["Console", "mount_console"]
 

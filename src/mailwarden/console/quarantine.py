@@ -31,7 +31,7 @@ from mailwarden.model.quarantine import (
 )
 from mailwarden.quarantine import Quarantine, QuarantineQuery
 from mailwarden.quarantine.digest import Digests, LinkError
-from mailwarden.quarantine.jobs import digests_for, quarantine_for
+from mailwarden.service.quarantine_jobs import digests_for, quarantine_for
 
 PAGE = 100
 # what the list offers, in button order; each maps to one service call per selected entry

@@ -29,7 +29,7 @@ from mailwarden.console.security import (
     PAGE_HEADERS,
     CsrfSigner,
 )
-from mailwarden.runtime import Runtime
+from mailwarden.service.runtime import Runtime
 from mailwarden.throttle import SignInThrottle
 
 TEMPLATES = Path(__file__).parent / "templates"

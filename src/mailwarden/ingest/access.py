@@ -22,9 +22,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from mailwarden.config import SmtpListenerConfig
 from mailwarden.errors import ConfigError
 from mailwarden.ingest import replies as r
+from mailwarden.ingest.config import SmtpListenerConfig
 from mailwarden.ingest.replies import Reply
 from mailwarden.ingest.tls import server_context
 

@@ -42,7 +42,6 @@ from typing import Any
 import structlog
 from aiosmtpd.smtp import MISSING, SMTP, AuthResult, TLSSetupException, syntax
 
-from mailwarden.config import SmtpConfig, SmtpListenerConfig
 from mailwarden.dns import Resolver
 from mailwarden.errors import ConfigError
 from mailwarden.ids import new_id
@@ -56,6 +55,7 @@ from mailwarden.ingest.access import (
     unknown_user_hash,
     verify_password,
 )
+from mailwarden.ingest.config import SmtpConfig, SmtpListenerConfig
 from mailwarden.ingest.data import DataBudget, DataHold, DataLimits, read_data
 from mailwarden.ingest.replies import Reply
 from mailwarden.ingest.spool import Spool, SpoolEntry

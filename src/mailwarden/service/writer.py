@@ -39,7 +39,7 @@ from mailwarden.ingest.spool import Spool, SpoolEntry
 from mailwarden.model.quarantine import NewEntry
 from mailwarden.model.trace import EventRecord, EventType, MessageRecord, RecipientRecord, RecipientStatus
 from mailwarden.quarantine import Quarantine
-from mailwarden.runtime import Runtime
+from mailwarden.service.runtime import Runtime
 from mailwarden.store.db import unavailable
 
 log = structlog.get_logger(__name__)

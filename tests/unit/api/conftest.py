@@ -13,14 +13,14 @@ from fastapi.testclient import TestClient
 
 from mailwarden.api.app import create_app
 from mailwarden.api.auth import Accounts, Role, Scope
-from mailwarden.config import Config
 from mailwarden.ids import new_id
 from mailwarden.model import Action, Category, Direction, Disposition, Mode, Verdict
 from mailwarden.model.policy import parse_organisation_document
 from mailwarden.model.quarantine import NewEntry, Reason
 from mailwarden.model.trace import MessageRecord, RecipientRecord
 from mailwarden.quarantine.service import Quarantine, QuarantineQuery
-from mailwarden.runtime import Runtime
+from mailwarden.service.config import Config
+from mailwarden.service.runtime import Runtime
 from tests.factories import build_message
 
 # argon2 at its cheapest: the tests are about who may do what, not about hashing cost

@@ -15,15 +15,15 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
 from mailwarden.api.auth import SESSION_COOKIE, Accounts, Role
-from mailwarden.config import load_config
 from mailwarden.console import mount_console
 from mailwarden.console.security import PAGE_CSP
 from mailwarden.console.web import Console
 from mailwarden.model.policy import Policy, parse_organisation_document
 from mailwarden.model.quarantine import Entry, Reason
 from mailwarden.quarantine.digest import LinkAction
-from mailwarden.quarantine.jobs import digests_for, quarantine_for
-from mailwarden.runtime import Runtime
+from mailwarden.service.config import load_config
+from mailwarden.service.quarantine_jobs import digests_for, quarantine_for
+from mailwarden.service.runtime import Runtime
 from mailwarden.throttle import SignInThrottle
 from tests.unit.quarantine.world import Dispatched, World
 

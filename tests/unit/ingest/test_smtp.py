@@ -14,9 +14,9 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from mailwarden.config import SmtpConfig
 from mailwarden.ingest import replies
 from mailwarden.ingest.access import hash_password, verify_password
+from mailwarden.ingest.config import SmtpConfig
 from mailwarden.ingest.replies import Reply
 from mailwarden.ingest.smtp import SessionInfo, SmtpServer
 from mailwarden.ingest.spool import Spool, SpoolEntry

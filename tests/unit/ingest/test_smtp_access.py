@@ -17,10 +17,10 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from mailwarden.config import SmtpConfig, SmtpListenerConfig
 from mailwarden.errors import ConfigError
 from mailwarden.ingest import replies
 from mailwarden.ingest.access import Client, ClientAccess, certificate_names, hash_password, name_matches
+from mailwarden.ingest.config import SmtpConfig, SmtpListenerConfig
 from mailwarden.ingest.replies import Reply
 from mailwarden.ingest.smtp import SessionInfo, SmtpServer
 from mailwarden.ingest.spool import Spool

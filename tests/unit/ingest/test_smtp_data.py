@@ -13,8 +13,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from mailwarden.config import SmtpConfig
 from mailwarden.ingest import replies
+from mailwarden.ingest.config import SmtpConfig
 from mailwarden.ingest.data import DataBudget, DataLimits, read_data
 from mailwarden.ingest.replies import Reply
 from mailwarden.ingest.smtp import SessionInfo, SmtpServer

@@ -17,8 +17,8 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from mailwarden.config import SmtpConfig
 from mailwarden.dns import DnsResolver
+from mailwarden.ingest.config import SmtpConfig
 from mailwarden.ingest.replies import Reply
 from mailwarden.ingest.smtp import SessionInfo, SmtpServer
 from mailwarden.ingest.spool import Spool, SpoolEntry

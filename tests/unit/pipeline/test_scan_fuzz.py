@@ -14,9 +14,9 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from mailwarden.config import load_config
 from mailwarden.model import Category, Direction, Domain, Envelope, Message, Organisation, Policy, Verdict
-from mailwarden.runtime import Runtime
+from mailwarden.service.config import load_config
+from mailwarden.service.runtime import Runtime
 from tests import hostile_mail
 from tests.dnsserver import DnsServer
 from tests.hostile_mail import FOUND_BY_FUZZING

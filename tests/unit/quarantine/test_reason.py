@@ -4,7 +4,7 @@ on sensitive information, `rule` for any other rule (docs/quarantine.md)."""
 from __future__ import annotations
 
 from mailwarden.model.quarantine import Reason
-from mailwarden.processing import Processor
+from mailwarden.service.processor import Processor
 from tests.unit.pipeline.rules.test_processing_rules import process, processor, use
 
 __all__ = ["processor"]  # the fixture, used by name

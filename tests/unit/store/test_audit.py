@@ -10,8 +10,8 @@ from argon2 import PasswordHasher
 from sqlalchemy import select
 
 from mailwarden.api.auth import Accounts, Role
-from mailwarden.config import load_config
-from mailwarden.runtime import Runtime
+from mailwarden.service.config import load_config
+from mailwarden.service.runtime import Runtime
 from mailwarden.store.audit import Change, changes
 from mailwarden.store.schema import ApiTokenRow, AuditRow, UserRow
 

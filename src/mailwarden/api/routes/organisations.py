@@ -25,7 +25,7 @@ from mailwarden.model.direction import assumed_direction
 from mailwarden.model.org import ConnectionMode
 from mailwarden.model.policy import OrganisationDocument, SenderLists, validation_messages
 from mailwarden.model.rules import Rule
-from mailwarden.runtime import Runtime, offline_envelope
+from mailwarden.service.runtime import Runtime, offline_envelope
 
 router = APIRouter(tags=["organisations"])
 

@@ -27,7 +27,7 @@ from mailwarden.model.policy import parse_organisation_document, validation_mess
 from mailwarden.pipeline.engine import Pipeline
 from mailwarden.pipeline.rules.compiled import compile_rules
 from mailwarden.pipeline.rules.stage import TransportRules
-from mailwarden.runtime import offline_envelope
+from mailwarden.service.runtime import offline_envelope
 
 app = typer.Typer(help="Transport (mail flow) rules: check a rule file, test it on a message.", no_args_is_help=True)
 out = Console(highlight=False, soft_wrap=True, width=None if sys.stdout.isatty() else 200)

@@ -13,9 +13,7 @@ from typing import Any
 
 import pytest
 
-from mailwarden.config import load_config
 from mailwarden.deliver import JobKind, Route
-from mailwarden.directory import OrgDirectory
 from mailwarden.ids import new_id
 from mailwarden.ingest.spool import SpoolEntry
 from mailwarden.model import Direction, Envelope
@@ -23,8 +21,10 @@ from mailwarden.model.policy import parse_organisation_document
 from mailwarden.model.trace import EventType
 from mailwarden.pipeline import Pipeline
 from mailwarden.pipeline.rules.stage import TransportRules
-from mailwarden.processing import Outcome, Processor
-from mailwarden.runtime import Runtime
+from mailwarden.service.config import load_config
+from mailwarden.service.directory import OrgDirectory
+from mailwarden.service.processor import Outcome, Processor
+from mailwarden.service.runtime import Runtime
 from tests.factories import build_message
 
 ORG_HOP = Route(host="10.0.0.25", port=25)

@@ -19,7 +19,7 @@ from mailwarden.errors import NotFoundError
 from mailwarden.model import Policy
 from mailwarden.quarantine.digest import Digests, LinkSigner, load_secret
 from mailwarden.quarantine.service import Quarantine, ReleaseDispatcher
-from mailwarden.runtime import Runtime
+from mailwarden.service.runtime import Runtime
 
 log = structlog.get_logger(__name__)
 

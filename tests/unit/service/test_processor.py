@@ -11,18 +11,19 @@ from typing import Any
 import pytest
 from structlog.testing import capture_logs
 
-from mailwarden import metrics, processing
-from mailwarden.config import load_config
-from mailwarden.directory import OrgDirectory
+from mailwarden import metrics
 from mailwarden.ingest.spool import Spool, SpoolEntry
 from mailwarden.model import Direction, Envelope
 from mailwarden.model.policy import parse_organisation_document
 from mailwarden.model.quarantine import NewEntry, Reason
 from mailwarden.model.trace import EventType
 from mailwarden.pipeline.engine import Pipeline
-from mailwarden.processing import Processor
 from mailwarden.quarantine import Quarantine, QuarantineQuery
-from mailwarden.runtime import Runtime
+from mailwarden.service import processor as processing
+from mailwarden.service.config import load_config
+from mailwarden.service.directory import OrgDirectory
+from mailwarden.service.processor import Processor
+from mailwarden.service.runtime import Runtime
 from tests.unit.deliver.helpers import eventually
 
 

@@ -6,7 +6,7 @@ from typing import Any
 
 from mailwarden.model import ConnectionMode, Domain
 from mailwarden.model.recipients import LdapLookup, RecipientVerification
-from mailwarden.verification import DomainVerifiers
+from mailwarden.service.verification import DomainVerifiers
 
 
 class Directory:

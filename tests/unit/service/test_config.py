@@ -4,8 +4,8 @@ from pathlib import Path
 
 import pytest
 
-from mailwarden.config import load_config
 from mailwarden.errors import ConfigError
+from mailwarden.service.config import load_config
 
 
 def test_defaults_give_an_embedded_sqlite_store(tmp_path: Path) -> None:

@@ -7,9 +7,9 @@ from typing import Any
 import pytest
 from sqlalchemy.exc import OperationalError
 
-from mailwarden.directory import OrgDirectory
 from mailwarden.errors import DependencyUnavailable
 from mailwarden.model.policy import parse_organisation_document
+from mailwarden.service.directory import OrgDirectory
 
 
 class FlakyPolicies:

@@ -25,10 +25,8 @@ from multiprocessing.connection import Connection
 import structlog
 
 from mailwarden import metrics
-from mailwarden.config import Config
 from mailwarden.deliver import DeliveryAgent, DeliveryJob, JobKind, Route, parse_next_hop
 from mailwarden.deliver.dsn import RecipientFailure, build_dsn
-from mailwarden.directory import OrgDirectory, Tenant
 from mailwarden.enforce.apply import Plan, plan_delivery
 from mailwarden.enforce.dkim_sign import DkimSigner
 from mailwarden.enforce.notify import incident_report, malware_notification
@@ -61,7 +59,9 @@ from mailwarden.model.quarantine import NewEntry, new_entries, reason_for
 from mailwarden.model.trace import EventRecord, EventType, MessageRecord, RecipientRecord, RecipientStatus
 from mailwarden.model.verdict import ModificationKind
 from mailwarden.pipeline.cpu import run_inline
-from mailwarden.runtime import Runtime
+from mailwarden.service.config import Config
+from mailwarden.service.directory import OrgDirectory, Tenant
+from mailwarden.service.runtime import Runtime
 from mailwarden.service.writer import FIRST_PAUSE, LONGEST_PAUSE, HistoryWriter, Outcome
 
 log = structlog.get_logger(__name__)
@@ -289,7 +289,7 @@ class Processor:
 
     def _start_pool(self) -> None:
         context = multiprocessing.get_context("forkserver")
-        context.set_forkserver_preload(["mailwarden.processing"])
+        context.set_forkserver_preload(["mailwarden.service.processor"])
         self._pool = ProcessPoolExecutor(
             max_workers=self.scan_processes,
             mp_context=context,

@@ -10,7 +10,6 @@ from pathlib import Path
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError
 
-from mailwarden.config import Config
 from mailwarden.dns import DnsResolver
 from mailwarden.errors import ConfigError, NotFoundError
 from mailwarden.model import Direction, Envelope, Message, Organisation, Policy
@@ -18,6 +17,7 @@ from mailwarden.model.envelope import normalise_address
 from mailwarden.pipeline import Pipeline
 from mailwarden.pipeline.registry import DEFAULT_ORDER
 from mailwarden.pipeline.services import StageServices
+from mailwarden.service.config import Config
 from mailwarden.store import Database, History, LocalBlobStore, PolicyStore
 
 

@@ -18,20 +18,20 @@ import structlog
 from mailwarden import metrics
 from mailwarden.api.serve import ApiListener
 from mailwarden.deliver import DeliveryAgent, DeliveryEventType, DeliveryQueue, Relay
-from mailwarden.directory import OrgDirectory
 from mailwarden.ingest import replies
 from mailwarden.ingest.replies import Reply
 from mailwarden.ingest.smtp import SessionInfo, SmtpServer
 from mailwarden.ingest.spool import Spool
 from mailwarden.model import ConnectionMode
 from mailwarden.pipeline.connection import is_blocked
-from mailwarden.processing import Processor
 from mailwarden.quarantine.digest import DIGEST_MESSAGE_PREFIX
-from mailwarden.quarantine.jobs import QuarantineJobs, queue_dispatcher
-from mailwarden.runtime import Runtime
+from mailwarden.service.directory import OrgDirectory
+from mailwarden.service.processor import Processor
+from mailwarden.service.quarantine_jobs import QuarantineJobs, queue_dispatcher
+from mailwarden.service.runtime import Runtime
+from mailwarden.service.verification import DomainVerifiers
 from mailwarden.store.connections import BlockReason, ConnectionStats
 from mailwarden.store.db import unavailable
-from mailwarden.verification import DomainVerifiers
 
 log = structlog.get_logger(__name__)
 
