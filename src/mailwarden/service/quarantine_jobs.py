@@ -20,6 +20,7 @@ from mailwarden.model import Policy
 from mailwarden.quarantine.digest import Digests, LinkSigner, load_secret
 from mailwarden.quarantine.service import Quarantine, ReleaseDispatcher
 from mailwarden.service.runtime import Runtime
+from mailwarden.store.db import unavailable
 
 log = structlog.get_logger(__name__)
 
@@ -119,8 +120,12 @@ class QuarantineJobs:
         while True:
             try:
                 await asyncio.to_thread(work)
-            except Exception:  # a failed round is retried at the next one; the server keeps running
-                log.exception("quarantine_job_failed", job=work.__name__)
+            except Exception as exc:  # a failed round is retried at the next one; the server keeps running
+                reason = unavailable(exc)
+                if reason is not None:  # the database is away: one line, no traceback, every round
+                    log.error("quarantine_job_waiting", job=work.__name__, error=reason)
+                else:
+                    log.exception("quarantine_job_failed", job=work.__name__)
             await asyncio.sleep(seconds)
 
 
