@@ -6,6 +6,7 @@ Pure pydantic models. Unknown fields are refused so a typo in a policy file neve
 from __future__ import annotations
 
 import ipaddress
+from dataclasses import dataclass
 from enum import StrEnum
 from typing import Annotated, Literal
 
@@ -420,3 +421,11 @@ def parse_organisation_document(data: object) -> OrganisationDocument:
     except ValidationError as exc:
         messages = validation_messages(exc)
         raise PolicyError("invalid policy document: " + "; ".join(messages), errors=messages) from None
+
+
+@dataclass(frozen=True, slots=True)
+class Tenant:
+    """An organisation with its policy: what a message is judged and handled by."""
+
+    organisation: Organisation
+    policy: Policy

@@ -7,24 +7,18 @@ most once per refresh interval, so a policy change applies within `processing.po
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
 
 import structlog
 
 from mailwarden.errors import DependencyUnavailable
-from mailwarden.model import Domain, Organisation, Policy
+from mailwarden.model import Domain
 from mailwarden.model.envelope import domain_of
+from mailwarden.model.policy import Tenant
 from mailwarden.store import PolicyStore
 from mailwarden.store.db import unavailable
 
 log = structlog.get_logger(__name__)
 LONGEST_PAUSE = 30.0  # seconds between reload attempts while the database cannot be reached
-
-
-@dataclass(frozen=True, slots=True)
-class Tenant:
-    organisation: Organisation
-    policy: Policy
 
 
 class OrgDirectory:

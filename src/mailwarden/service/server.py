@@ -95,15 +95,13 @@ class Server:
             Relay(config.delivery),
             config.delivery,
             self._on_delivery_event,
-            dsn_route=self.processor.dsn_route,
+            dsn_route=self.processor.outcomes.dsn_route,
         )
         self.processor.agent = self.agent
         await self.agent.start()
         await self.processor.start()
         agent, processor = self.agent, self.processor
-        dispatcher = queue_dispatcher(
-            self.rt, agent.queue.enqueue, lambda rcpts: processor._routes(rcpts, None), agent.notify
-        )
+        dispatcher = queue_dispatcher(self.rt, agent.queue.enqueue, processor.outcomes.routes, agent.notify)
         self.quarantine_jobs = QuarantineJobs(self.rt, dispatcher)
         await self.quarantine_jobs.start()
         self.smtp = SmtpServer(config.smtp, self.spool, self.recipient_check, resolver=self.rt.resolver)
@@ -138,7 +136,7 @@ class Server:
             log.info("quarantine_digest_delivery", job=message_id, event_type=kind.value, recipient=recipient)
             return
         assert self.processor is not None
-        await self.processor.writer.on_delivery_event(message_id, kind, recipient, detail, reply)
+        await self.processor.writer.delivery_trace.on_event(message_id, kind, recipient, detail, reply)
 
     async def run(self) -> None:
         """Serve until SIGTERM or SIGINT, then drain."""

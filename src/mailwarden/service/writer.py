@@ -24,22 +24,23 @@ can be written, while the listeners keep spooling mail.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 
 import structlog
 
 from mailwarden import metrics
-from mailwarden.deliver import DeliveryAgent, DeliveryEventType, DeliveryJob
+from mailwarden.deliver import DeliveryAgent, DeliveryJob
 from mailwarden.errors import NotFoundError
 from mailwarden.ingest.spool import Spool, SpoolEntry
 from mailwarden.model.quarantine import NewEntry
-from mailwarden.model.trace import EventRecord, EventType, MessageRecord, RecipientRecord, RecipientStatus
+from mailwarden.model.trace import EventRecord, EventType, MessageRecord, RecipientRecord
 from mailwarden.quarantine import Quarantine
+from mailwarden.service.delivery_trace import DeliveryTrace
 from mailwarden.service.runtime import Runtime
+from mailwarden.service.scan import Outcome
 from mailwarden.store.db import unavailable
 
 log = structlog.get_logger(__name__)
@@ -47,27 +48,6 @@ log = structlog.get_logger(__name__)
 RECENT_COPIES = 100_000  # journal de-duplication keys this process remembers
 FIRST_PAUSE = 1.0  # seconds before the first new try while the database is unreachable
 LONGEST_PAUSE = 30.0
-_DELIVERY_EVENTS = {
-    DeliveryEventType.DELIVER: (EventType.DELIVER, RecipientStatus.DELIVERED),
-    DeliveryEventType.DEFER: (EventType.DEFER, RecipientStatus.DEFERRED),
-    DeliveryEventType.FAIL: (EventType.FAIL, RecipientStatus.FAILED),
-    DeliveryEventType.DSN: (EventType.DSN, None),
-}
-
-
-@dataclass
-class Outcome:
-    """What processing one spool entry produced, waiting to be written."""
-
-    entry: SpoolEntry
-    records: list[tuple[MessageRecord, list[EventRecord]]] = field(default_factory=list)
-    blobs: list[tuple[str, bytes]] = field(default_factory=list)
-    jobs: list[DeliveryJob] = field(default_factory=list)
-    # quarantine entries (would-have ones in monitor mode)
-    quarantine: list[NewEntry] = field(default_factory=list)
-    dedupe_key: str | None = None
-    dedupe_lookup: tuple[str | None, str] | None = None  # (organisation, Message-ID) to look for in history
-    given_up: bool = False  # the record of a message processing gave up on: the last thing tried
 
 
 @dataclass
@@ -114,7 +94,7 @@ class HistoryWriter:
         self._on_written = on_written
         # journal de-duplication: key → history id of the first copy written by this process (bounded)
         self._recent: OrderedDict[str, str] = OrderedDict()
-        self._early_events: dict[str, list[tuple[EventRecord, str | None, RecipientStatus | None]]] = {}
+        self.delivery_trace = DeliveryTrace(rt.history)
         self.processed = 0
 
     # ---- start-up --------------------------------------------------------------------------
@@ -203,7 +183,7 @@ class HistoryWriter:
         for w in writes:
             self._remember(w)
             for record, _ in w.records:
-                await self._flush_early_events(record.id)
+                await self.delivery_trace.recorded(record.id)
         if self.spool is not None:
             await self.spool.done_many_async([o.entry.id for o in batch])
         self._on_written([o.entry for o in batch])
@@ -294,34 +274,6 @@ class HistoryWriter:
         self._recent[key] = history_id
         while len(self._recent) > RECENT_COPIES:
             self._recent.popitem(last=False)
-
-    # ---- delivery events -------------------------------------------------------------------
-    async def on_delivery_event(
-        self, message_id: str, kind: DeliveryEventType, recipient: str, detail: str, reply: str
-    ) -> None:
-        """The delivery agent's report: a trace event and the recipient's new status."""
-        event_type, status = _DELIVERY_EVENTS[kind]
-        event = EventRecord(event_type, detail, recipient=recipient or None, smtp_reply=reply or None)
-        try:
-            await asyncio.to_thread(self._store_event, message_id, event, recipient or None, status)
-        except NotFoundError:
-            # the job ran before its batch reached history (a replayed job at start-up): keep it for the
-            # writer, and look again in case the batch landed while this event was on its way
-            self._early_events.setdefault(message_id, []).append((event, recipient or None, status))
-            if await asyncio.to_thread(self.rt.history.exists, message_id):
-                await self._flush_early_events(message_id)
-
-    def _store_event(
-        self, message_id: str, event: EventRecord, recipient: str | None, status: RecipientStatus | None
-    ) -> None:
-        self.rt.history.add_event(message_id, event)
-        if recipient and status is not None:
-            with contextlib.suppress(NotFoundError):  # a DSN recipient is not one of the message's
-                self.rt.history.set_recipient_status(message_id, recipient, status)
-
-    async def _flush_early_events(self, message_id: str) -> None:
-        for event, recipient, status in self._early_events.pop(message_id, []):
-            await asyncio.to_thread(self._store_event, message_id, event, recipient, status)
 
 
 def _one_line(exc: BaseException) -> str:

@@ -1,6 +1,6 @@
-"""What `processing.Processor` does with transport rules' outcome: incident report jobs, delivery pool
-routes, rule trace rows and rule-added recipients. No sockets: SQLite in a temporary directory and a
-pipeline of the rules stage alone."""
+"""What a scanned message's outcome (`enforce/outcome.py`) does with transport rules: incident report
+jobs, delivery pool routes, rule trace rows and rule-added recipients. No sockets: SQLite in a temporary
+directory and a pipeline of the rules stage alone."""
 
 from __future__ import annotations
 
@@ -23,8 +23,9 @@ from mailwarden.pipeline import Pipeline
 from mailwarden.pipeline.rules.stage import TransportRules
 from mailwarden.service.config import load_config
 from mailwarden.service.directory import OrgDirectory
-from mailwarden.service.processor import Outcome, Processor
+from mailwarden.service.processor import Processor
 from mailwarden.service.runtime import Runtime
+from mailwarden.service.scan import Outcome
 from tests.factories import build_message
 
 ORG_HOP = Route(host="10.0.0.25", port=25)
