@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from mailwarden.model.quarantine import Reason
 from mailwarden.service.processor import Processor
-from tests.unit.pipeline.rules.test_processing_rules import process, processor, use
+from tests.unit.service.test_scan_rules import process, processor, use
 
 __all__ = ["processor"]  # the fixture, used by name
 
