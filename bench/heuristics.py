@@ -33,6 +33,7 @@ from mailwarden.model.scoring import (
     PHISH_THRESHOLD,
     SPAM_SCORE,
 )
+from mailwarden.pipeline.facts import ScanFacts
 from mailwarden.pipeline.spam.heuristics import SYMBOLS, Heuristics
 
 SETS = (
@@ -49,12 +50,12 @@ QUICK_FILES_PER_SET = 8
 _HEURISTICS = Heuristics()
 
 
-def _facts(message: Message) -> dict[str, dict[str, str]]:
+def _facts(message: Message) -> ScanFacts:
     headers = message.raw_headers("Authentication-Results")
     if not headers:
-        return {}
+        return ScanFacts()
     dmarc = auth_results.parse(headers[0]).first("dmarc")
-    return {"auth": {"dmarc": dmarc.result.lower()}} if dmarc is not None else {}
+    return ScanFacts(auth={"dmarc": dmarc.result.lower()}) if dmarc is not None else ScanFacts()
 
 
 def _parse(raw: bytes) -> Message:
@@ -73,7 +74,7 @@ def _scan(path: Path, auth: bool) -> tuple[list[tuple[str, str]], float, float]:
     started = time.process_time()
     message = _parse(raw)
     parsed = time.process_time()
-    facts = _facts(message) if auth else {}
+    facts = _facts(message) if auth else ScanFacts()
     before = time.process_time()
     _HEURISTICS.evaluate(message, facts)
     evaluated = time.process_time()
@@ -112,7 +113,7 @@ def main() -> int:
         "--auth-results",
         action="store_true",
         help="take dmarc= from each message's topmost Authentication-Results (the receiving site's verdict) "
-        "as ctx.facts['auth'], to see PHISH_DMARC_FAIL; without it no authentication facts are given",
+        "as ctx.facts.auth, to see PHISH_DMARC_FAIL; without it no authentication facts are given",
     )
     parser.add_argument(
         "--quick", action="store_true", help="a tiny run that checks the script works (CI): its figures mean nothing"

@@ -175,7 +175,7 @@ def main() -> None:
         t0 = time.process_time()
         loop.run_until_complete(stage.inspect(ctx))
         cpu_ms.append((time.process_time() - t0) * 1000)
-        outcome = ctx.facts.get("rules")
+        outcome = ctx.facts.rules
         matched += bool(outcome and outcome.matched)
     loop.close()
     total = sum(cpu_ms) / 1000

@@ -30,6 +30,7 @@ from mailwarden.dns import DnsError, Resolver
 from mailwarden.mail.received import IPAddress, first_external_hop, is_internal, parse_chain, parse_ip
 from mailwarden.model import Finding, Policy, StageOutcome
 from mailwarden.model.policy import SenderLists, normalise_networks
+from mailwarden.pipeline.facts import ConnectionFacts
 from mailwarden.pipeline.services import StageServices
 from mailwarden.pipeline.stage import Inspection, ScanContext
 
@@ -283,27 +284,27 @@ class ConnectionFilter:
 
     async def inspect(self, ctx: ScanContext) -> list[Finding] | Inspection:
         ip, source, index = self.sending_ip(ctx)
-        facts: dict[str, Any] = {"ip": str(ip) if ip else None, "ip_source": source.value, "received_index": index}
-        ctx.facts[STAGE] = facts
+        facts = ConnectionFacts(str(ip) if ip else None, source.value, index)
+        ctx.facts.connection = facts
         if ip is None:
             return [Finding(STAGE, NO_CLIENT_IP, 0.0, "no sending IP: IP lists and DNS block lists not checked")]
 
         lists = compiled_lists(ctx.policy.lists)
         allowed = lists.allow.match(ip)
         if allowed is not None:
-            facts["list"] = "allow"
+            facts.ip_list = "allow"
             ctx.bypass_spam = "ip_allow"
             finding = Finding(STAGE, IP_ALLOW, 0.0, f"{ip} on IP allow list ({allowed})")
             return Inspection(StageOutcome.CLEAN, (finding,))
         blocked = lists.block.match(ip)
         if blocked is not None:
-            facts["list"] = "block"
+            facts.ip_list = "block"
             ctx.reject = blocked_reply(str(ip))
             finding = Finding(STAGE, IP_BLOCKLIST, 0.0, f"{ip} on IP block list ({blocked})")
             return Inspection(StageOutcome.DETECTED, (finding,))
 
         findings, hits = await self._dnsbl(ip)
-        facts["dnsbl"] = hits
+        facts.dnsbl = hits
         return findings
 
     def sending_ip(self, ctx: ScanContext) -> tuple[IPAddress | None, IpSource, int | None]:
@@ -313,7 +314,7 @@ class ConnectionFilter:
         us) is looked past as well, as EOP's enhanced filtering for connectors does.
         """
         client = parse_ip(ctx.envelope.client_ip) if ctx.envelope.client_ip else None
-        journal = bool(ctx.facts.get("journal"))
+        journal = ctx.facts.journal
         if client is not None and not journal and client not in self.mail_service:
             return client, IpSource.SMTP, None
         hops = parse_chain(ctx.message.raw_headers("Received"))

@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from typing import Any
+from collections.abc import Sequence
 
 from mailwarden.model import (
     Action,
@@ -28,6 +27,7 @@ from mailwarden.model.scoring import (
     PHISH_THRESHOLD,
     scl_for,
 )
+from mailwarden.pipeline.facts import ScanFacts
 
 
 def decide(
@@ -37,7 +37,7 @@ def decide(
     *,
     bypass_spam: str | None = None,
     reject: str | None = None,
-    facts: Mapping[str, Any] | None = None,
+    facts: ScanFacts | None = None,
 ) -> Verdict:
     """Combine every stage's findings into one verdict and pick the policy's action for it."""
     findings = [f for s in stages for f in s.findings]
@@ -51,7 +51,8 @@ def decide(
     spam_score += max(phish_score, 0.0)
 
     scl = -1 if bypass_spam else scl_for(spam_score)
-    rules = (facts or {}).get("rules") or RulesOutcome()
+    facts = facts or ScanFacts()
+    rules = facts.rules or RulesOutcome()
     if rules.scl is not None:
         scl = rules.scl  # a transport rule's SCL replaces the filters' (EOP: SFV:SKS / SKN)
     phish = PhishLevel.NONE
@@ -67,7 +68,7 @@ def decide(
         # outbound mail gets the same score; acting on it is the outbound spam policy's job
         disposition = Disposition(Action.DELIVER, reason=f"outbound {category.value}: score recorded, not acted on")
     else:
-        disposition = disposition_for(category, policy, malware=malware, facts=facts or {})
+        disposition = disposition_for(category, policy, malware=malware, facts=facts)
     if not reject:
         # transport rules' actions and changes, by the precedence in pipeline/rules/outcome.py
         category, disposition = combine(category, disposition, rules)
@@ -77,7 +78,7 @@ def decide(
         disposition=disposition,
         rule_hits=rules.labels(),
         dlp_matches=rules.dlp,
-        auth={k: str(v) for k, v in (facts or {}).get("auth", {}).items()},
+        auth=dict(facts.auth),
         scl=scl,
         bcl=bcl,
         phish=phish,
@@ -114,20 +115,16 @@ def disposition_for(
     policy: Policy,
     *,
     malware: tuple[str, ...] = (),
-    facts: Mapping[str, Any] | None = None,
+    facts: ScanFacts | None = None,
 ) -> Disposition:
     """The action the policy prescribes for a verdict category (not yet applied)."""
-    facts = facts or {}
+    facts = facts or ScanFacts()
     if category is Category.MALWARE:
         reason = "malware: " + ", ".join(malware)
-        infected = tuple(facts.get("infected_attachments", ()))
+        infected = facts.infected_attachments
         # replacing works on named attachments only; malware elsewhere (body text, archive limits,
         # nameless parts) leaves nothing safe to deliver, so the message is quarantined instead
-        if (
-            policy.malware.action is MalwareAction.REPLACE_ATTACHMENTS
-            and infected
-            and not facts.get("malware_unreplaceable")
-        ):
+        if policy.malware.action is MalwareAction.REPLACE_ATTACHMENTS and infected and not facts.malware_unreplaceable:
             return Disposition(
                 Action.REPLACE_ATTACHMENTS,
                 reason=reason,

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Mapping, Sequence
-from typing import Any
 
 import structlog
 
@@ -22,12 +21,11 @@ from mailwarden.model import (
 )
 from mailwarden.pipeline import registry
 from mailwarden.pipeline.decide import decide, internal_verdict
+from mailwarden.pipeline.facts import ScanFacts
 from mailwarden.pipeline.services import StageServices
-from mailwarden.pipeline.stage import Inspection, ScanContext, Stage
+from mailwarden.pipeline.stage import Inspection, ScanContext, Stage, is_spam_filter
 
 log = structlog.get_logger(__name__)
-
-SPAM_STAGES = frozenset({"spam", "outbound_spam"})
 
 
 class Pipeline:
@@ -73,20 +71,20 @@ class Pipeline:
         *,
         organisation: Organisation | None = None,
         direction: Direction | None = None,
-        facts: Mapping[str, Any] | None = None,
+        facts: ScanFacts | None = None,
     ) -> Verdict:
         """Run the direction's stages (inbound unless the caller has evidence for another: a sender in
-        the organisation's domains is none). `facts` seeds what stages share (e.g. `journal: True`)."""
+        the organisation's domains is none). `facts` seeds what stages share (a journal copy, say)."""
         if direction is None:
             # nothing here shows that the organisation sent it (model/direction.py): an offline scan
             direction = Direction.INBOUND
         if direction is Direction.INTERNAL:
             return internal_verdict()
-        ctx = ScanContext(message, envelope, direction, policy, organisation, facts=dict(facts or {}))
+        ctx = ScanContext(message, envelope, direction, policy, organisation, facts=facts or ScanFacts())
         for stage in self.stages[direction]:
             if ctx.reject:
                 break  # refused at connection level (IP block list): no further filtering, as EOP does
-            if stage.name in SPAM_STAGES and ctx.bypass_spam:
+            if ctx.bypass_spam and is_spam_filter(stage):
                 ctx.results.append(StageResult(stage.name, StageOutcome.SKIPPED, error=None))
                 continue
             ctx.results.append(await self._run(stage, ctx))

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Protocol, runtime_checkable
+from typing import ClassVar, Protocol, runtime_checkable
 
 from mailwarden.model import (
     Direction,
@@ -15,6 +15,7 @@ from mailwarden.model import (
     StageOutcome,
     StageResult,
 )
+from mailwarden.pipeline.facts import ScanFacts
 from mailwarden.pipeline.services import StageServices
 
 
@@ -29,7 +30,7 @@ class ScanContext:
     organisation: Organisation | None = None
     results: list[StageResult] = field(default_factory=list)
     # facts one stage shares with later ones (the sending IP it used, authentication results, ...)
-    facts: dict[str, Any] = field(default_factory=dict)
+    facts: ScanFacts = field(default_factory=ScanFacts)
     # set by a stage that says the spam filter must be skipped (IP allow list, a rule setting SCL -1)
     bypass_spam: str | None = None
     # set by a stage that refuses the message outright (IP block list): the SMTP reply to give
@@ -47,7 +48,10 @@ class Inspection:
 
 @runtime_checkable
 class Stage(Protocol):
-    """A filter stage. `name` is stable: it is used in the order lists, the trace and the config."""
+    """A filter stage. `name` is stable: it is used in the order lists, the trace and the config.
+
+    A stage that is part of the spam filter says so with a class attribute `spam_filter = True`: the
+    engine skips it when an earlier stage bypassed spam filtering (IP allow list, a rule's SCL -1)."""
 
     name: ClassVar[str]
 
@@ -55,3 +59,8 @@ class Stage(Protocol):
     def from_services(cls, services: StageServices) -> Stage: ...
 
     async def inspect(self, ctx: ScanContext) -> list[Finding] | Inspection: ...
+
+
+def is_spam_filter(stage: Stage) -> bool:
+    """Whether the spam filter's bypass skips this stage (see `Stage`)."""
+    return bool(getattr(type(stage), "spam_filter", False))

@@ -40,6 +40,7 @@ from mailwarden.model.org import Domain
 from mailwarden.model.policy import Tenant
 from mailwarden.model.trace import EventRecord, EventType, RecipientRecord, RecipientStatus
 from mailwarden.pipeline.engine import Pipeline
+from mailwarden.pipeline.facts import ScanFacts
 from mailwarden.service.config import Config
 from mailwarden.service.directory import OrgDirectory
 
@@ -104,7 +105,7 @@ class Scanner:
             policy,
             organisation=tenant.organisation if tenant else None,
             direction=classify_direction(je.sender, envelope.rcpt_to, domains, originated=je.originated),
-            facts={"journal": True, "journal_format": je.source_format.value},
+            facts=ScanFacts(journal=True, journal_format=je.source_format.value),
         )
         return self._journal_outcome(entry, je, tenant, message, envelope, verdict, unwrapped_at)
 

@@ -37,6 +37,7 @@ from mailwarden.pipeline.connection import (
     dnsbl_query_name,
     is_blocked,
 )
+from mailwarden.pipeline.facts import ConnectionFacts
 from mailwarden.pipeline.services import StageServices
 from tests.dnsserver import DnsServer
 from tests.factories import build_message
@@ -88,6 +89,7 @@ class Recorder:
 
 class Spam(Recorder):
     name: ClassVar[str] = "spam"  # type: ignore[misc]
+    spam_filter: ClassVar[bool] = True  # skipped when the spam filter is bypassed
 
 
 # ---- IP allow / block lists -------------------------------------------------------------------
@@ -109,7 +111,7 @@ async def test_allow_list(resolver: DnsResolver, ip: str, entry: str) -> None:
     assert entry.split("/")[0] in answer.findings[0].detail
     assert ctx.bypass_spam == "ip_allow"
     assert ctx.reject is None
-    assert ctx.facts["connection"]["list"] == "allow"
+    assert ctx.facts.connection.ip_list == "allow"
 
 
 @pytest.mark.parametrize(
@@ -253,12 +255,12 @@ async def test_dnsbl_hit(dns_server: DnsServer, resolver: DnsResolver) -> None:
     ctx = context()
     findings = await stage(resolver, dnsbl=[ZEN]).inspect(ctx)
     assert findings == [Finding("connection", "DNSBL_ZEN_SBL", 3.0, f"{SENDER_V4} listed in zen.example (127.0.0.2)")]
-    assert ctx.facts["connection"] == {
-        "ip": SENDER_V4,
-        "ip_source": "smtp",
-        "received_index": None,
-        "dnsbl": [{"zone": "zen.example", "name": "ZEN", "answers": ["127.0.0.2"], "labels": ["SBL"]}],
-    }
+    assert ctx.facts.connection == ConnectionFacts(
+        ip=SENDER_V4,
+        ip_source="smtp",
+        received_index=None,
+        dnsbl=[{"zone": "zen.example", "name": "ZEN", "answers": ["127.0.0.2"], "labels": ["SBL"]}],
+    )
 
 
 async def test_dnsbl_hit_counts_in_the_verdict(dns_server: DnsServer, resolver: DnsResolver) -> None:
@@ -290,7 +292,7 @@ async def test_dnsbl_ipv6_uses_nibbles(dns_server: DnsServer, resolver: DnsResol
 async def test_dnsbl_miss(dns_server: DnsServer, resolver: DnsResolver) -> None:
     ctx = context()
     assert await stage(resolver, dnsbl=[ZEN]).inspect(ctx) == []
-    assert ctx.facts["connection"]["dnsbl"] == []
+    assert ctx.facts.connection.dnsbl == []
     assert dns_server.queries == [(f"{Q_V4}.zen.example", "A")]
 
 
@@ -350,7 +352,7 @@ async def test_internal_addresses_are_not_sent_to_block_lists(dns_server: DnsSer
     ctx = context(ip="10.1.2.3")
     assert await stage(resolver, dnsbl=[ZEN]).inspect(ctx) == []
     assert dns_server.queries == []
-    assert ctx.facts["connection"]["ip"] == "10.1.2.3"
+    assert ctx.facts.connection.ip == "10.1.2.3"
 
 
 async def test_listed_ips_are_not_looked_up(dns_server: DnsServer, resolver: DnsResolver) -> None:
@@ -381,8 +383,8 @@ async def test_journal_copy_uses_the_first_external_hop(dns_server: DnsServer, r
     ctx = context(message(*M365_CHAIN), ip=None)
     findings = await stage(resolver, dnsbl=[ZEN], trusted_hostnames=M365_HOSTS).inspect(ctx)
     assert codes(findings) == ["DNSBL_ZEN_SBL"]
-    facts = ctx.facts["connection"]
-    assert (facts["ip"], facts["ip_source"], facts["received_index"]) == (SENDER_V4, "received", 2)
+    facts = ctx.facts.connection
+    assert facts is not None and (facts.ip, facts.ip_source, facts.received_index) == (SENDER_V4, "received", 2)
 
 
 async def test_journal_copy_block_list_applies_to_the_received_ip(resolver: DnsResolver) -> None:
@@ -400,17 +402,17 @@ async def test_journal_copy_with_trusted_ranges(resolver: DnsResolver) -> None:
     )
     ctx = context(message(*chain), ip=None)
     await stage(resolver, mail_service_hosts=["192.0.2.0/28"]).inspect(ctx)
-    assert (ctx.facts["connection"]["ip"], ctx.facts["connection"]["received_index"]) == ("198.51.100.20", 1)
+    assert (ctx.facts.connection.ip, ctx.facts.connection.received_index) == ("198.51.100.20", 1)
     untrusted = context(message(*chain), ip=None)
     await stage(resolver).inspect(untrusted)  # nothing configured: the org's own MX looks external
-    assert untrusted.facts["connection"]["ip"] == "192.0.2.10"
+    assert untrusted.facts.connection.ip == "192.0.2.10"
 
 
 async def test_a_journal_fact_overrides_the_smtp_client(resolver: DnsResolver) -> None:
     ctx = context(message(*M365_CHAIN), ip="192.0.2.99")
-    ctx.facts["journal"] = True
+    ctx.facts.journal = True
     await stage(resolver, trusted_hostnames=M365_HOSTS).inspect(ctx)
-    assert ctx.facts["connection"]["ip_source"] == "received"
+    assert ctx.facts.connection.ip_source == "received"
 
 
 async def test_inline_from_the_organisations_own_relay_looks_past_it(resolver: DnsResolver) -> None:
@@ -420,17 +422,17 @@ async def test_inline_from_the_organisations_own_relay_looks_past_it(resolver: D
     )
     ctx = context(message(*chain), ip="192.0.2.5")
     await stage(resolver, mail_service_hosts=["192.0.2.0/28"]).inspect(ctx)
-    assert ctx.facts["connection"]["ip"] == "198.51.100.20"
+    assert ctx.facts.connection.ip == "198.51.100.20"
     direct = context(message(*chain), ip="203.0.113.9")
     await stage(resolver, mail_service_hosts=["192.0.2.0/28"]).inspect(direct)
-    assert (direct.facts["connection"]["ip"], direct.facts["connection"]["ip_source"]) == ("203.0.113.9", "smtp")
+    assert (direct.facts.connection.ip, direct.facts.connection.ip_source) == ("203.0.113.9", "smtp")
 
 
 async def test_no_ip_at_all(dns_server: DnsServer, resolver: DnsResolver) -> None:
     ctx = context(message("by mail-pl1.google.com with SMTP id d9443c; Tue, 14 Oct 2025 09:15:02 +0000"), ip=None)
     findings = await stage(resolver, dnsbl=[ZEN]).inspect(ctx)
     assert [(f.code, f.score) for f in findings] == [("NO_CLIENT_IP", 0.0)]
-    assert ctx.facts["connection"] == {"ip": None, "ip_source": "none", "received_index": None}
+    assert ctx.facts.connection == ConnectionFacts(ip=None, ip_source="none", received_index=None)
     assert dns_server.queries == []
 
 

@@ -30,6 +30,7 @@ ORG = Organisation("acme", (Domain("example.com"),))
 
 class Scores:
     name: ClassVar[str] = "spam"
+    spam_filter: ClassVar[bool] = True  # skipped when the spam filter is bypassed
 
     def __init__(self, *findings: tuple[str, float]) -> None:
         self.findings = findings
@@ -237,8 +238,8 @@ class Infected:
         self.unreplaceable = unreplaceable
 
     async def inspect(self, ctx: ScanContext) -> list[Finding]:
-        ctx.facts["infected_attachments"] = ("invoice.exe",)
-        ctx.facts["malware_unreplaceable"] = self.unreplaceable
+        ctx.facts.infected_attachments = ("invoice.exe",)
+        ctx.facts.malware_unreplaceable = self.unreplaceable
         return [Finding(self.name, "MALWARE_YARA", 100.0, "YARA:EICAR in invoice.exe")]
 
 

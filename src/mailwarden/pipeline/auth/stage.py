@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import socket
-from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import ClassVar
 
@@ -125,7 +124,7 @@ class AuthenticationStage:
 
     async def inspect(self, ctx: ScanContext) -> list[Finding]:
         raw = ctx.message.raw
-        journal = bool(ctx.facts.get("journal"))
+        journal = ctx.facts.journal
         provider = self._provider(ctx) if journal else None
         spf_task = self._spf_local(ctx) if not journal else _done(_spf_from_provider(ctx, provider))
         spf_out, dkim_results, arc_out = await asyncio.gather(spf_task, self._dkim(raw), self._arc(raw, journal))
@@ -156,7 +155,7 @@ class AuthenticationStage:
         header = results.build(
             self.config.authserv_id, self._resinfos(ctx, spf_out, dkim_results, dkim_note, dmarc_out, arc_out, provider)
         )
-        ctx.facts["auth"] = self._facts(spf_out, dkim_word, dkim_domains, dmarc_out, arc_out, provider, header)
+        ctx.facts.auth = self._facts(spf_out, dkim_word, dkim_domains, dmarc_out, arc_out, provider, header)
         return findings
 
     # ---- checks ----------------------------------------------------------------------------------
@@ -321,9 +320,9 @@ async def _done(value: SpfOutcome) -> SpfOutcome:
 
 
 def _client_ip(ctx: ScanContext) -> str | None:
-    connection = ctx.facts.get("connection")
-    if isinstance(connection, Mapping) and connection.get("ip"):
-        return str(connection["ip"])
+    connection = ctx.facts.connection
+    if connection is not None and connection.ip:
+        return connection.ip
     return ctx.envelope.client_ip
 
 

@@ -1,7 +1,7 @@
 """The transport rules stage: the organisation's own rules, after the malware filter, before spam.
 
 It reports one `RULE_<NAME>` finding (score 0) per matched rule and leaves the rules' outcome in
-`ctx.facts["rules"]` for `decide`. A rule that sets SCL -1 (enforce mode) makes the spam filter skip
+`ctx.facts.rules` for `decide`. A rule that sets SCL -1 (enforce mode) makes the spam filter skip
 the message, like the IP allow list.
 """
 
@@ -72,7 +72,7 @@ class TransportRules:
         if not ctx.policy.rules:
             return Inspection(StageOutcome.SKIPPED, reason="no transport rules")
         outcome = evaluate(self.cache.get(ctx.policy.rules), ctx)
-        ctx.facts[STAGE] = outcome
+        ctx.facts.rules = outcome
         if outcome.scl == -1:
             ctx.bypass_spam = ctx.bypass_spam or f"rule:{outcome.enforced[-1].rule.name}"
         findings = tuple(_finding(m) for m in outcome.matched)
@@ -81,13 +81,13 @@ class TransportRules:
 
 def evaluate(compiled: CompiledRules, ctx: ScanContext) -> RulesOutcome:
     """Run a compiled rule set over the message in `ctx` (also used by `mailwarden rules test`)."""
-    connection = ctx.facts.get("connection") or {}
+    connection = ctx.facts.connection
     facts = MessageFacts(
         ctx.message,
         ctx.envelope,
         ctx.organisation.domain_names if ctx.organisation else frozenset(),
         compiled.terms,
-        sending_ip=connection.get("ip") or ctx.envelope.client_ip,
+        sending_ip=(connection.ip if connection else None) or ctx.envelope.client_ip,
         scl=-1 if ctx.bypass_spam else scl_so_far(ctx),
         dlp=_dlp_for(ctx.policy) if compiled.needs_dlp(ctx.direction) else None,
     )

@@ -21,7 +21,7 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any, ClassVar, Literal
 from urllib.parse import urlsplit
@@ -33,6 +33,7 @@ from mailwarden.dns import Resolver
 from mailwarden.errors import ConfigError
 from mailwarden.model import Direction, Finding, Message, Policy
 from mailwarden.pipeline.connection import DnsblZone, dnsbl_query_name, listing_codes
+from mailwarden.pipeline.facts import ScanFacts
 from mailwarden.pipeline.services import StageServices
 from mailwarden.pipeline.spam.classifier import DEFAULT_MODEL, Classifier, Score, model_header, read_model
 from mailwarden.pipeline.spam.heuristics import Heuristics
@@ -184,6 +185,7 @@ class SpamFilter:
     """The inbound spam and phishing filter; outbound mail gets the same score (recorded, not acted on)."""
 
     name: ClassVar[str] = STAGE
+    spam_filter: ClassVar[bool] = True
 
     def __init__(
         self,
@@ -298,7 +300,7 @@ class SpamFilter:
         return f"{zone.zone}: {codes}" if isinstance(codes, str) else codes
 
 
-def sender_lists(message: Message, mail_from: str | None, policy: Policy, facts: Mapping[str, Any]) -> Finding | None:
+def sender_lists(message: Message, mail_from: str | None, policy: Policy, facts: ScanFacts) -> Finding | None:
     """The organisation's blocked and allowed senders and domains, on the From address and MAIL FROM.
 
     Blocked wins over allowed. Allowed is matched on the From address only (what the user sees) and is
@@ -330,7 +332,7 @@ def sender_lists(message: Message, mail_from: str | None, policy: Policy, facts:
     )
     if not allowed:
         return None
-    dmarc = str(facts.get("auth", {}).get("dmarc", "")).lower()
+    dmarc = facts.auth.get("dmarc", "").lower()
     if dmarc == "fail":
         return Finding(STAGE, SENDER_ALLOW_IGNORED, 0.0, f"{header_from} is allowed but failed DMARC: not honoured")
     return Finding(STAGE, SENDER_ALLOWED, 0.0, f"From {header_from} is an allowed sender: spam filtering skipped")

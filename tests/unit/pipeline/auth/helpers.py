@@ -19,5 +19,5 @@ def context(
     env = Envelope(mail_from=mail_from, rcpt_to=("bob@example.com",), client_ip=ip, helo=helo)
     ctx = ScanContext(Message(raw or build_message(**message)), env, Direction.INBOUND, Policy())  # type: ignore[arg-type]
     if journal:
-        ctx.facts["journal"] = True
+        ctx.facts.journal = True
     return ctx

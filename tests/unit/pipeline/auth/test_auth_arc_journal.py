@@ -66,7 +66,7 @@ async def test_dmarc_fails_but_arc_pass_is_exposed(forwarded: bytes, make_stage:
     ctx = context(forwarded, mail_from="team-bounces@lists.example", ip="203.0.113.5")
     findings = codes(await make_stage().inspect(ctx))
     assert "DKIM_INVALID" in findings and "DMARC_POLICY_REJECT" in findings and "ARC_PASS" in findings
-    auth = ctx.facts["auth"]
+    auth = ctx.facts.auth
     assert (auth["arc"], auth["arc_sealer"], auth["arc_aar_dmarc"], auth["arc_aar_authserv_id"]) == (
         "pass",
         "lists.example",
@@ -98,7 +98,7 @@ async def test_exchange_copy_trusts_the_first_header(vendor: DnsServer, make_sta
     assert "AUTH_PROVIDER_RESULTS" in findings
     assert "SPF_FAIL" in findings  # the provider's word, not our check against the journal IP
     assert "DMARC_POLICY_REJECT" in findings
-    auth = ctx.facts["auth"]
+    auth = ctx.facts.auth
     assert (auth["source"], auth["provider_compauth"], auth["provider_dmarc"]) == (
         "provider",
         "fail reason=001",
@@ -115,12 +115,12 @@ async def test_trusted_authserv_id_and_ignored_untrusted_one(vendor: DnsServer, 
     ctx = context(trusted + build_message(), journal=True)
     findings = codes(await stage.inspect(ctx))
     assert {"AUTH_PROVIDER_RESULTS", "SPF_PASS", "DMARC_PASS"} <= set(findings)
-    assert ctx.facts["auth"]["provider_authserv_id"] == "mx.google.com"
+    assert ctx.facts.auth["provider_authserv_id"] == "mx.google.com"
 
     ctx = context(forged + build_message(), journal=True)
     findings = codes(await stage.inspect(ctx))
     assert {"AUTH_PROVIDER_MISSING", "SPF_NONE", "DMARC_NONE"} <= set(findings)  # DMARC not judged blind
-    assert ctx.facts["auth"]["source"] == "local"
+    assert ctx.facts.auth["source"] == "local"
 
 
 async def test_journal_copy_verifies_dkim_locally(

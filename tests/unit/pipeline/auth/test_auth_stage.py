@@ -11,6 +11,7 @@ from mailwarden.errors import ConfigError
 from mailwarden.mail.authresults import parse
 from mailwarden.model import Finding
 from mailwarden.pipeline.auth import DEFAULT_WEIGHTS, AuthenticationStage
+from mailwarden.pipeline.facts import ConnectionFacts
 from tests.dnsserver import DnsServer
 from tests.factories import build_message
 from tests.unit.pipeline.auth.helpers import context
@@ -40,7 +41,7 @@ async def test_all_pass(org: DnsServer, make_stage: Stage, publish_signer: Calla
         "DMARC_PASS": -0.5,
         "ARC_NONE": 0.0,
     }
-    auth = ctx.facts["auth"]
+    auth = ctx.facts.auth
     assert {k: auth[k] for k in ("spf", "dkim", "dmarc", "dmarc_policy", "arc", "from_domain")} == {
         "spf": "pass",
         "dkim": "pass",
@@ -67,7 +68,7 @@ async def test_dmarc_reject_when_nothing_aligns(org: DnsServer, make_stage: Stag
     findings = codes(await make_stage().inspect(ctx))
     assert findings["SPF_FAIL"] == 1.0
     assert findings["DMARC_POLICY_REJECT"] == DEFAULT_WEIGHTS["DMARC_POLICY_REJECT"] >= 5
-    assert (ctx.facts["auth"]["dmarc"], ctx.facts["auth"]["dmarc_policy"]) == ("fail", "reject")
+    assert (ctx.facts.auth["dmarc"], ctx.facts.auth["dmarc_policy"]) == ("fail", "reject")
 
 
 async def test_spf_pass_on_an_unaligned_domain_is_dmarc_fail(org: DnsServer, make_stage: Stage) -> None:
@@ -83,12 +84,12 @@ async def test_quarantine_and_none(dns_server: DnsServer, make_stage: Stage) -> 
     findings = codes(await make_stage().inspect(ctx))
     assert findings["DMARC_POLICY_QUARANTINE"] == DEFAULT_WEIGHTS["DMARC_POLICY_QUARANTINE"]
     assert findings["SPF_NONE"] == 0.0
-    assert ctx.facts["auth"]["spf"] == "none"
+    assert ctx.facts.auth["spf"] == "none"
 
     dns_server.records["_dmarc.example.org"]["TXT"] = ["v=DMARC1; p=none"]
     ctx = context(ip=None)
     assert "DMARC_POLICY_SOFTFAIL" in codes(await make_stage().inspect(ctx))
-    assert ctx.facts["auth"]["dmarc_policy"] == "none"
+    assert ctx.facts.auth["dmarc_policy"] == "none"
 
     dns_server.records.pop("_dmarc.example.org")
     assert "DMARC_NONE" in codes(await make_stage().inspect(context(ip=None)))
@@ -121,8 +122,8 @@ async def test_subdomain_uses_the_organisational_policy_and_sp(dns_server: DnsSe
     ctx = context(sender="Billing <billing@invoices.example.org>", ip=None)
     findings = codes(await make_stage().inspect(ctx))
     assert "DMARC_POLICY_QUARANTINE" in findings
-    assert ctx.facts["auth"]["from_domain"] == "invoices.example.org"
-    assert ctx.facts["auth"]["dmarc_published"] == "quarantine"
+    assert ctx.facts.auth["from_domain"] == "invoices.example.org"
+    assert ctx.facts.auth["dmarc_published"] == "quarantine"
 
     dns_server.add("_dmarc.invoices.example.org", "TXT", "v=DMARC1; p=none")
     ctx = context(sender="billing@invoices.example.org", ip=None)
@@ -143,7 +144,7 @@ async def test_pct_samples_out_deterministically(dns_server: DnsServer, make_sta
 async def test_from_with_zero_or_several_addresses_is_permerror(org: DnsServer, make_stage: Stage, sender: str) -> None:
     ctx = context(sender=sender)
     assert "DMARC_PERMERROR" in codes(await make_stage().inspect(ctx))
-    assert ctx.facts["auth"]["dmarc"] == "permerror"
+    assert ctx.facts.auth["dmarc"] == "permerror"
 
 
 async def test_dns_failures_are_temperror_and_weightless(
@@ -155,12 +156,12 @@ async def test_dns_failures_are_temperror_and_weightless(
     ctx = context(raw)
     findings = await make_stage().inspect(ctx)
     assert codes(findings) == {"SPF_TEMPERROR": 0.0, "DKIM_TEMPERROR": 0.0, "DMARC_TEMPERROR": 0.0, "ARC_NONE": 0.0}
-    assert {ctx.facts["auth"][k] for k in ("spf", "dkim", "dmarc")} == {"temperror"}
+    assert {ctx.facts.auth[k] for k in ("spf", "dkim", "dmarc")} == {"temperror"}
 
 
 async def test_connection_fact_ip_wins(org: DnsServer, make_stage: Stage) -> None:
     ctx = context(ip="198.51.100.66")
-    ctx.facts["connection"] = {"ip": "192.0.2.99"}
+    ctx.facts.connection = ConnectionFacts(ip="192.0.2.99")
     assert "SPF_PASS" in codes(await make_stage().inspect(ctx))
 
 

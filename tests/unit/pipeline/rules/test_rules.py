@@ -31,6 +31,7 @@ class Spammy:
     """A stand-in for the spam filter: scores every message as spam (SCL 6)."""
 
     name: ClassVar[str] = "spam"
+    spam_filter: ClassVar[bool] = True  # skipped when the spam filter is bypassed
 
     async def inspect(self, ctx: ScanContext) -> list[Finding]:
         return [Finding(self.name, "SPAM_TEST", 7.0)]

@@ -26,6 +26,7 @@ from mailwarden.model.org import Domain, Organisation
 from mailwarden.model.scoring import scl_for
 from mailwarden.pipeline.decide import decide
 from mailwarden.pipeline.engine import Pipeline
+from mailwarden.pipeline.facts import ScanFacts
 from mailwarden.pipeline.services import StageServices
 from mailwarden.pipeline.spam.classifier import Classifier, Score
 from mailwarden.pipeline.spam.learning import Learnt, forget_message, learn_message
@@ -51,12 +52,10 @@ def scan(
     *,
     envelope: Envelope = INBOUND,
     direction: Direction = Direction.INBOUND,
-    facts: dict[str, Any] | None = None,
+    facts: ScanFacts | None = None,
 ) -> Any:
     pipeline = Pipeline({Direction.INBOUND: [spam], Direction.OUTBOUND: [spam]})
-    return asyncio.run(
-        pipeline.scan(Message(raw), envelope, policy or Policy(), direction=direction, facts=facts or {})
-    )
+    return asyncio.run(pipeline.scan(Message(raw), envelope, policy or Policy(), direction=direction, facts=facts))
 
 
 @pytest.fixture(scope="module")
@@ -176,7 +175,7 @@ def test_allowed_sender_skips_spam_filtering(shipped: SpamFilter) -> None:
         subject="FREE money!!! Act now",
         text="Click here to claim your prize of $1,000,000 now, limited offer, act now!\n",
     )
-    verdict = scan(shipped, raw, policy, facts={"auth": {"dmarc": "pass"}})
+    verdict = scan(shipped, raw, policy, facts=ScanFacts(auth={"dmarc": "pass"}))
     assert verdict.scl == -1
     assert verdict.category is Category.CLEAN
     assert "SENDER_ALLOWED" in codes(verdict)
@@ -184,7 +183,9 @@ def test_allowed_sender_skips_spam_filtering(shipped: SpamFilter) -> None:
 
 def test_allowed_sender_failing_dmarc_is_not_honoured(shipped: SpamFilter) -> None:
     policy = Policy.model_validate({"lists": {"allowed_senders": ["ceo@partner.example"]}})
-    verdict = scan(shipped, build_message(sender="ceo@partner.example"), policy, facts={"auth": {"dmarc": "fail"}})
+    verdict = scan(
+        shipped, build_message(sender="ceo@partner.example"), policy, facts=ScanFacts(auth={"dmarc": "fail"})
+    )
     assert verdict.scl != -1
     assert "SENDER_ALLOW_IGNORED" in codes(verdict)
 

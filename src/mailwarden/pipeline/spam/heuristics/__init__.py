@@ -11,6 +11,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any
 
 from mailwarden.model import Finding, Message, Organisation
+from mailwarden.pipeline.facts import ScanFacts
 from mailwarden.pipeline.spam.heuristics import bulk, headers, html, lookalike, phishing, urls
 from mailwarden.pipeline.spam.heuristics.settings import HeuristicsSettings
 from mailwarden.pipeline.spam.heuristics.symbols import DEFAULT_WEIGHTS, SYMBOLS
@@ -18,7 +19,7 @@ from mailwarden.pipeline.spam.heuristics.view import View
 
 STAGE = "spam"
 
-Check = Callable[[View, Mapping[str, Any], Organisation | None, HeuristicsSettings], Iterator[tuple[str, str]]]
+Check = Callable[[View, ScanFacts, Organisation | None, HeuristicsSettings], Iterator[tuple[str, str]]]
 CHECKS: tuple[tuple[str, Check], ...] = (
     ("headers", headers.check),
     ("html", html.check),
@@ -59,12 +60,12 @@ class Heuristics:
     def evaluate(
         self,
         message: Message,
-        ctx_facts: Mapping[str, Any] | None = None,
+        ctx_facts: ScanFacts | None = None,
         organisation: Organisation | None = None,
     ) -> list[Finding]:
         """Findings for every symbol that fires and has a non-zero weight, each symbol at most once."""
         view = View(message)
-        facts = ctx_facts or {}
+        facts = ctx_facts or ScanFacts()
         weights = self.settings.weights
         out: dict[str, Finding] = {}
         for _, check in CHECKS:
@@ -78,13 +79,13 @@ class Heuristics:
         return list(out.values())
 
     def symbols(
-        self, message: Message, ctx_facts: Mapping[str, Any] | None = None, organisation: Organisation | None = None
+        self, message: Message, ctx_facts: ScanFacts | None = None, organisation: Organisation | None = None
     ) -> list[tuple[str, str]]:
         """Every symbol that fires, weight 0 included (for benchmarks and `scan --explain`)."""
         view = View(message)
         seen: dict[str, str] = {}
         for _, check in CHECKS:
-            for code, detail in check(view, ctx_facts or {}, organisation, self.settings):
+            for code, detail in check(view, ctx_facts or ScanFacts(), organisation, self.settings):
                 seen.setdefault(code, detail)
         if _mixed(seen, self.settings.weights):
             seen[MIX] = ""

@@ -4,10 +4,10 @@ a marketing blast from an email service provider near 6-8."""
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator, Mapping
-from typing import Any
+from collections.abc import Iterator
 
 from mailwarden.model import Organisation
+from mailwarden.pipeline.facts import ScanFacts
 from mailwarden.pipeline.spam.heuristics.patterns import literal_alternation
 from mailwarden.pipeline.spam.heuristics.settings import HeuristicsSettings
 from mailwarden.pipeline.spam.heuristics.view import View
@@ -48,7 +48,7 @@ def _unsubscribe_words(text: str) -> bool:
     return _UNSUB_FOOTER.search(text) is not None
 
 
-def check(view: View, facts: Mapping[str, Any], org: Organisation | None, s: HeuristicsSettings) -> Iterator[Hit]:
+def check(view: View, facts: ScanFacts, org: Organisation | None, s: HeuristicsSettings) -> Iterator[Hit]:
     msg = view.message
     unsubscribe = msg.header("List-Unsubscribe")
     if unsubscribe:

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import email.utils
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from datetime import datetime, timedelta
-from typing import Any
 
 from mailwarden.mail.received import parse_received
 from mailwarden.model import Organisation
+from mailwarden.pipeline.facts import ScanFacts
 from mailwarden.pipeline.spam.heuristics.settings import HeuristicsSettings
 from mailwarden.pipeline.spam.heuristics.view import View, domain_of, registered_domain
 
@@ -51,7 +51,7 @@ def received_time(value: str) -> datetime | None:
     return when if when.tzinfo is not None else None
 
 
-def check(view: View, facts: Mapping[str, Any], org: Organisation | None, s: HeuristicsSettings) -> Iterator[Hit]:
+def check(view: View, facts: ScanFacts, org: Organisation | None, s: HeuristicsSettings) -> Iterator[Hit]:
     msg = view.message
     received = msg.raw_headers("Received")[:MAX_HOPS]
     times = [received_time(r) for r in received]

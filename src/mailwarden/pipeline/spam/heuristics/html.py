@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from collections.abc import Iterator, Mapping
-from typing import Any
+from collections.abc import Iterator
 
 from mailwarden.model import Organisation
+from mailwarden.pipeline.facts import ScanFacts
 from mailwarden.pipeline.spam.heuristics.settings import HeuristicsSettings
 from mailwarden.pipeline.spam.heuristics.view import View, host_of, registered_domain
 
@@ -83,7 +83,7 @@ def _mixed_script_words_slow(text: str, limit: int) -> list[str]:
     return found
 
 
-def check(view: View, facts: Mapping[str, Any], org: Organisation | None, s: HeuristicsSettings) -> Iterator[Hit]:
+def check(view: View, facts: ScanFacts, org: Organisation | None, s: HeuristicsSettings) -> Iterator[Hit]:
     msg = view.message
     text = view.visible_text
     mixed = mixed_script_words(msg.subject + " " + text[:65536])

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import contextlib
 import unicodedata
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Any
 
 from mailwarden.model import Organisation
+from mailwarden.pipeline.facts import ScanFacts
 from mailwarden.pipeline.spam.heuristics.settings import HeuristicsSettings
 from mailwarden.pipeline.spam.heuristics.view import View, domain_of, registered_domain
 
@@ -213,7 +213,7 @@ def _domains(view: View) -> Iterable[tuple[str, str]]:
         yield "link", host
 
 
-def check(view: View, facts: Mapping[str, Any], org: Organisation | None, s: HeuristicsSettings) -> Iterator[Hit]:
+def check(view: View, facts: ScanFacts, org: Organisation | None, s: HeuristicsSettings) -> Iterator[Hit]:
     if any(label.startswith("xn--") for label in view.from_domain.split(".")):
         yield "PHISH_PUNYCODE_SENDER", to_unicode(view.from_domain)
     domains = list(_domains(view))

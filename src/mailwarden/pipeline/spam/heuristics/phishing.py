@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from functools import lru_cache
-from typing import Any
 
 from mailwarden.model import Organisation
+from mailwarden.pipeline.facts import ScanFacts
 from mailwarden.pipeline.spam.heuristics.patterns import PhraseList
 from mailwarden.pipeline.spam.heuristics.settings import HeuristicsSettings
 from mailwarden.pipeline.spam.heuristics.view import View, fold, registered_domain
@@ -152,7 +152,7 @@ def _owns(brand: str, domain: str, s: HeuristicsSettings) -> bool:
     return reg in domains or domain in domains or reg.split(".", 1)[0] == brand.replace(" ", "")
 
 
-def check(view: View, facts: Mapping[str, Any], org: Organisation | None, s: HeuristicsSettings) -> Iterator[Hit]:
+def check(view: View, facts: ScanFacts, org: Organisation | None, s: HeuristicsSettings) -> Iterator[Hit]:
     msg = view.message
     text = view.folded_text
     words = view.folded_words
@@ -184,8 +184,8 @@ def check(view: View, facts: Mapping[str, Any], org: Organisation | None, s: Heu
         shown = _org_named(name, org)
         if shown:
             yield "PHISH_ORG_DISPLAY_NAME", shown
-    auth = facts.get("auth")
-    if isinstance(auth, Mapping) and str(auth.get("dmarc", "")) == "fail":
+    auth = facts.auth
+    if auth.get("dmarc") == "fail":
         yield "PHISH_DMARC_FAIL", f"{auth.get('from_domain', '')} p={auth.get('dmarc_policy', '')}"
 
 

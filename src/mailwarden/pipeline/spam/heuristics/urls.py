@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator, Mapping
-from typing import Any
+from collections.abc import Iterator
 
 from mailwarden.mail.received import parse_ip
 from mailwarden.model import Organisation
+from mailwarden.pipeline.facts import ScanFacts
 from mailwarden.pipeline.spam.heuristics.settings import HeuristicsSettings
 from mailwarden.pipeline.spam.heuristics.view import View, authority_of, host_of, registered_domain
 
@@ -55,7 +55,7 @@ def shown_domain(text: str) -> str | None:
     return host
 
 
-def check(view: View, facts: Mapping[str, Any], org: Organisation | None, s: HeuristicsSettings) -> Iterator[Hit]:
+def check(view: View, facts: ScanFacts, org: Organisation | None, s: HeuristicsSettings) -> Iterator[Hit]:
     yield from _anchors(view)
     targets = view.links + [f for f in view.forms if f.lower().startswith(("http:", "https:"))]
     seen: set[str] = set()

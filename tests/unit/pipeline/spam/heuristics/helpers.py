@@ -5,9 +5,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from email.message import EmailMessage
 from email.policy import SMTP
-from typing import Any
 
 from mailwarden.model import Domain, Message, Organisation
+from mailwarden.pipeline.facts import ScanFacts
 from mailwarden.pipeline.spam.heuristics import Heuristics
 
 RECEIVED = "from mail.example.net (mail.example.net [192.0.2.10]) by mx.example.com with ESMTPS; {date}"
@@ -52,5 +52,5 @@ def mail(
     return Message(msg.as_bytes(policy=SMTP))
 
 
-def codes(message: Message, facts: Mapping[str, Any] | None = None, org: Organisation | None = None) -> set[str]:
+def codes(message: Message, facts: ScanFacts | None = None, org: Organisation | None = None) -> set[str]:
     return {code for code, _ in Heuristics().symbols(message, facts, org)}

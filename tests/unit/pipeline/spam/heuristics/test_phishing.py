@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import pytest
 
+from mailwarden.pipeline.facts import ScanFacts
 from tests.unit.pipeline.spam.heuristics.helpers import ORG, codes, mail
 
 LINK = "\n\nhttps://portal.example.org/session"
@@ -60,8 +61,8 @@ def test_organisation_name_or_domain_in_an_external_display_name() -> None:
 
 
 def test_dmarc_failure_from_the_auth_facts() -> None:
-    failed = {"auth": {"dmarc": "fail", "dmarc_policy": "none", "from_domain": "example.net"}}
-    passed = {"auth": {"dmarc": "pass", "dmarc_policy": "reject", "from_domain": "example.net"}}
+    failed = ScanFacts(auth={"dmarc": "fail", "dmarc_policy": "none", "from_domain": "example.net"})
+    passed = ScanFacts(auth={"dmarc": "pass", "dmarc_policy": "reject", "from_domain": "example.net"})
     assert "PHISH_DMARC_FAIL" in codes(mail(), failed)
     assert "PHISH_DMARC_FAIL" not in codes(mail(), passed)
 
