@@ -40,7 +40,7 @@ class Plan:
     smtp_reply: str | None = None
     quarantine: bool = False
     bounce: bool = False  # send an NDR to the sender
-    notes: tuple[str, ...] = field(default=())
+    notes: tuple[str, ...] = field(default=())  # what the transport rules changed, one line each
     pool: str | None = None  # the delivery pool a transport rule routes the message through
     added: tuple[tuple[str, str], ...] = ()  # recipients a transport rule added: (address, To/Cc/Bcc)
 

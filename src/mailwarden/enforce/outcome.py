@@ -294,14 +294,11 @@ def _recipients(env: Envelope, plan: Plan, applied: bool) -> list[RecipientRecor
 def rule_events(verdict: Verdict, plan: Plan | None, now: datetime) -> list[EventRecord]:
     """Trace rows for transport rules: what each matched rule did (or, audit / monitor, would have done)."""
     events = []
-    for finding in verdict.findings:
-        if finding.stage != "rules":
-            continue
-        audit = "(audit: would have)" in finding.detail
-        kind = EventType.RULE if plan is not None and not audit else EventType.RECORD
-        events.append(EventRecord(kind, "transport rule " + finding.detail, at=now))
-    if plan is not None:
-        events += [EventRecord(EventType.RULE, note, at=now) for note in plan.notes if note.startswith("rule ")]
+    for hit in verdict.rules:
+        kind = EventType.RULE if plan is not None and not hit.audit else EventType.RECORD
+        events.append(EventRecord(kind, "transport rule " + hit.detail, at=now))
+    if plan is not None:  # what the rules changed on the message as it left
+        events += [EventRecord(EventType.RULE, note, at=now) for note in plan.notes]
     return events
 
 

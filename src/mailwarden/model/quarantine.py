@@ -143,8 +143,8 @@ def _quarantining_rule(verdict: Verdict, policy: Policy) -> Rule | None:
     """The rule whose action became the verdict's quarantine: the first matched enforce rule that
     quarantines (a stronger action, reject or delete, would have won over it: see rules/outcome.py)."""
     enforced = {r.name: r for r in policy.rules if r.mode is RuleMode.ENFORCE}
-    for label in verdict.rule_hits:  # matched rules in order; audit rules carry " (audit)" and are not found
-        rule = enforced.get(label)
+    for hit in verdict.rules:  # matched rules in order
+        rule = None if hit.audit else enforced.get(hit.name)
         if rule is not None:
             action = rule_action(rule)
             if action is not None and action.action is Action.QUARANTINE:

@@ -61,9 +61,6 @@ class MatchedRule:
     def audit(self) -> bool:
         return self.rule.mode.value == "audit"
 
-    def label(self) -> str:
-        return f"{self.rule.name} (audit)" if self.audit else self.rule.name
-
 
 @dataclass(frozen=True, slots=True)
 class RulesOutcome:
@@ -76,9 +73,6 @@ class RulesOutcome:
     @property
     def enforced(self) -> tuple[MatchedRule, ...]:
         return tuple(m for m in self.matched if not m.audit)
-
-    def labels(self) -> tuple[str, ...]:
-        return tuple(m.label() for m in self.matched)
 
     def terminal(self) -> Disposition | None:
         """The strongest of the enforce rules' own actions (reject / delete / quarantine / redirect)."""

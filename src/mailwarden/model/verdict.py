@@ -150,6 +150,24 @@ class Disposition:
 
 
 @dataclass(frozen=True, slots=True)
+class RuleHit:
+    """A transport rule that matched: its name, whether it only audits, and why it matched."""
+
+    name: str
+    audit: bool = False
+    reasons: tuple[str, ...] = ()
+
+    @property
+    def label(self) -> str:
+        return f"{self.name} (audit)" if self.audit else self.name
+
+    @property
+    def detail(self) -> str:
+        mode = "audit: would have" if self.audit else "enforce"
+        return f"{self.name} ({mode}): " + "; ".join(self.reasons)
+
+
+@dataclass(frozen=True, slots=True)
 class Verdict:
     """Everything the pipeline concluded. SCL is -1..9, BCL 0..9."""
 
@@ -162,10 +180,15 @@ class Verdict:
     score: float = 0.0
     malware: tuple[str, ...] = ()
     dlp_matches: tuple[dict[str, Any], ...] = ()
-    rule_hits: tuple[str, ...] = ()
+    rules: tuple[RuleHit, ...] = ()  # the transport rules that matched, in order
     auth: dict[str, str] = field(default_factory=dict)
     stages: tuple[StageResult, ...] = ()
     scan_errors: tuple[str, ...] = ()
+
+    @property
+    def rule_hits(self) -> tuple[str, ...]:
+        """The matched rules as shown: their names, audit rules marked."""
+        return tuple(hit.label for hit in self.rules)
 
     @property
     def findings(self) -> tuple[Finding, ...]:

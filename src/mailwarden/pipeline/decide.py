@@ -27,6 +27,7 @@ from mailwarden.model.scoring import (
     PHISH_THRESHOLD,
     scl_for,
 )
+from mailwarden.model.verdict import RuleHit
 from mailwarden.pipeline.facts import ScanFacts
 
 
@@ -76,7 +77,7 @@ def decide(
         direction=direction,
         category=category,
         disposition=disposition,
-        rule_hits=rules.labels(),
+        rules=tuple(RuleHit(m.rule.name, m.audit, m.reasons) for m in rules.matched),
         dlp_matches=rules.dlp,
         auth=dict(facts.auth),
         scl=scl,

@@ -17,6 +17,7 @@ from mailwarden.model import Finding, Message, Policy, StageOutcome
 from mailwarden.model.rules import CustomSensitiveType, Rule
 from mailwarden.model.rules_outcome import MatchedRule, RulesOutcome
 from mailwarden.model.scoring import BULK_PREFIX, MALWARE_PREFIX, PHISH_PREFIX, scl_for
+from mailwarden.model.verdict import RuleHit
 from mailwarden.pipeline.dlp import CustomType, DlpMatch, DlpScanner
 from mailwarden.pipeline.extract import message_texts
 from mailwarden.pipeline.rules.compiled import CompiledRules, compile_rules
@@ -112,8 +113,7 @@ def scl_so_far(ctx: ScanContext) -> int:
 
 
 def _finding(m: MatchedRule) -> Finding:
-    mode = "audit: would have" if m.audit else "enforce"
-    return Finding(STAGE, finding_code(m.rule.name), 0.0, f"{m.rule.name} ({mode}): " + "; ".join(m.reasons))
+    return Finding(STAGE, finding_code(m.rule.name), 0.0, RuleHit(m.rule.name, m.audit, m.reasons).detail)
 
 
 # ---- DLP ----------------------------------------------------------------------------------------
