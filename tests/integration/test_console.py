@@ -2,8 +2,10 @@
 `mailwarden serve`: sign in, trace a message and open its timeline, release a quarantined spam message
 and see it arrive at an SMTP sink, an analyst sees no release button on malware, the UI in Japanese.
 
-The tests write docs/screenshots/{dashboard,trace,quarantine}.png for the README. Without chromium or
-the playwright package they skip, or fail when CI=true.
+The tests take screenshots {dashboard,trace,quarantine}.png: into the directory SCREENSHOTS_DIR names
+(`SCREENSHOTS_DIR=docs/screenshots` renews the README's), else into the test's temporary directory, so a
+test run leaves the checkout as it was (not a MAILWARDEN_ name: those are config settings). Without
+chromium or the playwright package they skip, or fail when CI=true.
 """
 
 from __future__ import annotations
@@ -32,7 +34,6 @@ from tests.unit.pipeline.malware.builders import EICAR
 pytestmark = pytest.mark.integration
 
 CHROMIUM = "/usr/bin/chromium"
-SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
 PASSWORD = "a long test password"
 BLOCKED = "offers@spam.example"
 SPAM_SUBJECT = "Exclusive offer just for you"
@@ -47,6 +48,7 @@ class Site:
     sink: Sink
     url: str
     browser: Any
+    screenshots: Path
 
 
 def message(subject: str, *, sender: str, to: str, text: str, attachment: bytes | None = None) -> bytes:
@@ -123,7 +125,9 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
         eventually(lambda: any(CLEAN_SUBJECT.encode() in raw for _, _, raw in sink.received), timeout=WAIT)
         playwright = sync_playwright().start()
         browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=["--no-sandbox"])
-        yield Site(mw, sink, url, browser)
+        screenshots = Path(os.environ.get("SCREENSHOTS_DIR") or root / "screenshots")
+        screenshots.mkdir(parents=True, exist_ok=True)
+        yield Site(mw, sink, url, browser, screenshots)
         browser.close()
     finally:
         if playwright is not None:
@@ -173,8 +177,7 @@ def test_dashboard_then_trace_search_opens_the_timeline(site: Site) -> None:
     page, violations = sign_in(site, "admin")
     assert page.url == site.url + "/"
     assert page.locator("svg.chart").count() >= 3  # verdicts over time, monitor vs enforce, top recipients
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(SCREENSHOTS / "dashboard.png"), full_page=True)
+    page.screenshot(path=str(site.screenshots / "dashboard.png"), full_page=True)
 
     page.click("nav >> text=Message trace")
     page.fill("input[name=subject]", "Tuesday")
@@ -186,7 +189,7 @@ def test_dashboard_then_trace_search_opens_the_timeline(site: Site) -> None:
     page.fill("input[name=subject]", "")
     page.click("form.search button[type=submit]")
     expect(rows).to_have_count(3)
-    page.screenshot(path=str(SCREENSHOTS / "trace.png"), full_page=True)
+    page.screenshot(path=str(site.screenshots / "trace.png"), full_page=True)
 
     page.click(f"text={CLEAN_SUBJECT}")
     page.wait_for_url("**/trace/*")
@@ -204,7 +207,7 @@ def test_admin_releases_quarantined_spam_and_it_arrives(site: Site) -> None:
     malware_row = page.locator("tr", has_text=MALWARE_SUBJECT)
     spam_row.wait_for()
     assert malware_row.locator("button", has_text="Release").count() == 1  # admins may release malware
-    page.screenshot(path=str(SCREENSHOTS / "quarantine.png"), full_page=True)
+    page.screenshot(path=str(site.screenshots / "quarantine.png"), full_page=True)
     assert not any(SPAM_SUBJECT in raw.decode() for _, _, raw in site.sink.received)
 
     spam_row.locator("button", has_text="Release").click()

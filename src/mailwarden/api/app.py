@@ -1,8 +1,7 @@
-"""The ASGI application: the REST API under /api/v1 and, when installed, the web console beside it."""
+"""The REST API's ASGI application under /api/v1 (`console.web_app` mounts the console on it)."""
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Callable
 
 from fastapi import FastAPI, Response
@@ -31,11 +30,11 @@ _ERROR_RESPONSES: dict[int | str, dict[str, object]] = {
 
 
 def create_app(rt: Runtime, *, accounts: Accounts | None = None, quarantine: Quarantine | None = None) -> FastAPI:
-    """The API (and the console when its package is present) over one runtime's stores.
+    """The API over one runtime's stores.
 
-    `app.state.rt`, `app.state.accounts` and `app.state.quarantine` are what the routes (and the console)
-    work with. Without a release dispatcher the quarantine marks releases and the server's release job
-    queues them for delivery.
+    `app.state.rt`, `app.state.accounts` and `app.state.quarantine` are what the routes (and a console
+    mounted on the app) work with. Without a release dispatcher the quarantine marks releases and the
+    server's release job queues them for delivery.
     """
     app = FastAPI(
         title="mailwarden",
@@ -52,25 +51,12 @@ def create_app(rt: Runtime, *, accounts: Accounts | None = None, quarantine: Qua
     for module in (messages, quarantine_routes, organisations, reports, users, audit):
         app.include_router(module.router, prefix=API_PREFIX, responses=_ERROR_RESPONSES)
     app.add_api_route("/metrics", _metrics, methods=["GET"], include_in_schema=False)
-    mount = _console_mount()
-    if mount is not None:
-        mount(app, rt)
     return app
 
 
 def _metrics(_: Staff) -> Response:
     """Prometheus metrics of this process, for administrators and analysts (a token with the read scope)."""
     return Response(exposition(), media_type=CONTENT_TYPE_LATEST)
-
-
-def _console_mount() -> Callable[[FastAPI, Runtime], None] | None:
-    """The console's `mount_console`, when the console package provides one."""
-    try:
-        module = importlib.import_module("mailwarden.console")
-    except ImportError:
-        return None
-    mount: Callable[[FastAPI, Runtime], None] | None = getattr(module, "mount_console", None)
-    return mount
 
 
 def _policy_of(rt: Runtime) -> Callable[[str | None], Policy]:

@@ -1,22 +1,33 @@
-"""The web console: server-rendered pages with htmx, served by the API's application (docs/console.md).
+"""The web console: server-rendered pages with htmx, served beside the API (docs/console.md).
 
-`mount_console(app, rt)` adds the pages under `/` and the static files under `/static`.
+`mount_console(app, rt)` adds the pages under `/` and the static files under `/static`; `web_app(rt)`
+is the whole web application, the API with the console mounted on it.
 """
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Collection
 
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import Response
 from fastapi.staticfiles import StaticFiles
 
+from mailwarden.api.app import create_app
+from mailwarden.api.auth import Accounts, Role
 from mailwarden.console.pages import Pages
 from mailwarden.console.quarantine import QuarantinePages
-from mailwarden.console.web import ADMINS, STAFF, STATIC, Console, View
+from mailwarden.console.web import ADMINS, EVERYONE, STAFF, STATIC, Console
+from mailwarden.quarantine.service import Quarantine
 from mailwarden.service.runtime import Runtime
 
-__all__ = ["Console", "mount_console"]
+__all__ = ["Console", "mount_console", "web_app"]
+
+
+def web_app(rt: Runtime, *, accounts: Accounts | None = None, quarantine: Quarantine | None = None) -> FastAPI:
+    """The API under /api/v1 with the console mounted on it, over one runtime's stores (one Accounts)."""
+    app = create_app(rt, accounts=accounts, quarantine=quarantine)
+    mount_console(app, rt)
+    return app
 
 
 def mount_console(app: FastAPI, rt: Runtime, *, console: Console | None = None) -> Console:
@@ -30,105 +41,54 @@ def mount_console(app: FastAPI, rt: Runtime, *, console: Console | None = None) 
     return console
 
 
+# A page handler: the request's View and the path's parameters by name (`entry_id`, `token`, ...).
+Handler = Callable[..., Response]
+Roles = Collection[Role] | None  # None: open without signing in
+
+
 def _router(c: Console) -> APIRouter:
-    p = Pages(c)
-    q = QuarantinePages(c)
     r = APIRouter()
-
-    @r.get("/login")
-    async def login_form(request: Request) -> Response:
-        return await c.page(request, p.login_form, roles=None)
-
-    @r.post("/login")
-    async def login(request: Request) -> Response:
-        return await c.page(request, p.login, roles=None)
-
-    @r.post("/logout")
-    async def logout(request: Request) -> Response:
-        return await c.page(request, p.logout, roles=None)
-
-    @r.post("/language")
-    async def language(request: Request) -> Response:
-        return await c.page(request, p.language, roles=None)
-
-    @r.get("/")
-    async def dashboard(request: Request) -> Response:
-        return await c.page(request, p.dashboard, roles=STAFF)
-
-    @r.get("/trace")
-    async def trace(request: Request) -> Response:
-        return await c.page(request, p.trace, roles=STAFF)
-
-    @r.get("/trace/{message_id}")
-    async def message(request: Request, message_id: str) -> Response:
-        return await c.page(request, lambda v: p.message(v, message_id), roles=STAFF)
-
-    @r.get("/quarantine")
-    async def quarantine(request: Request) -> Response:
-        return await c.page(request, q.listing)
-
-    @r.post("/quarantine/bulk")
-    async def quarantine_bulk(request: Request) -> Response:
-        return await c.page(request, q.bulk)
-
-    @r.api_route("/quarantine/link/{token}", methods=["GET", "POST"])
-    async def quarantine_link(request: Request, token: str) -> Response:
-        return await c.page(request, lambda v: q.link(v, token), roles=None)
-
-    @r.get("/quarantine/{entry_id}")
-    async def quarantine_entry(request: Request, entry_id: str) -> Response:
-        return await c.page(request, lambda v: q.detail(v, entry_id))
-
-    @r.get("/quarantine/{entry_id}/preview")
-    async def quarantine_preview(request: Request, entry_id: str) -> Response:
-        return await c.page(request, lambda v: q.preview_document(v, entry_id))
-
-    @r.get("/quarantine/{entry_id}/download")
-    async def quarantine_download(request: Request, entry_id: str) -> Response:
-        return await c.page(request, lambda v: q.download(v, entry_id))
-
-    for path, handler in (("/policy", p.policy), ("/rules", p.rules), ("/lists", p.lists)):
-        r.add_api_route(path, _staff(c, handler), methods=["GET", "POST"])
-
-    @r.get("/domains")
-    async def domains(request: Request) -> Response:
-        return await c.page(request, p.domains, roles=STAFF)
-
-    @r.post("/domains/mode")
-    async def switch_mode(request: Request) -> Response:
-        return await c.page(request, p.switch_mode, roles=ADMINS)
-
-    @r.get("/users")
-    async def users(request: Request) -> Response:
-        return await c.page(request, p.users, roles=ADMINS)
-
-    @r.post("/users")
-    async def add_user(request: Request) -> Response:
-        return await c.page(request, p.add_user, roles=ADMINS)
-
-    @r.post("/users/disable")
-    async def disable_user(request: Request) -> Response:
-        return await c.page(request, p.disable_user, roles=ADMINS)
-
-    @r.post("/tokens")
-    async def create_token(request: Request) -> Response:
-        return await c.page(request, p.create_token, roles=ADMINS)
-
-    @r.post("/tokens/revoke")
-    async def revoke_token(request: Request) -> Response:
-        return await c.page(request, p.revoke_token, roles=ADMINS)
-
-    @r.get("/audit")
-    async def audit(request: Request) -> Response:
-        return await c.page(request, p.audit, roles=STAFF)
-
+    for methods, path, handler, roles in _pages(Pages(c), QuarantinePages(c)):
+        r.add_api_route(path, _endpoint(c, handler, roles), methods=list(methods))
     return r
 
 
-def _staff(c: Console, handler: Callable[[View], Response]) -> Callable[[Request], Awaitable[Response]]:
-    """An endpoint for an editor page: staff read it, only admins may save (the handler checks)."""
+def _pages(p: Pages, q: QuarantinePages) -> list[tuple[tuple[str, ...], str, Handler, Roles]]:
+    """Every page: its methods, path, handler and who may open it, in the order they are routed."""
+    get, post, both = ("GET",), ("POST",), ("GET", "POST")
+    return [
+        (get, "/login", p.login_form, None),
+        (post, "/login", p.login, None),
+        (post, "/logout", p.logout, None),
+        (post, "/language", p.language, None),
+        (get, "/", p.dashboard, STAFF),
+        (get, "/trace", p.trace, STAFF),
+        (get, "/trace/{message_id}", p.message, STAFF),
+        # the quarantine pages are everyone's: a user sees only their own entries
+        (get, "/quarantine", q.listing, EVERYONE),
+        (post, "/quarantine/bulk", q.bulk, EVERYONE),
+        (both, "/quarantine/link/{token}", q.link, None),
+        (get, "/quarantine/{entry_id}", q.detail, EVERYONE),
+        (get, "/quarantine/{entry_id}/preview", q.preview_document, EVERYONE),
+        (get, "/quarantine/{entry_id}/download", q.download, EVERYONE),
+        # the editors: staff read them, only admins may save (the handler checks)
+        (both, "/policy", p.policy, STAFF),
+        (both, "/rules", p.rules, STAFF),
+        (both, "/lists", p.lists, STAFF),
+        (get, "/domains", p.domains, STAFF),
+        (post, "/domains/mode", p.switch_mode, ADMINS),
+        (get, "/users", p.users, ADMINS),
+        (post, "/users", p.add_user, ADMINS),
+        (post, "/users/disable", p.disable_user, ADMINS),
+        (post, "/tokens", p.create_token, ADMINS),
+        (post, "/tokens/revoke", p.revoke_token, ADMINS),
+        (get, "/audit", p.audit, STAFF),
+    ]
 
+
+def _endpoint(c: Console, handler: Handler, roles: Roles) -> Callable[[Request], Awaitable[Response]]:
     async def endpoint(request: Request) -> Response:
-        return await c.page(request, handler, roles=STAFF)
+        params = request.path_params
+        return await c.page(request, lambda view: handler(view, **params), roles=roles)
 
     return endpoint

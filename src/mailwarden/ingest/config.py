@@ -72,7 +72,7 @@ class SmtpListenerConfig(_Section):
             if not _PASSWORD_HASH.match(hashed):
                 raise ValueError(
                     f"user {user!r}: not a scrypt$... or pbkdf2_sha256$... password hash "
-                    "(make one with `python -m mailwarden.ingest.smtp hash-password`)"
+                    "(make one with `mailwarden hash-password`)"
                 )
         return value
 

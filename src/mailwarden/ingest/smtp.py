@@ -23,16 +23,13 @@ What this module adds to aiosmtpd 1.4.6 (see docs/ingress.md):
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import base64
 import binascii
-import getpass
 import math
 import re
 import socket
 import ssl
-import sys
 from collections import Counter
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -51,7 +48,6 @@ from mailwarden.ingest.access import (
     ClientAccess,
     certificate_names,
     client_certificate_context,
-    hash_password,
     unknown_user_hash,
     verify_password,
 )
@@ -733,20 +729,3 @@ class SmtpServer:
             except Exception:
                 log.exception("smtp.on_spooled_failed", entry=entry.id)
         return entry
-
-
-def main(argv: list[str] | None = None) -> int:
-    """`python -m mailwarden.ingest.smtp hash-password`: print an `auth_users` hash for a password."""
-    parser = argparse.ArgumentParser(prog="python -m mailwarden.ingest.smtp")
-    parser.add_argument("command", choices=["hash-password"])
-    parser.parse_args(argv)
-    password = getpass.getpass("Password: ") if sys.stdin.isatty() else sys.stdin.readline().rstrip("\n")
-    if not password:
-        print("empty password refused", file=sys.stderr)
-        return 1
-    print(hash_password(password))
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

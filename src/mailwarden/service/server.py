@@ -12,11 +12,11 @@ from __future__ import annotations
 import asyncio
 import signal
 from datetime import UTC, datetime
+from typing import Protocol
 
 import structlog
 
 from mailwarden import metrics
-from mailwarden.api.serve import ApiListener
 from mailwarden.deliver import DeliveryAgent, DeliveryEventType, DeliveryQueue, Relay
 from mailwarden.ingest import replies
 from mailwarden.ingest.replies import Reply
@@ -36,15 +36,23 @@ from mailwarden.store.db import unavailable
 log = structlog.get_logger(__name__)
 
 
+class WebListener(Protocol):
+    """The web application's listener (API and console), built by the command that serves."""
+
+    async def start(self) -> None: ...
+
+    async def stop(self) -> None: ...
+
+
 class Server:
-    def __init__(self, rt: Runtime, *, drain_timeout: float = 30.0) -> None:
+    def __init__(self, rt: Runtime, *, drain_timeout: float = 30.0, web: WebListener | None = None) -> None:
         self.rt = rt
         self.drain_timeout = drain_timeout
+        self.web = web
         config = rt.config
         self.directory = OrgDirectory(rt.policies, refresh_seconds=config.processing.policy_refresh_seconds)
         self.spool: Spool | None = None
         self.smtp: SmtpServer | None = None
-        self.api: ApiListener | None = None
         self.processor: Processor | None = None
         self.agent: DeliveryAgent | None = None
         self.quarantine_jobs: QuarantineJobs | None = None
@@ -106,15 +114,14 @@ class Server:
         await self.quarantine_jobs.start()
         self.smtp = SmtpServer(config.smtp, self.spool, self.recipient_check, resolver=self.rt.resolver)
         await self.smtp.start()
-        if config.api.enabled:
-            self.api = ApiListener(self.rt)
-            await self.api.start()
+        if self.web is not None:
+            await self.web.start()
         log.info("mailwarden_ready", listeners=self.smtp.bound_ports(), backlog=self.spool.backlog)
 
     async def stop(self) -> None:
         log.info("mailwarden_stopping")
-        if self.api is not None:
-            await self.api.stop()
+        if self.web is not None:
+            await self.web.stop()
         if self.smtp is not None:
             await self.smtp.stop(drain_timeout=self.drain_timeout)
         await self.verifiers.close()

@@ -11,8 +11,8 @@ import pytest
 from argon2 import PasswordHasher
 from fastapi.testclient import TestClient
 
-from mailwarden.api.app import create_app
 from mailwarden.api.auth import Accounts, Role, Scope
+from mailwarden.console import web_app
 from mailwarden.ids import new_id
 from mailwarden.model import Action, Category, Direction, Disposition, Mode, Verdict
 from mailwarden.model.policy import parse_organisation_document
@@ -131,7 +131,7 @@ def build_world(root: Path) -> World:
         )
     accounts = Accounts(rt.db, hasher=FAST_HASHER)
     quarantine = Quarantine(rt.db, rt.blobs, rt.history, policies=rt.policies.get_policy)
-    client = TestClient(create_app(rt, accounts=accounts, quarantine=quarantine))
+    client = TestClient(web_app(rt, accounts=accounts, quarantine=quarantine))
     w = World(rt, accounts, quarantine, client)
     users = {
         "root": (Role.ADMIN, None, None),

@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import Callable
-from dataclasses import replace
 from enum import StrEnum
 from typing import Annotated, Any
 
@@ -21,15 +20,16 @@ from mailwarden.api.auth import Principal
 from mailwarden.api.deps import Admin, Rt, Staff, check_organisation
 from mailwarden.api.errors import ApiError
 from mailwarden.model import Direction, Message, Organisation, Policy
-from mailwarden.model.direction import assumed_direction
 from mailwarden.model.org import ConnectionMode
 from mailwarden.model.policy import OrganisationDocument, SenderLists, validation_messages
 from mailwarden.model.rules import Rule
-from mailwarden.service.runtime import Runtime, offline_envelope
+from mailwarden.service.ruletest import RuleTestResult, rule_test_envelope, run_rule_test
+from mailwarden.service.runtime import Runtime
 
 router = APIRouter(tags=["organisations"])
 
 MAX_TEST_MESSAGE = 25 * 1024 * 1024
+RULE_TEST_TIMEOUT = 60  # seconds
 OrgName = Annotated[str, Path(pattern=r"^[A-Za-z0-9][A-Za-z0-9 ._-]{0,99}$", description="Organisation name")]
 
 
@@ -240,7 +240,11 @@ async def test_rules(
     raw = await message.read(MAX_TEST_MESSAGE + 1)
     if len(raw) > MAX_TEST_MESSAGE:
         raise ApiError(413, "too_large", f"message: larger than {MAX_TEST_MESSAGE} bytes", field="message")
-    return await _run_rule_test(policy, org, Message(raw), sender, recipients, direction, ip)
+    msg = Message(raw)
+    rcpts = tuple(r for r in (recipients or "").split(",") if r.strip())
+    envelope = rule_test_envelope(msg, sender=sender, recipients=rcpts, client_ip=ip)
+    result = await asyncio.wait_for(run_rule_test(msg, envelope, policy, org, direction=direction), RULE_TEST_TIMEOUT)
+    return _rule_test_out(result)
 
 
 def _draft_rules(policy: Policy, text: str) -> Policy:
@@ -257,51 +261,18 @@ def _draft_rules(policy: Policy, text: str) -> Policy:
         raise ApiError(422, "invalid_policy", "; ".join(messages), field=_field(messages, exc)) from None
 
 
-async def _run_rule_test(
-    policy: Policy,
-    org: Organisation,
-    msg: Message,
-    sender: str | None,
-    recipients: str | None,
-    direction: Direction | None,
-    ip: str | None,
-) -> RuleTestOut:
-    from mailwarden.enforce.apply import plan_delivery
-    from mailwarden.pipeline.engine import Pipeline
-    from mailwarden.pipeline.rules.stage import TransportRules
-
-    env = offline_envelope(msg)
-    if sender is not None:
-        env = replace(env, mail_from=sender.strip().lower())
-    rcpts = tuple(r.strip().lower() for r in (recipients or "").split(",") if r.strip())
-    if rcpts:
-        env = replace(env, rcpt_to=rcpts)
-    if ip:
-        env = replace(env, client_ip=ip.strip())
-    if direction is None:
-        direction = assumed_direction(env.mail_from, env.rcpt_to, org.domain_names)
-    out = RuleTestOut(
-        direction=direction.value,
-        sender=env.mail_from,
-        recipients=list(env.rcpt_to),
-        matched=[],
-        action="deliver",
-        reason="",
-        smtp_reply=None,
-        notes=[],
+def _rule_test_out(result: RuleTestResult) -> RuleTestOut:
+    disposition = result.verdict.disposition if result.verdict is not None else None
+    return RuleTestOut(
+        direction=result.direction.value,
+        sender=result.envelope.mail_from,
+        recipients=list(result.envelope.rcpt_to),
+        matched=[RuleHit(rule=m.rule, detail=m.detail) for m in result.matches],
+        action=disposition.action.value if disposition else "deliver",
+        reason=disposition.reason if disposition else "",
+        smtp_reply=disposition.smtp_reply if disposition else None,
+        notes=list(result.notes),
     )
-    if direction is Direction.INTERNAL:
-        out.notes.append("internal mail (every address in the organisation's domains): not scanned, no rule runs")
-        return out
-    pipe = Pipeline({Direction.INBOUND: [TransportRules()], Direction.OUTBOUND: [TransportRules()]})
-    verdict = await asyncio.wait_for(pipe.scan(msg, env, policy, organisation=org, direction=direction), 60)
-    out.matched = [
-        RuleHit(rule=f.detail.partition(" (")[0], detail=f.detail) for f in verdict.findings if f.stage == "rules"
-    ]
-    d = verdict.disposition
-    out.action, out.reason, out.smtp_reply = d.action.value, d.reason, d.smtp_reply
-    out.notes = list(plan_delivery(msg.raw, verdict, env.rcpt_to, applied=True).notes)
-    return out
 
 
 @router.get("/organisations/{name}/rules/{rule_name:path}", summary="One rule")

@@ -15,12 +15,13 @@ from dataclasses import dataclass, field
 
 from mailwarden.model import Direction
 from mailwarden.model.envelope import domain_of
-from mailwarden.model.rules import Conditions, Location, Rule, RuleMode, RuleScope
+from mailwarden.model.rules import Conditions, Location, Rule, RuleMode, RuleScope, SensitiveInfo
 from mailwarden.model.rules_outcome import MatchedRule
 from mailwarden.pipeline.dlp import count_at_least
 from mailwarden.pipeline.rules.facts import MessageFacts
 from mailwarden.pipeline.rules.terms import Terms
 
+IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network  # a `sender_ip_in` range
 # A check answers with why it matched ("subject contains 'secret'") or None.
 Check = Callable[[MessageFacts], str | None]
 
@@ -193,66 +194,95 @@ def _quote(values: Iterable[str]) -> str:
 
 
 def _checks(c: Conditions, terms: Terms) -> list[tuple[str, Check]]:
-    """One check per condition that is set."""
-    checks: list[tuple[str, Check]] = []
+    """One check per condition that is set, in the order their reasons are shown."""
+    checks = _Checks(terms)
+    _address_checks(c, checks)
+    _location_checks(c, checks)
+    _header_checks(c, checks)
+    _text_checks(c, checks)
+    _attachment_checks(c, checks)
+    _message_checks(c, checks)
+    return checks.checks
 
-    def add(name: str, check: Check) -> None:
-        checks.append((name, check))
 
-    def in_set(name: str, values: tuple[str, ...], attr: str) -> None:
-        wanted = frozenset(values)
+class _Checks:
+    """The checks of one rule's conditions (or exceptions) as they are compiled."""
 
-        def check(f: MessageFacts) -> str | None:
-            found = sorted(set(getattr(f, attr)) & wanted)
-            return f"{name} {found[0]!r}" if found else None
+    def __init__(self, terms: Terms) -> None:
+        self.terms = terms
+        self.checks: list[tuple[str, Check]] = []
 
-        add(name, check)
+    def add(self, name: str, check: Check) -> None:
+        self.checks.append((name, check))
 
-    def scoped(name: str, scope: str, shown: dict[int, str]) -> None:
-        ids = frozenset(shown)
-
-        def check(f: MessageFacts) -> str | None:
-            found = sorted(f.hits(scope) & ids)
-            return f"{name} {_quote(shown[i] for i in found)}" if found else None
-
-        add(name, check)
-
-    def words(name: str, scope: str, values: tuple[str, ...]) -> None:
+    def in_set(self, name: str, values: tuple[str, ...], attr: str) -> None:
+        """Any of the facts' `attr` values (addresses or domains) is one of `values`."""
         if values:
-            scoped(name, scope, {terms.word_id(scope, v): v for v in values})
+            self.add(name, _in_set(name, frozenset(values), attr))
 
-    def patterns(name: str, scope: str, values: tuple[str, ...]) -> None:
+    def words(self, name: str, scope: str, values: tuple[str, ...]) -> None:
         if values:
-            scoped(name, scope, {terms.pattern_id(scope, v): v for v in values})
+            self.add(name, _scoped(name, scope, {self.terms.word_id(scope, v): v for v in values}))
 
-    if c.sender_address:
-        in_set("sender_address", c.sender_address, "senders")
-    if c.sender_domain:
-        in_set("sender_domain", c.sender_domain, "sender_domains")
-    patterns("sender_matches", "sender", c.sender_matches)
-    if c.recipient_address:
-        in_set("recipient_address", c.recipient_address, "recipients")
-    if c.recipient_domain:
-        in_set("recipient_domain", c.recipient_domain, "recipient_domains")
-    patterns("recipient_matches", "recipient", c.recipient_matches)
+    def patterns(self, name: str, scope: str, values: tuple[str, ...]) -> None:
+        if values:
+            self.add(name, _scoped(name, scope, {self.terms.pattern_id(scope, v): v for v in values}))
+
+
+def _in_set(name: str, wanted: frozenset[str], attr: str) -> Check:
+    def check(f: MessageFacts) -> str | None:
+        found = sorted(set(getattr(f, attr)) & wanted)
+        return f"{name} {found[0]!r}" if found else None
+
+    return check
+
+
+def _scoped(name: str, scope: str, shown: dict[int, str]) -> Check:
+    """Words or patterns of one text scope, answered from the combined scan's hits."""
+    ids = frozenset(shown)
+
+    def check(f: MessageFacts) -> str | None:
+        found = sorted(f.hits(scope) & ids)
+        return f"{name} {_quote(shown[i] for i in found)}" if found else None
+
+    return check
+
+
+def _address_checks(c: Conditions, checks: _Checks) -> None:
+    checks.in_set("sender_address", c.sender_address, "senders")
+    checks.in_set("sender_domain", c.sender_domain, "sender_domains")
+    checks.patterns("sender_matches", "sender", c.sender_matches)
+    checks.in_set("recipient_address", c.recipient_address, "recipients")
+    checks.in_set("recipient_domain", c.recipient_domain, "recipient_domains")
+    checks.patterns("recipient_matches", "recipient", c.recipient_matches)
+
+
+def _location_checks(c: Conditions, checks: _Checks) -> None:
     if c.sender_location is not None:
-        inside = c.sender_location is Location.INSIDE
-
-        def sender_location(f: MessageFacts) -> str | None:
-            own = any(domain_of(a) in f.org_domains for a in f.senders[:1])
-            return f"sender is {'inside' if own else 'outside'} the organisation" if own == inside else None
-
-        add("sender_location", sender_location)
+        checks.add("sender_location", _sender_location(c.sender_location is Location.INSIDE))
     if c.recipient_location is not None:
-        want_inside = c.recipient_location is Location.INSIDE
+        checks.add("recipient_location", _recipient_location(c.recipient_location is Location.INSIDE))
 
-        def recipient_location(f: MessageFacts) -> str | None:
-            for r in f.recipients:
-                if (domain_of(r) in f.org_domains) == want_inside:
-                    return f"recipient {r!r} is {'inside' if want_inside else 'outside'} the organisation"
-            return None
 
-        add("recipient_location", recipient_location)
+def _sender_location(inside: bool) -> Check:
+    def sender_location(f: MessageFacts) -> str | None:
+        own = any(domain_of(a) in f.org_domains for a in f.senders[:1])
+        return f"sender is {'inside' if own else 'outside'} the organisation" if own == inside else None
+
+    return sender_location
+
+
+def _recipient_location(want_inside: bool) -> Check:
+    def recipient_location(f: MessageFacts) -> str | None:
+        for r in f.recipients:
+            if (domain_of(r) in f.org_domains) == want_inside:
+                return f"recipient {r!r} is {'inside' if want_inside else 'outside'} the organisation"
+        return None
+
+    return recipient_location
+
+
+def _header_checks(c: Conditions, checks: _Checks) -> None:
     if c.header_exists:
         names = c.header_exists
 
@@ -260,83 +290,103 @@ def _checks(c: Conditions, terms: Terms) -> list[tuple[str, Check]]:
             found = [n for n in names if n in f.message.email]
             return f"header {found[0]} exists" if found else None
 
-        add("header_exists", header_exists)
+        checks.add("header_exists", header_exists)
     if c.header_contains is not None:
-        words("header_contains", f"header:{c.header_contains.name.lower()}", c.header_contains.words)
+        checks.words("header_contains", f"header:{c.header_contains.name.lower()}", c.header_contains.words)
     if c.header_matches is not None:
-        patterns("header_matches", f"header:{c.header_matches.name.lower()}", c.header_matches.patterns)
-    words("subject_contains", "subject", c.subject_contains)
-    patterns("subject_matches", "subject", c.subject_matches)
-    words("body_contains", "body", c.body_contains)
-    patterns("body_matches", "body", c.body_matches)
-    words("subject_or_body_contains", "subject_or_body", c.subject_or_body_contains)
-    patterns("attachment_name_matches", "attachment_name", c.attachment_name_matches)
+        checks.patterns("header_matches", f"header:{c.header_matches.name.lower()}", c.header_matches.patterns)
+
+
+def _text_checks(c: Conditions, checks: _Checks) -> None:
+    checks.words("subject_contains", "subject", c.subject_contains)
+    checks.patterns("subject_matches", "subject", c.subject_matches)
+    checks.words("body_contains", "body", c.body_contains)
+    checks.patterns("body_matches", "body", c.body_matches)
+    checks.words("subject_or_body_contains", "subject_or_body", c.subject_or_body_contains)
+
+
+def _attachment_checks(c: Conditions, checks: _Checks) -> None:
+    checks.patterns("attachment_name_matches", "attachment_name", c.attachment_name_matches)
     if c.attachment_extension:
-        exts = frozenset(c.attachment_extension)
-
-        def attachment_extension(f: MessageFacts) -> str | None:
-            found = [a.filename for a in f.message.attachments if a.extension in exts]
-            return f"attachment {found[0]!r} has extension {_quote(sorted(exts))}" if found else None
-
-        add("attachment_extension", attachment_extension)
+        checks.add("attachment_extension", _attachment_extension(frozenset(c.attachment_extension)))
     if c.attachment_type:
-        types = frozenset(t.lower() for t in c.attachment_type)
-
-        def attachment_type(f: MessageFacts) -> str | None:
-            # a MIME type ("application/zip") or its subtype alone ("zip")
-            found = [a for a in f.message.attachments if {a.real_type, a.real_type.rsplit("/", 1)[-1]} & types]
-            return f"attachment {found[0].filename!r} is really {found[0].real_type}" if found else None
-
-        add("attachment_type", attachment_type)
+        checks.add("attachment_type", _attachment_type(frozenset(t.lower() for t in c.attachment_type)))
     if c.attachment_size_over is not None:
-        limit = c.attachment_size_over
+        checks.add("attachment_size_over", _attachment_size(c.attachment_size_over))
+    checks.words("attachment_contains", "attachment", c.attachment_contains)
+    checks.patterns("attachment_matches", "attachment", c.attachment_matches)
 
-        def attachment_size(f: MessageFacts) -> str | None:
-            found = [a for a in f.message.attachments if a.size > limit]
-            return f"attachment {found[0].filename!r} is {found[0].size} bytes (over {limit})" if found else None
 
-        add("attachment_size_over", attachment_size)
-    words("attachment_contains", "attachment", c.attachment_contains)
-    patterns("attachment_matches", "attachment", c.attachment_matches)
+def _attachment_extension(exts: frozenset[str]) -> Check:
+    def attachment_extension(f: MessageFacts) -> str | None:
+        found = [a.filename for a in f.message.attachments if a.extension in exts]
+        return f"attachment {found[0]!r} has extension {_quote(sorted(exts))}" if found else None
+
+    return attachment_extension
+
+
+def _attachment_type(types: frozenset[str]) -> Check:
+    def attachment_type(f: MessageFacts) -> str | None:
+        # a MIME type ("application/zip") or its subtype alone ("zip")
+        found = [a for a in f.message.attachments if {a.real_type, a.real_type.rsplit("/", 1)[-1]} & types]
+        return f"attachment {found[0].filename!r} is really {found[0].real_type}" if found else None
+
+    return attachment_type
+
+
+def _attachment_size(limit: int) -> Check:
+    def attachment_size(f: MessageFacts) -> str | None:
+        found = [a for a in f.message.attachments if a.size > limit]
+        return f"attachment {found[0].filename!r} is {found[0].size} bytes (over {limit})" if found else None
+
+    return attachment_size
+
+
+def _message_checks(c: Conditions, checks: _Checks) -> None:
     if c.message_size_over is not None:
-        size_limit = c.message_size_over
-
-        def message_size(f: MessageFacts) -> str | None:
-            size = f.message.size
-            return f"message is {size} bytes (over {size_limit})" if size > size_limit else None
-
-        add("message_size_over", message_size)
+        checks.add("message_size_over", _message_size(c.message_size_over))
     if c.sender_ip_in:
-        networks = tuple(ipaddress.ip_network(n) for n in c.sender_ip_in)
-
-        def sender_ip(f: MessageFacts) -> str | None:
-            ip = f.ip
-            if ip is None:
-                return None
-            for net in networks:
-                if ip.version == net.version and ip in net:
-                    return f"sending IP {ip} in {net}"
-            return None
-
-        add("sender_ip_in", sender_ip)
+        checks.add("sender_ip_in", _sender_ip(tuple(ipaddress.ip_network(n) for n in c.sender_ip_in)))
     if c.scl_at_least is not None:
-        floor = c.scl_at_least
-
-        def scl(f: MessageFacts) -> str | None:
-            return f"SCL {f.scl} at or above {floor}" if f.scl >= floor else None
-
-        add("scl_at_least", scl)
+        checks.add("scl_at_least", _scl(c.scl_at_least))
     if c.sensitive_info:
-        wanted_info = c.sensitive_info
+        checks.add("sensitive_info", _sensitive(c.sensitive_info))
 
-        def sensitive(f: MessageFacts) -> str | None:
-            for want in wanted_info:
-                count = count_at_least(f.sensitive, want.type, want.min_confidence.value)
-                if count >= want.min_count:
-                    return (
-                        f"sensitive information {want.type}: {count} at {want.min_confidence.value} confidence or above"
-                    )
+
+def _message_size(size_limit: int) -> Check:
+    def message_size(f: MessageFacts) -> str | None:
+        size = f.message.size
+        return f"message is {size} bytes (over {size_limit})" if size > size_limit else None
+
+    return message_size
+
+
+def _sender_ip(networks: tuple[IPNetwork, ...]) -> Check:
+    def sender_ip(f: MessageFacts) -> str | None:
+        ip = f.ip
+        if ip is None:
             return None
+        for net in networks:
+            if ip.version == net.version and ip in net:
+                return f"sending IP {ip} in {net}"
+        return None
 
-        add("sensitive_info", sensitive)
-    return checks
+    return sender_ip
+
+
+def _scl(floor: int) -> Check:
+    def scl(f: MessageFacts) -> str | None:
+        return f"SCL {f.scl} at or above {floor}" if f.scl >= floor else None
+
+    return scl
+
+
+def _sensitive(wanted: tuple[SensitiveInfo, ...]) -> Check:
+    def sensitive(f: MessageFacts) -> str | None:
+        for want in wanted:
+            count = count_at_least(f.sensitive, want.type, want.min_confidence.value)
+            if count >= want.min_count:
+                return f"sensitive information {want.type}: {count} at {want.min_confidence.value} confidence or above"
+        return None
+
+    return sensitive

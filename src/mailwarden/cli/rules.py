@@ -8,29 +8,25 @@ RULES.yaml is either a whole organisation document (name, domains, policy.rules)
 from __future__ import annotations
 
 import asyncio
-import sys
-from dataclasses import replace
 from pathlib import Path
 from typing import Annotated
 
 import typer
 import yaml
 from pydantic import ValidationError
-from rich.console import Console
 from rich.table import Table
 
-from mailwarden.enforce.apply import plan_delivery
+from mailwarden.cli.common import out
 from mailwarden.errors import PolicyError
-from mailwarden.model import Direction, Domain, Message, Organisation, Policy
-from mailwarden.model.direction import assumed_direction
+from mailwarden.model import Direction, Domain, Message, Organisation, Policy, Verdict
 from mailwarden.model.policy import parse_organisation_document, validation_messages
-from mailwarden.pipeline.engine import Pipeline
+from mailwarden.model.verdict import ModificationKind
 from mailwarden.pipeline.rules.compiled import compile_rules
-from mailwarden.pipeline.rules.stage import TransportRules
-from mailwarden.service.runtime import offline_envelope
+from mailwarden.service.ruletest import RuleTestResult, rule_test_envelope, run_rule_test
 
-app = typer.Typer(help="Transport (mail flow) rules: check a rule file, test it on a message.", no_args_is_help=True)
-out = Console(highlight=False, soft_wrap=True, width=None if sys.stdout.isatty() else 200)
+rules_app = typer.Typer(
+    help="Transport (mail flow) rules: check a rule file, test it on a message.", no_args_is_help=True
+)
 
 
 def load_rules(path: Path) -> tuple[Policy, Organisation]:
@@ -58,7 +54,7 @@ def load_rules(path: Path) -> tuple[Policy, Organisation]:
     return policy, Organisation("rules-file", domains)
 
 
-@app.command("check")
+@rules_app.command("check")
 def check(path: Path) -> None:
     """Validate a rule file (patterns compiled with RE2) without applying it."""
     policy, _ = load_rules(path)
@@ -71,7 +67,7 @@ def check(path: Path) -> None:
     )
 
 
-@app.command("test")
+@rules_app.command("test")
 def test(
     rules: Path,
     message: Path,
@@ -90,33 +86,32 @@ def test(
         msg = Message(message.read_bytes())
     except OSError as exc:
         raise PolicyError(f"{message}: {exc.strerror}") from None
-    env = offline_envelope(msg)
-    if sender is not None:
-        env = replace(env, mail_from=sender.strip().lower())
-    if recipient:
-        env = replace(env, rcpt_to=tuple(r.strip().lower() for r in recipient))
-    if ip:
-        env = replace(env, client_ip=ip)
-    if direction is None:
-        direction = assumed_direction(env.mail_from, env.rcpt_to, org.domain_names)
-        if direction is Direction.INTERNAL:
-            out.print("internal mail (every address in the organisation's domains): not scanned, no rule runs")
-            return
-    pipe = Pipeline({Direction.INBOUND: [TransportRules()], Direction.OUTBOUND: [TransportRules()]})
-    verdict = asyncio.run(pipe.scan(msg, env, policy, organisation=org, direction=direction))
-    out.print(f"{direction.value} message from {env.mail_from or '<>'} to {', '.join(env.rcpt_to) or '-'}")
-    rows = [f for f in verdict.findings if f.stage == "rules"]
-    if not rows:
-        out.print(f"no rule matched ({len(policy.rules)} rules)")
-    else:
-        table = Table(header_style="bold")
-        for column in ("rule", "mode", "why"):
-            table.add_column(column)
-        for f in rows:
-            name, _, rest = f.detail.partition(" (")
-            mode, _, why = rest.partition("): ")
-            table.add_row(name, mode, why.replace("; ", "\n"))
-        out.print(table)
+    envelope = rule_test_envelope(msg, sender=sender, recipients=tuple(recipient or ()), client_ip=ip)
+    result = asyncio.run(run_rule_test(msg, envelope, policy, org, direction=direction))
+    if result.verdict is None:
+        for note in result.notes:
+            out.print(note)
+        return
+    out.print(
+        f"{result.direction.value} message from {envelope.mail_from or '<>'} to {', '.join(envelope.rcpt_to) or '-'}"
+    )
+    _print_matches(result, len(policy.rules))
+    _print_outcome(result.verdict, result.notes)
+
+
+def _print_matches(result: RuleTestResult, rule_count: int) -> None:
+    if not result.matches:
+        out.print(f"no rule matched ({rule_count} rules)")
+        return
+    table = Table(header_style="bold")
+    for column in ("rule", "mode", "why"):
+        table.add_column(column)
+    for match in result.matches:
+        table.add_row(match.rule, match.mode, "\n".join(match.reasons))
+    out.print(table)
+
+
+def _print_outcome(verdict: Verdict, notes: tuple[str, ...]) -> None:
     d = verdict.disposition
     line = f"would happen: {d.action.value}"
     if d.reason:
@@ -126,11 +121,10 @@ def test(
     if d.redirect_to:
         line += f", to {', '.join(d.redirect_to)}"
     out.print(line)
-    plan = plan_delivery(msg.raw, verdict, env.rcpt_to, applied=True)
-    for note in plan.notes:
+    for note in notes:
         out.print(f"  {note}")
     for mod in d.modifications:
-        if mod.kind.value == "incident_report":
+        if mod.kind is ModificationKind.INCIDENT_REPORT:
             out.print(f"  rule {mod.rule!r}: incident report to {mod.value}")
     if verdict.dlp_matches:
         out.print(

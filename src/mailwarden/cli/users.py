@@ -13,31 +13,19 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
 from mailwarden.api.auth import ALL_SCOPES, AccountError, Accounts, Role, Scope
-from mailwarden.service.config import load_config
-from mailwarden.service.runtime import Runtime
+from mailwarden.cli.common import ConfigOption, out, runtime
 
 user_app = typer.Typer(help="Console and API users (roles: admin, analyst, user).", no_args_is_help=True)
 token_app = typer.Typer(help="API tokens (shown once at creation; only their hash is kept).", no_args_is_help=True)
-out = Console(highlight=False, soft_wrap=True, width=None if sys.stdout.isatty() else 200)
-
-ConfigOption = Annotated[
-    Path | None,
-    typer.Option("--config", "-c", envvar="MAILWARDEN_CONFIG", help="Config file (default ./mailwarden.toml)."),
-]
 
 
 @contextmanager
 def _accounts(config: Path | None) -> Iterator[Accounts]:
-    rt = Runtime.started(load_config(config))
-    try:
-        rt.db.migrate()
+    with runtime(config, migrate=True) as rt:
         yield Accounts(rt.db)
-    finally:
-        rt.close()
 
 
 def _password(given: str | None) -> str:

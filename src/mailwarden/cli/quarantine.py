@@ -8,46 +8,23 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
-from mailwarden.logs import configure as configure_logging
+from mailwarden.cli.common import ConfigOption, out, runtime
 from mailwarden.model.quarantine import Reason, Status
 from mailwarden.quarantine.service import QuarantineQuery
-from mailwarden.service.config import load_config
 from mailwarden.service.quarantine_jobs import digests_for, quarantine_for
-from mailwarden.service.runtime import Runtime
 
-app = typer.Typer(help="The quarantine: list, release, delete, expire, digests.", no_args_is_help=True)
-out = Console(highlight=False, soft_wrap=True, width=None if sys.stdout.isatty() else 200)
+quarantine_app = typer.Typer(help="The quarantine: list, release, delete, expire, digests.", no_args_is_help=True)
 
-ConfigOption = Annotated[
-    Path | None,
-    typer.Option("--config", "-c", envvar="MAILWARDEN_CONFIG", help="Config file (default ./mailwarden.toml)."),
-]
 ActorOption = Annotated[str, typer.Option("--by", help="Who acts (recorded in the trace and audit log).")]
 
 
-@contextmanager
-def _runtime(config_path: Path | None) -> Iterator[Runtime]:
-    config = load_config(config_path)
-    configure_logging(config.log.level, config.log.format)
-    rt = Runtime.started(config)
-    try:
-        rt.db.migrate()
-        yield rt
-    finally:
-        rt.close()
-
-
-@app.command("list")
+@quarantine_app.command("list")
 def list_entries(
     status: Annotated[Status | None, typer.Option(help="Only entries in this state.")] = None,
     reason: Annotated[Reason | None, typer.Option(help="Only entries held for this reason.")] = None,
@@ -60,7 +37,7 @@ def list_entries(
     config: ConfigOption = None,
 ) -> None:
     """Quarantine entries, newest first."""
-    with _runtime(config) as rt:
+    with runtime(config, migrate=True) as rt:
         query = QuarantineQuery(
             organisation=org,
             recipient=recipient,
@@ -102,7 +79,7 @@ def list_entries(
     out.print(table)
 
 
-@app.command("release")
+@quarantine_app.command("release")
 def release(
     entry_id: str,
     to: Annotated[
@@ -112,36 +89,36 @@ def release(
     config: ConfigOption = None,
 ) -> None:
     """Release a message (to all its quarantined recipients, or those given) without re-filtering."""
-    with _runtime(config) as rt:
+    with runtime(config, migrate=True) as rt:
         released = quarantine_for(rt).release(entry_id, by, to or None)
     for e in released:
         out.print(f"released {e.id} to {e.recipient}; the server queues it for delivery")
 
 
-@app.command("delete")
+@quarantine_app.command("delete")
 def delete(entry_id: str, by: ActorOption = "cli", config: ConfigOption = None) -> None:
     """Delete an entry (the message's copy goes when no other entry needs it)."""
-    with _runtime(config) as rt:
+    with runtime(config, migrate=True) as rt:
         entry = quarantine_for(rt).delete(entry_id, by)
     out.print(f"deleted {entry.id} ({entry.recipient})")
 
 
-@app.command("expire")
+@quarantine_app.command("expire")
 def expire(config: ConfigOption = None) -> None:
     """Remove entries past their retention now (the server also does this periodically)."""
-    with _runtime(config) as rt:
+    with runtime(config, migrate=True) as rt:
         count = quarantine_for(rt).expire(datetime.now(UTC))
     out.print(f"{count} entries expired")
 
 
-@app.command("digest")
+@quarantine_app.command("digest")
 def digest(
     show: Annotated[str | None, typer.Option("--show", help="Print the digest this recipient would get.")] = None,
     force: Annotated[bool, typer.Option(help="Ignore the policy's frequency.")] = False,
     config: ConfigOption = None,
 ) -> None:
     """Who is due a digest (the server sends them); with --show, the digest e-mail itself."""
-    with _runtime(config) as rt:
+    with runtime(config, migrate=True) as rt:
         digests = digests_for(rt)
         due = digests.due(force=force or show is not None)
         if show is not None:

@@ -1,9 +1,4 @@
-"""The API (and console) listener inside `mailwarden serve`: uvicorn on the server's own event loop.
-
-The mail server owns the process's signals (SIGTERM drains mail first), so uvicorn's own signal
-handling is switched off and the server stops the listener itself. A port that cannot be bound leaves
-the API disabled with a logged reason; mail keeps flowing.
-"""
+"""The web application's listener inside `mailwarden serve`: uvicorn on the mail server's event loop."""
 
 from __future__ import annotations
 
@@ -12,9 +7,9 @@ import socket
 
 import structlog
 import uvicorn
+from starlette.types import ASGIApp
 
-from mailwarden.api.app import create_app
-from mailwarden.service.runtime import Runtime
+from mailwarden.service.config import ApiConfig
 
 log = structlog.get_logger(__name__)
 
@@ -26,15 +21,23 @@ class _EmbeddedServer(uvicorn.Server):
         await self._serve(sockets)
 
 
-class ApiListener:
-    def __init__(self, rt: Runtime) -> None:
-        self.rt = rt
+class WebListener:
+    """The web application on `[api]` host and port, run by uvicorn on the mail server's event loop.
+
+    The mail server owns the process's signals (SIGTERM drains mail first), so uvicorn's own signal
+    handling is switched off and the server stops the listener itself. A port that cannot be bound
+    leaves the web application disabled with a logged reason; mail keeps flowing.
+    """
+
+    def __init__(self, app: ASGIApp, config: ApiConfig) -> None:
+        self.app = app
+        self.config = config
         self._server: _EmbeddedServer | None = None
         self._task: asyncio.Task[None] | None = None
         self.port: int | None = None
 
     async def start(self) -> None:
-        cfg = self.rt.config.api
+        cfg = self.config
         try:
             sock = socket.create_server((cfg.host, cfg.port), reuse_port=False)
         except OSError as exc:
@@ -42,9 +45,7 @@ class ApiListener:
             return
         sock.setblocking(False)  # listening already: connections wait in the backlog until uvicorn takes over
         self.port = sock.getsockname()[1]
-        config = uvicorn.Config(
-            create_app(self.rt), log_level="warning", access_log=False, lifespan="off", proxy_headers=False
-        )
+        config = uvicorn.Config(self.app, log_level="warning", access_log=False, lifespan="off", proxy_headers=False)
         self._server = _EmbeddedServer(config)
         self._task = asyncio.create_task(self._server.serve(sockets=[sock]), name="api")
         log.info("api_ready", host=cfg.host, port=self.port)
