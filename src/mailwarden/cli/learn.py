@@ -8,8 +8,8 @@ from typing import Annotated
 import typer
 
 from mailwarden.cli.common import ConfigOption, as_mail, err, error, out, runtime
+from mailwarden.cli.progress import reading
 from mailwarden.ingest.files import expand_paths
-from mailwarden.progress import reading
 
 
 def learn(

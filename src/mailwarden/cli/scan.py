@@ -13,12 +13,12 @@ from rich.markup import escape
 
 from mailwarden import ids
 from mailwarden.cli.common import ConfigOption, OrgOption, as_mail, err, error, out, runtime, styled
+from mailwarden.cli.progress import reading
 from mailwarden.enforce.record import monitor_record
 from mailwarden.ingest.files import expand_paths
 from mailwarden.model import Envelope, Message, Verdict
 from mailwarden.model.direction import assumed_direction
 from mailwarden.model.trace import EventRecord, MessageRecord
-from mailwarden.progress import reading
 from mailwarden.service.runtime import offline_envelope
 
 RECORD_BATCH = 200  # messages written per transaction by scan --record
