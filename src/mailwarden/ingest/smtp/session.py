@@ -56,7 +56,6 @@ class SmtpSession(SMTP):
         self._listener = listener
         self._server: SmtpServer = listener.server
         self._in_data = False
-        self._admitted = False
         self._auth_failures = 0
         self.client_ip: str | None = None
         self._client_name: str | None = None  # confirmed reverse-DNS name, for our Received field
@@ -129,7 +128,6 @@ class SmtpSession(SMTP):
             )
             await self._reply_and_close(refusal)
             return
-        self._admitted = True
         try:
             await self.push(r.GREETING.format(hostname=self.hostname))
             await self._command_loop()
