@@ -18,11 +18,10 @@ from mailwarden.enforce.modify import apply_modifications
 from mailwarden.mail import authresults as authentication_results
 from mailwarden.mail import rewrite
 from mailwarden.model import Action, Verdict
+from mailwarden.model.replies import MESSAGE_DELETED, MESSAGE_REJECTED
 from mailwarden.model.rules_outcome import DELIVERING
 from mailwarden.model.trace import EventType, RecipientStatus
 
-DROP_REPLY = "550 4.3.2 QUEUE.TransportAgent; message deleted by transport agent"
-REJECT_REPLY = "550 5.7.1 Message rejected by policy"
 ALERT_FILENAME = "Malware Alert Text.txt"
 _MAX_7BIT_LINE = 998  # RFC 5322 §2.1.1, without the CRLF
 
@@ -117,10 +116,11 @@ def _plan(raw: bytes, verdict: Verdict, recipients: Sequence[str], *, applied: b
         case Action.QUARANTINE:
             return Plan(d.action, None, (), RecipientStatus.QUARANTINED, EventType.QUARANTINE, reason, quarantine=True)
         case Action.REJECT:
-            reply = d.smtp_reply or REJECT_REPLY
+            reply = d.smtp_reply or MESSAGE_REJECTED
             return Plan(d.action, None, (), RecipientStatus.REJECTED, EventType.REJECT, reason, reply, bounce=True)
         case Action.DROP:
-            return Plan(d.action, None, (), RecipientStatus.DROPPED, EventType.DROP, reason, d.smtp_reply or DROP_REPLY)
+            reply = d.smtp_reply or MESSAGE_DELETED
+            return Plan(d.action, None, (), RecipientStatus.DROPPED, EventType.DROP, reason, reply)
         case Action.REPLACE_ATTACHMENTS:
             replaced, names = replace_attachments(stamped, d.replace_attachments, d.alert_text or d.reason)
             return Plan(

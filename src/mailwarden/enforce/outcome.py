@@ -16,7 +16,7 @@ from datetime import UTC, datetime, timedelta
 
 from mailwarden.deliver import DeliveryJob, JobKind, Route, parse_next_hop
 from mailwarden.deliver.dsn import RecipientFailure, build_dsn
-from mailwarden.enforce.apply import REJECT_REPLY, Plan, plan_delivery
+from mailwarden.enforce.apply import Plan, plan_delivery
 from mailwarden.enforce.dkim_sign import DkimSigner
 from mailwarden.enforce.notify import incident_report, malware_notification
 from mailwarden.enforce.record import message_record, redacted_events, scan_summary, would_have
@@ -24,9 +24,11 @@ from mailwarden.ids import derive_id
 from mailwarden.model import Category, Direction, Envelope, Message, Mode, Policy, Verdict
 from mailwarden.model.direction import is_org_address
 from mailwarden.model.envelope import domain_of
+from mailwarden.model.listener import ListenerRole
 from mailwarden.model.org import Domain
 from mailwarden.model.policy import Tenant
 from mailwarden.model.quarantine import NewEntry, new_entries, reason_for
+from mailwarden.model.replies import MESSAGE_REJECTED, POLICY_REJECT_STATUS
 from mailwarden.model.trace import EventRecord, EventType, MessageRecord, RecipientRecord, RecipientStatus
 from mailwarden.model.verdict import ModificationKind
 
@@ -62,12 +64,12 @@ class Sending:
     pools: Collection[str]
 
 
-def mode_for(tenant: Tenant | None, role: str, sender: str, rcpts: Sequence[str]) -> Mode:
+def mode_for(tenant: Tenant | None, role: ListenerRole, sender: str, rcpts: Sequence[str]) -> Mode:
     """Enforce only when every domain concerned (the recipients' inbound, the sender's outbound) is in
     enforce mode; journal copies, and mail of no organisation, are always monitor mode."""
-    if tenant is None or role == "journal":
+    if tenant is None or role is ListenerRole.JOURNAL:
         return Mode.MONITOR
-    addresses = rcpts if role == "inbound" else [sender]
+    addresses = rcpts if role is ListenerRole.INBOUND else [sender]
     modes = {tenant.organisation.mode_for(domain_of(a)) for a in addresses}
     return Mode.ENFORCE if modes == {Mode.ENFORCE} else Mode.MONITOR
 
@@ -264,9 +266,9 @@ class Outcomes:
         return replace(job, id=derive_id(message_id, f"{kind}/{target}"))
 
     def _bounce(self, message_id: str, raw: bytes, env: Envelope, plan: Plan) -> DeliveryJob:
-        reply = plan.smtp_reply or REJECT_REPLY
+        reply = plan.smtp_reply or MESSAGE_REJECTED
         _, _, text = reply.partition(" ")
-        status = text.split(" ", 1)[0] if text[:1].isdigit() else "5.7.1"
+        status = text.split(" ", 1)[0] if text[:1].isdigit() else POLICY_REJECT_STATUS
         failures = [
             RecipientFailure(
                 r, status, reply, reason=plan.detail or "rejected by policy", diagnostic_type="X-mailwarden"

@@ -27,6 +27,7 @@ from mailwarden.ingest import replies as r
 from mailwarden.ingest.config import SmtpListenerConfig
 from mailwarden.ingest.replies import Reply
 from mailwarden.ingest.tls import server_context
+from mailwarden.model.listener import ListenerRole
 
 _SCRYPT_LOG2_N, _SCRYPT_R, _SCRYPT_P = 15, 8, 1
 
@@ -135,7 +136,7 @@ class ClientAccess:
 
     def __init__(self, config: SmtpListenerConfig) -> None:
         self.role = config.role
-        self.open = config.role == "inbound" or config.allow_any_source
+        self.open = config.role is ListenerRole.INBOUND or config.allow_any_source
         self.networks = tuple(config.allowed_networks)
         self.offers_auth = bool(config.auth_users)
         self.auth_required = config.auth_required
@@ -163,4 +164,4 @@ class ClientAccess:
 
     @property
     def _not_allowed(self) -> Reply:
-        return r.JOURNAL_CLIENT_NOT_ALLOWED if self.role == "journal" else r.CLIENT_NOT_ALLOWED
+        return r.JOURNAL_CLIENT_NOT_ALLOWED if self.role is ListenerRole.JOURNAL else r.CLIENT_NOT_ALLOWED

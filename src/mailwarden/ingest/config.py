@@ -5,9 +5,10 @@ from __future__ import annotations
 import re
 from ipaddress import IPv4Network, IPv6Network
 from pathlib import Path
-from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from mailwarden.model.listener import ListenerRole
 
 
 class _Section(BaseModel):
@@ -23,7 +24,7 @@ class SmtpListenerConfig(_Section):
     """One `[[smtp.listeners]]` entry: an address the SMTP ingress listens on and what it accepts there."""
 
     name: str = Field(..., pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
-    role: Literal["inbound", "outbound", "journal"]
+    role: ListenerRole
     host: str = "127.0.0.1"
     port: int = Field(..., ge=0, le=65535, description="0 picks a free port (tests)")
     implicit_tls: bool = Field(False, description="SMTPS: TLS from the first byte, no STARTTLS")
@@ -86,11 +87,11 @@ class SmtpListenerConfig(_Section):
 
     @model_validator(mode="after")
     def _role_keys(self) -> SmtpListenerConfig:
-        if self.role == "journal" and not self.journal_addresses:
+        if self.role is ListenerRole.JOURNAL and not self.journal_addresses:
             raise ValueError("a journal listener needs journal_addresses")
-        if self.role != "journal" and self.journal_addresses:
+        if self.role is not ListenerRole.JOURNAL and self.journal_addresses:
             raise ValueError("journal_addresses apply to journal listeners only")
-        if self.allow_any_source and self.role != "journal":
+        if self.allow_any_source and self.role is not ListenerRole.JOURNAL:
             raise ValueError("allow_any_source applies to journal listeners only")
         problem = _access_problem(self)
         if problem:
@@ -101,17 +102,17 @@ class SmtpListenerConfig(_Section):
 def _access_problem(listener: SmtpListenerConfig) -> str:
     """What is wrong with the listener's client rules (allowed_networks, auth_*, tls_client_*), or ""."""
     rules = bool(listener.allowed_networks or listener.auth_users or listener.tls_client_ca)
-    if listener.role == "inbound" and (rules or listener.auth_required or listener.tls_client_subjects):
+    if listener.role is ListenerRole.INBOUND and (rules or listener.auth_required or listener.tls_client_subjects):
         return "allowed_networks, auth_required, auth_users and tls_client_* apply to outbound and journal listeners"
     if listener.auth_required and not listener.auth_users:
         return "auth_required needs at least one entry in auth_users"
     if listener.tls_client_subjects and listener.tls_client_ca is None:
         return "tls_client_subjects needs tls_client_ca (the CA the client certificates are verified against)"
-    if listener.role == "outbound" and not rules:
+    if listener.role is ListenerRole.OUTBOUND and not rules:
         return "an outbound listener needs allowed_networks, auth_users or tls_client_ca (else nobody may send)"
-    if listener.role == "journal" and listener.allow_any_source and rules:
+    if listener.role is ListenerRole.JOURNAL and listener.allow_any_source and rules:
         return "allow_any_source = true contradicts allowed_networks, auth_users and tls_client_ca: choose one"
-    if listener.role == "journal" and not (rules or listener.allow_any_source):
+    if listener.role is ListenerRole.JOURNAL and not (rules or listener.allow_any_source):
         return (
             "a journal listener needs allowed_networks, auth_users or tls_client_ca: who may send journal "
             "reports (anyone else could forge message history); allow_any_source = true only for a lab"

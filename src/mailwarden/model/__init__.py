@@ -2,6 +2,7 @@
 
 from mailwarden.model.direction import Direction, classify_direction
 from mailwarden.model.envelope import Envelope, TlsInfo
+from mailwarden.model.listener import ListenerRole
 from mailwarden.model.message import Attachment, Message
 from mailwarden.model.org import ConnectionMode, Domain, Mode, Organisation
 from mailwarden.model.policy import Policy
@@ -26,6 +27,7 @@ __all__ = [
     "Domain",
     "Envelope",
     "Finding",
+    "ListenerRole",
     "Message",
     "Mode",
     "Organisation",

@@ -20,10 +20,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from mailwarden.model import Action, Category, Disposition
+from mailwarden.model.replies import MESSAGE_DELETED, rule_reject
 from mailwarden.model.rules import Rule
 from mailwarden.model.verdict import Modification, ModificationKind
-
-DELETE_REPLY = "550 4.3.2 QUEUE.TransportAgent; message deleted by transport agent"
 
 STRENGTH: dict[Action, int] = {
     Action.DELIVER: 0,
@@ -91,9 +90,9 @@ def rule_action(rule: Rule) -> Disposition | None:
     a = rule.actions
     reason = f"transport rule {rule.name!r}"
     if a.reject is not None:
-        return Disposition(Action.REJECT, reason=reason, smtp_reply=f"550 {a.reject.status} {a.reject.text}")
+        return Disposition(Action.REJECT, reason=reason, smtp_reply=rule_reject(a.reject.status, a.reject.text))
     if a.delete:
-        return Disposition(Action.DROP, reason=reason, smtp_reply=DELETE_REPLY)
+        return Disposition(Action.DROP, reason=reason, smtp_reply=MESSAGE_DELETED)
     if a.quarantine:
         return Disposition(Action.QUARANTINE, reason=reason)
     if a.redirect_to:

@@ -22,6 +22,7 @@ from mailwarden.errors import DependencyUnavailable
 from mailwarden.ingest.spool import SpoolEntry
 from mailwarden.lifeline import exit_with_server, server_lifeline
 from mailwarden.logs import configure as configure_logging
+from mailwarden.model.listener import ListenerRole
 from mailwarden.pipeline.cpu import run_inline
 from mailwarden.service.config import Config
 from mailwarden.service.directory import OrgDirectory
@@ -44,7 +45,7 @@ Result = Outcome | Unavailable | str  # an outcome, a dependency away, or the er
 class ScanningProcesses:
     """`count` processes started with forkserver (never by forking the threaded server)."""
 
-    def __init__(self, config: Config, roles: dict[str, str], count: int) -> None:
+    def __init__(self, config: Config, roles: dict[str, ListenerRole], count: int) -> None:
         self.config = config
         self.roles = roles
         self.count = count
@@ -94,7 +95,7 @@ _scanner: Scanner | None = None
 _loop: asyncio.AbstractEventLoop | None = None
 
 
-def _init_worker(config: Config, roles: dict[str, str], lifeline: Connection) -> None:
+def _init_worker(config: Config, roles: dict[str, ListenerRole], lifeline: Connection) -> None:
     global _scanner, _loop
     exit_with_server(lifeline)
     configure_logging(config.log.level, config.log.format)

@@ -21,6 +21,7 @@ from mailwarden import metrics
 from mailwarden.deliver import DeliveryAgent
 from mailwarden.errors import DependencyUnavailable
 from mailwarden.ingest.spool import Spool, SpoolEntry
+from mailwarden.model.listener import ListenerRole
 from mailwarden.service.directory import OrgDirectory
 from mailwarden.service.pool import ScanningProcesses, Unavailable
 from mailwarden.service.runtime import Runtime
@@ -42,13 +43,13 @@ class Processor:
         spool: Spool | None,
         directory: OrgDirectory,
         *,
-        roles: Mapping[str, str],
+        roles: Mapping[str, ListenerRole],
         agent: DeliveryAgent | None = None,
     ) -> None:
         self.rt = rt
         self.spool = spool
         self.directory = directory
-        self.roles = roles
+        self.roles = {name: ListenerRole(role) for name, role in roles.items()}
         cfg = rt.config.processing
         self.workers = cfg.workers
         self._entries: asyncio.Queue[SpoolEntry] = asyncio.Queue(maxsize=cfg.workers * 4)

@@ -7,6 +7,7 @@ the server when there are none).
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from hashlib import sha256
@@ -36,6 +37,7 @@ from mailwarden.model import (
     Verdict,
     classify_direction,
 )
+from mailwarden.model.listener import ListenerRole
 from mailwarden.model.org import Domain
 from mailwarden.model.policy import Tenant
 from mailwarden.model.trace import EventRecord, EventType, RecipientRecord, RecipientStatus
@@ -68,19 +70,23 @@ def record_id(spool_id: str, index: int) -> str:
 class Scanner:
     """Scans spool entries with the pipeline and turns each verdict into its outcome."""
 
-    def __init__(self, pipeline: Pipeline, directory: OrgDirectory, roles: dict[str, str], outcomes: Outcomes) -> None:
+    def __init__(
+        self, pipeline: Pipeline, directory: OrgDirectory, roles: Mapping[str, ListenerRole], outcomes: Outcomes
+    ) -> None:
         self.pipeline = pipeline
         self.directory = directory
-        self.roles = roles
+        self.roles = {name: ListenerRole(role) for name, role in roles.items()}
         self.outcomes = outcomes
 
-    def role(self, entry: SpoolEntry) -> str:
-        return self.roles.get(entry.listener, "journal")
+    def role(self, entry: SpoolEntry) -> ListenerRole:
+        """The role of the listener that took the entry (a listener no longer configured: journal,
+        the role that changes nothing)."""
+        return self.roles.get(entry.listener, ListenerRole.JOURNAL)
 
     async def process(self, entry: SpoolEntry) -> Outcome:
         # an entry replayed after a crash may be in history already: the writer checks a batch at once
         role = self.role(entry)
-        if role == "journal":
+        if role is ListenerRole.JOURNAL:
             return await self._journal(entry)
         return await self._inline(entry, role)
 
@@ -182,7 +188,7 @@ class Scanner:
         return Outcome(entry=entry, records=[(record, events)], blobs=[(blob_key, entry.raw)])
 
     # ---- mail at the gateway -------------------------------------------------------------------
-    async def _inline(self, entry: SpoolEntry, role: str) -> Outcome:
+    async def _inline(self, entry: SpoolEntry, role: ListenerRole) -> Outcome:
         """A message that arrived at the gateway: scan, then apply (enforce) or relay unchanged (monitor)."""
         env = entry.envelope
         message = Message(entry.raw)
@@ -196,7 +202,7 @@ class Scanner:
                 tenant.policy if tenant else Policy(),
                 organisation=tenant.organisation if tenant else None,
                 # the outbound listener takes only authenticated clients and allowed networks
-                direction=classify_direction(env.mail_from, rcpts, domains, originated=role == "outbound"),
+                direction=classify_direction(env.mail_from, rcpts, domains, originated=role is ListenerRole.OUTBOUND),
             )
             mode = mode_for(tenant, role, env.mail_from, rcpts)
             plan = self.outcomes.plan(entry.raw, message, verdict, rcpts, mode=mode)
@@ -206,9 +212,9 @@ class Scanner:
             )
         return outcome
 
-    def groups(self, env: Envelope, role: str) -> list[tuple[Tenant | None, list[str]]]:
+    def groups(self, env: Envelope, role: ListenerRole) -> list[tuple[Tenant | None, list[str]]]:
         """Recipients per organisation: one history record each, so no tenant sees another's mail."""
-        if role == "outbound":
+        if role is ListenerRole.OUTBOUND:
             return [(self.directory.tenant_for([env.mail_from]), list(env.rcpt_to))]
         groups: dict[str, tuple[Tenant | None, list[str]]] = {}
         for rcpt in env.rcpt_to:
@@ -229,18 +235,18 @@ class Scanner:
         role = self.role(entry)
         headers = Message(header_block(entry.raw))
         verdict = Verdict(
-            direction=Direction.OUTBOUND if role == "outbound" else Direction.INBOUND,
+            direction=Direction.OUTBOUND if role is ListenerRole.OUTBOUND else Direction.INBOUND,
             category=Category.SCAN_ERROR,
             disposition=Disposition(Action.QUARANTINE, reason="processing failed"),
             scan_errors=(f"processing failed {attempts} times: {error}",),
         )
         outcome = Outcome(entry=entry, given_up=True)
-        groups = [(None, list(env.rcpt_to))] if role == "journal" else self.groups(env, role)
+        groups = [(None, list(env.rcpt_to))] if role is ListenerRole.JOURNAL else self.groups(env, role)
         for index, (tenant, rcpts) in enumerate(groups):
             message_id = record_id(entry.id, index)
             mode = mode_for(tenant, role, env.mail_from, rcpts)
             plan = _held_plan() if mode is Mode.ENFORCE else plan_delivery(entry.raw, verdict, rcpts, applied=False)
-            if role == "journal":  # nothing to relay; the report is kept for inspection
+            if role is ListenerRole.JOURNAL:  # nothing to relay; the report is kept for inspection
                 plan = replace(plan, raw=None, deliver_to=())
                 outcome.blobs.append((f"failed-{message_id}.eml", entry.raw))
             sub_env = replace(env, rcpt_to=tuple(rcpts))

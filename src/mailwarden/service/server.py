@@ -22,7 +22,7 @@ from mailwarden.ingest import replies
 from mailwarden.ingest.replies import Reply
 from mailwarden.ingest.smtp import SessionInfo, SmtpServer
 from mailwarden.ingest.spool import Spool
-from mailwarden.model import ConnectionMode
+from mailwarden.model import ConnectionMode, ListenerRole
 from mailwarden.pipeline.connection import is_blocked
 from mailwarden.quarantine.digest import DIGEST_MESSAGE_PREFIX
 from mailwarden.service.directory import OrgDirectory
@@ -96,7 +96,7 @@ class Server:
         self.spool = Spool(config.paths.spool_dir, fsync=config.processing.spool_fsync)
         spool = self.spool
         metrics.SPOOL_BACKLOG.set_function(lambda: spool.backlog)
-        roles = {listener.name: listener.role for listener in config.smtp.listeners}
+        roles: dict[str, ListenerRole] = {listener.name: listener.role for listener in config.smtp.listeners}
         self.processor = Processor(self.rt, self.spool, self.directory, roles=roles)
         self.agent = DeliveryAgent(
             DeliveryQueue(config.paths.queue_dir),

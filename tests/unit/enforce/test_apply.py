@@ -5,8 +5,9 @@ from email.policy import default
 
 import pytest
 
-from mailwarden.enforce.apply import ALERT_FILENAME, DROP_REPLY, plan_delivery, replace_attachments
+from mailwarden.enforce.apply import ALERT_FILENAME, plan_delivery, replace_attachments
 from mailwarden.model import Action, Category, Direction, Disposition, Verdict
+from mailwarden.model.replies import MESSAGE_DELETED
 from mailwarden.model.trace import EventType, RecipientStatus
 from tests.factories import build_message
 
@@ -85,7 +86,7 @@ def test_redirect_quarantine_reject_drop() -> None:
     reject = plan_delivery(build_message(), verdict(Action.REJECT), RCPTS, applied=True)
     assert reject.bounce and reject.smtp_reply and reject.smtp_reply.startswith("550 5.7.1")
     drop = plan_delivery(build_message(), verdict(Action.DROP), RCPTS, applied=True)
-    assert (drop.event, drop.smtp_reply, drop.bounce) == (EventType.DROP, DROP_REPLY, False)
+    assert (drop.event, drop.smtp_reply, drop.bounce) == (EventType.DROP, MESSAGE_DELETED, False)
 
 
 def test_infected_attachment_is_replaced_by_the_alert_text() -> None:

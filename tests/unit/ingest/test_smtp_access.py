@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import hashlib
 import smtplib
 import ssl
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -19,7 +20,14 @@ from pydantic import ValidationError
 
 from mailwarden.errors import ConfigError
 from mailwarden.ingest import replies
-from mailwarden.ingest.access import Client, ClientAccess, certificate_names, hash_password, name_matches
+from mailwarden.ingest.access import (
+    Client,
+    ClientAccess,
+    certificate_names,
+    hash_password,
+    name_matches,
+    verify_password,
+)
 from mailwarden.ingest.config import SmtpConfig, SmtpListenerConfig
 from mailwarden.ingest.replies import Reply
 from mailwarden.ingest.smtp import SessionInfo, SmtpServer
@@ -27,12 +35,13 @@ from mailwarden.ingest.spool import Spool
 from mailwarden.throttle import SignInThrottle
 
 PASSWORD = "correct horse battery staple"
+PASSWORD_HASH = hash_password(PASSWORD)
 SUBMISSION = {
     "name": "submission",
     "role": "outbound",
     "port": 0,
     "auth_required": True,
-    "auth_users": {"relay": hash_password(PASSWORD)},
+    "auth_users": {"relay": PASSWORD_HASH},
 }
 JOURNAL = {"name": "journal", "role": "journal", "port": 0, "journal_addresses": ["journal@example.com"]}
 INBOUND = {"name": "mx", "role": "inbound", "port": 0}
@@ -209,6 +218,23 @@ def test_certificate_names_are_the_subject_cn_and_dns_alt_names() -> None:
 )
 def test_subject_name_patterns(pattern: str, name: str, matches: bool) -> None:
     assert name_matches(pattern, name) is matches
+
+
+# ---- passwords ------------------------------------------------------------------------------
+def test_password_hashes_verify() -> None:
+    assert verify_password(PASSWORD.encode(), PASSWORD_HASH)
+    assert not verify_password(b"nope", PASSWORD_HASH)
+    pbkdf2 = "pbkdf2_sha256$1000$c2FsdHNhbHRzYWx0$" + "Vh1FHT7xvHBb1HB1nSXTHN1XyQgOOu9KhhOFp8ZoyaQ="
+    assert not verify_password(b"x", pbkdf2)
+    assert not verify_password(b"x", "plaintext")
+
+
+def test_pbkdf2_hashes_are_accepted() -> None:
+    salt = b"saltsaltsalt"
+    key = hashlib.pbkdf2_hmac("sha256", b"secret", salt, 1000)
+    hashed = f"pbkdf2_sha256$1000${base64.b64encode(salt).decode()}${base64.b64encode(key).decode()}"
+    assert verify_password(b"secret", hashed)
+    assert not verify_password(b"Secret", hashed)
 
 
 # ---- configuration -----------------------------------------------------------------------------
