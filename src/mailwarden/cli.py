@@ -648,6 +648,7 @@ def learn(
         _error("give exactly one of --spam, --ham or --forget")
         raise typer.Exit(2)
     with runtime(config) as rt:
+        rt.db.migrate()  # learning writes: the token_stats table must exist, as history must for scan --record
         classifier = open_configured_classifier(rt.stage_services)
         counts: dict[str, int] = {}
         failures = 0
