@@ -13,7 +13,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from mailwarden.api.auth import AccountError
 from mailwarden.errors import MailwardenError, NotFoundError, PolicyError
 from mailwarden.model.quarantine import PermissionDeniedError, QuarantineError
-from mailwarden.store.history import HistoryQueryError
+from mailwarden.store.history_search import HistoryQueryError
 
 
 class ErrorBody(BaseModel):

@@ -2,8 +2,8 @@
 
 from mailwarden.store.blobs import BlobStore, LocalBlobStore
 from mailwarden.store.db import Database
-from mailwarden.store.history import (
-    History,
+from mailwarden.store.history import History
+from mailwarden.store.history_search import (
     HistoryQuery,
     HistoryQueryError,
     MessageDetail,
