@@ -340,7 +340,7 @@ class Pages:
     # -- audit log -----------------------------------------------------------------------------
 
     def audit(self, view: View) -> Response:
-        entries = self.rt.policies.audit_log(limit=200)
+        entries = self.rt.audit.newest(limit=200)
         bound = view.user.organisation
         if bound is not None:
             entries = [e for e in entries if e["object"] == f"organisation:{bound}"]

@@ -21,6 +21,7 @@ from mailwarden.pipeline.registry import DEFAULT_ORDER
 from mailwarden.pipeline.services import StageServices
 from mailwarden.service.config import Config
 from mailwarden.store import Database, History, LocalBlobStore, PolicyStore
+from mailwarden.store.audit import AuditLog
 from mailwarden.store.tokens import RedisTokenStore, SqlTokenStore, has_token_table
 
 log = structlog.get_logger(__name__)
@@ -72,6 +73,10 @@ class Runtime:
     @cached_property
     def policies(self) -> PolicyStore:
         return PolicyStore(self.db)
+
+    @cached_property
+    def audit(self) -> AuditLog:
+        return AuditLog(self.db)
 
     @cached_property
     def blobs(self) -> LocalBlobStore:

@@ -49,6 +49,6 @@ def test_sessions_expire_and_end_with_a_new_password(world: World) -> None:
 
 def test_user_changes_are_audited_with_before_and_after(world: World) -> None:
     world.accounts.update_user("ana", role=Role.ADMIN, actor="root")
-    entry = world.rt.policies.audit_log(limit=1)[0]
+    entry = world.rt.audit.newest(limit=1)[0]
     assert (entry["actor"], entry["action"], entry["object"]) == ("root", "user.update", "user:ana")
     assert entry["before"]["role"] == "analyst" and entry["after"]["role"] == "admin"
