@@ -20,10 +20,10 @@ from rich.table import Table
 
 from mailwarden.logs import configure as configure_logging
 from mailwarden.model.quarantine import Reason, Status
-from mailwarden.quarantine.service import QuarantineQuery
 from mailwarden.service.config import load_config
 from mailwarden.service.quarantine_jobs import digests_for, quarantine_for
 from mailwarden.service.runtime import Runtime
+from mailwarden.store.quarantine import QuarantineQuery
 
 app = typer.Typer(help="The quarantine: list, release, delete, expire, digests.", no_args_is_help=True)
 out = Console(highlight=False, soft_wrap=True, width=None if sys.stdout.isatty() else 200)

@@ -218,13 +218,14 @@ def _subject_contains(word: str) -> ColumnElement[bool]:
     every row for a re-check; matching on lower(subject) keeps the planner off that index, so a
     short word is a filter on whatever the other conditions (or the time range) select.
     """
-    pattern = f"%{_escape_like(word)}%"
+    pattern = f"%{escape_like(word)}%"
     if len(word) < TRIGRAM:
         return func.lower(MessageRow.subject).like(pattern.lower(), escape=_LIKE_ESCAPE)
     return MessageRow.subject.ilike(pattern, escape=_LIKE_ESCAPE)
 
 
-def _escape_like(word: str) -> str:
+def escape_like(word: str) -> str:
+    """`word` matched literally by LIKE ... ESCAPE '\\': its wildcards and the escape character escaped."""
     for special in (_LIKE_ESCAPE, "%", "_"):
         word = word.replace(special, _LIKE_ESCAPE + special)
     return word

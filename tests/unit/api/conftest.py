@@ -18,9 +18,10 @@ from mailwarden.model import Action, Category, Direction, Disposition, Mode, Ver
 from mailwarden.model.policy import parse_organisation_document
 from mailwarden.model.quarantine import NewEntry, Reason
 from mailwarden.model.trace import MessageRecord, RecipientRecord
-from mailwarden.quarantine.service import Quarantine, QuarantineQuery
+from mailwarden.quarantine.service import Quarantine
 from mailwarden.service.config import Config
 from mailwarden.service.runtime import Runtime
+from mailwarden.store.quarantine import QuarantineQuery
 from tests.factories import build_message
 
 # argon2 at its cheapest: the tests are about who may do what, not about hashing cost
@@ -83,7 +84,7 @@ def _record(
         )
     )
     rt.blobs.put(message_id, raw)
-    q.record(
+    q.store.record(
         [
             NewEntry(
                 message_id=message_id,

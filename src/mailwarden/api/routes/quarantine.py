@@ -19,7 +19,8 @@ from mailwarden.api.deps import Caller, check_organisation
 from mailwarden.api.errors import ApiError
 from mailwarden.model.quarantine import Actor, Entry, Operation, Reason, Status
 from mailwarden.model.quarantine import Role as QuarantineRole
-from mailwarden.quarantine.service import MAX_LIMIT, Quarantine, QuarantineQuery
+from mailwarden.quarantine.service import Quarantine
+from mailwarden.store.quarantine import MAX_LIMIT, QuarantineQuery
 
 router = APIRouter(tags=["quarantine"])
 
