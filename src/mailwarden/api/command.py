@@ -16,7 +16,8 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from mailwarden.api.auth import ALL_SCOPES, AccountError, Accounts, Role, Scope
+from mailwarden.model.accounts import ALL_SCOPES, AccountError, Role, Scope
+from mailwarden.service.accounts import Accounts
 from mailwarden.service.config import load_config
 from mailwarden.service.runtime import Runtime
 

@@ -15,10 +15,10 @@ from typing import Any
 
 from fastapi.responses import HTMLResponse, Response
 
-from mailwarden.api.auth import Principal
 from mailwarden.console.security import PREVIEW_HEADERS
 from mailwarden.console.web import Console, Refusal, View
 from mailwarden.errors import NotFoundError
+from mailwarden.model.accounts import Principal
 from mailwarden.model.quarantine import (
     Actor,
     Entry,

@@ -12,13 +12,14 @@ from argon2 import PasswordHasher
 from fastapi.testclient import TestClient
 
 from mailwarden.api.app import create_app
-from mailwarden.api.auth import Accounts, Role, Scope
 from mailwarden.ids import new_id
 from mailwarden.model import Action, Category, Direction, Disposition, Mode, Verdict
+from mailwarden.model.accounts import Role, Scope
 from mailwarden.model.policy import parse_organisation_document
 from mailwarden.model.quarantine import NewEntry, Reason
 from mailwarden.model.trace import MessageRecord, RecipientRecord
 from mailwarden.quarantine.service import Quarantine
+from mailwarden.service.accounts import Accounts
 from mailwarden.service.config import Config
 from mailwarden.service.runtime import Runtime
 from mailwarden.store.quarantine import QuarantineQuery

@@ -10,7 +10,8 @@ from pathlib import Path
 from argon2 import PasswordHasher
 from sqlalchemy import select
 
-from mailwarden.api.auth import Accounts, Role
+from mailwarden.model.accounts import Role
+from mailwarden.service.accounts import Accounts
 from mailwarden.service.config import load_config
 from mailwarden.service.runtime import Runtime
 from mailwarden.store import Database
