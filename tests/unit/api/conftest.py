@@ -146,6 +146,13 @@ def build_world(root: Path) -> World:
         accounts.add_user(name, role=role, email=email, organisation=org, password=PASSWORD, actor="test")
         w.tokens[name] = accounts.create_token(name, name="test", actor="test")[1]
     w.tokens["root-read"] = accounts.create_token("root", name="ro", scopes={Scope.READ}, actor="test")[1]
+    _quarantined_messages(rt, quarantine, w)
+    return w
+
+
+def _quarantined_messages(rt: Runtime, quarantine: Quarantine, w: World) -> None:
+    """Five messages in history and quarantine: spam for alice and for bob, malware for both, phishing
+    for alice, and spam in the other organisation."""
     _record(
         rt,
         quarantine,
@@ -206,4 +213,3 @@ def build_world(root: Path) -> World:
         reason=Reason.SPAM,
         minutes=1,
     )
-    return w
