@@ -1,8 +1,9 @@
 """The classifier's token statistics in this process: a plain dict, and a short-lived cache in front of a
 shared store.
 
-The persistent stores (the product database, Redis) are `mailwarden.store.tokens`; the wiring layer opens
-the configured one and hands it to the stage (`StageServices.token_store`). Both kinds here are pure.
+The persistent stores (the product database, Redis) belong to the store package (`store/tokens.py`); the
+wiring layer opens the configured one and hands it to the stage (`StageServices.token_store`). Both kinds
+here are pure.
 """
 
 from __future__ import annotations
