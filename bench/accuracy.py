@@ -32,9 +32,10 @@ from mailwarden.pipeline.spam.classifier import (
     held_out_evidence,
     pick_threshold,
 )
-from mailwarden.pipeline.spam.statstore import MemoryTokenStore, SqlTokenStore
+from mailwarden.pipeline.spam.statstore import MemoryTokenStore
 from mailwarden.pipeline.spam.tokens import DEFAULT_FEATURES, FEATURES, tokenize
 from mailwarden.store.db import Database
+from mailwarden.store.tokens import SqlTokenStore
 
 DEFAULT_CORPUS = Path(__file__).resolve().parents[2] / "shared" / "corpus"
 TARGET_FP = 0.001
@@ -156,6 +157,7 @@ def sql_score_timer(samples: Samples, test: Sequence[frozenset[str]], params: di
     with tempfile.TemporaryDirectory() as tmp:
         db = Database(f"sqlite:///{tmp}/bench.sqlite3")
         try:
+            db.migrate()
             store = SqlTokenStore(db)
             store.load({t: (c[0], c[1]) for t, c in memory.table.items()}, *memory.totals())
             clf = Classifier(store, **params)

@@ -62,6 +62,7 @@ def main() -> None:
         config_path = Path(tmp) / "mailwarden.toml"
         config_path.write_text(CONFIG.format(data=Path(tmp) / "data", dns_port=local_dns_port()))
         rt = Runtime(load_config(config_path, environ={}))
+        rt.db.migrate()  # the token statistics in the product database, as `mailwarden serve` has them
         pipeline = rt.pipeline
         policy = Policy()
         stage_ms: dict[str, list[float]] = {}

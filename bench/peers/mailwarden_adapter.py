@@ -76,7 +76,21 @@ def write_config(workdir: Path) -> Path:
     data.mkdir(parents=True, exist_ok=True)
     path = workdir / "mailwarden.toml"
     path.write_text(CONFIG.format(data_dir=data, dns_port=local_dns_port(), model=workdir / "model.tsv.gz"))
+    _migrate(path)
     return path
+
+
+def _migrate(config_path: Path) -> None:
+    """The database's tables, once, before any scanner starts: the token statistics live in the product
+    database, as they do under `mailwarden serve` (which migrates when it starts)."""
+    from mailwarden.service.config import load_config
+    from mailwarden.store.db import Database
+
+    db = Database(load_config(config_path, environ={}).database_url)
+    try:
+        db.migrate()
+    finally:
+        db.close()
 
 
 class MailwardenScanner:
@@ -135,10 +149,11 @@ def train(samples: list[Sample], config_path: Path) -> dict:
         pick_threshold,
         write_model,
     )
-    from mailwarden.pipeline.spam.statstore import MemoryTokenStore, SqlTokenStore, token_stats
+    from mailwarden.pipeline.spam.statstore import MemoryTokenStore
     from mailwarden.pipeline.spam.tokens import tokenize
     from mailwarden.service.config import load_config
     from mailwarden.store.db import Database
+    from mailwarden.store.schema import TokenStatRow
 
     config = load_config(config_path, environ={})
     model_path = Path(config.stages["spam"]["model"])
@@ -155,9 +170,8 @@ def train(samples: list[Sample], config_path: Path) -> dict:
     seconds = time.perf_counter() - t0
     db = Database(config.database_url)
     try:
-        SqlTokenStore(db)  # creates the table on a fresh database
         with db.engine.begin() as connection:
-            connection.execute(delete(token_stats))  # the stage loads the model file into the empty table
+            connection.execute(delete(TokenStatRow))  # the stage loads the model file into the empty table
     finally:
         db.close()
     return {

@@ -23,8 +23,9 @@ from typing import Any
 
 import pytest
 
-from mailwarden.api.auth import Accounts, Role
+from mailwarden.model.accounts import Role
 from mailwarden.model.policy import parse_organisation_document
+from mailwarden.service.accounts import Accounts
 from tests.dnsserver import DnsServer
 from tests.integration.conftest import unavailable
 from tests.integration.harness import Mailwarden, eventually, free_port, wait_for_port

@@ -21,9 +21,9 @@ import pytest
 
 from mailwarden.model.quarantine import Entry, Status
 from mailwarden.model.trace import EventType
-from mailwarden.quarantine import QuarantineQuery
 from mailwarden.quarantine.digest import LinkError
 from mailwarden.service.quarantine_jobs import digests_for, quarantine_for
+from mailwarden.store.quarantine import QuarantineQuery
 from tests.dnsserver import DnsServer
 from tests.integration.harness import Mailwarden, eventually, free_port, relayed_as_sent
 from tests.integration.test_serve import Sink

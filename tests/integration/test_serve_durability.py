@@ -17,8 +17,8 @@ import pytest
 from psycopg import sql
 from sqlalchemy.engine import make_url
 
-from mailwarden.quarantine import QuarantineQuery
 from mailwarden.service.quarantine_jobs import quarantine_for
+from mailwarden.store.quarantine import QuarantineQuery
 from tests.dnsserver import DnsServer
 from tests.factories import build_message
 from tests.integration.harness import Mailwarden, eventually, free_port, organisation

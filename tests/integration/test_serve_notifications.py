@@ -19,7 +19,8 @@ from typing import Any
 
 import pytest
 
-from mailwarden.api.auth import Accounts, Role
+from mailwarden.model.accounts import Role
+from mailwarden.service.accounts import Accounts
 from mailwarden.store import MessageDetail
 from tests.dnsserver import DnsServer
 from tests.factories import build_message

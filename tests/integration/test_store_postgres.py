@@ -16,6 +16,8 @@ from mailwarden.store import Database, History, HistoryQuery, PolicyStore
 from mailwarden.store.db import head_revision
 from tests.unit.store.records import T0, build_record
 from tests.unit.store.search_cases import CASES, DATASET, names
+from tests.unit.store.test_reports import check_reports
+from tests.unit.store.test_reports import seed as seed_reports
 
 pytestmark = pytest.mark.integration
 
@@ -160,3 +162,9 @@ def test_import_refuses_a_domain_of_another_organisation(empty_pg: Database) -> 
     corp = store.get_organisation("corp")
     assert corp.domain_names == {"corp.example"} and corp.monitor_only is True
     assert store.policy_version("corp") == 1
+
+
+def test_report_queries_as_on_sqlite(empty_pg: Database) -> None:
+    history = History(empty_pg)
+    seed_reports(history, build_record)
+    check_reports(history)

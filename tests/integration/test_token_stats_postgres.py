@@ -1,4 +1,5 @@
-"""The classifier's token statistics on a real PostgreSQL: the same round trip as on SQLite."""
+"""The classifier's token statistics on a real PostgreSQL: the same round trip as on SQLite, and migration
+0006 adopting the table older versions created themselves."""
 
 from __future__ import annotations
 
@@ -10,16 +11,17 @@ from psycopg import sql
 from sqlalchemy.engine import make_url
 
 from mailwarden.pipeline.spam.classifier import Classifier
-from mailwarden.pipeline.spam.statstore import SqlTokenStore
 from mailwarden.store import Database
-from tests.unit.pipeline.spam.test_statstore import exercise
+from mailwarden.store.tokens import SqlTokenStore
+from tests.unit.model.token_store_cases import exercise
+from tests.unit.store.test_tokens import adopt_old_table, refuse_a_foreign_table
 
 pytestmark = pytest.mark.integration
 
 
 @pytest.fixture
 def own_database(postgres_url: str) -> Iterator[str]:
-    """A database of this module's own, so the token table never meets the store tests' schema checks."""
+    """A database of this test's own: the session's database stays unmigrated for the store tests."""
     url = make_url(postgres_url)
     name = f"{url.database}_tokens"
     admin_url = url.set(drivername="postgresql").render_as_string(hide_password=False)
@@ -35,9 +37,26 @@ def own_database(postgres_url: str) -> Iterator[str]:
 def test_postgres_token_store_round_trip(own_database: str) -> None:
     db = Database(own_database)
     try:
+        db.migrate()
         exercise(SqlTokenStore(db))
         clf = Classifier(SqlTokenStore(db), min_messages=1)
         clf.learn({"cheap", "pills"}, is_spam=True)
         assert clf.score({"cheap", "pills"}).probability > 0.5
+    finally:
+        db.close()
+
+
+def test_postgres_migration_adopts_the_table_an_older_version_created(own_database: str) -> None:
+    db = Database(own_database)
+    try:
+        adopt_old_table(db)
+    finally:
+        db.close()
+
+
+def test_postgres_migration_refuses_a_token_stats_table_of_another_shape(own_database: str) -> None:
+    db = Database(own_database)
+    try:
+        refuse_a_foreign_table(db)
     finally:
         db.close()

@@ -9,7 +9,6 @@ from prometheus_client import CONTENT_TYPE_LATEST
 
 from mailwarden import __version__
 from mailwarden.api import errors
-from mailwarden.api.auth import Accounts
 from mailwarden.api.deps import Staff
 from mailwarden.api.errors import ErrorBody
 from mailwarden.api.routes import audit, messages, organisations, reports, users
@@ -17,6 +16,7 @@ from mailwarden.api.routes import quarantine as quarantine_routes
 from mailwarden.metrics import exposition
 from mailwarden.model import Policy
 from mailwarden.quarantine.service import Quarantine
+from mailwarden.service.accounts import Accounts
 from mailwarden.service.runtime import Runtime
 
 API_PREFIX = "/api/v1"

@@ -7,10 +7,12 @@ from typing import Annotated
 from fastapi import Depends, Request
 from fastapi.security import APIKeyCookie, HTTPAuthorizationCredentials, HTTPBearer
 
-from mailwarden.api.auth import SESSION_COOKIE, Accounts, Principal, Role, Scope
 from mailwarden.api.errors import ApiError, forbidden
+from mailwarden.model.accounts import Principal, Role, Scope
+from mailwarden.service.accounts import Accounts
 from mailwarden.service.runtime import Runtime
 
+SESSION_COOKIE = "mailwarden_session"
 CSRF_HEADER = "X-CSRF-Token"
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 

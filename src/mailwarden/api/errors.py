@@ -10,10 +10,10 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from mailwarden.api.auth import AccountError
 from mailwarden.errors import MailwardenError, NotFoundError, PolicyError
+from mailwarden.model.accounts import AccountError
 from mailwarden.model.quarantine import PermissionDeniedError, QuarantineError
-from mailwarden.store.history import HistoryQueryError
+from mailwarden.store.history_search import HistoryQueryError
 
 
 class ErrorBody(BaseModel):

@@ -27,7 +27,7 @@ def learn(
     if [spam, ham, forget].count(True) != 1:
         error("give exactly one of --spam, --ham or --forget")
         raise typer.Exit(2)
-    with runtime(config) as rt:
+    with runtime(config, migrate=True) as rt:  # learning writes: token_stats must exist
         classifier = open_configured_classifier(rt.stage_services)
         counts: dict[str, int] = {}
         failures = 0

@@ -16,8 +16,8 @@ from rich.table import Table
 
 from mailwarden.cli.common import ConfigOption, out, runtime
 from mailwarden.model.quarantine import Reason, Status
-from mailwarden.quarantine.service import QuarantineQuery
 from mailwarden.service.quarantine_jobs import digests_for, quarantine_for
+from mailwarden.store.quarantine import QuarantineQuery
 
 quarantine_app = typer.Typer(help="The quarantine: list, release, delete, expire, digests.", no_args_is_help=True)
 

@@ -15,8 +15,9 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from mailwarden.api.auth import ALL_SCOPES, AccountError, Accounts, Role, Scope
 from mailwarden.cli.common import ConfigOption, out, runtime
+from mailwarden.model.accounts import ALL_SCOPES, AccountError, Role, Scope
+from mailwarden.service.accounts import Accounts
 
 user_app = typer.Typer(help="Console and API users (roles: admin, analyst, user).", no_args_is_help=True)
 token_app = typer.Typer(help="API tokens (shown once at creation; only their hash is kept).", no_args_is_help=True)

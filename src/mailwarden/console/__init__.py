@@ -13,11 +13,12 @@ from fastapi.responses import Response
 from fastapi.staticfiles import StaticFiles
 
 from mailwarden.api.app import create_app
-from mailwarden.api.auth import Accounts, Role
 from mailwarden.console.pages import Pages
 from mailwarden.console.quarantine import QuarantinePages
 from mailwarden.console.web import ADMINS, EVERYONE, STAFF, STATIC, Console
+from mailwarden.model.accounts import Role
 from mailwarden.quarantine.service import Quarantine
+from mailwarden.service.accounts import Accounts
 from mailwarden.service.runtime import Runtime
 
 __all__ = ["Console", "mount_console", "web_app"]

@@ -15,13 +15,13 @@ import yaml
 from fastapi.responses import RedirectResponse, Response
 from pydantic import ValidationError
 
-from mailwarden.api.auth import AccountError, Role, Scope
 from mailwarden.console import charts
 from mailwarden.console.i18n import LANGUAGES
 from mailwarden.console.reports import build_dashboard
 from mailwarden.console.web import Console, Refusal, View, client_ip, local_redirect
 from mailwarden.errors import NotFoundError, PolicyError
 from mailwarden.model import Action, Category, Direction, Policy
+from mailwarden.model.accounts import AccountError, Role, Scope
 from mailwarden.model.policy import OrganisationDocument, parse_organisation_document, validation_messages
 from mailwarden.store import HistoryQuery, HistoryQueryError
 from mailwarden.store.audit import changes
@@ -340,7 +340,7 @@ class Pages:
     # -- audit log -----------------------------------------------------------------------------
 
     def audit(self, view: View) -> Response:
-        entries = self.rt.policies.audit_log(limit=200)
+        entries = self.rt.audit.newest(limit=200)
         bound = view.user.organisation
         if bound is not None:
             entries = [e for e in entries if e["object"] == f"organisation:{bound}"]

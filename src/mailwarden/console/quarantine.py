@@ -15,10 +15,10 @@ from typing import Any
 
 from fastapi.responses import HTMLResponse, Response
 
-from mailwarden.api.auth import Principal
 from mailwarden.console.security import PREVIEW_HEADERS
 from mailwarden.console.web import Console, Refusal, View
 from mailwarden.errors import NotFoundError
+from mailwarden.model.accounts import Principal
 from mailwarden.model.quarantine import (
     Actor,
     Entry,
@@ -29,9 +29,10 @@ from mailwarden.model.quarantine import (
     Role,
     Status,
 )
-from mailwarden.quarantine import Quarantine, QuarantineQuery
+from mailwarden.quarantine import Quarantine
 from mailwarden.quarantine.digest import Digests, LinkError
 from mailwarden.service.quarantine_jobs import digests_for, quarantine_for
+from mailwarden.store.quarantine import QuarantineQuery
 
 PAGE = 100
 # what the list offers, in button order; each maps to one service call per selected entry

@@ -20,7 +20,7 @@ from fastapi import Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 
-from mailwarden.api.auth import SESSION_COOKIE, SESSION_TTL, Accounts, Principal, Role
+from mailwarden.api.deps import SESSION_COOKIE
 from mailwarden.console.i18n import LANGUAGE_COOKIE, LANGUAGES, Translator, negotiate
 from mailwarden.console.security import (
     CSRF_COOKIE,
@@ -29,6 +29,8 @@ from mailwarden.console.security import (
     PAGE_HEADERS,
     CsrfSigner,
 )
+from mailwarden.model.accounts import Principal, Role
+from mailwarden.service.accounts import SESSION_TTL, Accounts
 from mailwarden.service.runtime import Runtime
 from mailwarden.throttle import SignInThrottle
 

@@ -6,6 +6,7 @@ and offline scans can hand them a loopback DNS server or a temporary directory i
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
@@ -14,7 +15,7 @@ from pydantic import BaseModel, ValidationError
 
 from mailwarden.dns import Resolver
 from mailwarden.errors import ConfigError
-from mailwarden.store.db import Database
+from mailwarden.model.tokens import TokenStore
 
 SectionT = TypeVar("SectionT", bound=BaseModel)
 
@@ -24,7 +25,9 @@ class StageServices:
     resolver: Resolver
     data_dir: Path
     stage_config: dict[str, dict[str, Any]] = field(default_factory=dict)  # `[stages.<name>]` as read
-    database: Database | None = None  # the product database (the classifier's token statistics); None offline
+    # opens the classifier's token statistics where `[stages.spam] statistics` says (built by the wiring
+    # layer); None offline: the shipped model in memory
+    token_store: Callable[[], TokenStore] | None = None
 
     def config_for(self, name: str, model: type[SectionT]) -> SectionT:
         """The stage's `[stages.<name>]` section validated by its own model; errors name the field."""

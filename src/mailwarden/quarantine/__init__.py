@@ -4,6 +4,6 @@ The entry, its closed sets and who may do what live in `mailwarden.model.quarant
 """
 
 from mailwarden.quarantine.preview import AttachmentInfo, Preview
-from mailwarden.quarantine.service import EntryPage, Quarantine, QuarantineQuery, ReleaseDispatcher
+from mailwarden.quarantine.service import Quarantine, ReleaseDispatcher
 
-__all__ = ["AttachmentInfo", "EntryPage", "Preview", "Quarantine", "QuarantineQuery", "ReleaseDispatcher"]
+__all__ = ["AttachmentInfo", "Preview", "Quarantine", "ReleaseDispatcher"]

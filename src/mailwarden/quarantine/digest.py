@@ -29,17 +29,14 @@ from enum import StrEnum
 from pathlib import Path
 
 import structlog
-from sqlalchemy import select
-from sqlalchemy.exc import IntegrityError
 
 from mailwarden.durable import atomic_write
 from mailwarden.errors import MailwardenError
 from mailwarden.ids import new_id
 from mailwarden.model.policy import EndUserAccess, NotificationFrequency
-from mailwarden.model.quarantine import Actor, Entry, Operation, Role, Status, can, user_access
+from mailwarden.model.quarantine import Actor, Entry, Operation, Role, can, user_access
 from mailwarden.quarantine.preview import Preview
-from mailwarden.quarantine.service import Quarantine, ReleaseDispatcher, entry_of_row
-from mailwarden.store.schema import QuarantineDigestRow, QuarantineRow, QuarantineTokenRow
+from mailwarden.quarantine.service import Quarantine, ReleaseDispatcher
 
 log = structlog.get_logger(__name__)
 
@@ -159,27 +156,10 @@ class Digests:
         """Per recipient whose digest is due (its frequency passed since the last one; `force`: all),
         the entries held since then that the recipient may see."""
         now = now or self._clock()
-        with self.quarantine.db.session() as session:
-            rows = list(
-                session.scalars(
-                    select(QuarantineRow)
-                    .where(
-                        QuarantineRow.status == Status.HELD.value,
-                        QuarantineRow.would_have.is_(False),
-                        QuarantineRow.notified_at.is_(None),
-                    )
-                    .order_by(QuarantineRow.id)
-                )
-            )
-            last = {
-                r.recipient: r.last_sent_at
-                for r in session.scalars(
-                    select(QuarantineDigestRow).where(QuarantineDigestRow.recipient.in_({r.recipient for r in rows}))
-                )
-            }
+        held = self.quarantine.store.held_unnotified()
+        last = self.quarantine.store.last_digests({e.recipient for e in held})
         out: dict[str, list[Entry]] = {}
-        for row in rows:
-            entry = entry_of_row(row)
+        for entry in held:
             policy = self.quarantine.policy_for(entry.organisation)
             if not policy.notifications.enabled:
                 continue
@@ -263,16 +243,7 @@ class Digests:
         for recipient, entries in self.due(now, force=force).items():
             raw = self.compose(recipient, entries, now)
             self.sender(DIGEST_MESSAGE_PREFIX + new_id(now), "", [recipient], raw)
-            with self.quarantine.db.session() as session:
-                for entry in entries:
-                    row = session.get(QuarantineRow, entry.id)
-                    if row is not None:
-                        row.notified_at = now
-                state = session.get(QuarantineDigestRow, recipient)
-                if state is None:
-                    session.add(QuarantineDigestRow(recipient=recipient, last_sent_at=now))
-                else:
-                    state.last_sent_at = now
+            self.quarantine.store.digest_sent(recipient, entries, now)
             sent += 1
             log.info("quarantine_digest_sent", recipient=recipient, entries=len(entries))
         return sent
@@ -286,11 +257,8 @@ class Digests:
         """
         now = now or self._clock()
         claim = self.signer.check(token, now)
-        try:
-            with self.quarantine.db.session() as session:
-                session.add(QuarantineTokenRow(id=claim.token_id, used_at=now, expires_at=claim.expires_at))
-        except IntegrityError:
-            raise LinkError("this link has been used already", reason="used") from None
+        if not self.quarantine.store.use_token(claim.token_id, at=now, expires_at=claim.expires_at):
+            raise LinkError("this link has been used already", reason="used")
         entry = self.quarantine.get(claim.entry_id)
         actor = Actor(f"{entry.recipient} (digest link)", Role.USER, entry.recipient)
         match claim.action:
@@ -305,10 +273,7 @@ class Digests:
 
     def forget_used_tokens(self, now: datetime | None = None) -> None:
         """Used token ids are needed only until their links would have expired anyway."""
-        now = now or self._clock()
-        with self.quarantine.db.session() as session:
-            for row in session.scalars(select(QuarantineTokenRow).where(QuarantineTokenRow.expires_at < now)):
-                session.delete(row)
+        self.quarantine.store.forget_tokens(now or self._clock())
 
     def _url(self, token: str) -> str:
         return f"{self.public_url}/quarantine/link/{token}"

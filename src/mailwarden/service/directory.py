@@ -9,6 +9,7 @@ from __future__ import annotations
 import time
 
 import structlog
+from sqlalchemy.exc import SQLAlchemyError
 
 from mailwarden.errors import DependencyUnavailable
 from mailwarden.model import Domain
@@ -44,10 +45,10 @@ class OrgDirectory:
             return
         try:
             by_domain = self._load()
-        except Exception as exc:
-            reason = unavailable(exc)
-            if reason is None:
-                raise
+        except SQLAlchemyError as exc:
+            # any database error, not only a refused connection: a pooled connection the outage left in
+            # a bad state fails differently, and a reload that fails must never stop mail for everyone
+            reason = unavailable(exc) or f"{type(exc).__name__}: {str(exc).strip().splitlines()[0]}"
             self._next_try = now + self._pause
             log.error("directory_reload_failed", error=reason, retry_in_seconds=self._pause, kept="the last copy")
             self._pause = min(self._pause * 2, LONGEST_PAUSE)

@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 from functools import cached_property
 from pathlib import Path
 
+import structlog
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError
 
@@ -14,11 +15,16 @@ from mailwarden.dns import DnsResolver
 from mailwarden.errors import ConfigError, NotFoundError
 from mailwarden.model import Direction, Envelope, Message, Organisation, Policy
 from mailwarden.model.envelope import normalise_address
+from mailwarden.model.tokens import TokenStore
 from mailwarden.pipeline import Pipeline
 from mailwarden.pipeline.registry import DEFAULT_ORDER
 from mailwarden.pipeline.services import StageServices
 from mailwarden.service.config import Config
 from mailwarden.store import Database, History, LocalBlobStore, PolicyStore
+from mailwarden.store.audit import AuditLog
+from mailwarden.store.tokens import RedisTokenStore, SqlTokenStore, has_token_table
+
+log = structlog.get_logger(__name__)
 
 
 class Runtime:
@@ -69,6 +75,10 @@ class Runtime:
         return PolicyStore(self.db)
 
     @cached_property
+    def audit(self) -> AuditLog:
+        return AuditLog(self.db)
+
+    @cached_property
     def blobs(self) -> LocalBlobStore:
         return LocalBlobStore(self.config.paths.blob_dir)
 
@@ -91,8 +101,24 @@ class Runtime:
             resolver=self.resolver,
             data_dir=self.config.paths.data_dir,
             stage_config=self.config.stages,
-            database=self.db,
+            token_store=self.open_token_store,
         )
+
+    def open_token_store(self) -> TokenStore:
+        """The classifier's token statistics where `[stages.spam] statistics` says: Redis, or the product
+        database once it holds them. A database never initialised gives the shipped model in memory, so
+        `scan` works before `mailwarden init` (commands that learn migrate first)."""
+        # the stage's module is loaded here, as the pipeline loads it: only when it is used
+        from mailwarden.pipeline.spam.stage import STAGE, SpamConfig
+        from mailwarden.pipeline.spam.statstore import MemoryTokenStore
+
+        spam = self.stage_services.config_for(STAGE, SpamConfig)
+        if spam.statistics == "redis":
+            return RedisTokenStore.from_url(spam.redis_url, prefix=spam.redis_prefix)
+        if not has_token_table(self.db):
+            log.info("token_statistics_in_memory", reason="the database is not initialised")
+            return MemoryTokenStore()
+        return SqlTokenStore(self.db)
 
     def is_initialised(self) -> bool:
         return self.db.current_revision() is not None

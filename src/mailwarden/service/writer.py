@@ -37,11 +37,11 @@ from mailwarden.errors import NotFoundError
 from mailwarden.ingest.spool import Spool, SpoolEntry
 from mailwarden.model.quarantine import NewEntry
 from mailwarden.model.trace import EventRecord, EventType, MessageRecord, RecipientRecord
-from mailwarden.quarantine import Quarantine
 from mailwarden.service.delivery_trace import DeliveryTrace
 from mailwarden.service.runtime import Runtime
 from mailwarden.service.scan import Outcome
 from mailwarden.store.db import unavailable
+from mailwarden.store.quarantine import QuarantineStore
 
 log = structlog.get_logger(__name__)
 
@@ -85,7 +85,7 @@ class HistoryWriter:
         self.rt = rt
         self.spool = spool
         self.agent: DeliveryAgent | None = None
-        self.quarantine = Quarantine(rt.db, rt.blobs, rt.history)
+        self.quarantine = QuarantineStore(rt.db)
         self.batch_size = cfg.batch_size
         self.batch_delay = cfg.batch_delay_ms / 1000
         self.dedupe_window = timedelta(hours=cfg.journal_dedupe_hours)

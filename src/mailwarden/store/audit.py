@@ -1,8 +1,11 @@
-"""What an audit entry changed, field by field: the readable form of the whole before and after it keeps.
+"""The audit log: who changed what, kept whole; the one place that writes it, reads it, and reads a change.
 
-The audit log stores each changed object whole (JSON `before` / `after`, no length limit, never a password
-hash or a token secret). `changes` walks both and names each difference by its path, so a change to one
-rule of a thousand, or three senders added to a long block list, reads as exactly that.
+The log stores each changed object whole (JSON `before` / `after`, no length limit, never a password
+hash or a token secret). Every store that changes an audited object (policies, accounts, quarantine)
+writes its entry through `write_entry`, in the transaction of the change itself, so the change and its
+entry are kept or lost together. `AuditLog` reads it newest first. `changes` walks an entry's before and
+after and names each difference by its path, so a change to one rule of a thousand, or three senders
+added to a long block list, reads as exactly that.
 """
 
 from __future__ import annotations
@@ -10,9 +13,89 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any, Final
 
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from mailwarden.store.db import Database
+from mailwarden.store.schema import AuditRow
+
+ACTOR_CHARS = 200  # the column's width: a longer name (a digest link's "<address> (digest link)") is cut
 _ABSENT: Final = object()
+
+
+def write_entry(
+    session: Session,
+    *,
+    at: datetime,
+    actor: str,
+    action: str,
+    obj: str,
+    before: Mapping[str, Any] | None,
+    after: Mapping[str, Any] | None,
+) -> None:
+    """Add one audit entry to `session`'s transaction: `actor` did `action` to `obj` (`user:ann`,
+    `organisation:corp`, `quarantine/<id>`), which was `before` and became `after` (None: absent)."""
+    session.add(
+        AuditRow(
+            at=at,
+            actor=actor[:ACTOR_CHARS],
+            action=action,
+            object=obj,
+            before=None if before is None else dict(before),
+            after=None if after is None else dict(after),
+        )
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class AuditPage:
+    """Entries as plain mappings (id, at, actor, action, object, before, after), newest first."""
+
+    items: list[dict[str, Any]]
+    next_cursor: int | None  # the id to read on from; None on the last page
+
+
+class AuditLog:
+    """Reads the audit log, newest first."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    def page(
+        self, *, limit: int = 100, actor: str | None = None, obj: str | None = None, cursor: int | None = None
+    ) -> AuditPage:
+        """One page of entries by `actor` and on `obj` (each when given), older than `cursor` (an entry id)."""
+        stmt = select(AuditRow).order_by(AuditRow.id.desc()).limit(limit + 1)
+        if actor is not None:
+            stmt = stmt.where(AuditRow.actor == actor)
+        if obj is not None:
+            stmt = stmt.where(AuditRow.object == obj)
+        if cursor is not None:
+            stmt = stmt.where(AuditRow.id < cursor)
+        with self.db.session() as session:
+            rows = list(session.scalars(stmt))
+        more = len(rows) > limit
+        rows = rows[:limit]
+        return AuditPage([_entry(r) for r in rows], rows[-1].id if more else None)
+
+    def newest(self, *, limit: int = 100) -> list[dict[str, Any]]:
+        """The newest `limit` entries."""
+        return self.page(limit=limit).items
+
+
+def _entry(row: AuditRow) -> dict[str, Any]:
+    return {
+        "id": row.id,
+        "at": row.at,
+        "actor": row.actor,
+        "action": row.action,
+        "object": row.object,
+        "before": row.before,
+        "after": row.after,
+    }
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,4 +1,4 @@
-"""Organisations, their accepted domains and their policy documents, with an audit log of changes."""
+"""Organisations, their accepted domains and their policy documents; every change is audited (audit.py)."""
 
 from __future__ import annotations
 
@@ -13,8 +13,9 @@ from mailwarden.errors import NotFoundError, PolicyError
 from mailwarden.model import ConnectionMode, Domain, Organisation, Policy
 from mailwarden.model.policy import OrganisationDocument
 from mailwarden.model.recipients import RecipientVerification
+from mailwarden.store.audit import write_entry
 from mailwarden.store.db import Database
-from mailwarden.store.schema import AuditRow, DomainRow, OrganisationRow, PolicyRow
+from mailwarden.store.schema import DomainRow, OrganisationRow, PolicyRow
 
 
 class PolicyStore:
@@ -101,22 +102,6 @@ class PolicyStore:
                 {"monitor_only": monitor_only},
             )
             row.monitor_only = monitor_only
-
-    def audit_log(self, *, limit: int = 100) -> list[dict[str, Any]]:
-        """The newest audit entries first, as plain mappings."""
-        with self.db.session() as session:
-            rows = session.scalars(select(AuditRow).order_by(AuditRow.id.desc()).limit(limit)).all()
-            return [
-                {
-                    "at": r.at,
-                    "actor": r.actor,
-                    "action": r.action,
-                    "object": r.object,
-                    "before": r.before,
-                    "after": r.after,
-                }
-                for r in rows
-            ]
 
 
 def _now() -> datetime:
@@ -231,4 +216,4 @@ def _audit(
     def plain(value: dict[str, Any] | OrganisationDocument | None) -> dict[str, Any] | None:
         return value.model_dump(mode="json") if isinstance(value, OrganisationDocument) else value
 
-    session.add(AuditRow(at=_now(), actor=actor, action=action, object=obj, before=plain(before), after=plain(after)))
+    write_entry(session, at=_now(), actor=actor, action=action, obj=obj, before=plain(before), after=plain(after))

@@ -53,6 +53,9 @@ IdType = String(26).with_variant(String(26, collation="C"), "postgresql")
 JsonType = JSON().with_variant(JSONB(), "postgresql")
 # SQLite only auto-increments an INTEGER PRIMARY KEY; PostgreSQL gets 64 bits for the big tables.
 SerialType = BigInteger().with_variant(Integer(), "sqlite")
+# Counters that may pass 2**31 on PostgreSQL; SQLite's INTEGER is 64 bits already.
+CountType = BigInteger().with_variant(Integer(), "sqlite")
+MAX_TOKEN_BYTES = 200
 
 
 # Indexes that exist on PostgreSQL only; schema comparison on other dialects leaves them out.
@@ -317,3 +320,17 @@ class SessionRow(Base):
     user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
+
+
+class TokenStatRow(Base):
+    """The classifier's token statistics: per token, how many spam and ham messages carried it.
+
+    The message totals and bookkeeping marks are rows too, under keys starting with a space (no token
+    does); `store/tokens.py` reads and writes them.
+    """
+
+    __tablename__ = "token_stats"
+
+    token: Mapped[str] = mapped_column(String(MAX_TOKEN_BYTES), primary_key=True)
+    spam: Mapped[int] = mapped_column(CountType)
+    ham: Mapped[int] = mapped_column(CountType)

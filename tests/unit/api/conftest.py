@@ -11,16 +11,18 @@ import pytest
 from argon2 import PasswordHasher
 from fastapi.testclient import TestClient
 
-from mailwarden.api.auth import Accounts, Role, Scope
 from mailwarden.console import web_app
 from mailwarden.ids import new_id
 from mailwarden.model import Action, Category, Direction, Disposition, Mode, Verdict
+from mailwarden.model.accounts import Role, Scope
 from mailwarden.model.policy import parse_organisation_document
 from mailwarden.model.quarantine import NewEntry, Reason
 from mailwarden.model.trace import MessageRecord, RecipientRecord
-from mailwarden.quarantine.service import Quarantine, QuarantineQuery
+from mailwarden.quarantine.service import Quarantine
+from mailwarden.service.accounts import Accounts
 from mailwarden.service.config import Config
 from mailwarden.service.runtime import Runtime
+from mailwarden.store.quarantine import QuarantineQuery
 from tests.factories import build_message
 
 # argon2 at its cheapest: the tests are about who may do what, not about hashing cost
@@ -83,7 +85,7 @@ def _record(
         )
     )
     rt.blobs.put(message_id, raw)
-    q.record(
+    q.store.record(
         [
             NewEntry(
                 message_id=message_id,
@@ -144,6 +146,13 @@ def build_world(root: Path) -> World:
         accounts.add_user(name, role=role, email=email, organisation=org, password=PASSWORD, actor="test")
         w.tokens[name] = accounts.create_token(name, name="test", actor="test")[1]
     w.tokens["root-read"] = accounts.create_token("root", name="ro", scopes={Scope.READ}, actor="test")[1]
+    _quarantined_messages(rt, quarantine, w)
+    return w
+
+
+def _quarantined_messages(rt: Runtime, quarantine: Quarantine, w: World) -> None:
+    """Five messages in history and quarantine: spam for alice and for bob, malware for both, phishing
+    for alice, and spam in the other organisation."""
     _record(
         rt,
         quarantine,
@@ -204,4 +213,3 @@ def build_world(root: Path) -> World:
         reason=Reason.SPAM,
         minutes=1,
     )
-    return w

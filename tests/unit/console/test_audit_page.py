@@ -41,6 +41,6 @@ def test_a_large_policy_change_is_shown_whole_field_by_field(setup: Setup, tmp_p
     assert "policy.rules[Wire fraud]" in newest
     assert "今すぐ振込" in newest and "secops@corp.example" in newest
     assert "…" not in newest
-    stored = setup.rt.policies.audit_log(limit=1)[0]  # what the API's /audit returns: the whole documents
+    stored = setup.rt.audit.newest(limit=1)[0]  # what the API's /audit returns: the whole documents
     assert stored["after"]["policy"]["lists"]["blocked_senders"] == SENDERS[1:]
     assert stored["before"]["policy"]["lists"]["blocked_senders"] == SENDERS[:40]

@@ -14,13 +14,15 @@ from argon2 import PasswordHasher
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
-from mailwarden.api.auth import SESSION_COOKIE, Accounts, Role
+from mailwarden.api.deps import SESSION_COOKIE
 from mailwarden.console import mount_console
 from mailwarden.console.security import PAGE_CSP
 from mailwarden.console.web import Console
+from mailwarden.model.accounts import Role
 from mailwarden.model.policy import Policy, parse_organisation_document
 from mailwarden.model.quarantine import Entry, Reason
 from mailwarden.quarantine.digest import LinkAction
+from mailwarden.service.accounts import Accounts
 from mailwarden.service.config import load_config
 from mailwarden.service.quarantine_jobs import digests_for, quarantine_for
 from mailwarden.service.runtime import Runtime

@@ -10,7 +10,7 @@ from sqlalchemy import select
 from mailwarden.errors import NotFoundError
 from mailwarden.model.quarantine import Actor, PermissionDeniedError, QuarantineError, Reason, Role, Status
 from mailwarden.model.trace import EventType, RecipientStatus
-from mailwarden.quarantine import QuarantineQuery
+from mailwarden.store.quarantine import QuarantineQuery
 from mailwarden.store.schema import AuditRow
 from tests.factories import build_message
 

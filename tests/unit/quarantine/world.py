@@ -11,8 +11,9 @@ from mailwarden.model import Action, Category, Direction, Disposition, Mode, Ver
 from mailwarden.model.policy import Policy
 from mailwarden.model.quarantine import Entry, Reason, new_entries
 from mailwarden.model.trace import MessageRecord, RecipientRecord, RecipientStatus
-from mailwarden.quarantine import Quarantine, QuarantineQuery
+from mailwarden.quarantine import Quarantine
 from mailwarden.store import Database, History, LocalBlobStore
+from mailwarden.store.quarantine import QuarantineQuery
 from tests.factories import build_message
 
 T0 = datetime(2026, 11, 1, 12, 0, tzinfo=UTC)
@@ -95,6 +96,6 @@ class World:
             sha256="ab" * 32,
             size=len(raw),
         )
-        self.quarantine.record(entries)
+        self.quarantine.store.record(entries)
         page = self.quarantine.list(QuarantineQuery(message_id=message_id))
         return sorted(page.items, key=lambda e: recipients.index(e.recipient))

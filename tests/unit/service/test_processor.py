@@ -16,12 +16,13 @@ from mailwarden.model.policy import parse_organisation_document
 from mailwarden.model.quarantine import NewEntry, Reason
 from mailwarden.model.trace import EventType
 from mailwarden.pipeline.engine import Pipeline
-from mailwarden.quarantine import Quarantine, QuarantineQuery
+from mailwarden.quarantine import Quarantine
 from mailwarden.service import processor as processing
 from mailwarden.service.config import load_config
 from mailwarden.service.directory import OrgDirectory
 from mailwarden.service.processor import Processor
 from mailwarden.service.runtime import Runtime
+from mailwarden.store.quarantine import QuarantineQuery
 from tests.unit.deliver.helpers import eventually
 
 

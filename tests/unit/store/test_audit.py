@@ -1,18 +1,21 @@
-"""`store.audit.changes`: an audit entry's whole before and after, read field by field; and what the audit
-log may never hold (password hashes, token secrets)."""
+"""`store.audit`: an audit entry's whole before and after, read field by field; the log read newest first;
+and what it may never hold (password hashes, token secrets)."""
 
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime
 from pathlib import Path
 
 from argon2 import PasswordHasher
 from sqlalchemy import select
 
-from mailwarden.api.auth import Accounts, Role
+from mailwarden.model.accounts import Role
+from mailwarden.service.accounts import Accounts
 from mailwarden.service.config import load_config
 from mailwarden.service.runtime import Runtime
-from mailwarden.store.audit import Change, changes
+from mailwarden.store import Database
+from mailwarden.store.audit import AuditLog, Change, changes, write_entry
 from mailwarden.store.schema import ApiTokenRow, AuditRow, UserRow
 
 
@@ -77,3 +80,17 @@ def test_no_password_hash_or_token_secret_reaches_the_audit_log(tmp_path: Path) 
     assert password_hash and token_hash and info.prefix in logged
     for secret_value in ("a long first password", "a long second password", password_hash, secret, token_hash):
         assert secret_value not in logged
+
+
+def test_the_log_pages_newest_first_by_actor_and_object(db: Database) -> None:
+    at = datetime(2026, 11, 1, tzinfo=UTC)
+    with db.session() as session:
+        for n, (actor, obj) in enumerate([("ann", "user:bob"), ("cli", "user:bob"), ("ann", "user:eve")] * 2):
+            write_entry(session, at=at, actor=actor, action="user.update", obj=obj, before={"n": n}, after=None)
+        write_entry(session, at=at, actor="x" * 300, action="user.add", obj="user:long", before=None, after=None)
+    log = AuditLog(db)
+    assert log.newest(limit=1)[0]["actor"] == "x" * 200  # cut to the column
+    first = log.page(limit=1, actor="ann", obj="user:bob")
+    assert [e["before"] for e in first.items] == [{"n": 3}] and first.next_cursor is not None
+    rest = log.page(limit=5, actor="ann", obj="user:bob", cursor=first.next_cursor)
+    assert [e["before"] for e in rest.items] == [{"n": 0}] and rest.next_cursor is None

@@ -6,6 +6,7 @@ from mailwarden.errors import NotFoundError, PolicyError
 from mailwarden.model import ConnectionMode, Policy
 from mailwarden.model.policy import OrganisationDocument, SpamVerdictAction, parse_organisation_document
 from mailwarden.store import Database, PolicyStore
+from mailwarden.store.audit import AuditLog
 from mailwarden.store.schema import OrganisationRow
 
 
@@ -54,7 +55,7 @@ def test_reimport_replaces_the_domain_set_and_bumps_the_version(policies: Policy
     assert policies.organisation_for_domain("old.example") is None
     assert policies.policy_version("corp") == 2
     assert [o.name for o in policies.list_organisations()] == ["corp"]
-    entry = policies.audit_log()[0]
+    entry = AuditLog(policies.db).newest()[0]
     assert (entry["actor"], entry["action"], entry["object"]) == (
         "admin@corp.example",
         "organisation.import",
@@ -68,7 +69,7 @@ def test_domain_owned_by_another_organisation_is_refused_and_nothing_changes(pol
     policies.import_document(document("acme", ("acme.example",)))
     policies.import_document(document("corp", ("corp.example",)))
     before = policies.export_document("corp")
-    audit_before = len(policies.audit_log())
+    audit_before = len(AuditLog(policies.db).newest())
 
     clash = document("corp", ("corp.example", "acme.example", "extra.example"), spam={"bcl_threshold": 4})
     with pytest.raises(PolicyError, match=r"domain acme\.example already belongs to organisation acme"):
@@ -76,7 +77,7 @@ def test_domain_owned_by_another_organisation_is_refused_and_nothing_changes(pol
     assert policies.export_document("corp") == before
     assert policies.policy_version("corp") == 1
     assert policies.organisation_for_domain("extra.example") is None
-    assert len(policies.audit_log()) == audit_before
+    assert len(AuditLog(policies.db).newest()) == audit_before
 
     with pytest.raises(PolicyError, match=r"acme\.example"):
         policies.import_document(document("newco", ("acme.example",)))
@@ -113,7 +114,7 @@ def test_set_monitor_only_is_audited(policies: PolicyStore) -> None:
     policies.import_document(document("corp"))
     policies.set_monitor_only("corp", True, actor="alice")
     assert policies.get_organisation("corp").monitor_only is True
-    entry = policies.audit_log()[0]
+    entry = AuditLog(policies.db).newest()[0]
     assert (entry["actor"], entry["action"], entry["before"], entry["after"]) == (
         "alice",
         "organisation.set_monitor_only",
@@ -121,7 +122,7 @@ def test_set_monitor_only_is_audited(policies: PolicyStore) -> None:
         {"monitor_only": True},
     )
     policies.set_monitor_only("corp", True, actor="alice")  # no change, no audit entry
-    assert len(policies.audit_log()) == 2
+    assert len(AuditLog(policies.db).newest()) == 2
 
 
 def test_recipient_verification_is_stored_with_its_domain(policies: PolicyStore) -> None:

@@ -7,10 +7,8 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
 from pydantic import BaseModel
-from sqlalchemy import select
 
 from mailwarden.api.deps import Admin, Rt
-from mailwarden.store.schema import AuditRow
 
 router = APIRouter(tags=["audit"])
 
@@ -39,23 +37,5 @@ def audit_log(
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     cursor: Annotated[int | None, Query(ge=1, le=2**62)] = None,
 ) -> AuditPage:
-    stmt = select(AuditRow).order_by(AuditRow.id.desc()).limit(limit + 1)
-    if actor is not None:
-        stmt = stmt.where(AuditRow.actor == actor)
-    if object is not None:
-        stmt = stmt.where(AuditRow.object == object)
-    if cursor is not None:
-        stmt = stmt.where(AuditRow.id < cursor)
-    with rt.db.session() as session:
-        rows = list(session.scalars(stmt))
-    more = len(rows) > limit
-    rows = rows[:limit]
-    return AuditPage(
-        items=[
-            AuditEntry(
-                id=r.id, at=r.at, actor=r.actor, action=r.action, object=r.object, before=r.before, after=r.after
-            )
-            for r in rows
-        ],
-        next_cursor=rows[-1].id if more else None,
-    )
+    page = rt.audit.page(limit=limit, actor=actor, obj=object, cursor=cursor)
+    return AuditPage(items=[AuditEntry(**entry) for entry in page.items], next_cursor=page.next_cursor)

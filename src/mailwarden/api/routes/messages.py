@@ -13,7 +13,7 @@ from mailwarden.api.deps import Rt, Staff, check_organisation
 from mailwarden.api.errors import ApiError, not_found
 from mailwarden.errors import NotFoundError
 from mailwarden.model import Action, Category, Direction
-from mailwarden.store.history import MAX_LIMIT, HistoryQuery, MessageSummary
+from mailwarden.store.history_search import MAX_LIMIT, HistoryQuery, MessageSummary
 
 router = APIRouter(tags=["messages"])
 

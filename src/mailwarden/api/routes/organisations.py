@@ -16,10 +16,10 @@ from fastapi import APIRouter, File, Form, Path, Query, UploadFile
 from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel, Field, ValidationError
 
-from mailwarden.api.auth import Principal
 from mailwarden.api.deps import Admin, Rt, Staff, check_organisation
 from mailwarden.api.errors import ApiError
 from mailwarden.model import Direction, Message, Organisation, Policy
+from mailwarden.model.accounts import Principal
 from mailwarden.model.org import ConnectionMode
 from mailwarden.model.policy import OrganisationDocument, SenderLists, validation_messages
 from mailwarden.model.rules import Rule

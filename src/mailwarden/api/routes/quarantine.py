@@ -14,12 +14,13 @@ from fastapi import APIRouter, Depends, Path, Query, Request
 from fastapi.responses import Response
 from pydantic import BaseModel, Field
 
-from mailwarden.api.auth import Principal, Role
 from mailwarden.api.deps import Caller, check_organisation
 from mailwarden.api.errors import ApiError
+from mailwarden.model.accounts import Principal, Role
 from mailwarden.model.quarantine import Actor, Entry, Operation, Reason, Status
 from mailwarden.model.quarantine import Role as QuarantineRole
-from mailwarden.quarantine.service import MAX_LIMIT, Quarantine, QuarantineQuery
+from mailwarden.quarantine.service import Quarantine
+from mailwarden.store.quarantine import MAX_LIMIT, QuarantineQuery
 
 router = APIRouter(tags=["quarantine"])
 

@@ -9,9 +9,9 @@ from fastapi import APIRouter, Path, Query
 from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel, Field
 
-from mailwarden.api.auth import Role, Scope, TokenInfo, UserInfo
 from mailwarden.api.deps import AccountsDep, Admin, Caller
 from mailwarden.api.errors import ApiError, forbidden
+from mailwarden.model.accounts import Role, Scope, TokenInfo, UserInfo
 
 router = APIRouter(tags=["users"])
 

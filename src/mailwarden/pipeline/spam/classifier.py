@@ -18,7 +18,8 @@ from collections.abc import Callable, Collection, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from mailwarden.pipeline.spam.statstore import MemoryTokenStore, TokenStore
+from mailwarden.model.tokens import TokenStore
+from mailwarden.pipeline.spam.statstore import MemoryTokenStore
 from mailwarden.pipeline.spam.tokens import degenerate as case_fallback
 
 DEFAULT_MODEL = Path(__file__).resolve().parents[2] / "data" / "classifier" / "default-model.tsv.gz"

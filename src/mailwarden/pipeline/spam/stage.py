@@ -32,19 +32,14 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from mailwarden.dns import Resolver
 from mailwarden.errors import ConfigError
 from mailwarden.model import Direction, Finding, Message, Policy
+from mailwarden.model.tokens import TokenStore
 from mailwarden.pipeline.connection import DnsblZone, dnsbl_query_name, listing_codes
 from mailwarden.pipeline.facts import ScanFacts
 from mailwarden.pipeline.services import StageServices
 from mailwarden.pipeline.spam.classifier import DEFAULT_MODEL, Classifier, Score, model_header, read_model
 from mailwarden.pipeline.spam.heuristics import Heuristics
 from mailwarden.pipeline.spam.heuristics.view import registered_domain
-from mailwarden.pipeline.spam.statstore import (
-    CachedTokenStore,
-    MemoryTokenStore,
-    RedisTokenStore,
-    SqlTokenStore,
-    TokenStore,
-)
+from mailwarden.pipeline.spam.statstore import CachedTokenStore, MemoryTokenStore
 from mailwarden.pipeline.spam.tokens import tokenize
 from mailwarden.pipeline.stage import Inspection, ScanContext
 
@@ -143,16 +138,12 @@ class SpamConfig(BaseModel):
         return section
 
 
-def open_store(config: SpamConfig, services: StageServices) -> TokenStore:
-    """The token store the config names: the product database (default) or Redis."""
-    if config.statistics == "redis":
-        import redis
-
-        return RedisTokenStore(redis.Redis.from_url(config.redis_url), prefix=config.redis_prefix)
-    if services.database is None:
-        # offline use without a database (tests, benchmarks): the shipped model in memory
+def open_store(services: StageServices) -> TokenStore:
+    """The token store the wiring layer opens for `[stages.spam] statistics` (the product database or
+    Redis); offline (tests, benchmarks), the shipped model in memory."""
+    if services.token_store is None:
         return MemoryTokenStore()
-    return SqlTokenStore(services.database)
+    return services.token_store()
 
 
 def prepare_store(store: TokenStore, model: Path = DEFAULT_MODEL) -> bool:
@@ -174,7 +165,7 @@ def open_configured_classifier(
         calibration, threshold, _ = model_header(model)
     except (OSError, ValueError) as exc:
         raise ConfigError(f"cannot read the classifier model: {exc}", field="stages.spam.model") from None
-    store = open_store(config, services)
+    store = open_store(services)
     prepare_store(store, model)
     if for_scanning and config.statistics_cache_seconds > 0 and not isinstance(store, MemoryTokenStore):
         store = CachedTokenStore(store, ttl=config.statistics_cache_seconds)

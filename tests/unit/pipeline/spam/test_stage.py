@@ -31,12 +31,12 @@ from mailwarden.pipeline.services import StageServices
 from mailwarden.pipeline.spam.classifier import Classifier, Score
 from mailwarden.pipeline.spam.learning import Learnt, forget_message, learn_message
 from mailwarden.pipeline.spam.stage import SpamFilter, link_domains, prepare_store
-from mailwarden.pipeline.spam.statstore import CachedTokenStore, MemoryTokenStore, SqlTokenStore
+from mailwarden.pipeline.spam.statstore import MemoryTokenStore
 from mailwarden.pipeline.spam.tokens import tokenize
 from mailwarden.store.db import Database
+from mailwarden.store.tokens import SqlTokenStore
 from tests.dnsserver import DnsServer
 from tests.factories import build_message
-from tests.services import unavailable
 
 INBOUND = Envelope(mail_from="sender@example.org", rcpt_to=("bob@example.com",), client_ip="198.51.100.7")
 
@@ -279,6 +279,7 @@ def test_learning_the_same_message_twice_counts_it_once(tmp_path: Path) -> None:
 def test_the_shipped_model_is_loaded_once_into_a_shared_sqlite_store(tmp_path: Path) -> None:
     db = Database(f"sqlite:///{tmp_path / 'mailwarden.db'}")
     try:
+        db.migrate()
         first, second = SqlTokenStore(db), SqlTokenStore(db)
         assert prepare_store(first)
         loaded = first.totals()
@@ -289,20 +290,6 @@ def test_the_shipped_model_is_loaded_once_into_a_shared_sqlite_store(tmp_path: P
         assert not second.load_once({"x": (1, 1)}, 1, 1, " model:race") or not first.load_once(
             {"x": (1, 1)}, 1, 1, " model:race"
         )
-    finally:
-        db.close()
-
-
-def test_the_stage_keeps_its_statistics_in_the_product_database(tmp_path: Path) -> None:
-    db = Database(f"sqlite:///{tmp_path / 'mailwarden.db'}")
-    try:
-        svc = StageServices(resolver=None, data_dir=tmp_path, database=db)  # type: ignore[arg-type]
-        spam = SpamFilter.from_services(svc)
-        store = spam.classifier.store
-        assert isinstance(store, CachedTokenStore) and isinstance(store.inner, SqlTokenStore)
-        learn_message(spam.classifier, Message(learnt_spam(7)), True)
-        again = SpamFilter.from_services(svc)  # a restart sees what was learnt
-        assert again.classifier.store.totals() == spam.classifier.store.totals()
     finally:
         db.close()
 
@@ -364,35 +351,6 @@ def test_a_failing_uri_block_list_never_blocks_mail(
     assert verdict.category is Category.CLEAN
     error = next(f for f in verdict.findings if f.code == "URIBL_ERROR")
     assert error.score == 0.0 and "broken.uribl.test" in error.detail
-
-
-def test_the_stage_shares_its_model_through_redis(tmp_path: Path) -> None:
-    import os
-    import uuid
-
-    import redis
-
-    url = os.environ.get("MAILWARDEN_TEST_REDIS", "redis://127.0.0.1:6379/0")
-    client = redis.Redis.from_url(url)
-    try:
-        client.ping()
-    except redis.RedisError as exc:
-        unavailable(f"Redis at {url} unreachable: {exc}")
-    prefix = f"mailwarden-test:{uuid.uuid4().hex}:"
-    try:
-        # no count cache: what one node learns, the other uses at once (else within the cache's seconds)
-        config = {"statistics": "redis", "redis_url": url, "redis_prefix": prefix, "statistics_cache_seconds": 0}
-        node_a = SpamFilter.from_services(services(tmp_path, **config))
-        node_b = SpamFilter.from_services(services(tmp_path, **config))  # loads nothing: the model is there
-        totals = node_a.classifier.store.totals()
-        assert totals[0] > 100 and node_b.classifier.store.totals() == totals
-        learn_message(node_a.classifier, Message(learnt_spam(3)), True)
-        assert node_b.classifier.store.totals() == (totals[0] + 1, totals[1])  # one model for every node
-    finally:
-        keys = list(client.scan_iter(match=prefix + "*", count=1000))
-        for start in range(0, len(keys), 1000):
-            client.delete(*keys[start : start + 1000])
-        client.close()
 
 
 def test_phishing_evidence_on_confidently_legitimate_content_counts_less(shipped: SpamFilter) -> None:

@@ -23,6 +23,19 @@ TIMESTAMP = sa.DateTime(timezone=True)
 
 
 def upgrade() -> None:
+    _organisations()
+    _domains()
+    _policies()
+    _audit_log()
+    _messages()
+    _recipients()
+    _events()
+    if op.get_bind().dialect.name == "postgresql":
+        _subject_search()
+
+
+def _organisations() -> None:
+    """Organisations by unique name."""
     op.create_table(
         "organisations",
         sa.Column("id", sa.Integer(), primary_key=True, autoincrement=True),
@@ -30,6 +43,10 @@ def upgrade() -> None:
         sa.Column("monitor_only", sa.Boolean(), nullable=False),
         sa.Column("created_at", TIMESTAMP, nullable=False),
     )
+
+
+def _domains() -> None:
+    """An organisation's accepted domains, each name unique across all organisations."""
     op.create_table(
         "domains",
         sa.Column("id", sa.Integer(), primary_key=True, autoincrement=True),
@@ -42,6 +59,10 @@ def upgrade() -> None:
         sa.Column("require_tls", sa.Boolean(), nullable=False),
     )
     op.create_index("ix_domains_organisation_id", "domains", ["organisation_id"])
+
+
+def _policies() -> None:
+    """One policy document per organisation, versioned."""
     op.create_table(
         "policies",
         sa.Column(
@@ -55,6 +76,10 @@ def upgrade() -> None:
         sa.Column("updated_at", TIMESTAMP, nullable=False),
         sa.Column("updated_by", sa.String(200), nullable=False),
     )
+
+
+def _audit_log() -> None:
+    """Who changed what, with the object before and after."""
     op.create_table(
         "audit_log",
         sa.Column("id", SERIAL, primary_key=True, autoincrement=True),
@@ -67,6 +92,9 @@ def upgrade() -> None:
     )
     op.create_index("ix_audit_log_at", "audit_log", ["at"])
 
+
+def _messages() -> None:
+    """Message history: one row per message, with its search indexes."""
     op.create_table(
         "messages",
         sa.Column("id", ID, primary_key=True),
@@ -99,6 +127,9 @@ def upgrade() -> None:
     op.create_index("ix_messages_action_id", "messages", ["action", "id"])
     op.create_index("ix_messages_organisation_id", "messages", ["organisation", "id"])
 
+
+def _recipients() -> None:
+    """A message's recipients, searchable by address and domain."""
     op.create_table(
         "recipients",
         sa.Column("message_id", ID, sa.ForeignKey("messages.id", ondelete="CASCADE"), primary_key=True),
@@ -113,6 +144,9 @@ def upgrade() -> None:
     op.create_index("ix_recipients_address_message", "recipients", ["address", "message_id"])
     op.create_index("ix_recipients_domain_message", "recipients", ["domain", "message_id"])
 
+
+def _events() -> None:
+    """A message's trace events."""
     op.create_table(
         "events",
         sa.Column("id", SERIAL, primary_key=True, autoincrement=True),
@@ -125,15 +159,17 @@ def upgrade() -> None:
     )
     op.create_index("ix_events_message_id", "events", ["message_id", "id"])
 
-    if op.get_bind().dialect.name == "postgresql":
-        # Subject search is substring matching (`ILIKE '%word%'`, as SQLite's LIKE); trigrams index it.
-        # pg_trgm ships with PostgreSQL and is a trusted extension: the database owner may create it.
-        op.execute("CREATE EXTENSION IF NOT EXISTS pg_trgm")
-        op.execute("CREATE INDEX ix_messages_subject_trgm ON messages USING gin (subject gin_trgm_ops)")
-        # With the default 100-entry histogram the planner cannot tell a word in 40 % of subjects from
-        # one in 0.01 %, and picks the trigram index (then sorts every hit) for both. 1000 entries let
-        # it walk the primary key backwards for common words and use the index for rare ones.
-        op.execute("ALTER TABLE messages ALTER COLUMN subject SET STATISTICS 1000")
+
+def _subject_search() -> None:
+    """PostgreSQL only: the trigram index for subject search and its planner statistics."""
+    # Subject search is substring matching (`ILIKE '%word%'`, as SQLite's LIKE); trigrams index it.
+    # pg_trgm ships with PostgreSQL and is a trusted extension: the database owner may create it.
+    op.execute("CREATE EXTENSION IF NOT EXISTS pg_trgm")
+    op.execute("CREATE INDEX ix_messages_subject_trgm ON messages USING gin (subject gin_trgm_ops)")
+    # With the default 100-entry histogram the planner cannot tell a word in 40 % of subjects from
+    # one in 0.01 %, and picks the trigram index (then sorts every hit) for both. 1000 entries let
+    # it walk the primary key backwards for common words and use the index for rare ones.
+    op.execute("ALTER TABLE messages ALTER COLUMN subject SET STATISTICS 1000")
 
 
 def downgrade() -> None:

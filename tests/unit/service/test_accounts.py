@@ -2,15 +2,26 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 from sqlalchemy import select
 
-from mailwarden.api.auth import AccountError, Accounts, Role, sha256_hex
+from mailwarden.model.accounts import AccountError, Role
+from mailwarden.service.accounts import Accounts, sha256_hex
 from mailwarden.store.schema import ApiTokenRow, UserRow
+from tests.unit.api.conftest import FAST_HASHER, PASSWORD, World, build_world
 
-from .conftest import FAST_HASHER, PASSWORD, World
+
+@pytest.fixture
+def world(tmp_path: Path) -> Iterator[World]:
+    """The API tests' world: users of every role with tokens (the accounts are the same service)."""
+    w = build_world(tmp_path)
+    yield w
+    w.client.close()
+    w.rt.close()
 
 
 def test_passwords_are_argon2_and_only_the_right_one_signs_in(world: World) -> None:
@@ -49,6 +60,6 @@ def test_sessions_expire_and_end_with_a_new_password(world: World) -> None:
 
 def test_user_changes_are_audited_with_before_and_after(world: World) -> None:
     world.accounts.update_user("ana", role=Role.ADMIN, actor="root")
-    entry = world.rt.policies.audit_log(limit=1)[0]
+    entry = world.rt.audit.newest(limit=1)[0]
     assert (entry["actor"], entry["action"], entry["object"]) == ("root", "user.update", "user:ana")
     assert entry["before"]["role"] == "analyst" and entry["after"]["role"] == "admin"
