@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from aiosmtpd.controller import Controller
 
 from mailwarden.service.config import load_config
 from mailwarden.service.runtime import Runtime
@@ -211,3 +212,21 @@ def relayed_as_sent(content: bytes, raw: bytes) -> bool:
     """`content` is `raw` as sent, below the one Received field mailwarden puts on mail it accepts to relay."""
     field = _OUR_RECEIVED.match(content)
     return field is not None and b" (mailwarden) with " in field.group() and content[field.end() :] == raw
+
+
+class Sink:
+    """A next-hop SMTP server that can answer 451 a few times before it accepts."""
+
+    def __init__(self, *, temporary_failures: int = 0) -> None:
+        self.temporary_failures = temporary_failures
+        self.received: list[tuple[str, list[str], bytes]] = []
+        self.attempts = 0
+        self.port = free_port()
+        self.controller = Controller(self, hostname="127.0.0.1", port=self.port)
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        self.attempts += 1
+        if self.attempts <= self.temporary_failures:
+            return "451 4.7.1 Try again later"
+        self.received.append((envelope.mail_from, list(envelope.rcpt_tos), envelope.original_content))
+        return "250 2.0.0 Ok: queued"

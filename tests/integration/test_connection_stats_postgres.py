@@ -4,14 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-import psycopg
 import pytest
-from psycopg import sql
 from sqlalchemy import text
-from sqlalchemy.engine import make_url
 
 from mailwarden.store import Database
 from mailwarden.store.connections import ConnectionStats
+from tests.integration.conftest import database_beside
 from tests.unit.store.test_connections import check_concurrent_counting, check_counting
 
 pytestmark = pytest.mark.integration
@@ -20,15 +18,8 @@ pytestmark = pytest.mark.integration
 @pytest.fixture(scope="module")
 def own_database(postgres_url: str) -> Iterator[str]:
     """A database of this module's own: the session's database must stay unmigrated for the store tests."""
-    url = make_url(postgres_url)
-    name = f"{url.database}_conn"
-    admin_url = url.set(drivername="postgresql").render_as_string(hide_password=False)
-    with psycopg.connect(admin_url, autocommit=True) as admin:
-        admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-        try:
-            yield url.set(database=name).render_as_string(hide_password=False)
-        finally:
-            admin.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+    with database_beside(postgres_url, "conn") as url:
+        yield url
 
 
 @pytest.fixture

@@ -28,8 +28,7 @@ from mailwarden.model.policy import parse_organisation_document
 from mailwarden.service.accounts import Accounts
 from tests.dnsserver import DnsServer
 from tests.integration.conftest import unavailable
-from tests.integration.harness import Mailwarden, eventually, free_port, wait_for_port
-from tests.integration.test_serve import Sink
+from tests.integration.harness import Mailwarden, Sink, eventually, free_port, wait_for_port
 from tests.unit.pipeline.malware.builders import EICAR
 
 pytestmark = pytest.mark.integration

@@ -11,9 +11,8 @@ import pytest
 from mailwarden.ingest.recipients import DirectoryError, Known, Ldap3Directory, LdapVerifier, Unknown
 from mailwarden.model.recipients import LdapLookup
 from tests.dnsserver import DnsServer
-from tests.integration.harness import Mailwarden, free_port, organisation
+from tests.integration.harness import Mailwarden, Sink, free_port, organisation
 from tests.integration.slapd import BASE, SERVICE_DN, SERVICE_PASSWORD, PrivateSlapd, private_slapd
-from tests.integration.test_serve import Sink
 
 pytestmark = pytest.mark.integration
 

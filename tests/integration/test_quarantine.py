@@ -25,8 +25,7 @@ from mailwarden.quarantine.digest import LinkError
 from mailwarden.service.quarantine_jobs import digests_for, quarantine_for
 from mailwarden.store.quarantine import QuarantineQuery
 from tests.dnsserver import DnsServer
-from tests.integration.harness import Mailwarden, eventually, free_port, relayed_as_sent
-from tests.integration.test_serve import Sink
+from tests.integration.harness import Mailwarden, Sink, eventually, free_port, relayed_as_sent
 from tests.integration.test_spam_actions import import_org
 
 pytestmark = pytest.mark.integration

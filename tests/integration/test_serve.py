@@ -9,7 +9,6 @@ import re
 import smtplib
 import threading
 import time
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage
 from email.policy import SMTP
@@ -17,49 +16,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from aiosmtpd.controller import Controller
 
 from mailwarden.model.trace import EventType, RecipientStatus
-from tests.dnsserver import DnsServer
-from tests.integration.harness import Mailwarden, eventually, free_port, organisation, relayed_as_sent
+from tests.integration.harness import Mailwarden, Sink, eventually, free_port, organisation, relayed_as_sent
 
 pytestmark = pytest.mark.integration
 
 DATA = Path(__file__).resolve().parents[1] / "data" / "journal"
-
-
-class Sink:
-    """A next-hop SMTP server that can answer 451 a few times before it accepts."""
-
-    def __init__(self, *, temporary_failures: int = 0) -> None:
-        self.temporary_failures = temporary_failures
-        self.received: list[tuple[str, list[str], bytes]] = []
-        self.attempts = 0
-        self.port = free_port()
-        self.controller = Controller(self, hostname="127.0.0.1", port=self.port)
-
-    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
-        self.attempts += 1
-        if self.attempts <= self.temporary_failures:
-            return "451 4.7.1 Try again later"
-        self.received.append((envelope.mail_from, list(envelope.rcpt_tos), envelope.original_content))
-        return "250 2.0.0 Ok: queued"
-
-
-@pytest.fixture
-def sink() -> Iterator[Sink]:
-    s = Sink()
-    s.controller.start()
-    yield s
-    s.controller.stop()
-
-
-@pytest.fixture
-def mw(tmp_path: Path, dns_server: DnsServer) -> Iterator[Mailwarden]:
-    instance = Mailwarden(tmp_path, dns_port=dns_server.port)
-    yield instance
-    if instance.process is not None:
-        instance.kill()
 
 
 def simple(subject: str, *, sender: str = "partner@example.org", to: str = "alice@example.com") -> bytes:

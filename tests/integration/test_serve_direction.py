@@ -4,17 +4,13 @@ claims the organisation's own domain is scanned as inbound, through `mailwarden 
 from __future__ import annotations
 
 import smtplib
-from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
 from mailwarden.model.trace import RecipientStatus
 from mailwarden.store import MessageDetail
-from tests.dnsserver import DnsServer
 from tests.factories import build_message
-from tests.integration.harness import Mailwarden, eventually, free_port, organisation
-from tests.integration.test_serve import Sink
+from tests.integration.harness import Mailwarden, Sink, eventually, free_port, organisation
 from tests.unit.pipeline.malware.builders import EICAR
 
 pytestmark = pytest.mark.integration
@@ -28,22 +24,6 @@ def spoofed(subject: str) -> bytes:
         subject=subject,
         attachments=[("invoice.com", "application/octet-stream", EICAR)],
     )
-
-
-@pytest.fixture
-def sink() -> Iterator[Sink]:
-    s = Sink()
-    s.controller.start()
-    yield s
-    s.controller.stop()
-
-
-@pytest.fixture
-def mw(tmp_path: Path, dns_server: DnsServer) -> Iterator[Mailwarden]:
-    instance = Mailwarden(tmp_path, dns_port=dns_server.port)
-    yield instance
-    if instance.process is not None:
-        instance.kill()
 
 
 def send(port: int, sender: str, rcpts: list[str], raw: bytes) -> None:

@@ -12,30 +12,20 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-import psycopg
 import pytest
-from psycopg import sql
 from sqlalchemy.engine import make_url
 
 from mailwarden.service.quarantine_jobs import quarantine_for
 from mailwarden.store.quarantine import QuarantineQuery
-from tests.dnsserver import DnsServer
 from tests.factories import build_message
-from tests.integration.harness import Mailwarden, eventually, free_port, organisation
+from tests.integration.conftest import database_beside
+from tests.integration.harness import Mailwarden, Sink, eventually, free_port, organisation
 from tests.integration.tcpproxy import TcpProxy
-from tests.integration.test_serve import Sink, journal_setup, send, simple
+from tests.integration.test_serve import journal_setup, send, simple
 from tests.unit.pipeline.malware.builders import EICAR
 
 pytestmark = pytest.mark.integration
 SENDER = "partner@example.org"
-
-
-@pytest.fixture
-def mw(tmp_path: Path, dns_server: DnsServer) -> Iterator[Mailwarden]:
-    instance = Mailwarden(tmp_path, dns_port=dns_server.port)
-    yield instance
-    if instance.process is not None:
-        instance.kill()
 
 
 def spool_files(mw: Mailwarden) -> list[Path]:
@@ -85,16 +75,8 @@ def test_every_journal_copy_of_a_quarantined_message_is_recorded(mw: Mailwarden)
 
 @pytest.fixture
 def own_postgres(postgres_url: str) -> Iterator[str]:
-    """A database of this test's own (the session's database stays unmigrated for the store tests)."""
-    url = make_url(postgres_url)
-    name = f"{url.database}_outage"
-    admin_url = url.set(drivername="postgresql").render_as_string(hide_password=False)
-    with psycopg.connect(admin_url, autocommit=True) as admin:
-        admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-        try:
-            yield url.set(database=name).render_as_string(hide_password=False)
-        finally:
-            admin.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+    with database_beside(postgres_url, "outage") as url:
+        yield url
 
 
 def test_a_database_outage_keeps_mail_flowing_into_the_spool_and_loses_none(mw: Mailwarden, own_postgres: str) -> None:

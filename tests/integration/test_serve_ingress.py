@@ -17,20 +17,12 @@ import pytest
 
 from mailwarden.mail.received import parse_received
 from tests.dnsserver import DnsServer
-from tests.integration.harness import Mailwarden, eventually, free_port, organisation
-from tests.integration.test_serve import Sink, simple
+from tests.integration.harness import Mailwarden, Sink, eventually, free_port, organisation
+from tests.integration.test_serve import simple
 
 pytestmark = pytest.mark.integration
 
 STAMP = rb"[A-Z][a-z]{2}, \d\d [A-Z][a-z]{2} \d{4} \d\d:\d\d:\d\d \+0000"
-
-
-@pytest.fixture
-def sink() -> Iterator[Sink]:
-    s = Sink()
-    s.controller.start()
-    yield s
-    s.controller.stop()
 
 
 @pytest.fixture

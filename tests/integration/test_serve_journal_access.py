@@ -10,7 +10,6 @@ from __future__ import annotations
 import datetime as dt
 import smtplib
 import ssl
-from collections.abc import Iterator
 from dataclasses import dataclass
 from email.message import EmailMessage
 from email.policy import SMTP
@@ -23,21 +22,12 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from mailwarden.ingest.access import hash_password
-from tests.dnsserver import DnsServer
 from tests.integration.harness import Mailwarden, eventually, free_port, organisation
 
 pytestmark = pytest.mark.integration
 
 PASSWORD = "journal sender password"
 FORGED_FROM = "127.0.0.2"  # a loopback address outside 127.0.0.1/32: "somebody else on the network"
-
-
-@pytest.fixture
-def mw(tmp_path: Path, dns_server: DnsServer) -> Iterator[Mailwarden]:
-    instance = Mailwarden(tmp_path, dns_port=dns_server.port)
-    yield instance
-    if instance.process is not None:
-        instance.kill()
 
 
 def start(mw: Mailwarden, journal_access: str) -> int:

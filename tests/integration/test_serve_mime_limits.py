@@ -4,7 +4,6 @@ like any other message, in monitor and in enforce mode, never left in the spool.
 from __future__ import annotations
 
 import smtplib
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -12,9 +11,8 @@ import pytest
 
 from mailwarden.model.trace import RecipientStatus
 from mailwarden.store import MessageDetail
-from tests.dnsserver import DnsServer
-from tests.integration.harness import Mailwarden, eventually, free_port, organisation
-from tests.integration.test_serve import Sink, simple
+from tests.integration.harness import Mailwarden, Sink, eventually, free_port, organisation
+from tests.integration.test_serve import simple
 
 pytestmark = pytest.mark.integration
 
@@ -27,22 +25,6 @@ def deep(subject: str) -> bytes:
         + b"Content-Type: message/rfc822\r\n\r\n" * 1000
         + b"Subject: core\r\n\r\nhello\r\n"
     )
-
-
-@pytest.fixture
-def sink() -> Iterator[Sink]:
-    s = Sink()
-    s.controller.start()
-    yield s
-    s.controller.stop()
-
-
-@pytest.fixture
-def mw(tmp_path: Path, dns_server: DnsServer) -> Iterator[Mailwarden]:
-    instance = Mailwarden(tmp_path, dns_port=dns_server.port)
-    yield instance
-    if instance.process is not None:
-        instance.kill()
 
 
 def send(port: int, sender: str, rcpts: list[str], raw: bytes) -> None:

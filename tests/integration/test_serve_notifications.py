@@ -24,8 +24,7 @@ from mailwarden.service.accounts import Accounts
 from mailwarden.store import MessageDetail
 from tests.dnsserver import DnsServer
 from tests.factories import build_message
-from tests.integration.harness import Mailwarden, eventually, free_port, organisation
-from tests.integration.test_serve import Sink
+from tests.integration.harness import Mailwarden, Sink, eventually, free_port, organisation
 from tests.unit.pipeline.malware.builders import EICAR
 
 pytestmark = pytest.mark.integration
@@ -34,14 +33,6 @@ WAIT = 30.0
 ALERT_JA = "添付ファイルを削除しました"
 SUBJECT_JA = "請求書のご送付（10月分）"
 FILENAME_JA = "請求書_10月.com"
-
-
-@pytest.fixture
-def sink() -> Iterator[Sink]:
-    s = Sink()
-    s.controller.start()
-    yield s
-    s.controller.stop()
 
 
 @pytest.fixture

@@ -16,10 +16,9 @@ from typing import Any
 import pytest
 
 from mailwarden.model.trace import EventType, RecipientStatus
-from tests.dnsserver import DnsServer
-from tests.integration.harness import Mailwarden, eventually, free_port, organisation
+from tests.integration.harness import Mailwarden, Sink, eventually, free_port, organisation
 from tests.integration.postfix import PrivatePostfix, postfix_binary, private_postfix
-from tests.integration.test_serve import Sink, simple
+from tests.integration.test_serve import simple
 
 pytestmark = pytest.mark.integration
 
@@ -38,25 +37,9 @@ smtp_tls_security_level = none
 
 
 @pytest.fixture
-def sink() -> Iterator[Sink]:
-    s = Sink()
-    s.controller.start()
-    yield s
-    s.controller.stop()
-
-
-@pytest.fixture
 def next_hop(sink: Sink) -> Iterator[PrivatePostfix]:
     with private_postfix(postfix_binary(), NEXT_HOP_CF.replace("{sink_port}", str(sink.port))) as instance:
         yield instance
-
-
-@pytest.fixture
-def mw(tmp_path: Path, dns_server: DnsServer) -> Iterator[Mailwarden]:
-    instance = Mailwarden(tmp_path, dns_port=dns_server.port)
-    yield instance
-    if instance.process is not None:
-        instance.kill()
 
 
 def start(mw: Mailwarden, next_hop: str, verification: dict[str, Any], *, monitor_only: bool = False) -> None:

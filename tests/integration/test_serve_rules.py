@@ -25,8 +25,7 @@ from mailwarden.model.trace import EventType, RecipientStatus
 from mailwarden.store import MessageDetail
 from tests.dnsserver import DnsServer
 from tests.factories import build_message
-from tests.integration.harness import Mailwarden, eventually, free_port, organisation
-from tests.integration.test_serve import Sink
+from tests.integration.harness import Mailwarden, Sink, eventually, free_port, organisation
 from tests.unit.pipeline.rules.test_rules import docx_of
 
 pytestmark = pytest.mark.integration

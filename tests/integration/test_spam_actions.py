@@ -30,9 +30,8 @@ from mailwarden.model.trace import EventType, RecipientStatus
 from mailwarden.store import MessageDetail
 from tests.dnsserver import DnsServer
 from tests.integration.dovecot import PrivateDovecot, dovecot_binaries, private_dovecot
-from tests.integration.harness import Mailwarden, eventually, free_port, relayed_as_sent
+from tests.integration.harness import Mailwarden, Sink, eventually, free_port, relayed_as_sent
 from tests.integration.postfix import PrivatePostfix, postfix_binary, private_postfix
-from tests.integration.test_serve import Sink
 
 pytestmark = pytest.mark.integration
 

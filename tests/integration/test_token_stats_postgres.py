@@ -5,14 +5,12 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-import psycopg
 import pytest
-from psycopg import sql
-from sqlalchemy.engine import make_url
 
 from mailwarden.pipeline.spam.classifier import Classifier
 from mailwarden.store import Database
 from mailwarden.store.tokens import SqlTokenStore
+from tests.integration.conftest import database_beside
 from tests.unit.model.token_store_cases import exercise
 from tests.unit.store.test_tokens import adopt_old_table, refuse_a_foreign_table
 
@@ -22,16 +20,8 @@ pytestmark = pytest.mark.integration
 @pytest.fixture
 def own_database(postgres_url: str) -> Iterator[str]:
     """A database of this test's own: the session's database stays unmigrated for the store tests."""
-    url = make_url(postgres_url)
-    name = f"{url.database}_tokens"
-    admin_url = url.set(drivername="postgresql").render_as_string(hide_password=False)
-    with psycopg.connect(admin_url, autocommit=True) as admin:
-        admin.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
-        admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-        try:
-            yield url.set(database=name).render_as_string(hide_password=False)
-        finally:
-            admin.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+    with database_beside(postgres_url, "tokens") as url:
+        yield url
 
 
 def test_postgres_token_store_round_trip(own_database: str) -> None:
