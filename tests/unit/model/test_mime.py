@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import email
+import tracemalloc
 from email.policy import compat32
+
+import pytest
 
 from mailwarden.model import Message, mime
 from tests.factories import build_message
@@ -70,3 +73,37 @@ def test_writing_back_never_raises_on_a_hostile_charset() -> None:
         tree, _ = mime.parse(raw)
         (inner,) = tree.get_payload()  # the message/rfc822 part is the message itself
         assert b"caf\xe9" in mime.part_bytes(inner)
+
+
+def test_a_large_one_part_message_of_empty_lines_costs_about_its_size_to_parse() -> None:
+    raw = b"From: a@example.org\r\nSubject: blank\r\n\r\n" + b"\r\n" * (4 * 1024 * 1024)
+    tracemalloc.start()
+    try:
+        tree, limit = mime.parse(raw)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert limit is None and tree["Subject"] == "blank" and len(tree.get_payload()) == len(raw) - 39
+    assert peak < 4 * len(raw)  # the feed parser kept an object per line: about 35 times the size
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        b"From: a@example.org\r\nSubject: crlf\r\n\r\nline one\r\nline two\r\n",
+        b"From: a@example.org\nSubject: lf\n\nbody\n\n\nmore\n",
+        b"From: a@example.org\rSubject: cr\r\rbody\r",
+        b"Subject: 8-bit \xfc\r\nTo: J\xfcrgen <j@example.com>\r\n\r\nGr\xfc\xdfe\r\n",
+        b"From: a@example.org\r\nnot a header line\r\n\r\nbody\r\n",
+        b"From: a@example.org\r\nSubject: folded\r\n continued\r\n\r\n\r\nbody after an empty line\r\n",
+    ],
+)
+def test_the_one_part_fast_way_reads_the_same_tree_as_the_feed_parser(
+    raw: bytes, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    reference = email.message_from_bytes(raw, policy=compat32)
+    monkeypatch.setattr(mime, "SINGLE_PART_FAST", 0)
+    tree, _ = mime.parse(raw)
+    assert list(tree.raw_items()) == list(reference.raw_items())
+    assert vars(tree)["_payload"] == vars(reference)["_payload"]
+    assert [type(d) for d in tree.defects] == [type(d) for d in reference.defects]
