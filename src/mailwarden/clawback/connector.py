@@ -80,9 +80,7 @@ class MailboxConnector(Protocol):
         """Delete one copy for good (no Deleted Items, no Trash)."""
         ...
 
-    async def find_many(
-        self, pairs: Sequence[tuple[str, str]]
-    ) -> list[list[Found] | ConnectorError]:
+    async def find_many(self, pairs: Sequence[tuple[str, str]]) -> list[list[Found] | ConnectorError]:
         """`find` for many (mailbox, Message-ID) pairs, in order; a provider with batching sends them in
         batches. A failure for one pair is returned in its place, never raised."""
         ...
@@ -91,7 +89,7 @@ class MailboxConnector(Protocol):
         """`move` for many copies, in order, batched where the provider batches; failures in place."""
         ...
 
-    async def delete_many(self, items: Sequence[Found]) -> list[None | ConnectorError]:
+    async def delete_many(self, items: Sequence[Found]) -> list[ConnectorError | None]:
         """`delete` for many copies, in order, batched where the provider batches; failures in place."""
         ...
 
@@ -109,9 +107,7 @@ class BaseConnector:
     async def find(self, mailbox: str, internet_message_id: str) -> list[Found]:
         raise NotImplementedError
 
-    async def find_many(
-        self, pairs: Sequence[tuple[str, str]]
-    ) -> list[list[Found] | ConnectorError]:
+    async def find_many(self, pairs: Sequence[tuple[str, str]]) -> list[list[Found] | ConnectorError]:
         gate = asyncio.Semaphore(self.concurrency)
 
         async def one(mailbox: str, message_id: str) -> list[Found] | ConnectorError:
@@ -141,10 +137,10 @@ class BaseConnector:
 
         return list(await asyncio.gather(*(one(f, t) for f, t in items)))
 
-    async def delete_many(self, items: Sequence[Found]) -> list[None | ConnectorError]:
+    async def delete_many(self, items: Sequence[Found]) -> list[ConnectorError | None]:
         gate = asyncio.Semaphore(self.concurrency)
 
-        async def one(found: Found) -> None | ConnectorError:
+        async def one(found: Found) -> ConnectorError | None:
             async with gate:
                 try:
                     await self.delete(found)
