@@ -312,6 +312,34 @@ class ScanErrorAction(StrEnum):
     REJECT = "reject"
 
 
+class AutoClawbackChoice(StrEnum):
+    """What the automatic clawback does with a journaled copy of a message of one verdict."""
+
+    OFF = "off"
+    JUNK = "junk"
+    TRASH = "trash"
+    RECOVERABLE = "recoverable"  # Microsoft 365: Recoverable Items (out of the user's sight); elsewhere Trash
+    DELETE = "delete"
+
+
+class AutoClawback(_Strict):
+    """`clawback`: claw back delivered copies by verdict, seconds after the verdict and again when a rescan
+    changes it (docs/clawback.md). On for malware and high-confidence phish, off for the rest by default;
+    only messages received within `window_hours` are touched (48 like ZAP; any length)."""
+
+    malware: AutoClawbackChoice = AutoClawbackChoice.RECOVERABLE
+    high_confidence_phish: AutoClawbackChoice = AutoClawbackChoice.RECOVERABLE
+    phish: AutoClawbackChoice = AutoClawbackChoice.OFF
+    high_confidence_spam: AutoClawbackChoice = AutoClawbackChoice.OFF
+    spam: AutoClawbackChoice = AutoClawbackChoice.OFF
+    window_hours: float = Field(48.0, gt=0, le=24 * 365 * 10)
+
+    def choice(self, category: str) -> AutoClawbackChoice:
+        """The choice for a verdict category (`Category` value); OFF for categories it does not name."""
+        value = getattr(self, category, AutoClawbackChoice.OFF)
+        return value if isinstance(value, AutoClawbackChoice) else AutoClawbackChoice.OFF
+
+
 class Policy(_Strict):
     """One organisation's whole policy document."""
 
@@ -326,6 +354,7 @@ class Policy(_Strict):
     # transport (mail flow) rules, docs/rules.md; custom sensitive information types, docs/dlp.md
     rules: tuple[Rule, ...] = ()
     dlp: DlpPolicy = DlpPolicy()
+    clawback: AutoClawback = AutoClawback()
 
     _rule_names = field_validator("rules")(check_rule_set)
 

@@ -31,7 +31,9 @@ class EventType(StrEnum):
     JUNK = "junk"
     RELEASE = "release"
     EXPIRE = "expire"
-    CLAWBACK = "clawback"
+    CLAWBACK = "clawback"  # a delivered copy was moved out of the recipient's Inbox or deleted
+    CLAWBACK_FAILED = "clawback_failed"  # the provider refused or the copy could not be reached
+    RESTORE = "restore"  # a clawed-back copy was moved back to the Inbox
     RECORD = "record"  # monitor mode: the action that would have been taken, recorded only
     DSN = "dsn"  # a delivery status notification (NDR) was sent to the sender
     NOTIFY = "notify"  # a notification about the message was sent (malware alert to admins / sender)

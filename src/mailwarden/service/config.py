@@ -109,6 +109,25 @@ class ApiConfig(_Section):
     secure_cookies: bool = Field(False, description="session cookies only over HTTPS (set behind a TLS proxy)")
 
 
+class ClawbackConfig(_Section):
+    """`[clawback]`: the key that seals connector secrets and how the server works through clawback jobs
+    (docs/clawback.md)."""
+
+    key: SecretStr | None = Field(
+        None,
+        description="Fernet key(s) sealing connector secrets, newest first, comma-separated "
+        "(MAILWARDEN_CLAWBACK__KEY); absent: the key file",
+    )
+    key_file: Path | None = Field(
+        None, description="where the key lives when `key` is not set; absent: data_dir/clawback.key"
+    )
+    poll_seconds: float = Field(2.0, gt=0, le=3600, description="how often the server looks for due work")
+    batch_size: int = Field(200, ge=1, le=5000, description="recipients taken per round")
+    lease_seconds: float = Field(600.0, ge=10, le=86400, description="how long a round may hold its recipients")
+    max_attempts: int = Field(8, ge=1, le=100, description="tries per recipient before it is marked failed")
+    retry_first_seconds: float = Field(30.0, gt=0, le=86400, description="first pause after a failure (doubles)")
+
+
 class LogConfig(_Section):
     level: Literal["debug", "info", "warning", "error"] = "info"
     format: Literal["console", "json"] = "console"
@@ -131,6 +150,7 @@ class Config(BaseModel):
     quarantine: QuarantineConfig = QuarantineConfig()
     console: ConsoleConfig = ConsoleConfig()
     api: ApiConfig = ApiConfig()
+    clawback: ClawbackConfig = ClawbackConfig()
     stages: dict[str, dict[str, Any]] = Field(
         default_factory=dict, description="`[stages.<name>]`: each stage validates its own section at start-up"
     )
@@ -190,6 +210,8 @@ def load_config(path: Path | None = None, *, environ: dict[str, str] | None = No
         value = getattr(config.smtp, attr)
         if value is not None and not value.is_absolute():
             setattr(config.smtp, attr, (base / value).resolve())
+    if config.clawback.key_file is not None and not config.clawback.key_file.is_absolute():
+        config.clawback.key_file = (base / config.clawback.key_file).resolve()
     for listener in config.smtp.listeners:
         if listener.tls_client_ca is not None and not listener.tls_client_ca.is_absolute():
             listener.tls_client_ca = (base / listener.tls_client_ca).resolve()

@@ -14,7 +14,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from mailwarden.errors import DependencyUnavailable
 from mailwarden.model import Domain
 from mailwarden.model.envelope import domain_of
-from mailwarden.model.policy import Tenant
+from mailwarden.model.policy import Policy, Tenant
 from mailwarden.store import PolicyStore
 from mailwarden.store.db import unavailable
 
@@ -80,6 +80,14 @@ class OrgDirectory:
         self.refresh()
         domain = domain_of(address_or_domain) if "@" in address_or_domain else address_or_domain.lower()
         return self._by_domain.get(domain) if domain else None
+
+    def policy_of(self, organisation: str | None) -> Policy:
+        """The organisation's policy (the defaults for none or one unknown)."""
+        self.refresh()
+        for tenant, _ in self._by_domain.values():
+            if tenant.organisation.name == organisation:
+                return tenant.policy
+        return Policy()
 
     def tenant_for(self, addresses: list[str] | tuple[str, ...]) -> Tenant | None:
         """The first tenant any of the addresses belongs to."""

@@ -23,8 +23,10 @@ from mailwarden.ingest.replies import Reply
 from mailwarden.ingest.smtp import SessionInfo, SmtpServer
 from mailwarden.ingest.spool import Spool
 from mailwarden.model import ConnectionMode, ListenerRole
+from mailwarden.model.trace import MessageRecord
 from mailwarden.pipeline.connection import is_blocked
 from mailwarden.quarantine.digest import DIGEST_MESSAGE_PREFIX
+from mailwarden.service.clawback import Clawback
 from mailwarden.service.directory import OrgDirectory
 from mailwarden.service.processor import Processor
 from mailwarden.service.quarantine_jobs import QuarantineJobs, queue_dispatcher
@@ -56,6 +58,9 @@ class Server:
         self.processor: Processor | None = None
         self.agent: DeliveryAgent | None = None
         self.quarantine_jobs: QuarantineJobs | None = None
+        self.clawback = Clawback(rt)
+        self._clawback_task: asyncio.Task[None] | None = None
+        self._clawback_stop = asyncio.Event()
         self.stopping = asyncio.Event()
         self.connection_stats = ConnectionStats(rt.db)
         self.verifiers = DomainVerifiers(
@@ -106,12 +111,14 @@ class Server:
             dsn_route=self.processor.outcomes.dsn_route,
         )
         self.processor.agent = self.agent
+        self.processor.writer.on_recorded = self._recorded
         await self.agent.start()
         await self.processor.start()
         agent, processor = self.agent, self.processor
         dispatcher = queue_dispatcher(self.rt, agent.queue.enqueue, processor.outcomes.routes, agent.notify)
         self.quarantine_jobs = QuarantineJobs(self.rt, dispatcher)
         await self.quarantine_jobs.start()
+        self._clawback_task = asyncio.create_task(self.clawback.serve(self._clawback_stop), name="clawback")
         self.smtp = SmtpServer(config.smtp, self.spool, self.recipient_check, resolver=self.rt.resolver)
         await self.smtp.start()
         if self.web is not None:
@@ -127,6 +134,13 @@ class Server:
         await self.verifiers.close()
         if self.quarantine_jobs is not None:
             await self.quarantine_jobs.stop()
+        if self._clawback_task is not None:
+            self._clawback_stop.set()
+            try:
+                await asyncio.wait_for(self._clawback_task, self.drain_timeout)
+            except TimeoutError:
+                log.warning("clawback_stop_timeout", then="its leased recipients are taken again after the lease")
+            await self.clawback.aclose()
         if self.processor is not None:
             await self.processor.stop(drain_timeout=self.drain_timeout)
         if self.agent is not None:
@@ -135,6 +149,10 @@ class Server:
         if self.spool is not None:
             self.spool.close()
         log.info("mailwarden_stopped")
+
+    async def _recorded(self, records: list[MessageRecord]) -> None:
+        """Just recorded: the automatic clawback policy looks at each verdict (docs/clawback.md)."""
+        await asyncio.to_thread(self.clawback.auto, records, self.directory.policy_of)
 
     async def _on_delivery_event(
         self, message_id: str, kind: DeliveryEventType, recipient: str, detail: str, reply: str

@@ -68,6 +68,7 @@ class _Write:
 
 OnFailure = Callable[[Outcome, str], Awaitable[None]]
 OnWritten = Callable[[list[SpoolEntry]], None]
+OnRecorded = Callable[[list[MessageRecord]], Awaitable[None]]
 
 
 class HistoryWriter:
@@ -96,6 +97,9 @@ class HistoryWriter:
         self._recent: OrderedDict[str, str] = OrderedDict()
         self.delivery_trace = DeliveryTrace(rt.history)
         self.processed = 0
+        # told about every record once it is durable (merged journal copies as records of the first copy's
+        # id with the copy's recipients): the automatic clawback hangs here
+        self.on_recorded: OnRecorded | None = None
 
     # ---- start-up --------------------------------------------------------------------------
     def settle_held_jobs(self) -> None:
@@ -184,11 +188,25 @@ class HistoryWriter:
             self._remember(w)
             for record, _ in w.records:
                 await self.delivery_trace.recorded(record.id)
+        if self.on_recorded is not None:
+            await self._tell_recorded(writes)
         if self.spool is not None:
             await self.spool.done_many_async([o.entry.id for o in batch])
         self._on_written([o.entry for o in batch])
         self.processed += len(batch)
         metrics.PROCESSED.inc(len(batch))
+
+    async def _tell_recorded(self, writes: list[_Write]) -> None:
+        """The records are committed: what follows from them may fail without failing the messages."""
+        assert self.on_recorded is not None
+        records = [record for w in writes for record, _ in w.records]
+        records += [replace(w.outcome.records[0][0], id=w.merge_into) for w in writes if w.merge_into is not None]
+        if not records:
+            return
+        try:
+            await self.on_recorded(records)
+        except Exception as exc:
+            log.error("after_record_failed", records=len(records), error=_one_line(exc), exc_info=exc)
 
     def _durable(self, batch: list[Outcome]) -> list[_Write]:
         """Steps 1–5 of the module docstring, in one thread hop for the whole batch."""

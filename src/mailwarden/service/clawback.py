@@ -1,0 +1,440 @@
+"""Clawback as a use case: connectors per organisation, jobs for a message, a campaign, quarantine entries,
+the automatic policy or a hunt, and the rounds that work them off (in the server, or in the CLI that asked).
+
+Who may do what is checked here, once for every edge (model/clawback.py `may`). Manual jobs are audited
+with who and why; automatic ones name the policy as their requester. docs/clawback.md.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import structlog
+
+from mailwarden.clawback import registry
+from mailwarden.clawback.connector import MailboxConnector
+from mailwarden.clawback.engine import RetryRule, Round
+from mailwarden.clawback.secrets import SecretBox, load_keys, reveal
+from mailwarden.errors import MailwardenError, NotFoundError
+from mailwarden.ids import derive_id, new_id
+from mailwarden.model import Mode, Policy
+from mailwarden.model.accounts import Principal
+from mailwarden.model.clawback import (
+    Claimed,
+    ClawbackAction,
+    ConnectorInfo,
+    ItemOutcome,
+    ItemStatus,
+    JobKind,
+    JobView,
+    NewJob,
+    Target,
+    may,
+)
+from mailwarden.model.envelope import domain_of
+from mailwarden.model.policy import AutoClawbackChoice
+from mailwarden.model.quarantine import PermissionDeniedError
+from mailwarden.model.trace import EventRecord, EventType, MessageRecord
+from mailwarden.service.runtime import Runtime
+from mailwarden.store import HistoryQuery
+from mailwarden.store.clawback import ClawbackStore, ConnectorStore, SealedConnector
+from mailwarden.store.quarantine import QuarantineStore
+
+log = structlog.get_logger(__name__)
+POLICY_ACTOR = "policy"
+CAMPAIGN_LIMIT = 20_000  # messages one campaign may take; a wider search is refused with its count
+
+
+class ClawbackError(MailwardenError):
+    """A clawback request cannot be made as asked (no Message-ID, nothing matched, too wide)."""
+
+    exit_code = 65
+
+
+@dataclass(frozen=True)
+class Preview:
+    """What a campaign would touch, shown before the analyst confirms."""
+
+    messages: int
+    recipients: tuple[str, ...]
+    targets: tuple[Target, ...]
+    organisations: tuple[str, ...]
+
+
+def check(principal: Principal, action: ClawbackAction) -> None:
+    if not may(principal.role, action):
+        raise PermissionDeniedError(
+            "only administrators delete for good" if action.hard and principal.role.value == "analyst"
+            else f"{principal.role.value}s may not claw back or restore mail"
+        )  # fmt: skip
+
+
+class Clawback:
+    def __init__(self, rt: Runtime) -> None:
+        self.rt = rt
+        cfg = rt.config.clawback
+        self.cfg = cfg
+        self.jobs = ClawbackStore(rt.db)
+        self.connectors = ConnectorStore(rt.db)
+        self.retry = RetryRule(cfg.max_attempts, cfg.retry_first_seconds)
+        self._box: SecretBox | None = None
+        self._built: dict[tuple[str, str], tuple[datetime, MailboxConnector]] = {}
+        self._wake: asyncio.Event | None = None
+
+    @property
+    def box(self) -> SecretBox:
+        if self._box is None:
+            key = self.cfg.key.get_secret_value() if self.cfg.key is not None else None
+            key_file = self.cfg.key_file or self.rt.config.paths.data_dir / "clawback.key"
+            self._box = SecretBox(load_keys(key, key_file))
+        return self._box
+
+    # ---- connectors ----------------------------------------------------------------------------
+    def put_connector(
+        self,
+        organisation: str,
+        name: str,
+        *,
+        kind: str,
+        domains: Sequence[str],
+        settings: dict[str, Any],
+        secret: dict[str, Any] | None,
+        actor: str,
+    ) -> ConnectorInfo:
+        """Add or change a connector. The secret is validated, sealed, and never returned."""
+        org = self.rt.policies.get_organisation(organisation)
+        known = {d.name for d in org.domains}
+        for domain in domains:
+            if domain.lower() not in known:
+                raise ClawbackError(f"{domain} is not a domain of organisation {organisation}")
+        stored = registry.settings_of(kind, settings)
+        sealed = self.box.seal(reveal(registry.secret_of(kind, secret))) if secret is not None else None
+        return self.connectors.put(
+            organisation, name, kind=kind, domains=domains, settings=stored, sealed_secret=sealed, actor=actor
+        )
+
+    def list_connectors(self, organisation: str | None = None) -> list[ConnectorInfo]:
+        return [c.info for c in self.connectors.list(organisation)]
+
+    def remove_connector(self, organisation: str, name: str, *, actor: str) -> None:
+        self.connectors.remove(organisation, name, actor=actor)
+
+    async def test_connector(self, organisation: str, name: str, mailbox: str) -> str:
+        """Sign in and search one mailbox for a Message-ID nobody has: proves credentials and permissions."""
+        sealed = self.connectors.get(organisation, name)
+        connector = registry.build(sealed.info.kind, sealed.info.settings, self.box.open(sealed.sealed_secret))
+        try:
+            found = await connector.find(mailbox, f"<mailwarden-connector-test-{new_id()}@invalid>")
+        finally:
+            await connector.aclose()
+        return f"{name}: signed in and searched {mailbox} ({len(found)} copies of a test Message-ID, as expected)"
+
+    # ---- making jobs ---------------------------------------------------------------------------
+    def message(
+        self,
+        message_id: str,
+        principal: Principal,
+        *,
+        action: ClawbackAction = ClawbackAction.RECOVERABLE,
+        recipients: Sequence[str] | None = None,
+        reason: str = "",
+    ) -> JobView:
+        """Claw back (or restore) one message for every recipient, or the chosen ones."""
+        check(principal, action)
+        targets, organisation = self._targets(message_id, recipients, principal)
+        return self._create(
+            JobKind.MESSAGE, action, principal.name, reason, targets, organisation, {"message": message_id}
+        )
+
+    def preview(self, query: HistoryQuery, principal: Principal) -> Preview:
+        """Every recipient's copy of every message the search finds (all pages, up to CAMPAIGN_LIMIT)."""
+        if principal.organisation is not None:
+            query.organisation = principal.organisation
+        query.limit = 1000
+        targets: list[Target] = []
+        organisations: set[str] = set()
+        messages = 0
+        while True:
+            page = self.rt.history.search(query)
+            for m in page.items:
+                messages += 1
+                if messages > CAMPAIGN_LIMIT:
+                    raise ClawbackError(f"the search finds more than {CAMPAIGN_LIMIT} messages: narrow it")
+                if m.internet_message_id:
+                    targets.extend(Target(m.id, m.internet_message_id, r) for r in m.recipients)
+                    organisations.add(m.organisation or "")
+            if page.next_cursor is None:
+                break
+            query.cursor = page.next_cursor
+        recipients = tuple(sorted({t.recipient for t in targets}))
+        return Preview(messages, recipients, tuple(targets), tuple(sorted(organisations)))
+
+    def campaign(
+        self, query: HistoryQuery, principal: Principal, *, action: ClawbackAction, reason: str, expect: int | None
+    ) -> JobView:
+        """The previewed campaign; `expect` (the count the analyst saw) must still hold, or nothing starts."""
+        check(principal, action)
+        preview = self.preview(query, principal)
+        if not preview.targets:
+            raise ClawbackError("the search finds no message with a Message-ID to claw back")
+        if expect is not None and expect != preview.messages:
+            raise ClawbackError(f"the search now finds {preview.messages} messages, not {expect}: look again")
+        organisation = preview.organisations[0] if len(preview.organisations) == 1 else None
+        described = {k: str(v) for k, v in vars(query).items() if v is not None and k not in ("limit", "cursor")}
+        return self._create(
+            JobKind.CAMPAIGN, action, principal.name, reason, list(preview.targets), organisation or None, described
+        )
+
+    def quarantine(
+        self, entry_ids: Sequence[str], principal: Principal, *, action: ClawbackAction, reason: str
+    ) -> JobView:
+        """Claw back the copies monitor-mode quarantine entries stand for (what would have been held)."""
+        check(principal, action)
+        store = QuarantineStore(self.rt.db)
+        targets: list[Target] = []
+        organisations = set()
+        for entry_id in entry_ids:
+            entry = store.get(entry_id)
+            if principal.organisation is not None and entry.organisation != principal.organisation:
+                raise NotFoundError(f"no quarantine entry {entry_id}")
+            message, _ = self._targets(entry.message_id, [entry.recipient], principal)
+            targets.extend(message)
+            organisations.add(entry.organisation)
+        organisation = organisations.pop() if len(organisations) == 1 else None
+        return self._create(
+            JobKind.QUARANTINE, action, principal.name, reason, targets, organisation, {"entries": list(entry_ids)}
+        )
+
+    def messages(
+        self,
+        message_ids: Iterable[str],
+        principal: Principal,
+        *,
+        action: ClawbackAction,
+        reason: str,
+        kind: JobKind = JobKind.HUNT,
+        query: dict[str, Any] | None = None,
+    ) -> JobView:
+        """Several messages at once (a hunt's results), every recipient of each."""
+        check(principal, action)
+        targets: list[Target] = []
+        organisations = set()
+        for message_id in message_ids:
+            found, organisation = self._targets(message_id, None, principal, missing_ok=True)
+            targets.extend(found)
+            organisations.add(organisation)
+        if not targets:
+            raise ClawbackError("none of these messages has a Message-ID and a recipient to claw back")
+        organisation = organisations.pop() if len(organisations) == 1 else None
+        return self._create(kind, action, principal.name, reason, targets, organisation, query or {})
+
+    def _targets(
+        self, message_id: str, recipients: Sequence[str] | None, principal: Principal, *, missing_ok: bool = False
+    ) -> tuple[list[Target], str | None]:
+        detail = self.rt.history.get(message_id)
+        organisation = detail.summary.organisation
+        if principal.organisation is not None and organisation != principal.organisation:
+            raise NotFoundError(f"no message {message_id}")
+        imid = detail.summary.internet_message_id
+        if not imid:
+            if missing_ok:
+                return [], organisation
+            raise ClawbackError(f"message {message_id} has no Message-ID: mailbox providers cannot search for it")
+        known = [r.address for r in detail.recipients]
+        if recipients:
+            unknown = sorted({r.lower() for r in recipients} - {k.lower() for k in known})
+            if unknown:
+                raise ClawbackError(f"not recipients of message {message_id}: {', '.join(unknown)}")
+            known = [r for r in known if r.lower() in {x.lower() for x in recipients}]
+        return [Target(message_id, imid, r) for r in known], organisation
+
+    def _create(
+        self,
+        kind: JobKind,
+        action: ClawbackAction,
+        actor: str,
+        reason: str,
+        targets: Sequence[Target],
+        organisation: str | None,
+        query: dict[str, Any],
+        *,
+        job_id: str | None = None,
+    ) -> JobView:
+        job = NewJob(
+            job_id or new_id(), organisation, kind, action, actor, reason.strip()[:2000], tuple(targets), query
+        )
+        self.jobs.create(job, audit=kind is not JobKind.AUTO)
+        log.info("clawback_job", job=job.id, kind=kind.value, action=action.value, recipients=len(targets), by=actor)
+        self.notify()
+        return self.jobs.job(job.id, items=False)
+
+    # ---- the automatic policy ------------------------------------------------------------------
+    def auto(
+        self, records: Iterable[MessageRecord], policy_for: Callable[[str | None], Policy], *, why: str = "verdict"
+    ) -> list[str]:
+        """Jobs for the delivered messages whose verdict the organisation's policy claws back. Job ids are
+        derived from the message and the reason, so a replay after a crash makes no second job."""
+        made = []
+        now = datetime.now(UTC)
+        for record in records:
+            job = self._auto_job(record, policy_for(record.organisation), now, why)
+            if job is not None and self.jobs.create(job, audit=False):
+                made.append(job.id)
+                log.info("clawback_auto", job=job.id, message=record.id, category=record.verdict.category.value)
+        if made:
+            self.notify()
+        return made
+
+    def _auto_job(self, record: MessageRecord, policy: Policy, now: datetime, why: str) -> NewJob | None:
+        choice = policy.clawback.choice(record.verdict.category.value)
+        if choice is AutoClawbackChoice.OFF or record.mode is not Mode.MONITOR or not record.internet_message_id:
+            return None
+        if now - record.received_at > timedelta(hours=policy.clawback.window_hours):
+            return None
+        served = self._served_domains(record.organisation)
+        targets = tuple(
+            Target(record.id, record.internet_message_id, r.address)
+            for r in record.recipients
+            if served(domain_of(r.address) or "")
+        )
+        if not targets:
+            return None
+        action = ClawbackAction(choice.value)
+        key = f"clawback/auto/{why}/{record.verdict.category.value}/" + ",".join(sorted(t.recipient for t in targets))
+        reason = f"automatic: {record.verdict.category.value} ({why})"
+        return NewJob(
+            derive_id(record.id, key), record.organisation, JobKind.AUTO, action, POLICY_ACTOR, reason, targets
+        )
+
+    def _served_domains(self, organisation: str | None) -> Callable[[str], bool]:
+        infos = [c.info for c in self.connectors.list(organisation)] if organisation else []
+        return lambda domain: any(info.serves(domain) for info in infos)
+
+    # ---- working -------------------------------------------------------------------------------
+    def notify(self) -> None:
+        if self._wake is not None:
+            self._wake.set()
+
+    async def run_round(self) -> int:
+        """Claim due items, work them per connector, report. The number of items handled."""
+        claimed = await asyncio.to_thread(
+            self.jobs.claim, limit=self.cfg.batch_size, lease_seconds=self.cfg.lease_seconds
+        )
+        if not claimed:
+            return 0
+        groups, outcomes = await asyncio.to_thread(self._group, claimed)
+        events: list[tuple[str, EventRecord]] = []
+        rounds = [await self._round(sealed, items) for sealed, items in groups]
+        results = await asyncio.gather(
+            *(r.run(items) for r, (_, items) in zip(rounds, groups, strict=True)), return_exceptions=True
+        )
+        for r, (sealed, items), result in zip(rounds, groups, results, strict=True):
+            if isinstance(result, BaseException):
+                log.error(
+                    "clawback_round_failed", connector=sealed.info.name, error=f"{type(result).__name__}: {result}"
+                )
+                outcomes.extend(self._broken(items, f"{type(result).__name__}: {result}"))
+                continue
+            outcomes.extend(r.outcomes)
+            events.extend(r.events)
+        for item in claimed:
+            if not any(o.item_id == item.item_id for o in outcomes):
+                outcomes.append(ItemOutcome(item.item_id, ItemStatus.FAILED, "the connector gave no answer"))
+        no_connector = {i.item_id: i for i in claimed}
+        for o in outcomes:
+            if o.status is ItemStatus.NO_CONNECTOR:
+                item = no_connector[o.item_id]
+                detail = f"no_connector: {o.detail} [job {item.job_id}]"
+                event = EventRecord(EventType.CLAWBACK_FAILED, detail, recipient=item.target.recipient)
+                events.append((item.target.message_id, event))
+        await asyncio.to_thread(self.jobs.report, outcomes, events)
+        return len(claimed)
+
+    def _group(
+        self, claimed: Sequence[Claimed]
+    ) -> tuple[list[tuple[SealedConnector, list[Claimed]]], list[ItemOutcome]]:
+        by_org: dict[str | None, list[SealedConnector]] = {}
+        groups: dict[tuple[str, str], tuple[SealedConnector, list[Claimed]]] = {}
+        outcomes = []
+        for item in claimed:
+            if item.organisation not in by_org:
+                by_org[item.organisation] = self.connectors.list(item.organisation) if item.organisation else []
+            domain = domain_of(item.target.recipient) or ""
+            sealed = _pick(by_org[item.organisation], domain)
+            if sealed is None:
+                outcomes.append(
+                    ItemOutcome(item.item_id, ItemStatus.NO_CONNECTOR, f"no mailbox connector serves {domain}")
+                )
+                continue
+            key = (sealed.info.organisation, sealed.info.name)
+            groups.setdefault(key, (sealed, []))[1].append(item)
+        return list(groups.values()), outcomes
+
+    async def _round(self, sealed: SealedConnector, items: list[Claimed]) -> Round:
+        key = (sealed.info.organisation, sealed.info.name)
+        cached = self._built.get(key)
+        if cached is None or cached[0] != sealed.info.updated_at:
+            if cached is not None:
+                await cached[1].aclose()
+            connector = registry.build(sealed.info.kind, sealed.info.settings, self.box.open(sealed.sealed_secret))
+            self._built[key] = (sealed.info.updated_at, connector)
+        return Round(self._built[key][1], name=f"{sealed.info.kind}:{sealed.info.name}", retry=self.retry)
+
+    def _broken(self, items: Sequence[Claimed], reason: str) -> list[ItemOutcome]:
+        now = datetime.now(UTC)
+        out = []
+        for item in items:
+            retry_at = self.retry.retry_at(item.attempts, None, now)
+            status = ItemStatus.RETRYING if retry_at else ItemStatus.FAILED
+            out.append(ItemOutcome(item.item_id, status, reason, retry_at=retry_at))
+        return out
+
+    async def serve(self, stopping: asyncio.Event) -> None:
+        """The server's loop: rounds while there is work, then a nap until woken or the poll interval."""
+        self._wake = asyncio.Event()
+        while not stopping.is_set():
+            try:
+                handled = await self.run_round()
+            except Exception as exc:  # the database away, a bad key: logged, tried again after a pause
+                log.error("clawback_round_error", error=f"{type(exc).__name__}: {exc}")
+                handled = 0
+            if handled:
+                continue
+            self._wake.clear()
+            waiters = [asyncio.ensure_future(self._wake.wait()), asyncio.ensure_future(stopping.wait())]
+            await asyncio.wait(waiters, timeout=self.cfg.poll_seconds, return_when=asyncio.FIRST_COMPLETED)
+            for w in waiters:
+                w.cancel()
+
+    async def until_done(
+        self, job_id: str, progress: Callable[[JobView], None] | None = None, *, patience: float | None = None
+    ) -> JobView:
+        """Work (beside any server) until the job is finished; for commands that wait for their job."""
+        deadline = None if patience is None else asyncio.get_running_loop().time() + patience
+        while True:
+            view = await asyncio.to_thread(self.jobs.job, job_id, items=False)
+            if progress is not None:
+                progress(view)
+            if not view.running:
+                return await asyncio.to_thread(self.jobs.job, job_id)
+            if deadline is not None and asyncio.get_running_loop().time() > deadline:
+                return await asyncio.to_thread(self.jobs.job, job_id)
+            if not await self.run_round():
+                await asyncio.sleep(min(self.cfg.poll_seconds, 1.0))
+
+    async def aclose(self) -> None:
+        for _, connector in self._built.values():
+            await connector.aclose()
+        self._built.clear()
+
+
+def _pick(connectors: Sequence[SealedConnector], domain: str) -> SealedConnector | None:
+    """The connector named for the domain, else one that serves every domain of the organisation."""
+    named = [c for c in connectors if domain in c.info.domains]
+    if named:
+        return named[0]
+    return next((c for c in connectors if not c.info.domains), None)
