@@ -8,7 +8,7 @@ from __future__ import annotations
 import typer
 
 from mailwarden import __version__
-from mailwarden.cli import init, learn, scan, serve, trace
+from mailwarden.cli import clawback, init, learn, scan, serve, trace
 from mailwarden.cli.common import out, run
 from mailwarden.cli.malware import malware_app
 from mailwarden.cli.org import org_app
@@ -47,6 +47,9 @@ app.command()(serve.serve)
 app.command()(scan.scan)
 app.command()(trace.trace)
 app.command()(learn.learn)
+app.command()(clawback.clawback)
+app.command()(clawback.campaign)
+app.command()(clawback.clawbacks)
 app.command("hash-password")(hash_password)
 app.command()(version)
 app.add_typer(policy_app, name="policy")
@@ -57,6 +60,7 @@ app.add_typer(rules_app, name="rules")
 app.add_typer(user_app, name="user")
 app.add_typer(token_app, name="token")
 app.add_typer(quarantine_app, name="quarantine")
+app.add_typer(clawback.connector_app, name="connector")
 
 
 def main() -> None:

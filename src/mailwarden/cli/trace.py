@@ -17,7 +17,7 @@ from mailwarden.service.runtime import Runtime
 from mailwarden.store import HistoryQuery
 
 
-def _when(value: str | None) -> datetime | None:
+def when(value: str | None) -> datetime | None:
     """`2h`, `3d`, `30m` ago, or an ISO date/time (UTC when no zone is given)."""
     if value is None:
         return None
@@ -57,8 +57,8 @@ def trace(
             _print_detail(rt, message, as_json)
             return
         query = HistoryQuery(
-            start=_when(since),
-            end=_when(until),
+            start=when(since),
+            end=when(until),
             sender=sender,
             recipient=recipient,
             subject=subject,
