@@ -16,7 +16,7 @@ from typing import Any
 import structlog
 
 from mailwarden.clawback import registry
-from mailwarden.clawback.connector import MailboxConnector
+from mailwarden.clawback.connector import ConnectorError, MailboxConnector
 from mailwarden.clawback.engine import RetryRule, Round
 from mailwarden.clawback.secrets import SecretBox, load_keys, reveal
 from mailwarden.errors import MailwardenError, NotFoundError
@@ -129,6 +129,8 @@ class Clawback:
         connector = registry.build(sealed.info.kind, sealed.info.settings, self.box.open(sealed.sealed_secret))
         try:
             found = await connector.find(mailbox, f"<mailwarden-connector-test-{new_id()}@invalid>")
+        except ConnectorError as exc:
+            raise ClawbackError(f"{name}: {exc.reason}") from None
         finally:
             await connector.aclose()
         return f"{name}: signed in and searched {mailbox} ({len(found)} copies of a test Message-ID, as expected)"
