@@ -13,6 +13,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from mailwarden.errors import MailwardenError, NotFoundError, PolicyError
 from mailwarden.model.accounts import AccountError
 from mailwarden.model.quarantine import PermissionDeniedError, QuarantineError
+from mailwarden.service.clawback import ClawbackError
 from mailwarden.store.history_search import HistoryQueryError
 
 
@@ -104,6 +105,8 @@ def install(app: FastAPI) -> None:
             return error_response(403, "forbidden", str(exc))
         if isinstance(exc, QuarantineError):
             return error_response(409, "conflict", str(exc))
+        if isinstance(exc, ClawbackError):
+            return error_response(422, "invalid", str(exc), exc.field)
         if isinstance(exc, HistoryQueryError):
             return error_response(422, "invalid", str(exc))
         return error_response(400, "refused", str(exc))

@@ -13,6 +13,7 @@ from fastapi.responses import Response
 from fastapi.staticfiles import StaticFiles
 
 from mailwarden.api.app import create_app
+from mailwarden.console.clawback import ClawbackPages
 from mailwarden.console.pages import Pages
 from mailwarden.console.quarantine import QuarantinePages
 from mailwarden.console.web import ADMINS, EVERYONE, STAFF, STATIC, Console
@@ -49,12 +50,12 @@ Roles = Collection[Role] | None  # None: open without signing in
 
 def _router(c: Console) -> APIRouter:
     r = APIRouter()
-    for methods, path, handler, roles in _pages(Pages(c), QuarantinePages(c)):
+    for methods, path, handler, roles in _pages(Pages(c), QuarantinePages(c), ClawbackPages(c)):
         r.add_api_route(path, _endpoint(c, handler, roles), methods=list(methods))
     return r
 
 
-def _pages(p: Pages, q: QuarantinePages) -> list[tuple[tuple[str, ...], str, Handler, Roles]]:
+def _pages(p: Pages, q: QuarantinePages, cb: ClawbackPages) -> list[tuple[tuple[str, ...], str, Handler, Roles]]:
     """Every page: its methods, path, handler and who may open it, in the order they are routed."""
     get, post, both = ("GET",), ("POST",), ("GET", "POST")
     return [
@@ -65,6 +66,12 @@ def _pages(p: Pages, q: QuarantinePages) -> list[tuple[tuple[str, ...], str, Han
         (get, "/", p.dashboard, STAFF),
         (get, "/trace", p.trace, STAFF),
         (get, "/trace/{message_id}", p.message, STAFF),
+        (get, "/trace/{message_id}/clawback", cb.message_jobs, STAFF),
+        (post, "/trace/{message_id}/clawback", cb.claw_message, STAFF),
+        (get, "/clawback", cb.jobs, STAFF),
+        (both, "/clawback/campaign", cb.campaign, STAFF),
+        (post, "/clawback/quarantine", cb.quarantine, STAFF),
+        (get, "/clawback/{job_id}", cb.job, STAFF),
         # the quarantine pages are everyone's: a user sees only their own entries
         (get, "/quarantine", q.listing, EVERYONE),
         (post, "/quarantine/bulk", q.bulk, EVERYONE),

@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
+from urllib.parse import urlencode
 
 import yaml
 from fastapi.responses import RedirectResponse, Response
@@ -22,6 +23,7 @@ from mailwarden.console.web import Console, Refusal, View, client_ip, local_redi
 from mailwarden.errors import NotFoundError, PolicyError
 from mailwarden.model import Action, Category, Direction, Policy
 from mailwarden.model.accounts import AccountError, Role, Scope
+from mailwarden.model.clawback import ClawbackAction
 from mailwarden.model.policy import OrganisationDocument, parse_organisation_document, validation_messages
 from mailwarden.store import HistoryQuery, HistoryQueryError
 from mailwarden.store.audit import changes
@@ -109,8 +111,8 @@ class Pages:
         page = None
         try:
             query = HistoryQuery(
-                start=_day_start(filters["start"]),
-                end=_day_end(filters["end"]),
+                start=day_start(filters["start"]),
+                end=day_end(filters["end"]),
                 sender=filters["sender"] or None,
                 recipient=filters["recipient"] or None,
                 subject=filters["subject"] or None,
@@ -133,6 +135,7 @@ class Pages:
             "categories": [c.value for c in Category],
             "actions": [a.value for a in Action],
             "more_query": _query_string(filters, page.next_cursor if page else None),
+            "campaign_query": _campaign_query(filters) if page and page.items else None,
         }
         if view.htmx and view.request.headers.get("HX-Target") == "results":
             return self.c.render(view, "_trace_results.html", **values)
@@ -150,7 +153,8 @@ class Pages:
             for stage in detail.verdict.get("stages", [])
             for finding in stage.get("findings", [])
         ]
-        return self.c.render(view, "message.html", detail=detail, findings=findings)
+        actions = [a for a in ClawbackAction if view.user.role is Role.ADMIN or not a.hard]
+        return self.c.render(view, "message.html", detail=detail, findings=findings, clawback_actions=actions)
 
     # -- policy, rules, lists ------------------------------------------------------------------
 
@@ -349,14 +353,26 @@ class Pages:
         return self.c.render(view, "audit.html", entries=entries)
 
 
-def _day_start(value: str) -> datetime | None:
+def day_start(value: str) -> datetime | None:
     return datetime.combine(date.fromisoformat(value), time.min, UTC) if value else None
 
 
-def _day_end(value: str) -> datetime | None:
+def day_end(value: str) -> datetime | None:
     if not value:
         return None
     return datetime.combine(date.fromisoformat(value), time.min, UTC) + timedelta(days=1) - timedelta(microseconds=1)
+
+
+def _campaign_query(filters: dict[str, str]) -> str | None:
+    """The clawback campaign of this search, when the campaign's filters say the same thing as the search's
+    (it searches by sender, subject, Message-ID, verdict and days only)."""
+    if any(filters[k] for k in ("recipient", "direction", "action")):
+        return None
+    if not any(filters[k] for k in ("sender", "subject", "message_id", "category")):
+        return None
+    return urlencode(
+        {k: filters[k] for k in ("sender", "subject", "message_id", "category", "start", "end") if filters[k]}
+    )
 
 
 def _query_string(filters: dict[str, str], cursor: str | None) -> str:

@@ -19,7 +19,7 @@ from mailwarden.clawback import registry
 from mailwarden.clawback.connector import ConnectorError, MailboxConnector
 from mailwarden.clawback.engine import RetryRule, Round
 from mailwarden.clawback.secrets import SecretBox, load_keys, reveal
-from mailwarden.errors import MailwardenError, NotFoundError
+from mailwarden.errors import ConfigError, MailwardenError, NotFoundError
 from mailwarden.ids import derive_id, new_id
 from mailwarden.model import Mode, Policy
 from mailwarden.model.accounts import Principal
@@ -50,9 +50,14 @@ CAMPAIGN_LIMIT = 20_000  # messages one campaign may take; a wider search is ref
 
 
 class ClawbackError(MailwardenError):
-    """A clawback request cannot be made as asked (no Message-ID, nothing matched, too wide)."""
+    """A clawback request cannot be made as asked (no Message-ID, nothing matched, too wide, a connector's
+    settings or secret invalid); `field` names the input when one is at fault."""
 
     exit_code = 65
+
+    def __init__(self, message: str, *, field: str | None = None) -> None:
+        self.field = field
+        super().__init__(message)
 
 
 @dataclass(frozen=True)
@@ -111,8 +116,12 @@ class Clawback:
         for domain in domains:
             if domain.lower() not in known:
                 raise ClawbackError(f"{domain} is not a domain of organisation {organisation}")
-        stored = registry.settings_of(kind, settings)
-        sealed = self.box.seal(reveal(registry.secret_of(kind, secret))) if secret is not None else None
+        try:
+            stored = registry.settings_of(kind, settings)
+            checked = registry.secret_of(kind, secret) if secret is not None else None
+        except ConfigError as exc:
+            raise ClawbackError(str(exc), field=exc.field) from None
+        sealed = self.box.seal(reveal(checked)) if checked is not None else None
         return self.connectors.put(
             organisation, name, kind=kind, domains=domains, settings=stored, sealed_secret=sealed, actor=actor
         )

@@ -88,7 +88,7 @@ def test_a_campaign_is_previewed_then_started_and_its_job_shows_each_recipient(
     preview = world.client.post("/api/v1/clawback/campaigns/preview", json=filters, headers=world.as_("ana")).json()
     assert preview == {"messages": 1, "recipient_count": 2, "recipients": ["alice@corp.example", "bob@corp.example"]}
     stale = world.client.post("/api/v1/clawback/campaigns", json=filters | {"expect": 3}, headers=world.as_("ana"))
-    assert stale.status_code == 400 and "not 3" in stale.text
+    assert stale.status_code == 422 and "not 3" in stale.text
     started = world.client.post("/api/v1/clawback/campaigns", json=filters | {"expect": 1}, headers=world.as_("ana"))
     assert started.status_code == 202
     job = world.client.get(f"/api/v1/clawback/jobs/{started.json()['id']}", headers=world.as_("ana")).json()
