@@ -174,9 +174,10 @@ MASTER_USER = "mailwarden-master"
 IMAP_USERS = ("alice@example.com", "bob@example.com", "carol@example.com")
 
 
-def dovecot_binaries() -> tuple[str, str]:
-    """`dovecot` and `sievec`; skips (fails when CI=true) without them or without root."""
-    if DOVECOT is None or SIEVEC is None:
+def dovecot_binaries(imap: bool = False) -> tuple[str, str]:
+    """`dovecot` and `sievec`; skips (fails when CI=true) without them (or without Dovecot's IMAP server
+    when `imap`) or without root."""
+    if DOVECOT is None or SIEVEC is None or (imap and not Path("/usr/lib/dovecot/imap").exists()):
         unavailable("dovecot is not installed (apt-get install dovecot-core dovecot-imapd dovecot-lmtpd dovecot-sieve)")
     if os.geteuid() != 0:
         unavailable("a private dovecot instance needs root")
@@ -258,7 +259,7 @@ def private_dovecot(
 ) -> Iterator[PrivateDovecot]:
     """Start a private Dovecot with LMTP on a free loopback port (and IMAP with `imap=True`, for `users`);
     stop it and remove its directory after."""
-    dovecot, sievec = dovecot_binaries()
+    dovecot, sievec = dovecot_binaries(imap)
     # not under pytest's tmp_path (mode 0700): the mail user must reach its home
     root = Path(tempfile.mkdtemp(prefix="mailwarden-dovecot-"))
     try:
