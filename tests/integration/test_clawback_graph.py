@@ -290,18 +290,6 @@ async def test_secrets_stay_out_of_logs_errors_and_reprs(
         assert SECRET not in text and "Bearer ey" not in text and "eyJ" not in text
 
 
-def test_secret_accepts_exactly_one_credential_form() -> None:
-    Secret(client_secret="x")  # type: ignore[arg-type]
-    Secret(certificate_key="k", certificate_thumbprint="ab")  # type: ignore[arg-type]
-    for bad in (
-        {},
-        {"client_secret": "x", "certificate_key": "k", "certificate_thumbprint": "ab"},
-        {"certificate_key": "k"},
-    ):
-        with pytest.raises(ValueError):
-            Secret(**bad)  # type: ignore[arg-type]
-
-
 def _trust(pki: tls.TestPki) -> ssl.SSLContext:
     return ssl.create_default_context(cafile=pki.ca_file)
 

@@ -181,6 +181,30 @@ class GraphConnector(BaseConnector):
             raise result
 
     async def find_many(self, pairs: Sequence[tuple[str, str]]) -> list[list[Found] | ConnectorError]:
+        try:
+            return await self._find_many(pairs)
+        except ConnectorError as exc:  # no token: every pair fails alike, in its place
+            return [exc] * len(pairs)
+
+    async def move_many(self, items: Sequence[tuple[Found, Folder]]) -> list[Found | ConnectorError]:
+        try:
+            return await self._move_many(items)
+        except ConnectorError as exc:
+            return [exc] * len(items)
+
+    async def delete_many(self, items: Sequence[Found]) -> list[ConnectorError | None]:
+        try:
+            return await self._delete_many(items)
+        except ConnectorError as exc:
+            return [exc] * len(items)
+
+    async def aclose(self) -> None:
+        await self._http.aclose()
+        self._tokens.close()
+
+    # -- the batched calls -----------------------------------------------------------------------------
+
+    async def _find_many(self, pairs: Sequence[tuple[str, str]]) -> list[list[Found] | ConnectorError]:
         calls = [call for mailbox, mid in pairs for call in _find_calls(mailbox, mid)]
         replies = await self._run(calls)
         listed: list[list[tuple[str, str]] | ConnectorError] = []
@@ -203,7 +227,7 @@ class GraphConnector(BaseConnector):
                 results.append([self._found(mailbox, gid, fid) for gid, fid in items])
         return results
 
-    async def move_many(self, items: Sequence[tuple[Found, Folder]]) -> list[Found | ConnectorError]:
+    async def _move_many(self, items: Sequence[tuple[Found, Folder]]) -> list[Found | ConnectorError]:
         results: list[Found | ConnectorError | None] = [None] * len(items)
         calls: list[_Call] = []
         slots: list[int] = []
@@ -221,14 +245,10 @@ class GraphConnector(BaseConnector):
             results[n] = self._moved(found, to, reply) if reply.ok else _error(found.mailbox, reply)
         return [r for r in results if r is not None]
 
-    async def delete_many(self, items: Sequence[Found]) -> list[ConnectorError | None]:
+    async def _delete_many(self, items: Sequence[Found]) -> list[ConnectorError | None]:
         calls = [_Call("POST", f"{_user(f.mailbox)}/messages/{quote(f.ref, safe='')}/permanentDelete") for f in items]
         replies = await self._run(calls)
         return [None if reply.ok else _error(found.mailbox, reply) for found, reply in zip(items, replies, strict=True)]
-
-    async def aclose(self) -> None:
-        await self._http.aclose()
-        self._tokens.close()
 
     # -- folders ---------------------------------------------------------------------------------------
 
