@@ -181,7 +181,8 @@ def test_a_campaign_whose_count_changed_does_not_start(world: World) -> None:
 def test_the_policy_claws_back_malware_once_and_leaves_the_rest(world: World) -> None:
     malware = world.record(internet_message_id="<mal@bad.example>", category=Category.MALWARE)
     spam = world.record(internet_message_id="<spam@bad.example>", category=Category.SPAM)
-    enforced = replace(world.record(internet_message_id="<e@bad.example>", category=Category.MALWARE), mode=Mode.ENFORCE)
+    enforced = world.record(internet_message_id="<e@bad.example>", category=Category.MALWARE)
+    enforced = replace(enforced, mode=Mode.ENFORCE)
     old = world.record(internet_message_id="<old@bad.example>", category=Category.MALWARE)
     old = replace(old, received_at=datetime.now(UTC) - timedelta(hours=49))
     made = world.clawback.auto([malware, spam, enforced, old], lambda org: Policy())
