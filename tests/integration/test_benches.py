@@ -35,6 +35,7 @@ class Bench:
 
 BENCHES = {
     "bench/accuracy.py": Bench(r"ROC AUC spam vs all ham +\d\.\d{4}"),
+    "bench/clawback.py": Bench(r"imap +\d+\.\d +\d+\.\d\d +\d+\.\d\d", ()),
     "bench/dlp.py": Bench(r"extraction \+ scan: \d+ messages per CPU second"),
     "bench/filter_accuracy.py": Bench(r"ROC AUC of the total score .*: \d\.\d{4}"),
     "bench/heuristics.py": Bench(r"all evaluate +\d+\.\d+ +\d+\.\d+"),
