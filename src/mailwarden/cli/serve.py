@@ -28,5 +28,8 @@ def serve(
     with runtime(config) as rt:
         if not rt.config.smtp.listeners:
             raise MailwardenError("no [[smtp.listeners]] in the config: nothing to serve (see `mailwarden init`)")
-        web = WebListener(web_app(rt), rt.config.api) if rt.config.api.enabled else None
-        asyncio.run(Server(rt, drain_timeout=drain_timeout, web=web).run())
+        app = web_app(rt) if rt.config.api.enabled else None
+        server = Server(rt, drain_timeout=drain_timeout, web=WebListener(app, rt.config.api) if app else None)
+        if app is not None:
+            app.state.clawback = server.clawback  # a job made over the API wakes the server's clawback loop
+        asyncio.run(server.run())

@@ -89,6 +89,7 @@ class Clawback:
         self._box: SecretBox | None = None
         self._built: dict[tuple[str, str], tuple[datetime, MailboxConnector]] = {}
         self._wake: asyncio.Event | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
 
     @property
     def box(self) -> SecretBox:
@@ -327,8 +328,9 @@ class Clawback:
 
     # ---- working -------------------------------------------------------------------------------
     def notify(self) -> None:
-        if self._wake is not None:
-            self._wake.set()
+        """Wake the server's loop (from any thread: jobs are made in worker threads)."""
+        if self._wake is not None and self._loop is not None and not self._loop.is_closed():
+            self._loop.call_soon_threadsafe(self._wake.set)
 
     async def run_round(self) -> int:
         """Claim due items, work them per connector, report. The number of items handled."""
@@ -406,7 +408,7 @@ class Clawback:
 
     async def serve(self, stopping: asyncio.Event) -> None:
         """The server's loop: rounds while there is work, then a nap until woken or the poll interval."""
-        self._wake = asyncio.Event()
+        self._wake, self._loop = asyncio.Event(), asyncio.get_running_loop()
         while not stopping.is_set():
             try:
                 handled = await self.run_round()

@@ -121,7 +121,7 @@ class ClawbackConfig(_Section):
     key_file: Path | None = Field(
         None, description="where the key lives when `key` is not set; absent: data_dir/clawback.key"
     )
-    poll_seconds: float = Field(2.0, gt=0, le=3600, description="how often the server looks for due work")
+    poll_seconds: float = Field(1.0, gt=0, le=3600, description="how often the server looks for due work")
     batch_size: int = Field(200, ge=1, le=5000, description="recipients taken per round")
     lease_seconds: float = Field(600.0, ge=10, le=86400, description="how long a round may hold its recipients")
     max_attempts: int = Field(8, ge=1, le=100, description="tries per recipient before it is marked failed")
