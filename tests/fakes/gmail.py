@@ -172,7 +172,7 @@ class FakeGmail:
         )
         server.fake = self  # type: ignore[attr-defined]
         self._server, self.port = server, server.server_address[1]
-        threading.Thread(target=server.serve_forever, name="fake-gmail", daemon=True).start()
+        threading.Thread(target=server.serve_forever, args=(0.05,), name="fake-gmail", daemon=True).start()
 
     def stop(self) -> None:
         if self._server is not None:
@@ -328,7 +328,7 @@ class FakeGmail:
     def _batch_part(self, raw: bytes, outer_authorization: str) -> bytes:
         head, _, payload = raw.partition(b"\r\n\r\n")
         request_line, _, header_block = head.partition(b"\r\n")
-        method, target, *_ = request_line.decode().split(" ") + ["", ""]
+        method, target, *_ = [*request_line.decode().split(" "), "", ""]
         headers = BytesHeaderParser(policy=HTTP).parsebytes(header_block + b"\r\n\r\n")
         status, extra, answer = self.api(
             method, target, str(headers.get("Authorization", outer_authorization)), payload
