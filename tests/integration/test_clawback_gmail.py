@@ -15,7 +15,7 @@ import structlog
 from pydantic import SecretStr
 
 from mailwarden.clawback import gmail
-from mailwarden.clawback.connector import ConnectorError, Folder, Found, MailboxNotFound, MailboxConnector
+from mailwarden.clawback.connector import ConnectorError, Folder, Found, MailboxConnector, MailboxNotFound
 from mailwarden.logs import configure
 from tests.fakes.gmail import FakeGmail
 from tests.fakes.google_oauth import (
