@@ -11,13 +11,19 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from email.message import EmailMessage
+from email.encoders import encode_noop
+from email.message import Message
+from email.mime.application import MIMEApplication
+from email.mime.multipart import MIMEMultipart
 from email.parser import BytesHeaderParser, BytesParser
-from email.policy import HTTP
+from email.policy import compat32
 from typing import Any
 
 # Google accepts at most 100 calls in one batch and advises against more than 50 (rate limits).
 MAX_BATCH = 100
+# The compat32 policy with CRLF line ends: ten times faster than the modern policies on a 50-part body,
+# and the parts are opaque bytes (no header in them needs the modern parsing).
+WIRE = compat32.clone(linesep="\r\n", max_line_length=0)
 
 
 @dataclass(frozen=True)
@@ -57,15 +63,14 @@ def encode_batch(calls: Sequence[tuple[ApiCall, str]]) -> tuple[bytes, str]:
     Content-ID `<item-N>`."""
     if not 0 < len(calls) <= MAX_BATCH:
         raise ValueError(f"a batch holds 1 to {MAX_BATCH} calls, not {len(calls)}")
-    root = EmailMessage(policy=HTTP)
-    root.make_mixed()
+    root = MIMEMultipart("mixed", policy=WIRE)
     for n, (call, token) in enumerate(calls):
-        part = EmailMessage(policy=HTTP)
-        part.set_content(_http_request(call, token), "application", "http", cte="binary")
+        part = MIMEApplication(_http_request(call, token), "http", _encoder=encode_noop, policy=WIRE)
         del part["MIME-Version"]
+        part["Content-Transfer-Encoding"] = "binary"
         part["Content-ID"] = f"<item-{n}>"
         root.attach(part)
-    raw = root.as_bytes()
+    raw = root.as_bytes(policy=WIRE)
     _, _, body = raw.partition(b"\r\n\r\n")
     return body, str(root["Content-Type"])
 
@@ -78,7 +83,7 @@ def _decode_http_response(raw: bytes) -> ApiReply:
     words = status_line.split()
     if len(words) < 2 or not words[0].startswith(b"HTTP/") or not words[1].isdigit():
         raise BatchFormatError("a batch part without an HTTP status line")
-    headers = BytesHeaderParser(policy=HTTP).parsebytes(header_block.lstrip(b"\r\n") + b"\r\n")
+    headers = BytesHeaderParser(policy=WIRE).parsebytes(header_block.lstrip(b"\r\n") + b"\r\n")
     text = payload.strip()
     try:
         body = json.loads(text) if text else None
@@ -89,11 +94,14 @@ def _decode_http_response(raw: bytes) -> ApiReply:
 
 def decode_batch(body: bytes, content_type: str, count: int) -> list[ApiReply]:
     """The `count` answers of a batch reply, in the order of the calls that `encode_batch` numbered."""
-    message = BytesParser(policy=HTTP).parsebytes(b"Content-Type: " + content_type.encode() + b"\r\n\r\n" + body)
-    if not message.is_multipart():
+    message = BytesParser(policy=WIRE).parsebytes(b"Content-Type: " + content_type.encode() + b"\r\n\r\n" + body)
+    parts = message.get_payload() if message.is_multipart() else None
+    if not isinstance(parts, list):
         raise BatchFormatError(f"a batch reply of type {message.get_content_type()}, not multipart/mixed")
     replies: dict[int, ApiReply] = {}
-    for part in message.iter_parts():
+    for part in parts:
+        if not isinstance(part, Message):
+            raise BatchFormatError("a batch reply with a part that is not a message")
         content_id = str(part.get("Content-ID", "")).strip().strip("<>")
         number = content_id.rpartition("item-")[2]
         raw = part.get_payload(decode=True)

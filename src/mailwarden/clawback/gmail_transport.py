@@ -217,14 +217,18 @@ class Transport:
     async def _attempt(
         self, calls: list[ApiCall], pending: list[int], out: list[ApiReply | ConnectorError | None], refreshed: set[str]
     ) -> _Round:
+        mailboxes = list(dict.fromkeys(calls[i].mailbox for i in pending))
+        answers = await asyncio.gather(*(self._tokens.token(m) for m in mailboxes), return_exceptions=True)
         tokens: dict[str, str] = {}
-        for mailbox in dict.fromkeys(calls[i].mailbox for i in pending):
-            try:
-                tokens[mailbox] = await self._tokens.token(mailbox)
-            except ConnectorError as exc:
-                for i in pending:
-                    if calls[i].mailbox == mailbox:
-                        out[i] = exc
+        for mailbox, answer in zip(mailboxes, answers, strict=True):
+            if isinstance(answer, BaseException) and not isinstance(answer, ConnectorError):
+                raise answer
+            if isinstance(answer, str):
+                tokens[mailbox] = answer
+                continue
+            for i in pending:
+                if calls[i].mailbox == mailbox:
+                    out[i] = answer
         sendable = [i for i in pending if calls[i].mailbox in tokens]
         state = _Round(again=[])
         if not sendable:
