@@ -352,3 +352,17 @@ async def test_secrets_never_reach_logs_reprs_or_errors(
     for token in fake.issuer.tokens:
         assert token not in shown
     assert json.loads(secret.model_dump_json())["service_account_json"] == "**********"
+
+
+async def test_a_server_whose_certificate_is_not_trusted_is_not_talked_to(
+    fake: FakeGmail, account: ServiceAccountKey
+) -> None:
+    settings = gmail.Settings(api_url=fake.url)  # no ca_file: the test CA is not trusted
+    connector = gmail.connect(settings, gmail.Secret(service_account_json=SecretStr(account.key_file(fake.token_uri))))
+    try:
+        with pytest.raises(ConnectorError) as caught:
+            await connector.find(ALICE, MID)
+    finally:
+        await connector.aclose()
+    assert caught.value.retryable and "CERTIFICATE_VERIFY_FAILED" in caught.value.reason
+    assert fake.counts["token"] == 0
