@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from tests.fakes.gmail import FakeGmail
+from tests.fakes.google_oauth import make_service_account
 from tests.fakes.graph import FakeGraph
 from tests.fakes.tls import make_pki
 from tests.integration.dovecot import deliver, private_dovecot
@@ -75,6 +77,35 @@ def graph_mailboxes(directory: Path, n: int = 3) -> Iterator[Mailboxes]:
 
 
 @contextlib.contextmanager
+def gmail_mailboxes(directory: Path, n: int = 3) -> Iterator[Mailboxes]:
+    pki = make_pki(directory / "pki-gmail")
+    account = make_service_account()
+    with FakeGmail(pki) as gmail:
+        gmail.trust(account)
+        users = addresses(n)
+        for address in users:
+            gmail.add_mailbox(address)
+
+        def put(rcpts: Sequence[str], message_id: str) -> None:
+            for r in rcpts:
+                gmail.put(r, message_id)
+
+        # the private key's body: a line of it anywhere would be a leak
+        key_line = account.pem().splitlines()[5]
+        yield Mailboxes(
+            kind="gmail",
+            settings={"api_url": gmail.url, "ca_file": str(pki.ca_file)},
+            secret={"service_account_json": account.key_file(gmail.token_uri)},
+            secret_text=key_line,
+            addresses=users,
+            put=put,
+            where=gmail.where,
+            throttle=lambda count, seconds: gmail.throttle(count, retry_after=seconds),
+            extra={"fake": gmail},
+        )
+
+
+@contextlib.contextmanager
 def imap_mailboxes(n: int = 3) -> Iterator[Mailboxes]:
     users = addresses(n)
     with private_dovecot(imap=True, users=users) as dovecot:
@@ -119,6 +150,7 @@ def imap_mailboxes(n: int = 3) -> Iterator[Mailboxes]:
 
 
 PROVIDERS: dict[str, Callable[..., contextlib.AbstractContextManager[Mailboxes]]] = {
+    "gmail": lambda directory, n=3: gmail_mailboxes(directory, n),
     "graph": lambda directory, n=3: graph_mailboxes(directory, n),
     "imap": lambda directory, n=3: imap_mailboxes(n),
 }
