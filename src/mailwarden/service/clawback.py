@@ -46,6 +46,7 @@ from mailwarden.store.quarantine import QuarantineStore
 
 log = structlog.get_logger(__name__)
 POLICY_ACTOR = "policy"
+CHUNK = 50  # recipients per connector call batch; each chunk's outcomes are recorded when it is done
 CAMPAIGN_LIMIT = 20_000  # messages one campaign may take; a wider search is refused with its count
 
 
@@ -333,39 +334,45 @@ class Clawback:
             self._loop.call_soon_threadsafe(self._wake.set)
 
     async def run_round(self) -> int:
-        """Claim due items, work them per connector, report. The number of items handled."""
+        """Claim due items and work them, connectors side by side, each in chunks whose outcomes are
+        recorded as soon as the chunk is done (the first removals show while a campaign runs)."""
         claimed = await asyncio.to_thread(
             self.jobs.claim, limit=self.cfg.batch_size, lease_seconds=self.cfg.lease_seconds
         )
         if not claimed:
             return 0
-        groups, outcomes = await asyncio.to_thread(self._group, claimed)
-        events: list[tuple[str, EventRecord]] = []
-        rounds = [await self._round(sealed, items) for sealed, items in groups]
-        results = await asyncio.gather(
-            *(r.run(items) for r, (_, items) in zip(rounds, groups, strict=True)), return_exceptions=True
-        )
-        for r, (sealed, items), result in zip(rounds, groups, results, strict=True):
-            if isinstance(result, BaseException):
-                log.error(
-                    "clawback_round_failed", connector=sealed.info.name, error=f"{type(result).__name__}: {result}"
-                )
-                outcomes.extend(self._broken(items, f"{type(result).__name__}: {result}"))
-                continue
-            outcomes.extend(r.outcomes)
-            events.extend(r.events)
-        for item in claimed:
-            if not any(o.item_id == item.item_id for o in outcomes):
-                outcomes.append(ItemOutcome(item.item_id, ItemStatus.FAILED, "the connector gave no answer"))
-        no_connector = {i.item_id: i for i in claimed}
-        for o in outcomes:
-            if o.status is ItemStatus.NO_CONNECTOR:
-                item = no_connector[o.item_id]
-                detail = f"no_connector: {o.detail} [job {item.job_id}]"
-                event = EventRecord(EventType.CLAWBACK_FAILED, detail, recipient=item.target.recipient)
-                events.append((item.target.message_id, event))
-        await asyncio.to_thread(self.jobs.report, outcomes, events)
+        groups, unserved = await asyncio.to_thread(self._group, claimed)
+        if unserved:
+            by_id = {i.item_id: i for i in claimed}
+            events = [
+                (by_id[o.item_id].target.message_id, EventRecord(
+                    EventType.CLAWBACK_FAILED, f"no_connector: {o.detail} [job {by_id[o.item_id].job_id}]",
+                    recipient=by_id[o.item_id].target.recipient,
+                ))
+                for o in unserved
+            ]  # fmt: skip
+            await asyncio.to_thread(self.jobs.report, unserved, events)
+        await asyncio.gather(*(self._work(sealed, items) for sealed, items in groups))
         return len(claimed)
+
+    async def _work(self, sealed: SealedConnector, items: list[Claimed]) -> None:
+        for start in range(0, len(items), CHUNK):
+            chunk = items[start : start + CHUNK]
+            try:
+                r = await self._round(sealed, chunk)
+                await r.run(chunk)
+                outcomes, events = r.outcomes, r.events
+            except Exception as exc:  # a connector that cannot be built or broke: retried like a busy one
+                reason = f"{type(exc).__name__}: {exc}"
+                log.error("clawback_round_failed", connector=sealed.info.name, error=reason)
+                outcomes, events = self._broken(chunk, reason), []
+            answered = {o.item_id for o in outcomes}
+            outcomes += [
+                ItemOutcome(i.item_id, ItemStatus.FAILED, "the connector gave no answer")
+                for i in chunk
+                if i.item_id not in answered
+            ]
+            await asyncio.to_thread(self.jobs.report, outcomes, events)
 
     def _group(
         self, claimed: Sequence[Claimed]
@@ -426,18 +433,30 @@ class Clawback:
     async def until_done(
         self, job_id: str, progress: Callable[[JobView], None] | None = None, *, patience: float | None = None
     ) -> JobView:
-        """Work (beside any server) until the job is finished; for commands that wait for their job."""
-        deadline = None if patience is None else asyncio.get_running_loop().time() + patience
-        while True:
-            view = await asyncio.to_thread(self.jobs.job, job_id, items=False)
-            if progress is not None:
-                progress(view)
-            if not view.running:
-                return await asyncio.to_thread(self.jobs.job, job_id)
-            if deadline is not None and asyncio.get_running_loop().time() > deadline:
-                return await asyncio.to_thread(self.jobs.job, job_id)
-            if not await self.run_round():
-                await asyncio.sleep(min(self.cfg.poll_seconds, 1.0))
+        """Work (beside any server) until the job is finished, telling `progress` how far it is every fifth
+        of a second; for commands that wait for their job. A round under way is finished, never cut off."""
+        loop = asyncio.get_running_loop()
+        deadline = None if patience is None else loop.time() + patience
+        stop = asyncio.Event()
+
+        async def work() -> None:
+            while not stop.is_set():
+                if not await self.run_round():
+                    await asyncio.sleep(min(self.cfg.poll_seconds, 0.5))
+
+        worker = asyncio.create_task(work())
+        try:
+            while not worker.done():
+                view = await asyncio.to_thread(self.jobs.job, job_id, items=False)
+                if progress is not None:
+                    progress(view)
+                if not view.running or (deadline is not None and loop.time() > deadline):
+                    break
+                await asyncio.sleep(0.2)
+        finally:
+            stop.set()
+            await worker  # raises what broke the worker, if anything did
+        return await asyncio.to_thread(self.jobs.job, job_id)
 
     async def aclose(self) -> None:
         for _, connector in self._built.values():
