@@ -16,11 +16,12 @@ def fsync_directory(directory: Path) -> None:
         os.close(fd)
 
 
-def atomic_write(path: Path, data: bytes) -> None:
+def atomic_write(path: Path, data: bytes, *, sync_directory: bool = True) -> None:
     """Write `data` to `path` so a crash leaves either the old file or the whole new one.
 
     Temporary file in the same directory (its name starts with a dot, so it is never mistaken for a
-    real entry), fsync, rename over the target, fsync the directory.
+    real entry), fsync, rename over the target, fsync the directory (unless the caller does it once
+    for several files: `sync_directory=False`).
     """
     fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=path.parent)
     try:
@@ -32,4 +33,5 @@ def atomic_write(path: Path, data: bytes) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
-    fsync_directory(path.parent)
+    if sync_directory:
+        fsync_directory(path.parent)

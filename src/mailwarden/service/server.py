@@ -26,6 +26,7 @@ from mailwarden.model import ConnectionMode, ListenerRole
 from mailwarden.pipeline.connection import is_blocked
 from mailwarden.quarantine.digest import DIGEST_MESSAGE_PREFIX
 from mailwarden.service.directory import OrgDirectory
+from mailwarden.service.hunt_jobs import RetroHuntJobs
 from mailwarden.service.processor import Processor
 from mailwarden.service.quarantine_jobs import QuarantineJobs, queue_dispatcher
 from mailwarden.service.runtime import Runtime
@@ -56,6 +57,7 @@ class Server:
         self.processor: Processor | None = None
         self.agent: DeliveryAgent | None = None
         self.quarantine_jobs: QuarantineJobs | None = None
+        self.hunt_jobs: RetroHuntJobs | None = None
         self.stopping = asyncio.Event()
         self.connection_stats = ConnectionStats(rt.db)
         self.verifiers = DomainVerifiers(
@@ -112,6 +114,8 @@ class Server:
         dispatcher = queue_dispatcher(self.rt, agent.queue.enqueue, processor.outcomes.routes, agent.notify)
         self.quarantine_jobs = QuarantineJobs(self.rt, dispatcher)
         await self.quarantine_jobs.start()
+        self.hunt_jobs = RetroHuntJobs(self.rt)
+        await self.hunt_jobs.start()
         self.smtp = SmtpServer(config.smtp, self.spool, self.recipient_check, resolver=self.rt.resolver)
         await self.smtp.start()
         if self.web is not None:
@@ -127,6 +131,8 @@ class Server:
         await self.verifiers.close()
         if self.quarantine_jobs is not None:
             await self.quarantine_jobs.stop()
+        if self.hunt_jobs is not None:
+            await self.hunt_jobs.stop()
         if self.processor is not None:
             await self.processor.stop(drain_timeout=self.drain_timeout)
         if self.agent is not None:

@@ -63,5 +63,13 @@ class LocalBlobStore:
     def exists(self, key: str) -> bool:
         return self._path(key).is_file()
 
+    def put_many(self, items: list[tuple[str, bytes]]) -> None:
+        """Several blobs, each written and fsynced whole, with one directory fsync for all of them
+        (the history writer keeps a batch's messages at once)."""
+        for key, data in items:
+            atomic_write(self._path(key), data, sync_directory=False)
+        if items:
+            self._sync_directory()
+
     def _sync_directory(self) -> None:
         fsync_directory(self.directory)
