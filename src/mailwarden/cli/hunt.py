@@ -152,12 +152,16 @@ def _hunt(
 ) -> None:
     with runtime(config, migrate=True) as rt:
         hunt = new_hunt(
-            rt.db, kind, created_by=by, organisation=org, since=_when(since), until=_when(until), indicators=indicators
+            rt.db,
+            kind,
+            created_by=by,
+            organisation=org,
+            since=_when(since),
+            until=_when(until),
+            indicators=indicators,
+            running=True,
         )
         lower_priority(rt)
-        claimed = HuntStore(rt.db).claim(hunt.id)
-        if not claimed:
-            raise MailwardenError(f"hunt {hunt.id} was taken by a running server: follow it with `hunt show`")
         progress = Progress(
             TextColumn(f"{kind.value} {hunt.id}"),
             BarColumn(),

@@ -63,12 +63,22 @@ def new_hunt(
     since: datetime | None = None,
     until: datetime | None = None,
     indicators: Indicators | None = None,
+    running: bool = False,
 ) -> Hunt:
-    """Queue a hunt (`serve` or `run_hunt` runs it). A search needs indicators; a rescan takes none."""
+    """A hunt, queued for `serve` to run, or (`running`) to be run by the caller with `Hunter.run`.
+    A search needs indicators; a rescan takes none."""
     if kind is HuntKind.SEARCH and indicators is None:
         raise ValueError("a search needs indicators")
     query: dict[str, Any] = indicators.as_dict() if kind is HuntKind.SEARCH and indicators else {}
-    return HuntStore(db).create(kind, query, organisation=organisation, created_by=created_by, since=since, until=until)
+    return HuntStore(db).create(
+        kind,
+        query,
+        organisation=organisation,
+        created_by=created_by,
+        since=since,
+        until=until,
+        running=running,
+    )
 
 
 def changed_verdicts(db: Database, hunt_id: str) -> list[tuple[str, Category, Action]]:

@@ -88,20 +88,24 @@ class HuntStore:
         created_by: str,
         since: datetime | None,
         until: datetime | None,
+        running: bool = False,
     ) -> Hunt:
+        """A new hunt, queued for a server to run, or (`running`) taken by the caller at once."""
+        now = datetime.now(UTC)
         row = HuntRow(
             id=new_id(),
             organisation=organisation,
             created_by=created_by,
-            created_at=datetime.now(UTC),
+            created_at=now,
             kind=kind.value,
             query=query,
             since=since,
             until=until,
-            state=HuntState.QUEUED.value,
+            state=(HuntState.RUNNING if running else HuntState.QUEUED).value,
             total=0,
             done=0,
             matched=0,
+            started_at=now if running else None,
         )
         with self.db.session() as session:
             session.add(row)
