@@ -16,12 +16,11 @@ def fsync_directory(directory: Path) -> None:
         os.close(fd)
 
 
-def atomic_write(path: Path, data: bytes, *, sync_directory: bool = True) -> None:
+def atomic_write(path: Path, data: bytes) -> None:
     """Write `data` to `path` so a crash leaves either the old file or the whole new one.
 
     Temporary file in the same directory (its name starts with a dot, so it is never mistaken for a
-    real entry), fsync, rename over the target, fsync the directory (unless the caller does it once
-    for several files: `sync_directory=False`).
+    real entry), fsync, rename over the target, fsync the directory.
     """
     fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=path.parent)
     try:
@@ -33,5 +32,4 @@ def atomic_write(path: Path, data: bytes, *, sync_directory: bool = True) -> Non
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
-    if sync_directory:
-        fsync_directory(path.parent)
+    fsync_directory(path.parent)

@@ -1,6 +1,6 @@
 """`mailwarden hunt rescan|search|list|show|cancel`: retro-hunt over the messages kept for it.
 
-`rescan` and `search` run the hunt in this process, below live scanning's CPU priority, with a progress
+`rescan` and `search` run the hunt in this process, on the CPU live scanning leaves idle, with a progress
 bar; the progress goes to the database as it runs, so the console and the API show it too. The CLI acts
 as an administrator (`--by` names who, for the hunt's record).
 """
@@ -161,7 +161,7 @@ def _hunt(
             indicators=indicators,
             running=True,
         )
-        lower_priority(rt)
+        lower_priority()
         progress = Progress(
             TextColumn(f"{kind.value} {hunt.id}"),
             BarColumn(),

@@ -2,8 +2,8 @@
 in the background (docs/retro-hunt.md).
 
 Expiry runs every `[retention] expiry_interval_seconds`: blobs first, then rows. Queued hunts run one
-at a time, each in a process of its own at a lower CPU priority than the scanning processes (nice
-`scan_nice + 1`), so the kernel gives live scanning the CPU first; the hunt writes its progress to the
+at a time, each in a process of its own in the SCHED_IDLE class (`hunt.lower_priority`), so the kernel
+gives live scanning the CPU first; the hunt writes its progress to the
 database, where the console and the API read it. When the server stops, a hunt still running is
 stopped with it and marked failed (its results so far stay).
 """
@@ -109,7 +109,7 @@ def _run_hunt(config: Config, hunt_id: str, lifeline: Connection) -> None:
     exit_with_server(lifeline)
     configure_logging(config.log.level, config.log.format)
     rt = Runtime(config)
-    lower_priority(rt)
+    lower_priority()
     try:
         hunt = HuntStore(rt.db).get(hunt_id)
         asyncio.run(Hunter(rt).run(hunt))

@@ -2,8 +2,8 @@
 
 For each spool entry, one after another within a batch's thread hop:
 
-1. quarantine blobs, kept reports, and the spool entry of each newly recorded message kept for
-   retro-hunt (`[retention] keep_days`, zstd);
+1. quarantine blobs, kept reports, and one blob with the spool entries of the batch's newly recorded
+   messages, kept for retro-hunt (`[retention] keep_days`, zstd);
 2. delivery jobs, **held** (the agent does not see them yet);
 3. history records, their quarantine entries and kept-message rows, in one transaction for the batch (an id or a
    (message, recipient) pair already there is skipped, so a replay writes nothing twice);
@@ -201,7 +201,9 @@ class HistoryWriter:
         for w in writes:
             for key, data in w.blobs:
                 self.rt.blobs.put(key, data)
-        self.rt.blobs.put_many([blob for w in writes for blob in self._keep(w)])
+        kept = self._keep(writes)
+        if kept is not None:
+            self.rt.blobs.put(*kept)
         jobs = [job for w in writes for job in w.jobs]
         queue = self.agent.queue if self.agent is not None else None
         if queue is not None:
@@ -219,33 +221,43 @@ class HistoryWriter:
             queue.release([job.id for job in jobs])
         return writes
 
-    def _keep(self, w: _Write) -> list[tuple[str, bytes]]:
-        """Keep a newly recorded message's spool entry for retro-hunt: its blob (returned, written for the
-        whole batch at once) and its rows, one per record, added with the records. Merged copies and
-        replays record nothing new, so they keep nothing; neither does a message processing gave up on
-        (its report is kept for inspection, and a rescan would fail again)."""
+    def _keep(self, writes: list[_Write]) -> tuple[str, bytes] | None:
+        """Keep the batch's newly recorded messages for retro-hunt: one blob holding each spool entry as
+        a zstd frame (returned: written before the records), and each record's row (`w.kept`, added with
+        the records). Merged copies and replays record nothing new, so they keep nothing; neither does a
+        message processing gave up on (its report is kept for inspection, and a rescan would fail again)."""
         days = self.retention.keep_days
-        if not days or not w.records or w.merge_into is not None or w.outcome.given_up:
-            return []
-        entry = w.outcome.entry
-        key = blob_key(entry.id)
-        data = compress(entry.raw, self.retention.zstd_level)
-        now = datetime.now(UTC)
-        w.kept = [
-            KeptMessage(
-                message_id=record.id,
-                organisation=record.organisation,
-                kept_at=now,
-                expires_at=now + timedelta(days=days),
-                listener=entry.listener,
-                envelope=entry.envelope,
-                raw_size=len(entry.raw),
-                stored_size=len(data),
-                blob_key=key,
-            )
-            for record, _ in w.records
-        ]
-        return [(key, data)]
+        if not days:
+            return None
+        now = datetime.now(UTC)  # one expiry for the whole blob
+        frames: list[bytes] = []
+        offset = 0
+        key = ""
+        for w in writes:
+            if not w.records or w.merge_into is not None or w.outcome.given_up:
+                continue
+            entry = w.outcome.entry
+            key = key or blob_key(entry.id)
+            data = compress(entry.raw, self.retention.zstd_level)
+            w.kept = [
+                KeptMessage(
+                    message_id=record.id,
+                    organisation=record.organisation,
+                    kept_at=now,
+                    expires_at=now + timedelta(days=days),
+                    spool_id=entry.id,
+                    listener=entry.listener,
+                    envelope=entry.envelope,
+                    raw_size=len(entry.raw),
+                    stored_size=len(data),
+                    blob_key=key,
+                    blob_offset=offset,
+                )
+                for record, _ in w.records
+            ]
+            frames.append(data)
+            offset += len(data)
+        return (key, b"".join(frames)) if frames else None
 
     def _prepare(self, batch: list[Outcome]) -> list[_Write]:
         """Entries replayed after a crash write only what is idempotent, and journal copies of a message

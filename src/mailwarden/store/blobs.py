@@ -1,4 +1,4 @@
-"""Blob storage for message bodies (quarantine): a protocol, and the local-directory implementation."""
+"""Blob storage for message bodies (quarantine, retro-hunt): a protocol, and the local-directory implementation."""
 
 from __future__ import annotations
 
@@ -23,6 +23,8 @@ class BlobStore(Protocol):
     def delete(self, key: str) -> None: ...
 
     def exists(self, key: str) -> bool: ...
+
+    def read(self, key: str, offset: int, length: int) -> bytes: ...
 
 
 def validate_key(key: str) -> str:
@@ -63,13 +65,14 @@ class LocalBlobStore:
     def exists(self, key: str) -> bool:
         return self._path(key).is_file()
 
-    def put_many(self, items: list[tuple[str, bytes]]) -> None:
-        """Several blobs, each written and fsynced whole, with one directory fsync for all of them
-        (the history writer keeps a batch's messages at once)."""
-        for key, data in items:
-            atomic_write(self._path(key), data, sync_directory=False)
-        if items:
-            self._sync_directory()
+    def read(self, key: str, offset: int, length: int) -> bytes:
+        """`length` bytes of a blob from `offset` (one message of a blob that holds several)."""
+        try:
+            with self._path(key).open("rb") as fh:
+                fh.seek(offset)
+                return fh.read(length)
+        except FileNotFoundError:
+            raise NotFoundError(f"blob {key} does not exist") from None
 
     def _sync_directory(self) -> None:
         fsync_directory(self.directory)

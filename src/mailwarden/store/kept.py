@@ -1,10 +1,13 @@
 """Messages kept for retro-hunt: the spool entry of each recorded message, zstd-compressed in the blob
 store, and its row in `kept_messages` (docs/retro-hunt.md).
 
-Crash-safe order, as for every blob: the blob is written before the row (the history writer puts the
-blob, then adds the row in its records' transaction), and expiry removes the blob before the row. A
-crash while writing leaves at most a blob without a row (written again by the replay); a crash while
-expiring leaves expired rows whose blob is gone, removed by the next round (a hunt meeting one skips it).
+One blob per history-writer batch holds the batch's messages, one zstd frame each: one fsync per
+batch instead of one per message (3.8 ms each on the reference disk, which halved the pipeline's
+throughput). Crash-safe order, as for every blob: the blob is written (and fsynced) before the rows,
+which go into the records' transaction, and expiry removes the blob before the rows. A crash while
+writing leaves at most a blob without rows (the replay keeps the messages again, in a blob of its own);
+a crash while expiring leaves expired rows whose blob is gone, removed by the next round (a hunt
+meeting one skips it).
 """
 
 from __future__ import annotations
@@ -24,14 +27,12 @@ from mailwarden.store.blobs import BlobStore
 from mailwarden.store.db import Database
 from mailwarden.store.schema import KeptMessageRow
 
-BLOB_PREFIX = "kept-"
-BLOB_SUFFIX = ".eml.zst"
 EXPIRY_BATCH = 500
 
 
-def blob_key(spool_id: str) -> str:
-    """The blob of one spool entry; the records of its organisations share it."""
-    return f"{BLOB_PREFIX}{spool_id}{BLOB_SUFFIX}"
+def blob_key(first_spool_id: str) -> str:
+    """The blob of one batch's kept messages, named after its first spool entry."""
+    return f"kept-{first_spool_id}.zst"
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,11 +43,13 @@ class KeptMessage:
     organisation: str | None
     kept_at: datetime
     expires_at: datetime
+    spool_id: str  # the entry the message was recorded from (for a gateway message, maybe another record's id)
     listener: str
     envelope: Envelope
     raw_size: int
     stored_size: int
     blob_key: str
+    blob_offset: int = 0
 
 
 def compress(raw: bytes, level: int) -> bytes:
@@ -130,7 +133,10 @@ class KeptStore:
 
     def raw(self, kept: KeptMessage) -> bytes:
         """The message as received (NotFoundError when its blob is gone)."""
-        return decompress(self.blobs.get(kept.blob_key))
+        frame = self.blobs.read(kept.blob_key, kept.blob_offset, kept.stored_size)
+        if len(frame) != kept.stored_size:
+            raise NotFoundError(f"blob {kept.blob_key} is shorter than the rows say")
+        return decompress(frame)
 
     def count(self, window: Window) -> int:
         with self.db.session() as session:
@@ -181,11 +187,13 @@ def _values(k: KeptMessage) -> dict[str, Any]:
         "organisation": k.organisation,
         "kept_at": k.kept_at,
         "expires_at": k.expires_at,
+        "spool_id": k.spool_id,
         "listener": k.listener,
         "envelope": envelope_document(k.envelope),
         "raw_size": k.raw_size,
         "stored_size": k.stored_size,
         "blob_key": k.blob_key,
+        "blob_offset": k.blob_offset,
     }
 
 
@@ -195,9 +203,11 @@ def _kept(row: KeptMessageRow) -> KeptMessage:
         organisation=row.organisation,
         kept_at=row.kept_at,
         expires_at=row.expires_at,
+        spool_id=row.spool_id,
         listener=row.listener,
         envelope=envelope_from(row.envelope),
         raw_size=row.raw_size,
         stored_size=row.stored_size,
         blob_key=row.blob_key,
+        blob_offset=row.blob_offset,
     )

@@ -337,10 +337,11 @@ class TokenStatRow(Base):
 
 
 class KeptMessageRow(Base):
-    """A message kept for retro-hunt: its spool entry (the bytes as received) is a zstd blob.
+    """A message kept for retro-hunt: its spool entry (the bytes as received), one zstd frame at
+    `blob_offset` (`stored_size` bytes) in the blob of the history writer's batch.
 
-    Several records of one gateway message (one per organisation) share one blob; they share its
-    expiry too, so expiry removes the blob and then all of them.
+    The messages of one batch share one blob and one expiry time, so expiry removes the blob and then
+    all of their rows; the records of a gateway message split between organisations share one frame.
     """
 
     __tablename__ = "kept_messages"
@@ -349,11 +350,13 @@ class KeptMessageRow(Base):
     organisation: Mapped[str | None] = mapped_column(String(100))
     kept_at: Mapped[datetime] = mapped_column(UTCDateTime)
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    spool_id: Mapped[str] = mapped_column(IdType)
     listener: Mapped[str] = mapped_column(String(100))
     envelope: Mapped[dict[str, Any]] = mapped_column(JsonType)
     raw_size: Mapped[int] = mapped_column(BigInteger)
     stored_size: Mapped[int] = mapped_column(BigInteger)
     blob_key: Mapped[str] = mapped_column(String(200))
+    blob_offset: Mapped[int] = mapped_column(BigInteger)
 
     __table_args__ = (
         Index("ix_kept_messages_organisation_kept_at", "organisation", "kept_at"),

@@ -37,6 +37,7 @@ def keep(store: KeptStore, history: History, make_record: MakeRecord, *, at: dat
         organisation=record.organisation,
         kept_at=at,
         expires_at=at + timedelta(days=days),
+        spool_id=record.id,
         listener="journal",
         envelope=Envelope(
             "a@example.org",

@@ -29,11 +29,13 @@ def upgrade() -> None:
         sa.Column("organisation", sa.String(100), nullable=True),
         sa.Column("kept_at", TIMESTAMP, nullable=False),
         sa.Column("expires_at", TIMESTAMP, nullable=False),
+        sa.Column("spool_id", ID, nullable=False),
         sa.Column("listener", sa.String(100), nullable=False),
         sa.Column("envelope", JSON, nullable=False),
         sa.Column("raw_size", sa.BigInteger(), nullable=False),
         sa.Column("stored_size", sa.BigInteger(), nullable=False),
         sa.Column("blob_key", sa.String(200), nullable=False),
+        sa.Column("blob_offset", sa.BigInteger(), nullable=False),
     )
     op.create_index("ix_kept_messages_organisation_kept_at", "kept_messages", ["organisation", "kept_at"])
     op.create_index("ix_kept_messages_kept_at", "kept_messages", ["kept_at"])
