@@ -174,6 +174,8 @@ def _print_live(figures: dict[str, list[dict[str, float]]], progress: list[int],
             f"{label:<20} {processed:>10.0f} {accepted:>9.0f}"
             f" {processed / base['processed_per_second']:>10.2f} {accepted / base['per_second']:>9.2f}"
         )
+    for label, runs in figures.items():
+        print(f"  {label} per run, proc msg/s: " + ", ".join(f"{r['processed_per_second']:.0f}" for r in runs))
     print(f"hunt progress during the measured load: {statistics.median(progress):.0f} messages rescanned (median)")
 
 
