@@ -39,6 +39,7 @@ BENCHES = {
     "bench/dlp.py": Bench(r"extraction \+ scan: \d+ messages per CPU second"),
     "bench/filter_accuracy.py": Bench(r"ROC AUC of the total score .*: \d\.\d{4}"),
     "bench/heuristics.py": Bench(r"all evaluate +\d+\.\d+ +\d+\.\d+"),
+    "bench/hunt.py": Bench(r"^rescanned: \d+ messages/s, CPU \d+\.\d\d ms per message"),
     "bench/history_search.py": Bench(r"all +10 +\d+\.\d +\d+\.\d", ("--admin-url", "{postgres}"), postgres=True),
     "bench/journal_pipeline.py": Bench(r"on +reuse +4 +\d+ +\d+\.\d\d +\d+\.\d\d", ()),
     "bench/malware_scan.py": Bench(r"generated +hashlist\+yara +1 +\d+ +\d+\.\d +[\d,]+"),

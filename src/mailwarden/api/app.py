@@ -11,7 +11,7 @@ from mailwarden import __version__
 from mailwarden.api import errors
 from mailwarden.api.deps import Staff
 from mailwarden.api.errors import ErrorBody
-from mailwarden.api.routes import audit, clawback, messages, organisations, reports, users
+from mailwarden.api.routes import audit, clawback, hunts, messages, organisations, reports, users
 from mailwarden.api.routes import quarantine as quarantine_routes
 from mailwarden.metrics import exposition
 from mailwarden.model import Policy
@@ -48,7 +48,7 @@ def create_app(rt: Runtime, *, accounts: Accounts | None = None, quarantine: Qua
     app.state.accounts = accounts or Accounts(rt.db)
     app.state.quarantine = quarantine or Quarantine(rt.db, rt.blobs, rt.history, policies=_policy_of(rt))
     errors.install(app)
-    for module in (messages, quarantine_routes, clawback, organisations, reports, users, audit):
+    for module in (messages, quarantine_routes, clawback, organisations, reports, hunts, users, audit):
         app.include_router(module.router, prefix=API_PREFIX, responses=_ERROR_RESPONSES)
     app.add_api_route("/metrics", _metrics, methods=["GET"], include_in_schema=False)
     return app

@@ -10,6 +10,7 @@ import typer
 from mailwarden import __version__
 from mailwarden.cli import clawback, init, learn, scan, serve, trace
 from mailwarden.cli.common import out, run
+from mailwarden.cli.hunt import hunt_app
 from mailwarden.cli.malware import malware_app
 from mailwarden.cli.org import org_app
 from mailwarden.cli.pipeline import pipeline_app
@@ -61,6 +62,7 @@ app.add_typer(user_app, name="user")
 app.add_typer(token_app, name="token")
 app.add_typer(quarantine_app, name="quarantine")
 app.add_typer(clawback.connector_app, name="connector")
+app.add_typer(hunt_app, name="hunt")
 
 
 def main() -> None:

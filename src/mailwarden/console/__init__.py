@@ -14,6 +14,7 @@ from fastapi.staticfiles import StaticFiles
 
 from mailwarden.api.app import create_app
 from mailwarden.console.clawback import ClawbackPages
+from mailwarden.console.hunts import HuntPages
 from mailwarden.console.pages import Pages
 from mailwarden.console.quarantine import QuarantinePages
 from mailwarden.console.web import ADMINS, EVERYONE, STAFF, STATIC, Console
@@ -50,12 +51,14 @@ Roles = Collection[Role] | None  # None: open without signing in
 
 def _router(c: Console) -> APIRouter:
     r = APIRouter()
-    for methods, path, handler, roles in _pages(Pages(c), QuarantinePages(c), ClawbackPages(c)):
+    for methods, path, handler, roles in _pages(Pages(c), QuarantinePages(c), ClawbackPages(c), HuntPages(c)):
         r.add_api_route(path, _endpoint(c, handler, roles), methods=list(methods))
     return r
 
 
-def _pages(p: Pages, q: QuarantinePages, cb: ClawbackPages) -> list[tuple[tuple[str, ...], str, Handler, Roles]]:
+def _pages(
+    p: Pages, q: QuarantinePages, cb: ClawbackPages, h: HuntPages
+) -> list[tuple[tuple[str, ...], str, Handler, Roles]]:
     """Every page: its methods, path, handler and who may open it, in the order they are routed."""
     get, post, both = ("GET",), ("POST",), ("GET", "POST")
     return [
@@ -91,6 +94,11 @@ def _pages(p: Pages, q: QuarantinePages, cb: ClawbackPages) -> list[tuple[tuple[
         (post, "/tokens", p.create_token, ADMINS),
         (post, "/tokens/revoke", p.revoke_token, ADMINS),
         (get, "/audit", p.audit, STAFF),
+        # retro-hunt: administrators and analysts hunt (docs/retro-hunt.md)
+        (get, "/hunts", h.listing, STAFF),
+        (post, "/hunts", h.start, STAFF),
+        (get, "/hunts/{hunt_id}", h.detail, STAFF),
+        (post, "/hunts/{hunt_id}/cancel", h.cancel, STAFF),
     ]
 
 

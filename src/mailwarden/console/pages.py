@@ -27,8 +27,10 @@ from mailwarden.model.clawback import ClawbackAction
 from mailwarden.model.policy import OrganisationDocument, parse_organisation_document, validation_messages
 from mailwarden.store import HistoryQuery, HistoryQueryError
 from mailwarden.store.audit import changes
+from mailwarden.store.kept import KeptStore
 
 DASHBOARD_DAYS = 14
+MB = 1024 * 1024
 TRACE_PAGE = 50
 TRACE_FILTERS = ("sender", "recipient", "subject", "message_id", "direction", "category", "action", "start", "end")
 LIST_FIELDS = ("allowed_senders", "blocked_senders", "allowed_domains", "blocked_domains", "ip_allow", "ip_block")
@@ -101,6 +103,17 @@ class Pages:
             ),
             dlp_chart=charts.bars(board.dlp_hits, title=t("dashboard.dlp_hits"), css="bar-dlp"),
             modes_chart=charts.bars(modes, title=t("dashboard.modes")),
+            kept=self._kept(view),
+        )
+
+    def _kept(self, view: View) -> str:
+        """The dashboard's line on the messages kept for retro-hunt."""
+        days = self.rt.config.retention.keep_days
+        count, raw, stored = KeptStore(self.rt.db, self.rt.blobs).totals(view.user.organisation)
+        if not days and not count:
+            return view.t("dashboard.kept_off")
+        return view.t(
+            "dashboard.kept", count=count, raw=f"{raw / MB:.1f}", stored=f"{stored / MB:.1f}", days=f"{days:g}"
         )
 
     # -- message trace -------------------------------------------------------------------------

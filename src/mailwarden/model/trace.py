@@ -38,6 +38,7 @@ class EventType(StrEnum):
     DSN = "dsn"  # a delivery status notification (NDR) was sent to the sender
     NOTIFY = "notify"  # a notification about the message was sent (malware alert to admins / sender)
     RULE = "rule"  # a transport rule matched and acted (audit-mode rules are recorded as Record)
+    RESCAN = "rescan"  # a retro-hunt found the message: today's verdict differs, or an indicator matched
 
 
 class RecipientStatus(StrEnum):

@@ -94,6 +94,16 @@ class QuarantineConfig(_Section):
     secret_file: Path | None = Field(None, description="HMAC key for digest links; absent: data_dir/link-secret")
 
 
+class RetentionConfig(_Section):
+    """`[retention]`: messages kept, compressed, for retro-hunt (docs/retro-hunt.md)."""
+
+    keep_days: float = Field(
+        7.0, ge=0, le=3650, description="how long each recorded message is kept for rescans and searches; 0: none"
+    )
+    zstd_level: int = Field(3, ge=1, le=22, description="zstandard level (higher: smaller, slower)")
+    expiry_interval_seconds: float = Field(600.0, gt=0, le=86400, description="how often expired messages go")
+
+
 class ConsoleConfig(_Section):
     """`[console]`: the web console as users reach it (digest links point there)."""
 
@@ -148,6 +158,7 @@ class Config(BaseModel):
     dns: DnsConfig = DnsConfig()
     dkim: DkimSigningConfig = DkimSigningConfig()
     quarantine: QuarantineConfig = QuarantineConfig()
+    retention: RetentionConfig = RetentionConfig()
     console: ConsoleConfig = ConsoleConfig()
     api: ApiConfig = ApiConfig()
     clawback: ClawbackConfig = ClawbackConfig()

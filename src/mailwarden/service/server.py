@@ -28,6 +28,7 @@ from mailwarden.pipeline.connection import is_blocked
 from mailwarden.quarantine.digest import DIGEST_MESSAGE_PREFIX
 from mailwarden.service.clawback import Clawback
 from mailwarden.service.directory import OrgDirectory
+from mailwarden.service.hunt_jobs import RetroHuntJobs
 from mailwarden.service.processor import Processor
 from mailwarden.service.quarantine_jobs import QuarantineJobs, queue_dispatcher
 from mailwarden.service.runtime import Runtime
@@ -61,6 +62,7 @@ class Server:
         self.clawback = Clawback(rt)
         self._clawback_task: asyncio.Task[None] | None = None
         self._clawback_stop = asyncio.Event()
+        self.hunt_jobs: RetroHuntJobs | None = None
         self.stopping = asyncio.Event()
         self.connection_stats = ConnectionStats(rt.db)
         self.verifiers = DomainVerifiers(
@@ -119,6 +121,8 @@ class Server:
         self.quarantine_jobs = QuarantineJobs(self.rt, dispatcher)
         await self.quarantine_jobs.start()
         self._clawback_task = asyncio.create_task(self.clawback.serve(self._clawback_stop), name="clawback")
+        self.hunt_jobs = RetroHuntJobs(self.rt)
+        await self.hunt_jobs.start()
         self.smtp = SmtpServer(config.smtp, self.spool, self.recipient_check, resolver=self.rt.resolver)
         await self.smtp.start()
         if self.web is not None:
@@ -141,6 +145,8 @@ class Server:
             except TimeoutError:
                 log.warning("clawback_stop_timeout", then="its leased recipients are taken again after the lease")
             await self.clawback.aclose()
+        if self.hunt_jobs is not None:
+            await self.hunt_jobs.stop()
         if self.processor is not None:
             await self.processor.stop(drain_timeout=self.drain_timeout)
         if self.agent is not None:

@@ -2,9 +2,10 @@
 
 For each spool entry, one after another within a batch's thread hop:
 
-1. quarantine blobs and kept reports;
+1. quarantine blobs, kept reports, and one blob with the spool entries of the batch's newly recorded
+   messages, kept for retro-hunt (`[retention] keep_days`, zstd);
 2. delivery jobs, **held** (the agent does not see them yet);
-3. history records and their quarantine entries, in one transaction for the batch (an id or a
+3. history records, their quarantine entries and kept-message rows, in one transaction for the batch (an id or a
    (message, recipient) pair already there is skipped, so a replay writes nothing twice);
 4. journal copies of a message already recorded are merged into its record, each with the quarantine
    entries of its recipients, in a transaction of its own;
@@ -26,7 +27,7 @@ from __future__ import annotations
 import asyncio
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 
 import structlog
@@ -41,6 +42,7 @@ from mailwarden.service.delivery_trace import DeliveryTrace
 from mailwarden.service.runtime import Runtime
 from mailwarden.service.scan import Outcome
 from mailwarden.store.db import unavailable
+from mailwarden.store.kept import KeptMessage, KeptStore, blob_key, compress
 from mailwarden.store.quarantine import QuarantineStore
 
 log = structlog.get_logger(__name__)
@@ -60,6 +62,7 @@ class _Write:
     jobs: list[DeliveryJob]
     quarantine: list[NewEntry]
     merge_into: str | None = None  # journal copy of a message already recorded: its recipients go there
+    kept: list[KeptMessage] = field(default_factory=list)
 
     @property
     def history_id(self) -> str | None:
@@ -87,6 +90,8 @@ class HistoryWriter:
         self.spool = spool
         self.agent: DeliveryAgent | None = None
         self.quarantine = QuarantineStore(rt.db)
+        self.kept = KeptStore(rt.db, rt.blobs)
+        self.retention = rt.config.retention
         self.batch_size = cfg.batch_size
         self.batch_delay = cfg.batch_delay_ms / 1000
         self.dedupe_window = timedelta(hours=cfg.journal_dedupe_hours)
@@ -214,6 +219,9 @@ class HistoryWriter:
         for w in writes:
             for key, data in w.blobs:
                 self.rt.blobs.put(key, data)
+        kept = self._keep(writes)
+        if kept is not None:
+            self.rt.blobs.put(*kept)
         jobs = [job for w in writes for job in w.jobs]
         queue = self.agent.queue if self.agent is not None else None
         if queue is not None:
@@ -223,12 +231,51 @@ class HistoryWriter:
             self.rt.history.record_many([item for w in writes for item in w.records], session=session)
             entries = [e for w in writes if w.merge_into is None for e in w.quarantine]
             self.quarantine.record(entries, session=session)
+            self.kept.record([k for w in writes for k in w.kept], session=session)
         for w in writes:  # after the batch's own records: a copy may merge into one of them
             if w.merge_into is not None:
                 self._merge(w)
         if queue is not None:
             queue.release([job.id for job in jobs])
         return writes
+
+    def _keep(self, writes: list[_Write]) -> tuple[str, bytes] | None:
+        """Keep the batch's newly recorded messages for retro-hunt: one blob holding each spool entry as
+        a zstd frame (returned: written before the records), and each record's row (`w.kept`, added with
+        the records). Merged copies and replays record nothing new, so they keep nothing; neither does a
+        message processing gave up on (its report is kept for inspection, and a rescan would fail again)."""
+        days = self.retention.keep_days
+        if not days:
+            return None
+        now = datetime.now(UTC)  # one expiry for the whole blob
+        frames: list[bytes] = []
+        offset = 0
+        key = ""
+        for w in writes:
+            if not w.records or w.merge_into is not None or w.outcome.given_up:
+                continue
+            entry = w.outcome.entry
+            key = key or blob_key(entry.id)
+            data = compress(entry.raw, self.retention.zstd_level)
+            w.kept = [
+                KeptMessage(
+                    message_id=record.id,
+                    organisation=record.organisation,
+                    kept_at=now,
+                    expires_at=now + timedelta(days=days),
+                    spool_id=entry.id,
+                    listener=entry.listener,
+                    envelope=entry.envelope,
+                    raw_size=len(entry.raw),
+                    stored_size=len(data),
+                    blob_key=key,
+                    blob_offset=offset,
+                )
+                for record, _ in w.records
+            ]
+            frames.append(data)
+            offset += len(data)
+        return (key, b"".join(frames)) if frames else None
 
     def _prepare(self, batch: list[Outcome]) -> list[_Write]:
         """Entries replayed after a crash write only what is idempotent, and journal copies of a message

@@ -1,4 +1,4 @@
-"""Blob storage for message bodies (quarantine): a protocol, and the local-directory implementation."""
+"""Blob storage for message bodies (quarantine, retro-hunt): a protocol, and the local-directory implementation."""
 
 from __future__ import annotations
 
@@ -23,6 +23,8 @@ class BlobStore(Protocol):
     def delete(self, key: str) -> None: ...
 
     def exists(self, key: str) -> bool: ...
+
+    def read(self, key: str, offset: int, length: int) -> bytes: ...
 
 
 def validate_key(key: str) -> str:
@@ -62,6 +64,15 @@ class LocalBlobStore:
 
     def exists(self, key: str) -> bool:
         return self._path(key).is_file()
+
+    def read(self, key: str, offset: int, length: int) -> bytes:
+        """`length` bytes of a blob from `offset` (one message of a blob that holds several)."""
+        try:
+            with self._path(key).open("rb") as fh:
+                fh.seek(offset)
+                return fh.read(length)
+        except FileNotFoundError:
+            raise NotFoundError(f"blob {key} does not exist") from None
 
     def _sync_directory(self) -> None:
         fsync_directory(self.directory)

@@ -396,3 +396,70 @@ class ClawbackItemRow(Base):
         Index("ix_clawback_items_status_next", "status", "next_attempt_at"),
         Index("ix_clawback_items_message_id", "message_id"),
     )
+
+
+class KeptMessageRow(Base):
+    """A message kept for retro-hunt: its spool entry (the bytes as received), one zstd frame at
+    `blob_offset` (`stored_size` bytes) in the blob of the history writer's batch.
+
+    The messages of one batch share one blob and one expiry time, so expiry removes the blob and then
+    all of their rows; the records of a gateway message split between organisations share one frame.
+    """
+
+    __tablename__ = "kept_messages"
+
+    message_id: Mapped[str] = mapped_column(IdType, ForeignKey("messages.id", ondelete="CASCADE"), primary_key=True)
+    organisation: Mapped[str | None] = mapped_column(String(100))
+    kept_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    spool_id: Mapped[str] = mapped_column(IdType)
+    listener: Mapped[str] = mapped_column(String(100))
+    envelope: Mapped[dict[str, Any]] = mapped_column(JsonType)
+    raw_size: Mapped[int] = mapped_column(BigInteger)
+    stored_size: Mapped[int] = mapped_column(BigInteger)
+    blob_key: Mapped[str] = mapped_column(String(200))
+    blob_offset: Mapped[int] = mapped_column(BigInteger)
+
+    __table_args__ = (
+        Index("ix_kept_messages_organisation_kept_at", "organisation", "kept_at"),
+        Index("ix_kept_messages_kept_at", "kept_at"),
+        Index("ix_kept_messages_expires_at", "expires_at"),
+    )
+
+
+class HuntRow(Base):
+    """A retro-hunt: a rescan or an indicator search over the kept messages of a window."""
+
+    __tablename__ = "hunts"
+
+    id: Mapped[str] = mapped_column(IdType, primary_key=True)
+    organisation: Mapped[str | None] = mapped_column(String(100))
+    created_by: Mapped[str] = mapped_column(String(200))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    kind: Mapped[str] = mapped_column(String(16))
+    query: Mapped[dict[str, Any]] = mapped_column(JsonType)
+    since: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    until: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    state: Mapped[str] = mapped_column(String(16))
+    total: Mapped[int] = mapped_column(Integer)
+    done: Mapped[int] = mapped_column(Integer)
+    matched: Mapped[int] = mapped_column(Integer)
+    started_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    error: Mapped[str | None] = mapped_column(Text)
+
+    __table_args__ = (Index("ix_hunts_state", "state"),)
+
+
+class HuntResultRow(Base):
+    """A message a hunt found: its verdict then and now (a rescan) or what matched (a search)."""
+
+    __tablename__ = "hunt_results"
+
+    hunt_id: Mapped[str] = mapped_column(IdType, ForeignKey("hunts.id", ondelete="CASCADE"), primary_key=True)
+    message_id: Mapped[str] = mapped_column(IdType, ForeignKey("messages.id", ondelete="CASCADE"), primary_key=True)
+    before_category: Mapped[str] = mapped_column(String(32))
+    before_action: Mapped[str] = mapped_column(String(32))
+    after_category: Mapped[str | None] = mapped_column(String(32))
+    after_action: Mapped[str | None] = mapped_column(String(32))
+    matched: Mapped[str] = mapped_column(Text)
