@@ -39,7 +39,9 @@ class Setup:
     token: str
 
 
-def journal_copy(subject: str, to: list[str], *, attachment: bytes | None = None) -> tuple[bytes, str]:
+def journal_copy(
+    subject: str, to: list[str], *, attachment: bytes | None = None, filename: str = "invoice.com"
+) -> tuple[bytes, str]:
     msg = EmailMessage()
     msg["From"] = "billing@partner.example"
     msg["To"] = ", ".join(to)
@@ -47,7 +49,7 @@ def journal_copy(subject: str, to: list[str], *, attachment: bytes | None = None
     msg["Message-ID"] = mid = make_msgid(domain="partner.example")
     msg.set_content(f"{subject}.\n")
     if attachment is not None:
-        msg.add_attachment(attachment, maintype="application", subtype="octet-stream", filename="invoice.com")
+        msg.add_attachment(attachment, maintype="application", subtype="octet-stream", filename=filename)
     return msg.as_bytes(policy=SMTP), mid
 
 

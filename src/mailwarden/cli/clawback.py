@@ -25,6 +25,7 @@ from mailwarden.model import Category
 from mailwarden.model.accounts import Principal, Role
 from mailwarden.model.clawback import ClawbackAction, JobView
 from mailwarden.service.clawback import Clawback
+from mailwarden.service.hunt import found_ids
 from mailwarden.store import HistoryQuery
 
 connector_app = typer.Typer(help="Mailbox connectors for clawback: add, list, test, remove.", no_args_is_help=True)
@@ -48,6 +49,7 @@ def clawback(
     ] = None,
     recipient: Annotated[list[str] | None, typer.Option("--recipient", help="Only these recipients.")] = None,
     entry: Annotated[list[str] | None, typer.Option("--entry", help="Monitor-mode quarantine entry ids.")] = None,
+    hunt: Annotated[str | None, typer.Option("--hunt", help="Every message a retro-hunt found.")] = None,
     action: ActionOption = ClawbackAction.RECOVERABLE,
     reason: ReasonOption = "",
     by: ByOption = "cli",
@@ -60,12 +62,15 @@ def clawback(
         who = _admin(by)
         if entry:
             job = service.quarantine(entry, who, action=action, reason=reason)
+        elif hunt:
+            found = found_ids(rt.db, hunt.upper())
+            job = service.messages(found, who, action=action, reason=reason or f"hunt {hunt}", query={"hunt": hunt})
         elif messages and len(messages) == 1:
             job = service.message(messages[0], who, action=action, recipients=recipient, reason=reason)
         elif messages:
             job = service.messages(messages, who, action=action, reason=reason, query={"messages": messages})
         else:
-            raise typer.BadParameter("name a message id or --entry")
+            raise typer.BadParameter("name a message id, --entry or --hunt")
         _follow(service, job, wait)
 
 

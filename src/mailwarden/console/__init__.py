@@ -75,6 +75,7 @@ def _pages(
         (both, "/clawback/campaign", cb.campaign, STAFF),
         (post, "/clawback/quarantine", cb.quarantine, STAFF),
         (get, "/clawback/{job_id}", cb.job, STAFF),
+        (post, "/hunts/{hunt_id}/clawback", cb.hunt, STAFF),
         # the quarantine pages are everyone's: a user sees only their own entries
         (get, "/quarantine", q.listing, EVERYONE),
         (post, "/quarantine/bulk", q.bulk, EVERYONE),

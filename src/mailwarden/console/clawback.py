@@ -19,7 +19,9 @@ from mailwarden.model.accounts import Role
 from mailwarden.model.clawback import ClawbackAction, JobView
 from mailwarden.model.quarantine import PermissionDeniedError
 from mailwarden.service.clawback import Clawback
+from mailwarden.service.hunt import found_ids
 from mailwarden.store import HistoryQuery
+from mailwarden.store.hunts import HuntStore
 
 CAMPAIGN_FILTERS = ("sender", "subject", "message_id", "category", "start", "end")
 
@@ -113,6 +115,25 @@ class ClawbackPages:
         return self.c.render(
             view, "clawback_campaign.html", filters=source, preview=preview, error=None, actions=self.actions(view)
         )
+
+    # ---- a retro-hunt's results ----------------------------------------------------------------
+    def hunt(self, view: View, hunt_id: str) -> Response:
+        try:
+            hunt = HuntStore(self.c.rt.db).get(hunt_id.upper())
+        except NotFoundError:
+            raise Refusal(404, "not_found") from None
+        if view.user.organisation is not None and hunt.organisation != view.user.organisation:
+            raise Refusal(404, "not_found")
+        try:
+            job = self.service.messages(
+                found_ids(self.c.rt.db, hunt.id), view.user, action=ClawbackAction.RECOVERABLE,
+                reason=f"hunt {hunt.id}", query={"hunt": hunt.id},
+            )  # fmt: skip
+        except PermissionDeniedError:
+            raise Refusal(403, "forbidden") from None
+        except MailwardenError:
+            raise Refusal(400, "not_found") from None
+        return RedirectResponse(f"/clawback/{job.id}", status_code=303)
 
     # ---- the quarantine view -------------------------------------------------------------------
     def quarantine(self, view: View) -> Response:

@@ -21,7 +21,7 @@ from mailwarden.clawback.engine import RetryRule, Round
 from mailwarden.clawback.secrets import SecretBox, load_keys, reveal
 from mailwarden.errors import ConfigError, MailwardenError, NotFoundError
 from mailwarden.ids import derive_id, new_id
-from mailwarden.model import Mode, Policy
+from mailwarden.model import Category, Mode, Policy
 from mailwarden.model.accounts import Principal
 from mailwarden.model.clawback import (
     Claimed,
@@ -48,6 +48,19 @@ log = structlog.get_logger(__name__)
 POLICY_ACTOR = "policy"
 CHUNK = 50  # recipients per connector call batch; each chunk's outcomes are recorded when it is done
 CAMPAIGN_LIMIT = 20_000  # messages one campaign may take; a wider search is refused with its count
+
+
+@dataclass(frozen=True)
+class _Delivered:
+    """What the automatic policy needs of a message the mail service delivered."""
+
+    id: str
+    organisation: str | None
+    mode: Mode
+    internet_message_id: str | None
+    received_at: datetime
+    recipients: tuple[str, ...]
+    category: str
 
 
 class ClawbackError(MailwardenError):
@@ -291,37 +304,61 @@ class Clawback:
     ) -> list[str]:
         """Jobs for the delivered messages whose verdict the organisation's policy claws back. Job ids are
         derived from the message and the reason, so a replay after a crash makes no second job."""
+        return self._auto(
+            [
+                _Delivered(r.id, r.organisation, r.mode, r.internet_message_id, r.received_at,
+                           tuple(x.address for x in r.recipients), r.verdict.category.value)
+                for r in records
+            ],
+            policy_for,
+            why,
+        )  # fmt: skip
+
+    def after_rescan(
+        self, changes: Iterable[tuple[str, Category]], policy_for: Callable[[str | None], Policy]
+    ) -> list[str]:
+        """Jobs for messages a rescan judged differently (today's category), as the policy says."""
+        delivered = []
+        for message_id, category in changes:
+            try:
+                d = self.rt.history.get(message_id)
+            except NotFoundError:
+                continue
+            s = d.summary
+            recipients = tuple(r.address for r in d.recipients)
+            delivered.append(
+                _Delivered(
+                    s.id, s.organisation, s.mode, s.internet_message_id, s.received_at, recipients, category.value
+                )
+            )
+        return self._auto(delivered, policy_for, "rescan")
+
+    def _auto(self, delivered: list[_Delivered], policy_for: Callable[[str | None], Policy], why: str) -> list[str]:
         made = []
         now = datetime.now(UTC)
-        for record in records:
-            job = self._auto_job(record, policy_for(record.organisation), now, why)
+        for d in delivered:
+            job = self._auto_job(d, policy_for(d.organisation), now, why)
             if job is not None and self.jobs.create(job, audit=False):
                 made.append(job.id)
-                log.info("clawback_auto", job=job.id, message=record.id, category=record.verdict.category.value)
+                log.info("clawback_auto", job=job.id, message=d.id, category=d.category, why=why)
         if made:
             self.notify()
         return made
 
-    def _auto_job(self, record: MessageRecord, policy: Policy, now: datetime, why: str) -> NewJob | None:
-        choice = policy.clawback.choice(record.verdict.category.value)
-        if choice is AutoClawbackChoice.OFF or record.mode is not Mode.MONITOR or not record.internet_message_id:
+    def _auto_job(self, d: _Delivered, policy: Policy, now: datetime, why: str) -> NewJob | None:
+        choice = policy.clawback.choice(d.category)
+        if choice is AutoClawbackChoice.OFF or d.mode is not Mode.MONITOR or not d.internet_message_id:
             return None
-        if now - record.received_at > timedelta(hours=policy.clawback.window_hours):
+        if now - d.received_at > timedelta(hours=policy.clawback.window_hours):
             return None
-        served = self._served_domains(record.organisation)
-        targets = tuple(
-            Target(record.id, record.internet_message_id, r.address)
-            for r in record.recipients
-            if served(domain_of(r.address) or "")
-        )
+        served = self._served_domains(d.organisation)
+        targets = tuple(Target(d.id, d.internet_message_id, r) for r in d.recipients if served(domain_of(r) or ""))
         if not targets:
             return None
+        key = f"clawback/auto/{why}/{d.category}/" + ",".join(sorted(t.recipient for t in targets))
+        reason = f"automatic: {d.category} ({why})"
         action = ClawbackAction(choice.value)
-        key = f"clawback/auto/{why}/{record.verdict.category.value}/" + ",".join(sorted(t.recipient for t in targets))
-        reason = f"automatic: {record.verdict.category.value} ({why})"
-        return NewJob(
-            derive_id(record.id, key), record.organisation, JobKind.AUTO, action, POLICY_ACTOR, reason, targets
-        )
+        return NewJob(derive_id(d.id, key), d.organisation, JobKind.AUTO, action, POLICY_ACTOR, reason, targets)
 
     def _served_domains(self, organisation: str | None) -> Callable[[str], bool]:
         infos = [c.info for c in self.connectors.list(organisation)] if organisation else []

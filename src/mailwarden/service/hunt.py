@@ -29,6 +29,7 @@ from mailwarden.ingest.spool import SpoolEntry
 from mailwarden.model import Action, Category, Message, Verdict
 from mailwarden.model.listener import ListenerRole
 from mailwarden.model.trace import EventRecord, EventType, MessageRecord
+from mailwarden.service.clawback import Clawback
 from mailwarden.service.directory import OrgDirectory
 from mailwarden.service.indicators import Indicators
 from mailwarden.service.runtime import Runtime
@@ -119,12 +120,21 @@ class Hunter:
             self.store.started(hunt.id, self.kept.count(window))
             state = await self._rounds(hunt, window, indicators, on_progress)
             self.store.finish(hunt.id, state)
+            if state is HuntState.DONE and hunt.kind is HuntKind.RESCAN:
+                self._claw_back_changed(hunt.id)
         except Exception as exc:
             log.exception("hunt_failed", hunt=hunt.id)
             self.store.finish(hunt.id, HuntState.FAILED, error=f"{type(exc).__name__}: {exc}")
         final = self.store.get(hunt.id)
         log.info("hunt_finished", hunt=hunt.id, state=final.state.value, done=final.done, matched=final.matched)
         return final
+
+    def _claw_back_changed(self, hunt_id: str) -> None:
+        """The automatic clawback policy acts on verdicts a rescan changed (docs/clawback.md)."""
+        changes = [(message_id, category) for message_id, category, _ in changed_verdicts(self.rt.db, hunt_id)]
+        if changes:
+            jobs = Clawback(self.rt).after_rescan(changes, self.directory.policy_of)
+            log.info("hunt_clawback_jobs", hunt=hunt_id, changed=len(changes), jobs=len(jobs))
 
     async def _rounds(
         self, hunt: Hunt, window: Window, indicators: Indicators | None, on_progress: Progress | None

@@ -17,7 +17,9 @@ from mailwarden.model import Category
 from mailwarden.model.accounts import Principal
 from mailwarden.model.clawback import ClawbackAction, ConnectorInfo, ItemStatus, JobKind, JobView
 from mailwarden.service.clawback import Clawback
+from mailwarden.service.hunt import found_ids
 from mailwarden.store.history_search import HistoryQuery
+from mailwarden.store.hunts import HuntStore
 
 router = APIRouter(tags=["clawback"])
 JobId = Annotated[str, Path(pattern=r"^[0-9A-HJKMNP-TV-Z]{26}$", description="A clawback job id")]
@@ -161,6 +163,19 @@ async def start_campaign(principal: Staff, request: Request, body: CampaignIn) -
 async def claw_quarantine(principal: Staff, request: Request, body: QuarantineClawbackIn) -> JobOut:
     c = service(request)
     view = await run_in_threadpool(c.quarantine, body.entries, principal, action=body.action, reason=body.reason)
+    return job_out(view)
+
+
+@router.post("/hunts/{hunt_id}/clawback", status_code=202, summary="Claw back every message a retro-hunt found")
+async def claw_hunt(principal: Staff, rt: Rt, request: Request, hunt_id: JobId, body: ClawbackIn) -> JobOut:
+    hunt = await run_in_threadpool(HuntStore(rt.db).get, hunt_id)
+    if principal.organisation is not None and hunt.organisation != principal.organisation:
+        raise not_found(f"no hunt {hunt_id}")
+    found = await run_in_threadpool(found_ids, rt.db, hunt.id)
+    view = await run_in_threadpool(
+        service(request).messages, found, principal, action=body.action,
+        reason=body.reason or f"hunt {hunt.id}", query={"hunt": hunt.id},
+    )  # fmt: skip
     return job_out(view)
 
 
