@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import imaplib
+import json
 import ssl
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -154,3 +155,14 @@ PROVIDERS: dict[str, Callable[..., contextlib.AbstractContextManager[Mailboxes]]
     "graph": lambda directory, n=3: graph_mailboxes(directory, n),
     "imap": lambda directory, n=3: imap_mailboxes(n),
 }
+
+
+def add_connector(mw: Any, boxes: Mailboxes, directory: Path, organisation: str = "acme") -> None:
+    """`mailwarden connector add` for these mailboxes, as an administrator would (secret from a file that
+    is removed afterwards). `mw` is a tests.integration.harness.Mailwarden."""
+    settings, secret = directory / "connector-settings.json", directory / "connector-secret.json"
+    settings.write_text(json.dumps(boxes.settings))
+    secret.write_text(json.dumps(boxes.secret))
+    mw.cli("connector", "add", organisation, boxes.kind, "--kind", boxes.kind, "--settings-file", str(settings),
+           "--secret-file", str(secret), "--by", "root")  # fmt: skip
+    secret.unlink()

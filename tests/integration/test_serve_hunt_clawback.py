@@ -13,7 +13,7 @@ import pytest
 
 from mailwarden.model.trace import EventType
 from tests.integration.harness import Mailwarden, eventually, free_port, organisation
-from tests.integration.mailboxes import imap_mailboxes
+from tests.integration.mailboxes import add_connector, imap_mailboxes
 from tests.integration.test_serve_clawback import journal_copy
 
 pytestmark = pytest.mark.integration
@@ -35,10 +35,7 @@ def test_a_hunt_finds_a_clean_message_and_one_command_claws_it_back(mw: Mailward
         )
         mw.write_config()
         mw.import_organisation(organisation(monitor_only=True, domains=[{"name": "example.com"}]))
-        (tmp_path / "settings.json").write_text(json.dumps(boxes.settings))
-        (tmp_path / "secret.json").write_text(json.dumps(boxes.secret))
-        mw.cli("connector", "add", "acme", "dovecot", "--kind", "imap", "--settings-file",
-               str(tmp_path / "settings.json"), "--secret-file", str(tmp_path / "secret.json"))  # fmt: skip
+        add_connector(mw, boxes, tmp_path)
         mw.start()
         raw, mid = journal_copy("Shared notes", [alice, bob], attachment=MARKER + b"\n", filename="notes.txt")
         boxes.put([alice, bob], mid)

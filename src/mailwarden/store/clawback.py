@@ -90,11 +90,7 @@ class ConnectorStore:
         """Add or replace a connector; `sealed_secret` None keeps the stored secret (settings-only change)."""
         with self.db.session() as session:
             org = _organisation(session, organisation)
-            row = session.execute(
-                select(MailboxConnectorRow).where(
-                    MailboxConnectorRow.organisation_id == org.id, MailboxConnectorRow.name == name
-                )
-            ).scalar_one_or_none()
+            row = _connector_row(session, org.id, name)
             before = None if row is None else _audit_view(row)
             if row is None:
                 if sealed_secret is None:
@@ -115,12 +111,7 @@ class ConnectorStore:
 
     def remove(self, organisation: str, name: str, *, actor: str) -> None:
         with self.db.session() as session:
-            org = _organisation(session, organisation)
-            row = session.execute(
-                select(MailboxConnectorRow).where(
-                    MailboxConnectorRow.organisation_id == org.id, MailboxConnectorRow.name == name
-                )
-            ).scalar_one_or_none()
+            row = _connector_row(session, _organisation(session, organisation).id, name)
             if row is None:
                 raise NotFoundError(f"organisation {organisation} has no mailbox connector {name!r}")
             write_entry(
@@ -135,6 +126,14 @@ def _organisation(session: Session, name: str) -> OrganisationRow:
     if row is None:
         raise NotFoundError(f"no organisation {name!r}")
     return row
+
+
+def _connector_row(session: Session, organisation_id: int, name: str) -> MailboxConnectorRow | None:
+    return session.execute(
+        select(MailboxConnectorRow).where(
+            MailboxConnectorRow.organisation_id == organisation_id, MailboxConnectorRow.name == name
+        )
+    ).scalar_one_or_none()
 
 
 def _info(row: MailboxConnectorRow, organisation: str) -> ConnectorInfo:
