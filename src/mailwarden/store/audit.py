@@ -19,6 +19,7 @@ from typing import Any, Final
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from mailwarden.store import outbox
 from mailwarden.store.db import Database
 from mailwarden.store.schema import AuditRow
 
@@ -38,16 +39,18 @@ def write_entry(
 ) -> None:
     """Add one audit entry to `session`'s transaction: `actor` did `action` to `obj` (`user:ann`,
     `organisation:corp`, `quarantine/<id>`), which was `before` and became `after` (None: absent)."""
-    session.add(
-        AuditRow(
-            at=at,
-            actor=actor[:ACTOR_CHARS],
-            action=action,
-            object=obj,
-            before=None if before is None else dict(before),
-            after=None if after is None else dict(after),
-        )
+    row = AuditRow(
+        at=at,
+        actor=actor[:ACTOR_CHARS],
+        action=action,
+        object=obj,
+        before=None if before is None else dict(before),
+        after=None if after is None else dict(after),
     )
+    session.add(row)
+    # the feed's row, in the same transaction: every admin change reaches the SIEM (docs/events.md)
+    payload = {"at": at, "actor": row.actor, "action": action, "object": obj, "before": row.before, "after": row.after}
+    outbox.append(session, [("audit", payload)])
 
 
 @dataclass(frozen=True, slots=True)

@@ -19,6 +19,7 @@ from mailwarden.errors import NotFoundError
 from mailwarden.ids import floor_id
 from mailwarden.model.envelope import domain_of, normalise_address
 from mailwarden.model.trace import EventRecord, MessageRecord, RecipientRecord, RecipientStatus
+from mailwarden.store import outbox
 from mailwarden.store.db import Database
 from mailwarden.store.history_search import (
     ID_RE,
@@ -62,6 +63,7 @@ class History:
                 session.flush()  # the message row first: recipients and events reference it
                 session.add_all(recipients.values())
                 _insert_events(session, event_rows)
+                _append_messages(session, [(rec, events)])
         except IntegrityError:
             if self.exists(rec.id):  # recorded concurrently by another node or worker
                 return
@@ -234,14 +236,43 @@ def _insert_many(session: Session, items: Sequence[tuple[MessageRecord, Sequence
                 recipient_rows.append(row)
     if recipient_rows:
         session.execute(_RECIPIENTS.insert(), recipient_rows)
-    add_events(session, [(rec.id, event) for rec, events in fresh.values() for event in events])
+    _insert_events(session, [_event_values(rec.id, event) for rec, events in fresh.values() for event in events])
+    _append_messages(session, list(fresh.values()))
     return len(fresh)
+
+
+def _append_messages(session: Session, items: Sequence[tuple[MessageRecord, Sequence[EventRecord]]]) -> None:
+    """The feed's row for each message just written, in the same transaction (docs/events.md)."""
+    outbox.append(
+        session,
+        [
+            ("message", {
+                "message": {k: v for k, v in _message_values(rec).items() if k != "id"} | {"id": rec.id},
+                "recipients": [_recipient_values(rec.id, r, i) for i, r in enumerate(rec.recipients)],
+                "events": [_event_values(rec.id, e) for e in events],
+                "artifacts": getattr(rec, "artifacts", None) or {},
+            })
+            for rec, events in items
+        ],
+    )  # fmt: skip
 
 
 def add_events(session: Session, events: Sequence[tuple[str, EventRecord]]) -> None:
     """Write trace events, (message id, event) each, in `session`'s transaction: the one writer of the
-    `events` table, used by `History` and by the quarantine's store alike. One executemany."""
-    _insert_events(session, [_event_values(message_id, event) for message_id, event in events])
+    `events` table for events added after a message was recorded (delivery, quarantine, clawback, rescan),
+    used by `History` and the other stores alike; each also becomes a row of the feed. One executemany."""
+    rows = [_event_values(message_id, event) for message_id, event in events]
+    _insert_events(session, rows)
+    if rows:
+        contexts = outbox.message_contexts(session, [r["message_id"] for r in rows])
+        outbox.append(
+            session,
+            [
+                ("event", {"event": {k: v for k, v in r.items() if k != "message_id"},
+                                    "message": contexts.get(r["message_id"], {"id": r["message_id"]})})
+                for r in rows
+            ],
+        )  # fmt: skip
 
 
 def _insert_events(session: Session, rows: list[dict[str, Any]]) -> None:

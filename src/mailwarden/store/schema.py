@@ -463,3 +463,29 @@ class HuntResultRow(Base):
     after_category: Mapped[str | None] = mapped_column(String(32))
     after_action: Mapped[str | None] = mapped_column(String(32))
     matched: Mapped[str] = mapped_column(Text)
+
+
+class OutboxRow(Base):
+    """The event feed's transactional outbox: one row per recorded message, later timeline event or admin
+    change, written in the same transaction as what it reports (docs/events.md). Sinks read it in `id`
+    order from their own cursor; rows every sink has passed, or past the retention, are pruned."""
+
+    __tablename__ = "event_outbox"
+
+    id: Mapped[int] = mapped_column(SerialType, primary_key=True, autoincrement=True)
+    uid: Mapped[str] = mapped_column(IdType, unique=True)
+    kind: Mapped[str] = mapped_column(String(16))
+    at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
+    payload: Mapped[dict[str, Any]] = mapped_column(JsonType)
+
+
+class ExportCursorRow(Base):
+    """How far a sink of the feed has got: the last outbox id it acknowledged, and its recent failures."""
+
+    __tablename__ = "export_cursors"
+
+    sink: Mapped[str] = mapped_column(String(100), primary_key=True)
+    last_id: Mapped[int] = mapped_column(CountType)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    failures: Mapped[int] = mapped_column(Integer, default=0)
+    last_error: Mapped[str | None] = mapped_column(Text)
