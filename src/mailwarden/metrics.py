@@ -6,7 +6,7 @@ they count is what an administrator wants to alert on (a message given up on, a 
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, generate_latest
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
 REGISTRY = CollectorRegistry(auto_describe=True)
 
@@ -35,6 +35,35 @@ DATABASE_UNAVAILABLE = Counter(
 )
 SPOOL_BACKLOG = Gauge(
     "mailwarden_spool_backlog", "Messages acknowledged with 250 and not yet recorded", registry=REGISTRY
+)
+
+MESSAGES = Counter(
+    "mailwarden_messages",
+    "Messages recorded, by direction, mode, verdict category and action (taken, or that would have been)",
+    ["direction", "mode", "verdict", "action"],
+    registry=REGISTRY,
+)
+STAGE_SECONDS = Histogram(
+    "mailwarden_stage_seconds",
+    "Time a pipeline stage took on one message (observed when the message is recorded)",
+    ["stage"],
+    buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
+    registry=REGISTRY,
+)
+DELIVERY_QUEUE = Gauge("mailwarden_delivery_queue", "Delivery jobs waiting (due or deferred)", registry=REGISTRY)
+EXPORT_SENT = Counter("mailwarden_export_events_sent", "Feed events a sink acknowledged", ["sink"], registry=REGISTRY)
+EXPORT_FAILURES = Counter(
+    "mailwarden_export_failures", "Batches a sink did not acknowledge (sent again later)", ["sink"], registry=REGISTRY
+)
+EXPORT_LAG = Gauge("mailwarden_export_lag", "Outbox rows a sink has not acknowledged yet", ["sink"], registry=REGISTRY)
+OUTBOX_ROWS = Gauge("mailwarden_outbox_rows", "Rows in the event feed's outbox", registry=REGISTRY)
+OUTBOX_DROPPED = Counter(
+    "mailwarden_outbox_dropped",
+    "Outbox rows dropped unsent because the backlog passed export.max_backlog (oldest first)",
+    registry=REGISTRY,
+)
+CLAWBACK_ITEMS = Counter(
+    "mailwarden_clawback_recipients", "Clawback recipients finished, by status", ["status"], registry=REGISTRY
 )
 
 

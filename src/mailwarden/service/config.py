@@ -18,6 +18,7 @@ from mailwarden.deliver.config import DeliveryConfig
 from mailwarden.dns import DnsConfig
 from mailwarden.enforce.dkim_sign import DkimSigningConfig
 from mailwarden.errors import ConfigError
+from mailwarden.export.config import ExportConfig
 from mailwarden.ingest.config import SmtpConfig
 
 ENV_PREFIX = "MAILWARDEN_"
@@ -162,6 +163,7 @@ class Config(BaseModel):
     console: ConsoleConfig = ConsoleConfig()
     api: ApiConfig = ApiConfig()
     clawback: ClawbackConfig = ClawbackConfig()
+    export: ExportConfig = ExportConfig()
     stages: dict[str, dict[str, Any]] = Field(
         default_factory=dict, description="`[stages.<name>]`: each stage validates its own section at start-up"
     )

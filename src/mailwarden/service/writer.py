@@ -193,6 +193,7 @@ class HistoryWriter:
             self._remember(w)
             for record, _ in w.records:
                 await self.delivery_trace.recorded(record.id)
+                _count(record)
         if self.on_recorded is not None:
             await self._tell_recorded(writes)
         if self.spool is not None:
@@ -339,6 +340,17 @@ class HistoryWriter:
         self._recent[key] = history_id
         while len(self._recent) > RECENT_COPIES:
             self._recent.popitem(last=False)
+
+
+def _count(record: MessageRecord) -> None:
+    """The message and its stages' times in /metrics (the scanning processes have no registry of their own
+    that Prometheus reads: the times travel with the verdict)."""
+    verdict = record.verdict
+    metrics.MESSAGES.labels(
+        record.direction.value, record.mode.value, verdict.category.value, verdict.disposition.action.value
+    ).inc()
+    for stage in verdict.stages:
+        metrics.STAGE_SECONDS.labels(stage.stage).observe(stage.duration_ms / 1000)
 
 
 def _one_line(exc: BaseException) -> str:
