@@ -4,8 +4,11 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from fastapi import FastAPI, Response
+from fastapi import FastAPI, Request, Response
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST
+from sqlalchemy import text
 
 from mailwarden import __version__
 from mailwarden.api import errors
@@ -51,7 +54,34 @@ def create_app(rt: Runtime, *, accounts: Accounts | None = None, quarantine: Qua
     for module in (messages, quarantine_routes, clawback, organisations, reports, hunts, users, audit):
         app.include_router(module.router, prefix=API_PREFIX, responses=_ERROR_RESPONSES)
     app.add_api_route("/metrics", _metrics, methods=["GET"], include_in_schema=False)
+    app.add_api_route("/healthz", _alive, methods=["GET"], include_in_schema=False)
+    app.add_api_route("/readyz", _ready, methods=["GET"], include_in_schema=False)
     return app
+
+
+def _alive() -> dict[str, str]:
+    """Liveness: the process answers (no sign-in: probes carry no credentials, and this says nothing)."""
+    return {"status": "alive"}
+
+
+async def _ready(request: Request) -> JSONResponse:
+    """Readiness: the database answers and, under `serve`, the spool is open and the listeners listen.
+    503 with the names of what is not ready (no detail beyond that: probes need no sign-in)."""
+    checks: dict[str, bool] = {"database": await run_in_threadpool(_database_answers, request.app.state.rt)}
+    server = getattr(request.app.state, "readiness", None)
+    if server is not None:
+        checks |= server()
+    failing = sorted(name for name, ok in checks.items() if not ok)
+    return JSONResponse({"ready": not failing, "failing": failing}, status_code=503 if failing else 200)
+
+
+def _database_answers(rt: Runtime) -> bool:
+    try:
+        with rt.db.engine.connect() as connection:
+            connection.execute(text("SELECT 1"))
+    except Exception:
+        return False
+    return True
 
 
 def _metrics(_: Staff) -> Response:

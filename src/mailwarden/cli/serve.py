@@ -32,4 +32,5 @@ def serve(
         server = Server(rt, drain_timeout=drain_timeout, web=WebListener(app, rt.config.api) if app else None)
         if app is not None:
             app.state.clawback = server.clawback  # a job made over the API wakes the server's clawback loop
+            app.state.readiness = server.readiness  # /readyz: spool open, listeners listening
         asyncio.run(server.run())

@@ -114,6 +114,8 @@ class Server:
         )
         self.processor.agent = self.agent
         self.processor.writer.on_recorded = self._recorded
+        queue = self.agent.queue
+        metrics.DELIVERY_QUEUE.set_function(queue.pending_count)
         await self.agent.start()
         await self.processor.start()
         agent, processor = self.agent, self.processor
@@ -155,6 +157,12 @@ class Server:
         if self.spool is not None:
             self.spool.close()
         log.info("mailwarden_stopped")
+
+    def readiness(self) -> dict[str, bool]:
+        """What `/readyz` checks besides the database: the spool is open and every listener listens."""
+        spool = self.spool is not None and self.rt.config.paths.spool_dir.is_dir()
+        listening = self.smtp is not None and len(self.smtp.bound_ports()) == len(self.rt.config.smtp.listeners)
+        return {"spool": spool, "listeners": listening}
 
     async def _recorded(self, records: list[MessageRecord]) -> None:
         """Just recorded: the automatic clawback policy looks at each verdict (docs/clawback.md)."""
