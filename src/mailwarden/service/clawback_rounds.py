@@ -13,6 +13,7 @@ from datetime import UTC, datetime
 
 import structlog
 
+from mailwarden import metrics
 from mailwarden.clawback import registry
 from mailwarden.clawback.connector import MailboxConnector
 from mailwarden.clawback.engine import RetryRule, Round
@@ -85,6 +86,9 @@ class Rounds:
                 if i.item_id not in answered
             ]
             await asyncio.to_thread(self.jobs.report, outcomes, events)
+            for o in outcomes:
+                if o.retry_at is None:
+                    metrics.CLAWBACK_ITEMS.labels(o.status.value).inc()
 
     def _group(
         self, claimed: Sequence[Claimed]
