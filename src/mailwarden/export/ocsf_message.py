@@ -36,6 +36,7 @@ from mailwarden.export.ocsf_verdicts import (
 
 UNKNOWN_FROM: Final = "unknown@unknown.invalid"  # RFC 2606 .invalid: email.from is required, the message had none
 DIRECTIONS: Final = {"inbound": 1, "outbound": 2, "internal": 3}
+_ACTIONS: Final = {1: "Allowed", 2: "Denied"}
 _AUTH_FIELDS: Final = {"spf": "spf", "dkim": "dkim", "dmarc": "dmarc", "dmarc_policy": "dmarc_policy"}
 
 
@@ -45,7 +46,10 @@ def message_drafts(payload: dict[str, Any], at: datetime) -> list[Draft]:
     artifacts = payload.get("artifacts") or {}
     email, bad_addresses = email_object(message, payload.get("recipients") or [], artifacts)
     state = _State.of(message)
-    drafts = [_email_activity(message, email, bad_addresses, state, at)]
+    activity = _email_activity(message, email, bad_addresses, state, at)
+    # the first timeline (receive, scan, record or the action, notifications) is summed up by this event
+    activity.unmapped["timeline"] = [str(e.get("type")) for e in payload.get("events") or []]
+    drafts = [activity]
     verdict = message.get("verdict") or {}
     for file in artifacts.get("attachments") or []:
         drafts.append(_file_activity(message, file, verdict, state, at))
@@ -82,7 +86,7 @@ class _State:
             disposition_id, action_id = (ALLOWED, 1) if action == "deliver" else (DETECTED, 1)
         security = {
             "action_id": action_id,
-            "action": "Allowed" if action_id == 1 else "Denied",
+            "action": _ACTIONS.get(action_id, "Unknown"),
             "disposition_id": disposition_id,
             "disposition": disposition_name(disposition_id),
         }

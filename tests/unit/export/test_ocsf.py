@@ -116,6 +116,7 @@ def test_email_activity_of_an_enforced_malware_message(eicar: list[ExportEvent])
     unmapped = activity["unmapped"]
     assert (unmapped["category"], unmapped["mode"], unmapped["applied"]) == ("malware", "enforce", True)
     assert {"scl", "bcl", "phish"} <= unmapped.keys() and "would_have" not in unmapped
+    assert unmapped["timeline"][:2] == ["receive", "scan"] and "quarantine" in unmapped["timeline"]
     assert activity["metadata"]["product"]["name"] == "mailwarden"
 
 
