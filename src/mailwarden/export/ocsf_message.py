@@ -8,6 +8,7 @@ what the mail service did (mailwarden only recorded), with the action that *woul
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Final
 from urllib.parse import urlsplit
@@ -59,12 +60,12 @@ def message_drafts(payload: dict[str, Any], at: datetime) -> list[Draft]:
     return drafts
 
 
+@dataclass(frozen=True, slots=True)
 class _State:
     """The security-control fields every event of the message carries, and the would-have in monitor mode."""
 
-    def __init__(self, security: dict[str, Any], would_have: dict[str, Any] | None) -> None:
-        self.security = security
-        self.would_have = would_have
+    security: dict[str, Any]
+    would_have: dict[str, Any] | None
 
     @classmethod
     def of(cls, message: dict[str, Any]) -> _State:
@@ -82,7 +83,7 @@ class _State:
                 "action_id": action_id,
                 "reason": reason,
             }
-            # monitor mode: the mail service delivered it; a verdict other than deliver was detected only
+            # monitor mode: the message went on unchanged; a verdict other than deliver was only detected
             disposition_id, action_id = (ALLOWED, 1) if action == "deliver" else (DETECTED, 1)
         security = {
             "action_id": action_id,

@@ -54,15 +54,17 @@ def scanner(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Processor]:
         "policy": {"rules": [CARD_RULE]},
     }
     rt.policies.import_document(parse_organisation_document(document))
-    yield Processor(rt, None, OrgDirectory(rt.policies, refresh_seconds=0), roles={"inbound": "inbound"})
+    yield Processor(
+        rt, None, OrgDirectory(rt.policies, refresh_seconds=0), roles={"inbound": "inbound", "journal": "journal"}
+    )
     rt.close()
 
 
 def scan(
-    processor: Processor, raw: bytes, *, to: str, sender: str = "partner@example.org"
+    processor: Processor, raw: bytes, *, to: str, sender: str = "partner@example.org", listener: str = "inbound"
 ) -> tuple[MessageRecord, list[EventRecord]]:
-    """The history record and first timeline events of `raw` arriving on the inbound listener."""
-    entry = SpoolEntry(new_id(), "inbound", Envelope(sender, (to,), client_ip="192.0.2.1"), raw, Path("/nonexistent"))
+    """The history record and first timeline events of `raw` arriving on the inbound (or journal) listener."""
+    entry = SpoolEntry(new_id(), listener, Envelope(sender, (to,), client_ip="192.0.2.1"), raw, Path("/nonexistent"))
     ((record, events),) = asyncio.run(processor.process(entry)).records
     return record, events
 

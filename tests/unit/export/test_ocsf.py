@@ -130,6 +130,22 @@ def test_monitor_mode_shows_both_what_happened_and_what_would_have(phish: list[E
     assert "would have quarantine" in activity["message"]
 
 
+def test_a_journal_copy_carries_its_artifacts_and_renders_as_monitor_mode(scanner: Processor) -> None:
+    raw = build_message(
+        to="bob@watch.example.com",
+        text="see https://files.example.net/q3",
+        attachments=[("q3.xlsx", "application/octet-stream", b"PK\x03\x04xl/workbook.xml")],
+    )
+    record, events = scan(scanner, raw, to="bob@watch.example.com", listener="journal")
+    assert (record.source, record.artifacts["urls"]) == ("journal", ["https://files.example.net/q3"])
+    out = rendered(record, events)
+    assert [e.class_uid for e in out] == [4009, 4011, 4012]
+    (activity,), (file,) = of_class(out, 4009), of_class(out, 4011)
+    assert (activity["unmapped"]["source"], activity["unmapped"]["mode"]) == ("journal", "monitor")
+    assert file["file"]["mime_type"] == "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+    valid(out[2])
+
+
 def test_email_file_activity_per_attachment(eicar: list[ExportEvent]) -> None:
     files = {f["file"]["name"]: f for f in of_class(eicar, 4011)}
     assert set(files) == {"eicar.com", "notes.pdf"}
