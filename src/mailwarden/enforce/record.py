@@ -10,8 +10,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import replace
 from datetime import UTC, datetime
+from typing import Any
 
 from mailwarden.model import Category, Direction, Envelope, Finding, Message, Mode, StageResult, Verdict
+from mailwarden.model.artifacts import artifacts_of
 from mailwarden.model.trace import EventRecord, EventType, MessageRecord, RecipientRecord, RecipientStatus
 from mailwarden.pipeline.dlp import redact_values
 
@@ -111,7 +113,35 @@ def message_record(
         verdict=redacted_verdict(verdict),
         applied=applied,
         recipients=list(recipients),
+        artifacts=redacted_artifacts(artifacts_of(message)),
     )
+
+
+def redacted_artifacts(artifacts: dict[str, Any]) -> dict[str, Any]:
+    """The message's artifacts as the event feed carries them: file names, links and addresses redacted
+    like the subject (a card number in a link's query or a file's name never leaves mailwarden)."""
+    files = artifacts["attachments"]
+    names = _redacted_all([a["name"] or "" for a in files])
+    return {
+        **artifacts,
+        "attachments": [{**a, "name": name or a["name"]} for a, name in zip(files, names, strict=True)],
+        "urls": _redacted_all(artifacts["urls"]),
+        "to": _redacted_all(artifacts["to"]),
+        "cc": _redacted_all(artifacts["cc"]),
+    }
+
+
+_APART = "\n\n"  # no value's pattern spans an empty line
+
+
+def _redacted_all(texts: list[str]) -> list[str]:
+    """`redact_values` of each text, in one pass over them all (per text it cost the feed 0.17 ms a
+    message on the corpus, a third of its budget); one by one if the joined pass changed their number."""
+    if not texts:
+        return []
+    joined = redact_values(_APART.join(texts))
+    out = joined.split(_APART)
+    return out if len(out) == len(texts) else [redact_values(t) for t in texts]
 
 
 def redacted_events(events: Sequence[EventRecord]) -> list[EventRecord]:

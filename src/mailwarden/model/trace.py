@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
+from typing import Any
 
 from mailwarden.model.direction import Direction
 from mailwarden.model.org import Mode
@@ -93,3 +94,6 @@ class MessageRecord:
     verdict: Verdict
     applied: bool  # False in monitor mode: the action was only recorded as would-have
     recipients: list[RecipientRecord] = field(default_factory=list)
+    # the message's files, links and To/Cc addresses (`model.artifacts.artifacts_of`, text redacted) for the
+    # event feed; history's tables do not store them
+    artifacts: dict[str, Any] = field(default_factory=dict)

@@ -3,6 +3,7 @@ numbers, national ids, keys and tokens redacted, as the trace's DLP samples are.
 
 from __future__ import annotations
 
+import hashlib
 import json
 
 from mailwarden.enforce.record import message_record, monitor_record
@@ -71,3 +72,33 @@ def test_monitor_records_mask_their_events_too() -> None:
     )
     assert_masked(record.subject)
     assert_masked(" | ".join(e.detail for e in events))
+
+
+def test_the_record_carries_the_files_links_and_header_addresses_with_card_numbers_masked() -> None:
+    links = "\n".join(f"https://example.net/p/{n}" for n in range(250))
+    raw = build_message(
+        to="Bob <bob@example.com>, carol@example.com",
+        headers={"Cc": "dave@example.com"},
+        text=f"pay here https://pay.example.net/?card=4111111111111111\n{links}\n",
+        attachments=[(FILE, "application/octet-stream", b"MZ\x90\x00 not really a program")],
+    )
+    record = message_record(
+        message_id="01K7TESTID00000000000000000",
+        message=Message(raw),
+        envelope=Envelope("p@example.org", ("bob@example.com",)),
+        verdict=infected(),
+        organisation="acme",
+        mode=Mode.MONITOR,
+        source="smtp",
+        applied=False,
+        recipients=[RecipientRecord("bob@example.com")],
+    )
+    artifacts = record.artifacts
+    ((file,),) = [artifacts["attachments"]]
+    assert file["name"] == "card-4111 **** **** 1111.exe"
+    assert (file["declared_type"], file["real_type"]) == ("application/octet-stream", "application/x-dosexec")
+    assert file["size"] == 25 and file["sha256"] == hashlib.sha256(b"MZ\x90\x00 not really a program").hexdigest()
+    assert artifacts["urls"][0] == "https://pay.example.net/?card=4111 **** **** 1111"
+    assert (len(artifacts["urls"]), artifacts["urls_total"]) == (200, 251)  # capped, and says so
+    assert (artifacts["to"], artifacts["cc"]) == (["bob@example.com", "carol@example.com"], ["dave@example.com"])
+    assert "4111111111111111" not in json.dumps(artifacts)
