@@ -155,7 +155,8 @@ class PrivateRsyslog:
         path = self.root / "received.jsonl"
         if not path.exists():
             return []
-        return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+        whole = path.read_bytes().rpartition(b"\n")[0]  # rsyslog may be half-way through writing the last line
+        return [json.loads(line) for line in whole.decode().splitlines() if line.strip()]
 
     def wait_for_records(self, count: int, timeout: float = 15.0, settle: float = 0.3) -> list[dict[str, Any]]:
         """The records once there are `count`, after a short wait for any extra (a duplicate) to show."""

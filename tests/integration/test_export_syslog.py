@@ -6,6 +6,9 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
+import signal
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -164,3 +167,30 @@ async def test_udp_to_a_closed_port_is_reported_when_the_network_says_so() -> No
             await sink.send(_events()[:3])  # loopback answers with ICMP port unreachable at once
     finally:
         await sink.close()
+
+
+REPO = Path(__file__).resolve().parents[2]
+SEND_THEN_DIE = """\
+import asyncio, os, signal, sys
+from mailwarden.export.sinks.syslog import SyslogSink
+from tests.export_events import email_activity
+
+async def main() -> None:
+    sink = SyslogSink("siem", "127.0.0.1", int(sys.argv[1]), ca_file=sys.argv[2])
+    await sink.send([email_activity(n, subject="x" * 5000) for n in range(1, int(sys.argv[3]) + 1)])
+    os.kill(os.getpid(), signal.SIGKILL)  # acknowledged: nothing of it may be lost now
+
+asyncio.run(main())
+"""
+
+
+async def test_a_batch_acknowledged_just_before_a_sigkill_still_arrives_whole(rsyslog: PrivateRsyslog) -> None:
+    count = 4000  # 20 MB: more than the kernel takes at once, so asyncio buffers some (drain() alone returns early)
+    env = os.environ | {"PYTHONPATH": f"{REPO / 'src'}{os.pathsep}{REPO}"}
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-c", SEND_THEN_DIE, str(rsyslog.tls_port), str(rsyslog.pki.ca_file), str(count), env=env
+    )
+    assert await asyncio.wait_for(process.wait(), 30) == -signal.SIGKILL
+    records = rsyslog.wait_for_records(count)
+    assert len(records) == count, rsyslog.log()
+    assert [json.loads(r["msg"])["email"]["subject"] for r in records] == ["x" * 5000] * count
