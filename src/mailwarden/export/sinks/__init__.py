@@ -1,0 +1,1 @@
+"""The sinks of the feed, one module each; each implements `mailwarden.export.sink.Sink`."""
