@@ -28,6 +28,7 @@ from mailwarden.pipeline.connection import is_blocked
 from mailwarden.quarantine.digest import DIGEST_MESSAGE_PREFIX
 from mailwarden.service.clawback import Clawback
 from mailwarden.service.directory import OrgDirectory
+from mailwarden.service.export import Exporter
 from mailwarden.service.hunt_jobs import RetroHuntJobs
 from mailwarden.service.processor import Processor
 from mailwarden.service.quarantine_jobs import QuarantineJobs, queue_dispatcher
@@ -62,6 +63,7 @@ class Server:
         self.clawback = Clawback(rt)
         self._clawback_task: asyncio.Task[None] | None = None
         self._clawback_stop = asyncio.Event()
+        self.exporter: Exporter | None = None
         self.hunt_jobs: RetroHuntJobs | None = None
         self.stopping = asyncio.Event()
         self.connection_stats = ConnectionStats(rt.db)
@@ -123,6 +125,8 @@ class Server:
         self.quarantine_jobs = QuarantineJobs(self.rt, dispatcher)
         await self.quarantine_jobs.start()
         self._clawback_task = asyncio.create_task(self.clawback.serve(self._clawback_stop), name="clawback")
+        self.exporter = Exporter(self.rt.db, config.export)
+        await self.exporter.start()
         self.hunt_jobs = RetroHuntJobs(self.rt)
         await self.hunt_jobs.start()
         self.smtp = SmtpServer(config.smtp, self.spool, self.recipient_check, resolver=self.rt.resolver)
@@ -140,6 +144,8 @@ class Server:
         await self.verifiers.close()
         if self.quarantine_jobs is not None:
             await self.quarantine_jobs.stop()
+        if self.exporter is not None:
+            await self.exporter.stop()
         if self._clawback_task is not None:
             self._clawback_stop.set()
             try:

@@ -5,6 +5,7 @@ no sockets), and their history records shaped into outbox payloads as the lead's
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -33,9 +34,9 @@ CARD_RULE = {
 }
 
 
-@pytest.fixture(scope="module")
-def scanner(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Processor]:
-    tmp = tmp_path_factory.mktemp("scan")
+@contextlib.contextmanager
+def processor_in(tmp: Path) -> Iterator[Processor]:
+    """The processor over a fresh runtime in `tmp` (benches use it too)."""
     path = tmp / "mailwarden.toml"
     path.write_text(
         'organisation = "acme"\n[paths]\ndata_dir = "var"\n'
@@ -54,10 +55,18 @@ def scanner(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Processor]:
         "policy": {"rules": [CARD_RULE]},
     }
     rt.policies.import_document(parse_organisation_document(document))
-    yield Processor(
-        rt, None, OrgDirectory(rt.policies, refresh_seconds=0), roles={"inbound": "inbound", "journal": "journal"}
-    )
-    rt.close()
+    try:
+        yield Processor(
+            rt, None, OrgDirectory(rt.policies, refresh_seconds=0), roles={"inbound": "inbound", "journal": "journal"}
+        )
+    finally:
+        rt.close()
+
+
+@pytest.fixture(scope="module")
+def scanner(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Processor]:
+    with processor_in(tmp_path_factory.mktemp("scan")) as processor:
+        yield processor
 
 
 def scan(

@@ -274,3 +274,22 @@ def test_values_ocsf_types_refuse_move_to_unmapped_and_the_event_stays_valid(sca
 def test_an_unknown_kind_is_refused() -> None:
     with pytest.raises(ValueError, match="unknown kind 'nonsense'"):
         render(1, "01KX", "nonsense", AT, {})
+
+
+def test_what_the_outbox_really_holds_renders_valid(scanner: Processor) -> None:
+    """Not a payload shaped by hand: the rows history writes when it records a message and adds an event."""
+    from mailwarden.store import History
+    from mailwarden.store.outbox import Outbox
+
+    raw = build_message(subject=f"card {CARD}", attachments=[("eicar.com", "application/octet-stream", EICAR)])
+    record, events = scan(scanner, raw, to="bob@example.com")
+    db = scanner.rt.db
+    History(db).record(record, events)
+    History(db).add_event(record.id, EventRecord(EventType.DELIVER, "250 2.0.0 queued", recipient="bob@example.com"))
+    rows = [r for r in Outbox(db).after(0, limit=10_000) if r.payload.get("message", {}).get("id") == record.id]
+    assert [r.kind for r in rows] == ["message", "event"]
+    out = [e for r in rows for e in render(r.seq, r.uid, r.kind, r.at, r.payload)]
+    assert {e.class_uid for e in out} >= {4009, 4011, 2004}
+    for e in out:
+        valid(e)
+    assert "4111111111111111" not in json.dumps([e.body for e in out])
