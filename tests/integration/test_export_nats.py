@@ -1,0 +1,287 @@
+"""The JetStream sink against the machine's NATS server (127.0.0.1:4222, JetStream on), read back by a real
+pull consumer; authentication and TLS against a private nats-server the test starts on a free port.
+
+Every test makes its own stream (unique name and subjects) and deletes it afterwards.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import secrets
+import shutil
+import socket
+import ssl
+import subprocess
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import nats
+import nats.js.errors
+import pytest
+import structlog
+from nats.aio.client import Client
+from pydantic import SecretStr
+
+from mailwarden.errors import ConfigError
+from mailwarden.export.event import ExportEvent
+from mailwarden.export.sink import Sink, SinkError
+from mailwarden.export.sinks.nats import JetStreamSink
+from mailwarden.ids import new_id
+from tests.fakes.tls import make_pki
+from tests.integration.conftest import unavailable
+from tests.integration.harness import free_port, wait_for_port
+from tests.integration.tcpproxy import TcpProxy
+
+pytestmark = pytest.mark.integration
+
+NATS_HOST, NATS_PORT = "127.0.0.1", int(os.environ.get("MAILWARDEN_TEST_NATS_PORT", "4222"))
+NATS_URL = f"nats://{NATS_HOST}:{NATS_PORT}"
+NATS_SERVER = shutil.which("nats-server") or "/usr/sbin/nats-server"
+CLASSES = (4009, 4011, 4012, 2004)
+
+
+@dataclass(frozen=True)
+class Stream:
+    name: str
+    subject: str  # the sink's subject, with {class_uid}
+    filter: str  # what a consumer subscribes to
+
+
+def events(count: int, *, start: int = 0) -> list[ExportEvent]:
+    """Feed-ordered events of several classes, each body naming its own uid and position."""
+    made = []
+    for n in range(start, start + count):
+        uid = new_id()
+        class_uid = CLASSES[n % len(CLASSES)]
+        body = {"class_uid": class_uid, "metadata": {"uid": uid, "version": "1.3.0"}, "n": n}
+        made.append(ExportEvent(n, uid, class_uid, 1, datetime.now(UTC), body))
+    return made
+
+
+def reachable(host: str, port: int) -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=2):
+            return True
+    except OSError:
+        return False
+
+
+@pytest.fixture
+async def admin() -> AsyncIterator[Client]:
+    if not reachable(NATS_HOST, NATS_PORT):
+        unavailable(f"NATS is not reachable at {NATS_URL}")
+    nc = await nats.connect(NATS_URL)
+    yield nc
+    await nc.close()
+
+
+@pytest.fixture
+async def stream(admin: Client) -> AsyncIterator[Stream]:
+    """A unique stream name and subject tree; the stream is deleted at the end (whoever created it)."""
+    tag = secrets.token_hex(6)
+    made = Stream(f"mw_test_{tag}", f"mwtest.{tag}.{{class_uid}}", f"mwtest.{tag}.>")
+    yield made
+    with contextlib.suppress(nats.js.errors.NotFoundError):
+        await admin.jetstream().delete_stream(made.name)
+
+
+async def consume(admin: Client, stream: Stream) -> list[tuple[str, str, dict[str, object]]]:
+    """Everything in the stream through a pull consumer, acknowledged: (subject, Nats-Msg-Id, body)."""
+    js = admin.jetstream()
+    subscription = await js.pull_subscribe(stream.filter, durable=f"reader_{secrets.token_hex(4)}", stream=stream.name)
+    received = []
+    while True:
+        try:
+            batch = await subscription.fetch(200, timeout=1)
+        except (nats.errors.TimeoutError, TimeoutError):
+            break
+        for msg in batch:
+            await msg.ack()
+            received.append((msg.subject, (msg.headers or {}).get("Nats-Msg-Id", ""), _json(msg.data)))
+    await subscription.unsubscribe()
+    return received
+
+
+def _json(data: bytes) -> dict[str, object]:
+    value: dict[str, object] = json.loads(data)
+    return value
+
+
+def sink_for(stream: Stream, *, servers: list[str] | None = None, **options: object) -> JetStreamSink:
+    return JetStreamSink(
+        "lake",
+        servers or [NATS_URL],
+        stream.subject,
+        stream=stream.name,
+        create_stream=True,
+        max_age=timedelta(hours=1),
+        **options,  # type: ignore[arg-type]
+    )
+
+
+async def test_a_consumer_receives_every_event_once_in_order_with_one_subject_per_class(
+    admin: Client, stream: Stream
+) -> None:
+    sink = sink_for(stream)
+    assert isinstance(sink, Sink)
+    sent = events(300)
+    try:
+        for start in range(0, len(sent), 64):
+            await sink.send(sent[start : start + 64])
+    finally:
+        await sink.close()
+
+    received = await consume(admin, stream)
+    assert [uid for _, uid, _ in received] == [event.uid for event in sent]
+    assert [body for _, _, body in received] == [event.body for event in sent]
+    tag = stream.name.removeprefix("mw_test_")
+    assert [subject for subject, _, _ in received] == [f"mwtest.{tag}.{event.class_uid}" for event in sent]
+    info = await admin.jetstream().stream_info(stream.name)
+    assert info.config.max_age == 3600
+    assert info.config.subjects == [f"mwtest.{tag}.*"]
+
+
+async def test_a_batch_sent_again_is_dropped_by_the_duplicate_window(admin: Client, stream: Stream) -> None:
+    first, second = events(40), events(40, start=40)
+    sink = sink_for(stream)
+    try:
+        await sink.send(first)
+        await sink.send(second)
+        await sink.send(second)  # the exporter's retry after an ack it never saw
+        await sink.send(first[10:30])
+    finally:
+        await sink.close()
+
+    info = await admin.jetstream().stream_info(stream.name)
+    assert info.state.messages == 80
+    received = await consume(admin, stream)
+    assert [uid for _, uid, _ in received] == [event.uid for event in first + second]
+
+
+async def test_nats_going_away_fails_the_batch_and_the_sink_recovers_when_it_returns(
+    admin: Client, stream: Stream
+) -> None:
+    proxy = TcpProxy(NATS_PORT)
+    sink = sink_for(stream, servers=[f"nats://127.0.0.1:{proxy.port}"], timeout=2.0)
+    before, during, after = events(50), events(50, start=50), events(50, start=100)
+    try:
+        await sink.send(before)
+        proxy.cut()
+        for _ in range(2):  # the dropped connection, then a refused one
+            with pytest.raises(SinkError) as failure:
+                await sink.send(during)
+            assert "lake" in failure.value.reason
+        proxy.restore()
+        await sink.send(during)  # the exporter's retry of the same batch
+        await sink.send(after)
+    finally:
+        await sink.close()
+        proxy.close()
+
+    received = await consume(admin, stream)
+    uids = [uid for _, uid, _ in received]
+    assert len(set(uids)) == len(uids) == 150
+    assert uids == [event.uid for event in before + during + after]
+
+
+async def test_a_closed_port_is_a_sink_error_and_the_same_sink_works_once_pointed_back(
+    admin: Client, stream: Stream
+) -> None:
+    closed = free_port()
+    sink = sink_for(stream, servers=[f"nats://127.0.0.1:{closed}"], timeout=2.0)
+    batch = events(5)
+    with pytest.raises(SinkError) as failure:
+        await sink.send(batch)
+    assert f"127.0.0.1:{closed}" in failure.value.reason
+    sink.servers = [NATS_URL]
+    try:
+        await sink.send(batch)
+    finally:
+        await sink.close()
+    assert [uid for _, uid, _ in await consume(admin, stream)] == [event.uid for event in batch]
+
+
+async def test_a_subject_no_stream_listens_on_is_a_sink_error(admin: Client, stream: Stream) -> None:
+    sink = JetStreamSink("lake", [NATS_URL], stream.subject, timeout=2.0)  # nobody created the stream
+    try:
+        with pytest.raises(SinkError, match="no stream listens"):
+            await sink.send(events(3))
+    finally:
+        await sink.close()
+
+
+def test_settings_that_cannot_work_are_refused_naming_the_field() -> None:
+    with pytest.raises(ConfigError, match="servers"):
+        JetStreamSink("lake", ["nats://me:pw@127.0.0.1:4222"], "a.b")
+    with pytest.raises(ConfigError, match="subject"):
+        JetStreamSink("lake", [NATS_URL], "a.class{class_uid}")
+    with pytest.raises(ConfigError, match="subject"):
+        JetStreamSink("lake", [NATS_URL], "a.>")
+    with pytest.raises(ConfigError, match="stream"):
+        JetStreamSink("lake", [NATS_URL], "a.b", create_stream=True)
+    with pytest.raises(ConfigError, match="password"):
+        JetStreamSink("lake", [NATS_URL], "a.b", user="me")
+
+
+# --- a private nats-server: TLS from a private CA and a token ---
+
+TOKEN = "s3cret-token-" + secrets.token_hex(8)
+
+
+@pytest.fixture
+def secured_nats(tmp_path: Path) -> Iterator[tuple[int, Path]]:
+    """nats-server with JetStream, TLS (a test CA) and token authentication on a free loopback port:
+    (port, the CA file a client trusts). Stopped at the end."""
+    if not Path(NATS_SERVER).exists():
+        unavailable("nats-server is not installed")
+    pki = make_pki(tmp_path / "pki")
+    port = free_port()
+    args = [NATS_SERVER, "-a", "127.0.0.1", "-p", str(port), "-js", "-sd", str(tmp_path / "js")]
+    args += ["--tls", "--tlscert", str(pki.cert_file), "--tlskey", str(pki.key_file), "--auth", TOKEN]
+    log = (tmp_path / "nats.log").open("wb")
+    process = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT)
+    try:
+        wait_for_port(port)
+        yield port, pki.ca_file
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+        log.close()
+
+
+async def test_token_over_tls_with_a_private_ca_and_the_token_never_shows(
+    secured_nats: tuple[int, Path], stream: Stream
+) -> None:
+    port, ca_file = secured_nats
+    url = f"tls://127.0.0.1:{port}"
+    good = sink_for(stream, servers=[url], token=SecretStr(TOKEN), ca_file=ca_file, timeout=3.0)
+    wrong = sink_for(stream, servers=[url], token=SecretStr(TOKEN + "x"), ca_file=ca_file, timeout=3.0)
+    untrusted = sink_for(stream, servers=[url], token=SecretStr(TOKEN), timeout=3.0)
+    batch = events(10)
+    with structlog.testing.capture_logs() as logs:
+        try:
+            await good.send(batch)
+            for refused in (wrong, untrusted):
+                with pytest.raises(SinkError) as failure:
+                    await refused.send(batch)
+                assert TOKEN not in failure.value.reason
+        finally:
+            for sink in (good, wrong, untrusted):
+                await sink.close()
+    assert any(entry.get("event") == "export_sink_failed" for entry in logs)
+    assert TOKEN not in repr(logs) + repr(good) + str(good)
+
+    nc = await nats.connect(url, token=TOKEN, tls=_trusting(ca_file))
+    try:
+        received = await consume(nc, stream)
+    finally:
+        await nc.close()
+    assert [uid for _, uid, _ in received] == [event.uid for event in batch]
+
+
+def _trusting(ca_file: Path) -> ssl.SSLContext:
+    return ssl.create_default_context(cafile=str(ca_file))
