@@ -19,6 +19,7 @@ class TcpProxy:
         self._lock = threading.Lock()
         self._open: list[socket.socket] = []
         self._listener: socket.socket | None = None
+        self._holed = False
         self.restore()
 
     def restore(self) -> None:
@@ -39,12 +40,30 @@ class TcpProxy:
 
     close = cut
 
+    def blackhole(self) -> None:
+        """An outage that keeps the port: open connections are reset, new ones are accepted and reset at
+        once. (A port left free while a client keeps reconnecting can be taken by that client's own
+        ephemeral port connecting to itself, and `restore` could not bind it again.)"""
+        with self._lock:
+            self._holed = True
+            conns, self._open = self._open, []
+        for conn in conns:
+            _reset(conn)
+
+    def fill(self) -> None:
+        """The end of a `blackhole`."""
+        with self._lock:
+            self._holed = False
+
     def _accept(self, listener: socket.socket) -> None:
         while True:
             try:
                 client, _ = listener.accept()
             except OSError:
                 return  # cut
+            if self._holed:
+                _reset(client)
+                continue
             try:
                 upstream = socket.create_connection(("127.0.0.1", self.target), timeout=5)
             except OSError:
@@ -58,6 +77,12 @@ class TcpProxy:
                 self._open += [client, upstream]
             for a, b in ((client, upstream), (upstream, client)):
                 threading.Thread(target=_pump, args=(a, b), daemon=True).start()
+
+
+def _reset(conn: socket.socket) -> None:
+    with contextlib.suppress(OSError):
+        conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
+        conn.close()
 
 
 def _pump(source: socket.socket, sink: socket.socket) -> None:

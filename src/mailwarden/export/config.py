@@ -84,6 +84,9 @@ class ExportConfig(BaseModel):
     max_backlog: int = Field(1_000_000, ge=1000, description="outbox rows kept at most (the oldest go first)")
     retention_hours: float = Field(168.0, gt=0, description="outbox rows older than this go")
     poll_seconds: float = Field(1.0, gt=0, le=60)
+    housekeeping_seconds: float = Field(
+        30.0, gt=0, le=86400, description="how often passed rows are pruned and the bound enforced"
+    )
 
     @field_validator("sinks")
     @classmethod

@@ -25,7 +25,6 @@ from mailwarden.store.outbox import Outbox, OutboxItem
 
 log = structlog.get_logger(__name__)
 LONGEST_PAUSE = 60.0
-HOUSEKEEPING_SECONDS = 30.0
 RENDERED_KEPT = 20_000  # outbox rows whose rendering is kept for the other sinks
 
 
@@ -164,11 +163,13 @@ class Exporter:
     # ---- keeping the outbox bounded --------------------------------------------------------------------
     async def _housekeeping(self) -> None:
         while not self._stop.is_set():
+            await self._nap(self.config.housekeeping_seconds)
+            if self._stop.is_set():
+                return
             try:
                 await asyncio.to_thread(self.housekeep)
             except Exception as exc:
                 log.error("export_housekeeping_failed", error=f"{type(exc).__name__}: {exc}")
-            await self._nap(HOUSEKEEPING_SECONDS)
 
     def housekeep(self, now: Callable[[], datetime] = lambda: datetime.now(UTC)) -> tuple[int, int]:
         """Prune rows every configured sink has passed (none configured: only by age) and trim to the bound.
