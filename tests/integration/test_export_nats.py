@@ -24,6 +24,7 @@ import nats.js.errors
 import pytest
 import structlog
 from nats.aio.client import Client
+from nats.js.api import ConsumerConfig
 from pydantic import SecretStr
 
 from mailwarden.errors import ConfigError
@@ -186,6 +187,46 @@ async def test_nats_going_away_fails_the_batch_and_the_sink_recovers_when_it_ret
     uids = [uid for _, uid, _ in received]
     assert len(set(uids)) == len(uids) == 150
     assert uids == [event.uid for event in before + during + after]
+
+
+async def test_a_consumer_killed_mid_run_loses_nothing_and_a_de_duplicating_reader_processes_each_once(
+    admin: Client, stream: Stream
+) -> None:
+    """The consumer side of the guarantee (docs/events.md): a durable consumer whose reader dies with
+    messages unacknowledged gets them again; remembering processed uids makes that exactly-once."""
+    sent = events(60)
+    sink = sink_for(stream)
+    try:
+        await sink.send(sent)
+    finally:
+        await sink.close()
+    durable, config = f"reader_{secrets.token_hex(4)}", ConsumerConfig(ack_wait=1.0)
+    processed: dict[str, int] = {}  # uid -> stream sequence, in the order processed
+
+    doomed = await nats.connect(NATS_URL)
+    reader = await doomed.jetstream().pull_subscribe(stream.filter, durable=durable, stream=stream.name, config=config)
+    for n, msg in enumerate(await reader.fetch(30, timeout=2)):
+        processed.setdefault((msg.headers or {})["Nats-Msg-Id"], msg.metadata.sequence.stream)
+        if n < 20:
+            await msg.ack()
+    await doomed.close()  # killed: ten processed but never acknowledged
+
+    redelivered = 0
+    reader = await admin.jetstream().pull_subscribe(stream.filter, durable=durable, stream=stream.name, config=config)
+    while True:
+        try:
+            batch = await reader.fetch(50, timeout=2)
+        except (nats.errors.TimeoutError, TimeoutError):
+            break
+        for msg in batch:
+            uid = (msg.headers or {})["Nats-Msg-Id"]
+            redelivered += uid in processed
+            processed.setdefault(uid, msg.metadata.sequence.stream)
+            await msg.ack()
+    await reader.unsubscribe()
+
+    assert redelivered == 10
+    assert sorted(processed, key=processed.__getitem__) == [event.uid for event in sent]
 
 
 async def test_a_closed_port_is_a_sink_error_and_the_same_sink_works_once_pointed_back(
