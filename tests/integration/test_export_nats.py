@@ -7,6 +7,7 @@ Every test makes its own stream (unique name and subjects) and deletes it afterw
 from __future__ import annotations
 
 import contextlib
+import importlib.util
 import json
 import os
 import secrets
@@ -24,6 +25,7 @@ import nats.js.errors
 import pytest
 import structlog
 from nats.aio.client import Client
+from nats.js.api import ConsumerConfig
 from pydantic import SecretStr
 
 from mailwarden.errors import ConfigError
@@ -188,6 +190,46 @@ async def test_nats_going_away_fails_the_batch_and_the_sink_recovers_when_it_ret
     assert uids == [event.uid for event in before + during + after]
 
 
+async def test_a_consumer_killed_mid_run_loses_nothing_and_a_de_duplicating_reader_processes_each_once(
+    admin: Client, stream: Stream
+) -> None:
+    """The consumer side of the guarantee (docs/events.md): a durable consumer whose reader dies with
+    messages unacknowledged gets them again; remembering processed uids makes that exactly-once."""
+    sent = events(60)
+    sink = sink_for(stream)
+    try:
+        await sink.send(sent)
+    finally:
+        await sink.close()
+    durable, config = f"reader_{secrets.token_hex(4)}", ConsumerConfig(ack_wait=1.0)
+    processed: dict[str, int] = {}  # uid -> stream sequence, in the order processed
+
+    doomed = await nats.connect(NATS_URL)
+    reader = await doomed.jetstream().pull_subscribe(stream.filter, durable=durable, stream=stream.name, config=config)
+    for n, msg in enumerate(await reader.fetch(30, timeout=2)):
+        processed.setdefault((msg.headers or {})["Nats-Msg-Id"], msg.metadata.sequence.stream)
+        if n < 20:
+            await msg.ack()
+    await doomed.close()  # killed: ten processed but never acknowledged
+
+    redelivered = 0
+    reader = await admin.jetstream().pull_subscribe(stream.filter, durable=durable, stream=stream.name, config=config)
+    while True:
+        try:
+            batch = await reader.fetch(50, timeout=2)
+        except (nats.errors.TimeoutError, TimeoutError):
+            break
+        for msg in batch:
+            uid = (msg.headers or {})["Nats-Msg-Id"]
+            redelivered += uid in processed
+            processed.setdefault(uid, msg.metadata.sequence.stream)
+            await msg.ack()
+    await reader.unsubscribe()
+
+    assert redelivered == 10
+    assert sorted(processed, key=processed.__getitem__) == [event.uid for event in sent]
+
+
 async def test_a_closed_port_is_a_sink_error_and_the_same_sink_works_once_pointed_back(
     admin: Client, stream: Stream
 ) -> None:
@@ -225,42 +267,58 @@ def test_settings_that_cannot_work_are_refused_naming_the_field() -> None:
         JetStreamSink("lake", [NATS_URL], "a.b", create_stream=True)
     with pytest.raises(ConfigError, match="password"):
         JetStreamSink("lake", [NATS_URL], "a.b", user="me")
+    if importlib.util.find_spec("nkeys") is None:
+        with pytest.raises(ConfigError, match="credentials"):
+            JetStreamSink("lake", [NATS_URL], "a.b", credentials=SecretStr("-----BEGIN NATS USER JWT-----"))
 
 
-# --- a private nats-server: TLS from a private CA and a token ---
+# --- a private nats-server: TLS from a private CA, and a token or a user and password ---
 
-TOKEN = "s3cret-token-" + secrets.token_hex(8)
+SECRET = "s3cret-" + secrets.token_hex(8)
+USER = "exporter"
 
 
-@pytest.fixture
-def secured_nats(tmp_path: Path) -> Iterator[tuple[int, Path]]:
-    """nats-server with JetStream, TLS (a test CA) and token authentication on a free loopback port:
-    (port, the CA file a client trusts). Stopped at the end."""
+@dataclass(frozen=True)
+class Secured:
+    url: str
+    ca_file: Path
+    auth: str  # "token" or "password"
+
+    def credentials(self, secret: str) -> dict[str, object]:
+        if self.auth == "token":
+            return {"token": SecretStr(secret)}
+        return {"user": USER, "password": SecretStr(secret)}
+
+
+@pytest.fixture(params=["token", "password"])
+def secured_nats(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Secured]:
+    """nats-server with JetStream, TLS (a test CA) and a token or a user's password on a free loopback
+    port. Stopped at the end."""
     if not Path(NATS_SERVER).exists():
         unavailable("nats-server is not installed")
     pki = make_pki(tmp_path / "pki")
     port = free_port()
     args = [NATS_SERVER, "-a", "127.0.0.1", "-p", str(port), "-js", "-sd", str(tmp_path / "js")]
-    args += ["--tls", "--tlscert", str(pki.cert_file), "--tlskey", str(pki.key_file), "--auth", TOKEN]
+    args += ["--tls", "--tlscert", str(pki.cert_file), "--tlskey", str(pki.key_file)]
+    args += ["--auth", SECRET] if request.param == "token" else ["--user", USER, "--pass", SECRET]
     log = (tmp_path / "nats.log").open("wb")
     process = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT)
     try:
         wait_for_port(port)
-        yield port, pki.ca_file
+        yield Secured(f"tls://127.0.0.1:{port}", pki.ca_file, request.param)
     finally:
         process.terminate()
         process.wait(timeout=10)
         log.close()
 
 
-async def test_token_over_tls_with_a_private_ca_and_the_token_never_shows(
-    secured_nats: tuple[int, Path], stream: Stream
+async def test_tls_with_a_private_ca_and_authentication_and_the_secret_never_shows(
+    secured_nats: Secured, stream: Stream
 ) -> None:
-    port, ca_file = secured_nats
-    url = f"tls://127.0.0.1:{port}"
-    good = sink_for(stream, servers=[url], token=SecretStr(TOKEN), ca_file=ca_file, timeout=3.0)
-    wrong = sink_for(stream, servers=[url], token=SecretStr(TOKEN + "x"), ca_file=ca_file, timeout=3.0)
-    untrusted = sink_for(stream, servers=[url], token=SecretStr(TOKEN), timeout=3.0)
+    url, ca_file = secured_nats.url, secured_nats.ca_file
+    good = sink_for(stream, servers=[url], ca_file=ca_file, timeout=3.0, **secured_nats.credentials(SECRET))
+    wrong = sink_for(stream, servers=[url], ca_file=ca_file, timeout=3.0, **secured_nats.credentials(SECRET + "x"))
+    untrusted = sink_for(stream, servers=[url], timeout=3.0, **secured_nats.credentials(SECRET))
     batch = events(10)
     with structlog.testing.capture_logs() as logs:
         try:
@@ -268,20 +326,20 @@ async def test_token_over_tls_with_a_private_ca_and_the_token_never_shows(
             for refused in (wrong, untrusted):
                 with pytest.raises(SinkError) as failure:
                     await refused.send(batch)
-                assert TOKEN not in failure.value.reason
+                assert SECRET not in failure.value.reason
         finally:
             for sink in (good, wrong, untrusted):
                 await sink.close()
     assert any(entry.get("event") == "export_sink_failed" for entry in logs)
-    assert TOKEN not in repr(logs) + repr(good) + str(good)
+    assert SECRET not in repr(logs) + repr(good) + str(good) + repr(vars(good))
 
-    nc = await nats.connect(url, token=TOKEN, tls=_trusting(ca_file))
+    tls = ssl.create_default_context(cafile=str(ca_file))
+    if secured_nats.auth == "token":
+        nc = await nats.connect(url, token=SECRET, tls=tls)
+    else:
+        nc = await nats.connect(url, user=USER, password=SECRET, tls=tls)
     try:
         received = await consume(nc, stream)
     finally:
         await nc.close()
     assert [uid for _, uid, _ in received] == [event.uid for event in batch]
-
-
-def _trusting(ca_file: Path) -> ssl.SSLContext:
-    return ssl.create_default_context(cafile=str(ca_file))

@@ -12,6 +12,7 @@ next `send` (the exporter's retry) connects again. So nothing is buffered behind
 from __future__ import annotations
 
 import asyncio
+import importlib.util
 import json
 import ssl
 from collections.abc import Sequence
@@ -75,6 +76,8 @@ class JetStreamSink:
             raise ConfigError("create_stream needs the stream's name", field="stream")
         if (user is None) != (password is None):
             raise ConfigError("user and password go together", field="password")
+        if credentials is not None and importlib.util.find_spec("nkeys") is None:
+            raise ConfigError("a .creds file needs the nkeys package (pip install nkeys)", field="credentials")
         self.name = name
         self.servers = list(servers)
         self.subject = subject
@@ -190,7 +193,7 @@ class JetStreamSink:
     async def _drop(self) -> None:
         nc, self._nc, self._js = self._nc, None, None
         if nc is not None:
-            await _close_quietly(nc)
+            await _close_quietly(nc, self.timeout)
 
     async def _on_error(self, exc: Exception) -> None:
         log.debug("export_nats_error", sink=self.name, error=_describe(exc))
@@ -240,7 +243,7 @@ def _server_of(nc: Client) -> str:
     return url.netloc if url is not None else "?"
 
 
-async def _close_quietly(nc: Client, within: float = DEFAULT_TIMEOUT_SECONDS) -> None:
+async def _close_quietly(nc: Client, within: float) -> None:
     try:
         await asyncio.wait_for(nc.close(), within)
     except Exception as exc:
