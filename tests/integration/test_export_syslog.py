@@ -8,6 +8,7 @@ import asyncio
 import json
 import os
 import signal
+import socket
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -194,3 +195,18 @@ async def test_a_batch_acknowledged_just_before_a_sigkill_still_arrives_whole(rs
     records = rsyslog.wait_for_records(count)
     assert len(records) == count, rsyslog.log()
     assert [json.loads(r["msg"])["email"]["subject"] for r in records] == ["x" * 5000] * count
+
+
+async def test_udp_sends_one_datagram_per_event_and_cuts_one_too_big_for_udp() -> None:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as collector:
+        collector.bind(("127.0.0.1", 0))
+        collector.settimeout(5)
+        sink = SyslogSink("legacy", "127.0.0.1", collector.getsockname()[1], transport="udp")
+        try:
+            await sink.send([email_activity(1, subject="日本語" * 25_000), email_activity(2)])
+        finally:
+            await sink.close()
+        first, second = collector.recv(70_000), collector.recv(70_000)
+    assert len(first) <= 65_507 and first.startswith(b"<134>1 ")
+    first.decode()  # cut at a character boundary, never inside one
+    assert json.loads(second.partition(b" - ")[2])["metadata"]["uid"] == email_activity(2).uid

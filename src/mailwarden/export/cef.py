@@ -77,13 +77,12 @@ def _extensions(event: ExportEvent) -> list[tuple[str, str]]:
     email = _first_object(body, "email")
     pairs: list[tuple[str, str | None]] = [
         *_source_address(_text(_get(_first_object(body, "src_endpoint"), "ip"))),
-        ("suser", _text(email.get("from"))),
+        ("suser", _text(email.get("from")) or _text(_get(body, "actor", "user", "name"))),  # an admin change's actor
         ("duser", _joined(email.get("to"))),
         ("msg", _text(email.get("subject"))),
-        ("cs1", _text(email.get("message_uid"))),
+        *_labelled("cs1", "Message-ID", _text(email.get("message_uid"))),
+        *_labelled("cs2", "Rule", _text(_get(body, "finding_info", "analytic", "name"))),
     ]
-    if pairs[-1][1] is not None:
-        pairs.append(("cs1Label", "Message-ID"))
     file = _first_object(body, "file")
     pairs += [
         ("act", _text(body.get("disposition")) or _text(body.get("action"))),
@@ -96,6 +95,11 @@ def _extensions(event: ExportEvent) -> list[tuple[str, str]]:
         ("rt", str(_epoch_ms(event.time))),
     ]
     return [(key, value) for key, value in pairs if value is not None]
+
+
+def _labelled(key: str, label: str, value: str | None) -> list[tuple[str, str | None]]:
+    """A custom field and its label (CEF's csN / csNLabel pairs), or nothing when the value is absent."""
+    return [] if value is None else [(key, value), (f"{key}Label", label)]
 
 
 def _source_address(ip: str | None) -> list[tuple[str, str | None]]:

@@ -125,6 +125,12 @@ def test_detection_finding_is_named_by_its_title_and_reads_the_email_from_its_ev
     assert header[4:] == ["200401", "Malware | EICAR \\ test", "9"]
     assert ext["suser"] == "mallory@example.net"
     assert ext["msg"] == "Reset your password"
+    assert (ext["cs2"], ext["cs2Label"]) == ("PHISH_URL", "Rule")
+
+
+def test_an_admin_change_names_its_actor_as_the_source_user() -> None:
+    body = {"class_uid": 6003, "activity_id": 3, "actor": {"user": {"name": "admin@example.com"}}}
+    assert parse(cef_line(ExportEvent(1, "u1", 6003, 1, T0, body)))[1]["suser"] == "admin@example.com"
 
 
 @pytest.mark.parametrize(("ocsf", "cef"), [(0, "0"), (1, "1"), (2, "3"), (3, "5"), (4, "7"), (5, "9"), (6, "10")])

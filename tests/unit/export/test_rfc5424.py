@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+from pathlib import Path
 
 import pytest
 
@@ -19,6 +20,7 @@ from mailwarden.export.rfc5424 import (
 )
 from mailwarden.export.sinks.syslog import SyslogSink
 from tests.export_events import detection_finding, email_activity
+from tests.fakes.tls import make_pki
 
 LAYOUT = Rfc5424(facility=16, hostname="mw1.example.com", app_name="mailwarden", procid="4242")
 
@@ -104,3 +106,13 @@ def test_a_sink_refuses_unknown_settings_naming_the_field() -> None:
         SyslogSink("s", "127.0.0.1", 6514, ca_file="/nonexistent/ca.pem")
     with pytest.raises(ConfigError, match="client_key"):
         SyslogSink("s", "127.0.0.1", 6514, client_key="/etc/key.pem")
+
+
+def test_a_client_certificate_is_loaded_and_a_bad_one_named_without_its_content(tmp_path: Path) -> None:
+    pki = make_pki(tmp_path / "pki")
+    SyslogSink("s", "127.0.0.1", 6514, ca_file=pki.ca_file, client_cert=pki.cert_file, client_key=pki.key_file)
+    wrong_key = tmp_path / "wrong.key"
+    wrong_key.write_bytes(pki.ca_file.read_bytes())  # a certificate where the key should be
+    with pytest.raises(ConfigError, match="client_cert") as refused:
+        SyslogSink("s", "127.0.0.1", 6514, ca_file=pki.ca_file, client_cert=pki.cert_file, client_key=wrong_key)
+    assert "BEGIN" not in str(refused.value)

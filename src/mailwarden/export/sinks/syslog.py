@@ -175,13 +175,15 @@ class SyslogSink:
 
     def _reason(self, exc: BaseException) -> str:
         what = f"no answer within {self.timeout:g} s" if isinstance(exc, TimeoutError) else _describe(exc)
-        return f"syslog {self.host}:{self.port} over {self.transport}: {what}"
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"syslog {host}:{self.port} over {self.transport}: {what}"
 
 
 async def _flushed(writer: asyncio.StreamWriter) -> None:
     """Return once every byte written is in the kernel's send buffer, which outlives this process (a
-    SIGKILL right after the acknowledgement loses nothing). drain() alone returns while up to 64 KiB still
-    wait in asyncio's buffers; under TLS there are two of them: the TLS layer's and the socket's below it."""
+    SIGKILL right after the acknowledgement loses nothing). drain() alone returns while data still waits in
+    asyncio's buffers: up to 64 KiB on plain TCP, and under TLS a whole batch, which the TLS layer hands on
+    at once to the socket transport below it, whose buffer drain() does not look at."""
     await writer.drain()
     while _unsent(writer.transport) > 0:
         if writer.transport.is_closing():
