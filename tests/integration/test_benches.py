@@ -37,6 +37,7 @@ BENCHES = {
     "bench/accuracy.py": Bench(r"ROC AUC spam vs all ham +\d\.\d{4}"),
     "bench/clawback.py": Bench(r"imap +\d+\.\d +\d+\.\d\d +\d+\.\d\d", ()),
     "bench/dlp.py": Bench(r"extraction \+ scan: \d+ messages per CPU second"),
+    "bench/export.py": Bench(r"added CPU per message with every sink on: \d+\.\d{3} ms"),
     "bench/filter_accuracy.py": Bench(r"ROC AUC of the total score .*: \d\.\d{4}"),
     "bench/heuristics.py": Bench(r"all evaluate +\d+\.\d+ +\d+\.\d+"),
     "bench/hunt.py": Bench(r"^rescanned: \d+ messages/s, CPU \d+\.\d\d ms per message"),

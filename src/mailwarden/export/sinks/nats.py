@@ -118,7 +118,7 @@ class JetStreamSink:
 
     async def _publish(self, js: JetStreamContext, messages: list[tuple[str, bytes, str]]) -> None:
         """Pipelined: every message goes out before the first ack is awaited (one connection keeps their
-        order), then each ack must come within `timeout` of the previous one."""
+        order), then every ack must come within `timeout` (per 1,000 messages)."""
         futures: list[asyncio.Future[PubAck]] = []
         try:
             for subject, payload, uid in messages:
@@ -126,8 +126,9 @@ class JetStreamSink:
                     subject, payload, wait_stall=self.timeout, stream=self.stream, headers={MSG_ID_HEADER: uid}
                 )
                 futures.append(future)
-            for future in futures:
-                await asyncio.wait_for(future, self.timeout)
+            # one wait for the batch (a wait per message cost a task each): the acks come in order, and the
+            # whole batch gets the timeout once per 1,000 messages
+            await asyncio.wait_for(asyncio.gather(*futures), self.timeout * (1 + len(futures) // 1000))
         finally:
             for future in futures:
                 future.cancel()  # no-op for the acknowledged; frees the client's slots of the rest
