@@ -28,6 +28,7 @@ from mailwarden.model.policy import OrganisationDocument, parse_organisation_doc
 from mailwarden.store import HistoryQuery, HistoryQueryError
 from mailwarden.store.audit import changes
 from mailwarden.store.kept import KeptStore
+from mailwarden.store.outbox import Outbox
 
 DASHBOARD_DAYS = 14
 MB = 1024 * 1024
@@ -104,7 +105,24 @@ class Pages:
             dlp_chart=charts.bars(board.dlp_hits, title=t("dashboard.dlp_hits"), css="bar-dlp"),
             modes_chart=charts.bars(modes, title=t("dashboard.modes")),
             kept=self._kept(view),
+            feed=self._feed(view),
         )
+
+    def _feed(self, view: View) -> list[str]:
+        """The event feed's state for staff: rows waiting, and each configured sink's lag and trouble (a sink
+        that fails or lags is what makes the outbox drop rows: it should be seen before that happens)."""
+        config = self.rt.config.export
+        box = Outbox(self.rt.db)
+        newest, rows = box.newest(), box.count()
+        lines = [view.t("dashboard.feed", rows=rows, bound=config.max_backlog)]
+        cursors = box.cursors()
+        for sink in config.sinks:
+            last, failures, error = cursors.get(sink.name, (0, 0, None))
+            line = view.t("dashboard.feed_sink", sink=sink.name, lag=max(0, newest - last))
+            if failures:
+                line += " · " + view.t("dashboard.feed_failing", failures=failures, error=error or "")
+            lines.append(line)
+        return lines
 
     def _kept(self, view: View) -> str:
         """The dashboard's line on the messages kept for retro-hunt."""

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from tests.unit.api.conftest import World
+from tests.unit.api.conftest import PASSWORD, World
+from tests.unit.console.test_console import sign_in
 
 
 def pages(world: World, user: str, limit: int) -> list[dict[str, Any]]:
@@ -35,3 +36,18 @@ def test_users_are_refused_and_an_organisations_analyst_sees_its_own(world: Worl
     emails = [e for e in theirs if e["class_uid"] == 4009]
     assert emails and all("other" in str(e) for e in emails)
     assert len(theirs) < len(pages(world, "root", 50))
+
+
+def test_the_dashboard_shows_the_outbox_and_each_sinks_lag(world: World) -> None:
+    from mailwarden.export.config import ExportConfig
+    from mailwarden.store.outbox import Outbox
+
+    world.rt.config.export = ExportConfig.model_validate(
+        {"sinks": [{"type": "file", "name": "shipper", "path": "/dev/null"}]}
+    )
+    Outbox(world.rt.db).failed("shipper", "disk full")  # no cursor yet: nothing recorded
+    Outbox(world.rt.db).advance("shipper", 1)
+    Outbox(world.rt.db).failed("shipper", "disk full")
+    sign_in(world.client, "root", PASSWORD)
+    page = world.client.get("/").text
+    assert "rows in the outbox" in page and "sink shipper:" in page and "disk full" in page
