@@ -17,6 +17,7 @@ from mailwarden.cli.pipeline import pipeline_app
 from mailwarden.cli.policy import policy_app
 from mailwarden.cli.quarantine import quarantine_app
 from mailwarden.cli.rules import rules_app
+from mailwarden.cli.senders import sender_app
 from mailwarden.cli.users import token_app, user_app
 
 __all__ = ["app", "main"]
@@ -62,6 +63,7 @@ app.add_typer(user_app, name="user")
 app.add_typer(token_app, name="token")
 app.add_typer(quarantine_app, name="quarantine")
 app.add_typer(clawback.connector_app, name="connector")
+app.add_typer(sender_app, name="sender")
 app.add_typer(hunt_app, name="hunt")
 
 

@@ -78,6 +78,9 @@ AUTH_NEEDS_TLS = Reply(538, "5.7.11", "Encryption required for requested authent
 RECIPIENT_UNKNOWN = Reply(550, "5.1.1", "<{address}>: Recipient address rejected: User unknown")
 NOT_A_JOURNAL_MAILBOX = Reply(550, "5.1.1", "Recipient is not a journal mailbox of this service")
 RELAY_DENIED = Reply(550, "5.7.1", "Relay access denied")
+SENDER_RESTRICTED = Reply(
+    550, "5.1.8", "Access denied, bad outbound sender: <{address}> is restricted from sending (ask an administrator)"
+)
 IP_BLOCKED = Reply(550, "5.7.1", "Service unavailable; client host [{ip}] blocked using IP block list")
 CLIENT_NOT_ALLOWED = Reply(550, "5.7.1", "Client host not allowed to relay mail through this service")
 JOURNAL_CLIENT_NOT_ALLOWED = Reply(550, "5.7.1", "Client host not allowed to send journal reports to this service")

@@ -32,6 +32,7 @@ from mailwarden.service.export import Exporter
 from mailwarden.service.hunt_jobs import RetroHuntJobs
 from mailwarden.service.processor import Processor
 from mailwarden.service.quarantine_jobs import QuarantineJobs, queue_dispatcher
+from mailwarden.service.restricted import SenderGate
 from mailwarden.service.runtime import Runtime
 from mailwarden.service.verification import DomainVerifiers
 from mailwarden.store.connections import BlockReason, ConnectionStats
@@ -64,6 +65,7 @@ class Server:
         self._clawback_task: asyncio.Task[None] | None = None
         self._clawback_stop = asyncio.Event()
         self.exporter: Exporter | None = None
+        self.senders = SenderGate(rt.db, self.directory)
         self.hunt_jobs: RetroHuntJobs | None = None
         self.stopping = asyncio.Event()
         self.connection_stats = ConnectionStats(rt.db)
@@ -129,7 +131,9 @@ class Server:
         await self.exporter.start()
         self.hunt_jobs = RetroHuntJobs(self.rt)
         await self.hunt_jobs.start()
-        self.smtp = SmtpServer(config.smtp, self.spool, self.recipient_check, resolver=self.rt.resolver)
+        self.smtp = SmtpServer(
+            config.smtp, self.spool, self.recipient_check, resolver=self.rt.resolver, sender_check=self.senders.check
+        )
         await self.smtp.start()
         if self.web is not None:
             await self.web.start()

@@ -489,3 +489,17 @@ class ExportCursorRow(Base):
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
     failures: Mapped[int] = mapped_column(Integer, default=0)
     last_error: Mapped[str | None] = mapped_column(Text)
+
+
+class RestrictedSenderRow(Base):
+    """A sender of an organisation restricted from sending outbound mail: over a sending limit, or sending
+    spam. `until` None: until an administrator releases it. `would_have`: monitor mode, recorded only."""
+
+    __tablename__ = "restricted_senders"
+
+    organisation: Mapped[str] = mapped_column(String(100), primary_key=True)
+    sender: Mapped[str] = mapped_column(String(320), primary_key=True)
+    reason: Mapped[str] = mapped_column(Text)
+    since: Mapped[datetime] = mapped_column(UTCDateTime)
+    until: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    would_have: Mapped[bool] = mapped_column(Boolean, default=False)

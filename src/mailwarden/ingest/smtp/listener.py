@@ -42,6 +42,8 @@ class SessionInfo:
 
 RecipientCheck = Callable[[str, str, SessionInfo], Awaitable[Reply | None]]
 """(listener name, recipient address, session) → None to accept, or the Reply that refuses it."""
+SenderCheck = Callable[[str, str, SessionInfo], Awaitable[Reply | None]]
+"""(listener name, MAIL FROM address, session) → None to accept, or the Reply that refuses it (outbound)."""
 
 
 class Listener:
@@ -111,6 +113,11 @@ class ListenerHooks:
             # scanning is that far behind: the sender keeps the message and retries (nothing is lost)
             log.warning("smtp.spool_full", listener=self.listener.name, backlog=smtp.spool.backlog)
             return str(r.SPOOL_FULL)
+        if self.listener.role is ListenerRole.OUTBOUND and smtp.sender_check is not None:
+            refused = await smtp.sender_check(self.listener.name, normalise_address(address), server.info())
+            if refused is not None:
+                log.info("smtp.sender_refused", listener=self.listener.name, client=client.ip, reply=str(refused))
+                return str(refused)
         envelope.mail_from = address  # "<>" for the null sender: aiosmtpd needs a true value here
         envelope.mail_options.extend(options)
         return str(r.SENDER_OK)

@@ -21,7 +21,7 @@ from mailwarden.ingest.access import client_certificate_context
 from mailwarden.ingest.config import SmtpConfig
 from mailwarden.ingest.data import DataBudget
 from mailwarden.ingest.replies import Reply
-from mailwarden.ingest.smtp.listener import Listener, RecipientCheck
+from mailwarden.ingest.smtp.listener import Listener, RecipientCheck, SenderCheck
 from mailwarden.ingest.smtp.session import SmtpSession
 from mailwarden.ingest.spool import Spool, SpoolEntry
 from mailwarden.ingest.tls import server_context
@@ -45,10 +45,12 @@ class SmtpServer:
         on_spooled: Callable[[SpoolEntry], None] | None = None,
         auth_throttle: SignInThrottle | None = None,
         resolver: Resolver | None = None,
+        sender_check: SenderCheck | None = None,
     ) -> None:
         self.config = config
         self.spool = spool
         self.recipient_check = recipient_check
+        self.sender_check = sender_check  # outbound listeners: restricted senders (docs/outbound.md)
         self.resolver = resolver  # for the client's name in our Received field; none: `unknown`
         self.data_budget = DataBudget(config.max_data_in_flight)
         self.hostname = config.hostname or socket.getfqdn()

@@ -1,0 +1,66 @@
+"""Restricted senders through `mailwarden serve`: refused at MAIL FROM on the outbound listener with
+550 5.1.8 within seconds of `mailwarden sender restrict`, and sending again once released; a restriction in
+a monitor-mode organisation is only recorded and never refuses."""
+
+from __future__ import annotations
+
+import smtplib
+from pathlib import Path
+
+import pytest
+
+from tests.integration.harness import Mailwarden, Sink, eventually, free_port
+
+pytestmark = pytest.mark.integration
+
+
+def mail_from(mw: Mailwarden, sender: str) -> tuple[int, bytes]:
+    with smtplib.SMTP("127.0.0.1", mw.listeners["outbound"], timeout=30) as client:
+        client.ehlo("mail.acme.example")
+        return client.mail(sender)
+
+
+def test_a_restricted_sender_is_refused_at_mail_from_until_released(mw: Mailwarden, sink: Sink, tmp_path: Path) -> None:
+    mw.listeners = {"outbound": free_port()}
+    mw.write_config(smart_host=f"127.0.0.1:{sink.port}")
+    mw.import_organisation(
+        {
+            "name": "acme",
+            "monitor_only": False,
+            "domains": [{"name": "acme.example", "mode": "gateway", "next_hop": f"127.0.0.1:{sink.port}"}],
+        }
+    )
+    mw.import_organisation(  # a second organisation, monitor only
+        {
+            "name": "watch",
+            "monitor_only": True,
+            "domains": [{"name": "watch.example", "mode": "gateway", "next_hop": f"127.0.0.1:{sink.port}"}],
+        }
+    )
+    mw.start()
+    assert mail_from(mw, "bob@acme.example")[0] == 250
+    mw.cli(
+        "sender",
+        "restrict",
+        "acme",
+        "bob@acme.example",
+        "--reason",
+        "sent 600 external recipients in an hour",
+        "--by",
+        "root",
+    )
+    _, text = eventually(lambda: (r := mail_from(mw, "bob@acme.example"))[0] == 550 and r, timeout=10)
+    assert b"5.1.8" in text and b"bob@acme.example" in text
+    assert mail_from(mw, "carol@acme.example")[0] == 250  # only that sender
+    listed = mw.cli("sender", "list").stdout
+    assert "bob@acme.example" in listed and "600 external recipients" in listed
+    mw.cli("sender", "release", "acme", "bob@acme.example", "--by", "root")
+    eventually(lambda: mail_from(mw, "bob@acme.example")[0] == 250, timeout=10)
+    mw.cli("sender", "restrict", "watch", "eve@watch.example", "--by", "root")
+    # monitor mode: the restriction is seen (the log says so) and never refuses
+    eventually(
+        lambda: mail_from(mw, "eve@watch.example")[0] == 250 and "outbound_sender_would_be_restricted" in mw.log(),
+        timeout=10,
+    )
+    audit = [(e["action"], e["actor"]) for e in mw.runtime().audit.newest(limit=20)]
+    assert ("sender.restrict", "root") in audit and ("sender.release", "root") in audit
