@@ -18,6 +18,7 @@ import structlog
 
 from mailwarden import metrics
 from mailwarden.deliver import DeliveryAgent, DeliveryEventType, DeliveryQueue, Relay
+from mailwarden.enforce.pool import HIGH_RISK_POOL
 from mailwarden.ingest import replies
 from mailwarden.ingest.replies import Reply
 from mailwarden.ingest.smtp import SessionInfo, SmtpServer
@@ -106,6 +107,13 @@ class Server:
         spool = self.spool
         metrics.SPOOL_BACKLOG.set_function(lambda: spool.backlog)
         roles: dict[str, ListenerRole] = {listener.name: listener.role for listener in config.smtp.listeners}
+        if ListenerRole.OUTBOUND in roles.values() and HIGH_RISK_POOL not in config.delivery.pools:
+            # said once here, not per message: each such message's trace says it too
+            log.warning(
+                "high_risk_pool_missing",
+                pools=sorted(config.delivery.pools),
+                then="outbound spam leaves through the default pool; add high_risk to [delivery] pools",
+            )
         self.processor = Processor(self.rt, self.spool, self.directory, roles=roles)
         self.agent = DeliveryAgent(
             DeliveryQueue(config.paths.queue_dir),
