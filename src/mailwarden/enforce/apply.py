@@ -15,6 +15,7 @@ from email.policy import compat32
 
 from mailwarden.enforce.headers import OWN_FIELDS, verdict_headers
 from mailwarden.enforce.modify import apply_modifications
+from mailwarden.enforce.pool import HIGH_RISK_CODE, HIGH_RISK_POOL
 from mailwarden.mail import authresults as authentication_results
 from mailwarden.mail import rewrite
 from mailwarden.model import Action, Verdict
@@ -44,13 +45,22 @@ class Plan:
     added: tuple[tuple[str, str], ...] = ()  # recipients a transport rule added: (address, To/Cc/Bcc)
 
 
-def plan_delivery(raw: bytes, verdict: Verdict, recipients: Sequence[str], *, applied: bool) -> Plan:
+def plan_delivery(
+    raw: bytes, verdict: Verdict, recipients: Sequence[str], *, applied: bool, high_risk: bool = False
+) -> Plan:
     """The plan for a message that arrived inline. `applied=False` is monitor mode: relay it unchanged.
 
     Transport rules' changes (headers, recipients, subject, disclaimer, pool) apply last, to a message
-    that is still delivered.
+    that is still delivered. `high_risk`: outbound spam that leaves through the high-risk pool
+    (enforce/pool.py); it is stamped `DI:SO` and that pool wins over one a transport rule chose.
     """
-    plan = _plan(raw, verdict, recipients, applied=applied)
+    high_risk = high_risk and applied and verdict.disposition.action in DELIVERING
+    plan = _plan(raw, verdict, recipients, applied=applied, delivery=HIGH_RISK_CODE if high_risk else None)
+    plan = _with_rules(plan, verdict, applied=applied)
+    return replace(plan, pool=HIGH_RISK_POOL) if high_risk and plan.raw is not None else plan
+
+
+def _with_rules(plan: Plan, verdict: Verdict, *, applied: bool) -> Plan:
     mods = verdict.disposition.modifications
     if not applied or not mods or plan.raw is None or verdict.disposition.action not in DELIVERING:
         return plan
@@ -65,12 +75,12 @@ def plan_delivery(raw: bytes, verdict: Verdict, recipients: Sequence[str], *, ap
     )
 
 
-def _plan(raw: bytes, verdict: Verdict, recipients: Sequence[str], *, applied: bool) -> Plan:
+def _plan(raw: bytes, verdict: Verdict, recipients: Sequence[str], *, applied: bool, delivery: str | None) -> Plan:
     rcpts = tuple(recipients)
     if not applied:
         return Plan(Action.DELIVER, raw, rcpts, RecipientStatus.PENDING, None, "monitor mode: delivered unchanged")
     d = verdict.disposition
-    stamped = stamp(raw, verdict)
+    stamped = stamp(raw, verdict, delivery=delivery)
     reason = d.reason or verdict.category.value
     match d.action:
         case Action.DELIVER:
@@ -134,10 +144,10 @@ def _plan(raw: bytes, verdict: Verdict, recipients: Sequence[str], *, applied: b
     raise AssertionError(f"unhandled action {d.action}")  # pragma: no cover - Action is a closed set
 
 
-def stamp(raw: bytes, verdict: Verdict) -> bytes:
+def stamp(raw: bytes, verdict: Verdict, *, delivery: str | None = None) -> bytes:
     """Our verdict fields and Authentication-Results on top; copies that claim to be ours are removed first."""
     raw = rewrite.remove_headers(raw, OWN_FIELDS)
-    fields = verdict_headers(verdict)
+    fields = verdict_headers(verdict, delivery=delivery)
     results = verdict.auth.get("authentication_results")
     if results:
         ours = (authentication_results.parse(results).authserv_id or "").lower()

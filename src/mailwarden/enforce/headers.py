@@ -53,13 +53,16 @@ def is_junk(verdict: Verdict) -> bool:
     return verdict.disposition.action is Action.JUNK
 
 
-def verdict_headers(verdict: Verdict) -> list[tuple[str, str]]:
-    """The fields to stamp on a message that leaves mailwarden (enforce mode)."""
+def verdict_headers(verdict: Verdict, *, delivery: str | None = None) -> list[tuple[str, str]]:
+    """The fields to stamp on a message that leaves mailwarden (enforce mode). `delivery` is EOP's DI
+    code of the pool the message leaves through, when that says something (`SO`: the high-risk pool)."""
     symbols = [f for f in verdict.findings if f.score]
     antispam = (
         f"DIR:{_DIR[verdict.direction]};SFV:{filter_value(verdict)};SCL:{verdict.scl};BCL:{verdict.bcl};"
         f"CAT:{_CAT[verdict.category]};PHISH:{verdict.phish.value}"
     )
+    if delivery:
+        antispam += f";DI:{delivery}"
     report = f"score={verdict.score:.2f}; symbols=" + (" ".join(f"{f.code}({f.score:.2f})" for f in symbols) or "none")
     tests = ",".join(f.code for f in symbols) or "none"
     flag = "YES" if is_junk(verdict) else "NO"

@@ -19,6 +19,7 @@ from mailwarden.deliver.dsn import RecipientFailure, build_dsn
 from mailwarden.enforce.apply import Plan, plan_delivery
 from mailwarden.enforce.dkim_sign import DkimSigner
 from mailwarden.enforce.notify import incident_report, malware_notification
+from mailwarden.enforce.pool import HIGH_RISK_POOL, high_risk_reason, is_high_risk
 from mailwarden.enforce.record import message_record, redacted_events, scan_summary, would_have
 from mailwarden.ids import derive_id
 from mailwarden.model import Category, Direction, Envelope, Message, Mode, Policy, Verdict
@@ -86,7 +87,8 @@ class Outcomes:
     def plan(self, raw: bytes, message: Message, verdict: Verdict, rcpts: Sequence[str], *, mode: Mode) -> Plan:
         """What applying the verdict does to the message (monitor: relay it unchanged), DKIM-signed last."""
         applied = mode is Mode.ENFORCE and verdict.category is not Category.INTERNAL
-        plan = plan_delivery(raw, verdict, rcpts, applied=applied)
+        high_risk = is_high_risk(verdict) and HIGH_RISK_POOL in self.sending.pools
+        plan = plan_delivery(raw, verdict, rcpts, applied=applied, high_risk=high_risk)
         if applied and plan.raw is not None and verdict.direction is Direction.OUTBOUND and message.from_address:
             # the signature covers the message as it leaves: after every header and subject change
             plan = replace(plan, raw=self.signer.sign(plan.raw, domain_of(message.from_address) or ""))
@@ -151,12 +153,26 @@ class Outcomes:
             events.append(EventRecord(EventType.RECORD, would_have(verdict), at=now))
         elif plan.event is not None:
             events.append(EventRecord(plan.event, plan.detail, smtp_reply=plan.smtp_reply, at=now))
+        events += self._pool_events(verdict, applied, now)
         events += rule_events(verdict, plan if applied else None, now)
         if applied and plan.pool and plan.pool not in self.sending.pools:
             # a policy may name a pool this node's config lacks: say where the message went instead
             note = f"delivery pool {plan.pool!r} is not in [delivery] pools: the default pool is used"
             events.append(EventRecord(EventType.RULE, note, at=now))
         return events
+
+    def _pool_events(self, verdict: Verdict, applied: bool, now: datetime) -> list[EventRecord]:
+        """Why outbound spam leaves through the high-risk pool (monitor mode: would have), or why it
+        could not, because this node's `[delivery] pools` has no `high_risk`."""
+        if not is_high_risk(verdict):
+            return []
+        reason = high_risk_reason(verdict)
+        if not applied:
+            return [EventRecord(EventType.RECORD, f"would have left through pool {HIGH_RISK_POOL}: {reason}", at=now)]
+        if HIGH_RISK_POOL not in self.sending.pools:
+            note = f"pool {HIGH_RISK_POOL} is not in [delivery] pools: {reason} left through the default pool"
+            return [EventRecord(EventType.SCAN, note, at=now)]
+        return [EventRecord(EventType.SCAN, f"pool {HIGH_RISK_POOL}: {reason}", at=now)]
 
     # ---- jobs ----------------------------------------------------------------------------------
     def routes(self, recipients: Sequence[str], pool: str | None = None) -> list[tuple[Route, list[str]]]:

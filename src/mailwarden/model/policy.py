@@ -14,6 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from mailwarden.errors import PolicyError
 from mailwarden.model.org import ConnectionMode, Domain, Organisation
+from mailwarden.model.outbound import OutboundSpamPolicy
 from mailwarden.model.recipients import RecipientVerification, VerificationMode
 from mailwarden.model.rules import DlpPolicy, Rule, check_rule_set, check_sensitive_types
 from mailwarden.model.verdict import Action
@@ -355,6 +356,7 @@ class Policy(_Strict):
     rules: tuple[Rule, ...] = ()
     dlp: DlpPolicy = DlpPolicy()
     clawback: AutoClawback = AutoClawback()
+    outbound_spam: OutboundSpamPolicy = OutboundSpamPolicy()  # docs/outbound.md
 
     _rule_names = field_validator("rules")(check_rule_set)
 

@@ -22,9 +22,13 @@ PHISH_THRESHOLD = 5.0
 HIGH_CONFIDENCE_PHISH_THRESHOLD = 10.0
 HIGH_CONFIDENCE_SCL = 7
 
-# Spam verdicts that outbound mail is scored with but not held for (yet).
+# Spam verdicts that outbound mail is scored with but not held for.
 OUTBOUND_SCORED = frozenset(
     {Category.SPAM, Category.HIGH_CONFIDENCE_SPAM, Category.BULK, Category.PHISH, Category.HIGH_CONFIDENCE_PHISH}
+)
+# Of those, the ones that leave through the high-risk delivery pool (enforce/pool.py; EOP's DI=SO).
+OUTBOUND_HIGH_RISK = frozenset(
+    {Category.SPAM, Category.HIGH_CONFIDENCE_SPAM, Category.PHISH, Category.HIGH_CONFIDENCE_PHISH}
 )
 
 # Families of finding codes: the prefix says which verdict the score counts towards.

@@ -22,6 +22,7 @@ from mailwarden.model.scoring import (
     HIGH_CONFIDENCE_PHISH_THRESHOLD,
     HIGH_CONFIDENCE_SCL,
     MALWARE_PREFIX,
+    OUTBOUND_HIGH_RISK,
     OUTBOUND_SCORED,
     PHISH_PREFIX,
     PHISH_THRESHOLD,
@@ -66,8 +67,9 @@ def decide(
     if reject:
         disposition = Disposition(Action.REJECT, reason="connection blocked", smtp_reply=reject)
     elif direction is Direction.OUTBOUND and category in OUTBOUND_SCORED:
-        # outbound mail gets the same score; acting on it is the outbound spam policy's job
-        disposition = Disposition(Action.DELIVER, reason=f"outbound {category.value}: score recorded, not acted on")
+        # outbound spam is not held: it leaves through the high-risk delivery pool (enforce/pool.py)
+        done = "relayed through the high-risk pool" if category in OUTBOUND_HIGH_RISK else "score recorded"
+        disposition = Disposition(Action.DELIVER, reason=f"outbound {category.value}: {done}")
     else:
         disposition = disposition_for(category, policy, malware=malware, facts=facts)
     if not reject:

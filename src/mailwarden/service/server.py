@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import signal
+from collections.abc import Collection, Iterable
 from datetime import UTC, datetime
 from typing import Protocol
 
@@ -18,6 +19,7 @@ import structlog
 
 from mailwarden import metrics
 from mailwarden.deliver import DeliveryAgent, DeliveryEventType, DeliveryQueue, Relay
+from mailwarden.enforce.pool import HIGH_RISK_POOL
 from mailwarden.ingest import replies
 from mailwarden.ingest.replies import Reply
 from mailwarden.ingest.smtp import SessionInfo, SmtpServer
@@ -108,6 +110,7 @@ class Server:
         spool = self.spool
         metrics.SPOOL_BACKLOG.set_function(lambda: spool.backlog)
         roles: dict[str, ListenerRole] = {listener.name: listener.role for listener in config.smtp.listeners}
+        warn_without_high_risk_pool(roles.values(), config.delivery.pools)
         self.processor = Processor(self.rt, self.spool, self.directory, roles=roles)
         self.agent = DeliveryAgent(
             DeliveryQueue(config.paths.queue_dir),
@@ -197,3 +200,16 @@ class Server:
             await self.stopping.wait()
         finally:
             await self.stop()
+
+
+def warn_without_high_risk_pool(roles: Iterable[ListenerRole], pools: Collection[str]) -> bool:
+    """Say once at start-up when outbound mail is taken but `[delivery] pools` has no `high_risk`
+    (each outbound spam message's trace says it too); True when it warned."""
+    if ListenerRole.OUTBOUND not in set(roles) or HIGH_RISK_POOL in pools:
+        return False
+    log.warning(
+        "high_risk_pool_missing",
+        pools=sorted(pools),
+        then="outbound spam leaves through the default pool; add high_risk to [delivery] pools",
+    )
+    return True

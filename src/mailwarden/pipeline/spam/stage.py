@@ -173,7 +173,7 @@ def open_configured_classifier(
 
 
 class SpamFilter:
-    """The inbound spam and phishing filter; outbound mail gets the same score (recorded, not acted on)."""
+    """The inbound spam and phishing filter; outbound mail gets the same score (its spam: the high-risk pool)."""
 
     name: ClassVar[str] = STAGE
     spam_filter: ClassVar[bool] = True
