@@ -489,3 +489,19 @@ class ExportCursorRow(Base):
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
     failures: Mapped[int] = mapped_column(Integer, default=0)
     last_error: Mapped[str | None] = mapped_column(Text)
+
+
+class OutboundCountRow(Base):
+    """Recipients one sender of one organisation addressed in one UTC minute (`minute`: minutes since the
+    epoch), external and internal apart: the buckets the embedded sending-limit counter sums over the
+    last hour and the current UTC day (`store/outbound.py`). Rows older than two days are pruned."""
+
+    __tablename__ = "outbound_counts"
+
+    organisation: Mapped[str] = mapped_column(String(100), primary_key=True)
+    sender: Mapped[str] = mapped_column(String(320), primary_key=True)
+    minute: Mapped[int] = mapped_column(CountType, primary_key=True)
+    external: Mapped[int] = mapped_column(Integer)
+    internal: Mapped[int] = mapped_column(Integer)
+
+    __table_args__ = (Index("ix_outbound_counts_minute", "minute"),)
