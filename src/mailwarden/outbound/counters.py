@@ -150,8 +150,9 @@ class SqlCounter:
 # One hash per sender. Fields: e<minute> and i<minute> (external, internal recipients in that UTC minute)
 # and d<first minute of the day> (all recipients that day). Adding, pruning and reading happen in this one
 # script, which Redis runs atomically: the totals returned include this message and no other message's
-# half. The hash expires after the day and the hour have both passed; fields of minutes out of the hour
-# and of earlier days are removed once the hash holds more than ARGV[5] fields, so it stays small.
+# half. The hash lives until the day and the hour have both passed (ARGV[4] seconds from the last add);
+# fields of minutes out of the hour and of earlier days are removed once the hash holds more than ARGV[5]
+# fields, so it stays small.
 _LUA = """
 local key = KEYS[1]
 local minute = tonumber(ARGV[1])
@@ -163,7 +164,7 @@ if external + internal > 0 then
   if external > 0 then redis.call('HINCRBY', key, 'e' .. minute, external) end
   if internal > 0 then redis.call('HINCRBY', key, 'i' .. minute, internal) end
   redis.call('HINCRBY', key, 'd' .. day, external + internal)
-  redis.call('EXPIREAT', key, tonumber(ARGV[4]))
+  redis.call('EXPIRE', key, tonumber(ARGV[4]))
   if redis.call('HLEN', key) > tonumber(ARGV[5]) then
     for _, f in ipairs(redis.call('HKEYS', key)) do
       local n = tonumber(string.sub(f, 2))
@@ -221,9 +222,11 @@ class RedisCounter:
         from redis.exceptions import ConnectionError as RedisDown
         from redis.exceptions import TimeoutError as RedisTimeout
 
+        # A time to live, not a moment: a node working off an old backlog (`at` hours ago) must not set an
+        # expiry in the past, which would delete the counts at once.
         _, day_start = window(minute)
-        expire_at = max(day_start + DAY_MINUTES, minute + HOUR_MINUTES) * 60 + _EXPIRY_MARGIN_S
-        args = [minute, external, internal, expire_at, _PRUNE_ABOVE]
+        ttl = (max(day_start + DAY_MINUTES, minute + HOUR_MINUTES) - minute) * 60 + _EXPIRY_MARGIN_S
+        args = [minute, external, internal, ttl, _PRUNE_ABOVE]
         try:
             e, i, d = await self._script(keys=[self.key(organisation, sender)], args=args)
         except (RedisDown, RedisTimeout) as exc:
