@@ -1,16 +1,17 @@
 """The sending-limit counters of outbound protection in the database (`outbound_counts`, migration 0010).
 
 One row per organisation, sender and UTC minute holds the external and internal recipients that sender
-addressed in that minute. A message is one upsert and one sum in one transaction, so the totals returned
-include it; the sum covers the last 60 minutes (the sliding hour) and the minutes since midnight UTC (the
-day). `outbound/counters.py` wraps this as `SqlCounter`; Redis does the same per node-shared hash.
+addressed in that minute, and one row per UTC day (under a negative `minute`, `day_row`) the day's. A
+message is one upsert of both and one sum in one transaction, so the totals returned include it: the last
+60 minutes (the sliding hour) and the day since midnight UTC. `outbound/counters.py` wraps this as
+`SqlCounter`; Redis does the same per node-shared hash.
 """
 
 from __future__ import annotations
 
 from typing import Any, cast
 
-from sqlalchemy import Table, delete
+from sqlalchemy import Table, and_, delete, or_
 from sqlalchemy.exc import DBAPIError
 
 from mailwarden.errors import DependencyUnavailable
@@ -28,17 +29,24 @@ _UPSERT = (
     "external = outbound_counts.external + excluded.external, "
     "internal = outbound_counts.internal + excluded.internal"
 )
+# The hour's (at most 60) minute rows and the day's one row: a sender busy all day costs no more.
 _SUM = (
-    "SELECT COALESCE(SUM(CASE WHEN minute >= ? THEN external ELSE 0 END), 0), "
-    "COALESCE(SUM(CASE WHEN minute >= ? THEN internal ELSE 0 END), 0), "
-    "COALESCE(SUM(CASE WHEN minute >= ? THEN external + internal ELSE 0 END), 0) "
-    "FROM outbound_counts WHERE organisation = ? AND sender = ? AND minute >= ? AND minute <= ?"
+    "SELECT COALESCE(SUM(CASE WHEN minute >= 0 THEN external ELSE 0 END), 0), "
+    "COALESCE(SUM(CASE WHEN minute >= 0 THEN internal ELSE 0 END), 0), "
+    "COALESCE(SUM(CASE WHEN minute < 0 THEN external + internal ELSE 0 END), 0) "
+    "FROM outbound_counts WHERE organisation = ? AND sender = ? AND (minute BETWEEN ? AND ? OR minute = ?)"
 )
 
 
 def window(minute: int) -> tuple[int, int]:
     """(first minute of the sliding hour, first minute of the UTC day) for `minute` since the epoch."""
     return minute - HOUR_MINUTES + 1, minute - minute % DAY_MINUTES
+
+
+def day_row(minute: int) -> int:
+    """The `minute` key of the row holding the totals of `minute`'s UTC day: -(days since the epoch + 1),
+    negative so that no minute is one and no hour's range reaches it."""
+    return -(minute // DAY_MINUTES) - 1
 
 
 class OutboundCounts:
@@ -60,9 +68,12 @@ class OutboundCounts:
         return self._run(organisation, sender, minute, None)
 
     def prune(self, before_minute: int) -> int:
-        """Delete buckets older than `before_minute`; how many rows went."""
+        """Delete minute buckets older than `before_minute` and day rows of days before its day; how many
+        rows went."""
+        minute = _TABLE.c.minute
+        old = or_(and_(minute >= 0, minute < before_minute), and_(minute < 0, minute > day_row(before_minute)))
         with self.db.engine.begin() as connection:
-            return int(connection.execute(delete(_TABLE).where(_TABLE.c.minute < before_minute)).rowcount)
+            return int(connection.execute(delete(_TABLE).where(old)).rowcount)
 
     def _run(self, organisation: str, sender: str, minute: int, added: tuple[int, int] | None) -> tuple[int, int, int]:
         try:
@@ -82,11 +93,9 @@ class OutboundCounts:
         self, cursor: Any, organisation: str, sender: str, minute: int, added: tuple[int, int] | None
     ) -> tuple[int, int, int]:
         if added is not None:
-            cursor.execute(self._upsert, (organisation, sender, minute, *added))
-        hour_start, day_start = window(minute)
-        cursor.execute(
-            self._sum,
-            (hour_start, hour_start, day_start, organisation, sender, min(hour_start, day_start), minute),
-        )
+            rows = [(organisation, sender, key, *added) for key in (minute, day_row(minute))]
+            cursor.executemany(self._upsert, rows)
+        hour_start, _ = window(minute)
+        cursor.execute(self._sum, (organisation, sender, hour_start, minute, day_row(minute)))
         external, internal, day = cursor.fetchone()
         return int(external), int(internal), int(day)

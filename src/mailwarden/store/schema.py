@@ -493,8 +493,9 @@ class ExportCursorRow(Base):
 
 class OutboundCountRow(Base):
     """Recipients one sender of one organisation addressed in one UTC minute (`minute`: minutes since the
-    epoch), external and internal apart: the buckets the embedded sending-limit counter sums over the
-    last hour and the current UTC day (`store/outbound.py`). Rows older than two days are pruned."""
+    epoch), external and internal apart, and in one UTC day (a negative `minute`: -(days since the epoch
+    + 1)): the buckets the embedded sending-limit counter sums for the last hour and reads for the day
+    (`store/outbound.py`). Rows older than two days are pruned."""
 
     __tablename__ = "outbound_counts"
 

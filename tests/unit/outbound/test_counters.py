@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import select
 
 from mailwarden.outbound import MemoryCounter, RecipientCounter, SqlCounter, Usage
 from mailwarden.store.db import Database
@@ -116,7 +116,11 @@ async def test_sql_prune_removes_buckets_older_than_two_days(db: Database) -> No
     ages = [timedelta(days=3), timedelta(days=2, minutes=1), timedelta(days=2), timedelta(0)]
     for age in ages:
         await counter.add(ORG, "jo@contoso.com", external=1, internal=0, at=T0 - age)
-    assert await counter.prune(T0) == 2  # a bucket exactly two days old stays
+    # the minute buckets of three days and of two days and a minute ago, and the day row of three days ago
+    assert await counter.prune(T0) == 3
     with db.session() as session:
-        assert session.scalar(select(func.count()).select_from(OutboundCountRow)) == 2
+        kept = session.scalars(select(OutboundCountRow.minute).order_by(OutboundCountRow.minute)).all()
+    t0_minute = int(T0.timestamp()) // 60
+    assert [m for m in kept if m >= 0] == [t0_minute - 2 * 1440, t0_minute]  # a bucket exactly two days old stays
+    assert len([m for m in kept if m < 0]) == 2  # the days of both
     assert await counter.peek(ORG, "jo@contoso.com", T0) == Usage(1, 0, 1)
