@@ -24,6 +24,7 @@ MAY_IMPORT: dict[str, frozenset[str]] = {
     "quarantine": frozenset({"model", "mail", "store", "deliver"}),
     "clawback": frozenset({"model", "mail", "store"}),
     "export": frozenset({"model", "mail", "store"}),
+    "outbound": frozenset({"model", "mail", "store"}),
 }
 MAY_IMPORT["service"] = frozenset(MAY_IMPORT)  # every floor below it
 MAY_IMPORT["api"] = MAY_IMPORT["service"] | {"service"}

@@ -503,3 +503,20 @@ class RestrictedSenderRow(Base):
     since: Mapped[datetime] = mapped_column(UTCDateTime)
     until: Mapped[datetime | None] = mapped_column(UTCDateTime)
     would_have: Mapped[bool] = mapped_column(Boolean, default=False)
+
+
+class OutboundCountRow(Base):
+    """Recipients one sender of one organisation addressed in one UTC minute (`minute`: minutes since the
+    epoch), external and internal apart, and in one UTC day (a negative `minute`: -(days since the epoch
+    + 1)): the buckets the embedded sending-limit counter sums for the last hour and reads for the day
+    (`store/outbound.py`). Rows older than two days are pruned."""
+
+    __tablename__ = "outbound_counts"
+
+    organisation: Mapped[str] = mapped_column(String(100), primary_key=True)
+    sender: Mapped[str] = mapped_column(String(320), primary_key=True)
+    minute: Mapped[int] = mapped_column(CountType, primary_key=True)
+    external: Mapped[int] = mapped_column(Integer)
+    internal: Mapped[int] = mapped_column(Integer)
+
+    __table_args__ = (Index("ix_outbound_counts_minute", "minute"),)
