@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Annotated
 
 import typer
@@ -10,17 +10,13 @@ from rich.table import Table
 
 from mailwarden.cli.common import ConfigOption, OrgOption, out, runtime
 from mailwarden.model.outbound import RestrictedSender
+from mailwarden.service.outbound import next_midnight_utc
 from mailwarden.store.restricted import RestrictedSenders
 
 sender_app = typer.Typer(
     help="Senders restricted from sending outbound mail: list, restrict, release.", no_args_is_help=True
 )
 ByOption = Annotated[str, typer.Option("--by", help="Who acts (recorded in the audit log).")]
-
-
-def next_midnight_utc(now: datetime) -> datetime:
-    """When a restriction "for today" ends: the next midnight UTC (EOP's BlockUserForToday)."""
-    return datetime.combine(now.astimezone(UTC).date() + timedelta(days=1), datetime.min.time(), UTC)
 
 
 @sender_app.command("list")

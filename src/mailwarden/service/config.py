@@ -139,6 +139,12 @@ class ClawbackConfig(_Section):
     retry_first_seconds: float = Field(30.0, gt=0, le=86400, description="first pause after a failure (doubles)")
 
 
+class OutboundConfig(_Section):
+    """`[outbound]`: where the sending-limit counters live (docs/outbound.md)."""
+
+    redis_url: str = Field("", description="redis://host:6379/0 shares the counters between nodes; empty: the database")
+
+
 class LogConfig(_Section):
     level: Literal["debug", "info", "warning", "error"] = "info"
     format: Literal["console", "json"] = "console"
@@ -164,6 +170,7 @@ class Config(BaseModel):
     api: ApiConfig = ApiConfig()
     clawback: ClawbackConfig = ClawbackConfig()
     export: ExportConfig = ExportConfig()
+    outbound: OutboundConfig = OutboundConfig()
     stages: dict[str, dict[str, Any]] = Field(
         default_factory=dict, description="`[stages.<name>]`: each stage validates its own section at start-up"
     )

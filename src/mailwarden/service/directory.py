@@ -89,6 +89,13 @@ class OrgDirectory:
                 return tenant.policy
         return Policy()
 
+    def domains_of(self, organisation: str | None) -> frozenset[str]:
+        """The organisation's domains (none for an unknown one)."""
+        self.refresh()
+        return frozenset(
+            name for name, (tenant, _) in self._by_domain.items() if tenant.organisation.name == organisation
+        )
+
     def tenant_for(self, addresses: list[str] | tuple[str, ...]) -> Tenant | None:
         """The first tenant any of the addresses belongs to."""
         for address in addresses:

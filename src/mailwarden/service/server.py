@@ -32,6 +32,7 @@ from mailwarden.service.clawback import Clawback
 from mailwarden.service.directory import OrgDirectory
 from mailwarden.service.export import Exporter
 from mailwarden.service.hunt_jobs import RetroHuntJobs
+from mailwarden.service.outbound import OutboundGuard
 from mailwarden.service.processor import Processor
 from mailwarden.service.quarantine_jobs import QuarantineJobs, queue_dispatcher
 from mailwarden.service.restricted import SenderGate
@@ -68,6 +69,9 @@ class Server:
         self._clawback_stop = asyncio.Event()
         self.exporter: Exporter | None = None
         self.senders = SenderGate(rt.db, self.directory)
+        self.outbound = OutboundGuard(
+            rt.db, self.directory.policy_of, self.directory.domains_of, redis_url=config.outbound.redis_url
+        )
         self.hunt_jobs: RetroHuntJobs | None = None
         self.stopping = asyncio.Event()
         self.connection_stats = ConnectionStats(rt.db)
@@ -178,7 +182,12 @@ class Server:
         return {"spool": spool, "listeners": listening}
 
     async def _recorded(self, records: list[MessageRecord]) -> None:
-        """Just recorded: the automatic clawback policy looks at each verdict (docs/clawback.md)."""
+        """Just recorded: outbound messages count against their senders' limits (docs/outbound.md), and the
+        automatic clawback policy looks at each verdict (docs/clawback.md). One failing spares the other."""
+        try:
+            await self.outbound.recorded(records)
+        except Exception as exc:
+            log.error("outbound_limits_failed", records=len(records), error=f"{type(exc).__name__}: {exc}")
         await asyncio.to_thread(self.clawback.auto, records, self.directory.policy_of)
 
     async def _on_delivery_event(

@@ -7,9 +7,9 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from mailwarden.cli.senders import next_midnight_utc
 from mailwarden.errors import NotFoundError
 from mailwarden.model.outbound import RestrictedSender
+from mailwarden.service.outbound import next_midnight_utc
 from mailwarden.store import Database
 from mailwarden.store.audit import AuditLog
 from mailwarden.store.outbox import Outbox

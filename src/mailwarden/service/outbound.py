@@ -1,0 +1,102 @@
+"""Sending limits: every recorded outbound message adds its recipients to its sender's counters (the last
+hour, external and internal, and the UTC day); a sender over a limit is restricted as the organisation's
+outbound spam policy says (until the next midnight UTC, until an administrator releases them, or an alert
+only). Monitor mode records what would have been restricted and never refuses. docs/outbound.md.
+
+Counters live in Redis when `[outbound] redis_url` is set (one Lua script per message, shared by every
+node), in the database otherwise (shared by nodes on one PostgreSQL as well).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime, timedelta
+
+import structlog
+
+from mailwarden.model import Direction, Mode, Policy
+from mailwarden.model.envelope import domain_of
+from mailwarden.model.outbound import LimitAction, RestrictedSender
+from mailwarden.model.trace import MessageRecord
+from mailwarden.outbound.counters import RecipientCounter, RedisCounter, SqlCounter, Usage
+from mailwarden.store.db import Database
+from mailwarden.store.outbound import OutboundCounts
+from mailwarden.store.restricted import RestrictedSenders
+
+log = structlog.get_logger(__name__)
+POLICY_ACTOR = "policy"
+
+
+def next_midnight_utc(now: datetime) -> datetime:
+    """When a restriction "for today" ends: the next midnight UTC (EOP's BlockUserForToday)."""
+    return datetime.combine(now.astimezone(UTC).date() + timedelta(days=1), datetime.min.time(), UTC)
+
+
+def over_limit(usage: Usage, policy: Policy) -> str | None:
+    """Which limit the totals (this message included) are over, in words; None at or under every limit."""
+    p = policy.outbound_spam
+    if usage.external_hour > p.effective_external_per_hour:
+        return f"{usage.external_hour} external recipients in an hour (limit {p.effective_external_per_hour})"
+    if usage.internal_hour > p.effective_internal_per_hour:
+        return f"{usage.internal_hour} internal recipients in an hour (limit {p.effective_internal_per_hour})"
+    if usage.day > p.effective_per_day:
+        return f"{usage.day} recipients today (limit {p.effective_per_day})"
+    return None
+
+
+class OutboundGuard:
+    def __init__(
+        self,
+        db: Database,
+        policy_for: Callable[[str | None], Policy],
+        domains_of: Callable[[str | None], frozenset[str]],
+        *,
+        counter: RecipientCounter | None = None,
+        redis_url: str = "",
+    ) -> None:
+        self.restricted = RestrictedSenders(db)
+        self.policy_for = policy_for
+        self.domains_of = domains_of
+        if counter is None:
+            counter = RedisCounter.from_url(redis_url) if redis_url else SqlCounter(OutboundCounts(db))
+        self.counter = counter
+
+    async def recorded(self, records: Sequence[MessageRecord]) -> list[RestrictedSender]:
+        """Count each outbound message; restrict (or alert) for those over a limit. The restrictions made."""
+        made = []
+        for record in records:
+            if record.direction is not Direction.OUTBOUND or not record.sender or record.organisation is None:
+                continue
+            restriction = await self._count(record)
+            if restriction is not None:
+                made.append(restriction)
+        return made
+
+    async def _count(self, record: MessageRecord) -> RestrictedSender | None:
+        assert record.organisation is not None
+        own = self.domains_of(record.organisation)
+        internal = sum(1 for r in record.recipients if (domain_of(r.address) or "") in own)
+        external = len(record.recipients) - internal
+        usage = await self.counter.add(
+            record.organisation, record.sender, external=external, internal=internal, at=record.received_at
+        )
+        policy = self.policy_for(record.organisation)
+        why = over_limit(usage, policy)
+        if why is None:
+            return None
+        action = policy.outbound_spam.action_at_limit
+        monitor = record.mode is Mode.MONITOR
+        if action is LimitAction.ALERT:
+            log.warning("outbound_limit_reached", sender=record.sender, organisation=record.organisation, why=why,
+                        action="alert only", notify=list(policy.outbound_spam.notify_admins))  # fmt: skip
+            return None
+        until = next_midnight_utc(record.received_at) if action is LimitAction.BLOCK_USER_FOR_TODAY else None
+        entry = RestrictedSender(record.organisation, record.sender, why, record.received_at, until, would_have=monitor)
+        restricted = self.restricted.restrict(entry, actor=POLICY_ACTOR)
+        log.warning(
+            "outbound_sender_restricted" if not monitor else "outbound_sender_would_be_restricted",
+            sender=record.sender, organisation=record.organisation, why=why,
+            until=until.isoformat() if until else "released by an administrator",
+            notify=list(policy.outbound_spam.notify_admins),
+        )  # fmt: skip
+        return restricted

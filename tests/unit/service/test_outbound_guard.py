@@ -1,0 +1,72 @@
+"""Sending limits through the guard: exactly at a limit nothing happens, one over restricts as the policy
+says; "for today" ends at midnight UTC; alert only restricts nobody; monitor mode only records."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from mailwarden.model import Direction, Mode, Policy
+from mailwarden.model.outbound import LimitAction
+from mailwarden.model.trace import MessageRecord
+from mailwarden.outbound.counters import MemoryCounter
+from mailwarden.service.outbound import OutboundGuard
+from mailwarden.store import Database
+from mailwarden.store.restricted import RestrictedSenders
+from tests.unit.store.records import build_record
+
+T = datetime(2026, 12, 7, 23, 30, tzinfo=UTC)
+
+
+def policy(action: LimitAction = LimitAction.BLOCK_USER_FOR_TODAY, external: int = 3) -> Policy:
+    return Policy.model_validate({"outbound_spam": {"external_per_hour": external, "action_at_limit": action.value}})
+
+
+@pytest.fixture
+def db(tmp_path: Path) -> Iterator[Database]:
+    database = Database(f"sqlite:///{tmp_path / 'm.sqlite3'}")
+    database.migrate()
+    yield database
+    database.close()
+
+
+def guard(db: Database, p: Policy) -> OutboundGuard:
+    return OutboundGuard(db, lambda org: p, lambda org: frozenset({"corp.example"}), counter=MemoryCounter())
+
+
+def sent(n_external: int, *, at: datetime = T, mode: Mode = Mode.ENFORCE) -> MessageRecord:
+    rcpts = (*(f"r{i}@else.example" for i in range(n_external)), "colleague@corp.example")
+    return build_record(at=at, direction=Direction.OUTBOUND, sender="bob@corp.example", recipients=rcpts, mode=mode)
+
+
+async def test_exactly_at_the_limit_is_fine_one_over_restricts_until_midnight_utc(db: Database) -> None:
+    g = guard(db, policy())
+    assert await g.recorded([sent(3)]) == []  # 3 external of 3: at the limit
+    [made] = await g.recorded([sent(1)])  # the fourth
+    assert made.until == datetime(2026, 12, 8, tzinfo=UTC) and "4 external recipients in an hour" in made.reason
+    assert made.active(datetime(2026, 12, 7, 23, 59, 59, tzinfo=UTC))
+    assert not made.active(datetime(2026, 12, 8, tzinfo=UTC))  # BlockUserForToday ends at midnight UTC
+
+
+async def test_block_user_lasts_until_released_and_alert_restricts_nobody(db: Database) -> None:
+    [made] = await guard(db, policy(LimitAction.BLOCK_USER)).recorded([sent(4)])
+    assert made.until is None
+    RestrictedSenders(db).release("corp", "bob@corp.example", actor="ann")
+    assert await guard(db, policy(LimitAction.ALERT)).recorded([sent(4)]) == []
+    assert RestrictedSenders(db).list() == []
+
+
+async def test_monitor_mode_records_what_would_have_been_restricted(db: Database) -> None:
+    [made] = await guard(db, policy()).recorded([sent(4, mode=Mode.MONITOR)])
+    assert made.would_have and not made.active(T)
+
+
+async def test_internal_recipients_count_against_their_own_limit(db: Database) -> None:
+    g = guard(db, Policy.model_validate({"outbound_spam": {"internal_per_hour": 2, "external_per_hour": 100}}))
+    rec = build_record(at=T, direction=Direction.OUTBOUND, sender="bob@corp.example",
+                       recipients=("a@corp.example", "b@corp.example", "c@corp.example"))  # fmt: skip
+    [made] = await g.recorded([rec])
+    assert "3 internal recipients" in made.reason
