@@ -64,3 +64,33 @@ def test_a_restricted_sender_is_refused_at_mail_from_until_released(mw: Mailward
     )
     audit = [(e["action"], e["actor"]) for e in mw.runtime().audit.newest(limit=20)]
     assert ("sender.restrict", "root") in audit and ("sender.release", "root") in audit
+
+
+def send_out(mw: Mailwarden, sender: str, rcpt: str, subject: str) -> None:
+    with smtplib.SMTP("127.0.0.1", mw.listeners["outbound"], timeout=30) as client:
+        client.sendmail(sender, [rcpt], f"From: {sender}\r\nTo: {rcpt}\r\nSubject: {subject}\r\n\r\nhello\r\n".encode())
+
+
+def test_a_sender_over_the_hourly_limit_is_restricted_for_today(mw: Mailwarden, sink: Sink) -> None:
+    mw.listeners = {"outbound": free_port()}
+    mw.write_config(smart_host=f"127.0.0.1:{sink.port}")
+    mw.import_organisation(
+        {
+            "name": "acme",
+            "monitor_only": False,
+            "domains": [{"name": "acme.example", "mode": "gateway", "next_hop": f"127.0.0.1:{sink.port}"}],
+            "policy": {"outbound_spam": {"external_per_hour": 3, "action_at_limit": "block_user_for_today"}},
+        }
+    )
+    mw.start()
+    for i in range(3):  # exactly at the limit: still sending
+        send_out(mw, "bob@acme.example", f"partner{i}@else.example", f"order {i}")
+    eventually(lambda: len(mw.messages()) == 3, timeout=30)
+    assert mail_from(mw, "bob@acme.example")[0] == 250
+    send_out(mw, "bob@acme.example", "partner3@else.example", "order 3")  # one over
+    _, text = eventually(lambda: (r := mail_from(mw, "bob@acme.example"))[0] == 550 and r, timeout=20)
+    assert b"5.1.8" in text
+    listed = mw.cli("sender", "list").stdout
+    assert "4 external recipients in an hour (limit 3)" in listed
+    mw.cli("sender", "release", "acme", "bob@acme.example", "--by", "root")
+    eventually(lambda: mail_from(mw, "bob@acme.example")[0] == 250, timeout=10)
