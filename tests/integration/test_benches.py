@@ -44,6 +44,7 @@ BENCHES = {
     "bench/history_search.py": Bench(r"all +10 +\d+\.\d +\d+\.\d", ("--admin-url", "{postgres}"), postgres=True),
     "bench/journal_pipeline.py": Bench(r"on +reuse +4 +\d+ +\d+\.\d\d +\d+\.\d\d", ()),
     "bench/malware_scan.py": Bench(r"generated +hashlist\+yara +1 +\d+ +\d+\.\d +[\d,]+"),
+    "bench/outbound.py": Bench(r"counters in Redis: +\d+\.\d{3} ms CPU per message", ()),
     "bench/parse.py": Bench(r"mailwarden Message .* \d+ msg/s", ("{corpus}/spamassassin",)),
     "bench/profile_scan.py": Bench(r"\d+ messages; CPU per message .*median \d+\.\d\d ms"),
     "bench/rules.py": Bench(r"messages/s of CPU: \d+"),
