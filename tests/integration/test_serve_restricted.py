@@ -94,3 +94,56 @@ def test_a_sender_over_the_hourly_limit_is_restricted_for_today(mw: Mailwarden, 
     assert "4 external recipients in an hour (limit 3)" in listed
     mw.cli("sender", "release", "acme", "bob@acme.example", "--by", "root")
     eventually(lambda: mail_from(mw, "bob@acme.example")[0] == 250, timeout=10)
+
+
+def test_an_admin_releases_a_restricted_sender_from_the_console(mw: Mailwarden, sink: Sink) -> None:
+    from playwright.sync_api import expect
+
+    from mailwarden.model.accounts import Role
+    from mailwarden.service.accounts import Accounts
+    from tests.integration.harness import wait_for_port
+    from tests.integration.test_console import CHROMIUM, PASSWORD, _sync_playwright
+
+    sync_playwright = _sync_playwright()
+    api_port = free_port()
+    mw.listeners = {"outbound": free_port()}
+    mw.extra_config = (
+        f'[api]\nhost = "127.0.0.1"\nport = {api_port}\n[console]\npublic_url = "http://127.0.0.1:{api_port}"\n'
+    )
+    mw.write_config(smart_host=f"127.0.0.1:{sink.port}")
+    mw.import_organisation(
+        {
+            "name": "acme",
+            "monitor_only": False,
+            "domains": [{"name": "acme.example", "mode": "gateway", "next_hop": f"127.0.0.1:{sink.port}"}],
+        }
+    )
+    rt = mw.runtime()
+    try:
+        Accounts(rt.db).add_user("admin", role=Role.ADMIN, email="admin@acme.example", password=PASSWORD, actor="test")
+    finally:
+        rt.close()
+    mw.cli("sender", "restrict", "acme", "bob@acme.example", "--reason", "sent spam", "--by", "policy")
+    mw.start()
+    wait_for_port(api_port)
+    eventually(lambda: mail_from(mw, "bob@acme.example")[0] == 550, timeout=10)
+    playwright = sync_playwright().start()
+    try:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=["--no-sandbox"])
+        page = browser.new_context(locale="en-GB").new_page()
+        page.goto(f"http://127.0.0.1:{api_port}/login")
+        page.fill("input[name=name]", "admin")
+        page.fill("input[name=password]", PASSWORD)
+        page.click("button[type=submit].primary")
+        page.wait_for_url(f"http://127.0.0.1:{api_port}/")
+        page.click("nav >> text=Restricted senders")
+        row = page.locator("tr[data-sender='bob@acme.example']")
+        expect(row).to_contain_text("sent spam")
+        row.locator("button[type=submit]").click()
+        expect(page.locator("#senders [role=status]")).to_contain_text("bob@acme.example may send again")
+        expect(page.locator("tr[data-sender='bob@acme.example']")).to_have_count(0)
+        browser.close()
+    finally:
+        playwright.stop()
+    eventually(lambda: mail_from(mw, "bob@acme.example")[0] == 250, timeout=10)
+    assert ("sender.release", "admin") in [(e["action"], e["actor"]) for e in mw.runtime().audit.newest(limit=10)]

@@ -17,6 +17,7 @@ from mailwarden.console.clawback import ClawbackPages
 from mailwarden.console.hunts import HuntPages
 from mailwarden.console.pages import Pages
 from mailwarden.console.quarantine import QuarantinePages
+from mailwarden.console.senders import SenderPages
 from mailwarden.console.web import ADMINS, EVERYONE, STAFF, STATIC, Console
 from mailwarden.model.accounts import Role
 from mailwarden.quarantine.service import Quarantine
@@ -51,13 +52,15 @@ Roles = Collection[Role] | None  # None: open without signing in
 
 def _router(c: Console) -> APIRouter:
     r = APIRouter()
-    for methods, path, handler, roles in _pages(Pages(c), QuarantinePages(c), ClawbackPages(c), HuntPages(c)):
+    for methods, path, handler, roles in _pages(
+        Pages(c), QuarantinePages(c), ClawbackPages(c), HuntPages(c), SenderPages(c)
+    ):
         r.add_api_route(path, _endpoint(c, handler, roles), methods=list(methods))
     return r
 
 
 def _pages(
-    p: Pages, q: QuarantinePages, cb: ClawbackPages, h: HuntPages
+    p: Pages, q: QuarantinePages, cb: ClawbackPages, h: HuntPages, s: SenderPages
 ) -> list[tuple[tuple[str, ...], str, Handler, Roles]]:
     """Every page: its methods, path, handler and who may open it, in the order they are routed."""
     get, post, both = ("GET",), ("POST",), ("GET", "POST")
@@ -76,6 +79,8 @@ def _pages(
         (post, "/clawback/quarantine", cb.quarantine, STAFF),
         (get, "/clawback/{job_id}", cb.job, STAFF),
         (post, "/hunts/{hunt_id}/clawback", cb.hunt, STAFF),
+        (get, "/senders", s.listing, STAFF),
+        (post, "/senders/release", s.release, ADMINS),
         # the quarantine pages are everyone's: a user sees only their own entries
         (get, "/quarantine", q.listing, EVERYONE),
         (post, "/quarantine/bulk", q.bulk, EVERYONE),
