@@ -55,7 +55,11 @@ class OutboundSpamPolicy(BaseModel):
     restrict_after_spam: int = Field(
         0, ge=0, le=MAX_LIMIT, description="outbound spam messages within window_hours that restrict a sender; 0 = off"
     )
-    window_hours: float = Field(24.0, gt=0, le=24 * 30, description="the window restrict_after_spam counts in")
+    window_hours: float = Field(
+        24.0, gt=0, le=24 * 30,
+        description="the window restrict_after_spam counts in: up to 1 is the last hour, more is the UTC day "
+        "(the sending counters' two windows)",
+    )  # fmt: skip
 
     @property
     def effective_external_per_hour(self) -> int:

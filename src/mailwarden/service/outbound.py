@@ -17,6 +17,7 @@ import structlog
 from mailwarden.model import Direction, Mode, Policy
 from mailwarden.model.envelope import domain_of
 from mailwarden.model.outbound import LimitAction, RestrictedSender
+from mailwarden.model.scoring import OUTBOUND_HIGH_RISK
 from mailwarden.model.trace import MessageRecord
 from mailwarden.outbound.counters import RecipientCounter, RedisCounter, SqlCounter, Usage
 from mailwarden.store.db import Database
@@ -42,6 +43,9 @@ def over_limit(usage: Usage, policy: Policy) -> str | None:
     if usage.day > p.effective_per_day:
         return f"{usage.day} recipients today (limit {p.effective_per_day})"
     return None
+
+
+SPAM_KEY = "spam:"  # the counter of a sender's outbound spam messages lives beside its recipients' counter
 
 
 class OutboundGuard:
@@ -72,6 +76,21 @@ class OutboundGuard:
                 made.append(restriction)
         return made
 
+    async def _spamming(self, record: MessageRecord, policy: Policy) -> str | None:
+        """Outbound spam counts too: `restrict_after_spam` spam messages in the window restrict the sender."""
+        threshold = policy.outbound_spam.restrict_after_spam
+        if not threshold or record.verdict.category not in OUTBOUND_HIGH_RISK:
+            return None
+        assert record.organisation is not None
+        usage = await self.counter.add(
+            record.organisation, SPAM_KEY + record.sender, external=1, internal=0, at=record.received_at
+        )
+        hourly = policy.outbound_spam.window_hours <= 1
+        sent = usage.external_hour if hourly else usage.day
+        if sent < threshold:
+            return None
+        return f"{sent} outbound spam messages {'in an hour' if hourly else 'today'} (limit {threshold})"
+
     async def _count(self, record: MessageRecord) -> RestrictedSender | None:
         assert record.organisation is not None
         own = self.domains_of(record.organisation)
@@ -81,7 +100,7 @@ class OutboundGuard:
             record.organisation, record.sender, external=external, internal=internal, at=record.received_at
         )
         policy = self.policy_for(record.organisation)
-        why = over_limit(usage, policy)
+        why = over_limit(usage, policy) or await self._spamming(record, policy)
         if why is None:
             return None
         action = policy.outbound_spam.action_at_limit

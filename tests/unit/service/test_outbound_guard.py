@@ -70,3 +70,17 @@ async def test_internal_recipients_count_against_their_own_limit(db: Database) -
                        recipients=("a@corp.example", "b@corp.example", "c@corp.example"))  # fmt: skip
     [made] = await g.recorded([rec])
     assert "3 internal recipients" in made.reason
+
+
+async def test_a_sender_of_outbound_spam_is_restricted_at_the_threshold(db: Database) -> None:
+    from mailwarden.model import Category
+
+    g = guard(db, Policy.model_validate({"outbound_spam": {"restrict_after_spam": 2, "action_at_limit": "block_user"}}))
+
+    def spam() -> MessageRecord:
+        return build_record(at=T, direction=Direction.OUTBOUND, sender="bob@corp.example",
+                            recipients=("x@else.example",), category=Category.SPAM)  # fmt: skip
+
+    assert await g.recorded([spam(), sent(1)]) == []  # one spam message; clean mail does not count
+    [made] = await g.recorded([spam()])
+    assert made.reason == "2 outbound spam messages today (limit 2)" and made.until is None
