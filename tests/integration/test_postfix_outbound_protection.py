@@ -6,7 +6,6 @@ MAIL FROM with 550 5.1.8, an administrator releases it in the console (a real br
 from __future__ import annotations
 
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
@@ -15,18 +14,10 @@ from mailwarden.service.accounts import Accounts
 from tests.integration.harness import Mailwarden, Sink, eventually, free_port, wait_for_port
 from tests.integration.postfix import private_postfix
 from tests.integration.test_console import CHROMIUM, PASSWORD, _sync_playwright
-from tests.integration.test_postfix_journal import OUTBOUND_MAIN_CF, swaks, tools  # noqa: F401 (a fixture)
+from tests.integration.test_postfix_journal import OUTBOUND_MAIN_CF, mw, swaks, tools  # noqa: F401 (fixtures)
 
 pytestmark = pytest.mark.integration
 BOB, PARTNER, SPAM_WORD = "bob@example.com", "partner@example.org", "JACKPOT"
-
-
-@pytest.fixture
-def mw(tmp_path: Path) -> Iterator[Mailwarden]:
-    instance = Mailwarden(tmp_path)
-    yield instance
-    if instance.process is not None:
-        instance.kill()
 
 
 @pytest.fixture
@@ -63,7 +54,7 @@ def release_in_the_console(url: str) -> None:
 
 def test_spam_burst_high_risk_pool_restriction_refusal_release(
     tools: tuple[str, str],  # noqa: F811
-    mw: Mailwarden,
+    mw: Mailwarden,  # noqa: F811
     sinks: tuple[Sink, Sink],
 ) -> None:
     postfix_bin, swaks_bin = tools
