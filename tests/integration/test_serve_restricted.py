@@ -79,7 +79,13 @@ def test_a_sender_over_the_hourly_limit_is_restricted_for_today(mw: Mailwarden, 
             "name": "acme",
             "monitor_only": False,
             "domains": [{"name": "acme.example", "mode": "gateway", "next_hop": f"127.0.0.1:{sink.port}"}],
-            "policy": {"outbound_spam": {"external_per_hour": 3, "action_at_limit": "block_user_for_today"}},
+            "policy": {
+                "outbound_spam": {
+                    "external_per_hour": 3,
+                    "action_at_limit": "block_user_for_today",
+                    "notify_admins": ["secops@acme.example"],
+                }
+            },
         }
     )
     mw.start()
@@ -92,6 +98,10 @@ def test_a_sender_over_the_hourly_limit_is_restricted_for_today(mw: Mailwarden, 
     assert b"5.1.8" in text
     listed = mw.cli("sender", "list").stdout
     assert "4 external recipients in an hour (limit 3)" in listed
+    alert = eventually(
+        lambda: [c for _, r, c in sink.received if r == ["secops@acme.example"]], timeout=20
+    )  # the administrators are told by mail
+    assert b"Subject: Sender restricted from sending: bob@acme.example" in alert[0]
     mw.cli("sender", "release", "acme", "bob@acme.example", "--by", "root")
     eventually(lambda: mail_from(mw, "bob@acme.example")[0] == 250, timeout=10)
 

@@ -81,6 +81,34 @@ def incident_report(
     return _notice(to, hostname, f"Incident report: {', '.join(rules)}: {subject}", "\n".join(lines) + "\n", received)
 
 
+def restriction_notice(
+    to: str,
+    hostname: str,
+    *,
+    sender: str,
+    organisation: str,
+    why: str,
+    until: datetime | None,
+    at: datetime,
+    would_have: bool,
+) -> bytes:
+    """The administrators' alert that a sender was restricted from sending (EOP's "User restricted from
+    sending email" alert), or in monitor mode would have been."""
+    state = "would have been restricted (monitor mode: nothing was refused)" if would_have else "is restricted"
+    ends = f"until {until:%Y-%m-%d %H:%M} UTC" if until else "until an administrator releases the sender"
+    lines = [
+        f"The sender {sender} of organisation {organisation} {state} from sending outbound mail.",
+        "",
+        f"Why: {why}",
+        f"Since: {at:%Y-%m-%d %H:%M:%S} UTC",
+        f"Restricted {ends}." if not would_have else "",
+        "",
+        "Release: mailwarden sender release, or the console's Restricted senders page.",
+    ]
+    subject = f"Sender restricted from sending: {sender}" if not would_have else f"Sender would be restricted: {sender}"
+    return _notice(to, hostname, subject, "\n".join(lines) + "\n", at)
+
+
 def _subject_of(message: Message) -> str:
     return redact_values(message.subject) or "(no subject)"
 

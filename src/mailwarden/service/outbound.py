@@ -14,6 +14,7 @@ from datetime import UTC, datetime, timedelta
 
 import structlog
 
+from mailwarden.enforce.notify import restriction_notice
 from mailwarden.model import Direction, Mode, Policy
 from mailwarden.model.envelope import domain_of
 from mailwarden.model.outbound import LimitAction, RestrictedSender
@@ -64,6 +65,9 @@ class OutboundGuard:
         if counter is None:
             counter = RedisCounter.from_url(redis_url) if redis_url else SqlCounter(OutboundCounts(db))
         self.counter = counter
+        # (recipients, raw message) → queued for delivery; the server sets it (the CLI and tests may not)
+        self.send_alert: Callable[[list[str], bytes], None] | None = None
+        self.hostname = "localhost"
 
     async def recorded(self, records: Sequence[MessageRecord]) -> list[RestrictedSender]:
         """Count each outbound message; restrict (or alert) for those over a limit. The restrictions made."""
@@ -75,6 +79,17 @@ class OutboundGuard:
             if restriction is not None:
                 made.append(restriction)
         return made
+
+    def _alert(self, record: MessageRecord, policy: Policy, r: RestrictedSender) -> None:
+        admins = list(policy.outbound_spam.notify_admins)
+        if not admins or self.send_alert is None:
+            return
+        for admin in admins:
+            raw = restriction_notice(
+                admin, self.hostname, sender=r.sender, organisation=r.organisation, why=r.reason, until=r.until,
+                at=r.since, would_have=r.would_have,
+            )  # fmt: skip
+            self.send_alert([admin], raw)
 
     async def _spamming(self, record: MessageRecord, policy: Policy) -> str | None:
         """Outbound spam counts too: `restrict_after_spam` spam messages in the window restrict the sender."""
@@ -112,6 +127,7 @@ class OutboundGuard:
         until = next_midnight_utc(record.received_at) if action is LimitAction.BLOCK_USER_FOR_TODAY else None
         entry = RestrictedSender(record.organisation, record.sender, why, record.received_at, until, would_have=monitor)
         restricted = self.restricted.restrict(entry, actor=POLICY_ACTOR)
+        self._alert(record, policy, restricted)
         log.warning(
             "outbound_sender_restricted" if not monitor else "outbound_sender_would_be_restricted",
             sender=record.sender, organisation=record.organisation, why=why,

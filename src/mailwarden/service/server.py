@@ -20,6 +20,7 @@ import structlog
 from mailwarden import metrics
 from mailwarden.deliver import DeliveryAgent, DeliveryEventType, DeliveryQueue, Relay
 from mailwarden.enforce.pool import HIGH_RISK_POOL
+from mailwarden.ids import new_id
 from mailwarden.ingest import replies
 from mailwarden.ingest.replies import Reply
 from mailwarden.ingest.smtp import SessionInfo, SmtpServer
@@ -42,6 +43,7 @@ from mailwarden.store.connections import BlockReason, ConnectionStats
 from mailwarden.store.db import unavailable
 
 log = structlog.get_logger(__name__)
+ALERT_MESSAGE_PREFIX = "alert-"  # delivery jobs of administrators' alerts carry no history id
 
 
 class WebListener(Protocol):
@@ -131,6 +133,12 @@ class Server:
         await self.processor.start()
         agent, processor = self.agent, self.processor
         dispatcher = queue_dispatcher(self.rt, agent.queue.enqueue, processor.outcomes.routes, agent.notify)
+        self.outbound.hostname = config.delivery.ehlo_hostname()
+
+        def send_alert(rcpts: list[str], raw: bytes) -> None:
+            dispatcher(ALERT_MESSAGE_PREFIX + new_id(), "", rcpts, raw)
+
+        self.outbound.send_alert = send_alert
         self.quarantine_jobs = QuarantineJobs(self.rt, dispatcher)
         await self.quarantine_jobs.start()
         self._clawback_task = asyncio.create_task(self.clawback.serve(self._clawback_stop), name="clawback")
@@ -193,7 +201,7 @@ class Server:
     async def _on_delivery_event(
         self, message_id: str, kind: DeliveryEventType, recipient: str, detail: str, reply: str
     ) -> None:
-        if message_id.startswith(DIGEST_MESSAGE_PREFIX):  # a quarantine digest: no message history to trace in
+        if message_id.startswith((DIGEST_MESSAGE_PREFIX, ALERT_MESSAGE_PREFIX)):  # no message history to trace in
             log.info("quarantine_digest_delivery", job=message_id, event_type=kind.value, recipient=recipient)
             return
         assert self.processor is not None
