@@ -6,77 +6,33 @@ Addresses are stored lower-cased, each with its domain, so exact and whole-domai
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from datetime import UTC, date, datetime
+from datetime import date, datetime
 from typing import Any
 
 from sqlalchemy import (
-    JSON,
     BigInteger,
     Boolean,
     Date,
-    DateTime,
-    Dialect,
     ForeignKey,
     Index,
     Integer,
     String,
     Text,
-    TypeDecorator,
 )
-from sqlalchemy.dialects.postgresql import JSONB
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.orm import Mapped, mapped_column
 
-
-class UTCDateTime(TypeDecorator[datetime]):
-    """A tz-aware UTC timestamp on every dialect (SQLite keeps no zone: store UTC, read back as UTC)."""
-
-    impl = DateTime(timezone=True)
-    cache_ok = True
-
-    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
-        if value is None:
-            return None
-        if value.tzinfo is None:
-            raise ValueError("naive datetime given to the store; use a tz-aware UTC datetime")
-        value = value.astimezone(UTC)
-        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
-
-    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
-        if value is None:
-            return None
-        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
-
-
-# Ids compare byte-wise on PostgreSQL whatever the database's locale, so they sort as ULIDs do.
-IdType = String(26).with_variant(String(26, collation="C"), "postgresql")
-JsonType = JSON().with_variant(JSONB(), "postgresql")
-# SQLite only auto-increments an INTEGER PRIMARY KEY; PostgreSQL gets 64 bits for the big tables.
-SerialType = BigInteger().with_variant(Integer(), "sqlite")
-# Counters that may pass 2**31 on PostgreSQL; SQLite's INTEGER is 64 bits already.
-CountType = BigInteger().with_variant(Integer(), "sqlite")
-MAX_TOKEN_BYTES = 200
-
-
-# Indexes that exist on PostgreSQL only; schema comparison on other dialects leaves them out.
-POSTGRESQL_ONLY_INDEXES = frozenset({"ix_messages_subject_trgm"})
-
-
-def include_object_for(dialect: str) -> Callable[[Any, str | None, str, bool, Any], bool]:
-    """An Alembic `include_object` hook: skip PostgreSQL-only indexes when comparing another dialect."""
-
-    def include(_obj: Any, name: str | None, type_: str, _reflected: bool, _compare_to: Any) -> bool:
-        return not (dialect != "postgresql" and type_ == "index" and name in POSTGRESQL_ONLY_INDEXES)
-
-    return include
-
-
-def utcnow() -> datetime:
-    return datetime.now(UTC)
-
-
-class Base(DeclarativeBase):
-    pass
+from mailwarden.store.schema_types import (
+    MAX_TOKEN_BYTES,
+    POSTGRESQL_ONLY_INDEXES,
+    Base,
+    CountType,
+    IdType,
+    JsonType,
+    SerialType,
+    UTCDateTime,
+    include_object_for,
+    utcnow,
+)
 
 
 class OrganisationRow(Base):
@@ -336,68 +292,6 @@ class TokenStatRow(Base):
     ham: Mapped[int] = mapped_column(CountType)
 
 
-class MailboxConnectorRow(Base):
-    """How to reach an organisation's mailboxes (Microsoft Graph, Gmail API or IMAP) for clawback, and for
-    which of its domains. `secret` is the encrypted secret part (clawback/secrets.py); never decrypted here."""
-
-    __tablename__ = "mailbox_connectors"
-
-    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
-    organisation_id: Mapped[int] = mapped_column(ForeignKey("organisations.id", ondelete="CASCADE"), index=True)
-    name: Mapped[str] = mapped_column(String(64))
-    kind: Mapped[str] = mapped_column(String(16))
-    domains: Mapped[list[str]] = mapped_column(JsonType)  # [] = every domain of the organisation
-    settings: Mapped[dict[str, Any]] = mapped_column(JsonType)
-    secret: Mapped[str] = mapped_column(Text)
-    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
-    updated_by: Mapped[str] = mapped_column(String(200))
-
-    __table_args__ = (Index("ux_mailbox_connectors_organisation_name", "organisation_id", "name", unique=True),)
-
-
-class ClawbackJobRow(Base):
-    """One clawback (or restore) request: a message, a campaign, quarantine entries, the policy or a hunt."""
-
-    __tablename__ = "clawback_jobs"
-
-    id: Mapped[str] = mapped_column(IdType, primary_key=True)
-    organisation: Mapped[str | None] = mapped_column(String(100))
-    kind: Mapped[str] = mapped_column(String(16))
-    action: Mapped[str] = mapped_column(String(16))
-    requested_by: Mapped[str] = mapped_column(String(200))
-    reason: Mapped[str] = mapped_column(Text)
-    query: Mapped[dict[str, Any]] = mapped_column(JsonType)
-    created_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
-    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
-
-
-class ClawbackItemRow(Base):
-    """One recipient's copy of one message in a job: its status, the provider's reason, the retry clock.
-
-    `lease_until` is set while a worker holds the item: a worker that died leaves it to be taken again
-    once the lease runs out, so a restart loses no recipient; a final status is never taken again."""
-
-    __tablename__ = "clawback_items"
-
-    id: Mapped[int] = mapped_column(SerialType, primary_key=True, autoincrement=True)
-    job_id: Mapped[str] = mapped_column(IdType, ForeignKey("clawback_jobs.id", ondelete="CASCADE"))
-    message_id: Mapped[str] = mapped_column(IdType, ForeignKey("messages.id", ondelete="CASCADE"))
-    internet_message_id: Mapped[str] = mapped_column(String(998))
-    recipient: Mapped[str] = mapped_column(String(320))
-    status: Mapped[str] = mapped_column(String(16))
-    detail: Mapped[str] = mapped_column(Text)
-    attempts: Mapped[int] = mapped_column(Integer)
-    next_attempt_at: Mapped[datetime] = mapped_column(UTCDateTime)
-    lease_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
-    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
-
-    __table_args__ = (
-        Index("ux_clawback_items_job_message_recipient", "job_id", "message_id", "recipient", unique=True),
-        Index("ix_clawback_items_status_next", "status", "next_attempt_at"),
-        Index("ix_clawback_items_message_id", "message_id"),
-    )
-
-
 class KeptMessageRow(Base):
     """A message kept for retro-hunt: its spool entry (the bytes as received), one zstd frame at
     `blob_offset` (`stored_size` bytes) in the blob of the history writer's batch.
@@ -465,46 +359,6 @@ class HuntResultRow(Base):
     matched: Mapped[str] = mapped_column(Text)
 
 
-class OutboxRow(Base):
-    """The event feed's transactional outbox: one row per recorded message, later timeline event or admin
-    change, written in the same transaction as what it reports (docs/events.md). Sinks read it in `id`
-    order from their own cursor; rows every sink has passed, or past the retention, are pruned."""
-
-    __tablename__ = "event_outbox"
-
-    id: Mapped[int] = mapped_column(SerialType, primary_key=True, autoincrement=True)
-    uid: Mapped[str] = mapped_column(IdType, unique=True)
-    kind: Mapped[str] = mapped_column(String(16))
-    at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
-    payload: Mapped[dict[str, Any]] = mapped_column(JsonType)
-
-
-class ExportCursorRow(Base):
-    """How far a sink of the feed has got: the last outbox id it acknowledged, and its recent failures."""
-
-    __tablename__ = "export_cursors"
-
-    sink: Mapped[str] = mapped_column(String(100), primary_key=True)
-    last_id: Mapped[int] = mapped_column(CountType)
-    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
-    failures: Mapped[int] = mapped_column(Integer, default=0)
-    last_error: Mapped[str | None] = mapped_column(Text)
-
-
-class RestrictedSenderRow(Base):
-    """A sender of an organisation restricted from sending outbound mail: over a sending limit, or sending
-    spam. `until` None: until an administrator releases it. `would_have`: monitor mode, recorded only."""
-
-    __tablename__ = "restricted_senders"
-
-    organisation: Mapped[str] = mapped_column(String(100), primary_key=True)
-    sender: Mapped[str] = mapped_column(String(320), primary_key=True)
-    reason: Mapped[str] = mapped_column(Text)
-    since: Mapped[datetime] = mapped_column(UTCDateTime)
-    until: Mapped[datetime | None] = mapped_column(UTCDateTime)
-    would_have: Mapped[bool] = mapped_column(Boolean, default=False)
-
-
 class OutboundCountRow(Base):
     """Recipients one sender of one organisation addressed in one UTC minute (`minute`: minutes since the
     epoch), external and internal apart, and in one UTC day (a negative `minute`: -(days since the epoch
@@ -520,3 +374,34 @@ class OutboundCountRow(Base):
     internal: Mapped[int] = mapped_column(Integer)
 
     __table_args__ = (Index("ix_outbound_counts_minute", "minute"),)
+
+
+# The response tables (clawback, the event feed, restricted senders) live in schema_response.py; imported
+# here so `Base.metadata` (migrations, the schema check) and `from mailwarden.store.schema import ...` see them.
+from mailwarden.store.schema_response import (  # noqa: E402
+    ClawbackItemRow,
+    ClawbackJobRow,
+    ExportCursorRow,
+    MailboxConnectorRow,
+    OutboxRow,
+    RestrictedSenderRow,
+)
+
+__all__ = [
+    "MAX_TOKEN_BYTES",
+    "POSTGRESQL_ONLY_INDEXES",
+    "Base",
+    "ClawbackItemRow",
+    "ClawbackJobRow",
+    "CountType",
+    "ExportCursorRow",
+    "IdType",
+    "JsonType",
+    "MailboxConnectorRow",
+    "OutboxRow",
+    "RestrictedSenderRow",
+    "SerialType",
+    "UTCDateTime",
+    "include_object_for",
+    "utcnow",
+]
