@@ -125,6 +125,11 @@ class Outcomes:
         reported = self._incident_reports(effects, message_id, message, env, verdict) if applied else []
         if reported:
             events.append(EventRecord(EventType.NOTIFY, "incident report to " + ", ".join(reported), at=now))
+        bcc = tenant.policy.outbound_spam.bcc_suspicious if tenant else None
+        if applied and bcc and verdict.direction is Direction.OUTBOUND and is_high_risk(verdict):
+            # the outbound spam policy's copy of suspicious outbound mail, as it left (headers stamped)
+            effects.jobs.append(self._notice(message_id, bcc, plan.raw or raw, "bcc-suspicious"))
+            events.append(EventRecord(EventType.NOTIFY, f"copy of a suspicious outbound message to {bcc}", at=now))
         if plan.bounce and env.mail_from:
             effects.jobs.append(self._bounce(message_id, raw, env, plan))
             events.append(EventRecord(EventType.DSN, f"NDR to {env.mail_from}", at=now))

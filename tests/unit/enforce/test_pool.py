@@ -137,3 +137,17 @@ def test_outbound_malware_is_held_not_pooled_and_the_admins_are_notified() -> No
     notices = [j for j in effects.jobs if j.mail_from == ""]
     assert [j.recipients for j in notices] == [("soc@example.com",)]
     assert "malware notification to soc@example.com" in [e.detail for e in events if e.type is EventType.NOTIFY]
+
+
+def test_suspicious_outbound_mail_is_copied_to_the_policys_bcc_address_and_clean_mail_is_not() -> None:
+    policy = Policy.model_validate({"outbound_spam": {"bcc_suspicious": "soc@example.com"}})
+    effects, events = run(outcomes("high_risk"), outbound(Category.SPAM), policy=policy)
+    [copy] = [
+        j for j in effects.jobs if j.recipients == ("soc@example.com",) or list(j.recipients) == ["soc@example.com"]
+    ]
+    assert copy.route == ORG_HOP and b"Cheap watches" in copy.message and antispam(copy).endswith(";DI:SO")
+    assert any(e.detail == "copy of a suspicious outbound message to soc@example.com" for e in events)
+    clean, _ = run(outcomes("high_risk"), outbound(Category.CLEAN), policy=policy)
+    assert not [j for j in clean.jobs if "soc@example.com" in j.recipients]
+    watched, _ = run(outcomes("high_risk"), outbound(Category.SPAM), policy=policy, mode=Mode.MONITOR)
+    assert not [j for j in watched.jobs if "soc@example.com" in j.recipients]  # monitor mode sends no copy
