@@ -5,12 +5,14 @@ MAIL FROM with 550 5.1.8, an administrator releases it in the console (a real br
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 
 import pytest
 
 from mailwarden.model.accounts import Role
 from mailwarden.service.accounts import Accounts
+from mailwarden.service.restricted import REFRESH_SECONDS
 from tests.integration.harness import Mailwarden, Sink, eventually, free_port, wait_for_port
 from tests.integration.postfix import private_postfix
 from tests.integration.test_console import CHROMIUM, PASSWORD, _sync_playwright
@@ -94,6 +96,9 @@ def test_spam_burst_high_risk_pool_restriction_refusal_release(
         assert internet.received == []  # all of it left through the high-risk pool
         assert all(b";DI:SO" in content for _, _, content in risky.received)
 
+        # the restriction follows the fourth record; every outbound listener applies it within REFRESH_SECONDS
+        eventually(lambda: BOB in mw.cli("sender", "list").stdout, timeout=30)
+        time.sleep(REFRESH_SECONDS + 0.5)
         send("Quarterly figures")  # Postfix hands it over; mailwarden refuses the restricted sender
         eventually(lambda: "5.1.8" in postfix.log(), timeout=60)
         assert internet.received == []
