@@ -9,8 +9,8 @@ history records. Then, timed in CPU of this process, median of the runs:
      switched off for the comparison only), per message;
   2. rendering the outbox rows as OCSF 1.3.0 events, per message;
   3. each sink sending all the events: a JSON-lines file, syslog over TLS (RFC 5425) to a private rsyslogd,
-     NATS JetStream (127.0.0.1:4222, a stream of its own, every PubAck awaited), and an HTTPS... plain-HTTP
-     loopback webhook receiver (signed batches): events per second (wall clock) and CPU ms per message.
+     NATS JetStream (127.0.0.1:4222, a stream of its own, every PubAck awaited), and a webhook receiver on
+     loopback (plain HTTP, signed batches): events per second (wall clock) and CPU ms per message.
 The last line adds 1 + 2 + every sink: the CPU the feed adds per message with every sink on.
 """
 

@@ -32,12 +32,13 @@ def _page(rt: Rt, principal: Principal, after: int, limit: int) -> EventPage:
     events: list[dict[str, Any]] = []
     cursor = after
     for item in items:
+        if principal.organisation is not None and _organisation_of(item) != principal.organisation:
+            cursor = item.seq  # an organisation's analyst sees its own mail only (admin changes are the admins')
+            continue
         rendered = render(item.seq, item.uid, item.kind, item.at, item.payload)
         if events and len(events) + len(rendered) > limit:
             break  # a row's events stay together on one page
         cursor = item.seq
-        if principal.organisation is not None and _organisation_of(item) != principal.organisation:
-            continue  # an organisation's analyst sees its own mail only (admin changes are the admins')
         events.extend(e.body for e in rendered)
     return EventPage(events=events, next_cursor=cursor)
 
