@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import secrets
 import smtplib
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -68,6 +69,14 @@ def test_the_limit_holds_across_two_nodes(shared: str, sink: Sink, tmp_path: Pat
         assert send(nodes[1], sender, "p3@else.example") == 250  # the fourth, over the limit counted on both
         for mw in nodes:  # both refuse from now on
             eventually(lambda mw=mw: send(mw, sender, "p4@else.example") == 550, timeout=20)
+        # released on one node: both take the sender's mail at once, and its counts in Redis start afresh,
+        # so two more recipients do not restrict it again
+        nodes[0].cli("sender", "release", f"org-{domain}", sender)
+        assert [send(mw, sender, f"p{5 + i}@else.example") for i, mw in enumerate(nodes)] == [250, 250]
+        for rcpt in ("p5@else.example", "p6@else.example"):
+            eventually(lambda rcpt=rcpt: nodes[0].messages(recipient=rcpt), timeout=30)
+        time.sleep(1)  # the guard restricts after the record; give it the moment it would take
+        assert sender not in nodes[0].cli("sender", "list").stdout
     finally:
         for mw in nodes:
             if mw.process is not None:

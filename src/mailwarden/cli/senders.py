@@ -10,7 +10,7 @@ from rich.table import Table
 
 from mailwarden.cli.common import ConfigOption, OrgOption, out, runtime
 from mailwarden.model.outbound import RestrictedSender
-from mailwarden.service.outbound import next_midnight_utc
+from mailwarden.service.outbound import next_midnight_utc, release_sender
 from mailwarden.store.restricted import RestrictedSenders
 
 sender_app = typer.Typer(
@@ -59,5 +59,5 @@ def release(
 ) -> None:
     """Let a restricted sender send again (audited)."""
     with runtime(config, migrate=True) as rt:
-        RestrictedSenders(rt.db).release(organisation, sender, actor=by)
+        release_sender(rt.db, rt.config.outbound.redis_url, organisation, sender, actor=by)
     out.print(f"{sender} may send again", markup=False)

@@ -7,6 +7,7 @@ from fastapi.responses import Response
 from mailwarden.console.web import Console, Refusal, View
 from mailwarden.errors import NotFoundError
 from mailwarden.model.accounts import Role
+from mailwarden.service.outbound import release_sender
 from mailwarden.store.restricted import RestrictedSenders
 
 
@@ -26,7 +27,8 @@ class SenderPages:
         if view.user.organisation is not None and organisation != view.user.organisation:
             raise Refusal(404, "not_found")
         try:
-            self.store.release(organisation, sender, actor=view.user.name)
+            rt = self.c.rt
+            release_sender(rt.db, rt.config.outbound.redis_url, organisation, sender, actor=view.user.name)
         except NotFoundError:
             raise Refusal(404, "not_found") from None
         return self.listing(view, flash=view.t("senders.released", sender=sender))

@@ -192,6 +192,10 @@ _PRUNE_ABOVE = 4 * HOUR_MINUTES + 8  # fields: an hour of both kinds is 120; pru
 _EXPIRY_MARGIN_S = 300  # nodes' clocks differ by seconds; the hash outlives the later of its windows by this
 
 
+def redis_key(prefix: str, organisation: str, sender: str) -> str:
+    return f"{prefix}{quote(organisation, safe='')}:{sender.lower()}"
+
+
 class RedisCounter:
     """Counters in Redis shared by every node: key `<prefix><organisation>:<sender>` (the organisation
     URL-quoted, so no colon in it can make two keys one), one Lua script per message."""
@@ -216,7 +220,7 @@ class RedisCounter:
         return await self._run(organisation, sender, epoch_minute(at), 0, 0)
 
     def key(self, organisation: str, sender: str) -> str:
-        return f"{self.prefix}{quote(organisation, safe='')}:{sender.lower()}"
+        return redis_key(self.prefix, organisation, sender)
 
     async def _run(self, organisation: str, sender: str, minute: int, external: int, internal: int) -> Usage:
         from redis.exceptions import ConnectionError as RedisDown

@@ -15,18 +15,47 @@ from datetime import UTC, datetime, timedelta
 import structlog
 
 from mailwarden.enforce.notify import restriction_notice
+from mailwarden.errors import DependencyUnavailable
 from mailwarden.model import Direction, Mode, Policy
-from mailwarden.model.envelope import domain_of
+from mailwarden.model.envelope import domain_of, normalise_address
 from mailwarden.model.outbound import LimitAction, RestrictedSender
 from mailwarden.model.scoring import OUTBOUND_HIGH_RISK
 from mailwarden.model.trace import MessageRecord
-from mailwarden.outbound.counters import RecipientCounter, RedisCounter, SqlCounter, Usage
+from mailwarden.outbound.counters import REDIS_PREFIX, RecipientCounter, RedisCounter, SqlCounter, Usage, redis_key
 from mailwarden.store.db import Database
 from mailwarden.store.outbound import OutboundCounts
 from mailwarden.store.restricted import RestrictedSenders
 
 log = structlog.get_logger(__name__)
 POLICY_ACTOR = "policy"
+SPAM_KEY = "spam:"  # the counter of a sender's outbound spam messages lives beside its recipients' counter
+
+
+def forget_counts(db: Database, redis_url: str, organisation: str, sender: str) -> None:
+    """Delete a sender's counts (recipients and outbound spam) wherever `[outbound] redis_url` keeps them."""
+    senders = [sender, SPAM_KEY + sender]
+    if not redis_url:
+        OutboundCounts(db).forget(organisation, senders)
+        return
+    import redis
+    from redis.exceptions import ConnectionError as RedisDown
+    from redis.exceptions import TimeoutError as RedisTimeout
+
+    client = redis.Redis.from_url(redis_url)
+    try:
+        client.delete(*(redis_key(REDIS_PREFIX, organisation, s) for s in senders))
+    except (RedisDown, RedisTimeout) as exc:
+        raise DependencyUnavailable(f"outbound counters in Redis: {exc}") from None
+    finally:
+        client.close()
+
+
+def release_sender(db: Database, redis_url: str, organisation: str, sender: str, *, actor: str) -> None:
+    """Let a restricted sender send again. The counts that led to the restriction go first: a release
+    starts the sender's hour and day afresh (otherwise its next message would restrict it again), and a
+    release that cannot reach the counters changes nothing."""
+    forget_counts(db, redis_url, organisation, normalise_address(sender))
+    RestrictedSenders(db).release(organisation, sender, actor=actor)
 
 
 def next_midnight_utc(now: datetime) -> datetime:
@@ -44,9 +73,6 @@ def over_limit(usage: Usage, policy: Policy) -> str | None:
     if usage.day > p.effective_per_day:
         return f"{usage.day} recipients today (limit {p.effective_per_day})"
     return None
-
-
-SPAM_KEY = "spam:"  # the counter of a sender's outbound spam messages lives beside its recipients' counter
 
 
 class OutboundGuard:

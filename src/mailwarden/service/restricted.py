@@ -1,8 +1,10 @@
 """The outbound listeners' gate: a restricted sender is refused at MAIL FROM with EOP's 550 5.1.8.
 
 Restrictions are read from the store at most every `REFRESH_SECONDS`, so one made by the CLI, the API, the
-console or another node applies within seconds, and the database is not asked per message. While the
-database cannot be reached the last copy stays in use.
+console or another node applies within seconds, and the database is not asked per message. A sender the
+copy says is restricted is looked up once more before the refusal, so a release applies at once: a
+released account's next attempt is never refused (and bounced) by a copy a second old. While the database
+cannot be reached the last copy stays in use.
 """
 
 from __future__ import annotations
@@ -39,7 +41,11 @@ class SenderGate:
         found = self.directory.lookup(mail_from) if "@" in mail_from else None
         if found is None:
             return None
-        restriction = self._active.get((found[0].organisation.name, mail_from))
+        key = (found[0].organisation.name, mail_from)
+        restriction = self._active.get(key)
+        if restriction is None or not restriction.active(datetime.now(UTC)):
+            return None
+        restriction = await self._confirm(key, restriction)
         if restriction is None or not restriction.active(datetime.now(UTC)):
             return None
         if found[0].organisation.monitor_only:  # monitor mode never refuses: it only says it would have
@@ -52,6 +58,18 @@ class SenderGate:
             reason=restriction.reason,
         )
         return replies.SENDER_RESTRICTED.filled(address=mail_from)
+
+    async def _confirm(self, key: tuple[str, str], cached: RestrictedSender) -> RestrictedSender | None:
+        try:
+            current = await asyncio.to_thread(self.store.get, *key)
+        except Exception as exc:  # as in _reload: the copy stands while the database is away
+            log.error("restricted_sender_lookup_failed", error=f"{type(exc).__name__}: {exc}")
+            return cached
+        if current is None:
+            self._active.pop(key, None)
+        else:
+            self._active[key] = current
+        return current
 
     async def _reload(self) -> None:
         try:

@@ -9,6 +9,7 @@ message is one upsert of both and one sum in one transaction, so the totals retu
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any, cast
 
 from sqlalchemy import Table, and_, delete, or_
@@ -74,6 +75,12 @@ class OutboundCounts:
         old = or_(and_(minute >= 0, minute < before_minute), and_(minute < 0, minute > day_row(before_minute)))
         with self.db.engine.begin() as connection:
             return int(connection.execute(delete(_TABLE).where(old)).rowcount)
+
+    def forget(self, organisation: str, senders: Sequence[str]) -> None:
+        """Delete every count of `senders` (a release starts them afresh)."""
+        where = and_(_TABLE.c.organisation == organisation, _TABLE.c.sender.in_([s.lower() for s in senders]))
+        with self.db.engine.begin() as connection:
+            connection.execute(delete(_TABLE).where(where))
 
     def _run(self, organisation: str, sender: str, minute: int, added: tuple[int, int] | None) -> tuple[int, int, int]:
         try:

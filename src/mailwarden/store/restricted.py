@@ -59,6 +59,11 @@ class RestrictedSenders:
             )  # fmt: skip
             session.delete(row)
 
+    def get(self, organisation: str, sender: str) -> RestrictedSender | None:
+        with self.db.session() as session:
+            row = session.get(RestrictedSenderRow, (organisation, normalise_address(sender)))
+            return None if row is None else _of(row)
+
     def list(self, organisation: str | None = None) -> list[RestrictedSender]:
         with self.db.session() as session:
             query = select(RestrictedSenderRow).order_by(RestrictedSenderRow.since.desc())

@@ -13,7 +13,7 @@ from mailwarden.model import Direction, Mode, Policy
 from mailwarden.model.outbound import LimitAction
 from mailwarden.model.trace import MessageRecord
 from mailwarden.outbound.counters import MemoryCounter
-from mailwarden.service.outbound import OutboundGuard
+from mailwarden.service.outbound import OutboundGuard, release_sender
 from mailwarden.store import Database
 from mailwarden.store.restricted import RestrictedSenders
 from tests.unit.store.records import build_record
@@ -84,3 +84,33 @@ async def test_a_sender_of_outbound_spam_is_restricted_at_the_threshold(db: Data
     assert await g.recorded([spam(), sent(1)]) == []  # one spam message; clean mail does not count
     [made] = await g.recorded([spam()])
     assert made.reason == "2 outbound spam messages today (limit 2)" and made.until is None
+
+
+async def test_a_release_starts_the_senders_hour_afresh(db: Database) -> None:
+    """Released by an administrator, the account may send its limit again; it is not restricted by the
+    very next message on the counts that restricted it."""
+    g = OutboundGuard(db, lambda org: policy(LimitAction.BLOCK_USER), lambda org: frozenset({"corp.example"}))
+    assert len(await g.recorded([sent(4)])) == 1
+    release_sender(db, "", "corp", "Bob@corp.example", actor="ann")
+    assert RestrictedSenders(db).list() == []
+    assert await g.recorded([sent(3)]) == []  # three more external recipients: at the limit, no more
+    [again] = await g.recorded([sent(1)])
+    assert "4 external recipients in an hour" in again.reason
+
+
+async def test_the_gate_lets_a_released_sender_through_at_once(db: Database) -> None:
+    from types import SimpleNamespace
+    from typing import Any, cast
+
+    from mailwarden.model.outbound import RestrictedSender
+    from mailwarden.service.restricted import SenderGate
+
+    tenant = SimpleNamespace(organisation=SimpleNamespace(name="corp", monitor_only=False))
+    directory = cast(Any, SimpleNamespace(lookup=lambda address: (tenant, None)))
+    gate = SenderGate(db, directory, refresh_seconds=3600)  # the copy is never reloaded in this test
+    RestrictedSenders(db).restrict(RestrictedSender("corp", "bob@corp.example", "why", T, None), actor="ann")
+    session = cast(Any, None)
+    refused = await gate.check("outbound", "bob@corp.example", session)
+    assert refused is not None and str(refused).startswith("550 5.1.8")
+    release_sender(db, "", "corp", "bob@corp.example", actor="ann")
+    assert await gate.check("outbound", "bob@corp.example", session) is None

@@ -10,7 +10,7 @@ from pydantic import BaseModel, Field
 
 from mailwarden.api.deps import Admin, Rt, Staff, check_organisation
 from mailwarden.model.outbound import RestrictedSender
-from mailwarden.service.outbound import next_midnight_utc
+from mailwarden.service.outbound import next_midnight_utc, release_sender
 from mailwarden.store.restricted import RestrictedSenders
 
 router = APIRouter(tags=["outbound"])
@@ -56,4 +56,5 @@ async def restrict(principal: Admin, rt: Rt, organisation: str, body: RestrictIn
 @router.delete("/organisations/{organisation}/restricted-senders/{sender}", status_code=204, summary="Release")
 async def release(principal: Admin, rt: Rt, organisation: str, sender: str) -> None:
     check_organisation(principal, organisation)
-    await run_in_threadpool(RestrictedSenders(rt.db).release, organisation, sender, actor=principal.name)
+    redis_url = rt.config.outbound.redis_url
+    await run_in_threadpool(release_sender, rt.db, redis_url, organisation, sender, actor=principal.name)
