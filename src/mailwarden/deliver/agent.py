@@ -51,7 +51,8 @@ def _internet(_sender: str) -> Route:
 
 
 class DeliveryAgent:
-    """Delivers due jobs with at most `config.concurrency` attempts at once.
+    """Delivers due jobs with at most `config.concurrency` attempts at once, and at most
+    `config.pool_limit(pool)` of one pool: a pool whose relay is slow waits alone (docs/outbound.md).
 
     `dsn_route` gives the route of a DSN to a sender (default: the internet through the default pool);
     `clock` is the time source (tests).
@@ -77,6 +78,9 @@ class DeliveryAgent:
         self._slots = asyncio.Semaphore(config.concurrency)
         self._wake = asyncio.Event()
         self._in_flight: dict[str, asyncio.Task[None]] = {}
+        self._pool_of: dict[str, str] = {}  # job id in flight → its pool
+        self._busy: dict[str, int] = {}  # pool → attempts in flight
+        self._waiting: set[str] = set()  # due jobs whose pool is at its limit: not a reason to wake
         self._loop_task: asyncio.Task[None] | None = None
         self._stopping = False
         self._unreported = False  # finished jobs wait on disk for their events to be reported
@@ -139,8 +143,13 @@ class DeliveryAgent:
             except OSError as exc:  # the queue directory itself is unreadable: wait and look again
                 log.error("delivery_queue_unreadable", error=str(exc))
                 jobs = []
+            self._waiting.clear()
             for job in jobs:
                 if job.id in self._in_flight:
+                    continue
+                pool = job.route.pool
+                if self._busy.get(pool, 0) >= self.config.pool_limit(pool):  # each pool is a queue of its own
+                    self._waiting.add(job.id)
                     continue
                 await self._slots.acquire()
                 if self._stopping:
@@ -153,17 +162,22 @@ class DeliveryAgent:
                     continue
                 task = asyncio.create_task(self._attempt(job), name=f"deliver-{job.id}")
                 self._in_flight[job.id] = task
+                self._pool_of[job.id] = pool
+                self._busy[pool] = self._busy.get(pool, 0) + 1
                 task.add_done_callback(functools.partial(self._done, job.id))
             await self._sleep()
 
     def _done(self, job_id: str, _task: asyncio.Task[None]) -> None:
         self._in_flight.pop(job_id, None)
+        pool = self._pool_of.pop(job_id, None)
+        if pool is not None:
+            self._busy[pool] -= 1
         self._slots.release()
         self._wake.set()  # a slot is free, and the job may have been rescheduled for soon
 
     async def _sleep(self) -> None:
         wait = self.config.poll_interval
-        next_due = self.queue.next_due_at(exclude=self._in_flight.keys())
+        next_due = self.queue.next_due_at(exclude=self._in_flight.keys() | self._waiting)
         if next_due is not None:
             wait = max(0.0, min(wait, (next_due - self._clock()).total_seconds()))
         with contextlib.suppress(TimeoutError):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import socket
 from datetime import timedelta
 from pathlib import Path
@@ -9,6 +10,8 @@ from pathlib import Path
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from mailwarden.deliver.queue import parse_next_hop
+
+HIGH_RISK_POOL = "high_risk"  # where outbound spam leaves (enforce/pool.py decides which messages)
 
 
 class DeliveryConfig(BaseModel):
@@ -22,6 +25,14 @@ class DeliveryConfig(BaseModel):
         description='delivery pool → smart host ("host", "host:port" or "[ip]:port"); "" means MX lookup',
     )
     concurrency: int = Field(20, ge=1, le=1000, description="delivery attempts running at the same time")
+    pool_concurrency: dict[str, int] = Field(
+        default_factory=dict,
+        description="pool → most attempts at once for that pool (a queue of its own within `concurrency`); "
+        "the high_risk pool defaults to a quarter of `concurrency`",
+    )
+    source_addresses: dict[str, str] = Field(
+        default_factory=dict, description="pool → the local IP address its connections come from"
+    )
     connect_timeout: float = Field(30.0, gt=0, le=600, description="seconds to connect and read the banner")
     command_timeout: float = Field(300.0, gt=0, le=3600, description="seconds to wait for the reply to a command")
     data_timeout: float = Field(600.0, gt=0, le=3600, description="seconds to wait for the reply after the message")
@@ -36,6 +47,16 @@ class DeliveryConfig(BaseModel):
         False, description="verify the next hop's certificate and name when TLS is required by the route"
     )
     tls_ca_file: Path | None = Field(None, description="PEM CA bundle for tls_verify; absent means the system store")
+
+    def pool_limit(self, pool: str) -> int:
+        """How many attempts of `pool` may run at once. The high-risk pool's relay may be slow or refuse
+        (that is what it is for), so by default it gets a quarter of the slots: it never holds up the
+        organisation's normal mail."""
+        if pool in self.pool_concurrency:
+            return min(self.pool_concurrency[pool], self.concurrency)
+        if pool == HIGH_RISK_POOL:
+            return max(1, self.concurrency // 4)
+        return self.concurrency
 
     def ehlo_hostname(self) -> str:
         """The name we give in EHLO and as Reporting-MTA."""
@@ -58,8 +79,30 @@ class DeliveryConfig(BaseModel):
                 raise ValueError(f"pool name {pool!r}: use letters, digits, '_' and '-'")
         return value
 
+    @field_validator("pool_concurrency")
+    @classmethod
+    def _limits(cls, value: dict[str, int]) -> dict[str, int]:
+        for pool, limit in value.items():
+            if limit < 1:
+                raise ValueError(f"pool {pool!r}: at least 1 attempt at once")
+        return value
+
+    @field_validator("source_addresses")
+    @classmethod
+    def _addresses(cls, value: dict[str, str]) -> dict[str, str]:
+        for pool, address in value.items():
+            try:
+                ipaddress.ip_address(address)
+            except ValueError:
+                raise ValueError(f"pool {pool!r}: {address!r} is not an IP address") from None
+        return value
+
     @model_validator(mode="after")
     def _consistent(self) -> DeliveryConfig:
+        for section in ("pool_concurrency", "source_addresses"):
+            unknown = sorted(set(getattr(self, section)) - set(self.pools))
+            if unknown:
+                raise ValueError(f"{section} names pools that are not in pools: {', '.join(unknown)}")
         if "default" not in self.pools:
             raise ValueError('pools needs a "default" entry ("" for MX lookup)')
         if self.max_retry < self.first_retry:

@@ -256,10 +256,12 @@ class Relay:
         self, job: DeliveryJob, host: str, port: int, require_tls: bool, recipients: list[str], *, use_tls: bool
     ) -> dict[str, RecipientResult]:
         """One SMTP session. Raises _SessionFailed when it fails before MAIL FROM."""
+        source = self.config.source_addresses.get(job.route.pool)
         smtp = aiosmtplib.SMTP(
             hostname=host,
             port=port,
             local_hostname=self.hostname,
+            source_address=(source, 0) if source else None,
             timeout=self.config.command_timeout,
             start_tls=False,
             validate_certs=False,

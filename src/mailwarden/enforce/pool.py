@@ -9,11 +9,11 @@ decision out.
 
 from __future__ import annotations
 
+from mailwarden.deliver.config import HIGH_RISK_POOL as HIGH_RISK_POOL  # re-exported: the enforce layer names it
 from mailwarden.model import Category, Direction, Verdict
 from mailwarden.model.rules_outcome import DELIVERING
 from mailwarden.model.scoring import OUTBOUND_HIGH_RISK
 
-HIGH_RISK_POOL = "high_risk"
 # EOP's custom_data code for the high-risk delivery pool (DI=SO; SN is the normal outbound pool)
 HIGH_RISK_CODE = "SO"
 

@@ -30,6 +30,7 @@ class Received:
     rcpt_tos: list[str]
     content: bytes
     tls: bool
+    peer: str = ""  # the address the connection came from
 
 
 @dataclass
@@ -61,7 +62,13 @@ class Sink:
         if self.data_replies:
             return self.data_replies.pop(0)
         self.messages.append(
-            Received(envelope.mail_from, list(envelope.rcpt_tos), envelope.original_content, session.ssl is not None)
+            Received(
+                envelope.mail_from,
+                list(envelope.rcpt_tos),
+                envelope.original_content,
+                session.ssl is not None,
+                session.peer[0],
+            )
         )
         return f"250 2.0.0 Ok: queued as Q{len(self.messages)}"
 
@@ -74,12 +81,13 @@ def make_job(
     message: bytes = MESSAGE,
     lifetime: timedelta = timedelta(days=2),
     require_tls: bool = False,
+    pool: str = "default",
 ) -> DeliveryJob:
     return DeliveryJob.create(
         message_id="01JXMESSAGE0000000000000000"[:26],
         mail_from=mail_from,
         recipients=recipients,
-        route=Route("127.0.0.1", port, require_tls=require_tls),
+        route=Route("127.0.0.1", port, require_tls=require_tls, pool=pool),
         message=message,
         lifetime=lifetime,
     )

@@ -269,6 +269,44 @@ async def test_concurrency_is_bounded(start_agent: StartAgent, make_sink: SinkFa
     assert len(sink.messages) == 5
 
 
+async def test_a_slow_high_risk_pool_waits_alone(start_agent: StartAgent, make_sink: SinkFactory) -> None:
+    """The high-risk pool's relay is slow; its jobs take at most a quarter of the slots, and the
+    organisation's normal mail goes past them."""
+    slow, fast = await make_sink(data_delay=0.5), await make_sink()
+    h = await start_agent(concurrency=4, pools={"default": "", "high_risk": ""})
+    for _ in range(4):
+        await h.agent.submit(make_job(slow.port, pool="high_risk"))
+    await eventually(lambda: h.agent.in_flight == 1)
+    await h.agent.submit(make_job(fast.port))
+    await eventually(lambda: len(fast.messages) == 1)
+    assert len(slow.messages) <= 1  # the normal message did not wait for the high-risk queue
+    peak = 0
+    while h.queue.pending_count():
+        peak = max(peak, h.agent.in_flight)
+        await asyncio.sleep(0.01)
+    assert peak == 1 and len(slow.messages) == 4
+
+
+async def test_a_pool_sends_from_its_own_source_address(start_agent: StartAgent, make_sink: SinkFactory) -> None:
+    sink = await make_sink()
+    h = await start_agent(pools={"default": "", "high_risk": ""}, source_addresses={"high_risk": "127.0.0.2"})
+    await h.agent.submit(make_job(sink.port, pool="high_risk"))
+    await h.agent.submit(make_job(sink.port))
+    await eventually(lambda: len(sink.messages) == 2)
+    assert sorted(m.peer for m in sink.messages) == ["127.0.0.1", "127.0.0.2"]
+
+
+def test_pool_settings_name_configured_pools() -> None:
+    from pydantic import ValidationError
+
+    with pytest.raises(ValidationError, match="source_addresses names pools that are not in pools: risky"):
+        DeliveryConfig(pools={"default": ""}, source_addresses={"risky": "192.0.2.1"})
+    with pytest.raises(ValidationError, match=r"'high_risk': 'relay\.example' is not an IP address"):
+        DeliveryConfig(pools={"default": "", "high_risk": ""}, source_addresses={"high_risk": "relay.example"})
+    cfg = DeliveryConfig(pools={"default": "", "high_risk": ""}, concurrency=20)
+    assert (cfg.pool_limit("high_risk"), cfg.pool_limit("default")) == (5, 20)
+
+
 class _Broken:
     async def send(self, job: DeliveryJob) -> DeliveryResult:
         raise RuntimeError("bug")
