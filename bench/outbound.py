@@ -1,5 +1,6 @@
 """Outbound limits benchmark: the CPU the sending limits add per outbound message, with the counters in
-Redis and in the database (SQLite here), and the MAIL FROM check of a restricted sender.
+Redis and in the database (SQLite here), and the cost of the compromised-account signals (the sender's
+activity read before the scan and noted after recording).
 
     .venv-test/bin/python bench/outbound.py [--messages 3000] [--senders 300] [--repeat 3]
     .venv-test/bin/python bench/outbound.py --quick      # 200 messages, 1 run: checks the script works
@@ -31,6 +32,7 @@ from mailwarden.model import Action, Category, Direction, Disposition, Mode, Pol
 from mailwarden.model.trace import MessageRecord, RecipientRecord  # noqa: E402
 from mailwarden.outbound.counters import RecipientCounter, RedisCounter, SqlCounter  # noqa: E402
 from mailwarden.service.outbound import OutboundGuard  # noqa: E402
+from mailwarden.service.sender_activity import SenderActivityLookup  # noqa: E402
 from mailwarden.store import Database  # noqa: E402
 from mailwarden.store.outbound import OutboundCounts  # noqa: E402
 
@@ -52,6 +54,19 @@ def records(n: int, senders: int) -> list[MessageRecord]:
         )
         for i in range(n)
     ]  # fmt: skip
+
+
+async def activity(db: Database, batch: list[MessageRecord]) -> float:
+    """The compromised-account signals' cost: the read before each scan and the note after recording."""
+    lookup = SenderActivityLookup(db, lambda org: frozenset({"acme.example"}))
+    own = frozenset({"acme.example"})
+    start = time.process_time()
+    for i in range(0, len(batch), 50):
+        chunk = batch[i : i + 50]
+        for r in chunk:
+            await lookup.facts("acme", r.sender, [x.address for x in r.recipients], own, r.received_at)
+        await lookup.recorded(chunk)
+    return (time.process_time() - start) * 1000 / len(batch)
 
 
 async def run(counter: RecipientCounter, db: Database, batch: list[MessageRecord]) -> float:
@@ -84,6 +99,7 @@ def main() -> None:
         for _ in range(args.repeat):
             counter = RedisCounter.from_url(REDIS_URL, prefix=prefix)
             redis_runs.append(asyncio.run(run(counter, db, records(args.messages, args.senders))))
+        signals = [asyncio.run(activity(db, records(args.messages, args.senders))) for _ in range(args.repeat)]
         db.close()
     import redis
 
@@ -93,6 +109,7 @@ def main() -> None:
     print(f"limits with the counters in the database (SQLite): {statistics.median(sql):.3f} ms CPU per message")
     redis_ms = statistics.median(redis_runs)
     print(f"limits with the counters in Redis:                 {redis_ms:.3f} ms CPU per message (target < 0.3)")
+    print(f"compromised-account signals (SQLite, read + note):  {statistics.median(signals):.3f} ms CPU per message")
 
 
 if __name__ == "__main__":

@@ -20,12 +20,27 @@ class ConnectionFacts:
     dnsbl: list[dict[str, Any]] = field(default_factory=list)  # the DNS block list answers
 
 
+@dataclass(frozen=True)
+class SenderFacts:
+    """What the service knows of an outbound message's sender before the scan (compromised-account
+    signals): over the last `window_hours` UTC hours, this message included, the recipients it addressed,
+    the external ones it wrote to for the first time and the delivery reports that came back to it; and
+    its busiest `window_hours` in the days before (None: too little history to have a baseline)."""
+
+    window_hours: int
+    recipients: int
+    new_external: int
+    ndrs: int
+    baseline: int | None
+
+
 @dataclass
 class ScanFacts:
-    """Facts shared along one scan. The first two are seeded by the caller; the rest are set by stages."""
+    """Facts shared along one scan. The first three are seeded by the caller; the rest are set by stages."""
 
     journal: bool = False  # a journal copy: the mail service delivered it already
     journal_format: str | None = None
+    sender: SenderFacts | None = None  # outbound only, when the service has the sender's activity
     connection: ConnectionFacts | None = None
     # the authentication stage's results by method (spf, dkim, dmarc, arc, from_domain, provider_*, ...)
     auth: dict[str, str] = field(default_factory=dict)

@@ -9,6 +9,8 @@ node), in the database otherwise (shared by nodes on one PostgreSQL as well).
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 
@@ -25,6 +27,7 @@ from mailwarden.outbound.counters import REDIS_PREFIX, RecipientCounter, RedisCo
 from mailwarden.store.db import Database
 from mailwarden.store.outbound import OutboundCounts
 from mailwarden.store.restricted import RestrictedSenders
+from mailwarden.store.sender_activity import SenderActivity
 
 log = structlog.get_logger(__name__)
 POLICY_ACTOR = "policy"
@@ -161,3 +164,43 @@ class OutboundGuard:
             notify=list(policy.outbound_spam.notify_admins),
         )  # fmt: skip
         return restricted
+
+
+class OutboundHousekeeping:
+    """Prunes what outbound protection keeps in the database once an hour: sending-limit buckets past two
+    days (Redis expires its own) and sender activity past its windows (`store/sender_activity.py`)."""
+
+    def __init__(self, db: Database, guard: OutboundGuard, *, every_seconds: float = 3600.0) -> None:
+        self.activity = SenderActivity(db)
+        self.guard = guard
+        self.every_seconds = every_seconds
+        self._stop = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        self._stop.clear()
+        self._task = asyncio.create_task(self._run(), name="outbound-housekeeping")
+
+    async def stop(self) -> None:
+        self._stop.set()
+        if self._task is not None:
+            await asyncio.gather(self._task, return_exceptions=True)
+            self._task = None
+
+    async def prune(self) -> int:
+        now = datetime.now(UTC)
+        gone = await asyncio.to_thread(self.activity.prune, now)
+        if isinstance(self.guard.counter, SqlCounter):
+            gone += await self.guard.counter.prune(now)
+        return gone
+
+    async def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                gone = await self.prune()
+                if gone:
+                    log.info("outbound_pruned", rows=gone)
+            except Exception as exc:  # the next hour tries again; nothing waits on this
+                log.error("outbound_prune_failed", error=f"{type(exc).__name__}: {exc}")
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stop.wait(), self.every_seconds)

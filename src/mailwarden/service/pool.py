@@ -28,6 +28,7 @@ from mailwarden.service.config import Config
 from mailwarden.service.directory import OrgDirectory
 from mailwarden.service.runtime import Runtime
 from mailwarden.service.scan import Outcome, Scanner, outcomes_for
+from mailwarden.service.sender_activity import SenderActivityLookup
 
 log = structlog.get_logger(__name__)
 
@@ -105,7 +106,8 @@ def _init_worker(config: Config, roles: dict[str, ListenerRole], lifeline: Conne
     run_inline()
     rt = Runtime(config)
     directory = OrgDirectory(rt.policies, refresh_seconds=config.processing.policy_refresh_seconds)
-    _scanner = Scanner(rt.pipeline, directory, roles, outcomes_for(config, directory))
+    senders = SenderActivityLookup(rt.db, directory.domains_of)
+    _scanner = Scanner(rt.pipeline, directory, roles, outcomes_for(config, directory), senders=senders)
     _loop = asyncio.new_event_loop()
     asyncio.set_event_loop(_loop)
 

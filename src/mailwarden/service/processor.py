@@ -26,6 +26,7 @@ from mailwarden.service.directory import OrgDirectory
 from mailwarden.service.pool import ScanningProcesses, Unavailable
 from mailwarden.service.runtime import Runtime
 from mailwarden.service.scan import Outcome, Scanner, outcomes_for
+from mailwarden.service.sender_activity import SenderActivityLookup
 from mailwarden.service.writer import FIRST_PAUSE, LONGEST_PAUSE, HistoryWriter
 
 log = structlog.get_logger(__name__)
@@ -66,7 +67,8 @@ class Processor:
     @cached_property
     def scanner(self) -> Scanner:
         """Built on first use: with scanning processes, the server process never builds the pipeline."""
-        return Scanner(self.rt.pipeline, self.directory, dict(self.roles), self.outcomes)
+        senders = SenderActivityLookup(self.rt.db, self.directory.domains_of)
+        return Scanner(self.rt.pipeline, self.directory, dict(self.roles), self.outcomes, senders=senders)
 
     async def process(self, entry: SpoolEntry) -> Outcome:
         return await self.scanner.process(entry)

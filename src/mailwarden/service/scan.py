@@ -45,6 +45,7 @@ from mailwarden.pipeline.engine import Pipeline
 from mailwarden.pipeline.facts import ScanFacts
 from mailwarden.service.config import Config
 from mailwarden.service.directory import OrgDirectory
+from mailwarden.service.sender_activity import SenderActivityLookup
 
 log = structlog.get_logger(__name__)
 
@@ -71,12 +72,30 @@ class Scanner:
     """Scans spool entries with the pipeline and turns each verdict into its outcome."""
 
     def __init__(
-        self, pipeline: Pipeline, directory: OrgDirectory, roles: Mapping[str, ListenerRole], outcomes: Outcomes
+        self,
+        pipeline: Pipeline,
+        directory: OrgDirectory,
+        roles: Mapping[str, ListenerRole],
+        outcomes: Outcomes,
+        *,
+        senders: SenderActivityLookup | None = None,
     ) -> None:
         self.pipeline = pipeline
         self.directory = directory
         self.roles = {name: ListenerRole(role) for name, role in roles.items()}
         self.outcomes = outcomes
+        self.senders = senders  # the compromised-account signals' facts; None: not looked up (retro-hunt)
+
+    async def _facts(
+        self, direction: Direction, tenant: Tenant | None, envelope: Envelope, facts: ScanFacts
+    ) -> ScanFacts:
+        """The seed facts, with the sender's activity for an outbound message."""
+        if self.senders is not None and direction is Direction.OUTBOUND and tenant is not None and envelope.mail_from:
+            facts.sender = await self.senders.facts(
+                tenant.organisation.name, envelope.mail_from, envelope.rcpt_to,
+                tenant.organisation.domain_names, envelope.received_at,
+            )  # fmt: skip
+        return facts
 
     def role(self, entry: SpoolEntry) -> ListenerRole:
         """The role of the listener that took the entry (a listener no longer configured: journal,
@@ -105,13 +124,16 @@ class Scanner:
         envelope = Envelope(je.sender, tuple(r.address for r in je.recipients), None, received_at=env.received_at)
         policy = tenant.policy if tenant else Policy()
         domains = tenant.organisation.domain_names if tenant else frozenset()
+        direction = classify_direction(je.sender, envelope.rcpt_to, domains, originated=je.originated)
         verdict = await self.pipeline.scan(
             message,
             envelope,
             policy,
             organisation=tenant.organisation if tenant else None,
-            direction=classify_direction(je.sender, envelope.rcpt_to, domains, originated=je.originated),
-            facts=ScanFacts(journal=True, journal_format=je.source_format.value),
+            direction=direction,
+            facts=await self._facts(
+                direction, tenant, envelope, ScanFacts(journal=True, journal_format=je.source_format.value)
+            ),
         )
         return self._journal_outcome(entry, je, tenant, message, envelope, verdict, unwrapped_at)
 
@@ -196,13 +218,15 @@ class Scanner:
         for index, (tenant, rcpts) in enumerate(self.groups(env, role)):
             domains = tenant.organisation.domain_names if tenant else frozenset()
             sub_env = replace(env, rcpt_to=tuple(rcpts))
+            # the outbound listener takes only authenticated clients and allowed networks
+            direction = classify_direction(env.mail_from, rcpts, domains, originated=role is ListenerRole.OUTBOUND)
             verdict = await self.pipeline.scan(
                 message,
                 sub_env,
                 tenant.policy if tenant else Policy(),
                 organisation=tenant.organisation if tenant else None,
-                # the outbound listener takes only authenticated clients and allowed networks
-                direction=classify_direction(env.mail_from, rcpts, domains, originated=role is ListenerRole.OUTBOUND),
+                direction=direction,
+                facts=await self._facts(direction, tenant, sub_env, ScanFacts()),
             )
             mode = mode_for(tenant, role, env.mail_from, rcpts)
             plan = self.outcomes.plan(entry.raw, message, verdict, rcpts, mode=mode)

@@ -33,11 +33,12 @@ from mailwarden.service.clawback import Clawback
 from mailwarden.service.directory import OrgDirectory
 from mailwarden.service.export import Exporter
 from mailwarden.service.hunt_jobs import RetroHuntJobs
-from mailwarden.service.outbound import OutboundGuard
+from mailwarden.service.outbound import OutboundGuard, OutboundHousekeeping
 from mailwarden.service.processor import Processor
 from mailwarden.service.quarantine_jobs import QuarantineJobs, queue_dispatcher
 from mailwarden.service.restricted import SenderGate
 from mailwarden.service.runtime import Runtime
+from mailwarden.service.sender_activity import SenderActivityLookup
 from mailwarden.service.verification import DomainVerifiers
 from mailwarden.store.connections import BlockReason, ConnectionStats
 from mailwarden.store.db import unavailable
@@ -74,6 +75,8 @@ class Server:
         self.outbound = OutboundGuard(
             rt.db, self.directory.policy_of, self.directory.domains_of, redis_url=config.outbound.redis_url
         )
+        self.sender_activity = SenderActivityLookup(rt.db, self.directory.domains_of)
+        self.outbound_housekeeping = OutboundHousekeeping(rt.db, self.outbound)
         self.hunt_jobs: RetroHuntJobs | None = None
         self.stopping = asyncio.Event()
         self.connection_stats = ConnectionStats(rt.db)
@@ -146,6 +149,7 @@ class Server:
         await self.exporter.start()
         self.hunt_jobs = RetroHuntJobs(self.rt)
         await self.hunt_jobs.start()
+        await self.outbound_housekeeping.start()
         self.smtp = SmtpServer(
             config.smtp, self.spool, self.recipient_check, resolver=self.rt.resolver, sender_check=self.senders.check
         )
@@ -174,6 +178,7 @@ class Server:
             await self.clawback.aclose()
         if self.hunt_jobs is not None:
             await self.hunt_jobs.stop()
+        await self.outbound_housekeeping.stop()
         if self.processor is not None:
             await self.processor.stop(drain_timeout=self.drain_timeout)
         if self.agent is not None:
@@ -190,12 +195,17 @@ class Server:
         return {"spool": spool, "listeners": listening}
 
     async def _recorded(self, records: list[MessageRecord]) -> None:
-        """Just recorded: outbound messages count against their senders' limits (docs/outbound.md), and the
-        automatic clawback policy looks at each verdict (docs/clawback.md). One failing spares the other."""
+        """Just recorded: outbound messages count against their senders' limits and add to their activity
+        (docs/outbound.md), and the automatic clawback policy looks at each verdict (docs/clawback.md). One
+        failing spares the others."""
         try:
             await self.outbound.recorded(records)
         except Exception as exc:
             log.error("outbound_limits_failed", records=len(records), error=f"{type(exc).__name__}: {exc}")
+        try:
+            await self.sender_activity.recorded(records)
+        except Exception as exc:
+            log.error("sender_activity_failed", records=len(records), error=f"{type(exc).__name__}: {exc}")
         await asyncio.to_thread(self.clawback.auto, records, self.directory.policy_of)
 
     async def _on_delivery_event(

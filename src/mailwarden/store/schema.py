@@ -376,8 +376,9 @@ class OutboundCountRow(Base):
     __table_args__ = (Index("ix_outbound_counts_minute", "minute"),)
 
 
-# The response tables (clawback, the event feed, restricted senders) live in schema_response.py; imported
-# here so `Base.metadata` (migrations, the schema check) and `from mailwarden.store.schema import ...` see them.
+# The response tables (clawback, the event feed, restricted senders, sender activity) live in
+# schema_response.py; imported here so `Base.metadata` (migrations, the schema check) and
+# `from mailwarden.store.schema import ...` see them.
 from mailwarden.store.schema_response import (  # noqa: E402
     ClawbackItemRow,
     ClawbackJobRow,
@@ -385,6 +386,8 @@ from mailwarden.store.schema_response import (  # noqa: E402
     MailboxConnectorRow,
     OutboxRow,
     RestrictedSenderRow,
+    SenderContactRow,
+    SenderHourRow,
 )
 
 __all__ = [
@@ -400,6 +403,8 @@ __all__ = [
     "MailboxConnectorRow",
     "OutboxRow",
     "RestrictedSenderRow",
+    "SenderContactRow",
+    "SenderHourRow",
     "SerialType",
     "UTCDateTime",
     "include_object_for",

@@ -112,3 +112,35 @@ class RestrictedSenderRow(Base):
     since: Mapped[datetime] = mapped_column(UTCDateTime)
     until: Mapped[datetime | None] = mapped_column(UTCDateTime)
     would_have: Mapped[bool] = mapped_column(Boolean, default=False)
+
+
+class SenderHourRow(Base):
+    """What one sender of one organisation did in one UTC hour (`hour`: hours since the epoch): recipients
+    addressed, external recipients addressed for the first time, and delivery reports (null-sender mail)
+    that came back to it. The compromised-account signals compare the last hours with the sender's own
+    busiest hours (`store/sender_activity.py`); rows older than the baseline's days are pruned."""
+
+    __tablename__ = "sender_hours"
+
+    organisation: Mapped[str] = mapped_column(String(100), primary_key=True)
+    sender: Mapped[str] = mapped_column(String(320), primary_key=True)
+    hour: Mapped[int] = mapped_column(Integer, primary_key=True)
+    recipients: Mapped[int] = mapped_column(Integer, default=0)
+    new_external: Mapped[int] = mapped_column(Integer, default=0)
+    ndrs: Mapped[int] = mapped_column(Integer, default=0)
+
+    __table_args__ = (Index("ix_sender_hours_hour", "hour"),)
+
+
+class SenderContactRow(Base):
+    """An external address a sender has written to, and the UTC hour it last did: "new recipients" are
+    those not here. Pruned after the contact window (90 days) without mail."""
+
+    __tablename__ = "sender_contacts"
+
+    organisation: Mapped[str] = mapped_column(String(100), primary_key=True)
+    sender: Mapped[str] = mapped_column(String(320), primary_key=True)
+    recipient: Mapped[str] = mapped_column(String(320), primary_key=True)
+    last_hour: Mapped[int] = mapped_column(Integer)
+
+    __table_args__ = (Index("ix_sender_contacts_last_hour", "last_hour"),)

@@ -37,6 +37,7 @@ from mailwarden.pipeline.connection import DnsblZone, dnsbl_query_name, listing_
 from mailwarden.pipeline.facts import ScanFacts
 from mailwarden.pipeline.services import StageServices
 from mailwarden.pipeline.spam.classifier import DEFAULT_MODEL, Classifier, Score, model_header, read_model
+from mailwarden.pipeline.spam.compromise import COMPROMISE_WEIGHTS, CompromiseSignals, compromise_findings
 from mailwarden.pipeline.spam.heuristics import Heuristics
 from mailwarden.pipeline.spam.heuristics.view import registered_domain
 from mailwarden.pipeline.spam.statstore import CachedTokenStore, MemoryTokenStore
@@ -71,7 +72,7 @@ LIST_WEIGHTS: dict[str, float] = {SENDER_BLOCKED: 15.0, SENDER_ALLOWED: 0.0, SEN
 # Phishing evidence on a message the classifier is sure is legitimate needs more of it: the organisation's
 # own mail (newsletters with login links, password-reset notices) looks hammy, real phish rarely does.
 PHISH_HAMLIKE = "PHISH_BAYES_HAM_HIGH"
-STAGE_WEIGHTS = {**BAYES_WEIGHTS, **LIST_WEIGHTS, PHISH_HAMLIKE: -3.0}
+STAGE_WEIGHTS = {**BAYES_WEIGHTS, **LIST_WEIGHTS, **COMPROMISE_WEIGHTS, PHISH_HAMLIKE: -3.0}
 
 # Heuristic settings live in the same `[stages.spam]` table (docs/heuristics.md).
 HEURISTIC_KEYS = ("brands", "url_shorteners", "suspicious_tlds", "free_hosting", "freemail")
@@ -122,6 +123,7 @@ class SpamConfig(BaseModel):
     uribl_timeout: float = Field(1.5, gt=0, le=10, description="seconds to wait for all URI block lists")
     uribl_max_domains: int = Field(20, ge=1, le=200, description="distinct link domains asked per message")
     weights: dict[str, float] = Field(default_factory=dict)
+    compromise: CompromiseSignals = CompromiseSignals()
     # heuristics' own settings, validated by HeuristicsSettings
     brands: dict[str, list[str]] | None = None
     url_shorteners: list[str] | None = None
@@ -222,6 +224,8 @@ class SpamFilter:
             )
         if self.config.uribl and self.resolver is not None and ctx.direction is Direction.INBOUND:
             findings += await self.uribl(message, ctx)
+        if ctx.direction is Direction.OUTBOUND and ctx.facts.sender is not None:
+            findings += compromise_findings(ctx.facts.sender, self.config.compromise, self.weights, STAGE)
         return findings
 
     # ---- classifier ----------------------------------------------------------------------------

@@ -1,0 +1,109 @@
+"""The compromised-account signals: the sender's activity as the store keeps it, the facts the service
+sums from it, and the findings the outbound spam filter makes of them."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from mailwarden.model import Direction
+from mailwarden.pipeline.facts import SenderFacts
+from mailwarden.pipeline.spam.compromise import (
+    COMPROMISE_WEIGHTS,
+    NDRS,
+    NEW_RECIPIENTS,
+    VOLUME_SPIKE,
+    CompromiseSignals,
+    compromise_findings,
+)
+from mailwarden.service.sender_activity import SenderActivityLookup, summarise
+from mailwarden.store import Database
+from mailwarden.store.sender_activity import CONTACT_DAYS, SenderActivity, epoch_hour
+from tests.unit.store.records import build_record
+
+NOW = datetime(2026, 12, 7, 10, 30, tzinfo=UTC)
+OWN = frozenset({"corp.example"})
+
+
+@pytest.fixture
+def db(tmp_path: Path) -> Iterator[Database]:
+    database = Database(f"sqlite:///{tmp_path / 'm.sqlite3'}")
+    database.migrate()
+    yield database
+    database.close()
+
+
+def external(n: int, start: int = 0) -> list[str]:
+    return [f"p{i}@else.example" for i in range(start, start + n)]
+
+
+def codes(facts: SenderFacts) -> set[str]:
+    return {f.code for f in compromise_findings(facts, CompromiseSignals(), COMPROMISE_WEIGHTS, "spam")}
+
+
+def test_new_recipients_are_those_never_written_to_within_the_contact_window(db: Database) -> None:
+    store = SenderActivity(db)
+    assert store.note_sent("corp", "Bob@corp.example", NOW - timedelta(days=3), 3, external(3)) == 3
+    assert store.note_sent("corp", "bob@corp.example", NOW, 4, ["P1@else.example", *external(3, start=5)]) == 3
+    long_ago = NOW - timedelta(days=CONTACT_DAYS + 1)
+    assert store.note_sent("corp", "ann@corp.example", long_ago, 1, ["p1@else.example"]) == 1
+    assert store.note_sent("corp", "ann@corp.example", NOW, 1, ["p1@else.example"]) == 1  # forgotten: new again
+    history = store.history("corp", "bob@corp.example", NOW, ["p2@else.example", "new@else.example"])
+    assert history.known == {"p2@else.example"}
+    assert history.hours[epoch_hour(NOW)] == (4, 3, 0)
+
+
+def test_a_burst_to_strangers_after_a_quiet_fortnight_makes_both_signals(db: Database) -> None:
+    store = SenderActivity(db)
+    for day in range(1, 10):  # a quiet sender: five recipients a day, the same partners
+        store.note_sent("corp", "bob@corp.example", NOW - timedelta(days=day), 5, external(5))
+    history = store.history("corp", "bob@corp.example", NOW, external(60, start=100))
+    facts = summarise(history, epoch_hour(NOW), 60, external(60, start=100))
+    assert facts == SenderFacts(window_hours=2, recipients=60, new_external=60, ndrs=0, baseline=5)
+    assert codes(facts) == {VOLUME_SPIKE, NEW_RECIPIENTS}
+    usual = summarise(store.history("corp", "bob@corp.example", NOW, external(5)), epoch_hour(NOW), 5, external(5))
+    assert usual.new_external == 0 and codes(usual) == set()
+
+
+def test_without_two_days_of_history_there_is_no_baseline_and_no_volume_signal(db: Database) -> None:
+    store = SenderActivity(db)
+    store.note_sent("corp", "new@corp.example", NOW - timedelta(hours=30), 2, external(2))
+    facts = summarise(store.history("corp", "new@corp.example", NOW, external(80)), epoch_hour(NOW), 80, external(80))
+    assert facts.baseline is None and codes(facts) == set()  # a new account, or a new installation
+
+
+def test_volume_is_judged_against_the_senders_own_busiest_hours() -> None:
+    busy = SenderFacts(window_hours=2, recipients=200, new_external=0, ndrs=0, baseline=60)
+    assert codes(busy) == set()  # 200 is less than four times its busiest 60
+    assert codes(SenderFacts(2, recipients=241, new_external=0, ndrs=0, baseline=60)) == {VOLUME_SPIKE}
+    assert codes(SenderFacts(2, recipients=49, new_external=0, ndrs=0, baseline=0)) == set()  # under volume_min
+    assert codes(SenderFacts(2, recipients=0, new_external=0, ndrs=10, baseline=None)) == {NDRS}
+    assert codes(SenderFacts(2, recipients=0, new_external=0, ndrs=9, baseline=None)) == set()
+
+
+async def test_recorded_mail_adds_to_the_sender_and_bounces_to_the_address_they_came_back_to(db: Database) -> None:
+    lookup = SenderActivityLookup(db, lambda org: OWN)
+    sent = build_record(at=NOW, direction=Direction.OUTBOUND, sender="bob@corp.example",
+                        recipients=("x@else.example", "colleague@corp.example"))  # fmt: skip
+    bounce = build_record(at=NOW, direction=Direction.INBOUND, sender="", recipients=("bob@corp.example",))
+    await lookup.recorded([sent, bounce, bounce])
+    facts = await lookup.facts("corp", "bob@corp.example", ["x@else.example", "y@else.example"], OWN, NOW)
+    assert facts == SenderFacts(window_hours=2, recipients=4, new_external=2, ndrs=2, baseline=None)
+
+
+async def test_housekeeping_prunes_old_activity_and_old_limit_buckets(db: Database) -> None:
+    from mailwarden.model.policy import Policy
+    from mailwarden.service.outbound import OutboundGuard, OutboundHousekeeping
+    from mailwarden.store.sender_activity import BASELINE_DAYS
+
+    guard = OutboundGuard(db, lambda org: Policy(), lambda org: OWN)  # the database's counters
+    now = datetime.now(UTC)
+    old = now - timedelta(days=BASELINE_DAYS + 1)
+    SenderActivity(db).note_sent("corp", "bob@corp.example", old, 1, [])
+    SenderActivity(db).note_sent("corp", "bob@corp.example", now, 1, [])
+    await guard.counter.add("corp", "bob@corp.example", external=1, internal=0, at=old)
+    assert await OutboundHousekeeping(db, guard).prune() == 3  # the old hour, its minute and its day bucket
+    assert list(SenderActivity(db).history("corp", "bob@corp.example", now, []).hours) == [epoch_hour(now)]
