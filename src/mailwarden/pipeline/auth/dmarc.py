@@ -58,6 +58,8 @@ class DmarcOutcome:
     spf_aligned: bool = False
     dkim_aligned: bool = False
     reason: str = ""
+    # who vouched that the original passed when our own check could not say so: "arc" or "provider"
+    vouched_by: str = ""
 
     @property
     def published(self) -> DmarcPolicy | None:

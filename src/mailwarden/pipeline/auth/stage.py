@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import socket
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import ClassVar
 
 import structlog
@@ -18,7 +18,7 @@ from mailwarden.model.envelope import domain_of
 from mailwarden.pipeline.auth import arc, dkim, dmarc
 from mailwarden.pipeline.auth.arc import ArcOutcome, ArcResult
 from mailwarden.pipeline.auth.dkim import DkimResult, DkimSignatureResult
-from mailwarden.pipeline.auth.dmarc import DmarcOutcome, DmarcPolicy, DmarcResult
+from mailwarden.pipeline.auth.dmarc import DmarcOutcome, DmarcPolicy, DmarcResult, aligned
 from mailwarden.pipeline.auth.spf import SpfChecker, SpfOutcome, SpfResult
 from mailwarden.pipeline.services import StageServices
 from mailwarden.pipeline.stage import ScanContext
@@ -43,6 +43,7 @@ DEFAULT_WEIGHTS: dict[str, float] = {
     "DKIM_TEMPERROR": 0.0,
     "DKIM_NONE": 0.0,
     "DMARC_PASS": -0.5,
+    "DMARC_ARC_OVERRIDE": 0.0,  # fail here, but a trusted forwarder's ARC results say the original passed
     "DMARC_POLICY_REJECT": 8.0,
     "DMARC_POLICY_QUARANTINE": 6.0,
     "DMARC_POLICY_SOFTFAIL": 0.1,  # fail with p=none (or reject/quarantine sampled out by pct=)
@@ -53,6 +54,7 @@ DEFAULT_WEIGHTS: dict[str, float] = {
     "ARC_FAIL": 1.0,
     "ARC_NONE": 0.0,
     "ARC_TEMPERROR": 0.0,
+    "ARC_PERMERROR": 0.0,  # a key the chain needs is missing or unusable: not checked, not held against it
     "AUTH_PROVIDER_RESULTS": 0.0,  # journal copy: SPF taken from the provider's Authentication-Results
     "AUTH_PROVIDER_MISSING": 0.0,  # journal copy without a trusted Authentication-Results
 }
@@ -66,6 +68,10 @@ _DKIM_SYMBOL = {
     DkimResult.TEMPERROR: "DKIM_TEMPERROR",
     DkimResult.NONE: "DKIM_NONE",
 }
+# Forwarders that seal ARC for the mail they pass on: Google (Gmail forwarding, Google Groups) and
+# Microsoft 365. A Mailman 3 server seals with its own domain, which the organisation adds itself.
+KNOWN_FORWARDERS = ("google.com", "microsoft.com")
+
 _DMARC_FAIL_SYMBOL = {
     DmarcPolicy.REJECT: "DMARC_POLICY_REJECT",
     DmarcPolicy.QUARANTINE: "DMARC_POLICY_QUARANTINE",
@@ -87,6 +93,10 @@ class AuthConfig(BaseModel):
     trust_first_authentication_results: bool = Field(
         False, description="journal mode: trust the topmost Authentication-Results even without an authserv-id"
     )
+    trusted_arc_sealers: list[str] = Field(
+        default_factory=lambda: list(KNOWN_FORWARDERS),
+        description="ARC sealers (d= of ARC-Seal, subdomains included) whose results stand for the original",
+    )
     dkim_min_key_bits: int = Field(1024, ge=512, le=8192)
     weights: dict[str, float] = Field(default_factory=dict, description="symbol → weight, over the defaults")
 
@@ -97,6 +107,11 @@ class AuthConfig(BaseModel):
         if unknown:
             raise ValueError(f"unknown symbol(s) {', '.join(unknown)} (known: {', '.join(DEFAULT_WEIGHTS)})")
         return value
+
+    @field_validator("trusted_arc_sealers")
+    @classmethod
+    def _lower_sealers(cls, value: list[str]) -> list[str]:
+        return [v.strip().lower().rstrip(".") for v in value if v.strip()]
 
 
 @dataclass
@@ -151,11 +166,16 @@ class AuthenticationStage:
                 record=dmarc_out.record,
                 reason="not evaluated: journal copy without trusted SPF results and no aligned DKIM",
             )
+        local_dmarc = dmarc_out
+        dmarc_out = self._vouched(dmarc_out, arc_out, provider)
         findings = self._findings(spf_out, dkim_word, dkim_results, dkim_note, dmarc_out, arc_out, journal, provider)
         header = results.build(
             self.config.authserv_id, self._resinfos(ctx, spf_out, dkim_results, dkim_note, dmarc_out, arc_out, provider)
         )
         ctx.facts.auth = self._facts(spf_out, dkim_word, dkim_domains, dmarc_out, arc_out, provider, header)
+        if dmarc_out.vouched_by:
+            ctx.facts.auth["dmarc_local"] = local_dmarc.result.value
+            ctx.facts.auth["dmarc_vouched_by"] = dmarc_out.reason
         return findings
 
     # ---- checks ----------------------------------------------------------------------------------
@@ -181,7 +201,7 @@ class AuthenticationStage:
             return await arc.verify(raw, self.resolver, unsealed_aar_is_none=journal)
         except Exception as exc:  # as above
             log.warning("arc_verifier_failed", stage=self.name, error=repr(exc))
-            return ArcOutcome(ArcResult.FAIL, f"verifier error: {type(exc).__name__}")
+            return ArcOutcome(ArcResult.PERMERROR, f"verifier error: {type(exc).__name__}")
 
     def _provider(self, ctx: ScanContext) -> _Provider | None:
         header = results.select_trusted(
@@ -199,6 +219,62 @@ class AuthenticationStage:
                 if d and d != "none":
                     domains.append(d.lower())
         return _Provider(header, dkim_pass_domains=domains)
+
+    # ---- results that stand for the original --------------------------------------------------------
+
+    def _vouched(self, dmarc_out: DmarcOutcome, arc_out: ArcOutcome, provider: _Provider | None) -> DmarcOutcome:
+        """The DMARC outcome, after what a trusted provider or trusted ARC sealers saw of the original.
+
+        A journal copy's provider checked the original with working DNS: its `dmarc=pass` stands over our
+        failure or temperror. A failure here also stands down when a passing ARC chain, sealed by trusted
+        forwarders from the newest hop down, carries a trusted hop's report that the original passed.
+        """
+        if provider is not None and dmarc_out.result in (DmarcResult.FAIL, DmarcResult.TEMPERROR):
+            reported = provider.header.first("dmarc")
+            if reported is not None and reported.result.lower() == "pass":
+                who = provider.header.authserv_id or "the provider"
+                return replace(
+                    dmarc_out,
+                    result=DmarcResult.PASS,
+                    policy=DmarcPolicy.NONE,
+                    reason=f"pass reported by {who} (here: {dmarc_out.result.value})",
+                    vouched_by="provider",
+                )
+        if dmarc_out.result is not DmarcResult.FAIL or arc_out.result is not ArcResult.PASS:
+            return dmarc_out
+        claim = self._arc_claim(arc_out, dmarc_out)
+        if claim is None:
+            return dmarc_out
+        reason = f"{claim} (here: {dmarc_out.reason})"
+        return replace(dmarc_out, result=DmarcResult.PASS, policy=DmarcPolicy.NONE, reason=reason, vouched_by="arc")
+
+    def _arc_claim(self, arc_out: ArcOutcome, dmarc_out: DmarcOutcome) -> str | None:
+        """What the oldest hop of the trusted run of sealers (newest first) says for the original, when
+        it says DMARC passed or reports an aligned SPF or DKIM pass; None otherwise."""
+        trusted = []
+        for hop in arc_out.hops:
+            if not _trusted_sealer(hop.sealer, self.config.trusted_arc_sealers):
+                break
+            trusted.append(hop)
+        if not trusted or trusted[-1].aar is None:
+            return None
+        hop, aar = trusted[-1], trusted[-1].aar
+        where = f"ARC i={hop.instance} sealed by {hop.sealer}"
+        verdict = aar.first("dmarc")
+        if verdict is not None:
+            return f"{where}: dmarc=pass" if verdict.result.lower() == "pass" else None
+        domain, record = dmarc_out.from_domain, dmarc_out.record
+        if domain is None or record is None:
+            return None
+        for res in aar.all("dkim"):
+            d = (res.get("header.d") or domain_of(res.get("header.i")) or "").lower()
+            if res.result.lower() == "pass" and d and aligned(d, domain, record.adkim):
+                return f"{where}: dkim=pass header.d={d}"
+        spf = aar.first("spf")
+        spf_domain = (domain_of(spf.get("smtp.mailfrom")) or "") if spf is not None else ""
+        if spf is not None and spf.result.lower() == "pass" and spf_domain and aligned(spf_domain, domain, record.aspf):
+            return f"{where}: spf=pass smtp.mailfrom domain {spf_domain}"
+        return None
 
     # ---- output ----------------------------------------------------------------------------------
 
@@ -227,7 +303,9 @@ class AuthenticationStage:
             f"{r.domain or '?'}: {r.result.value}" + (f" ({r.reason})" if r.reason else "") for r in dkim_results
         )
         out.append(self._finding(_DKIM_SYMBOL[dkim_word], dkim_detail))
-        if dmarc_out.result is DmarcResult.FAIL:
+        if dmarc_out.vouched_by == "arc":
+            out.append(self._finding("DMARC_ARC_OVERRIDE", dmarc_out.reason))
+        elif dmarc_out.result is DmarcResult.FAIL:
             out.append(self._finding(_DMARC_FAIL_SYMBOL[dmarc_out.policy], dmarc_out.reason))
         else:
             out.append(self._finding(f"DMARC_{dmarc_out.result.value.upper()}", dmarc_out.reason))
@@ -267,6 +345,8 @@ class AuthenticationStage:
             dmarc_comment += f" pct={rec.pct} dis={dmarc_out.policy.value}"
         elif dmarc_out.reason:
             dmarc_comment = dmarc_out.reason
+        if dmarc_out.vouched_by:
+            dmarc_comment = f"{dmarc_comment}; {dmarc_out.reason}" if dmarc_out.record else dmarc_out.reason
         dmarc_props = (("header.from", dmarc_out.from_domain),) if dmarc_out.from_domain else ()
         out.append(AuthResult("dmarc", dmarc_out.result.value, dmarc_comment, properties=dmarc_props))
         arc_comment = arc_out.reason if arc_out.result is not ArcResult.PASS else ""
@@ -317,6 +397,11 @@ class AuthenticationStage:
 
 async def _done(value: SpfOutcome) -> SpfOutcome:
     return value
+
+
+def _trusted_sealer(sealer: str, trusted: list[str]) -> bool:
+    sealer = sealer.lower().rstrip(".")
+    return bool(sealer) and any(sealer == t or sealer.endswith("." + t) for t in trusted)
 
 
 def _client_ip(ctx: ScanContext) -> str | None:
