@@ -163,11 +163,16 @@ async def evaluate(
     spf_pass_domain: str | None,
     dkim_pass_domains: list[str],
     sample: float = 0.0,
+    spf_unchecked_domain: str | None = None,
+    dkim_unchecked_domains: list[str] | None = None,
 ) -> DmarcOutcome:
     """Check the From domain against the SPF-authenticated and DKIM-authenticated domains.
 
     `spf_pass_domain` is the MAIL FROM (or HELO) domain when SPF passed, else None; `dkim_pass_domains`
     the d= of passing signatures; `sample` in [0, 100) decides pct= (policy applied when below pct).
+    `spf_unchecked_domain` / `dkim_unchecked_domains`: the domains whose SPF or DKIM check was a temperror.
+    When one of them is aligned and nothing aligned passed, the result is `temperror`, not `fail` (§6.6.2):
+    it might have passed.
     """
     domain, why = from_domain(from_values)
     if domain is None:
@@ -185,6 +190,12 @@ async def evaluate(
     )
     if spf_ok or dkim_ok:
         return outcome
+    unchecked = [d for d in dkim_unchecked_domains or () if aligned(d, domain, record.adkim)]
+    if spf_unchecked_domain is not None and aligned(spf_unchecked_domain, domain, record.aspf):
+        unchecked.append(spf_unchecked_domain)
+    if unchecked:
+        reason = f"not aligned, but the check of {', '.join(dict.fromkeys(unchecked))} could not be made"
+        return DmarcOutcome(DmarcResult.TEMPERROR, DmarcPolicy.NONE, domain, policy_domain, record, reason=reason)
     wanted = outcome.published or DmarcPolicy.NONE
     applied = wanted
     if sample >= record.pct and wanted in _DOWNGRADE:

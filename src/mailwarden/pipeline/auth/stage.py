@@ -157,6 +157,8 @@ class AuthenticationStage:
             spf_pass_domain=spf_pass_domain,
             dkim_pass_domains=dkim_domains,
             sample=_sample(ctx),
+            spf_unchecked_domain=spf_out.domain if spf_out.result is SpfResult.TEMPERROR else None,
+            dkim_unchecked_domains=[r.domain for r in dkim_results if r.result is DkimResult.TEMPERROR and r.domain],
         )
         if journal and provider is None and dmarc_out.result is DmarcResult.FAIL:
             dmarc_out = DmarcOutcome(

@@ -159,6 +159,33 @@ async def test_dns_failures_are_temperror_and_weightless(
     assert {ctx.facts.auth[k] for k in ("spf", "dkim", "dmarc")} == {"temperror"}
 
 
+async def test_an_aligned_check_that_could_not_be_made_is_no_dmarc_failure(
+    org: DnsServer, make_stage: Stage, publish_signer: Callable[..., DkimSigner]
+) -> None:
+    # the policy is known (p=reject), but the From domain's DKIM key could not be fetched: the message
+    # might have passed, so DMARC says temperror and no policy applies (SPF still fails on its own)
+    raw = publish_signer(("example.org", "s1")).sign(build_message(), "example.org")
+    org.fail("s1._domainkey.example.org")
+    ctx = context(raw, ip="198.51.100.66")
+    findings = codes(await make_stage().inspect(ctx))
+    assert findings["DMARC_TEMPERROR"] == 0.0 and findings["DKIM_TEMPERROR"] == 0.0
+    assert not any(code.startswith("DMARC_POLICY") for code in findings)
+    assert (ctx.facts.auth["dmarc"], ctx.facts.auth["dmarc_policy"]) == ("temperror", "none")
+
+
+async def test_spf_temperror_on_the_aligned_domain_is_dmarc_temperror(org: DnsServer, make_stage: Stage) -> None:
+    org.fail("example.org")
+    ctx = context(ip="198.51.100.66")  # unsigned: SPF is the only way it could pass
+    findings = codes(await make_stage().inspect(ctx))
+    assert {"SPF_TEMPERROR", "DMARC_TEMPERROR"} <= set(findings) and "DMARC_POLICY_REJECT" not in findings
+
+
+async def test_an_unaligned_temperror_does_not_excuse_a_failure(org: DnsServer, make_stage: Stage) -> None:
+    org.fail("bounces.other.example")
+    ctx = context(mail_from="x@bounces.other.example", ip="198.51.100.66")
+    assert "DMARC_POLICY_REJECT" in codes(await make_stage().inspect(ctx))
+
+
 async def test_connection_fact_ip_wins(org: DnsServer, make_stage: Stage) -> None:
     ctx = context(ip="198.51.100.66")
     ctx.facts.connection = ConnectionFacts(ip="192.0.2.99")
