@@ -88,6 +88,38 @@ class SpamPolicy(_Strict):
         return self
 
 
+class DmarcQuarantineAction(StrEnum):
+    """What happens to a message whose sender domain publishes p=quarantine and that fails DMARC."""
+
+    QUARANTINE = "quarantine"
+    JUNK = "junk"
+
+    @property
+    def action(self) -> Action:
+        return Action(self.value)
+
+
+class DmarcRejectAction(StrEnum):
+    """What happens to a message whose sender domain publishes p=reject and that fails DMARC."""
+
+    REJECT = "reject"
+    QUARANTINE = "quarantine"
+
+    @property
+    def action(self) -> Action:
+        return Action(self.value)
+
+
+class DmarcHonourPolicy(_Strict):
+    """`dmarc`: honour the sender domain's DMARC policy as an action (EOP's "honor DMARC policy", on by
+    default with its defaults: p=quarantine → quarantine, p=reject → reject). Off: a DMARC failure is only
+    evidence in the spam score."""
+
+    honour_policy: bool = True
+    quarantine_action: DmarcQuarantineAction = DmarcQuarantineAction.QUARANTINE
+    reject_action: DmarcRejectAction = DmarcRejectAction.REJECT
+
+
 class MalwareAction(StrEnum):
     QUARANTINE = "quarantine"
     REPLACE_ATTACHMENTS = "replace_attachments"
@@ -357,6 +389,7 @@ class Policy(_Strict):
     dlp: DlpPolicy = DlpPolicy()
     clawback: AutoClawback = AutoClawback()
     outbound_spam: OutboundSpamPolicy = OutboundSpamPolicy()  # docs/outbound.md
+    dmarc: DmarcHonourPolicy = DmarcHonourPolicy()  # docs/authentication.md
 
     _rule_names = field_validator("rules")(check_rule_set)
 

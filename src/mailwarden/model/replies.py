@@ -16,6 +16,17 @@ MESSAGE_REJECTED = f"550 {POLICY_REJECT_STATUS} Message rejected by policy"
 MESSAGE_DELETED = "550 4.3.2 QUEUE.TransportAgent; message deleted by transport agent"
 
 
+# RFC 7372 X.7.26: multiple authentication checks failed (a DMARC failure is SPF and DKIM both unaligned)
+DMARC_REJECT_STATUS = "5.7.26"
+
+
+def dmarc_reject(domain: str) -> str:
+    """The reply of a message refused because its From domain failed DMARC and publishes p=reject."""
+    return (
+        f"550 {DMARC_REJECT_STATUS} Message rejected: {domain or 'the From domain'} fails DMARC and publishes p=reject"
+    )
+
+
 def rule_reject(status: str, text: str) -> str:
     """The reply of a transport rule's `reject: {status, text}`: 550, its enhanced status, its NDR text."""
     return f"550 {status} {text}"

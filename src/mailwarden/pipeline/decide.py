@@ -16,7 +16,8 @@ from mailwarden.model import (
     Verdict,
 )
 from mailwarden.model.policy import MalwareAction, ScanErrorAction, SpamVerdictAction
-from mailwarden.model.rules_outcome import RulesOutcome, combine
+from mailwarden.model.replies import dmarc_reject
+from mailwarden.model.rules_outcome import STRENGTH, RulesOutcome, combine
 from mailwarden.model.scoring import (
     BULK_PREFIX,
     HIGH_CONFIDENCE_PHISH_THRESHOLD,
@@ -30,6 +31,9 @@ from mailwarden.model.scoring import (
 )
 from mailwarden.model.verdict import RuleHit
 from mailwarden.pipeline.facts import ScanFacts
+
+# verdicts whose own handling a DMARC policy never replaces: malware, a failed scan's fail-safe, a block
+_DMARC_KEEPS = frozenset({Category.MALWARE, Category.SCAN_ERROR, Category.BLOCKED, Category.INTERNAL})
 
 
 def decide(
@@ -72,6 +76,11 @@ def decide(
         disposition = Disposition(Action.DELIVER, reason=f"outbound {category.value}: {done}")
     else:
         disposition = disposition_for(category, policy, malware=malware, facts=facts)
+        honoured = None if bypass_spam or direction is not Direction.INBOUND else dmarc_disposition(facts, policy)
+        if honoured and category not in _DMARC_KEEPS and STRENGTH[honoured.action] >= STRENGTH[disposition.action]:
+            disposition = honoured
+            if category in (Category.CLEAN, Category.BULK):  # the domain's policy says it is not wanted
+                category, scl = Category.SPAM, max(scl, 5)
     if not reject:
         # transport rules' actions and changes, by the precedence in pipeline/rules/outcome.py
         category, disposition = combine(category, disposition, rules)
@@ -154,6 +163,26 @@ def disposition_for(
     return _spam_disposition(spam_action, category, policy)
 
 
+def dmarc_disposition(facts: ScanFacts, policy: Policy) -> Disposition | None:
+    """The policy's action for a DMARC failure whose domain asks for quarantine or reject, when the
+    organisation honours DMARC policies; None otherwise (a pass, none, temperror, permerror or p=none)."""
+    auth = facts.auth
+    if not policy.dmarc.honour_policy or auth.get("dmarc") != "fail":
+        return None
+    wanted, domain = auth.get("dmarc_policy", ""), auth.get("from_domain", "")
+    if wanted == "reject":
+        action = policy.dmarc.reject_action.action
+    elif wanted == "quarantine":
+        action = policy.dmarc.quarantine_action.action
+    else:
+        return None
+    reason = f"DMARC p={wanted} honoured: {domain} failed DMARC"
+    published = auth.get("dmarc_published", "")
+    if published and published != wanted:
+        reason += f" (publishes p={published}, this message sampled out by pct=)"
+    return Disposition(action, reason=reason, smtp_reply=dmarc_reject(domain) if action is Action.REJECT else None)
+
+
 def _spam_disposition(action: SpamVerdictAction, category: Category, policy: Policy) -> Disposition:
     reason = category.value
     if action is SpamVerdictAction.ADD_HEADER:
@@ -170,4 +199,4 @@ def internal_verdict() -> Verdict:
     return Verdict(direction=Direction.INTERNAL, category=Category.INTERNAL, disposition=Disposition(Action.DELIVER))
 
 
-__all__ = ["Finding", "decide", "disposition_for", "internal_verdict", "scl_for"]
+__all__ = ["Finding", "decide", "disposition_for", "dmarc_disposition", "internal_verdict", "scl_for"]

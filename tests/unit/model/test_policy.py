@@ -64,3 +64,32 @@ def test_duplicate_domain_is_refused() -> None:
 def test_document_must_be_a_mapping() -> None:
     with pytest.raises(PolicyError, match="mapping"):
         parse_organisation_document(["not", "a", "mapping"])
+
+
+def test_dmarc_honouring_defaults_follow_eop_and_round_trip_through_yaml() -> None:
+    import yaml
+
+    from mailwarden.model.policy import DmarcQuarantineAction, DmarcRejectAction, OrganisationDocument
+
+    dmarc = Policy().dmarc
+    assert dmarc.honour_policy is True
+    assert (dmarc.quarantine_action, dmarc.reject_action) == (
+        DmarcQuarantineAction.QUARANTINE,
+        DmarcRejectAction.REJECT,
+    )
+    doc = parse_organisation_document(
+        {"name": "acme", "policy": {"dmarc": {"honour_policy": False, "quarantine_action": "junk"}}}
+    )
+    text = yaml.safe_dump(doc.model_dump(mode="json"), sort_keys=False)
+    assert "quarantine_action: junk" in text and "honour_policy: false" in text
+    assert OrganisationDocument.model_validate(yaml.safe_load(text)) == doc
+
+
+def test_dmarc_actions_are_the_eop_choices_only() -> None:
+    with pytest.raises(PolicyError) as info:
+        parse_organisation_document(
+            {"name": "acme", "policy": {"dmarc": {"quarantine_action": "reject", "reject_action": "junk"}}}
+        )
+    errors = info.value.errors
+    assert any(e.startswith("policy.dmarc.quarantine_action:") for e in errors)
+    assert any(e.startswith("policy.dmarc.reject_action:") for e in errors)
