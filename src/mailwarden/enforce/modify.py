@@ -15,6 +15,7 @@ from email.message import Message as MimePart
 from email.policy import compat32
 
 from mailwarden.mail import rewrite
+from mailwarden.model.message import content_charset
 from mailwarden.model.verdict import Modification, ModificationKind
 
 _SEALED = frozenset({"multipart/signed", "multipart/encrypted", "application/pkcs7-mime", "application/x-pkcs7-mime"})
@@ -107,10 +108,10 @@ def _append(part: MimePart, addition: str, *, html: bool = False) -> int:
     payload = part.get_payload(decode=True)
     if not isinstance(payload, bytes):
         return 0
-    charset = part.get_content_charset() or "utf-8"
+    charset = content_charset(part) or "utf-8"
     try:
         body = payload.decode(charset)
-    except (LookupError, UnicodeDecodeError):
+    except (LookupError, UnicodeDecodeError, ValueError):  # ValueError: a NUL in the charset name
         return 0
     if html:
         lowered = body.lower()

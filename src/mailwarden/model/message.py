@@ -82,6 +82,16 @@ def decode_header_value(value: str | email.header.Header | None) -> str:
     return " ".join(text.split())
 
 
+def content_charset(part: MimePart) -> str | None:
+    """The part's declared charset, or None when the declaration cannot even be read (an RFC 2231
+    charset parameter whose own charset name is garbage, e.g. holds a NUL, makes the standard library
+    raise)."""
+    try:
+        return part.get_content_charset()
+    except (LookupError, UnicodeError, ValueError):
+        return None
+
+
 def decode_text(payload: bytes, charset: str | None) -> str:
     """Bytes of a text part as str, trying the declared charset then common fallbacks."""
     for cs in (charset, *_FALLBACK_CHARSETS):
@@ -249,7 +259,7 @@ class Message:
                 continue
             payload = part.get_payload(decode=True)
             if isinstance(payload, bytes):
-                yield decode_text(payload, part.get_content_charset())
+                yield decode_text(payload, content_charset(part))
 
     @cached_property
     def urls(self) -> tuple[str, ...]:

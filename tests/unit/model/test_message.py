@@ -124,3 +124,10 @@ def test_date_in_utc_with_an_unknown_local_zone_is_aware() -> None:
     assert date_of("Mon, 02 Mar 2026 10:00:00 +0900") == datetime(2026, 3, 2, 1, 0, tzinfo=UTC)
     zoneless = date_of("Mon, 02 Mar 2026 10:00:00")
     assert zoneless is not None and zoneless.tzinfo is None  # no zone at all: malformed, left naive
+
+
+def test_a_charset_declaration_that_cannot_be_read_leaves_the_text_readable() -> None:
+    """An RFC 2231 charset parameter whose own charset name holds a NUL makes the standard library raise;
+    the body is still read (with the fallback charsets), so the spam filter judges it."""
+    raw = b"Content-Type: text/plain; charset*=a%00b''x\r\n\r\nhello\r\n"
+    assert Message(raw).text_parts == ("hello\r\n",)
