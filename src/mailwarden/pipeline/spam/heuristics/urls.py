@@ -18,6 +18,7 @@ from mailwarden.pipeline.spam.heuristics.view import View, authority_of, host_of
 Hit = tuple[str, str]
 
 MANY_DOMAINS = 10
+MAX_UNWRAPPED = 500  # distinct tracker links decoded per message; newsletters have a few dozen
 # link text that is itself a URL or a bare domain name
 _SHOWN_URL = re.compile(r"^\s*(?:https?://)?((?:[a-z0-9-]+\.)+[a-z]{2,24})(?:[:/?#]\S*)?\s*$", re.IGNORECASE)
 _FILE_EXT = frozenset({"pdf", "doc", "docx", "xls", "xlsx", "zip", "jpg", "png", "html", "htm", "php", "txt"})
@@ -53,19 +54,25 @@ def shown_domain(text: str) -> str | None:
     return host
 
 
-def _tracked(url: str, s: HeuristicsSettings) -> tuple[bool, str | None]:
+def _tracked(url: str, view: View, s: HeuristicsSettings) -> tuple[bool, str | None]:
     """(whether the link goes through a click tracker, its target when the link carries one)."""
+    known = view.unwrapped.get(url)
+    if known is not None:
+        return known
     host = host_of(url)
     if not host or _host_matches(host, s.tracker_hosts) is None:
         return False, None  # the cheap test first: most links go through no tracker
-    return unwrap(url, s.tracker_paths)
+    if len(view.unwrapped) >= MAX_UNWRAPPED:
+        return True, None  # past the bound a tracker link is judged as an opaque one
+    view.unwrapped[url] = found = unwrap(url, s.tracker_paths)
+    return found
 
 
 def check(view: View, facts: ScanFacts, org: Organisation | None, s: HeuristicsSettings) -> Iterator[Hit]:
     yield from _anchors(view, s)
     targets: list[str] = []
     for url in view.links:
-        _, target = _tracked(url, s)
+        _, target = _tracked(url, view, s)
         targets.append(target if target is not None else url)
     targets += [f for f in view.forms if f.lower().startswith(("http:", "https:"))]
     seen: set[str] = set()
@@ -111,7 +118,7 @@ def _anchors(view: View, s: HeuristicsSettings) -> Iterator[Hit]:
         if shown is None:
             continue
         href = anchor.href
-        tracked, target = _tracked(href, s)
+        tracked, target = _tracked(href, view, s)
         if tracked:
             if target is None:
                 continue  # an opaque tracker id: the link does not say where it leads

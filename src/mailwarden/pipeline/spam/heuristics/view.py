@@ -91,6 +91,8 @@ class View:
 
     def __init__(self, message: Message) -> None:
         self.message = message
+        # click-tracker links already unwrapped: (tracked, target), shared by the anchor and link checks
+        self.unwrapped: dict[str, tuple[bool, str | None]] = {}
 
     @cached_property
     def html(self) -> list[HtmlScan]:
