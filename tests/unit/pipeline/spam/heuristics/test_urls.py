@@ -136,3 +136,10 @@ def test_hosts_of_links_in_their_many_spellings() -> None:
     assert host_of("http://[::1/") == ""  # urlsplit refuses it
     assert "PHISH_URL_IP_HOST" in codes(mail(html=link("http://[2001:db8::1]/invoice")))
     assert "PHISH_URL_USERINFO" in codes(mail(text="Open https://paypal.com@login.example.org/"))
+
+
+def test_click_trackers_from_the_spam_stage_config() -> None:
+    from mailwarden.pipeline.spam.stage import SpamConfig
+
+    section = SpamConfig.model_validate({"click_trackers": ["tracker.example.net"]}).heuristics_section()
+    assert Heuristics.from_config(section).settings.click_trackers == frozenset({"tracker.example.net"})
