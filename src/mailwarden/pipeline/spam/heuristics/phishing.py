@@ -12,7 +12,7 @@ from mailwarden.model import Organisation
 from mailwarden.pipeline.facts import ScanFacts
 from mailwarden.pipeline.spam.heuristics.patterns import PhraseList
 from mailwarden.pipeline.spam.heuristics.settings import HeuristicsSettings
-from mailwarden.pipeline.spam.heuristics.view import View, domain_of, fold, registered_domain
+from mailwarden.pipeline.spam.heuristics.view import View, domain_of, fold, registered_domain, visible_only
 
 Hit = tuple[str, str]
 
@@ -131,7 +131,7 @@ def _brand_word(brand: str) -> re.Pattern[str]:
 
 
 def _brand_named(text: str, s: HeuristicsSettings) -> str | None:
-    low = " ".join(unicodedata.normalize("NFKC", text).lower().split())
+    low = " ".join(visible_only(unicodedata.normalize("NFKC", text)).lower().split())
     service: bool | None = None  # looked up once, and only when an ambiguous brand is in the text
     for brand, _ in s.brand_tokens:
         if brand not in low:  # the cheap test first: most texts name no brand at all

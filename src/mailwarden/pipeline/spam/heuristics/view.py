@@ -74,6 +74,19 @@ def fold(text: str) -> str:
     return _DOT_IN_WORD.sub(" ", text)
 
 
+# Characters that render as nothing, which lures put between letters to split words the filters look for:
+# zero-width spaces and joiners, soft hyphen, invisible operators, variation selectors, Unicode tags.
+INVISIBLE_IN_WORDS = (
+    "\u00ad\u034f\u200b\u200c\u200d\u2060-\u2064\ufe00-\ufe0f\ufeff\U000e0000-\U000e007f\U000e0100-\U000e01ef"
+)
+_INVISIBLE = re.compile(f"[{INVISIBLE_IN_WORDS}\u180e\u200e\u200f]+")
+
+
+def visible_only(text: str) -> str:
+    """`text` without the characters that render as nothing (for matching words and names)."""
+    return text if text.isascii() else _INVISIBLE.sub("", text)
+
+
 _LIST_ID = re.compile(r"<([^<>\s]+)>")
 _MAILTO = re.compile(r"<mailto:[^@<>\s]+@([^>?\s]+)", re.IGNORECASE)
 _SEAL_DOMAIN = re.compile(r"(?:^|;)\s*d\s*=\s*([^;\s]+)")
@@ -117,7 +130,7 @@ class View:
         """Subject plus body text, NFKC-folded, lower case, whitespace collapsed, for phrase matching."""
         html_text = " ".join(t for s in self.html for t in s.visible)
         text = " ".join((self.message.subject, self.plain[:65536], html_text[:65536]))
-        text = unicodedata.normalize("NFKC", text).replace("\u200b", "").replace("\u00ad", "")
+        text = visible_only(unicodedata.normalize("NFKC", text))
         return " ".join(text.lower().split())
 
     @cached_property
@@ -231,4 +244,5 @@ __all__ = [
     "host_of",
     "registered_domain",
     "scan_html",
+    "visible_only",
 ]
