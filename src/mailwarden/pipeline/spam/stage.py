@@ -75,7 +75,7 @@ PHISH_HAMLIKE = "PHISH_BAYES_HAM_HIGH"
 STAGE_WEIGHTS = {**BAYES_WEIGHTS, **LIST_WEIGHTS, **COMPROMISE_WEIGHTS, PHISH_HAMLIKE: -3.0}
 
 # Heuristic settings live in the same `[stages.spam]` table (docs/heuristics.md).
-HEURISTIC_KEYS = ("brands", "url_shorteners", "suspicious_tlds", "free_hosting", "freemail")
+HEURISTIC_KEYS = ("brands", "url_shorteners", "suspicious_tlds", "free_hosting", "freemail", "click_trackers")
 _DIGITS = re.compile(r"\d")
 
 
@@ -130,6 +130,7 @@ class SpamConfig(BaseModel):
     suspicious_tlds: list[str] | None = None
     free_hosting: list[str] | None = None
     freemail: list[str] | None = None
+    click_trackers: list[str] | None = None
 
     def heuristics_section(self) -> dict[str, Any]:
         section: dict[str, Any] = {"weights": self.weights}

@@ -64,6 +64,8 @@ def check(view: View, facts: ScanFacts, org: Organisation | None, s: HeuristicsS
         if src.lower().startswith(("http://", "https://", "//")) and (hidden or (w in ("0", "1") and h in ("0", "1"))):
             yield "BULK_TRACKING_PIXEL", src[:80]
             break
+    if view.list_id:
+        yield "LIST", view.list_id[:80]
     tail = view.visible_text[-2000:]
     if _unsubscribe_words(tail) or any(_unsubscribe_words(a.text) for a in view.anchors):
         yield "BULK_UNSUBSCRIBE_FOOTER", ""

@@ -127,7 +127,10 @@ def _addresses(view: View, s: HeuristicsSettings) -> Iterator[Hit]:
     reply_domain = domain_of(msg.reply_to)
     if from_org and reply_domain:
         reply_org = registered_domain(reply_domain)
-        if reply_org != from_org:
+        # a list post whose Reply-To is the list, or whose From the list rewrote to its own address and
+        # kept the poster in Reply-To: list mechanics, not a sender hiding where replies go
+        list_mechanics = bool(view.list_domains) and (view.from_list or reply_org in view.list_domains)
+        if reply_org != from_org and not list_mechanics:
             # "Name via List": a list rewrote From for DMARC and kept the poster in Reply-To
             rewritten = " via " in msg.from_display_name.lower()
             if (reply_domain in s.freemail or reply_org in s.freemail) and not rewritten:
@@ -144,6 +147,7 @@ def _addresses(view: View, s: HeuristicsSettings) -> Iterator[Hit]:
         and msg.from_address
         and m.group(0).lower() != msg.from_address
         and registered_domain(m.group(1).lower()) != from_org
+        and not view.from_list  # "'alice@example.net' via Group": the list named the poster
     ):
         yield "PHISH_DISPLAY_NAME_ADDRESS", m.group(0)[:80]
 

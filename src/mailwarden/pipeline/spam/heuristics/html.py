@@ -9,7 +9,7 @@ from collections.abc import Iterator
 from mailwarden.model import Organisation
 from mailwarden.pipeline.facts import ScanFacts
 from mailwarden.pipeline.spam.heuristics.settings import HeuristicsSettings
-from mailwarden.pipeline.spam.heuristics.view import View, host_of, registered_domain
+from mailwarden.pipeline.spam.heuristics.view import INVISIBLE_IN_WORDS, View, host_of, registered_domain
 
 Hit = tuple[str, str]
 
@@ -21,8 +21,8 @@ ENTITY_LETTERS = 8  # numeric references for plain ASCII letters: no editor writ
 _ENTITY_LETTER = re.compile(
     r"&#(?:x0*(?:4[1-9a-f]|5[0-9a]|6[1-9a-f]|7[0-9a])|0*(?:6[5-9]|[78]\d|9[07-9]|1[01]\d|12[0-2]));", re.IGNORECASE
 )
-_ZERO_WIDTH_IN_WORD = re.compile(r"\w[\u200b\u200c\u200d\u2060\ufeff\u00ad]+\w")
-_ZERO_WIDTH = re.compile(r"[\u200b\u200c\u200d\u2060\ufeff\u00ad]")  # the cheap test before the one above
+_ZERO_WIDTH_IN_WORD = re.compile(rf"\w[{INVISIBLE_IN_WORDS}]+\w")
+_ZERO_WIDTH = re.compile(f"[{INVISIBLE_IN_WORDS}]")  # the cheap test before the one above
 # words of three or more letters with a letter outside ASCII (an ASCII word cannot mix scripts)
 _NON_ASCII_WORD = re.compile(r"(?<!\w)(?=\w*?[^\W\x00-\x7f])\w{3,}")
 _NON_ASCII_LETTER = re.compile(r"[^\W\x00-\x7f]")

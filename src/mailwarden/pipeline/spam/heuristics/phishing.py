@@ -12,7 +12,7 @@ from mailwarden.model import Organisation
 from mailwarden.pipeline.facts import ScanFacts
 from mailwarden.pipeline.spam.heuristics.patterns import PhraseList
 from mailwarden.pipeline.spam.heuristics.settings import HeuristicsSettings
-from mailwarden.pipeline.spam.heuristics.view import View, fold, registered_domain
+from mailwarden.pipeline.spam.heuristics.view import View, domain_of, fold, registered_domain, visible_only
 
 Hit = tuple[str, str]
 
@@ -131,7 +131,7 @@ def _brand_word(brand: str) -> re.Pattern[str]:
 
 
 def _brand_named(text: str, s: HeuristicsSettings) -> str | None:
-    low = " ".join(unicodedata.normalize("NFKC", text).lower().split())
+    low = " ".join(visible_only(unicodedata.normalize("NFKC", text)).lower().split())
     service: bool | None = None  # looked up once, and only when an ambiguous brand is in the text
     for brand, _ in s.brand_tokens:
         if brand not in low:  # the cheap test first: most texts name no brand at all
@@ -172,6 +172,8 @@ def check(view: View, facts: ScanFacts, org: Organisation | None, s: HeuristicsS
             yield "PHISH_URGENCY_ACCOUNT", urgency
     domain = view.from_domain
     name = msg.from_display_name
+    if view.from_list and domain_of(msg.reply_to):
+        domain = domain_of(msg.reply_to)  # the list rewrote From: the name is the poster's, so is Reply-To
     if domain:
         brand = _brand_named(name, s)
         if brand and not _owns(brand, domain, s):
@@ -185,7 +187,10 @@ def check(view: View, facts: ScanFacts, org: Organisation | None, s: HeuristicsS
         if shown:
             yield "PHISH_ORG_DISPLAY_NAME", shown
     auth = facts.auth
-    if auth.get("dmarc") == "fail":
+    # a list that relays a post under the poster's own From breaks its DKIM (subject tag, footer): the
+    # failure is the list's mechanics, not a forgery (the auth stage still scores p=reject/quarantine)
+    relayed = bool(view.list_id) and not view.from_list
+    if auth.get("dmarc") == "fail" and not relayed:
         yield "PHISH_DMARC_FAIL", f"{auth.get('from_domain', '')} p={auth.get('dmarc_policy', '')}"
 
 

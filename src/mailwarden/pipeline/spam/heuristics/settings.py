@@ -43,7 +43,29 @@ FREE_HOSTING = frozenset(
         "hsforms.com", "paperform.co", "cognitoforms.com",
         # document and file-share pages used as a hop to the phishing page
         "sway.office.com", "canva.site", "my.canva.site", "notion.site", "dropboxusercontent.com",
-        "docdroid.net", "flowcode.com", "linktr.ee",
+        "docdroid.net", "flowcode.com", "linktr.ee", "docs.google.com", "drive.google.com",
+        "sharepoint.com", "1drv.ms", "onedrive.live.com", "dropbox.com", "db.tt", "wetransfer.com", "we.tl",
+        "box.com", "app.box.com", "mediafire.com", "pcloud.link", "fromsmash.com", "files.fm",
+    }
+)  # fmt: skip
+
+# Click trackers and link-protection rewriters: a link through one shows the tracker's host, not where it
+# leads. An entry is a host (and the hosts under it) or `host/path` (only links whose path starts so).
+CLICK_TRACKERS = frozenset(
+    {
+        # link protection of mail gateways and web mail
+        "safelinks.protection.outlook.com", "urldefense.com", "urldefense.proofpoint.com",
+        "mimecastprotect.com", "mimecast.com", "exclaimer.net", "cudasvc.com", "secure-web.cisco.com",
+        "trendmicro.com", "barracudanetworks.com", "sophos.com", "fireeyecloud.com", "urlsand.esvalabs.com",
+        "lnks.gd", "l.facebook.com", "lm.facebook.com", "l.instagram.com", "google.com/url",
+        # email service providers' click tracking
+        "list-manage.com", "sendgrid.net", "mailgun.org", "awstrack.me", "hubspotlinks.com",
+        "hubspotemail.net", "rs6.net", "exct.net", "exacttarget.com", "pardot.com", "mandrillapp.com",
+        "mjt.lu", "sendibt2.com", "sendibt3.com", "klclick.com", "klclick1.com", "klclick3.com",
+        "createsend1.com", "cmail19.com", "cmail20.com", "mlsend.com", "acemlna.com", "acemlnb.com",
+        "acemlnc.com", "acemlnd.com", "sparkpostmail.com", "pstmrk.it", "substack.com/redirect",
+        "mail.beehiiv.com", "convertkit-mail.com", "convertkit-mail2.com", "clicks.aweber.com", "eloqua.com",
+        "en25.com", "emarsys.net", "customeriomail.com",
     }
 )  # fmt: skip
 
@@ -195,6 +217,7 @@ class HeuristicsSettings:
     free_hosting: frozenset[str] = FREE_HOSTING
     freemail: frozenset[str] = FREEMAIL
     brands: Mapping[str, frozenset[str]] = field(default_factory=lambda: dict(BRANDS))
+    click_trackers: frozenset[str] = CLICK_TRACKERS
 
     # Tables derived from the lists, built on first use and kept with the settings (not per message).
     @cached_property
@@ -206,6 +229,19 @@ class HeuristicsSettings:
     def imitable_brand_domains(self) -> frozenset[str]:
         """Brand domains a lookalike could imitate: freemail domains are everyone's sender domains."""
         return frozenset(self.brand_domains) - self.freemail
+
+    @cached_property
+    def tracker_paths(self) -> Mapping[str, tuple[str, ...]]:
+        """Each click-tracker host and the path prefixes it tracks under ('' for every path)."""
+        out: dict[str, tuple[str, ...]] = {}
+        for entry in self.click_trackers:
+            host, slash, path = entry.partition("/")
+            out[host] = (*out.get(host, ()), slash + path)
+        return out
+
+    @cached_property
+    def tracker_hosts(self) -> frozenset[str]:
+        return frozenset(self.tracker_paths)
 
     @cached_property
     def brand_tokens(self) -> tuple[tuple[str, str], ...]:
@@ -235,4 +271,5 @@ class HeuristicsSettings:
             free_hosting=_strings(section, "free_hosting", FREE_HOSTING),
             freemail=_strings(section, "freemail", FREEMAIL),
             brands=brands,
+            click_trackers=_strings(section, "click_trackers", CLICK_TRACKERS),
         )

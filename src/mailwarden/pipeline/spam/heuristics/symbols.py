@@ -46,7 +46,7 @@ SYMBOLS: dict[str, tuple[float, str]] = {
     "PHISH_URL_PUNYCODE": (1.5, "a link host in punycode"),
     "PHISH_URL_USERINFO": (3.0, "an @ in a link's authority (user@host trick)"),
     "PHISH_URL_DATA_URI": (1.5, "a data: URI link or form target"),
-    "PHISH_URL_FREE_HOSTING": (2.0, "a link to free hosting, a form builder or a file-share page"),
+    "URL_FREE_HOSTING": (0.0, "a link to free hosting, a form builder or a file share (alone no evidence)"),
     # phishing.py
     "PHISH_CREDENTIAL_WORDING": (3.0, "credential-harvest wording together with a link or form"),
     "PHISH_URGENCY_ACCOUNT": (1.5, "urgency together with account or payment wording and a link"),
@@ -61,8 +61,13 @@ SYMBOLS: dict[str, tuple[float, str]] = {
     "PHISH_LOOKALIKE_BRAND": (4.0, "sender or link domain looks like a well-known brand's domain"),
     "PHISH_BRAND_IN_DOMAIN": (1.5, "a brand name embedded in a longer domain that is not the brand's"),
     "PHISH_PUNYCODE_SENDER": (2.0, "the From domain is punycode"),
-    # composite (computed in __init__.py from the other symbols' weights)
+    # composites (composites.py: computed from the other symbols and their weights)
+    "PHISH_URL_FREE_HOSTING": (
+        2.0,
+        "a link to free hosting, a form or a file share beside a lure or concealment",
+    ),
     "PHISH_SUSPICIOUS_MIX": (2.0, "phish evidence of 3 or more together with spam evidence of 2 or more"),
+    "SPAM_BULK_PHISH": (2.0, "phish evidence of 1.5 or more in mail sent through an email service provider"),
     # bulk.py
     "BULK_LIST_UNSUBSCRIBE": (1.0, "a List-Unsubscribe header"),
     "BULK_ONE_CLICK": (1.5, "List-Unsubscribe-Post: List-Unsubscribe=One-Click"),
@@ -70,6 +75,10 @@ SYMBOLS: dict[str, tuple[float, str]] = {
     "BULK_MAILER": (2.0, "a bulk mailer's headers (X-Campaign, X-Mailchimp-..., Feedback-ID, ESP hops)"),
     "BULK_TRACKING_PIXEL": (1.5, "a 1x1 or hidden remote image"),
     "BULK_UNSUBSCRIBE_FOOTER": (1.0, "an unsubscribe link or wording in the body"),
+    "LIST": (
+        0.0,
+        "a mailing-list post: List-Id with List-Post, Mailman or Google Groups headers or the list's ARC seal",
+    ),
 }
 
 DEFAULT_WEIGHTS: dict[str, float] = {name: weight for name, (weight, _) in SYMBOLS.items()}

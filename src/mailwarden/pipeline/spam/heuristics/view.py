@@ -74,6 +74,27 @@ def fold(text: str) -> str:
     return _DOT_IN_WORD.sub(" ", text)
 
 
+# Characters that render as nothing, which lures put between letters to split words the filters look for:
+# zero-width spaces and joiners, soft hyphen, invisible operators, variation selectors, Unicode tags.
+INVISIBLE_IN_WORDS = (
+    "\u00ad\u034f\u200b\u200c\u200d\u2060-\u2064\ufe00-\ufe0f\ufeff\U000e0000-\U000e007f\U000e0100-\U000e01ef"
+)
+_INVISIBLE = re.compile(f"[{INVISIBLE_IN_WORDS}\u180e\u200e\u200f]+")
+
+
+def visible_only(text: str) -> str:
+    """`text` without the characters that render as nothing (for matching words and names)."""
+    return text if text.isascii() else _INVISIBLE.sub("", text)
+
+
+_LIST_ID = re.compile(r"<([^<>\s]+)>")
+_MAILTO = re.compile(r"<mailto:[^@<>\s]+@([^>?\s]+)", re.IGNORECASE)
+_SEAL_DOMAIN = re.compile(r"(?:^|;)\s*d\s*=\s*([^;\s]+)")
+# headers only a list manager writes beside List-Id: its posting address, Mailman's, Google Groups'
+LIST_MECHANICS = frozenset({"list-post", "x-mailman-version", "mailing-list", "x-google-group-id"})
+MAX_SEALS = 10
+
+
 # the dot first, so that the engine looks for dots rather than trying the look-behind everywhere
 _DOT_IN_WORD = re.compile(r"\.(?<=[a-z]{4}\.)(?=[a-z]{2,}\b)")
 
@@ -83,6 +104,8 @@ class View:
 
     def __init__(self, message: Message) -> None:
         self.message = message
+        # click-tracker links already unwrapped: (tracked, target), shared by the anchor and link checks
+        self.unwrapped: dict[str, tuple[bool, str | None]] = {}
 
     @cached_property
     def html(self) -> list[HtmlScan]:
@@ -107,7 +130,7 @@ class View:
         """Subject plus body text, NFKC-folded, lower case, whitespace collapsed, for phrase matching."""
         html_text = " ".join(t for s in self.html for t in s.visible)
         text = " ".join((self.message.subject, self.plain[:65536], html_text[:65536]))
-        text = unicodedata.normalize("NFKC", text).replace("\u200b", "").replace("\u00ad", "")
+        text = visible_only(unicodedata.normalize("NFKC", text))
         return " ".join(text.lower().split())
 
     @cached_property
@@ -163,6 +186,46 @@ class View:
     def from_org_domain(self) -> str:
         return registered_domain(self.from_domain)
 
+    @cached_property
+    def list_id(self) -> str:
+        """The list's identifier when the message is a mailing-list post, else ''.
+
+        A post has a List-Id (RFC 2919) and what only a list manager adds beside it: a List-Post address,
+        a Mailman or Google Groups header, or an ARC seal by the list's domain. List-Id alone is not
+        enough: email service providers set it on newsletters."""
+        raw = self.message.header("List-Id")
+        if not raw:
+            return ""
+        m = _LIST_ID.search(raw)
+        ident = (m.group(1) if m else raw.strip()).lower().strip(".")
+        if "." not in ident or len(ident) > 255:
+            return ""
+        present = {name.lower() for name in self.message.email}
+        if present & LIST_MECHANICS:
+            return ident
+        domain = registered_domain(ident)
+        for seal in self.message.raw_headers("ARC-Seal")[:MAX_SEALS]:
+            d = _SEAL_DOMAIN.search(seal)
+            if d and registered_domain(d.group(1).lower().strip(".")) == domain:
+                return ident
+        return ""
+
+    @cached_property
+    def list_domains(self) -> frozenset[str]:
+        """The registered domains a list post's list writes with: its List-Id's and its posting address's."""
+        if not self.list_id:
+            return frozenset()
+        domains = {registered_domain(self.list_id)}
+        post = _MAILTO.search(self.message.header("List-Post") or "")
+        if post:
+            domains.add(registered_domain(post.group(1).lower().strip(".")))
+        return frozenset(domains - {""})
+
+    @cached_property
+    def from_list(self) -> bool:
+        """The list rewrote From to its own address (DMARC mitigation): the poster is in Reply-To or the name."""
+        return bool(self.from_org_domain) and self.from_org_domain in self.list_domains
+
     @property
     def has_link_or_form(self) -> bool:
         return bool(self.links or self.forms)
@@ -181,4 +244,5 @@ __all__ = [
     "host_of",
     "registered_domain",
     "scan_html",
+    "visible_only",
 ]

@@ -13,6 +13,13 @@ from mailwarden.pipeline.spam.heuristics import Heuristics
 RECEIVED = "from mail.example.net (mail.example.net [192.0.2.10]) by mx.example.com with ESMTPS; {date}"
 DATE = "Mon, 02 Mar 2026 10:00:00 +0000"
 ORG = Organisation("Example Corp", (Domain("example.com"),))
+# the headers a list manager (Mailman) adds to a post it relays
+LIST_POST = {
+    "List-Id": "Dev list <dev.lists.example.org>",
+    "List-Post": "<mailto:dev@lists.example.org>",
+    "List-Unsubscribe": "<mailto:dev-leave@lists.example.org>",
+    "Precedence": "list",
+}
 
 
 def mail(

@@ -2,13 +2,8 @@ from __future__ import annotations
 
 from mailwarden.model import Message
 from mailwarden.pipeline.spam.heuristics import Heuristics
-from tests.unit.pipeline.spam.heuristics.helpers import codes, mail
+from tests.unit.pipeline.spam.heuristics.helpers import LIST_POST, codes, mail
 
-LIST_POST = {
-    "List-Id": "Dev list <dev.lists.example.org>",
-    "List-Unsubscribe": "<mailto:dev-leave@lists.example.org>",
-    "Precedence": "list",
-}
 FOOTER = "\n--\ndev mailing list\nTo unsubscribe send a mail to dev-leave@lists.example.org"
 
 
@@ -67,3 +62,14 @@ def test_email_service_provider_named_as_the_hop_wrote_it() -> None:
     found = dict(Heuristics().symbols(mail(headers={"Received": [hop]})))
     assert found["BULK_MAILER"] == "Received via SendGrid"
     assert "BULK_MAILER" not in codes(mail())
+
+
+def test_phishing_sent_through_an_email_service_provider_counts_towards_spam() -> None:
+    blast = {"X-SG-EID": "abc", "List-Unsubscribe": "<https://news.example.net/unsub>"}
+    lure = "Unusual sign-in activity. Verify your account: https://portal.example.org/session"
+    found = {f.code: f for f in Heuristics().evaluate(mail(text=lure, headers=blast))}
+    assert found["SPAM_BULK_PHISH"].score > 0
+    assert found["SPAM_BULK_PHISH"].detail == "BULK_MAILER with phish score 3"
+    assert "SPAM_BULK_PHISH" not in codes(mail(text=lure))  # the lure alone
+    assert "SPAM_BULK_PHISH" not in codes(mail(text="Spring sale: 20% off.", headers=blast))  # the blast alone
+    assert "SPAM_BULK_PHISH" not in codes(mail(text=lure, headers=LIST_POST))  # a list is no ESP

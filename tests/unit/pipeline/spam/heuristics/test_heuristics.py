@@ -84,3 +84,14 @@ def test_hostile_messages_are_judged_on_a_bounded_part() -> None:
 def test_many_link_domains_still_count_past_the_link_bound() -> None:
     links = " ".join(f"https://shop{i}.example{i % 40}.net/p" for i in range(20_000))
     assert "URL_MANY_DOMAINS" in {f.code for f in Heuristics().evaluate(mail(text=links))}
+
+
+def test_many_long_tracker_links_are_decoded_up_to_a_bound() -> None:
+    """1,000 Google redirects each carrying 6 KB: the first ones are judged by their target, the rest as opaque."""
+    padding = "A" * 6000
+    links = "".join(
+        f'<a href="https://www.google.com/url?q=http://192.0.2.{i % 250}/{i}&x={padding}{i}">www.example.org</a> '
+        for i in range(1_000)
+    )
+    found = {f.code for f in Heuristics().evaluate(mail(text=None, html=links))}
+    assert {"PHISH_URL_IP_HOST", "PHISH_ANCHOR_MISMATCH"} <= found

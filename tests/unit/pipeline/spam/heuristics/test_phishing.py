@@ -83,3 +83,14 @@ def test_wording_after_padding_is_still_read() -> None:
         '<a href="https://login.example.net/verify">Verify</a></body></html>'
     )
     assert "PHISH_CREDENTIAL_WORDING" in codes(mail(text=None, html=html))
+
+
+def test_invisible_characters_between_letters_do_not_hide_a_brand_or_a_phrase() -> None:
+    """Variation selectors and Unicode tags render as nothing; lures put them inside names and phrases."""
+    vs, tag = "\U000e0139", "\U000e0041"
+    sender = f"M{vs}{vs}icro{tag}soft Support <billing@example.net>"
+    subject = f"Billing I{vs}nformation Requires Update"
+    found = codes(mail(text="Update your billing information" + LINK, headers={"From": sender, "Subject": subject}))
+    assert {"PHISH_BRAND_DISPLAY_NAME", "PHISH_CREDENTIAL_WORDING", "HTML_ZERO_WIDTH"} <= found
+    emoji = "Thanks \u2764\ufe0f see you \U0001f3f4\U000e0067\U000e0062\U000e007f"  # a heart, a flag
+    assert "HTML_ZERO_WIDTH" not in codes(mail(text=emoji))
