@@ -10,6 +10,7 @@ import typer
 from mailwarden import __version__
 from mailwarden.cli import clawback, init, learn, scan, serve, trace
 from mailwarden.cli.common import out, run
+from mailwarden.cli.config import config_app
 from mailwarden.cli.hunt import hunt_app
 from mailwarden.cli.malware import malware_app
 from mailwarden.cli.org import org_app
@@ -65,6 +66,7 @@ app.add_typer(quarantine_app, name="quarantine")
 app.add_typer(clawback.connector_app, name="connector")
 app.add_typer(sender_app, name="sender")
 app.add_typer(hunt_app, name="hunt")
+app.add_typer(config_app, name="config")
 
 
 def main() -> None:

@@ -26,7 +26,12 @@ err = Console(stderr=True, highlight=False, soft_wrap=True)  # an error stays on
 
 ConfigOption = Annotated[
     Path | None,
-    typer.Option("--config", "-c", envvar="MAILWARDEN_CONFIG", help="Config file (default ./mailwarden.toml)."),
+    typer.Option(
+        "--config",
+        "-c",
+        envvar="MAILWARDEN_CONFIG",
+        help="Config file (default: ./mailwarden.toml, then /etc/mailwarden/mailwarden.toml).",
+    ),
 ]
 OrgOption = Annotated[str | None, typer.Option("--org", help="Organisation (default: the config's).")]
 

@@ -23,6 +23,10 @@ from mailwarden.ingest.config import SmtpConfig
 
 ENV_PREFIX = "MAILWARDEN_"
 DEFAULT_CONFIG_PATH = Path("mailwarden.toml")
+SYSTEM_CONFIG_PATH = Path("/etc/mailwarden/mailwarden.toml")
+# Where a command that is not told a file (--config, MAILWARDEN_CONFIG) looks, in order; with none there
+# the built-in defaults apply (the embedded SQLite store and ./var): `mailwarden config check` says so.
+SEARCH_PATH = (DEFAULT_CONFIG_PATH, SYSTEM_CONFIG_PATH)
 
 
 class _Section(BaseModel):
@@ -202,7 +206,8 @@ def load_config(path: Path | None = None, *, environ: dict[str, str] | None = No
     """Read the config file (when it exists), overlay the environment, validate once."""
     env = dict(os.environ if environ is None else environ)
     if path is None:
-        path = Path(env.get(ENV_PREFIX + "CONFIG", str(DEFAULT_CONFIG_PATH)))
+        named = env.get(ENV_PREFIX + "CONFIG")
+        path = Path(named) if named else next((p for p in SEARCH_PATH if p.exists()), DEFAULT_CONFIG_PATH)
     data: dict[str, Any] = {}
     if path.exists():
         try:
