@@ -13,6 +13,7 @@ from sqlalchemy import text
 from mailwarden import __version__
 from mailwarden.api import errors
 from mailwarden.api.deps import Staff
+from mailwarden.api.docs import install_docs
 from mailwarden.api.errors import ErrorBody
 from mailwarden.api.routes import audit, clawback, events, hunts, messages, organisations, reports, senders, users
 from mailwarden.api.routes import quarantine as quarantine_routes
@@ -44,7 +45,7 @@ def create_app(rt: Runtime, *, accounts: Accounts | None = None, quarantine: Qua
         version=__version__,
         description="Message trace, quarantine, policies, transport rules, reports, users and tokens.",
         openapi_url=f"{API_PREFIX}/openapi.json",
-        docs_url=f"{API_PREFIX}/docs",
+        docs_url=None,  # served below from packaged assets: the docs work with no internet access
         redoc_url=None,
     )
     app.state.rt = rt
@@ -53,6 +54,7 @@ def create_app(rt: Runtime, *, accounts: Accounts | None = None, quarantine: Qua
     errors.install(app)
     for module in (messages, quarantine_routes, clawback, organisations, reports, hunts, events, senders, users, audit):
         app.include_router(module.router, prefix=API_PREFIX, responses=_ERROR_RESPONSES)
+    install_docs(app, API_PREFIX)
     app.add_api_route("/metrics", _metrics, methods=["GET"], include_in_schema=False)
     app.add_api_route("/healthz", _alive, methods=["GET"], include_in_schema=False)
     app.add_api_route("/readyz", _ready, methods=["GET"], include_in_schema=False)
