@@ -52,3 +52,14 @@ class DependencyUnavailable(MailwardenError):
     with the message at hand: it waits and is tried again, and never counts as a failure of its own."""
 
     exit_code = 75  # EX_TEMPFAIL
+
+
+class StaleVersionError(MailwardenError):
+    """A change was made against a version of a document that is no longer the current one (someone
+    else changed it in between); nothing was applied."""
+
+    exit_code = 75
+
+    def __init__(self, message: str, *, current: int) -> None:
+        self.current = current
+        super().__init__(message)

@@ -9,7 +9,7 @@ from sqlalchemy import delete, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from mailwarden.errors import NotFoundError, PolicyError
+from mailwarden.errors import NotFoundError, PolicyError, StaleVersionError
 from mailwarden.model import ConnectionMode, Domain, Organisation, Policy
 from mailwarden.model.policy import OrganisationDocument
 from mailwarden.model.recipients import RecipientVerification
@@ -58,15 +58,28 @@ class PolicyStore:
         with self.db.session() as session:
             return _document(session, _require(session, name))
 
-    def import_document(self, doc: OrganisationDocument, *, actor: str = "cli") -> Organisation:
+    def import_document(
+        self, doc: OrganisationDocument, *, actor: str = "cli", expected_version: int | None = None
+    ) -> Organisation:
         """Create or replace an organisation, its domain set and its policy, all or nothing.
 
         A domain that belongs to another organisation is refused (PolicyError naming it) and nothing
-        is written.
+        is written. With `expected_version`, the policy must still be at that version when the change is
+        written (checked in the same transaction, the row locked on PostgreSQL); otherwise
+        StaleVersionError and nothing is written.
         """
         try:
             with self.db.session() as session:
-                row = session.scalars(select(OrganisationRow).where(OrganisationRow.name == doc.name)).one_or_none()
+                query = select(OrganisationRow).where(OrganisationRow.name == doc.name)
+                row = session.scalars(query.with_for_update() if expected_version is not None else query).one_or_none()
+                if expected_version is not None:
+                    current = 0 if row is None else _version(session, row.id)
+                    if current != expected_version:
+                        raise StaleVersionError(
+                            f"organisation {doc.name}: the policy is at version {current}, not {expected_version}; "
+                            "read it again and reapply the change",
+                            current=current,
+                        )
                 before = None if row is None else _document(session, row).model_dump(mode="json")
                 wanted = {d.name for d in doc.domains}
                 _refuse_foreign_domains(session, wanted, None if row is None else row.id)
@@ -186,6 +199,11 @@ def _replace_domains(session: Session, organisation_id: int, doc: OrganisationDo
         else:
             row.mode, row.next_hop, row.require_tls = d.mode.value, d.next_hop, d.require_tls
             row.recipient_verification = _verification_json(d.recipient_verification)
+
+
+def _version(session: Session, organisation_id: int) -> int:
+    row = session.get(PolicyRow, organisation_id)
+    return 0 if row is None else row.version
 
 
 def _save_policy(session: Session, organisation_id: int, policy: Policy, actor: str) -> None:

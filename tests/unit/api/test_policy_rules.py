@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 from tests.factories import build_message
 
 from .conftest import World
@@ -12,7 +14,8 @@ RULE = {"name": "Block invoices", "conditions": {"subject_contains": ["invoice"]
 
 def test_an_invalid_policy_is_a_422_naming_the_field_and_nothing_changes(world: World) -> None:
     root = world.as_("root")
-    doc = world.client.get(f"{API}/organisations/corp/policy", headers=root).json()
+    got = world.client.get(f"{API}/organisations/corp/policy", headers=root)
+    doc, root = got.json(), {**root, "If-Match": got.headers["ETag"]}
     before = doc["version"]
     bad = {**doc["policy"], "spam": {**doc["policy"]["spam"], "bcl_threshold": 42}}
     r = world.client.put(f"{API}/organisations/corp/policy", json=bad, headers=root)
@@ -85,3 +88,48 @@ def test_reports_count_by_category_and_top_senders(world: World) -> None:
     assert r["top_spam_senders"][0] == {"address": "spammer@bad.example", "count": 3}
     assert r["top_malware_senders"] == [{"address": "evil@bad.example", "count": 1}]
     assert r["modes"]["enforce"] == 5
+
+
+def test_a_whole_document_put_needs_the_etag_it_was_made_from_and_a_stale_one_changes_nothing(world: World) -> None:
+    root = world.as_("root")
+    url = f"{API}/organisations/corp/policy"
+    got = world.client.get(url, headers=root)
+    policy, etag = got.json()["policy"], got.headers["ETag"]
+    r = world.client.put(url, json=policy, headers=root)
+    assert r.status_code == 428 and "If-Match" in r.json()["message"]
+    # another admin changes one list entry in the meantime
+    assert world.client.post(f"{API}/organisations/corp/lists/blocked_senders", json={"value": "x@bad.example"},
+                             headers=root).status_code in (200, 201)  # fmt: skip
+    emptied = {**policy, "lists": {**policy["lists"], "blocked_senders": []}}
+    r = world.client.put(url, json=emptied, headers={**root, "If-Match": etag})
+    assert r.status_code == 412 and r.json()["code"] == "precondition_failed"
+    assert world.rt.policies.get_policy("corp").lists.blocked_senders == ("x@bad.example",)  # not lost
+    fresh = world.client.get(url, headers=root)
+    r = world.client.put(url, json=emptied, headers={**root, "If-Match": fresh.headers["ETag"]})
+    assert r.status_code == 200 and r.headers["ETag"] != fresh.headers["ETag"]
+
+
+def test_a_merge_patch_changes_only_what_it_names(world: World) -> None:
+    root = world.as_("root")
+    url = f"{API}/organisations/corp/policy"
+    before = world.rt.policies.get_policy("corp")
+    patch = {"spam": {"bcl_threshold": 5}}
+    r = world.client.patch(
+        url, content=json.dumps(patch), headers={**root, "Content-Type": "application/merge-patch+json"}
+    )
+    assert r.status_code == 200, r.text
+    after = world.rt.policies.get_policy("corp")
+    assert after.spam.bcl_threshold == 5
+    assert after.spam.model_copy(update={"bcl_threshold": before.spam.bcl_threshold}) == before.spam
+    assert after.lists == before.lists and after.rules == before.rules
+    r = world.client.patch(
+        url,
+        content=b'{"spam": {"bcl_threshold": 42}}',
+        headers={**root, "Content-Type": "application/merge-patch+json"},
+    )
+    assert r.status_code == 422 and r.json()["field"] == "spam.bcl_threshold"
+    r = world.client.patch(url, content=b"bcl_threshold: 5", headers={**root, "Content-Type": "application/yaml"})
+    assert r.status_code == 415
+    stale = {**root, "Content-Type": "application/merge-patch+json", "If-Match": '"1"'}
+    assert world.client.patch(url, content=json.dumps(patch), headers=stale).status_code == 412
+    assert world.rt.policies.get_policy("corp").spam.bcl_threshold == 5

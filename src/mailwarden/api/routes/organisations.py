@@ -12,12 +12,13 @@ from collections.abc import Callable
 from enum import StrEnum
 from typing import Annotated, Any
 
-from fastapi import APIRouter, File, Form, Path, Query, UploadFile
+from fastapi import APIRouter, File, Form, Header, Path, Query, Request, Response, UploadFile
 from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel, Field, ValidationError
 
 from mailwarden.api.deps import Admin, Rt, Staff, check_organisation
 from mailwarden.api.errors import ApiError
+from mailwarden.errors import StaleVersionError
 from mailwarden.model import Direction, Message, Organisation, Policy
 from mailwarden.model.accounts import Principal
 from mailwarden.model.org import ConnectionMode
@@ -49,6 +50,9 @@ class OrganisationOut(BaseModel):
 
 class ModeIn(BaseModel):
     mode: Annotated[str, Field(pattern=r"^(monitor|enforce)$")]
+
+
+MERGE_PATCH = "application/merge-patch+json"
 
 
 class PolicyOut(BaseModel):
@@ -114,17 +118,79 @@ def _field(messages: list[str], exc: ValidationError) -> str | None:
     return ".".join(loc[1:] if loc and loc[0] == "policy" else loc) or None
 
 
-def _change_policy(rt: Runtime, name: str, actor: str, change: Callable[[dict[str, Any]], dict[str, Any]]) -> Policy:
-    """Apply `change` to the policy document, validate the whole, save it in one audited transaction."""
-    data = rt.policies.export_document(name).model_dump(mode="json")
-    data["policy"] = change(data["policy"])
-    try:
-        doc = OrganisationDocument.model_validate(data)
-    except ValidationError as exc:
-        messages = [m.removeprefix("policy.") for m in validation_messages(exc)]
-        raise ApiError(422, "invalid_policy", "; ".join(messages), field=_field(messages, exc)) from None
-    rt.policies.import_document(doc, actor=actor)
-    return doc.policy
+def _change_policy(
+    rt: Runtime,
+    name: str,
+    actor: str,
+    change: Callable[[dict[str, Any]], dict[str, Any]],
+    *,
+    if_match: int | None = None,
+) -> Policy:
+    """Apply `change` to the policy document, validate the whole, save it in one audited transaction.
+
+    The save is conditional on the version the change was made to: with `if_match` (a client's If-Match)
+    a policy changed since is 412 and nothing is written; without, the change is made again on the newer
+    document (a rule added by one admin is not lost to a list entry added by another at the same moment)."""
+    for _attempt in range(5):
+        version = rt.policies.policy_version(name)
+        if if_match is not None and version != if_match:
+            raise _stale(name, version)
+        data = rt.policies.export_document(name).model_dump(mode="json")
+        data["policy"] = change(data["policy"])
+        try:
+            doc = OrganisationDocument.model_validate(data)
+        except ValidationError as exc:
+            messages = [m.removeprefix("policy.") for m in validation_messages(exc)]
+            raise ApiError(422, "invalid_policy", "; ".join(messages), field=_field(messages, exc)) from None
+        try:
+            rt.policies.import_document(doc, actor=actor, expected_version=version)
+        except StaleVersionError as exc:
+            if if_match is not None:
+                raise _stale(name, exc.current) from None
+            continue
+        return doc.policy
+    raise ApiError(409, "conflict", f"organisation {name}: the policy kept changing under this change; try again")
+
+
+def _stale(name: str, current: int) -> ApiError:
+    return ApiError(
+        412, "precondition_failed",
+        f"the policy of {name} is at version {current} (ETag \"{current}\"), not the one this change was made to; "
+        "read it again and reapply the change",
+    )  # fmt: skip
+
+
+def etag(version: int) -> str:
+    return f'"{version}"'
+
+
+def _if_match(header: str | None, *, required: bool) -> int | None:
+    """The version an If-Match header names ("7" or W/"7"); 428 when a whole-document PUT has none."""
+    if header is None:
+        if required:
+            raise ApiError(
+                428, "precondition_required",
+                "replacing the whole policy needs If-Match with the ETag of the version it was made from "
+                "(GET it first); to change part of it, PATCH a JSON merge patch",
+            )  # fmt: skip
+        return None
+    value = header.strip().removeprefix("W/").strip('"')
+    if not value.isdigit():
+        raise ApiError(412, "precondition_failed", f"If-Match {header!r} is not an ETag of this policy")
+    return int(value)
+
+
+def merge_patch(target: Any, patch: Any) -> Any:
+    """RFC 7396 JSON merge patch: objects merge key by key, null deletes, anything else replaces."""
+    if not isinstance(patch, dict):
+        return patch
+    result = dict(target) if isinstance(target, dict) else {}
+    for key, value in patch.items():
+        if value is None:
+            result.pop(key, None)
+        else:
+            result[key] = merge_patch(result.get(key), value)
+    return result
 
 
 # ---- organisations and domains -----------------------------------------------------------------
@@ -156,17 +222,60 @@ def set_mode(principal: Admin, rt: Rt, name: OrgName, body: ModeIn) -> Organisat
 # ---- the policy document -------------------------------------------------------------------------
 
 
-@router.get("/organisations/{name}/policy", summary="The whole policy document")
-def get_policy(principal: Staff, rt: Rt, name: OrgName) -> PolicyOut:
-    _visible(principal, rt, name)
-    return PolicyOut(organisation=name, version=rt.policies.policy_version(name), policy=rt.policies.get_policy(name))
+IfMatch = Annotated[str | None, Header(description='the ETag of the policy version the change was made to ("7")')]
 
 
-@router.put("/organisations/{name}/policy", summary="Replace the whole policy document (all or nothing)")
-def put_policy(principal: Admin, rt: Rt, name: OrgName, body: Policy) -> PolicyOut:
+def _policy_out(rt: Runtime, name: str, response: Response, policy: Policy | None = None) -> PolicyOut:
+    version = rt.policies.policy_version(name)
+    response.headers["ETag"] = etag(version)
+    return PolicyOut(organisation=name, version=version, policy=policy or rt.policies.get_policy(name))
+
+
+@router.get("/organisations/{name}/policy", summary="The whole policy document (ETag: its version)")
+def get_policy(principal: Staff, rt: Rt, name: OrgName, response: Response) -> PolicyOut:
     _visible(principal, rt, name)
-    policy = _change_policy(rt, name, principal.name, lambda _old: body.model_dump(mode="json"))
-    return PolicyOut(organisation=name, version=rt.policies.policy_version(name), policy=policy)
+    return _policy_out(rt, name, response)
+
+
+@router.put(
+    "/organisations/{name}/policy",
+    summary="Replace the whole policy document (all or nothing; If-Match required)",
+    responses={412: {"description": "The policy changed since that ETag"}, 428: {"description": "No If-Match"}},
+)
+def put_policy(
+    principal: Admin, rt: Rt, name: OrgName, body: Policy, response: Response, if_match: IfMatch = None
+) -> PolicyOut:
+    _visible(principal, rt, name)
+    expected = _if_match(if_match, required=True)
+    policy = _change_policy(rt, name, principal.name, lambda _old: body.model_dump(mode="json"), if_match=expected)
+    return _policy_out(rt, name, response, policy)
+
+
+@router.patch(
+    "/organisations/{name}/policy",
+    summary="Change part of the policy (a JSON merge patch, RFC 7396; If-Match optional)",
+    openapi_extra={
+        "requestBody": {"required": True, "content": {MERGE_PATCH: {"schema": {"type": "object"}}}},
+    },
+    responses={412: {"description": "The policy changed since that ETag"}, 415: {"description": "Not a merge patch"}},
+)
+async def patch_policy(
+    principal: Admin, rt: Rt, name: OrgName, request: Request, response: Response, if_match: IfMatch = None
+) -> PolicyOut:
+    await run_in_threadpool(_visible, principal, rt, name)
+    kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if kind not in (MERGE_PATCH, "application/json"):
+        raise ApiError(415, "unsupported_media_type", f"send the change as {MERGE_PATCH}, not {kind or 'nothing'}")
+    try:
+        patch = json.loads(await request.body())
+    except ValueError as exc:
+        raise ApiError(400, "bad_request", f"the body is not JSON: {exc}") from None
+    if not isinstance(patch, dict):
+        raise ApiError(422, "invalid_policy", "a merge patch of the policy is a JSON object")
+    expected = _if_match(if_match, required=False)
+    change: Callable[[dict[str, Any]], dict[str, Any]] = lambda old: merge_patch(old, patch)  # noqa: E731
+    policy = await run_in_threadpool(_change_policy, rt, name, principal.name, change, if_match=expected)
+    return await run_in_threadpool(_policy_out, rt, name, response, policy)
 
 
 # ---- transport rules ---------------------------------------------------------------------------
