@@ -45,3 +45,34 @@ def test_after_init_the_embedded_default_is_usable(here: Path) -> None:
     result = CliRunner().invoke(app, ["config", "check"])
     assert result.exit_code == 0, result.output
     assert "schema at revision" in result.output and "configuration usable" in result.output
+
+
+@pytest.mark.parametrize(
+    ("provider", "trust", "network"),
+    [
+        ("m365", "trust_first_authentication_results = true", "40.107.0.0/16"),
+        ("google", 'trusted_authserv_ids = ["mx.google.com"]', "209.85.128.0/17"),
+        ("postfix", 'trusted_authserv_ids = ["mta.corp.example"]', "127.0.0.0/8"),
+    ],
+)
+def test_init_for_a_provider_writes_its_trust_settings_and_says_what_to_do_next(
+    here: Path, provider: str, trust: str, network: str
+) -> None:
+    args = [
+        "init",
+        "--provider",
+        provider,
+        "--authserv-id",
+        "mta.corp.example",
+        "--public-url",
+        "https://mw.corp.example",
+    ]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    text = (here / "mailwarden.toml").read_text()
+    assert trust in text and f'"{network}"' in text and 'public_url = "https://mw.corp.example"' in text
+    assert "next steps:" in result.output and "mailwarden user add admin --role admin" in result.output
+    checked = CliRunner().invoke(app, ["config", "check"])
+    assert checked.exit_code == 0, checked.output
+    [row] = [line for line in checked.output.splitlines() if "console public_url" in line]
+    assert " ok " in row and "https://mw.corp.example" in row
