@@ -37,6 +37,7 @@ from defusedxml import DefusedXmlException
 
 from mailwarden.model.message import Attachment, Message
 from mailwarden.pipeline import extract
+from mailwarden.pipeline.malware.passwords import candidates
 
 log = logging.getLogger(__name__)
 
@@ -49,6 +50,7 @@ _TRAILING: Final = ".,;:!?"
 _MEDIA_RE: Final = re.compile(r"(?:word|xl|ppt)/media/[^/]+\.(?:png|jpe?g|gif)", re.IGNORECASE)
 _RELS_RE: Final = re.compile(r"(?:word|xl|ppt)/(?:[^/]+/)*_rels/[^/]+\.rels")
 _HYPERLINK_TYPE: Final = "/hyperlink"
+MAX_PASSWORDS: Final = 12  # passwords tried on an encrypted PDF (the empty one, then the body's)
 
 
 @dataclass(frozen=True, slots=True)
@@ -155,6 +157,7 @@ class _Reader:
         self.codes: list[QrCode] = []
         self.sources: list[str] = []
         self.images_left = limits.max_images
+        self.passwords: list[str] | None = None
 
     def read(self, message: Message) -> AttachedEvidence:
         lim = self.limits
@@ -172,7 +175,7 @@ class _Reader:
                 continue
             if kind == _PDF:
                 documents += 1
-                self._pdf(att.payload, name)
+                self._pdf(att.payload, name, message)
             elif kind.startswith(_OOXML_PREFIX):
                 documents += 1
                 self._ooxml(att, name)
@@ -206,14 +209,14 @@ class _Reader:
             self.links.setdefault(url, None)
 
     # ---- PDF ------------------------------------------------------------------------------------
-    def _pdf(self, data: bytes, name: str) -> None:
+    def _pdf(self, data: bytes, name: str, message: Message) -> None:
         from pypdf import PdfReader  # imported on first PDF: most messages never need it
 
         logging.getLogger("pypdf").setLevel(logging.ERROR)  # malformed-file warnings are not ours to log
         try:
             reader = PdfReader(io.BytesIO(data), strict=False)
-            if reader.is_encrypted and not reader.decrypt(""):
-                return  # an empty user password opens many "encrypted" PDFs; others stay closed
+            if reader.is_encrypted and not self._open(reader, message):
+                return
             pages = reader.pages
             count = len(pages)
         except Exception:
@@ -231,6 +234,19 @@ class _Reader:
                     self._pdf_images(page, f"{name} page {index + 1}")
             except Exception:  # one broken page does not hide the others
                 log.debug("PDF %r page %d unreadable", name, index, exc_info=True)
+
+    def _open(self, reader: Any, message: Message) -> bool:
+        """Decrypt a PDF: an empty user password opens many; senders of others give the password in the
+        body ("Senha PDF: 123"), as for encrypted archives."""
+        if self.passwords is None:
+            self.passwords = ["", *candidates(message.text_parts, message.html_parts)][:MAX_PASSWORDS]
+        for password in self.passwords:
+            if self._late():
+                return False
+            with contextlib.suppress(Exception):
+                if reader.decrypt(password):
+                    return True
+        return False
 
     def _pdf_images(self, page: Any, where: str) -> None:
         resources = _resolved(_resolved(page).get("/Resources"))

@@ -37,6 +37,9 @@ OSB_WINDOW = 5
 _OSB_SEPARATORS = tuple(" " + "_" * gap + (" " if gap else "") for gap in range(OSB_WINDOW - 1))
 # Placeholders the public corpora put where the recipient's address was; treated like a recipient.
 MASKED_ADDRESSES = frozenset({"phishing@pot"})
+# Words of attachment text are kept apart from body words: phish pad PDFs with borrowed prose that reads
+# as ham to a model trained on bodies (measured: bench/attachment_evidence.py, docs/classifier.md).
+ATTACHMENT_PREFIX = "doc:"
 
 # Token groups; all but "osb" and "case" are on by default (bench/accuracy.py measured both as worse).
 FEATURES = frozenset({"sender", "received", "mua", "mime", "url", "html", "shape", "case", "osb"})
@@ -109,15 +112,17 @@ def tokenize(message: Message, *, osb: bool = False, features: frozenset[str] = 
             _body_tokens(hidden[:budget], out, recipients, "hid:", frozenset())
     attached = attached_evidence(message)
     if attached.text:
-        out.add("att:text")
-        _body_tokens(attached.text, out, recipients, "", features)
+        out.add("att:hastext")
+        _body_tokens(attached.text, out, recipients, ATTACHMENT_PREFIX, features)
     if attached.qr_codes:
         out.add("att:qr")
     if "shape" in features:
         out.add(f"len:{_log2_bucket(text_chars)}")
         if not message.text_parts and message.html_parts:
             out.add("html:only")
-    _url_tokens((*message.urls, *attached.links, *attached.qr_links), message, out, features)
+    _url_tokens(message.urls, message, out, features)
+    # links in documents and QR codes give the same link tokens; `url:count` stays the body's
+    _url_tokens((*attached.links, *attached.qr_links), message, out, features, counted=False)
     for attachment in message.attachments[:10]:
         out.add("att:" + attachment.real_type)
     return frozenset(out)
@@ -432,11 +437,14 @@ def _mime_tokens(message: Message, out: set[str]) -> None:
             out.add(f"subj:enc:{encoded[0].lower()[:20]}:{encoded[1].lower()}")
 
 
-def _url_tokens(urls: tuple[str, ...], message: Message, out: set[str], features: frozenset[str]) -> None:
+def _url_tokens(
+    urls: tuple[str, ...], message: Message, out: set[str], features: frozenset[str], *, counted: bool = True
+) -> None:
     extra = "url" in features
     from_org = ""
     if extra:
-        out.add(f"url:count:{_log2_bucket(len(urls))}")
+        if counted:
+            out.add(f"url:count:{_log2_bucket(len(urls))}")
         from_domain = (message.from_address or "").rpartition("@")[2]
         from_org = _org(from_domain) if from_domain else ""
     for count, url in enumerate(urls):
