@@ -29,7 +29,7 @@ import time
 import warnings
 import zipfile
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Final
 
 import defusedxml.ElementTree as SafeET
@@ -90,7 +90,6 @@ class AttachedEvidence:
     text: str = ""
     links: tuple[str, ...] = ()  # links in documents: annotations, hyperlinks and URLs in their text
     qr_codes: tuple[QrCode, ...] = ()
-    sources: tuple[str, ...] = field(default=())  # names of the files that gave text
 
     @property
     def qr_links(self) -> tuple[str, ...]:
@@ -155,7 +154,6 @@ class _Reader:
         self.chars = 0
         self.links: dict[str, None] = {}
         self.codes: list[QrCode] = []
-        self.sources: list[str] = []
         self.images_left = limits.max_images
         self.passwords: list[str] | None = None
 
@@ -181,18 +179,17 @@ class _Reader:
                 self._ooxml(att, name)
             elif kind == _OLE:
                 documents += 1
-                self._text(_doc_text(att.payload), name)
+                self._text(_doc_text(att.payload))
         return AttachedEvidence(
             text="\n".join(self.texts),
             links=tuple(self.links),
             qr_codes=tuple(self.codes),
-            sources=tuple(dict.fromkeys(self.sources)),
         )
 
     def _late(self) -> bool:
         return time.monotonic() > self.deadline
 
-    def _text(self, text: str, name: str) -> None:
+    def _text(self, text: str) -> None:
         left = self.limits.max_chars - self.chars
         text = text.strip()
         if left <= 0 or not text:
@@ -200,7 +197,6 @@ class _Reader:
         text = text[:left]
         self.chars += len(text)
         self.texts.append(text)
-        self.sources.append(name)
         for url in links_in(text):
             self._link(url)
 
@@ -227,7 +223,7 @@ class _Reader:
                 return
             try:
                 page = pages[index]
-                self._text(page.extract_text() or "", name)
+                self._text(page.extract_text() or "")
                 for uri in _pdf_uris(page):
                     self._link(uri)
                 if self.limits.qr:
@@ -270,7 +266,7 @@ class _Reader:
     # ---- Office ---------------------------------------------------------------------------------
     def _ooxml(self, att: Attachment, name: str) -> None:
         limits = extract.ExtractLimits(max_chars=self.limits.max_chars, max_pdf_pages=self.limits.max_pdf_pages)
-        self._text(extract.attachment_text(name, att.declared_type, att.payload, limits=limits) or "", name)
+        self._text(extract.attachment_text(name, att.declared_type, att.payload, limits=limits) or "")
         try:
             with zipfile.ZipFile(io.BytesIO(att.payload)) as archive:
                 infos = archive.infolist()[: limits.max_members]

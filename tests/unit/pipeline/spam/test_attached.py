@@ -152,7 +152,7 @@ def test_a_qr_code_in_a_pdf_picture_is_read() -> None:
     assert [(c.where, c.text) for c in evidence.qr_codes] == [("mfa.pdf page 1", "https://mfa.example.net/renew")]
 
 
-def test_a_scan_through_the_cli_shows_the_qr_findings(tmp_path: Path) -> None:
+def test_a_qr_lure_with_a_shortened_link_is_phish(tmp_path: Path) -> None:
     raw = mail_with(("scan.png", "image/png", qr_png("https://bit.ly/3xYzAbc")), text="Scan to re-validate MFA.")
     verdict = scan(raw, tmp_path)
     row = verdict.as_dict()
