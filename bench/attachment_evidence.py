@@ -1,9 +1,10 @@
 """What reading attachments (PDF and Office text and links, QR codes) changes in the spam filter's verdicts.
 
 Runs the spam stage with the shipped model (as bench/filter_accuracy.py part 2) over the messages of each set
-that carry a PDF, an Office file or an image, twice: with `[stages.spam.attachments]` off (text and QR
-reading disabled: the filter as it was) and on (the defaults). Messages without such attachments get the
-same verdict either way (their attachment evidence is empty), so they are counted but not run.
+that carry a PDF, an Office file or a picture (attached, inline, or a data: URI in HTML), twice: with
+`[stages.spam.attachments]` off (text and QR reading disabled: the filter as it was) and on (the defaults).
+Messages without them get the same verdict either way (their attachment evidence is empty), so they are
+counted but not run.
 
     .venv-test/bin/python bench/attachment_evidence.py [--corpus ../shared/corpus] [--sets phish modern-ham]
                                                        [--show] [--quick]
@@ -33,6 +34,7 @@ ORG = Organisation("bench", (Domain("example.com"),))
 DOCUMENTS = ("application/pdf", "application/x-ole-storage", "application/vnd.openxmlformats-officedocument")
 IMAGES = ("image/png", "image/jpeg", "image/gif")
 OFF = {"attachments": {"text": False, "qr": False}}
+KINDS = ("pdf", "office", "image", "html-picture", "any")
 NEW_SYMBOLS = ("QR_URL", "PHISH_QR_LURE", "PHISH_QR_SUSPICIOUS_URL")
 
 
@@ -50,6 +52,8 @@ def carried(message: Message) -> set[str]:
             kinds.add("office")
         elif att.real_type in IMAGES:
             kinds.add("image")
+    if any("data:image/" in html for html in message.html_parts):
+        kinds.add("html-picture")
     return kinds
 
 
@@ -79,7 +83,7 @@ def main() -> None:
         if args.quick:
             paths = paths[:20]
         carrying: Counter[str] = Counter()
-        caught = {kind: [0, 0] for kind in ("pdf", "office", "image", "any")}
+        caught = {kind: [0, 0] for kind in KINDS}
         symbols: Counter[str] = Counter()
         changed: list[str] = []
         cpu: list[float] = []
@@ -104,8 +108,8 @@ def main() -> None:
                 caught[kind][1] += new != Category.CLEAN.value
             if old != new:
                 changed.append(f"{name}\t{path.name}\t{old} -> {new}\t{','.join(sorted(kinds - {'any'}))}")
-        print(f"{name}: {len(paths)} messages, {carrying['any']} carry a PDF, an Office file or an image")
-        for kind in ("pdf", "office", "image", "any"):
+        print(f"{name}: {len(paths)} messages, {carrying['any']} carry a PDF, an Office file or a picture")
+        for kind in KINDS:
             if carrying[kind]:
                 old_n, new_n = caught[kind]
                 print(

@@ -20,6 +20,7 @@ Never raises: a file that cannot be read adds nothing.
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import io
 import logging
@@ -45,6 +46,8 @@ _PDF: Final = "application/pdf"
 _OLE: Final = "application/x-ole-storage"
 _OOXML_PREFIX: Final = "application/vnd.openxmlformats-officedocument"
 _IMAGES: Final = frozenset({"image/png", "image/jpeg", "image/gif"})
+# a picture written into HTML as a data: URI (`<img src="data:image/png;base64,...">`)
+_DATA_IMAGE_RE: Final = re.compile(r"data:image/(?:png|jpeg|jpg|gif);base64,([A-Za-z0-9+/=\s]{80,})", re.IGNORECASE)
 _URL_RE: Final = re.compile(r"""(?i)\b(?:https?://|www\.)[^\s<>"'()\[\]{}]{2,2000}""")
 _TRAILING: Final = ".,;:!?"
 _MEDIA_RE: Final = re.compile(r"(?:word|xl|ppt)/media/[^/]+\.(?:png|jpe?g|gif)", re.IGNORECASE)
@@ -68,7 +71,7 @@ class AttachedLimits:
     max_image_pixels: int = 4_000_000  # images larger than this (after JPEG's cheap reduction) are skipped
     min_image_side: int = 40  # smaller images (icons, tracking pixels) cannot hold a readable QR code
     qr_side: int = 1000  # images are scaled down to this many pixels on their longer side
-    seconds: float = 0.25  # time spent per message; checked between pages, files and images
+    seconds: float = 0.25  # CPU time spent per message; checked between pages, files and images
     max_links: int = 200  # links kept from attachments
 
 
@@ -149,7 +152,8 @@ class _Reader:
 
     def __init__(self, limits: AttachedLimits) -> None:
         self.limits = limits
-        self.deadline = time.monotonic() + limits.seconds
+        # CPU time, not wall time: what a message may cost does not depend on how busy the machine is
+        self.deadline = time.process_time() + limits.seconds
         self.texts: list[str] = []
         self.chars = 0
         self.links: dict[str, None] = {}
@@ -180,6 +184,8 @@ class _Reader:
             elif kind == _OLE:
                 documents += 1
                 self._text(_doc_text(att.payload))
+        if lim.qr:
+            self._data_images(message)
         return AttachedEvidence(
             text="\n".join(self.texts),
             links=tuple(self.links),
@@ -187,7 +193,7 @@ class _Reader:
         )
 
     def _late(self) -> bool:
-        return time.monotonic() > self.deadline
+        return time.process_time() > self.deadline
 
     def _text(self, text: str) -> None:
         left = self.limits.max_chars - self.chars
@@ -218,7 +224,9 @@ class _Reader:
         except Exception:
             log.debug("PDF %r unreadable", name, exc_info=True)
             return
-        for index in range(min(count, self.limits.max_pdf_pages)):
+        read = range(min(count, self.limits.max_pdf_pages))
+        # text and links of every page first, pictures after: the words and links cost less
+        for index in read:
             if self._late():
                 return
             try:
@@ -226,10 +234,15 @@ class _Reader:
                 self._text(page.extract_text() or "")
                 for uri in _pdf_uris(page):
                     self._link(uri)
-                if self.limits.qr:
-                    self._pdf_images(page, f"{name} page {index + 1}")
             except Exception:  # one broken page does not hide the others
                 log.debug("PDF %r page %d unreadable", name, index, exc_info=True)
+        for index in read if self.limits.qr else ():
+            if self.images_left <= 0 or self._late():
+                return
+            try:
+                self._pdf_images(pages[index], f"{name} page {index + 1}")
+            except Exception:
+                log.debug("PDF %r page %d pictures unreadable", name, index, exc_info=True)
 
     def _open(self, reader: Any, message: Message) -> bool:
         """Decrypt a PDF: an empty user password opens many; senders of others give the password in the
@@ -306,6 +319,20 @@ class _Reader:
                     self._decode(image, where)
         except Exception:
             log.debug("image %r unreadable", where, exc_info=True)
+
+    def _data_images(self, message: Message) -> None:
+        """Pictures written into HTML bodies as data: URIs, which no MIME part carries."""
+        for html in message.html_parts:
+            if "data:image/" not in html:  # the cheap test: almost no HTML has one
+                continue
+            for m in _DATA_IMAGE_RE.finditer(html):
+                if self.images_left <= 0 or self._late():
+                    return
+                encoded = m.group(1)
+                if len(encoded) > self.limits.max_image_bytes * 4 // 3 + 4:
+                    continue
+                with contextlib.suppress(ValueError):
+                    self._image(base64.b64decode("".join(encoded.split())), "(picture in the HTML body)")
 
     def _decode(self, image: Any, where: str) -> None:
         try:

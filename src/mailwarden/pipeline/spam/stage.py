@@ -119,7 +119,7 @@ class AttachmentsConfig(BaseModel):
     max_images: int = Field(4, ge=0, le=50, description="images decoded for QR codes per message")
     max_image_kb: int = Field(2048, ge=1, le=51200, description="larger image files are not decoded")
     max_image_megapixels: float = Field(4.0, gt=0, le=100, description="larger images (after cheap reduction) skipped")
-    seconds: float = Field(0.25, gt=0, le=10, description="time spent reading attachments per message")
+    seconds: float = Field(0.25, gt=0, le=10, description="CPU time spent reading attachments per message")
 
     def limits(self) -> AttachedLimits:
         return AttachedLimits(
