@@ -4,6 +4,7 @@ them. Every document and picture is built in the test."""
 from __future__ import annotations
 
 import asyncio
+import base64
 import io
 import struct
 import zlib
@@ -27,6 +28,7 @@ from mailwarden.pipeline.spam.stage import SpamFilter
 from mailwarden.pipeline.spam.tokens import tokenize
 from mailwarden.service.runtime import offline_envelope
 from tests.unit.pipeline.spam.documents import docx, mail_with, pdf, qr_png
+from tests.unit.pipeline.spam.heuristics.helpers import mail
 
 PDF = "application/pdf"
 DOCX = "application/vnd.openxmlformats-officedocument.wordprocessingml.document"
@@ -144,6 +146,14 @@ def test_an_inline_qr_picture_in_a_long_mail_is_a_lure_only_when_the_text_asks_t
     assert "PHISH_QR_LURE" not in plain and "PHISH_QR_SUSPICIOUS_URL" not in plain
     asking = symbols(mail_with(picture, text=story + " Scan the QR code with your phone.", inline=True))
     assert asking["PHISH_QR_LURE"].startswith("asks to scan (scan the qr)")
+
+
+def test_a_qr_picture_written_into_the_html_as_a_data_uri_is_read() -> None:
+    encoded = base64.b64encode(qr_png("https://mylinks.example.us/x")).decode()
+    html = f'<p>Your mailbox password expires.</p><img src="data:image/png;base64,{encoded}">'
+    found = dict(Heuristics().symbols(mail(text=None, html=html)))
+    assert found["QR_URL"] == "mylinks.example.us"
+    assert found["PHISH_QR_LURE"].startswith("4 words of text")
 
 
 def test_a_qr_code_in_a_pdf_picture_is_read() -> None:
