@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import functools
 import io
 import logging
 import re
@@ -236,7 +237,7 @@ class _Reader:
                     self._link(uri)
             except Exception:  # one broken page does not hide the others
                 log.debug("PDF %r page %d unreadable", name, index, exc_info=True)
-        for index in read if self.limits.qr else ():
+        for index in read if self.limits.qr and _qr_available() else ():
             if self.images_left <= 0 or self._late():
                 return
             try:
@@ -300,10 +301,10 @@ class _Reader:
         lim = self.limits
         if self.images_left <= 0 or len(data) > lim.max_image_bytes:
             return
-        try:
-            from PIL import Image
-        except ImportError:
+        if not _qr_available():
             return
+        from PIL import Image
+
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")  # palette and truncation warnings of odd files
@@ -335,10 +336,8 @@ class _Reader:
                     self._image(base64.b64decode("".join(encoded.split())), "(picture in the HTML body)")
 
     def _decode(self, image: Any, where: str) -> None:
-        try:
-            import zxingcpp
-        except ImportError:
-            return
+        import zxingcpp
+
         side = self.limits.qr_side
         grey = image.convert("L")
         if max(grey.size) > side:
@@ -346,6 +345,18 @@ class _Reader:
         for code in zxingcpp.read_barcodes(grey, formats=zxingcpp.BarcodeFormats(zxingcpp.BarcodeFormat.QRCode)):
             if code.text:
                 self.codes.append(QrCode(where, code.text[:4000]))
+
+
+@functools.cache
+def _qr_available() -> bool:
+    """Whether Pillow and zxing-cpp are installed; without them QR codes are not read (logged once)."""
+    try:
+        import zxingcpp  # noqa: F401
+        from PIL import Image  # noqa: F401
+    except ImportError as exc:
+        log.warning("QR codes are not read: %s", exc)
+        return False
+    return True
 
 
 def _pdf_uris(page: Any) -> Iterator[str]:
