@@ -138,6 +138,12 @@ def test_a_qr_code_alone_in_a_short_mail_is_a_lure_and_its_link_is_judged() -> N
     assert found["PHISH_URL_SHORTENER"] == "bit.ly"
 
 
+def test_a_qr_code_to_a_file_share_behind_a_bare_request_to_scan_is_free_hosting_phish() -> None:
+    picture = ("scan.png", "image/png", qr_png("https://storage.googleapis.com/bucket/login.html"))
+    found = symbols(mail_with(picture, text="Scan the QR code to read your document."))
+    assert found["PHISH_URL_FREE_HOSTING"] == "storage.googleapis.com with PHISH_QR_LURE"
+
+
 def test_an_inline_qr_picture_in_a_long_mail_is_a_lure_only_when_the_text_asks_to_scan_it() -> None:
     story = " ".join(["Our team met on Tuesday to plan the spring event in the hall."] * 10)
     picture = ("", "image/png", qr_png("https://events.example.org/spring"))
