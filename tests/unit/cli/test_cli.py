@@ -18,6 +18,7 @@ from mailwarden.ingest.config import SmtpListenerConfig
 from mailwarden.service.config import load_config
 from tests.dnsserver import DnsServer
 from tests.factories import build_message
+from tests.unit.pipeline.spam.documents import mail_with, pdf, qr_png
 
 runner = CliRunner()
 
@@ -88,6 +89,26 @@ def test_scan_json_lines_carry_the_verdict_and_direction(workdir: Path) -> None:
     assert row["direction"] == "outbound"
     assert row["category"] == "clean"
     assert row["disposition"]["action"] == "deliver"
+
+
+def test_scan_json_shows_what_a_qr_code_and_a_pdf_say(workdir: Path) -> None:
+    qr = mail_with(("scan.png", "image/png", qr_png("https://bit.ly/3xYzAbc")), text="Scan to re-validate MFA.")
+    lure = pdf(["Your mailbox is full.", "Verify your account."], link="https://mail-check.example.top/login")
+    (workdir / "qr.eml").write_bytes(qr)
+    (workdir / "pdf.eml").write_bytes(mail_with(("notice.pdf", "application/pdf", lure), text=""))
+    result = runner.invoke(app, ["scan", "--json", "qr.eml", "pdf.eml"])
+    assert result.exit_code == 0, result.output
+    rows = {}
+    for line in result.output.strip().splitlines():
+        row = json.loads(line)
+        rows[row["file"].rsplit("/", 1)[-1]] = {
+            f["code"]: f["detail"] for stage in row["stages"] for f in stage["findings"]
+        } | {"category": row["category"]}
+    assert rows["qr.eml"]["category"] == "phish"
+    assert rows["qr.eml"]["QR_URL"] == "bit.ly"
+    assert rows["qr.eml"]["PHISH_QR_SUSPICIOUS_URL"] == "PHISH_URL_SHORTENER"
+    assert rows["pdf.eml"]["PHISH_CREDENTIAL_WORDING"] == "mailbox is full"
+    assert rows["pdf.eml"]["PHISH_URL_SUSPICIOUS_TLD"] == "mail-check.example.top"
 
 
 def test_scan_record_then_trace_finds_the_message_and_its_timeline(workdir: Path) -> None:

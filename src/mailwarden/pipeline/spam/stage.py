@@ -36,6 +36,7 @@ from mailwarden.model.tokens import TokenStore
 from mailwarden.pipeline.connection import DnsblZone, dnsbl_query_name, listing_codes
 from mailwarden.pipeline.facts import ScanFacts
 from mailwarden.pipeline.services import StageServices
+from mailwarden.pipeline.spam.attached import AttachedLimits, attached_evidence
 from mailwarden.pipeline.spam.classifier import DEFAULT_MODEL, Classifier, Score, model_header, read_model
 from mailwarden.pipeline.spam.compromise import COMPROMISE_WEIGHTS, CompromiseSignals, compromise_findings
 from mailwarden.pipeline.spam.heuristics import Heuristics
@@ -104,6 +105,37 @@ class BayesBands(BaseModel):
         return self
 
 
+class AttachmentsConfig(BaseModel):
+    """`[stages.spam.attachments]`: how much of the attachments the filter reads (docs/spam-filter.md)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    text: bool = Field(True, description="read the text and links of PDF and Office attachments")
+    qr: bool = Field(True, description="decode QR codes in images and in documents' pictures")
+    max_text_kb: int = Field(16, ge=1, le=1024, description="attachment text kept per message, in KB")
+    max_pdf_pages: int = Field(5, ge=1, le=100, description="pages read per PDF")
+    max_files: int = Field(5, ge=1, le=50, description="PDF and Office files read per message")
+    max_file_kb: int = Field(10240, ge=1, le=102400, description="larger documents are not opened")
+    max_images: int = Field(4, ge=0, le=50, description="images decoded for QR codes per message")
+    max_image_kb: int = Field(2048, ge=1, le=51200, description="larger image files are not decoded")
+    max_image_megapixels: float = Field(4.0, gt=0, le=100, description="larger images (after cheap reduction) skipped")
+    seconds: float = Field(0.25, gt=0, le=10, description="CPU time spent reading attachments per message")
+
+    def limits(self) -> AttachedLimits:
+        return AttachedLimits(
+            text=self.text,
+            qr=self.qr,
+            max_chars=self.max_text_kb * 1024,
+            max_pdf_pages=self.max_pdf_pages,
+            max_files=self.max_files,
+            max_file_bytes=self.max_file_kb * 1024,
+            max_images=self.max_images,
+            max_image_bytes=self.max_image_kb * 1024,
+            max_image_pixels=int(self.max_image_megapixels * 1_000_000),
+            seconds=self.seconds,
+        )
+
+
 class SpamConfig(BaseModel):
     """`[stages.spam]`."""
 
@@ -119,6 +151,7 @@ class SpamConfig(BaseModel):
         10.0, ge=0, le=3600, description="how long a scanning process reuses token counts it read (0: never)"
     )
     bayes: BayesBands = BayesBands()
+    attachments: AttachmentsConfig = AttachmentsConfig()
     uribl: tuple[DnsblZone, ...] = ()
     uribl_timeout: float = Field(1.5, gt=0, le=10, description="seconds to wait for all URI block lists")
     uribl_max_domains: int = Field(20, ge=1, le=200, description="distinct link domains asked per message")
@@ -194,6 +227,7 @@ class SpamFilter:
         self.resolver = resolver
         self.weights = {**STAGE_WEIGHTS, **{k: v for k, v in config.weights.items() if k in STAGE_WEIGHTS}}
         self.spam_band = config.bayes.spam if config.bayes.spam is not None else classifier.threshold
+        self.attachment_limits = config.attachments.limits()
 
     @classmethod
     def from_services(cls, services: StageServices) -> SpamFilter:
@@ -209,6 +243,8 @@ class SpamFilter:
         listed = sender_lists(message, ctx.envelope.mail_from, ctx.policy, ctx.facts)
         if listed is not None and listed.code == SENDER_BLOCKED:
             return [self._weighted(listed)]
+        # read once with the configured limits; the heuristics and the tokenizer reuse it
+        attached_evidence(message, self.attachment_limits)
         findings = self.heuristics.evaluate(message, ctx.facts, ctx.organisation)
         if listed is not None and listed.code == SENDER_ALLOWED:
             ctx.bypass_spam = listed.detail
@@ -265,7 +301,9 @@ class SpamFilter:
     # ---- URI block lists -----------------------------------------------------------------------
     async def uribl(self, message: Message, ctx: ScanContext) -> list[Finding]:
         own = ctx.organisation.domain_names if ctx.organisation else frozenset()
-        names = link_domains(message.urls, own)[: self.config.uribl_max_domains]
+        attached = attached_evidence(message)
+        urls = (*message.urls, *attached.links, *attached.qr_links)
+        names = link_domains(urls, own)[: self.config.uribl_max_domains]
         if not names:
             return []
         asks = [(name, zone) for name in names for zone in self.config.uribl]

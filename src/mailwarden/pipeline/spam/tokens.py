@@ -27,6 +27,7 @@ from urllib.parse import urlsplit
 from mailwarden.model import mime
 from mailwarden.model.message import Message, bounded
 from mailwarden.pipeline.auth.dmarc import organisational_domain
+from mailwarden.pipeline.spam.attached import attached_evidence
 
 MAX_TEXT_CHARS = 100_000  # body text looked at per message (head and tail of an oversized body)
 MAX_URLS = 50
@@ -36,6 +37,9 @@ OSB_WINDOW = 5
 _OSB_SEPARATORS = tuple(" " + "_" * gap + (" " if gap else "") for gap in range(OSB_WINDOW - 1))
 # Placeholders the public corpora put where the recipient's address was; treated like a recipient.
 MASKED_ADDRESSES = frozenset({"phishing@pot"})
+# Words of attachment text are kept apart from body words: phish pad PDFs with borrowed prose that reads
+# as ham to a model trained on bodies (measured: bench/attachment_evidence.py, docs/classifier.md).
+ATTACHMENT_PREFIX = "doc:"
 
 # Token groups; all but "osb" and "case" are on by default (bench/accuracy.py measured both as worse).
 FEATURES = frozenset({"sender", "received", "mua", "mime", "url", "html", "shape", "case", "osb"})
@@ -106,11 +110,19 @@ def tokenize(message: Message, *, osb: bool = False, features: frozenset[str] = 
         _body_tokens(visible, out, recipients, "", features)
         if hidden:
             _body_tokens(hidden[:budget], out, recipients, "hid:", frozenset())
+    attached = attached_evidence(message)
+    if attached.text:
+        out.add("att:hastext")
+        _body_tokens(attached.text, out, recipients, ATTACHMENT_PREFIX, features)
+    if attached.qr_codes:
+        out.add("att:qr")
     if "shape" in features:
         out.add(f"len:{_log2_bucket(text_chars)}")
         if not message.text_parts and message.html_parts:
             out.add("html:only")
-    _url_tokens(message, out, recipients, features)
+    _url_tokens(message.urls, message, out, features)
+    # links in documents and QR codes give the same link tokens; `url:count` stays the body's
+    _url_tokens((*attached.links, *attached.qr_links), message, out, features, counted=False)
     for attachment in message.attachments[:10]:
         out.add("att:" + attachment.real_type)
     return frozenset(out)
@@ -425,15 +437,17 @@ def _mime_tokens(message: Message, out: set[str]) -> None:
             out.add(f"subj:enc:{encoded[0].lower()[:20]}:{encoded[1].lower()}")
 
 
-def _url_tokens(message: Message, out: set[str], recipients: set[str], features: frozenset[str]) -> None:
+def _url_tokens(
+    urls: tuple[str, ...], message: Message, out: set[str], features: frozenset[str], *, counted: bool = True
+) -> None:
     extra = "url" in features
     from_org = ""
     if extra:
-        urls = message.urls
-        out.add(f"url:count:{_log2_bucket(len(urls))}")
+        if counted:
+            out.add(f"url:count:{_log2_bucket(len(urls))}")
         from_domain = (message.from_address or "").rpartition("@")[2]
         from_org = _org(from_domain) if from_domain else ""
-    for count, url in enumerate(message.urls):
+    for count, url in enumerate(urls):
         if count >= MAX_URLS:
             break
         if url.lower().startswith("www."):

@@ -1,4 +1,4 @@
-"""The spam filter's rule-based evidence: header, HTML, link, phishing, lookalike and bulk heuristics.
+"""The spam filter's rule-based evidence: header, HTML, link, phishing, lookalike, bulk and QR-code heuristics.
 
 `Heuristics.evaluate` is pure and synchronous: it looks at a parsed message, the facts earlier stages
 shared (`ctx.facts`: authentication results) and the recipient organisation, and returns named findings
@@ -12,7 +12,7 @@ from typing import Any
 
 from mailwarden.model import Finding, Message, Organisation
 from mailwarden.pipeline.facts import ScanFacts
-from mailwarden.pipeline.spam.heuristics import bulk, headers, html, lookalike, phishing, urls
+from mailwarden.pipeline.spam.heuristics import bulk, headers, html, lookalike, phishing, qr, urls
 from mailwarden.pipeline.spam.heuristics.composites import add_composites
 from mailwarden.pipeline.spam.heuristics.settings import HeuristicsSettings
 from mailwarden.pipeline.spam.heuristics.symbols import DEFAULT_WEIGHTS, SYMBOLS
@@ -28,6 +28,7 @@ CHECKS: tuple[tuple[str, Check], ...] = (
     ("phishing", phishing.check),
     ("lookalike", lookalike.check),
     ("bulk", bulk.check),
+    ("qr", qr.check),
 )
 
 

@@ -22,12 +22,12 @@ BULK_PHISH = "SPAM_BULK_PHISH"
 BULK_PHISH_MIN = 1.5  # phish evidence that makes an ESP's mail a scam: one lure symbol or two weak ones
 
 # What a lure looks like: credential, account or payment wording, impersonation, a sender hiding its reply
-# address, money offered
+# address, money offered, a bare request to scan a QR code
 LURE: tuple[str, ...] = (
     "PHISH_CREDENTIAL_WORDING", "PHISH_URGENCY_ACCOUNT", "PHISH_BRAND_DISPLAY_NAME", "PHISH_BRAND_SUBJECT",
     "PHISH_ORG_DISPLAY_NAME", "PHISH_LOOKALIKE_ORG", "PHISH_LOOKALIKE_BRAND", "PHISH_BRAND_IN_DOMAIN",
     "PHISH_PUNYCODE_SENDER", "PHISH_DISPLAY_NAME_ADDRESS", "PHISH_REPLYTO_FREEMAIL", "PHISH_DMARC_FAIL",
-    "PHISH_HTML_PASSWORD_FORM", "PRIZE_WORDING", "ADVANCE_FEE_WORDING",
+    "PHISH_HTML_PASSWORD_FORM", "PRIZE_WORDING", "ADVANCE_FEE_WORDING", "PHISH_QR_LURE",
 )  # fmt: skip
 # What hiding looks like: text a reader does not see, links that are not what they show, a forged sender
 CONCEALMENT: tuple[str, ...] = (

@@ -61,6 +61,13 @@ SYMBOLS: dict[str, tuple[float, str]] = {
     "PHISH_LOOKALIKE_BRAND": (4.0, "sender or link domain looks like a well-known brand's domain"),
     "PHISH_BRAND_IN_DOMAIN": (1.5, "a brand name embedded in a longer domain that is not the brand's"),
     "PHISH_PUNYCODE_SENDER": (2.0, "the From domain is punycode"),
+    # qr.py
+    "QR_URL": (0.5, "a QR code in an image or a document holds a web link"),
+    "PHISH_QR_LURE": (3.0, "a QR code's link in a message that asks to scan it or has little text of its own"),
+    "PHISH_QR_SUSPICIOUS_URL": (
+        2.0,
+        "a QR code's link fails a link check (IP host, shortener, TLD, free hosting, ...)",
+    ),
     # composites (composites.py: computed from the other symbols and their weights)
     "PHISH_URL_FREE_HOSTING": (
         2.0,

@@ -1,4 +1,5 @@
-"""What the heuristics look at, computed once per message: HTML as seen and as hidden, links, text."""
+"""What the heuristics look at, computed once per message: HTML as seen and as hidden, links, text, and
+what attachments say (the text of PDF and Office files, their links, the links of QR codes)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from urllib.parse import urlsplit
 from mailwarden.model import Message
 from mailwarden.model.message import bounded
 from mailwarden.pipeline.auth.dmarc import organisational_domain
+from mailwarden.pipeline.spam.attached import AttachedEvidence, attached_evidence
 from mailwarden.pipeline.spam.heuristics.markup import MAX_HTML_CHARS, Anchor, HtmlScan, scan_html
 from mailwarden.pipeline.spam.heuristics.patterns import word_runs
 
@@ -126,10 +128,31 @@ class View:
         return (self.plain if self.plain.strip() else html_text)[:MAX_TEXT_CHARS]
 
     @cached_property
+    def attached(self) -> AttachedEvidence:
+        """What the attachments say (pipeline/spam/attached.py), read once per message."""
+        return attached_evidence(self.message)
+
+    @cached_property
+    def attachment_text(self) -> str:
+        """The text of PDF and Office attachments (bounded by the attachment limits)."""
+        return self.attached.text
+
+    @cached_property
+    def attachment_links(self) -> list[str]:
+        """Links inside PDF and Office attachments: link annotations, hyperlinks, URLs in their text."""
+        return list(self.attached.links)
+
+    @cached_property
+    def qr_links(self) -> list[str]:
+        """Web links held by QR codes in images, attached or inline, and in documents' pictures."""
+        return list(self.attached.qr_links)
+
+    @cached_property
     def search_text(self) -> str:
-        """Subject plus body text, NFKC-folded, lower case, whitespace collapsed, for phrase matching."""
+        """Subject plus body and attachment text, NFKC-folded, lower case, whitespace collapsed, for phrase
+        matching: a lure written in a PDF is read like one in the body."""
         html_text = " ".join(t for s in self.html for t in s.visible)
-        text = " ".join((self.message.subject, self.plain[:65536], html_text[:65536]))
+        text = " ".join((self.message.subject, self.plain[:65536], html_text[:65536], self.attachment_text[:65536]))
         text = visible_only(unicodedata.normalize("NFKC", text))
         return " ".join(text.lower().split())
 
@@ -161,13 +184,18 @@ class View:
 
     @cached_property
     def links(self) -> list[str]:
-        """Every link target: the message's URLs plus anchor hrefs that are web links (the first MAX_LINKS)."""
+        """Every link target: the message's URLs, anchor hrefs that are web links, then the links of
+        attachments and QR codes, judged like the body's (the first MAX_LINKS)."""
         seen = dict.fromkeys(self.message.urls[:MAX_LINKS])
         for a in self.anchors:
             if len(seen) >= MAX_LINKS:
                 break
             if a.href.lower().startswith(("http://", "https://")):
                 seen.setdefault(a.href, None)
+        for url in (*self.attachment_links, *self.qr_links):
+            if len(seen) >= MAX_LINKS:
+                break
+            seen.setdefault(url, None)
         return list(seen)
 
     @cached_property
