@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import sys
 from collections import Counter
 from pathlib import Path
 from typing import Annotated, Any
@@ -67,8 +68,9 @@ def scan(
                         if len(pending) >= RECORD_BATCH:
                             rt.history.record_many(pending)
                             pending.clear()
-                    if as_json:
-                        out.print_json(json.dumps(_json_row(item.source, message, verdict)), indent=None)
+                    if as_json:  # plain JSON lines: a pretty-printer costs more than the scan (decisions.md)
+                        sys.stdout.write(json.dumps(_json_row(item.source, message, verdict), ensure_ascii=False))
+                        sys.stdout.write("\n")
                     else:
                         rows.append((item.source, message, verdict))
                 rt.history.record_many(pending)
