@@ -35,6 +35,7 @@ class Bench:
 
 BENCHES = {
     "bench/accuracy.py": Bench(r"ROC AUC spam vs all ham +\d\.\d{4}"),
+    "bench/attachment_evidence.py": Bench(r"any +\d+ messages; not clean before \d+ .*, after \d+"),
     "bench/clawback.py": Bench(r"imap +\d+\.\d +\d+\.\d\d +\d+\.\d\d", ()),
     "bench/dlp.py": Bench(r"extraction \+ scan: \d+ messages per CPU second"),
     "bench/export.py": Bench(r"added CPU per message with every sink on: \d+\.\d{3} ms"),
