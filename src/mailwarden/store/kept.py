@@ -142,13 +142,17 @@ class KeptStore:
         with self.db.session() as session:
             return int(session.scalar(select(func.count()).select_from(KeptMessageRow).where(window.where())) or 0)
 
-    def page(self, window: Window, *, after: str | None = None, limit: int = 200) -> list[KeptMessage]:
-        """Kept messages of the window in message id order (time order), `limit` after the id `after`."""
+    def page(
+        self, window: Window, *, after: str | None = None, limit: int = 200, newest_first: bool = False
+    ) -> list[KeptMessage]:
+        """Kept messages of the window in message id order (time order), `limit` after the id `after`;
+        with `newest_first`, the newest `limit` of the window, newest first."""
         query = select(KeptMessageRow).where(window.where())
         if after is not None:
             query = query.where(KeptMessageRow.message_id > after)
+        order = KeptMessageRow.message_id.desc() if newest_first else KeptMessageRow.message_id
         with self.db.session() as session:
-            rows = session.scalars(query.order_by(KeptMessageRow.message_id).limit(limit))
+            rows = session.scalars(query.order_by(order).limit(limit))
             return [_kept(row) for row in rows]
 
     def totals(self, organisation: str | None = None) -> tuple[int, int, int]:

@@ -5,13 +5,14 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
+from pydantic import ValidationError
 from sqlalchemy import delete, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from mailwarden.errors import NotFoundError, PolicyError, StaleVersionError
 from mailwarden.model import ConnectionMode, Domain, Organisation, Policy
-from mailwarden.model.policy import OrganisationDocument
+from mailwarden.model.policy import DomainDocument, OrganisationDocument, validation_messages
 from mailwarden.model.recipients import RecipientVerification
 from mailwarden.store.audit import write_entry
 from mailwarden.store.db import Database
@@ -115,6 +116,44 @@ class PolicyStore:
                 {"monitor_only": monitor_only},
             )
             row.monitor_only = monitor_only
+
+    def set_domain_mode(
+        self,
+        name: str,
+        domain: str,
+        mode: ConnectionMode,
+        *,
+        next_hop: str | None = None,
+        actor: str = "cli",
+    ) -> Domain:
+        """Switch one domain of the organisation between journal (monitor) and gateway or mailflow
+        (enforce), with one audit row (`domain.set_mode`). An enforcing mode needs a next hop: the one
+        given, else the domain's own (PolicyError when neither; nothing changes)."""
+        with self.db.session() as session:
+            row = _require(session, name)
+            wanted = domain.strip().lower()
+            found = next((d for d in _domains(session, row.id) if d.name == wanted), None)
+            if found is None:
+                raise NotFoundError(f"organisation {name!r} has no domain {wanted!r}")
+            hop = next_hop or found.next_hop
+            try:  # the rules a whole document's domain obeys (a next hop to enforce, verification, ...)
+                DomainDocument(
+                    name=wanted,
+                    mode=mode,
+                    next_hop=hop,
+                    require_tls=found.require_tls,
+                    recipient_verification=_verification(found.recipient_verification),
+                )
+            except ValidationError as exc:
+                errors = validation_messages(exc)
+                raise PolicyError("; ".join(errors) + "; nothing applied", errors=errors) from None
+            before = {"mode": found.mode, "next_hop": found.next_hop}
+            after = {"mode": mode.value, "next_hop": hop}
+            if before != after:
+                found.mode, found.next_hop = mode.value, hop
+                _audit(session, actor, "domain.set_mode", f"organisation:{name}", {wanted: before}, {wanted: after})
+            session.flush()
+            return _organisation(session, row).domain(wanted) or Domain(wanted, mode, hop)
 
 
 def _now() -> datetime:
