@@ -176,7 +176,7 @@ class PolicyReplay:
         proposed = self._scanner(CandidateDirectory(self.rt.policies, candidate))
         gate = asyncio.Semaphore(CONCURRENCY)
 
-        async def one(kept: KeptMessage) -> ReplayChange | None | bool:
+        async def one(kept: KeptMessage) -> ReplayChange | bool | None:
             async with gate:
                 try:
                     raw = self.kept.raw(kept)
