@@ -15,7 +15,18 @@ from mailwarden.api import errors
 from mailwarden.api.deps import Staff
 from mailwarden.api.docs import install_docs
 from mailwarden.api.errors import ErrorBody
-from mailwarden.api.routes import audit, clawback, events, hunts, messages, organisations, reports, senders, users
+from mailwarden.api.routes import (
+    audit,
+    clawback,
+    enforcing,
+    events,
+    hunts,
+    messages,
+    organisations,
+    reports,
+    senders,
+    users,
+)
 from mailwarden.api.routes import quarantine as quarantine_routes
 from mailwarden.metrics import exposition
 from mailwarden.model import Policy
@@ -52,7 +63,19 @@ def create_app(rt: Runtime, *, accounts: Accounts | None = None, quarantine: Qua
     app.state.accounts = accounts or Accounts(rt.db)
     app.state.quarantine = quarantine or Quarantine(rt.db, rt.blobs, rt.history, policies=_policy_of(rt))
     errors.install(app)
-    for module in (messages, quarantine_routes, clawback, organisations, reports, hunts, events, senders, users, audit):
+    for module in (
+        messages,
+        quarantine_routes,
+        clawback,
+        organisations,
+        enforcing,
+        reports,
+        hunts,
+        events,
+        senders,
+        users,
+        audit,
+    ):
         app.include_router(module.router, prefix=API_PREFIX, responses=_ERROR_RESPONSES)
     install_docs(app, API_PREFIX)
     app.add_api_route("/metrics", _metrics, methods=["GET"], include_in_schema=False)

@@ -228,3 +228,19 @@ def _change(kept: KeptMessage, before: MessageRecord, after: MessageRecord) -> R
         rules_before=was.rule_hits,
         rules_after=now.rule_hits,
     )
+
+
+def replay_blocking(
+    rt: Runtime,
+    candidate: OrganisationDocument,
+    *,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    limit: int = DEFAULT_LIMIT,
+) -> ReplayReport:
+    """`PolicyReplay.run` from a worker thread (a console page, an API request), on an event loop of its
+    own and with a pipeline of its own: the server's stages (DNS lookups in flight, locks) belong to the
+    server's event loop. The database and blobs are shared; both are safe across threads."""
+    own = Runtime(rt.config)
+    own.__dict__.update(db=rt.db, blobs=rt.blobs, policies=rt.policies)
+    return asyncio.run(PolicyReplay(own).run(candidate, since=since, until=until, limit=limit))

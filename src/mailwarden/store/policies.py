@@ -145,7 +145,8 @@ class PolicyStore:
                     recipient_verification=_verification(found.recipient_verification),
                 )
             except ValidationError as exc:
-                errors = validation_messages(exc)
+                # a rule between fields is the new mode's to meet: name that field
+                errors = [m.replace("(document): ", "mode: ", 1) for m in validation_messages(exc)]
                 raise PolicyError("; ".join(errors) + "; nothing applied", errors=errors) from None
             before = {"mode": found.mode, "next_hop": found.next_hop}
             after = {"mode": mode.value, "next_hop": hop}
