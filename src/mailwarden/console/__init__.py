@@ -14,6 +14,7 @@ from fastapi.staticfiles import StaticFiles
 
 from mailwarden.api.app import create_app
 from mailwarden.console.clawback import ClawbackPages
+from mailwarden.console.enforcing import EnforcingPages
 from mailwarden.console.hunts import HuntPages
 from mailwarden.console.pages import Pages
 from mailwarden.console.quarantine import QuarantinePages
@@ -53,14 +54,14 @@ Roles = Collection[Role] | None  # None: open without signing in
 def _router(c: Console) -> APIRouter:
     r = APIRouter()
     for methods, path, handler, roles in _pages(
-        Pages(c), QuarantinePages(c), ClawbackPages(c), HuntPages(c), SenderPages(c)
+        Pages(c), QuarantinePages(c), ClawbackPages(c), HuntPages(c), SenderPages(c), EnforcingPages(c)
     ):
         r.add_api_route(path, _endpoint(c, handler, roles), methods=list(methods))
     return r
 
 
 def _pages(
-    p: Pages, q: QuarantinePages, cb: ClawbackPages, h: HuntPages, s: SenderPages
+    p: Pages, q: QuarantinePages, cb: ClawbackPages, h: HuntPages, s: SenderPages, e: EnforcingPages
 ) -> list[tuple[tuple[str, ...], str, Handler, Roles]]:
     """Every page: its methods, path, handler and who may open it, in the order they are routed."""
     get, post, both = ("GET",), ("POST",), ("GET", "POST")
@@ -94,6 +95,10 @@ def _pages(
         (both, "/lists", p.lists, STAFF),
         (get, "/domains", p.domains, STAFF),
         (post, "/domains/mode", p.switch_mode, ADMINS),
+        # from monitor to enforce: the preview, the per-domain switch, policy replay (docs/policy-replay.md)
+        (get, "/domains/preview", e.preview, STAFF),
+        (post, "/domains/domain-mode", e.switch_domain, ADMINS),
+        (both, "/policy/replay", e.replay, STAFF),
         (get, "/users", p.users, ADMINS),
         (post, "/users", p.add_user, ADMINS),
         (post, "/users/disable", p.disable_user, ADMINS),

@@ -163,6 +163,60 @@ EN: dict[str, str] = {
     "domains.switch_to_monitor": "Switch to monitor",
     "domains.state_monitor": "This organisation is in monitor mode: actions are recorded, not applied.",
     "domains.state_enforce": "This organisation is in enforce mode: actions are applied.",
+    "nav.replay": "Policy replay",
+    "domains.preview_enforce": "Preview and switch to enforce",
+    "domains.preview_domain": "Preview and enforce",
+    "domains.domain_switch": "Switch",
+    "preview.title": "What enforcing would have done",
+    "preview.days": "Period",
+    "preview.last_days": "last {days} days",
+    "preview.summary": (
+        "{monitored} messages were recorded in monitor mode in the last {days} days. Enforcing would have:"
+    ),
+    "preview.action": "Action",
+    "preview.messages": "Messages",
+    "preview.by_category": "By verdict",
+    "preview.newest": "Newest messages",
+    "preview.in_trace": "all in the trace",
+    "preview.action.quarantine": "quarantined",
+    "preview.action.junk": "moved to junk",
+    "preview.action.reject": "rejected",
+    "preview.action.drop": "dropped",
+    "preview.note": (
+        "Counted from the would-have actions recorded in history. Messages are listed as they were judged on arrival."
+    ),
+    "preview.switch_domain": "Switch this domain",
+    "preview.domain_now": (
+        "Now: {mode}. A domain enforces when its mail comes through mailwarden (gateway or mailflow) and is "
+        "relayed to its next hop."
+    ),
+    "preview.enforce_domain": "Switch the domain to enforce",
+    "preview.monitor_domain": "Switch the domain back to monitor (journal)",
+    "preview.back": "Back to the domains",
+    "replay.title": "Policy replay",
+    "replay.intro": (
+        "Edit a candidate policy (or paste a whole policy document, or a list of rules) and see what it "
+        "would change over the kept messages before saving it. Nothing is recorded while replaying."
+    ),
+    "replay.candidate": "Candidate policy (YAML)",
+    "replay.window": "Kept messages of the",
+    "replay.limit": "At most (newest first)",
+    "replay.run": "Show the difference",
+    "replay.save": "Save this policy",
+    "replay.result": "What the candidate would change",
+    "replay.summary": "{scanned} of {in_window} kept messages replayed; {changed} would change.",
+    "replay.capped": "Only the newest {limit} messages of the window were replayed.",
+    "replay.skipped": "{skipped} messages could not be replayed (their kept copy is gone, or the scan failed).",
+    "replay.message": "Message",
+    "replay.sender": "Sender",
+    "replay.now": "Now",
+    "replay.candidate_verdict": "With the candidate",
+    "replay.rules": "Rules now → with the candidate",
+    "replay.no_change": "The candidate changes no verdict or action of these messages.",
+    "replay.stale": (
+        "The policy was changed by someone else since you started editing; nothing was saved. Reload the "
+        "page and apply your change again."
+    ),
     "users.title": "Users",
     "users.name": "Name",
     "users.email": "E-mail",
@@ -380,6 +434,61 @@ JA: dict[str, str] = {
     "domains.switch_to_monitor": "監視モードに切り替え",
     "domains.state_monitor": "この組織は監視モードです。アクションは記録されるだけで適用されません。",
     "domains.state_enforce": "この組織は適用モードです。アクションが適用されます。",
+    "nav.replay": "ポリシーの再生",
+    "domains.preview_enforce": "影響を確認して適用モードへ",
+    "domains.preview_domain": "影響を確認して適用",
+    "domains.domain_switch": "切り替え",
+    "preview.title": "適用モードにしていた場合の結果",
+    "preview.days": "期間",
+    "preview.last_days": "過去 {days} 日間",
+    "preview.summary": (
+        "過去 {days} 日間に監視モードで記録されたメッセージは {monitored} 件です。"
+        "適用モードなら次のとおり処理されていました:"
+    ),
+    "preview.action": "アクション",
+    "preview.messages": "件数",
+    "preview.by_category": "判定別",
+    "preview.newest": "最新のメッセージ",
+    "preview.in_trace": "トレースですべて表示",
+    "preview.action.quarantine": "検疫",
+    "preview.action.junk": "迷惑メールフォルダーへ移動",
+    "preview.action.reject": "拒否",
+    "preview.action.drop": "破棄",
+    "preview.note": (
+        "履歴に記録された「適用していた場合」のアクションから集計しています。メッセージは受信時の判定で表示されます。"
+    ),
+    "preview.switch_domain": "このドメインを切り替え",
+    "preview.domain_now": (
+        "現在: {mode}。メールが mailwarden を経由し (gateway または mailflow)、次ホップへ中継されるとき、"
+        "ドメインは適用モードになります。"
+    ),
+    "preview.enforce_domain": "ドメインを適用モードに切り替え",
+    "preview.monitor_domain": "ドメインを監視モード (ジャーナル) に戻す",
+    "preview.back": "ドメイン一覧に戻る",
+    "replay.title": "ポリシーの再生",
+    "replay.intro": (
+        "候補のポリシー (ポリシー文書全体やルールの一覧も可) を編集し、"
+        "保存する前に保管済みメッセージでの変化を確認します。再生中は何も記録されません。"
+    ),
+    "replay.candidate": "候補のポリシー (YAML)",
+    "replay.window": "保管済みメッセージの期間",
+    "replay.limit": "最大件数 (新しい順)",
+    "replay.run": "差分を表示",
+    "replay.save": "このポリシーを保存",
+    "replay.result": "候補のポリシーによる変化",
+    "replay.summary": "保管済みメッセージ {in_window} 件のうち {scanned} 件を再生しました。{changed} 件が変わります。",
+    "replay.capped": "期間内の新しい {limit} 件だけを再生しました。",
+    "replay.skipped": "{skipped} 件は再生できませんでした (保管期限切れ、またはスキャンの失敗)。",
+    "replay.message": "メッセージ",
+    "replay.sender": "送信者",
+    "replay.now": "現在",
+    "replay.candidate_verdict": "候補では",
+    "replay.rules": "ルール: 現在 → 候補",
+    "replay.no_change": "候補のポリシーでは、これらのメッセージの判定もアクションも変わりません。",
+    "replay.stale": (
+        "編集を始めてから他の人がポリシーを変更しました。何も保存されていません。ページを再読み込みして、"
+        "変更をもう一度加えてください。"
+    ),
     "users.title": "ユーザー",
     "users.name": "名前",
     "users.email": "メール アドレス",
