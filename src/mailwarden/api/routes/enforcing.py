@@ -58,6 +58,40 @@ class DomainModeIn(BaseModel):
     next_hop: str | None = Field(None, max_length=300, description="needed to enforce when the domain has none")
 
 
+class ReplayVerdictOut(BaseModel):
+    category: str
+    action: str
+    rules: list[str]
+
+
+class ReplayChangeOut(BaseModel):
+    message_id: str
+    received_at: datetime
+    sender: str
+    subject: str
+    before: ReplayVerdictOut = Field(description="with the saved policy, scanned now")
+    after: ReplayVerdictOut = Field(description="with the candidate")
+
+
+class TransitionOut(BaseModel):
+    before: str
+    after: str
+    messages: int
+
+
+class ReplayOut(BaseModel):
+    organisation: str
+    since: datetime | None
+    until: datetime | None
+    limit: int
+    in_window: int = Field(description="kept messages in the window")
+    scanned: int
+    skipped: int = Field(description="kept copy gone meanwhile, or a scan that failed")
+    capped: bool = Field(description="the window held more than `limit` messages: only the newest were replayed")
+    transitions: list[TransitionOut]
+    changes: list[ReplayChangeOut]
+
+
 class ReplayIn(BaseModel):
     candidate: dict[str, Any] | list[Any] = Field(
         description="a whole organisation document, a policy mapping, or a list of rules"
@@ -118,11 +152,11 @@ def set_domain_mode(principal: Admin, rt: Rt, name: OrgName, domain: DomainName,
     "/organisations/{name}/policy/replay",
     summary="Run a candidate policy over the kept messages of a window: what it would change (nothing saved)",
 )
-async def replay(principal: Staff, rt: Rt, name: OrgName, body: ReplayIn) -> dict[str, Any]:
+async def replay(principal: Staff, rt: Rt, name: OrgName, body: ReplayIn) -> ReplayOut:
     check_organisation(principal, name)
     current = await run_in_threadpool(rt.policies.export_document, name)
     candidate = candidate_document(current, body.candidate)
     since = body.since or datetime.now(UTC) - timedelta(days=7)
     # scanning is CPU work: a thread of its own, so the event loop keeps serving SMTP and other requests
     report = await asyncio.to_thread(replay_blocking, rt, candidate, since=since, until=body.until, limit=body.limit)
-    return report.as_dict()
+    return ReplayOut.model_validate(report.as_dict())
