@@ -199,7 +199,7 @@ EN: dict[str, str] = {
         "would change over the kept messages before saving it. Nothing is recorded while replaying."
     ),
     "replay.candidate": "Candidate policy (YAML)",
-    "replay.window": "Kept messages of the",
+    "replay.window": "Window",
     "replay.limit": "At most (newest first)",
     "replay.run": "Show the difference",
     "replay.save": "Save this policy",
