@@ -12,6 +12,7 @@ import typer
 from rich.table import Table
 
 from mailwarden.cli.common import ConfigOption, OrgOption, out, runtime
+from mailwarden.errors import NotFoundError
 from mailwarden.model.org import ConnectionMode
 from mailwarden.store.preview import ENFORCED_ACTIONS, mode_preview
 
@@ -83,7 +84,8 @@ def preview(
     """What enforcing would have done over the last days: the would-have actions recorded in monitor mode."""
     with runtime(config) as rt:
         name = org or rt.config.organisation
-        rt.policies.get_organisation(name)
+        if domain is not None and rt.policies.get_organisation(name).domain(domain) is None:
+            raise NotFoundError(f"organisation {name!r} has no domain {domain!r}")
         p = mode_preview(rt.db, name, datetime.now(UTC) - timedelta(days=days), domain=domain)
     if as_json:
         document = {

@@ -10,7 +10,7 @@ import yaml
 from typer.testing import CliRunner
 
 from mailwarden.cli import app
-from mailwarden.errors import PolicyError
+from mailwarden.errors import NotFoundError, PolicyError
 from mailwarden.model.policy import parse_organisation_document
 from tests.unit.service.replay_helpers import QUARANTINE_INVOICES, REJECT_LOTTERY, document, mail, record, runtime
 
@@ -59,6 +59,9 @@ def test_org_preview_and_domain_mode(tmp_path: Path, recorded: list[str]) -> Non
     assert "2 messages recorded in monitor mode" in shown.output and "rule 1" in shown.output
     as_json = json.loads(runner.invoke(app, ["org", "preview", "--json", "--config", config]).stdout)
     assert as_json["actions"]["quarantine"] == {"messages": 1, "by_category": {"rule": 1}, "newest": [recorded[0]]}
+
+    unknown = runner.invoke(app, ["org", "preview", "--domain", "nope.example", "--config", config])
+    assert isinstance(unknown.exception, NotFoundError)
 
     refused = runner.invoke(app, ["org", "domain-mode", "example.com", "gateway", "--config", config])
     assert isinstance(refused.exception, PolicyError) and "needs a next_hop" in str(refused.exception)
