@@ -8,7 +8,7 @@ from __future__ import annotations
 import typer
 
 from mailwarden import __version__
-from mailwarden.cli import clawback, init, learn, scan, serve, trace
+from mailwarden.cli import clawback, init, learn, scan, serve, trace, train
 from mailwarden.cli.common import out, run
 from mailwarden.cli.config import config_app
 from mailwarden.cli.hunt import hunt_app
@@ -50,6 +50,7 @@ app.command()(serve.serve)
 app.command()(scan.scan)
 app.command()(trace.trace)
 app.command()(learn.learn)
+app.command()(train.train)
 app.command()(clawback.clawback)
 app.command()(clawback.campaign)
 app.command()(clawback.clawbacks)

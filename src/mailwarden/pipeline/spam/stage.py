@@ -21,7 +21,7 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, ClassVar, Literal
 from urllib.parse import urlsplit
@@ -43,6 +43,7 @@ from mailwarden.pipeline.spam.heuristics import Heuristics
 from mailwarden.pipeline.spam.heuristics.view import registered_domain
 from mailwarden.pipeline.spam.statstore import CachedTokenStore, MemoryTokenStore
 from mailwarden.pipeline.spam.tokens import tokenize
+from mailwarden.pipeline.spam.training import read_scoring
 from mailwarden.pipeline.stage import Inspection, ScanContext
 
 log = structlog.get_logger(__name__)
@@ -60,6 +61,8 @@ URIBL_ERROR = "URIBL_ERROR"
 BAYES_WEIGHTS: dict[str, float] = {
     "BAYES_HAM_HIGH": -3.0,
     "BAYES_HAM": -1.0,
+    "BAYES_NEUTRAL": 0.0,
+    BAYES_UNTRAINED: 0.0,
     # below the model's threshold the classifier never decides alone: LOW needs 2.5 more points of other
     # evidence, MEDIUM 1.5, MEDIUM_HIGH 1 (one weak header symbol of 0.5 is not enough)
     "BAYES_SPAM_LOW": 2.5,
@@ -147,6 +150,9 @@ class SpamConfig(BaseModel):
     redis_url: str = Field("redis://127.0.0.1:6379/0", pattern=r"^rediss?://")
     redis_prefix: str = Field("mailwarden:bayes:", min_length=1, max_length=64)
     model: Path | None = Field(None, description="model file loaded into an empty store (default: shipped)")
+    scoring: Path | None = Field(
+        None, description="learned symbol weights written by `mailwarden train` (default: the hand weights)"
+    )
     statistics_cache_seconds: float = Field(
         10.0, ge=0, le=3600, description="how long a scanning process reuses token counts it read (0: never)"
     )
@@ -165,13 +171,24 @@ class SpamConfig(BaseModel):
     freemail: list[str] | None = None
     click_trackers: list[str] | None = None
 
-    def heuristics_section(self) -> dict[str, Any]:
-        section: dict[str, Any] = {"weights": self.weights}
+    def heuristics_section(self, learned: Mapping[str, float] | None = None) -> dict[str, Any]:
+        """The heuristics' settings; learned weights under the configured ones."""
+        section: dict[str, Any] = {"weights": {**(learned or {}), **self.weights}}
         for key in HEURISTIC_KEYS:
             value = getattr(self, key)
             if value is not None:
                 section[key] = value
         return section
+
+
+def learned_weights(config: SpamConfig) -> dict[str, float]:
+    """The weights of the configured scoring file (`mailwarden train`); none: the hand weights apply."""
+    if config.scoring is None:
+        return {}
+    try:
+        return read_scoring(config.scoring)
+    except (OSError, ValueError) as exc:
+        raise ConfigError(f"cannot read the scoring file: {exc}", field="stages.spam.scoring") from None
 
 
 def open_store(services: StageServices) -> TokenStore:
@@ -220,12 +237,19 @@ class SpamFilter:
         heuristics: Heuristics,
         config: SpamConfig,
         resolver: Resolver | None = None,
+        *,
+        learned: Mapping[str, float] | None = None,
     ) -> None:
         self.classifier = classifier
         self.heuristics = heuristics
         self.config = config
         self.resolver = resolver
-        self.weights = {**STAGE_WEIGHTS, **{k: v for k, v in config.weights.items() if k in STAGE_WEIGHTS}}
+        # hand weights, then the learned ones (`scoring`), then the configured ones
+        self.weights = {
+            **STAGE_WEIGHTS,
+            **{k: v for k, v in (learned or {}).items() if k in STAGE_WEIGHTS},
+            **{k: v for k, v in config.weights.items() if k in STAGE_WEIGHTS},
+        }
         self.spam_band = config.bayes.spam if config.bayes.spam is not None else classifier.threshold
         self.attachment_limits = config.attachments.limits()
 
@@ -233,7 +257,14 @@ class SpamFilter:
     def from_services(cls, services: StageServices) -> SpamFilter:
         config = services.config_for(cls.name, SpamConfig)
         classifier = open_configured_classifier(services, config, for_scanning=True)
-        return cls(classifier, Heuristics.from_config(config.heuristics_section()), config, services.resolver)
+        learned = learned_weights(config)
+        return cls(
+            classifier,
+            Heuristics.from_config(config.heuristics_section(learned)),
+            config,
+            services.resolver,
+            learned=learned,
+        )
 
     async def close(self) -> None:
         return None
@@ -272,7 +303,7 @@ class SpamFilter:
 
     def bayes_finding(self, score: Score) -> Finding:
         if not score.trained:
-            return Finding(STAGE, BAYES_UNTRAINED, 0.0, "too few messages learnt to judge")
+            return Finding(STAGE, BAYES_UNTRAINED, self.weights[BAYES_UNTRAINED], "too few messages learnt to judge")
         p = score.probability
         bands = self.config.bayes
         if p >= bands.spam_high:
@@ -290,7 +321,7 @@ class SpamFilter:
         elif p <= bands.ham:
             code = "BAYES_HAM"
         else:
-            return Finding(STAGE, "BAYES_NEUTRAL", 0.0, f"P(spam)={p:.4f}")
+            return Finding(STAGE, "BAYES_NEUTRAL", self.weights["BAYES_NEUTRAL"], f"P(spam)={p:.4f}")
         # token text can hold numbers from the body (card numbers, phone numbers): digits are masked
         tokens = ", ".join(_DIGITS.sub("#", t)[:40] for t, _ in score.top_tokens[:5])
         return Finding(STAGE, code, self.weights[code], f"P(spam)={p:.4f}; strongest tokens: {tokens}")
