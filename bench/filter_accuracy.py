@@ -8,7 +8,7 @@ Every figure is measured on messages the model never learnt from:
   is trained on the training half for each scoring: `hand` (the hand weights, the classifier built as the
   shipped one was) and `learned` (`mailwarden train` on the training half: collection tokens pruned,
   weights learnt with grouped time-ordered cross-validation inside the half).
-  `learned-interleaved`: the same with the classifier's bands weighed on interleaved folds.
+  `learned-grouped`: the same with the classifier's bands weighed on folds of unseen sources.
 * **corpus/phish and corpus/modern-ham**, measurement only, with the model trained on all of
   corpus/spamassassin (`hand`: the shipped model file; `learned`: `train` on all of spamassassin/).
 
@@ -140,7 +140,7 @@ def main() -> None:
     parser.add_argument("--corpus", type=Path, default=DEFAULT_CORPUS)
     parser.add_argument("--limit", type=int, default=0, help="files per set (0: all)")
     parser.add_argument(
-        "--scoring", nargs="+", choices=("hand", "learned", "learned-interleaved"), default=["hand", "learned"]
+        "--scoring", nargs="+", choices=("hand", "learned", "learned-grouped"), default=["hand", "learned"]
     )
     parser.add_argument("--show", help="print the verdict of every message of this set (e.g. learned:modern-ham)")
     parser.add_argument(
@@ -172,7 +172,7 @@ def main() -> None:
         if scoring == "hand":
             split_filter, full_filter = hand_filter(train_set), shipped_filter()
         else:
-            grouped = scoring == "learned"  # learned-interleaved: bands weighed on interleaved folds
+            grouped = scoring == "learned-grouped"  # bands weighed on folds of unseen sources
             split_filter, _ = learned_filter(train_set, grouped_bayes=grouped)
             full_filter, _ = learned_filter(samples, grouped_bayes=grouped)
         print(f"{scoring}: trained in {time.perf_counter() - started:.1f} s")

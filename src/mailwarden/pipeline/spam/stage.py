@@ -43,7 +43,7 @@ from mailwarden.pipeline.spam.heuristics import Heuristics
 from mailwarden.pipeline.spam.heuristics.view import registered_domain
 from mailwarden.pipeline.spam.statstore import CachedTokenStore, MemoryTokenStore
 from mailwarden.pipeline.spam.tokens import tokenize
-from mailwarden.pipeline.spam.training import read_scoring
+from mailwarden.pipeline.spam.training import DEFAULT_SCORING, read_scoring
 from mailwarden.pipeline.stage import Inspection, ScanContext
 
 log = structlog.get_logger(__name__)
@@ -151,8 +151,9 @@ class SpamConfig(BaseModel):
     redis_prefix: str = Field("mailwarden:bayes:", min_length=1, max_length=64)
     model: Path | None = Field(None, description="model file loaded into an empty store (default: shipped)")
     scoring: Path | None = Field(
-        None, description="learned symbol weights written by `mailwarden train` (default: the hand weights)"
+        None, description="learned symbol weights from `mailwarden train` (default: the shipped file, if any)"
     )
+    learned_scoring: bool = Field(True, description="false: the hand weights, whatever scoring file exists")
     statistics_cache_seconds: float = Field(
         10.0, ge=0, le=3600, description="how long a scanning process reuses token counts it read (0: never)"
     )
@@ -182,11 +183,15 @@ class SpamConfig(BaseModel):
 
 
 def learned_weights(config: SpamConfig) -> dict[str, float]:
-    """The weights of the configured scoring file (`mailwarden train`); none: the hand weights apply."""
-    if config.scoring is None:
+    """The weights of the scoring file (`mailwarden train`): the configured one, else the shipped one when
+    the package ships one; none (or `learned_scoring = false`): the hand weights apply."""
+    if not config.learned_scoring:
+        return {}
+    path = config.scoring or DEFAULT_SCORING
+    if config.scoring is None and not path.is_file():
         return {}
     try:
-        return read_scoring(config.scoring)
+        return read_scoring(path)
     except (OSError, ValueError) as exc:
         raise ConfigError(f"cannot read the scoring file: {exc}", field="stages.spam.scoring") from None
 

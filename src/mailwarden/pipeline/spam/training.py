@@ -13,10 +13,12 @@ Three pieces, all measured on messages the model did not learn from:
 * **Learned scoring.** A logistic regression over the symbols that fire and the classifier's probability
   band, fitted on out-of-fold classifier scores, with each weight kept monotonic (a symbol that is
   evidence of spam never gets a negative weight) and pulled towards its hand weight: a symbol the
-  training mail never shows keeps its hand weight. The weights are in score points; the offset that puts
-  the spam threshold (score 5, SCL 5) at the false-positive target is carried by the classifier bands,
-  which every scanned message has exactly one of. Output: a JSON file of weights and their provenance,
-  read by the stage at start; scanning needs nothing but that file.
+  training mail never shows keeps its hand weight, and phishing symbols keep theirs (no modern phish to
+  learn from). The weights are in score points; the offset that puts the spam threshold (score 5, SCL 5)
+  at the false-positive target is carried by the classifier bands, which every scanned message has
+  exactly one of; bands where the classifier is unsure are capped so it never decides alone there.
+  Output: a JSON file of weights and their provenance, read by the stage at start; scanning needs
+  nothing but that file.
 
 numpy and scipy (the `train` extra) are imported only by `fit_scoring`.
 """
@@ -75,6 +77,15 @@ PHISH_HAMLIKE = "PHISH_BAYES_HAM_HIGH"
 SPAM_SCORE = 5.0
 MAX_FP = 0.001  # the product's false-positive target at SCL 5 (docs/spam-filter.md)
 HARD_KINDS = frozenset({"hard_ham"})  # learnt as ham, reported, but not held to the false-positive target
+# Phishing symbols keep their hand weights: the training mail has no modern phish, and the phish verdict
+# (phish score >= 5) keeps its hand calibration; they enter the fit as fixed contributions.
+FIXED_PREFIXES: tuple[str, ...] = ("PHISH_",)
+# Where the classifier is unsure it never decides alone: bands below CAP_BELOW weigh at most
+# SUB_THRESHOLD_MAX (the largest hand weight below the threshold), and a message it has no opinion on
+# (BAYES_NEUTRAL, and the hammy bands) starts from at most NEUTRAL_MAX, SCL 1's floor.
+CAP_BELOW = "BAYES_SPAM_MEDIUM_HIGH"
+SUB_THRESHOLD_MAX = HAND_BANDS["BAYES_SPAM_MEDIUM_HIGH"]
+NEUTRAL_MAX = 1.0
 MAX_RAISE = 3.0  # a learned weight stays within [0, hand + 3] (negative hand weights: [hand - 3, 0])
 
 # Headers naming the list a message was posted to, most specific first.
@@ -293,7 +304,10 @@ class Design:
         out: list[tuple[float, float]] = []
         for s in self.symbols:
             h = self.hand[s]
-            out.append((0.0, h + MAX_RAISE) if h > 0 else (h - MAX_RAISE, 0.0))
+            if s.startswith(FIXED_PREFIXES):
+                out.append((h, h))  # the phish verdict keeps its hand calibration: no modern phish to learn from
+            else:
+                out.append((0.0, h + MAX_RAISE) if h > 0 else (h - MAX_RAISE, 0.0))
         for h in self.prior()[len(self.symbols) :]:
             out.append((0.0, h + MAX_RAISE) if h > 0 else (h - MAX_RAISE, 0.0))
         return out
@@ -418,7 +432,7 @@ def train(
     *,
     folds: int = 5,
     prune: bool = True,
-    grouped_bayes: bool = True,
+    grouped_bayes: bool = False,
     description: str = "",
     log: Callable[[str], None] | None = None,
 ) -> Trained:
@@ -480,6 +494,15 @@ def train(
     cut = max(cut, 0.0)
     offset = SPAM_SCORE - cut
     table = _weights_table(design, intercept + offset, weights)
+    # where the classifier is unsure (LOW, MEDIUM: P(spam) < 0.65) it never decides alone
+    # (docs/spam-filter.md): those bands weigh at most the largest hand weight below the threshold
+    for band in BANDS[: BANDS.index(CAP_BELOW)]:
+        table[band] = min(table[band], SUB_THRESHOLD_MAX)
+    # and a message it has no opinion on starts from at most SCL 1's floor
+    for band in BANDS[: BANDS.index("BAYES_NEUTRAL") + 1]:
+        table[band] = min(table[band], NEUTRAL_MAX)
+
+    table["BAYES_UNTRAINED"] = table["BAYES_NEUTRAL"]
     cv = _cv_report(samples, [p + offset for p in cv_points])
     say(f"chosen: temperature {temperature:g}, strength {strength:g}; offset {offset:+.2f}; cv {cv}")
     pruned = collection_tokens(samples) if prune else frozenset()

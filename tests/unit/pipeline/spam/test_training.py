@@ -57,11 +57,12 @@ def test_tokens_only_one_source_uses_and_corpus_placeholders_are_not_learnt() ->
 
 
 def test_learned_weights_stay_monotonic_and_keep_the_hand_weight_without_support() -> None:
-    design = Design(("UNSEEN", "HAMMY", "SPAMMY"), {"UNSEEN": 2.0, "HAMMY": 1.0, "SPAMMY": 1.0})
+    hand = {"UNSEEN": 2.0, "HAMMY": 1.0, "SPAMMY": 1.0, "PHISH_LINK": 3.0}
+    design = Design(("UNSEEN", "HAMMY", "SPAMMY", "PHISH_LINK"), hand)
     rows, labels = [], []
     for i in range(200):
         is_spam = i % 2 == 0
-        symbols = frozenset({"SPAMMY"} if is_spam else {"HAMMY"})
+        symbols = frozenset({"SPAMMY"} if is_spam else {"HAMMY", "PHISH_LINK"})
         rows.append(design.row(symbols, "BAYES_NEUTRAL"))
         labels.append(is_spam)
     _, weights = fit_weights(rows, labels, design, strength=10.0, temperature=1.0)
@@ -69,6 +70,8 @@ def test_learned_weights_stay_monotonic_and_keep_the_hand_weight_without_support
     assert learned["UNSEEN"] == pytest.approx(2.0, abs=1e-3)
     assert learned["HAMMY"] >= 0.0  # evidence of spam never counts for ham, however the data reads
     assert learned["SPAMMY"] > 1.0
+    # phishing symbols keep their hand weight: old ham with links says nothing about modern phish
+    assert learned["PHISH_LINK"] == pytest.approx(3.0)
 
 
 def test_a_scoring_file_that_is_not_one_is_refused(tmp_path: Path) -> None:
@@ -88,6 +91,9 @@ def test_the_stage_scores_with_the_configured_learned_weights(tmp_path: Path) ->
     assert spam.bayes_finding(Score(0.99999, 1.0, 9.0, (), trained=True)).score == 9.0
     findings = spam.heuristics.evaluate(Message(build_message(text=None, html="<p>Only <b>HTML</b> here</p>")))
     assert {f.code: f.score for f in findings}["HTML_ONLY"] == 0.25
+    config = {"scoring": str(path), "learned_scoring": False}
+    hand = SpamFilter.from_services(StageServices(resolver=None, data_dir=tmp_path, stage_config={"spam": config}))
+    assert hand.bayes_finding(Score(0.3, 0.5, 0.0, (), trained=True)).score == 0.0
 
 
 def test_train_writes_a_model_and_weights_the_stage_can_load(tmp_path: Path) -> None:
@@ -103,6 +109,8 @@ def test_train_writes_a_model_and_weights_the_stage_can_load(tmp_path: Path) -> 
     assert result.exit_code == 0, result.output
     scoring = json.loads((tmp_path / "out" / "scoring.json").read_text())
     assert scoring["cv"]["spam"]["messages"] == 24 and "BAYES_SPAM_HIGH" in scoring["weights"]
+    # where the classifier is unsure it never decides alone, and no opinion is no evidence
+    assert scoring["weights"]["BAYES_SPAM_MEDIUM"] <= 4.0 and scoring["weights"]["BAYES_NEUTRAL"] <= 1.0
     files = {"model": str(tmp_path / "out" / "default-model.tsv.gz"), "scoring": str(tmp_path / "out" / "scoring.json")}
     services = StageServices(resolver=None, data_dir=tmp_path, stage_config={"spam": files})
     spam = SpamFilter.from_services(services)
