@@ -49,7 +49,7 @@ def train(
         raise typer.Exit(2) from None
     samples = load_samples(labelled)
     err.print(f"{len(samples)} messages read; cross-validating")
-    description = ", ".join(f"{folder} ({'spam' if s else 'ham'})" for folder, s in folders)
+    description = ", ".join(f"{folder.parent.name}/{folder.name} ({'spam' if s else 'ham'})" for folder, s in folders)
     trained = train(samples, description=description, log=err.print)
     target = out_dir or DEFAULT_MODEL.parent
     write_trained(trained, target / "default-model.tsv.gz", target / "scoring.json", version)

@@ -83,7 +83,7 @@ FIXED_PREFIXES: tuple[str, ...] = ("PHISH_",)
 # Where the classifier is unsure it never decides alone: bands below CAP_BELOW weigh at most
 # SUB_THRESHOLD_MAX (the largest hand weight below the threshold), and a message it has no opinion on
 # (BAYES_NEUTRAL, and the hammy bands) starts from at most NEUTRAL_MAX, SCL 1's floor.
-CAP_BELOW = "BAYES_SPAM_MEDIUM_HIGH"
+CAP_BELOW = "BAYES_SPAM_MEDIUM"
 SUB_THRESHOLD_MAX = HAND_BANDS["BAYES_SPAM_MEDIUM_HIGH"]
 NEUTRAL_MAX = 1.0
 MAX_RAISE = 3.0  # a learned weight stays within [0, hand + 3] (negative hand weights: [hand - 3, 0])
@@ -494,7 +494,7 @@ def train(
     cut = max(cut, 0.0)
     offset = SPAM_SCORE - cut
     table = _weights_table(design, intercept + offset, weights)
-    # where the classifier is unsure (LOW, MEDIUM: P(spam) < 0.65) it never decides alone
+    # where the classifier is unsure (LOW: P(spam) < 0.55) it never decides alone
     # (docs/spam-filter.md): those bands weigh at most the largest hand weight below the threshold
     for band in BANDS[: BANDS.index(CAP_BELOW)]:
         table[band] = min(table[band], SUB_THRESHOLD_MAX)

@@ -110,7 +110,7 @@ def test_train_writes_a_model_and_weights_the_stage_can_load(tmp_path: Path) -> 
     scoring = json.loads((tmp_path / "out" / "scoring.json").read_text())
     assert scoring["cv"]["spam"]["messages"] == 24 and "BAYES_SPAM_HIGH" in scoring["weights"]
     # where the classifier is unsure it never decides alone, and no opinion is no evidence
-    assert scoring["weights"]["BAYES_SPAM_MEDIUM"] <= 4.0 and scoring["weights"]["BAYES_NEUTRAL"] <= 1.0
+    assert scoring["weights"]["BAYES_SPAM_LOW"] <= 4.0 and scoring["weights"]["BAYES_NEUTRAL"] <= 1.0
     files = {"model": str(tmp_path / "out" / "default-model.tsv.gz"), "scoring": str(tmp_path / "out" / "scoring.json")}
     services = StageServices(resolver=None, data_dir=tmp_path, stage_config={"spam": files})
     spam = SpamFilter.from_services(services)
