@@ -20,7 +20,8 @@ Three pieces, all measured on messages the model did not learn from:
   Output: a JSON file of weights and their provenance, read by the stage at start; scanning needs
   nothing but that file.
 
-numpy and scipy (the `train` extra) are imported only by `fit_scoring`.
+The model of the weights and its fit are `weights.py`; numpy and scipy (the `train` extra) are imported
+only by `weights.fit_weights`.
 """
 
 from __future__ import annotations
@@ -48,45 +49,22 @@ from mailwarden.pipeline.spam.heuristics import Heuristics
 from mailwarden.pipeline.spam.heuristics.symbols import DEFAULT_WEIGHTS
 from mailwarden.pipeline.spam.statstore import MemoryTokenStore
 from mailwarden.pipeline.spam.tokens import tokenize
+from mailwarden.pipeline.spam.weights import (
+    PHISH_HAMLIKE,
+    SPAM_SCORE,
+    band_table,
+    caught_at,
+    design_for,
+    fit_weights,
+    points,
+    rows_for,
+)
 
 SCORING_FORMAT = "mailwarden-scoring 1"
 DEFAULT_SCORING = Path(__file__).resolve().parents[2] / "data" / "classifier" / "scoring.json"
 
-# The classifier's bands, hammiest first; BAYES_NEUTRAL is the reference the others are measured from.
-BANDS = (
-    "BAYES_HAM_HIGH",
-    "BAYES_HAM",
-    "BAYES_NEUTRAL",
-    "BAYES_SPAM_LOW",
-    "BAYES_SPAM_MEDIUM",
-    "BAYES_SPAM_MEDIUM_HIGH",
-    "BAYES_SPAM",
-    "BAYES_SPAM_HIGH",
-)
-HAND_BANDS: dict[str, float] = {
-    "BAYES_HAM_HIGH": -3.0,
-    "BAYES_HAM": -1.0,
-    "BAYES_NEUTRAL": 0.0,
-    "BAYES_SPAM_LOW": 2.5,
-    "BAYES_SPAM_MEDIUM": 3.5,
-    "BAYES_SPAM_MEDIUM_HIGH": 4.0,
-    "BAYES_SPAM": 5.5,
-    "BAYES_SPAM_HIGH": 7.5,
-}
-PHISH_HAMLIKE = "PHISH_BAYES_HAM_HIGH"
-SPAM_SCORE = 5.0
 MAX_FP = 0.001  # the product's false-positive target at SCL 5 (docs/spam-filter.md)
 HARD_KINDS = frozenset({"hard_ham"})  # learnt as ham, reported, but not held to the false-positive target
-# Phishing symbols keep their hand weights: the training mail has no modern phish, and the phish verdict
-# (phish score >= 5) keeps its hand calibration; they enter the fit as fixed contributions.
-FIXED_PREFIXES: tuple[str, ...] = ("PHISH_",)
-# Where the classifier is unsure it never decides alone: bands below CAP_BELOW weigh at most
-# SUB_THRESHOLD_MAX (the largest hand weight below the threshold), and a message it has no opinion on
-# (BAYES_NEUTRAL, and the hammy bands) starts from at most NEUTRAL_MAX, SCL 1's floor.
-CAP_BELOW = "BAYES_SPAM_MEDIUM"
-SUB_THRESHOLD_MAX = HAND_BANDS["BAYES_SPAM_MEDIUM_HIGH"]
-NEUTRAL_MAX = 1.0
-MAX_RAISE = 3.0  # a learned weight stays within [0, hand + 3] (negative hand weights: [hand - 3, 0])
 
 # Headers naming the list a message was posted to, most specific first.
 _LIST_HEADERS = ("List-Id", "X-Mailing-List", "Mailing-List", "List-Post", "X-BeenThere")
@@ -251,162 +229,6 @@ def out_of_fold_evidence(samples: Sequence[Sample], fold_of: Sequence[int], *, p
 
 
 # ---- learned scoring -----------------------------------------------------------------------------
-def band_of(p: float, spam_band: float) -> str:
-    """The classifier band of a calibrated P(spam), with the default band edges (stage.BayesBands)."""
-    if p >= 0.999:
-        return "BAYES_SPAM_HIGH"
-    if p >= spam_band:
-        return "BAYES_SPAM"
-    if p >= 0.65:
-        return "BAYES_SPAM_MEDIUM_HIGH"
-    if p >= 0.55:
-        return "BAYES_SPAM_MEDIUM"
-    if p >= 0.4:
-        return "BAYES_SPAM_LOW"
-    if p <= 0.01:
-        return "BAYES_HAM_HIGH"
-    if p <= 0.1:
-        return "BAYES_HAM"
-    return "BAYES_NEUTRAL"
-
-
-@dataclass(frozen=True, slots=True)
-class Design:
-    """The features: learned symbols (hand weight ≠ 0, not bulk), then the cumulative band steps."""
-
-    symbols: tuple[str, ...]
-    hand: Mapping[str, float]
-
-    # cumulative steps away from BAYES_NEUTRAL: hammy steps get weights <= 0, spammy ones >= 0
-    steps: tuple[str, ...] = (
-        "BAYES_HAM",
-        "BAYES_HAM_HIGH",
-        "BAYES_SPAM_LOW",
-        "BAYES_SPAM_MEDIUM",
-        "BAYES_SPAM_MEDIUM_HIGH",
-        "BAYES_SPAM",
-        "BAYES_SPAM_HIGH",
-    )
-
-    @property
-    def names(self) -> tuple[str, ...]:
-        return (*self.symbols, *(f"step:{s}" for s in self.steps))
-
-    def prior(self) -> list[float]:
-        out = [self.hand[s] for s in self.symbols]
-        for step in self.steps:
-            rank = BANDS.index(step)
-            inner = BANDS[rank + 1] if rank < BANDS.index("BAYES_NEUTRAL") else BANDS[rank - 1]
-            out.append(HAND_BANDS[step] - HAND_BANDS[inner])
-        return out
-
-    def bounds(self) -> list[tuple[float, float]]:
-        out: list[tuple[float, float]] = []
-        for s in self.symbols:
-            h = self.hand[s]
-            if s.startswith(FIXED_PREFIXES):
-                out.append((h, h))  # the phish verdict keeps its hand calibration: no modern phish to learn from
-            else:
-                out.append((0.0, h + MAX_RAISE) if h > 0 else (h - MAX_RAISE, 0.0))
-        for h in self.prior()[len(self.symbols) :]:
-            out.append((0.0, h + MAX_RAISE) if h > 0 else (h - MAX_RAISE, 0.0))
-        return out
-
-    def row(self, symbols: frozenset[str], band: str) -> list[float]:
-        rank = BANDS.index(band)
-        neutral = BANDS.index("BAYES_NEUTRAL")
-        out = [1.0 if s in symbols else 0.0 for s in self.symbols]
-        for step in self.steps:
-            r = BANDS.index(step)
-            out.append(1.0 if (r < neutral and rank <= r) or (r > neutral and rank >= r) else 0.0)
-        return out
-
-
-def design_for(samples: Sequence[Sample], hand: Mapping[str, float]) -> Design:
-    """Every symbol the samples show or the hand table names, that counts towards the spam or phish score."""
-    names = set(hand) | {s for sample in samples for s in sample.symbols}
-    learned = sorted(n for n in names if hand.get(n, 0.0) != 0.0 and not n.startswith(("BULK_", "BAYES_")))
-    return Design(tuple(learned), dict(hand))
-
-
-def rows_for(
-    samples: Sequence[Sample], evidence: Sequence[float], calibration: Calibration, spam_band: float, design: Design
-) -> tuple[list[list[float]], list[str]]:
-    rows: list[list[float]] = []
-    bands: list[str] = []
-    phish = {s for s in design.symbols if s.startswith("PHISH_") and design.hand[s] > 0}
-    for sample, z in zip(samples, evidence, strict=True):
-        band = band_of(calibration.apply(z), spam_band)
-        symbols = sample.symbols
-        if band == "BAYES_HAM_HIGH" and symbols & phish:
-            symbols = symbols | {PHISH_HAMLIKE}
-        rows.append(design.row(symbols, band))
-        bands.append(band)
-    return rows, bands
-
-
-def fit_weights(
-    rows: Sequence[Sequence[float]],
-    labels: Sequence[bool],
-    design: Design,
-    *,
-    strength: float,
-    temperature: float,
-) -> tuple[float, list[float]]:
-    """(intercept, weights) in score points: a class-balanced logistic regression whose log-odds are
-    points / temperature, each weight bounded (monotonic) and pulled towards its hand weight by an L2
-    penalty of `strength` (per message of the data set)."""
-    import numpy as np
-    from scipy.optimize import minimize  # type: ignore[import-untyped]
-
-    x = np.asarray(rows, dtype=float)
-    y = np.asarray(labels, dtype=float)
-    npos = max(1.0, float(y.sum()))
-    nneg = max(1.0, float(len(y) - y.sum()))
-    weight = np.where(y > 0, len(y) / (2 * npos), len(y) / (2 * nneg)) / len(y)
-    prior = np.asarray(design.prior(), dtype=float)
-    reg = strength / len(y)
-
-    def objective(theta: Any) -> tuple[float, Any]:
-        b0, w = theta[0], theta[1:]
-        z = (b0 + x @ w) / temperature
-        # log(1 + e^-z) for positives, log(1 + e^z) for negatives, without overflow
-        loss = weight * np.where(y > 0, np.logaddexp(0, -z), np.logaddexp(0, z))
-        p = 1 / (1 + np.exp(-np.clip(z, -500, 500)))
-        g = weight * (p - y) / temperature
-        diff = w - prior
-        value = float(loss.sum()) + 0.5 * reg * float(diff @ diff)
-        grad = np.concatenate(([g.sum()], x.T @ g + reg * diff))
-        return value, grad
-
-    bounds = design.bounds()
-    start = [0.0, *(min(max(p, lo), hi) for p, (lo, hi) in zip(design.prior(), bounds, strict=True))]
-    result = minimize(
-        objective,
-        np.asarray(start),
-        jac=True,
-        method="L-BFGS-B",
-        bounds=[(None, None), *bounds],
-        options={"maxiter": 500},
-    )
-    theta = result.x
-    return float(theta[0]), [float(v) for v in theta[1:]]
-
-
-def _points(rows: Sequence[Sequence[float]], intercept: float, weights: Sequence[float]) -> list[float]:
-    return [intercept + sum(w * v for w, v in zip(weights, row, strict=True) if v) for row in rows]
-
-
-def caught_at(spam: Sequence[float], ham: Sequence[float], max_fp: float) -> float:
-    """Share of spam above the highest ham score that keeps ham false positives <= max_fp."""
-    if not spam or not ham:
-        return 0.0
-    allowed = int(max_fp * len(ham))
-    ordered = sorted(ham, reverse=True)
-    cut = ordered[allowed] if allowed < len(ordered) else -math.inf
-    return sum(1 for s in spam if s > cut) / len(spam)
-
-
 @dataclass
 class Trained:
     """What `train` produces: the classifier (counts, calibration, threshold) and the scoring table."""
@@ -447,8 +269,8 @@ def train(
     calibration = fit_calibration(pairs)
     threshold = pick_threshold(pairs, calibration, MAX_FP)
     evidence = out_of_fold_evidence(samples, fold_of, prune=prune) if grouped_bayes else interleaved
-    design = design_for(samples, hand)
-    rows, _ = rows_for(samples, evidence, calibration, threshold, design)
+    design = design_for([s.symbols for s in samples], hand)
+    rows, _ = rows_for([s.symbols for s in samples], evidence, calibration, threshold, design)
     labels = [s.is_spam for s in samples]
 
     def oof_points(strength: float, temperature: float) -> list[float]:
@@ -460,20 +282,20 @@ def train(
                 temperature=temperature,
             )  # fmt: skip
             idx = [i for i, f in enumerate(fold_of) if f == fold]
-            for i, v in zip(idx, _points([rows[i] for i in idx], b0, w), strict=True):
+            for i, v in zip(idx, points([rows[i] for i in idx], b0, w), strict=True):
                 out[i] = v
         return out
 
-    def objective(points: Sequence[float]) -> float:
-        spam = [p for p, y in zip(points, labels, strict=True) if y]
-        ham = [p for p, y in zip(points, labels, strict=True) if not y]
+    def objective(scores: Sequence[float]) -> float:
+        spam = [p for p, y in zip(scores, labels, strict=True) if y]
+        ham = [p for p, y in zip(scores, labels, strict=True) if not y]
         return sum(caught_at(spam, ham, fp) for fp in (0.001, 0.005, 0.01)) / 3
 
     grid: list[tuple[float, float, float, list[float]]] = []
     for temperature in TEMPERATURES:
         for strength in STRENGTHS:
-            points = oof_points(strength, temperature)
-            grid.append((objective(points), strength, temperature, points))
+            scores = oof_points(strength, temperature)
+            grid.append((objective(scores), strength, temperature, scores))
             say(f"cv: temperature {temperature:g}, strength {strength:g}: objective {grid[-1][0] * 100:.2f} %")
     best = max(g[0] for g in grid)
     # one-standard-error rule: the most regularised setting the data cannot tell apart from the best
@@ -493,16 +315,7 @@ def train(
     cut = ham_points[allowed] + 1e-6 if allowed < len(ham_points) else 0.0
     cut = max(cut, 0.0)
     offset = SPAM_SCORE - cut
-    table = _weights_table(design, intercept + offset, weights)
-    # where the classifier is unsure (LOW: P(spam) < 0.55) it never decides alone
-    # (docs/spam-filter.md): those bands weigh at most the largest hand weight below the threshold
-    for band in BANDS[: BANDS.index(CAP_BELOW)]:
-        table[band] = min(table[band], SUB_THRESHOLD_MAX)
-    # and a message it has no opinion on starts from at most SCL 1's floor
-    for band in BANDS[: BANDS.index("BAYES_NEUTRAL") + 1]:
-        table[band] = min(table[band], NEUTRAL_MAX)
-
-    table["BAYES_UNTRAINED"] = table["BAYES_NEUTRAL"]
+    table = band_table(design, intercept + offset, weights)
     cv = _cv_report(samples, [p + offset for p in cv_points])
     say(f"chosen: temperature {temperature:g}, strength {strength:g}; offset {offset:+.2f}; cv {cv}")
     pruned = collection_tokens(samples) if prune else frozenset()
@@ -530,21 +343,9 @@ def train(
     return Trained(classifier, pruned, calibration, threshold, scoring)
 
 
-def _weights_table(design: Design, base: float, weights: Sequence[float]) -> dict[str, float]:
-    """Symbol → points; each band's weight is the base plus its cumulative steps."""
-    learned = dict(zip(design.names, weights, strict=True))
-    table = {name: round(learned[name], 3) for name in design.symbols}
-    neutral = BANDS.index("BAYES_NEUTRAL")
-    for rank, band in enumerate(BANDS):
-        steps = [s for s in design.steps if (rank <= BANDS.index(s) < neutral) or (neutral < BANDS.index(s) <= rank)]
-        table[band] = round(base + sum(learned[f"step:{s}"] for s in steps), 3)
-    table["BAYES_UNTRAINED"] = table["BAYES_NEUTRAL"]
-    return table
-
-
-def _cv_report(samples: Sequence[Sample], points: Sequence[float]) -> dict[str, Any]:
+def _cv_report(samples: Sequence[Sample], scores: Sequence[float]) -> dict[str, Any]:
     by_kind: dict[str, list[float]] = defaultdict(list)
-    for s, p in zip(samples, points, strict=True):
+    for s, p in zip(samples, scores, strict=True):
         by_kind[s.kind].append(p)
     report: dict[str, Any] = {}
     for kind, values in sorted(by_kind.items()):

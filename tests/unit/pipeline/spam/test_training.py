@@ -14,15 +14,14 @@ from mailwarden.pipeline.services import StageServices
 from mailwarden.pipeline.spam.classifier import Score
 from mailwarden.pipeline.spam.stage import SpamFilter
 from mailwarden.pipeline.spam.training import (
-    Design,
     Sample,
     collection_tokens,
-    fit_weights,
     read_scoring,
     source_of,
     time_folds,
     time_split,
 )
+from mailwarden.pipeline.spam.weights import Design, fit_weights
 from tests.factories import build_message
 
 
