@@ -19,6 +19,7 @@ from mailwarden.console.security import PREVIEW_HEADERS
 from mailwarden.console.web import Console, Refusal, View
 from mailwarden.errors import NotFoundError
 from mailwarden.model.accounts import Principal
+from mailwarden.model.accounts import Role as AccountRole
 from mailwarden.model.quarantine import (
     Actor,
     Entry,
@@ -54,6 +55,9 @@ def actor_of(principal: Principal) -> Actor:
 class Row:
     entry: Entry
     operations: list[Operation]  # what this principal may do to it now
+
+
+DETECTED_SHOWN = 6  # findings listed on a quarantine entry
 
 
 class QuarantinePages:
@@ -168,10 +172,26 @@ class QuarantinePages:
             view,
             "quarantine_entry.html",
             row=Row(entry, [op for op in BULK if self.service.allowed(actor, op, entry)]),
+            detected=self._detected(entry, staff=view.user.role is not AccountRole.USER),
             preview=preview,
             labels=_LABELS,
             can_download=self.service.allowed(actor, Operation.DOWNLOAD, entry),
         )
+
+    def _detected(self, entry: Entry, *, staff: bool) -> list[tuple[str, str]]:
+        """What the scan found that put the message here: malware names first, then the findings that
+        scored, strongest first (their explanations for staff; a user sees the names)."""
+        try:
+            verdict = self.rt.history.get(entry.message_id).verdict
+        except NotFoundError:
+            return []
+        found = [("MALWARE", str(name)) for name in verdict.get("malware") or []]
+        scored = [
+            f for stage in verdict.get("stages") or [] for f in stage.get("findings") or [] if f.get("score", 0) > 0
+        ]
+        scored.sort(key=lambda f: -float(f["score"]))
+        found += [(str(f["code"]), str(f.get("detail") or "") if staff else "") for f in scored[:DETECTED_SHOWN]]
+        return found
 
     def preview_document(self, view: View, entry_id: str) -> Response:
         """The message body alone, for the sandboxed iframe: sanitised HTML, else the text part."""

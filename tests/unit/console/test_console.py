@@ -342,3 +342,17 @@ def test_policy_defaults_render_for_an_organisation_without_a_saved_policy(setup
     client = sign_in(setup.client(), "admin")
     page = client.get("/policy").text
     assert "bcl_threshold: " + str(Policy().spam.bcl_threshold) in page
+
+
+def test_a_quarantine_entry_says_what_was_detected(setup: Setup) -> None:
+    from mailwarden.model import Finding
+
+    found = (Finding("spam", "PHISH_CREDENTIAL_WORDING", 3.0, "asks to verify the account password"),
+             Finding("spam", "BAYES_HAM", -1.0, "P(spam)=0.05"))  # fmt: skip
+    (entry,) = setup.world.quarantined(recipients=("bob@corp.example",), findings=found, malware=("YARA:Doc_Dropper",))
+    analyst = sign_in(setup.client(), "analyst").get(f"/quarantine/{entry.id}").text
+    assert "Detected" in analyst and "YARA:Doc_Dropper" in analyst
+    assert "PHISH_CREDENTIAL_WORDING" in analyst and "asks to verify the account password" in analyst
+    assert "BAYES_HAM" not in analyst  # what spoke for the message did not put it here
+    own = sign_in(setup.client(), "bob").get(f"/quarantine/{entry.id}").text
+    assert "PHISH_CREDENTIAL_WORDING" in own and "asks to verify" not in own  # the names, not the explanations

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from mailwarden.ids import new_id
-from mailwarden.model import Action, Category, Direction, Disposition, Mode, Verdict
+from mailwarden.model import Action, Category, Direction, Disposition, Finding, Mode, StageOutcome, StageResult, Verdict
 from mailwarden.model.policy import Policy
 from mailwarden.model.quarantine import Entry, Reason, new_entries
 from mailwarden.model.trace import MessageRecord, RecipientRecord, RecipientStatus
@@ -49,6 +49,8 @@ class World:
         at: datetime = T0,
         subject: str = "Cheap watches",
         sender: str = "spammer@bad.example",
+        findings: tuple[Finding, ...] = (),
+        malware: tuple[str, ...] = (),
     ) -> list[Entry]:
         """A message in history, its blob, and one entry per recipient, as the history writer leaves them."""
         raw = raw if raw is not None else build_message(sender=sender, to=", ".join(recipients), subject=subject)
@@ -57,6 +59,8 @@ class World:
             direction=Direction.INBOUND,
             category=Category(reason.value) if reason.value != "dlp" else Category.RULE,
             disposition=Disposition(Action.QUARANTINE),
+            malware=malware,
+            stages=(StageResult("spam", StageOutcome.DETECTED, findings),) if findings else (),
         )
         status = RecipientStatus.RECORDED if would_have else RecipientStatus.QUARANTINED
         self.history.record(
