@@ -120,6 +120,12 @@ EN: dict[str, str] = {
     "quarantine.title": "Quarantine",
     "quarantine.reason": "Reason",
     "quarantine.detected": "Detected",
+    "quarantine.confirm_title": "Release malware?",
+    "quarantine.confirm_text": (
+        "{count} of these messages carry malware. Releasing delivers them, malware and all, to their recipients."
+    ),
+    "quarantine.confirm_button": "{action} anyway",
+    "quarantine.cancel": "Cancel",
     "quarantine.status": "Status",
     "quarantine.expires": "Expires",
     "quarantine.preview": "Preview",
@@ -392,6 +398,12 @@ JA: dict[str, str] = {
     "quarantine.title": "検疫",
     "quarantine.reason": "理由",
     "quarantine.detected": "検出内容",
+    "quarantine.confirm_title": "マルウェアを解放しますか?",
+    "quarantine.confirm_text": (
+        "このうち {count} 件のメッセージはマルウェアを含みます。解放すると、マルウェアごと受信者に配信されます。"
+    ),
+    "quarantine.confirm_button": "それでも{action}",
+    "quarantine.cancel": "キャンセル",
     "quarantine.status": "状態",
     "quarantine.expires": "有効期限",
     "quarantine.preview": "プレビュー",

@@ -130,6 +130,15 @@ class QuarantinePages:
         if operation not in BULK:
             raise Refusal(400, "not_found")
         actor = actor_of(view.user)
+        if operation in (Operation.RELEASE, Operation.APPROVE) and view.value("confirm_malware") != "yes":
+            entries = self._entries_quietly(view, ids)
+            malware = [e for e in entries if e.reason is Reason.MALWARE and self.service.allowed(actor, operation, e)]
+            if malware:  # releasing malware is never one click: say what it carries and ask again
+                return self.c.render(
+                    view, "_quarantine_confirm.html" if view.htmx else "quarantine_confirm.html", operation=operation,
+                    label=view.t(_LABELS[operation]), ids=list(dict.fromkeys(ids)),
+                    malware=[(e, self._detected(e, staff=True)) for e in malware],
+                )  # fmt: skip
         done, refused = 0, []
         for entry_id in dict.fromkeys(ids):
             try:
@@ -147,6 +156,16 @@ class QuarantinePages:
         if refused:
             flash += " " + view.t("quarantine.refused", action=label, count=len(refused), reasons="; ".join(refused))
         return self.listing(view, flash=flash, error=bool(refused))
+
+    def _entries_quietly(self, view: View, ids: list[str]) -> list[Entry]:
+        """The entries of `ids` the user may see (the others are refused when the action is carried out)."""
+        out = []
+        for entry_id in dict.fromkeys(ids):
+            try:
+                out.append(self._entry(view, entry_id))
+            except (Refusal, NotFoundError):
+                continue
+        return out
 
     def _apply(self, operation: Operation, entry: Entry, actor: Actor) -> None:
         if operation is Operation.RELEASE:

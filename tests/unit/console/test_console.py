@@ -356,3 +356,24 @@ def test_a_quarantine_entry_says_what_was_detected(setup: Setup) -> None:
     assert "BAYES_HAM" not in analyst  # what spoke for the message did not put it here
     own = sign_in(setup.client(), "bob").get(f"/quarantine/{entry.id}").text
     assert "PHISH_CREDENTIAL_WORDING" in own and "asks to verify" not in own  # the names, not the explanations
+
+
+def test_releasing_malware_asks_again_and_says_what_it_carries(setup: Setup) -> None:
+    from mailwarden.model import Finding
+
+    found = (Finding("malware", "MALWARE_YARA", 10.0, "YARA:Doc_Dropper in invoice.docm"),)
+    (malware,) = setup.world.quarantined(reason=Reason.MALWARE, subject="Invoice", findings=found,
+                                         malware=("YARA:Doc_Dropper",))  # fmt: skip
+    (spam,) = setup.world.quarantined(reason=Reason.SPAM, subject="Cheap watches")
+    admin = sign_in(setup.client(), "admin")
+    token = csrf_of(admin.get("/quarantine").text)
+    both = {"action": "release", "ids": [malware.id, spam.id]}
+    asked = admin.post("/quarantine/bulk", data={"csrf_token": token, **both})
+    assert "Release malware?" in asked.text and "YARA:Doc_Dropper" in asked.text
+    assert setup.world.quarantine.get(malware.id).status.value == "held"
+    assert setup.world.quarantine.get(spam.id).status.value == "held"  # nothing happened yet
+    again = {"csrf_token": csrf_of(asked.text), **both, "confirm_malware": "yes"}
+    confirmed = admin.post("/quarantine/bulk", data=again)
+    assert confirmed.status_code == 200
+    assert setup.world.quarantine.get(malware.id).status.value == "released"
+    assert setup.world.quarantine.get(spam.id).status.value == "released"
