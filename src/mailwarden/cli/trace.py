@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from mailwarden.cli.common import ConfigOption, OrgOption, out, runtime, styled
@@ -137,8 +138,7 @@ def _print_detail(rt: Runtime, message_id: str, as_json: bool) -> None:
             + (f"  SCL {p.scl}" if p.scl is not None else "")
             + (f"  BCL {p.bcl}" if p.bcl is not None else "")
             + (f"  ({s.agreement.value.replace('_', ' ')})" if s.agreement else "")
-            + "  "
-            + " ".join(f"{k}={v}" for k, v in p.fields.items())
+            + f"  {escape(p.shown())}"
         )
     table = Table(title="recipients", header_style="bold")
     table.add_column("address")
