@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from itertools import count
 
 from mailwarden.ids import new_id
 from mailwarden.model import Action, Category, Direction, Disposition, Mode, Verdict
@@ -12,6 +13,7 @@ from mailwarden.model.trace import MessageRecord, RecipientRecord
 from .conftest import NOW, World
 
 API = "/api/v1"
+_SECONDS = count(1)
 GMAIL_CLEAN = ProviderVerdict(Provider.GOOGLE, ProviderCategory.CLEAN, fields={"x_gm_spam": "0", "x_gm_phishy": "0"})
 M365_PHISH = ProviderVerdict(
     Provider.MICROSOFT_365, ProviderCategory.PHISH, scl=9, bcl=0, fields={"sfv": "SPM", "cat": "PHSH", "scl": "9"}
@@ -19,7 +21,8 @@ M365_PHISH = ProviderVerdict(
 
 
 def journal_copy(world: World, subject: str, category: Category, provider: ProviderVerdict, *, org: str) -> str:
-    at = NOW - timedelta(minutes=5)
+    """A journal copy recorded a second after the previous one, so newest first is the order of the calls."""
+    at = NOW - timedelta(minutes=5) + timedelta(seconds=next(_SECONDS))
     message_id = new_id(at)
     world.rt.history.record(
         MessageRecord(
