@@ -168,3 +168,15 @@ def test_report_queries_as_on_sqlite(empty_pg: Database) -> None:
     history = History(empty_pg)
     seed_reports(history, build_record)
     check_reports(history)
+
+
+def test_provider_verdicts_are_kept_searched_and_counted_as_on_sqlite(empty_pg: Database) -> None:
+    from tests.unit.store import test_provider_verdict as cases
+
+    cases.test_the_provider_verdict_is_read_back_with_how_it_compares(History(empty_pg), build_record)
+    with empty_pg.session() as session:
+        session.execute(text("TRUNCATE messages CASCADE"))
+    cases.test_the_trace_finds_what_the_provider_passed_and_mailwarden_flagged(History(empty_pg), build_record)
+    with empty_pg.session() as session:
+        session.execute(text("TRUNCATE messages CASCADE"))
+    cases.test_the_report_counts_the_agreement_matrix_and_lists_the_missed(History(empty_pg), build_record)

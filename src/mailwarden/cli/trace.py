@@ -8,11 +8,13 @@ from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from mailwarden.cli.common import ConfigOption, OrgOption, out, runtime, styled
 from mailwarden.errors import MailwardenError
 from mailwarden.model import Action, Category, Direction
+from mailwarden.model.provider import Agreement, ProviderCategory, ProviderVerdict
 from mailwarden.service.runtime import Runtime
 from mailwarden.store import HistoryQuery
 
@@ -45,6 +47,17 @@ def trace(
     verdict: Annotated[Category | None, typer.Option(help="Verdict category.")] = None,
     action: Annotated[Action | None, typer.Option(help="Action taken (or that would have been).")] = None,
     org: OrgOption = None,
+    provider_verdict: Annotated[
+        ProviderCategory | None,
+        typer.Option("--provider-verdict", help="The mail provider's verdict of a journal copy."),
+    ] = None,
+    agreement: Annotated[
+        Agreement | None,
+        typer.Option(
+            help="The provider's verdict against mailwarden's: provider_missed (the provider passed, mailwarden "
+            "flagged spam, phish or malware), provider_only (the reverse), agree, differ, unknown."
+        ),
+    ] = None,
     limit: Annotated[int, typer.Option(min=1, max=1000)] = 50,
     cursor: Annotated[str | None, typer.Option(help="Next page: the cursor printed under the last page.")] = None,
     as_json: Annotated[bool, typer.Option("--json")] = False,
@@ -67,6 +80,8 @@ def trace(
             category=verdict,
             action=action,
             organisation=org,
+            provider_category=provider_verdict,
+            agreement=agreement,
             limit=limit,
             cursor=cursor,
         )
@@ -116,6 +131,15 @@ def _print_detail(rt: Runtime, message_id: str, as_json: bool) -> None:
         f"verdict {styled(s.category)}  SCL {s.scl}  BCL {s.bcl}  action {s.action.value}"
         + ("" if s.applied else " (would have; not applied)")
     )
+    if s.provider is not None:
+        p = s.provider
+        out.print(
+            f"provider {p.provider.value}: {p.category.value}"
+            + (f"  SCL {p.scl}" if p.scl is not None else "")
+            + (f"  BCL {p.bcl}" if p.bcl is not None else "")
+            + (f"  ({s.agreement.value.replace('_', ' ')})" if s.agreement else "")
+            + f"  {escape(p.shown())}"
+        )
     table = Table(title="recipients", header_style="bold")
     table.add_column("address")
     table.add_column("field")
@@ -143,6 +167,8 @@ def _jsonable(value: Any) -> Any:
         return [_jsonable(v) for v in value]
     if isinstance(value, datetime):
         return value.isoformat()
+    if isinstance(value, ProviderVerdict):
+        return value.as_dict()
     if hasattr(value, "value") and not isinstance(value, int | float | str):
         return value.value
     return value

@@ -17,6 +17,7 @@ from mailwarden.console.clawback import ClawbackPages
 from mailwarden.console.enforcing import EnforcingPages
 from mailwarden.console.hunts import HuntPages
 from mailwarden.console.pages import Pages
+from mailwarden.console.provider import ProviderPages
 from mailwarden.console.quarantine import QuarantinePages
 from mailwarden.console.senders import SenderPages
 from mailwarden.console.web import ADMINS, EVERYONE, STAFF, STATIC, Console
@@ -54,14 +55,26 @@ Roles = Collection[Role] | None  # None: open without signing in
 def _router(c: Console) -> APIRouter:
     r = APIRouter()
     for methods, path, handler, roles in _pages(
-        Pages(c), QuarantinePages(c), ClawbackPages(c), HuntPages(c), SenderPages(c), EnforcingPages(c)
+        Pages(c),
+        QuarantinePages(c),
+        ClawbackPages(c),
+        HuntPages(c),
+        SenderPages(c),
+        EnforcingPages(c),
+        ProviderPages(c),
     ):
         r.add_api_route(path, _endpoint(c, handler, roles), methods=list(methods))
     return r
 
 
 def _pages(
-    p: Pages, q: QuarantinePages, cb: ClawbackPages, h: HuntPages, s: SenderPages, e: EnforcingPages
+    p: Pages,
+    q: QuarantinePages,
+    cb: ClawbackPages,
+    h: HuntPages,
+    s: SenderPages,
+    e: EnforcingPages,
+    pv: ProviderPages,
 ) -> list[tuple[tuple[str, ...], str, Handler, Roles]]:
     """Every page: its methods, path, handler and who may open it, in the order they are routed."""
     get, post, both = ("GET",), ("POST",), ("GET", "POST")
@@ -105,6 +118,8 @@ def _pages(
         (post, "/tokens", p.create_token, ADMINS),
         (post, "/tokens/revoke", p.revoke_token, ADMINS),
         (get, "/audit", p.audit, STAFF),
+        # what the provider missed: its verdicts of journal copies against mailwarden's
+        (get, "/reports/provider", pv.report, STAFF),
         # retro-hunt: administrators and analysts hunt (docs/retro-hunt.md)
         (get, "/hunts", h.listing, STAFF),
         (post, "/hunts", h.start, STAFF),

@@ -18,6 +18,7 @@ from pydantic import ValidationError
 
 from mailwarden.console import charts
 from mailwarden.console.i18n import LANGUAGES
+from mailwarden.console.provider import provider_panel
 from mailwarden.console.reports import build_dashboard
 from mailwarden.console.web import Console, Refusal, View, client_ip, local_redirect
 from mailwarden.errors import NotFoundError, PolicyError
@@ -25,6 +26,7 @@ from mailwarden.model import Action, Category, Direction, Policy
 from mailwarden.model.accounts import AccountError, Role, Scope
 from mailwarden.model.clawback import ClawbackAction
 from mailwarden.model.policy import OrganisationDocument, parse_organisation_document, validation_messages
+from mailwarden.model.provider import Agreement, ProviderCategory
 from mailwarden.store import HistoryQuery, HistoryQueryError
 from mailwarden.store.audit import changes
 from mailwarden.store.kept import KeptStore
@@ -33,7 +35,10 @@ from mailwarden.store.outbox import Outbox
 DASHBOARD_DAYS = 14
 MB = 1024 * 1024
 TRACE_PAGE = 50
-TRACE_FILTERS = ("sender", "recipient", "subject", "message_id", "direction", "category", "action", "start", "end")
+TRACE_FILTERS = (
+    "sender", "recipient", "subject", "message_id", "direction", "category", "action", "provider_category",
+    "agreement", "start", "end",
+)  # fmt: skip
 LIST_FIELDS = ("allowed_senders", "blocked_senders", "allowed_domains", "blocked_domains", "ip_allow", "ip_block")
 
 
@@ -104,6 +109,7 @@ class Pages:
             ),
             dlp_chart=charts.bars(board.dlp_hits, title=t("dashboard.dlp_hits"), css="bar-dlp"),
             modes_chart=charts.bars(modes, title=t("dashboard.modes")),
+            provider=provider_panel(self.rt, days=DASHBOARD_DAYS, organisation=view.user.organisation),
             kept=self._kept(view),
             feed=self._feed(view),
         )
@@ -151,6 +157,10 @@ class Pages:
                 direction=Direction(filters["direction"]) if filters["direction"] else None,
                 category=Category(filters["category"]) if filters["category"] else None,
                 action=Action(filters["action"]) if filters["action"] else None,
+                provider_category=ProviderCategory(filters["provider_category"])
+                if filters["provider_category"]
+                else None,
+                agreement=Agreement(filters["agreement"]) if filters["agreement"] else None,
                 organisation=view.user.organisation,
                 limit=TRACE_PAGE,
                 cursor=view.arg("cursor") or None,
@@ -165,6 +175,8 @@ class Pages:
             "directions": [d.value for d in Direction],
             "categories": [c.value for c in Category],
             "actions": [a.value for a in Action],
+            "provider_categories": [c.value for c in ProviderCategory],
+            "agreements": [a.value for a in Agreement],
             "more_query": _query_string(filters, page.next_cursor if page else None),
             "campaign_query": _campaign_query(filters) if page and page.items else None,
         }
@@ -397,7 +409,7 @@ def day_end(value: str) -> datetime | None:
 def _campaign_query(filters: dict[str, str]) -> str | None:
     """The clawback campaign of this search, when the campaign's filters say the same thing as the search's
     (it searches by sender, subject, Message-ID, verdict and days only)."""
-    if any(filters[k] for k in ("recipient", "direction", "action")):
+    if any(filters[k] for k in ("recipient", "direction", "action", "provider_category", "agreement")):
         return None
     if not any(filters[k] for k in ("sender", "subject", "message_id", "category")):
         return None

@@ -13,6 +13,7 @@ from typing import Any
 
 from mailwarden.model.direction import Direction
 from mailwarden.model.org import Mode
+from mailwarden.model.provider import ProviderVerdict
 from mailwarden.model.verdict import Verdict
 
 
@@ -97,3 +98,5 @@ class MessageRecord:
     # the message's files, links and To/Cc addresses (`model.artifacts.artifacts_of`, text redacted) for the
     # event feed; history's tables do not store them
     artifacts: dict[str, Any] = field(default_factory=dict)
+    # a journal copy's verdict by the mail provider that delivered it (Microsoft 365, Google), when it says one
+    provider: ProviderVerdict | None = None

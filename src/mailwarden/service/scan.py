@@ -172,6 +172,7 @@ class Scanner:
             receive_reply=arrival(entry).reply,
             extra_events=[unwrap_event, *rule_events(verdict, None, unwrapped_at)],
         )
+        record = replace(record, provider=je.provider_verdict)
         lookup = (org_name, je.original_message_id) if je.original_message_id else None
         outcome = Outcome(
             entry=entry, records=[(record, events)], dedupe_key=f"{org_name}|{je.dedupe_key}", dedupe_lookup=lookup

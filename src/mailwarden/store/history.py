@@ -18,7 +18,9 @@ from sqlalchemy.orm import Session
 from mailwarden.errors import NotFoundError
 from mailwarden.ids import floor_id
 from mailwarden.model.envelope import domain_of, normalise_address
+from mailwarden.model.provider import ProviderVerdict, agreement
 from mailwarden.model.trace import EventRecord, MessageRecord, RecipientRecord, RecipientStatus
+from mailwarden.model.verdict import Category
 from mailwarden.store import outbox
 from mailwarden.store.db import Database
 from mailwarden.store.history_search import (
@@ -336,7 +338,32 @@ def _message_values(rec: MessageRecord) -> dict[str, Any]:
         "action": verdict.disposition.action.value,
         "applied": rec.applied,
         "verdict": verdict.as_dict(),
+        **_provider_values(rec.provider, verdict.category),
     }
+
+
+def _provider_values(provider: ProviderVerdict | None, category: Category) -> dict[str, Any]:
+    """The provider's verdict columns: all null when the provider gave none."""
+    if provider is None:
+        return dict.fromkeys(PROVIDER_COLUMNS)
+    return {
+        "provider": provider.provider.value,
+        "provider_category": provider.category.value,
+        "provider_scl": provider.scl,
+        "provider_bcl": provider.bcl,
+        "provider_fields": dict(provider.fields),
+        "provider_agreement": agreement(provider.category, category).value,
+    }
+
+
+PROVIDER_COLUMNS = (
+    "provider",
+    "provider_category",
+    "provider_scl",
+    "provider_bcl",
+    "provider_fields",
+    "provider_agreement",
+)
 
 
 def _recipient_values(message_id: str, rec: RecipientRecord, position: int) -> dict[str, Any]:

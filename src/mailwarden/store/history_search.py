@@ -20,6 +20,7 @@ from mailwarden.errors import MailwardenError, NotFoundError
 from mailwarden.ids import ceiling_id, floor_id
 from mailwarden.model import Action, Category, Direction, Mode
 from mailwarden.model.envelope import normalise_address
+from mailwarden.model.provider import Agreement, Provider, ProviderCategory, ProviderVerdict
 from mailwarden.model.trace import EventRecord, EventType, RecipientRecord, RecipientStatus
 from mailwarden.store.schema import EventRow, MessageRow, RecipientRow
 
@@ -27,6 +28,7 @@ MAX_LIMIT = 1000
 TRIGRAM = 3
 ID_RE = re.compile(r"^[0-9A-HJKMNP-TV-Z]{26}$")
 _LIKE_ESCAPE = "\\"
+_AGREEMENTS = frozenset(a.value for a in Agreement)
 
 
 class HistoryQueryError(MailwardenError, ValueError):
@@ -54,6 +56,8 @@ class HistoryQuery:
     category: Category | None = None
     action: Action | None = None
     organisation: str | None = None
+    provider_category: ProviderCategory | None = None  # the mail provider's verdict of a journal copy
+    agreement: Agreement | None = None  # how the provider's verdict compares with mailwarden's
     limit: int = 50
     cursor: str | None = None
 
@@ -91,6 +95,8 @@ class MessageSummary:
     applied: bool
     recipients: list[str]
     organisation: str | None
+    provider: ProviderVerdict | None = None  # the mail provider's verdict of a journal copy
+    agreement: Agreement | None = None
 
 
 @dataclass
@@ -196,6 +202,10 @@ def _filters(q: HistoryQuery) -> list[ColumnElement[bool]]:
         where.append(m.action == q.action.value)
     if q.organisation is not None:
         where.append(m.organisation == q.organisation)
+    if q.provider_category is not None:
+        where.append(m.provider_category == q.provider_category.value)
+    if q.agreement is not None:
+        where.append(m.provider_agreement == q.agreement.value)
     return where
 
 
@@ -264,4 +274,22 @@ def _summary(row: MessageRow, recipients: list[str]) -> MessageSummary:
         applied=row.applied,
         recipients=recipients,
         organisation=row.organisation,
+        provider=_provider(row),
+        agreement=Agreement(row.provider_agreement) if row.provider_agreement in _AGREEMENTS else None,
     )
+
+
+def _provider(row: MessageRow) -> ProviderVerdict | None:
+    """The provider's verdict as stored; None when there is none (or a value this version does not know)."""
+    if row.provider is None or row.provider_category is None:
+        return None
+    try:
+        return ProviderVerdict(
+            provider=Provider(row.provider),
+            category=ProviderCategory(row.provider_category),
+            scl=row.provider_scl,
+            bcl=row.provider_bcl,
+            fields={str(k): str(v) for k, v in (row.provider_fields or {}).items()},
+        )
+    except ValueError:
+        return None

@@ -101,6 +101,17 @@ class Reports:
         with self.db.session() as session:
             return [(sender or "<>", count) for sender, count in session.execute(stmt)]
 
+    def provider_matrix(self, window: Window) -> dict[tuple[str, str], int]:
+        """Journal copies that carry the mail provider's verdict, per (provider's category, mailwarden's
+        category)."""
+        stmt = (
+            select(MessageRow.provider_category, MessageRow.category, func.count())
+            .where(*window.filters(), MessageRow.provider_category.is_not(None))
+            .group_by(MessageRow.provider_category, MessageRow.category)
+        )
+        with self.db.session() as session:
+            return {(str(theirs), str(ours)): count for theirs, ours, count in session.execute(stmt)}
+
     def dlp_messages_by_day(self, window: Window) -> dict[date, int]:
         """Messages with at least one DLP match, per UTC day."""
         day = self._utc_day()

@@ -103,6 +103,13 @@ class MessageRow(Base):
     action: Mapped[str] = mapped_column(String(32))
     applied: Mapped[bool] = mapped_column(Boolean)
     verdict: Mapped[dict[str, Any]] = mapped_column(JsonType)
+    # the mail provider's verdict of a journal copy (migration 0013; null when it gave none)
+    provider: Mapped[str | None] = mapped_column(String(16))
+    provider_category: Mapped[str | None] = mapped_column(String(16))
+    provider_scl: Mapped[int | None] = mapped_column(Integer)
+    provider_bcl: Mapped[int | None] = mapped_column(Integer)
+    provider_fields: Mapped[dict[str, Any] | None] = mapped_column(JsonType)
+    provider_agreement: Mapped[str | None] = mapped_column(String(16))
 
     __table_args__ = (
         # Every search index ends in id: an equality filter plus `ORDER BY id DESC LIMIT n` is one
@@ -114,6 +121,8 @@ class MessageRow(Base):
         Index("ix_messages_direction_category_id", "direction", "category", "id"),
         Index("ix_messages_action_id", "action", "id"),
         Index("ix_messages_organisation_id", "organisation", "id"),
+        Index("ix_messages_provider_category_id", "provider_category", "id"),
+        Index("ix_messages_provider_agreement_id", "provider_agreement", "id"),
         # Subject words are substring matches (ILIKE '%word%'); on PostgreSQL trigrams index them.
         Index(
             "ix_messages_subject_trgm",

@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 import tomllib
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -14,8 +15,13 @@ import yaml
 from typer.testing import CliRunner
 
 from mailwarden.cli import app
+from mailwarden.ids import new_id
 from mailwarden.ingest.config import SmtpListenerConfig
+from mailwarden.model import Action, Category, Direction, Disposition, Mode, Verdict
+from mailwarden.model.provider import Provider, ProviderCategory, ProviderVerdict
+from mailwarden.model.trace import MessageRecord, RecipientRecord
 from mailwarden.service.config import load_config
+from mailwarden.service.runtime import Runtime
 from tests.dnsserver import DnsServer
 from tests.factories import build_message
 from tests.unit.pipeline.spam.documents import mail_with, pdf, qr_png
@@ -211,3 +217,34 @@ def test_importing_an_ldap_domain_warns_when_its_secret_is_not_configured(workdi
     with (workdir / "mailwarden.toml").open("a") as config:
         config.write('\n[secrets]\nacme_ldap = "pw"\n')
     assert "secret" not in cli("policy", "import", "ldap.yaml", cwd=workdir).stderr
+
+
+def test_trace_filters_on_what_the_provider_missed_and_shows_its_verdict(workdir: Path) -> None:
+    rt = Runtime(load_config())
+    try:
+        for subject, category in (("Parcel label", Category.MALWARE), ("Lunch", Category.CLEAN)):
+            at = datetime.now(UTC)
+            rt.history.record(
+                MessageRecord(
+                    id=new_id(at), organisation="acme", received_at=at, direction=Direction.INBOUND,
+                    mode=Mode.MONITOR, source="journal", sender="x@courier.example", from_address=None,
+                    subject=subject, internet_message_id=None, size=1, sha256="ab" * 32, client_ip=None,
+                    verdict=Verdict(
+                        direction=Direction.INBOUND, category=category, disposition=Disposition(Action.DELIVER)
+                    ),
+                    applied=False, recipients=[RecipientRecord("ap@example.com")],
+                    provider=ProviderVerdict(Provider.GOOGLE, ProviderCategory.CLEAN, fields={"x_gm_spam": "0"}),
+                )
+            )  # fmt: skip
+    finally:
+        rt.close()
+
+    result = runner.invoke(app, ["trace", "--agreement", "provider_missed", "--json"])
+    rows = [json.loads(line) for line in result.output.splitlines() if line.strip()]
+    assert [r["subject"] for r in rows] == ["Parcel label"]
+    assert rows[0]["provider"] == {
+        "provider": "google", "category": "clean", "scl": None, "bcl": None, "fields": {"x_gm_spam": "0"}
+    }  # fmt: skip
+    assert len(runner.invoke(app, ["trace", "--provider-verdict", "clean", "--json"]).output.splitlines()) == 2
+    detail = runner.invoke(app, ["trace", "--id", rows[0]["id"]])
+    assert "provider google: clean  (provider missed)  X-Gm-Spam:0" in detail.output

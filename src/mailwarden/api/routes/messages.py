@@ -13,11 +13,23 @@ from mailwarden.api.deps import Rt, Staff, check_organisation
 from mailwarden.api.errors import ApiError, not_found
 from mailwarden.errors import NotFoundError
 from mailwarden.model import Action, Category, Direction
+from mailwarden.model.provider import Agreement, Provider, ProviderCategory
 from mailwarden.store.history_search import MAX_LIMIT, HistoryQuery, MessageSummary
 
 router = APIRouter(tags=["messages"])
 
 MessageId = Annotated[str, Path(pattern=r"^[0-9A-HJKMNP-TV-Za-hjkmnp-tv-z]{26}$", description="A trace id (ULID)")]
+
+
+class ProviderVerdictOut(BaseModel):
+    """The mail provider's verdict of a journal copy, normalised, with the fields it was read from."""
+
+    provider: Provider
+    category: ProviderCategory
+    scl: int | None
+    bcl: int | None
+    fields: dict[str, str]
+    agreement: Agreement | None = None  # how it compares with mailwarden's verdict
 
 
 class MessageOut(BaseModel):
@@ -38,6 +50,7 @@ class MessageOut(BaseModel):
     action: Action
     applied: bool
     recipients: list[str]
+    provider_verdict: ProviderVerdictOut | None = None
 
 
 class MessagePage(BaseModel):
@@ -90,6 +103,16 @@ def message_out(s: MessageSummary) -> MessageOut:
         action=s.action,
         applied=s.applied,
         recipients=s.recipients,
+        provider_verdict=provider_out(s),
+    )
+
+
+def provider_out(s: MessageSummary) -> ProviderVerdictOut | None:
+    p = s.provider
+    if p is None:
+        return None
+    return ProviderVerdictOut(
+        provider=p.provider, category=p.category, scl=p.scl, bcl=p.bcl, fields=dict(p.fields), agreement=s.agreement
     )
 
 
@@ -107,6 +130,16 @@ async def search_messages(
     category: Category | None = None,
     action: Action | None = None,
     organisation: Annotated[str | None, Query(max_length=100)] = None,
+    provider_category: Annotated[
+        ProviderCategory | None, Query(description="The mail provider's verdict of a journal copy")
+    ] = None,
+    agreement: Annotated[
+        Agreement | None,
+        Query(
+            description="The provider's verdict against mailwarden's: `provider_missed` (the provider passed, "
+            "mailwarden flagged spam, phish or malware), `provider_only` (the reverse), `agree`, `differ`, `unknown`"
+        ),
+    ] = None,
     limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = 50,
     cursor: Annotated[str | None, Query(max_length=26, description="`next_cursor` of the previous page")] = None,
 ) -> MessagePage:
@@ -131,6 +164,8 @@ async def search_messages(
             category=category,
             action=action,
             organisation=organisation,
+            provider_category=provider_category,
+            agreement=agreement,
             limit=limit,
             cursor=cursor,
         )

@@ -7,11 +7,13 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Annotated
 
 from fastapi import APIRouter, Query
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from mailwarden.api.deps import Rt, Staff, check_organisation
 from mailwarden.api.errors import ApiError
+from mailwarden.api.routes.messages import MessageOut, message_out
 from mailwarden.model import Category
+from mailwarden.service.provider_report import provider_report
 from mailwarden.store.reports import SPAM_CATEGORIES, Reports, day_window
 
 router = APIRouter(tags=["reports"])
@@ -60,12 +62,7 @@ def report(
         if organisation is not None:
             check_organisation(principal, organisation)
         organisation = principal.organisation
-    end = end or datetime.now(UTC).date()
-    start = start or end - timedelta(days=13)
-    if start > end:
-        raise ApiError(422, "invalid", "start: is after end", field="start")
-    if (end - start).days >= MAX_DAYS:
-        raise ApiError(422, "invalid", f"start: a report covers at most {MAX_DAYS} days", field="start")
+    start, end = _days(start, end)
     window = day_window(start, end, organisation)
     reports = Reports(rt.db)
     return Report(
@@ -79,6 +76,67 @@ def report(
         dlp_hits=[DayTotal(day=d, count=n) for d, n in sorted(reports.dlp_messages_by_day(window).items())],
         modes=reports.by_mode(window),
     )
+
+
+class ProviderReportOut(BaseModel):
+    start: date
+    end: date
+    organisation: str | None
+    matrix: dict[str, dict[str, int]] = Field(
+        description="Journal copies per provider's category (outer key) and mailwarden's category (inner key), "
+        "both on the scale clean / spam / bulk / phish / malware / unknown"
+    )
+    by_agreement: dict[str, int]
+    agreement_percent: float | None = Field(description="Copies in the same category, of those both sides judged")
+    missed_by_category: dict[str, int] = Field(
+        description="Copies the provider passed that mailwarden judges spam, phish or malware"
+    )
+    missed: list[MessageOut] = Field(description="Those messages, newest first")
+    missed_next_cursor: str | None = Field(
+        description="More of them: GET /messages?agreement=provider_missed&cursor=… with the same window"
+    )
+
+
+@router.get(
+    "/reports/provider",
+    summary="What the provider missed: its verdicts of journal copies against mailwarden's, over UTC days",
+)
+def provider_report_route(
+    principal: Staff,
+    rt: Rt,
+    start: Annotated[date | None, Query(description="First UTC day")] = None,
+    end: Annotated[date | None, Query(description="Last UTC day (default today)")] = None,
+    organisation: Annotated[str | None, Query(max_length=100)] = None,
+    limit: Annotated[int, Query(ge=0, le=1000, description="Missed messages listed")] = 200,
+) -> ProviderReportOut:
+    if principal.organisation is not None:
+        if organisation is not None:
+            check_organisation(principal, organisation)
+        organisation = principal.organisation
+    start, end = _days(start, end)
+    report = provider_report(Reports(rt.db), rt.history, day_window(start, end, organisation), limit=limit)
+    return ProviderReportOut(
+        start=start,
+        end=end,
+        organisation=organisation,
+        matrix=report.matrix,
+        by_agreement=report.by_agreement,
+        agreement_percent=report.agreement_percent,
+        missed_by_category=report.missed_by_category,
+        missed=[message_out(m) for m in report.missed],
+        missed_next_cursor=report.missed_more,
+    )
+
+
+def _days(start: date | None, end: date | None) -> tuple[date, date]:
+    """The report's UTC days: the last 14 by default, at most MAX_DAYS."""
+    end = end or datetime.now(UTC).date()
+    start = start or end - timedelta(days=13)
+    if start > end:
+        raise ApiError(422, "invalid", "start: is after end", field="start")
+    if (end - start).days >= MAX_DAYS:
+        raise ApiError(422, "invalid", f"start: a report covers at most {MAX_DAYS} days", field="start")
+    return start, end
 
 
 def _counts(pairs: list[tuple[str, int]]) -> list[AddressCount]:

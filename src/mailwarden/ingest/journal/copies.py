@@ -13,6 +13,7 @@ from mailwarden.ingest.journal.envelope import (
 from mailwarden.ingest.journal.headers import first_header, header_addresses, parse_message_id, valid_address
 from mailwarden.ingest.journal.hints import Hints
 from mailwarden.ingest.journal.mime import Entity
+from mailwarden.ingest.journal.verdicts import google_verdict
 from mailwarden.model.direction import Direction
 
 _COPY_NAMES = {JournalFormat.GMAIL: "Gmail copy", JournalFormat.BCC: "BCC copy"}
@@ -69,6 +70,7 @@ def copy_envelope(
         originated=hints.originated(),
         spoof_of_own_domain=spoof,
         provider_hints=provider,
+        provider_verdict=google_verdict(provider) if fmt is JournalFormat.GMAIL else None,
         envelope_confidence=confidence,
         original=copy.raw,
         wrapped_in_ndr=False,

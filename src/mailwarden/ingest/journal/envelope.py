@@ -8,6 +8,7 @@ from enum import StrEnum
 
 from mailwarden.errors import MailwardenError
 from mailwarden.model.direction import Direction
+from mailwarden.model.provider import ProviderVerdict
 
 
 class JournalFormat(StrEnum):
@@ -62,6 +63,7 @@ class JournalEnvelope:
     wrapped_in_ndr: bool
     dedupe_key: str  # same for every report/fork of one original; recipients are merged by the caller
     subject: str | None = None  # Subject line of an Exchange report body, decoded from its charset
+    provider_verdict: ProviderVerdict | None = None  # the provider's own verdict, normalised (verdicts.py)
 
 
 class JournalParseError(MailwardenError):

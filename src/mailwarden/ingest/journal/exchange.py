@@ -29,6 +29,7 @@ from mailwarden.ingest.journal.headers import (
 )
 from mailwarden.ingest.journal.hints import Hints
 from mailwarden.ingest.journal.mime import Entity, body_parts, decode_transfer, embedded
+from mailwarden.ingest.journal.verdicts import microsoft_verdict
 from mailwarden.model.direction import Direction
 
 EXCHANGE_FORMATS = (JournalFormat.EXCHANGE_2007, JournalFormat.EXCHANGE_2003)
@@ -106,6 +107,7 @@ def unwrap_exchange(fmt: JournalFormat, report: Entity, *, wrapped_in_ndr: bool,
         originated=hints.originated(),
         spoof_of_own_domain=spoof,
         provider_hints=provider,
+        provider_verdict=microsoft_verdict(provider),
         envelope_confidence=EnvelopeConfidence.HIGH,
         original=original,
         wrapped_in_ndr=wrapped_in_ndr,
@@ -247,6 +249,7 @@ def microsoft_hints(headers: MimePart, hints: Hints) -> dict[str, str]:
         ("sfv", forefront.get("SFV")),
         ("cat", forefront.get("CAT")),
         ("dir", forefront.get("DIR")),
+        ("srv", forefront.get("SRV")),
         ("auth_results", first_header(headers, "Authentication-Results")),
     ):
         if value:
