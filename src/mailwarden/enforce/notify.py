@@ -9,6 +9,7 @@ redacted as history keeps it (`pipeline.dlp.redact_values`), so no card number o
 from __future__ import annotations
 
 import unicodedata
+from collections.abc import Sequence
 from datetime import datetime
 from email.message import EmailMessage
 from email.policy import SMTP
@@ -16,6 +17,8 @@ from email.utils import format_datetime, make_msgid
 
 from mailwarden.model import Message, Policy, Verdict
 from mailwarden.pipeline.dlp import redact_values
+
+ALERT_MESSAGE_PREFIX = "alert-"  # delivery jobs of administrators' alerts carry no history id
 
 
 def malware_notification(
@@ -106,6 +109,21 @@ def restriction_notice(
         "Release: mailwarden sender release, or the console's Restricted senders page.",
     ]
     subject = f"Sender restricted from sending: {sender}" if not would_have else f"Sender would be restricted: {sender}"
+    return _notice(to, hostname, subject, "\n".join(lines) + "\n", at)
+
+
+def release_request_notice(
+    to: str, hostname: str, requests: Sequence[tuple[str, str, str, str]], console_url: str, at: datetime
+) -> bytes:
+    """The administrators' alert that users asked for quarantined messages to be released (EOP's "User
+    requested to release a quarantined message"). `requests`: (entry id, recipient, sender, subject)."""
+    lines = [f"{len(requests)} quarantined message(s) wait for an administrator's decision:", ""]
+    for entry_id, recipient, sender, subject in requests:
+        lines += [
+            f"- {recipient} asks for: {redact_values(subject) or '(no subject)'}",
+            f"  from {sender or '<>'}; approve or deny: {console_url.rstrip('/')}/quarantine/{entry_id}",
+        ]
+    subject = f"Release requested: {len(requests)} quarantined message(s)"
     return _notice(to, hostname, subject, "\n".join(lines) + "\n", at)
 
 

@@ -10,15 +10,19 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Callable, Sequence
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import structlog
 
 from mailwarden.deliver import DeliveryJob, Route
+from mailwarden.enforce.notify import ALERT_MESSAGE_PREFIX, release_request_notice
 from mailwarden.errors import NotFoundError
+from mailwarden.ids import new_id
 from mailwarden.model import Policy
+from mailwarden.model.accounts import Role
 from mailwarden.quarantine.digest import Digests, LinkSigner, load_secret
 from mailwarden.quarantine.service import Quarantine, ReleaseDispatcher
+from mailwarden.service.accounts import Accounts
 from mailwarden.service.runtime import Runtime
 from mailwarden.store.db import unavailable
 
@@ -86,9 +90,11 @@ class QuarantineJobs:
 
     def __init__(self, rt: Runtime, dispatcher: ReleaseDispatcher) -> None:
         self.rt = rt
+        self.dispatcher = dispatcher
         self.quarantine = quarantine_for(rt, dispatcher)
         self.digests = digests_for(rt, self.quarantine, dispatcher)
         self._tasks: list[asyncio.Task[None]] = []
+        self.requests_mark = rt.config.paths.data_dir / "release-requests.mark"
 
     async def start(self) -> None:
         cfg = self.rt.config.quarantine
@@ -96,6 +102,9 @@ class QuarantineJobs:
             asyncio.create_task(self._every(cfg.release_interval_seconds, self.release), name="quarantine-release"),
             asyncio.create_task(self._every(cfg.expiry_interval_seconds, self.expire), name="quarantine-expiry"),
             asyncio.create_task(self._every(cfg.digest_interval_seconds, self.digest), name="quarantine-digest"),
+            asyncio.create_task(
+                self._every(cfg.release_interval_seconds, self.tell_requests), name="quarantine-requests"
+            ),
         ]
 
     async def stop(self) -> None:
@@ -115,6 +124,46 @@ class QuarantineJobs:
     def digest(self) -> None:
         self.digests.send_due()
         self.digests.forget_used_tokens()
+
+    def notify_requests(self) -> int:
+        """Tell the organisation's administrators (admin accounts with an address) about release requests
+        made since the last round, one mail per administrator; how many mails were queued. The mark of the
+        last request told is a file in the data directory, so a restart neither repeats nor skips one."""
+        now = datetime.now(UTC)
+        try:
+            after = datetime.fromisoformat(self.requests_mark.read_text().strip())
+        except (OSError, ValueError):  # the first round: requests from before this server are not news
+            self._mark(now)
+            return 0
+        requests = self.quarantine.store.requested_since(after)
+        if not requests:
+            return 0
+        admins = [u for u in Accounts(self.rt.db).list_users() if u.role is Role.ADMIN and u.email and not u.disabled]
+        sent = 0
+        for admin in admins:
+            mine = [e for e in requests if admin.organisation in (None, e.organisation)]
+            if not mine:
+                continue
+            listed = [(e.id, e.recipient, e.sender, e.subject) for e in mine]
+            assert admin.email is not None
+            raw = release_request_notice(admin.email, self.hostname, listed, self.rt.config.console.public_url, now)
+            self.dispatcher(ALERT_MESSAGE_PREFIX + new_id(now), "", [admin.email], raw)
+            sent += 1
+        log.info("quarantine_release_requests_told", requests=len(requests), admins=sent)
+        self._mark(max(e.requested_at or now for e in requests))
+        return sent
+
+    def tell_requests(self) -> None:
+        self.notify_requests()
+
+    @property
+    def hostname(self) -> str:
+        return self.rt.config.delivery.ehlo_hostname()
+
+    def _mark(self, at: datetime) -> None:
+        temp = self.requests_mark.with_suffix(".tmp")
+        temp.write_text(at.isoformat())
+        temp.replace(self.requests_mark)
 
     async def _every(self, seconds: float, work: Callable[[], None]) -> None:
         while True:

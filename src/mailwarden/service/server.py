@@ -19,6 +19,7 @@ import structlog
 
 from mailwarden import metrics
 from mailwarden.deliver import DeliveryAgent, DeliveryEventType, DeliveryQueue, Relay
+from mailwarden.enforce.notify import ALERT_MESSAGE_PREFIX
 from mailwarden.enforce.pool import HIGH_RISK_POOL
 from mailwarden.ids import new_id
 from mailwarden.ingest import replies
@@ -44,7 +45,6 @@ from mailwarden.store.connections import BlockReason, ConnectionStats
 from mailwarden.store.db import unavailable
 
 log = structlog.get_logger(__name__)
-ALERT_MESSAGE_PREFIX = "alert-"  # delivery jobs of administrators' alerts carry no history id
 
 
 class WebListener(Protocol):

@@ -146,6 +146,14 @@ class QuarantineStore:
             .order_by(QuarantineRow.id)
         )
 
+    def requested_since(self, after: datetime) -> list[Entry]:
+        """Entries whose release was requested after `after` and is still waiting, in request order."""
+        return self._entries(
+            select(QuarantineRow)
+            .where(QuarantineRow.status == Status.RELEASE_REQUESTED.value, QuarantineRow.requested_at > after)
+            .order_by(QuarantineRow.requested_at)
+        )
+
     def blobs_needed(self, keys: set[str], *, leaving: set[str] | None = None) -> set[str]:
         """Which blobs among `keys` an entry still holding its message needs (entries in `leaving` aside)."""
         keep = [s.value for s in KEEPS_BLOB]
