@@ -86,6 +86,7 @@ def _pages(
         (get, "/", p.dashboard, STAFF),
         (get, "/trace", p.trace, STAFF),
         (get, "/trace/{message_id}", p.message, STAFF),
+        (post, "/trace/{message_id}/actions", p.message_action, STAFF),
         (get, "/trace/{message_id}/clawback", cb.message_jobs, STAFF),
         (post, "/trace/{message_id}/clawback", cb.claw_message, STAFF),
         (get, "/clawback", cb.jobs, STAFF),

@@ -27,7 +27,8 @@ from mailwarden.model.accounts import AccountError, Role, Scope
 from mailwarden.model.clawback import ClawbackAction
 from mailwarden.model.policy import OrganisationDocument, parse_organisation_document, validation_messages
 from mailwarden.model.provider import Agreement, ProviderCategory
-from mailwarden.store import HistoryQuery, HistoryQueryError
+from mailwarden.service.message_actions import ListAction, add_to_list, report
+from mailwarden.store import HistoryQuery, HistoryQueryError, MessageDetail
 from mailwarden.store.audit import changes
 from mailwarden.store.kept import KeptStore
 from mailwarden.store.outbox import Outbox
@@ -184,20 +185,51 @@ class Pages:
             return self.c.render(view, "_trace_results.html", **values)
         return self.c.render(view, "trace.html", **values)
 
-    def message(self, view: View, message_id: str) -> Response:
+    def _visible_message(self, view: View, message_id: str) -> MessageDetail:
         try:
             detail = self.rt.history.get(message_id.upper())
         except NotFoundError:
             raise Refusal(404, "not_found") from None
         if view.user.organisation is not None and detail.summary.organisation != view.user.organisation:
             raise Refusal(404, "not_found")
+        return detail
+
+    def message_action(self, view: View, message_id: str) -> Response:
+        """Block or allow the sender or its domain (admins), report as spam or not spam (staff)."""
+        detail = self._visible_message(view, message_id)
+        m, verb, error = detail.summary, view.value("action"), False
+        try:
+            if verb in ("report_spam", "report_ham"):
+                outcome = report(self.rt, m.id, spam=verb == "report_spam", actor=view.user.name)
+                flash = view.t("actions.reported", what=view.t(f"actions.{verb}"), outcome=view.t(f"actions.{outcome}"))
+            else:
+                try:
+                    action = ListAction(verb)
+                except ValueError:
+                    raise Refusal(400, "not_found") from None
+                if view.user.role is not Role.ADMIN or not m.organisation:
+                    raise Refusal(403, "forbidden")
+                entry, new = add_to_list(self.rt, m.organisation, action, m.sender, actor=view.user.name)
+                key = "actions.listed" if new else "actions.listed_already"
+                flash = view.t(key, entry=entry, list=view.t(f"lists.{action.list_name}"))
+        except (NotFoundError, PolicyError) as exc:
+            flash, error = str(exc), True
+        return self.message(view, message_id, action_flash=flash, action_error=error)
+
+    def message(
+        self, view: View, message_id: str, *, action_flash: str | None = None, action_error: bool = False
+    ) -> Response:
+        detail = self._visible_message(view, message_id)
         findings = [
             {"stage": stage.get("stage"), "outcome": stage.get("outcome"), **finding}
             for stage in detail.verdict.get("stages", [])
             for finding in stage.get("findings", [])
         ]
         actions = [a for a in ClawbackAction if view.user.role is Role.ADMIN or not a.hard]
-        return self.c.render(view, "message.html", detail=detail, findings=findings, clawback_actions=actions)
+        return self.c.render(
+            view, "message.html", detail=detail, findings=findings, clawback_actions=actions,
+            list_actions=list(ListAction), action_flash=action_flash, action_error=action_error,
+        )  # fmt: skip
 
     # -- policy, rules, lists ------------------------------------------------------------------
 
