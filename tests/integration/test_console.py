@@ -255,3 +255,17 @@ def test_the_ui_switches_to_japanese_and_follows_the_browser(site: Site) -> None
     login.goto(site.url + "/login")
     assert login.locator("h1").inner_text() == "サインイン"
     browser_ja.close()
+
+
+def test_admin_blocks_a_sender_from_the_message_page(site: Site) -> None:
+    from playwright.sync_api import expect
+
+    page, violations = sign_in(site, "admin")
+    [malware] = site.mw.messages(subject=MALWARE_SUBJECT)
+    page.goto(f"{site.url}/trace/{malware.summary.id}")
+    page.click("#actions button[value=block_sender]")
+    expect(page.locator("#actions [role=status]")).to_have_text("billing@partner.example added to Blocked senders.")
+    page.goto(site.url + "/lists")
+    assert "billing@partner.example" in page.locator("textarea[name=blocked_senders]").input_value()
+    assert violations == []
+    page.context.close()
