@@ -27,18 +27,21 @@ from email.policy import SMTP
 from email.utils import format_datetime, make_msgid
 from enum import StrEnum
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import structlog
 
 from mailwarden.durable import atomic_write
 from mailwarden.errors import MailwardenError
 from mailwarden.ids import new_id
-from mailwarden.model.policy import EndUserAccess, NotificationFrequency
+from mailwarden.model.policy import EndUserAccess, NotificationFrequency, Policy
 from mailwarden.model.quarantine import Actor, Entry, Operation, Role, can, user_access
 from mailwarden.quarantine.preview import Preview
 from mailwarden.quarantine.service import Quarantine, ReleaseDispatcher
 
 log = structlog.get_logger(__name__)
+LOCAL_HOSTS = frozenset({"127.0.0.1", "::1", "localhost"})
+LOCAL_SUFFIXES = (".localdomain", ".localhost", ".local", ".internal")
 
 FREQUENCIES = {
     NotificationFrequency.FOUR_HOURS: timedelta(hours=4),
@@ -146,11 +149,26 @@ class Digests:
         self.signer = signer
         self.public_url = public_url.rstrip("/")
         self.hostname = hostname
+        self._told: set[str] = set()
         self.link_lifetime = link_lifetime
         self.sender = sender
         self._clock = clock or (lambda: datetime.now(UTC))
 
     # -- which entries --------------------------------------------------------------------------
+
+    def sender_of(self, policy: Policy) -> str:
+        return policy.notifications.sender or f"quarantine@{self.hostname}"
+
+    def waiting_for(self, policy: Policy) -> str | None:
+        """Why digests of an organisation with `policy` wait (None: they go). A digest whose links point at
+        this machine's loopback address, or whose sender is no address a mail server would accept (a host
+        name without a real domain), would reach users broken or not at all: set-up finishes first."""
+        if urlsplit(self.public_url).hostname in LOCAL_HOSTS:
+            return "[console] public_url is a local address: links in digests would not reach users"
+        domain = self.sender_of(policy).rpartition("@")[2].lower()
+        if "." not in domain or domain.endswith(LOCAL_SUFFIXES):
+            return f"the digest sender {self.sender_of(policy)} has no real domain: set policy.notifications.sender"
+        return None
 
     def due(self, now: datetime | None = None, *, force: bool = False) -> dict[str, list[Entry]]:
         """Per recipient whose digest is due (its frequency passed since the last one; `force`: all),
@@ -162,6 +180,12 @@ class Digests:
         for entry in held:
             policy = self.quarantine.policy_for(entry.organisation)
             if not policy.notifications.enabled:
+                continue
+            why = self.waiting_for(policy)
+            if why is not None:
+                if why not in self._told:  # once per reason, not every round
+                    self._told.add(why)
+                    log.warning("quarantine_digests_waiting", organisation=entry.organisation, reason=why)
                 continue
             if not can(Role.USER, Operation.VIEW, entry, policy, address=entry.recipient):
                 continue
@@ -224,7 +248,7 @@ class Digests:
             f"<p>{html.escape(words['footer'].format(hours=hours))}</p></body></html>"
         )
         msg = EmailMessage()
-        msg["From"] = policy.notifications.sender or f"quarantine@{self.hostname}"
+        msg["From"] = self.sender_of(policy)
         msg["To"] = recipient
         msg["Subject"] = words["subject_line"] + f" ({len(entries)})"
         msg["Date"] = format_datetime(now)

@@ -121,6 +121,6 @@ def _listeners(config: Config) -> list[Check]:
 def _public_url(config: Config) -> Check:
     url = config.console.public_url
     if url == DEFAULT_PUBLIC_URL:
-        detail = f"{url} (the default): links in digests and notifications reach only this machine"
+        detail = f"{url} (the default): quarantine digests wait until it is the address users reach"
         return Check("console public_url", Status.WARNING, detail)
     return Check("console public_url", Status.OK, url)

@@ -128,3 +128,24 @@ def test_expired_and_forged_links_are_refused(world: World, digests: Digests) ->
     with pytest.raises(LinkError):
         digests.redeem(other_key)
     assert world.quarantine.get(entry.id).status is Status.HELD
+
+
+@pytest.mark.parametrize(
+    ("public_url", "hostname", "sender", "waits"),
+    [
+        ("http://127.0.0.1:8025", "mx.corp.example", None, True),  # the links would reach nobody
+        ("https://console.corp.example", "mailwarden.localdomain", None, True),  # quarantine@ a made-up host
+        ("https://console.corp.example", "mailwarden.localdomain", "quarantine@corp.example", False),
+        ("https://console.corp.example", "mx.corp.example", None, False),
+    ],
+)
+def test_digests_wait_until_set_up_with_real_links_and_a_real_sender(
+    world: World, public_url: str, hostname: str, sender: str | None, waits: bool
+) -> None:
+    world.policies["corp"] = Policy.model_validate({"notifications": {"sender": sender}})
+    world.quarantined(subject="Cheap watches")
+    digests = Digests(world.quarantine, LinkSigner(b"k" * 32), public_url=public_url, hostname=hostname,
+                      link_lifetime=timedelta(hours=24), sender=world.dispatched, clock=lambda: NOW)  # fmt: skip
+    assert digests.send_due() == (0 if waits else 1)
+    if waits:  # nothing is lost: the entry is listed once the set-up is done
+        assert [e.subject for e in world.quarantine.store.held_unnotified()] == ["Cheap watches"]
