@@ -7,13 +7,14 @@ import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
+import yaml
 from rich.console import Console
 from rich.markup import escape
 
-from mailwarden.errors import MailwardenError
+from mailwarden.errors import MailwardenError, PolicyError
 from mailwarden.ingest.files import InputItem
 from mailwarden.logs import configure as configure_logging
 from mailwarden.model import Category, Message
@@ -63,6 +64,16 @@ def runtime(config_path: Path | None, *, migrate: bool = False) -> Iterator[Runt
         yield rt
     finally:
         rt.close()
+
+
+def read_yaml(path: Path) -> Any:
+    """A YAML file's data; PolicyError naming the file when it cannot be read or parsed."""
+    try:
+        return yaml.safe_load(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise PolicyError(f"{path}: {exc.strerror}") from None
+    except (yaml.YAMLError, UnicodeDecodeError) as exc:
+        raise PolicyError(f"{path}: not valid YAML: {exc}") from None
 
 
 def as_mail(item: InputItem) -> Message | None:

@@ -13,7 +13,7 @@ import typer
 import yaml
 from rich.table import Table
 
-from mailwarden.cli.common import ConfigOption, OrgOption, err, out, runtime
+from mailwarden.cli.common import ConfigOption, OrgOption, err, out, read_yaml, runtime
 from mailwarden.cli.trace import when
 from mailwarden.errors import PolicyError
 from mailwarden.model.policy import parse_organisation_document
@@ -42,12 +42,7 @@ def policy_export(
 
 
 def _load_document(path: Path) -> Any:
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise PolicyError(f"{path}: {exc.strerror}") from None
-    except (yaml.YAMLError, UnicodeDecodeError) as exc:
-        raise PolicyError(f"{path}: not valid YAML: {exc}") from None
+    data = read_yaml(path)
     try:
         return parse_organisation_document(data)
     except PolicyError as exc:
@@ -87,12 +82,7 @@ def policy_replay(
     org: OrgOption = None,
 ) -> None:
     """Run a candidate policy over the kept messages of a window and show what it would change (nothing saved)."""
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise PolicyError(f"{path}: {exc.strerror}") from None
-    except (yaml.YAMLError, UnicodeDecodeError) as exc:
-        raise PolicyError(f"{path}: not valid YAML: {exc}") from None
+    data = read_yaml(path)
     with runtime(config) as rt:
         named = data.get("name") if isinstance(data, dict) and "policy" in data else None
         name = org or (named if isinstance(named, str) else None) or rt.config.organisation

@@ -12,11 +12,10 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-import yaml
 from pydantic import ValidationError
 from rich.table import Table
 
-from mailwarden.cli.common import out
+from mailwarden.cli.common import out, read_yaml
 from mailwarden.errors import PolicyError
 from mailwarden.model import Direction, Domain, Message, Organisation, Policy, Verdict
 from mailwarden.model.policy import parse_organisation_document, validation_messages
@@ -31,12 +30,7 @@ rules_app = typer.Typer(
 
 def load_rules(path: Path) -> tuple[Policy, Organisation]:
     """The rules (as a policy) and the organisation (its domains) from a YAML file; PolicyError when bad."""
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise PolicyError(f"{path}: {exc.strerror}") from None
-    except (yaml.YAMLError, UnicodeDecodeError) as exc:
-        raise PolicyError(f"{path}: not valid YAML: {exc}") from None
+    data = read_yaml(path)
     if isinstance(data, dict) and "policy" in data:
         try:
             doc = parse_organisation_document(data)

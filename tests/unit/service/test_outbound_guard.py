@@ -3,11 +3,7 @@ says; "for today" ends at midnight UTC; alert only restricts nobody; monitor mod
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import UTC, datetime
-from pathlib import Path
-
-import pytest
 
 from mailwarden.model import Direction, Mode, Policy
 from mailwarden.model.outbound import LimitAction
@@ -23,14 +19,6 @@ T = datetime(2026, 12, 7, 23, 30, tzinfo=UTC)
 
 def policy(action: LimitAction = LimitAction.BLOCK_USER_FOR_TODAY, external: int = 3) -> Policy:
     return Policy.model_validate({"outbound_spam": {"external_per_hour": external, "action_at_limit": action.value}})
-
-
-@pytest.fixture
-def db(tmp_path: Path) -> Iterator[Database]:
-    database = Database(f"sqlite:///{tmp_path / 'm.sqlite3'}")
-    database.migrate()
-    yield database
-    database.close()
 
 
 def guard(db: Database, p: Policy) -> OutboundGuard:

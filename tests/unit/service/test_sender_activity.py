@@ -3,11 +3,7 @@ sums from it, and the findings the outbound spam filter makes of them."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
-
-import pytest
 
 from mailwarden.model import Direction
 from mailwarden.pipeline.facts import SenderFacts
@@ -26,14 +22,6 @@ from tests.unit.store.records import build_record
 
 NOW = datetime(2026, 12, 7, 10, 30, tzinfo=UTC)
 OWN = frozenset({"corp.example"})
-
-
-@pytest.fixture
-def db(tmp_path: Path) -> Iterator[Database]:
-    database = Database(f"sqlite:///{tmp_path / 'm.sqlite3'}")
-    database.migrate()
-    yield database
-    database.close()
 
 
 def external(n: int, start: int = 0) -> list[str]:
