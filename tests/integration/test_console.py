@@ -14,6 +14,7 @@ import os
 import shutil
 import smtplib
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from email.message import EmailMessage
 from email.policy import SMTP
@@ -74,9 +75,25 @@ def _sync_playwright() -> Any:
     return sync_playwright
 
 
+@contextmanager
+def chromium(root: Path) -> Iterator[tuple[Any, Path]]:
+    """A headless Chromium and where screenshots go (SCREENSHOTS_DIR, else under `root`); closed after."""
+    playwright = _sync_playwright()().start()
+    try:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=["--no-sandbox"])
+        screenshots = Path(os.environ.get("SCREENSHOTS_DIR") or root / "screenshots")
+        screenshots.mkdir(parents=True, exist_ok=True)
+        try:
+            yield browser, screenshots
+        finally:
+            browser.close()
+    finally:
+        playwright.stop()
+
+
 @pytest.fixture(scope="module")
 def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
-    sync_playwright = _sync_playwright()
+    _sync_playwright()  # skips (or fails with CI=true) before any server starts
     root = tmp_path_factory.mktemp("console")
     dns = DnsServer().start()
     sink = Sink()
@@ -109,7 +126,6 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
     finally:
         rt.close()
     mw.start()
-    playwright = None
     try:
         wait_for_port(api_port)
         inbound = mw.listeners["inbound"]
@@ -123,15 +139,9 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
                 client.sendmail(sender, ["alice@example.com"], raw)
         eventually(lambda: len(mw.messages()) == 3, timeout=WAIT)
         eventually(lambda: any(CLEAN_SUBJECT.encode() in raw for _, _, raw in sink.received), timeout=WAIT)
-        playwright = sync_playwright().start()
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=["--no-sandbox"])
-        screenshots = Path(os.environ.get("SCREENSHOTS_DIR") or root / "screenshots")
-        screenshots.mkdir(parents=True, exist_ok=True)
-        yield Site(mw, sink, url, browser, screenshots)
-        browser.close()
+        with chromium(root) as (browser, screenshots):
+            yield Site(mw, sink, url, browser, screenshots)
     finally:
-        if playwright is not None:
-            playwright.stop()
         if mw.process is not None:
             mw.stop()
         sink.controller.stop()

@@ -9,7 +9,6 @@ temporary directory. Without chromium or the playwright package the tests skip, 
 
 from __future__ import annotations
 
-import os
 import smtplib
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -25,7 +24,7 @@ from mailwarden.model.policy import parse_organisation_document
 from mailwarden.service.accounts import Accounts
 from tests.dnsserver import DnsServer
 from tests.integration.harness import Mailwarden, Sink, eventually, free_port, wait_for_port
-from tests.integration.test_console import CHROMIUM, PASSWORD, WAIT, _sync_playwright, message
+from tests.integration.test_console import PASSWORD, WAIT, _sync_playwright, chromium, message
 
 pytestmark = pytest.mark.integration
 
@@ -51,7 +50,7 @@ class Site:
 
 @pytest.fixture(scope="module")
 def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
-    sync_playwright = _sync_playwright()
+    _sync_playwright()  # skips (or fails with CI=true) before any server starts
     root = tmp_path_factory.mktemp("enforcing")
     dns = DnsServer().start()
     sink = Sink()
@@ -79,7 +78,6 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
     finally:
         rt.close()
     mw.start()
-    playwright = None
     try:
         wait_for_port(api_port)
         for subject in (INVOICE, LOTTERY, LUNCH):
@@ -88,15 +86,9 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
                 client.sendmail("billing@partner.example", ["alice@example.com"], raw)
         eventually(lambda: len(mw.messages()) == 3, timeout=WAIT)
         ids = {m.summary.subject: m.summary.id for m in mw.messages()}
-        playwright = sync_playwright().start()
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=["--no-sandbox"])
-        screenshots = Path(os.environ.get("SCREENSHOTS_DIR") or root / "screenshots")
-        screenshots.mkdir(parents=True, exist_ok=True)
-        yield Site(mw, url, browser, screenshots, ids)
-        browser.close()
+        with chromium(root) as (browser, screenshots):
+            yield Site(mw, url, browser, screenshots, ids)
     finally:
-        if playwright is not None:
-            playwright.stop()
         if mw.process is not None:
             mw.stop()
         sink.controller.stop()

@@ -7,7 +7,6 @@ Screenshot `provider_report.png` as in test_console.py (SCREENSHOTS_DIR, else th
 
 from __future__ import annotations
 
-import os
 import smtplib
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -24,7 +23,7 @@ from mailwarden.model.policy import parse_organisation_document
 from mailwarden.service.accounts import Accounts
 from tests.dnsserver import DnsServer
 from tests.integration.harness import Mailwarden, eventually, free_port, wait_for_port
-from tests.integration.test_console import CHROMIUM, PASSWORD, _sync_playwright
+from tests.integration.test_console import PASSWORD, _sync_playwright, chromium
 from tests.unit.pipeline.malware.builders import EICAR
 
 pytestmark = pytest.mark.integration
@@ -100,7 +99,7 @@ def exchange_report(to: str) -> bytes:
 
 @pytest.fixture(scope="module")
 def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
-    sync_playwright = _sync_playwright()
+    _sync_playwright()  # skips (or fails with CI=true) before any server starts
     root = tmp_path_factory.mktemp("provider")
     dns = DnsServer().start()
     api_port = free_port()
@@ -122,7 +121,6 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
     finally:
         rt.close()
     mw.start()
-    playwright = None
     try:
         wait_for_port(api_port)
         journal = mw.listeners["journal"]
@@ -142,15 +140,9 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
             return sum(len(m.recipients) for m in found) == 3
 
         eventually(recorded, timeout=WAIT)
-        playwright = sync_playwright().start()
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=["--no-sandbox"])
-        screenshots = Path(os.environ.get("SCREENSHOTS_DIR") or root / "screenshots")
-        screenshots.mkdir(parents=True, exist_ok=True)
-        yield Site(mw, url, browser, screenshots)
-        browser.close()
+        with chromium(root) as (browser, screenshots):
+            yield Site(mw, url, browser, screenshots)
     finally:
-        if playwright is not None:
-            playwright.stop()
         if mw.process is not None:
             mw.stop()
         dns.stop()
