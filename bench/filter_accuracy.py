@@ -9,6 +9,7 @@ Every figure is measured on messages the model never learnt from:
   shipped one was) and `learned` (`mailwarden train` on the training half: collection tokens pruned,
   weights learnt with grouped time-ordered cross-validation inside the half).
   `learned-grouped`: the same with the classifier's bands weighed on folds of unseen sources.
+  `pruned`: the hand weights with the collection's own tokens left out of the classifier.
 * **corpus/phish and corpus/modern-ham**, measurement only, with the model trained on all of
   corpus/spamassassin (`hand`: the shipped model file; `learned`: `train` on all of spamassassin/).
 
@@ -42,7 +43,7 @@ from mailwarden.pipeline.spam.classifier import (
 from mailwarden.pipeline.spam.heuristics import Heuristics
 from mailwarden.pipeline.spam.stage import SpamConfig, SpamFilter
 from mailwarden.pipeline.spam.statstore import MemoryTokenStore
-from mailwarden.pipeline.spam.training import Sample, corpus_files, load_samples, time_split, train
+from mailwarden.pipeline.spam.training import Sample, collection_tokens, corpus_files, load_samples, time_split, train
 from mailwarden.service.runtime import offline_envelope
 
 DEFAULT_CORPUS = Path(__file__).resolve().parents[2] / "shared" / "corpus"
@@ -51,9 +52,11 @@ QUICK_FILES_PER_SET = 40
 KINDS = ("spam", "ham", "hard_ham")
 
 
-def hand_filter(train_set: Sequence[Sample]) -> SpamFilter:
-    """The filter as built before learned scoring: every token learnt, 2-fold threshold, hand weights."""
-    samples = [(s.tokens, s.is_spam) for s in train_set]
+def hand_filter(train_set: Sequence[Sample], *, prune: bool = False) -> SpamFilter:
+    """The filter as built before learned scoring: every token learnt (`prune`: but the collection's own),
+    2-fold threshold, hand weights."""
+    pruned = collection_tokens(train_set) if prune else frozenset()
+    samples = [(s.tokens - pruned, s.is_spam) for s in train_set]
     held_out = held_out_evidence(samples)
     calibration = fit_calibration(held_out)
     threshold = pick_threshold(held_out, calibration, 0.001)
@@ -140,7 +143,7 @@ def main() -> None:
     parser.add_argument("--corpus", type=Path, default=DEFAULT_CORPUS)
     parser.add_argument("--limit", type=int, default=0, help="files per set (0: all)")
     parser.add_argument(
-        "--scoring", nargs="+", choices=("hand", "learned", "learned-grouped"), default=["hand", "learned"]
+        "--scoring", nargs="+", choices=("hand", "pruned", "learned", "learned-grouped"), default=["hand", "learned"]
     )
     parser.add_argument("--show", help="print the verdict of every message of this set (e.g. learned:modern-ham)")
     parser.add_argument(
@@ -171,6 +174,8 @@ def main() -> None:
         started = time.perf_counter()
         if scoring == "hand":
             split_filter, full_filter = hand_filter(train_set), shipped_filter()
+        elif scoring == "pruned":  # hand weights, the collection's own tokens left out of the classifier
+            split_filter, full_filter = hand_filter(train_set, prune=True), hand_filter(samples, prune=True)
         else:
             grouped = scoring == "learned-grouped"  # bands weighed on folds of unseen sources
             split_filter, _ = learned_filter(train_set, grouped_bayes=grouped)
