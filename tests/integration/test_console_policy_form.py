@@ -8,7 +8,6 @@ Without chromium or the playwright package the test skips, or fails when CI=true
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,7 +20,7 @@ from mailwarden.model.policy import Policy, SpamVerdictAction, parse_organisatio
 from mailwarden.service.accounts import Accounts
 from tests.dnsserver import DnsServer
 from tests.integration.harness import Mailwarden, free_port, wait_for_port
-from tests.integration.test_console import CHROMIUM, PASSWORD, _sync_playwright
+from tests.integration.test_console import PASSWORD, _sync_playwright, chromium
 
 pytestmark = pytest.mark.integration
 
@@ -43,7 +42,7 @@ class Site:
 
 @pytest.fixture(scope="module")
 def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
-    sync_playwright = _sync_playwright()
+    _sync_playwright()  # skips (or fails with CI=true) before any server starts
     root = tmp_path_factory.mktemp("policy-form")
     dns = DnsServer().start()
     api_port = free_port()
@@ -61,18 +60,11 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
     finally:
         rt.close()
     mw.start()
-    playwright = None
     try:
         wait_for_port(api_port)
-        playwright = sync_playwright().start()
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=["--no-sandbox"])
-        screenshots = Path(os.environ.get("SCREENSHOTS_DIR") or root / "screenshots")
-        screenshots.mkdir(parents=True, exist_ok=True)
-        yield Site(mw, url, browser, screenshots)
-        browser.close()
+        with chromium(root) as (browser, screenshots):
+            yield Site(mw, url, browser, screenshots)
     finally:
-        if playwright is not None:
-            playwright.stop()
         if mw.process is not None:
             mw.stop()
         dns.stop()
