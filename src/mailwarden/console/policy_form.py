@@ -33,7 +33,7 @@ _VERDICTS = ("spam", "high_confidence_spam", "bulk", "phish", "high_confidence_p
 # The sections of the form and the settings in each, as paths in the policy document.
 SECTIONS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("spam", ("spam.actions.spam", "spam.actions.high_confidence_spam", "spam.actions.bulk",
-              "spam.bcl_threshold", "spam.mark_bulk_as_spam")),
+              "spam.bcl_threshold", "spam.mark_bulk_as_spam", "spam.redirect_to")),
     ("phish", ("spam.actions.phish", "spam.actions.high_confidence_phish")),
     ("malware", ("malware.action", "malware.notify_admins", "malware.notify_internal_sender")),
     ("quarantine_retention", tuple(f"quarantine_retention.{v}" for v in _VERDICTS)),

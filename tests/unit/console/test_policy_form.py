@@ -89,6 +89,17 @@ def test_the_inline_errors_are_in_japanese_for_a_japanese_reader(setup: Setup) -
     assert "2 件の問題" in page
 
 
+def test_a_check_across_settings_is_listed_above_the_form(setup: Setup) -> None:
+    client = sign_in(setup.client(), "admin")
+    data = form_of(client.get("/policy").text) | {"spam.actions.spam": "redirect"}
+    page = client.post("/policy", data=data).text
+    assert "redirect_to must list at least one address" in page
+    assert setup.rt.policies.get_policy("corp").spam.actions.spam is SpamVerdictAction.JUNK
+    data["spam.redirect_to"] = "review@corp.example"
+    assert "Saved (version" in client.post("/policy", data=data).text
+    assert setup.rt.policies.get_policy("corp").spam.redirect_to == ("review@corp.example",)
+
+
 def test_a_form_made_before_someone_elses_change_saves_nothing(setup: Setup) -> None:
     client = sign_in(setup.client(), "admin")
     data = form_of(client.get("/policy").text)
