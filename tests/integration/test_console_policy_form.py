@@ -101,7 +101,7 @@ def test_an_admin_edits_the_policy_form_and_sees_a_bad_value_refused_inline(site
     assert page.inner_text("#f-malware-notify_admins-error") == "“soc-at-example” is not an e-mail address"
     assert page.get_attribute("#f-spam-bcl_threshold", "aria-invalid") == "true"
     assert page.input_value("#f-spam-bcl_threshold") == "15"  # what was typed stays to be corrected
-    page.screenshot(path=str(site.screenshots / "policy-form.png"))
+    page.screenshot(path=str(site.screenshots / "policy-form.png"), full_page=True)
     policy = site.policy()
     assert policy.spam.bcl_threshold == 6 and policy.spam.actions.spam is SpamVerdictAction.JUNK
     assert policy.malware.notify_admins == ()
