@@ -17,6 +17,7 @@ from mailwarden.console.clawback import ClawbackPages
 from mailwarden.console.enforcing import EnforcingPages
 from mailwarden.console.hunts import HuntPages
 from mailwarden.console.pages import Pages
+from mailwarden.console.policy_form import PolicyFormPages
 from mailwarden.console.provider import ProviderPages
 from mailwarden.console.quarantine import QuarantinePages
 from mailwarden.console.senders import SenderPages
@@ -54,8 +55,10 @@ Roles = Collection[Role] | None  # None: open without signing in
 
 def _router(c: Console) -> APIRouter:
     r = APIRouter()
+    pages = Pages(c)
     for methods, path, handler, roles in _pages(
-        Pages(c),
+        pages,
+        PolicyFormPages(c, pages),
         QuarantinePages(c),
         ClawbackPages(c),
         HuntPages(c),
@@ -69,6 +72,7 @@ def _router(c: Console) -> APIRouter:
 
 def _pages(
     p: Pages,
+    pf: PolicyFormPages,
     q: QuarantinePages,
     cb: ClawbackPages,
     h: HuntPages,
@@ -104,7 +108,8 @@ def _pages(
         (get, "/quarantine/{entry_id}/preview", q.preview_document, EVERYONE),
         (get, "/quarantine/{entry_id}/download", q.download, EVERYONE),
         # the editors: staff read them, only admins may save (the handler checks)
-        (both, "/policy", p.policy, STAFF),
+        (both, "/policy", pf.form, STAFF),
+        (both, "/policy/yaml", p.policy_yaml, STAFF),
         (both, "/rules", p.rules, STAFF),
         (both, "/lists", p.lists, STAFF),
         (get, "/domains", p.domains, STAFF),

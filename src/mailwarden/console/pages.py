@@ -263,7 +263,8 @@ class Pages:
             return [e.removeprefix("policy.") for e in exc.errors] or [str(exc)]
         return []
 
-    def policy(self, view: View) -> Response:
+    def policy_yaml(self, view: View) -> Response:
+        """The whole policy (rules aside) as YAML: the advanced editor beside the form (`/policy`)."""
         doc = self._document(view)
         text = _yaml(doc.policy.model_dump(mode="json", exclude={"rules"}))
         errors: list[str] = []
@@ -279,7 +280,13 @@ class Pages:
             if not errors:
                 saved = self.rt.policies.policy_version(doc.name)
         return self.c.render(
-            view, "policy.html", doc=doc, text=text, errors=errors, saved=saved, organisations=self._organisations(view)
+            view,
+            "policy_yaml.html",
+            doc=doc,
+            text=text,
+            errors=errors,
+            saved=saved,
+            organisations=self._organisations(view),
         )
 
     def rules(self, view: View) -> Response:

@@ -340,7 +340,7 @@ def test_a_digest_link_acts_on_the_button_not_on_the_fetch_and_only_once(setup: 
 
 def test_policy_defaults_render_for_an_organisation_without_a_saved_policy(setup: Setup) -> None:
     client = sign_in(setup.client(), "admin")
-    page = client.get("/policy").text
+    page = client.get("/policy/yaml").text
     assert "bcl_threshold: " + str(Policy().spam.bcl_threshold) in page
 
 
