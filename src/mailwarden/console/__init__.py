@@ -20,6 +20,7 @@ from mailwarden.console.pages import Pages
 from mailwarden.console.policy_form import PolicyFormPages
 from mailwarden.console.provider import ProviderPages
 from mailwarden.console.quarantine import QuarantinePages
+from mailwarden.console.reports import ReportPages
 from mailwarden.console.senders import SenderPages
 from mailwarden.console.web import ADMINS, EVERYONE, STAFF, STATIC, Console
 from mailwarden.model.accounts import Role
@@ -65,6 +66,7 @@ def _router(c: Console) -> APIRouter:
         SenderPages(c),
         EnforcingPages(c),
         ProviderPages(c),
+        ReportPages(c),
     ):
         r.add_api_route(path, _endpoint(c, handler, roles), methods=list(methods))
     return r
@@ -79,6 +81,7 @@ def _pages(
     s: SenderPages,
     e: EnforcingPages,
     pv: ProviderPages,
+    rp: ReportPages,
 ) -> list[tuple[tuple[str, ...], str, Handler, Roles]]:
     """Every page: its methods, path, handler and who may open it, in the order they are routed."""
     get, post, both = ("GET",), ("POST",), ("GET", "POST")
@@ -126,6 +129,8 @@ def _pages(
         (get, "/audit", p.audit, STAFF),
         # what the provider missed: its verdicts of journal copies against mailwarden's
         (get, "/reports/provider", pv.report, STAFF),
+        (get, "/reports", rp.report, STAFF),
+        (get, "/reports/{table}.csv", rp.csv, STAFF),
         # retro-hunt: administrators and analysts hunt (docs/retro-hunt.md)
         (get, "/hunts", h.listing, STAFF),
         (post, "/hunts", h.start, STAFF),

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+from mailwarden.service.period_report import LABELS as REPORT_LABELS
+
 LANGUAGES = ("en", "ja")
 DEFAULT_LANGUAGE = "en"
 LANGUAGE_COOKIE = "mw_lang"
@@ -432,6 +434,31 @@ EN: dict[str, str] = {
     "link.invalid": "This link is not valid.",
     "link.expired": "This link has expired.",
     "link.used": "This link has been used already.",
+    "nav.reports": "Reports",
+    "reports.title": "Reports",
+    "reports.intro": "Messages and refused connections over the chosen UTC days, with totals. Every table "
+    "downloads as CSV (UTF-8, opens in Excel).",
+    "reports.days": "or the last N days",
+    "reports.organisation": "Organisation",
+    "reports.all": "all",
+    "reports.show": "Show",
+    "reports.bad_period": "The period needs valid dates, the first not after the last, at most {days} days; "
+    "showing the last 14 days.",
+    "reports.bad_period_short": "The period is not valid.",
+    "reports.headline": "{start} – {end} (UTC): {messages} messages, {refused} connections refused",
+    "reports.refused_note": "Refused connections leave no message in the trace: these counts are all that is kept.",
+    "reports.none": "Nothing in this period.",
+    "reports.csv": "Download CSV",
+    "reports.table.totals": "Totals",
+    "reports.table.categories": "Messages per day by verdict",
+    "reports.table.actions": "Messages per day by action",
+    "reports.table.directions": "Messages per day by direction",
+    "reports.table.refused": "Connections refused per day by the connection filter",
+    "reports.table.top_senders": "Top senders of spam, phish and malware",
+    "reports.table.top_recipients": "Top recipients of spam, phish and malware",
+    "reports.table.top_sender_domains": "Top sender domains of spam, phish and malware",
+    "reports.table.refused_ips": "Top refused IP addresses",
+    **{f"reports.{key}": words for key, words in REPORT_LABELS["en"].items()},
 }
 
 JA: dict[str, str] = {
@@ -856,6 +883,31 @@ JA: dict[str, str] = {
     "link.invalid": "このリンクは無効です。",
     "link.expired": "このリンクは有効期限が切れています。",
     "link.used": "このリンクは既に使用されています。",
+    "nav.reports": "レポート",
+    "reports.title": "レポート",
+    "reports.intro": "選択した期間 (UTC の日付) のメッセージと拒否した接続、およびその合計です。各表は CSV "
+    "(UTF-8、Excel で開けます) でダウンロードできます。",
+    "reports.days": "または直近 N 日",
+    "reports.organisation": "組織",
+    "reports.all": "すべて",
+    "reports.show": "表示",
+    "reports.bad_period": "期間には正しい日付を指定してください (開始は終了以前、最長 {days} 日)。"
+    "直近 14 日を表示しています。",
+    "reports.bad_period_short": "期間が正しくありません。",
+    "reports.headline": "{start} – {end} (UTC): メッセージ {messages} 件、拒否した接続 {refused} 件",
+    "reports.refused_note": "拒否した接続はメッセージ追跡に残りません。記録されるのはこの件数のみです。",
+    "reports.none": "この期間には何もありません。",
+    "reports.csv": "CSV をダウンロード",
+    "reports.table.totals": "合計",
+    "reports.table.categories": "判定別のメッセージ数 (日別)",
+    "reports.table.actions": "アクション別のメッセージ数 (日別)",
+    "reports.table.directions": "方向別のメッセージ数 (日別)",
+    "reports.table.refused": "接続フィルターが拒否した接続 (日別)",
+    "reports.table.top_senders": "スパム・フィッシング・マルウェアの送信者 (上位)",
+    "reports.table.top_recipients": "スパム・フィッシング・マルウェアの受信者 (上位)",
+    "reports.table.top_sender_domains": "スパム・フィッシング・マルウェアの送信者ドメイン (上位)",
+    "reports.table.refused_ips": "拒否した IP アドレス (上位)",
+    **{f"reports.{key}": words for key, words in REPORT_LABELS["ja"].items()},
 }
 
 CATALOGUES: Mapping[str, Mapping[str, str]] = {"en": EN, "ja": JA}

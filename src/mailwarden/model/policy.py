@@ -303,6 +303,20 @@ class NotificationPolicy(_Strict):
     language: Literal["en", "ja"] = "en"
 
 
+class ReportFrequency(StrEnum):
+    DAILY = "daily"  # the previous UTC day, sent once it has ended
+    WEEKLY = "weekly"  # the previous Monday–Sunday (UTC), sent once the week has ended
+
+
+class ReportSchedule(_Strict):
+    """`reports`: the report e-mailed to `recipients` (none: no report mail) every day or week, in English
+    or Japanese: its summary as text, each table as a CSV attachment (docs/console.md)."""
+
+    recipients: tuple[EmailAddress, ...] = ()
+    every: ReportFrequency = ReportFrequency.WEEKLY
+    language: Literal["en", "ja"] = "en"
+
+
 class SenderLists(_Strict):
     """Allowed / blocked senders, domains and connecting IPs."""
 
@@ -382,6 +396,7 @@ class Policy(_Strict):
     quarantine_retention: QuarantineRetention = QuarantineRetention()
     quarantine_permissions: QuarantinePermissions = QuarantinePermissions()
     notifications: NotificationPolicy = NotificationPolicy()
+    reports: ReportSchedule = ReportSchedule()
     lists: SenderLists = SenderLists()
     scan_error_action: ScanErrorAction = ScanErrorAction.QUARANTINE
     # transport (mail flow) rules, docs/rules.md; custom sensitive information types, docs/dlp.md

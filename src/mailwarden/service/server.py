@@ -37,6 +37,7 @@ from mailwarden.service.hunt_jobs import RetroHuntJobs
 from mailwarden.service.outbound import OutboundGuard, OutboundHousekeeping
 from mailwarden.service.processor import Processor
 from mailwarden.service.quarantine_jobs import QuarantineJobs, queue_dispatcher
+from mailwarden.service.report_mail import ReportMailer
 from mailwarden.service.restricted import SenderGate
 from mailwarden.service.runtime import Runtime
 from mailwarden.service.sender_activity import SenderActivityLookup
@@ -67,6 +68,7 @@ class Server:
         self.processor: Processor | None = None
         self.agent: DeliveryAgent | None = None
         self.quarantine_jobs: QuarantineJobs | None = None
+        self.report_mailer: ReportMailer | None = None
         self.clawback = Clawback(rt)
         self._clawback_task: asyncio.Task[None] | None = None
         self._clawback_stop = asyncio.Event()
@@ -144,6 +146,8 @@ class Server:
         self.outbound.send_alert = send_alert
         self.quarantine_jobs = QuarantineJobs(self.rt, dispatcher)
         await self.quarantine_jobs.start()
+        self.report_mailer = ReportMailer(self.rt, dispatcher)
+        await self.report_mailer.start()
         self._clawback_task = asyncio.create_task(self.clawback.serve(self._clawback_stop), name="clawback")
         self.exporter = Exporter(self.rt.db, config.export)
         await self.exporter.start()
@@ -167,6 +171,8 @@ class Server:
         await self.verifiers.close()
         if self.quarantine_jobs is not None:
             await self.quarantine_jobs.stop()
+        if self.report_mailer is not None:
+            await self.report_mailer.stop()
         if self.exporter is not None:
             await self.exporter.stop()
         if self._clawback_task is not None:

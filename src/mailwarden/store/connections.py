@@ -13,7 +13,7 @@ from datetime import UTC, date, datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import case, select
+from sqlalchemy import ColumnElement, case, func, select
 from sqlalchemy.dialects import postgresql, sqlite
 
 from mailwarden.store.db import Database
@@ -84,3 +84,44 @@ class ConnectionStats:
                 ConnectionDay(r.day, r.ip, BlockReason(r.reason), r.count, r.first_seen, r.last_seen)
                 for r in session.scalars(query)
             ]
+
+    def refused_by_day(self, since: date, until: date, organisation: str | None = None) -> dict[tuple[date, str], int]:
+        """Refused connections per UTC day and reason, from `since` to `until` (inclusive), of one
+        organisation or all."""
+        row = ConnectionStatRow
+        query = (
+            select(row.day, row.reason, func.sum(row.count))
+            .where(*_range(since, until, organisation))
+            .group_by(row.day, row.reason)
+        )
+        with self.db.session() as session:
+            return {(_as_date(day), reason): int(total) for day, reason, total in session.execute(query)}
+
+    def top_refused_ips(
+        self, since: date, until: date, top: int, organisation: str | None = None
+    ) -> list[tuple[str, str, int]]:
+        """The `top` (IP, reason) pairs by refused connections over the days, most first."""
+        row = ConnectionStatRow
+        total = func.sum(row.count)
+        query = (
+            select(row.ip, row.reason, total)
+            .where(*_range(since, until, organisation))
+            .group_by(row.ip, row.reason)
+            .order_by(total.desc(), row.ip, row.reason)
+            .limit(top)
+        )
+        with self.db.session() as session:
+            return [(ip, reason, int(count)) for ip, reason, count in session.execute(query)]
+
+
+def _range(since: date, until: date, organisation: str | None) -> list[ColumnElement[bool]]:
+    row = ConnectionStatRow
+    where = [row.day >= since, row.day <= until]
+    if organisation is not None:
+        where.append(row.organisation == organisation)
+    return where
+
+
+def _as_date(value: Any) -> date:
+    """A day as the database returns it: a date, or its ISO text."""
+    return value if isinstance(value, date) else date.fromisoformat(str(value)[:10])

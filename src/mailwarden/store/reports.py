@@ -61,6 +61,26 @@ class Reports:
         with self.db.session() as session:
             return {(_as_date(key), category): count for key, category, count in session.execute(stmt)}
 
+    def by_day_of(self, window: Window, dimension: str) -> dict[tuple[date, str], int]:
+        """Messages per UTC day and value of `dimension`: `category`, `direction` or `action` (an action
+        only recorded, as in monitor mode, counts as `would_have:<action>`)."""
+        day = self._utc_day()
+        if dimension == "action":
+            stmt = (
+                select(day, MessageRow.action, MessageRow.applied, func.count())
+                .where(*window.filters())
+                .group_by(day, MessageRow.action, MessageRow.applied)
+            )
+            with self.db.session() as session:
+                return {
+                    (_as_date(key), action if applied else f"would_have:{action}"): count
+                    for key, action, applied, count in session.execute(stmt)
+                }
+        column = {"category": MessageRow.category, "direction": MessageRow.direction}[dimension]
+        stmt = select(day, column, func.count()).where(*window.filters()).group_by(day, column)
+        with self.db.session() as session:
+            return {(_as_date(key), str(value)): count for key, value, count in session.execute(stmt)}
+
     def by_mode(self, window: Window) -> dict[str, int]:
         """Messages per recorded mode (`monitor`, `enforce`; both present, 0 when none)."""
         stmt = select(MessageRow.mode, func.count()).where(*window.filters()).group_by(MessageRow.mode)
@@ -73,11 +93,21 @@ class Reports:
         with self.db.session() as session:
             return {bool(applied): count for applied, count in session.execute(stmt)}
 
-    def top_recipients(self, window: Window, top: int, *, direction: Direction | None = None) -> list[tuple[str, int]]:
-        """The `top` recipient addresses by messages (of one direction, when given), most first."""
+    def top_recipients(
+        self,
+        window: Window,
+        top: int,
+        *,
+        direction: Direction | None = None,
+        categories: Collection[Category] | None = None,
+    ) -> list[tuple[str, int]]:
+        """The `top` recipient addresses by messages (of one direction and of `categories`, when given),
+        most first."""
         where = window.filters()
         if direction is not None:
             where.append(MessageRow.direction == direction.value)
+        if categories is not None:
+            where.append(MessageRow.category.in_([c.value for c in categories]))
         stmt = (
             select(RecipientRow.address, func.count())
             .join(MessageRow, MessageRow.id == RecipientRow.message_id)
@@ -100,6 +130,18 @@ class Reports:
         )
         with self.db.session() as session:
             return [(sender or "<>", count) for sender, count in session.execute(stmt)]
+
+    def top_sender_domains(self, window: Window, categories: Collection[Category], top: int) -> list[tuple[str, int]]:
+        """The `top` sender domains of messages in `categories`, most first; the null sender shown as `<>`."""
+        stmt = (
+            select(MessageRow.sender_domain, func.count())
+            .where(*window.filters(), MessageRow.category.in_([c.value for c in categories]))
+            .group_by(MessageRow.sender_domain)
+            .order_by(func.count().desc(), MessageRow.sender_domain)
+            .limit(top)
+        )
+        with self.db.session() as session:
+            return [(domain or "<>", count) for domain, count in session.execute(stmt)]
 
     def provider_matrix(self, window: Window) -> dict[tuple[str, str], int]:
         """Journal copies that carry the mail provider's verdict, per (provider's category, mailwarden's

@@ -71,3 +71,22 @@ def test_concurrent_counting_loses_nothing(db: Database) -> None:
 def test_naive_times_are_refused(db: Database) -> None:
     with pytest.raises(ValueError, match="naive"):
         ConnectionStats(db).count_blocked("acme", "198.51.100.7", BLOCK, datetime(2026, 3, 1, 12, 0))
+
+
+def test_refused_connections_over_a_period_by_day_reason_and_top_ips(db: Database) -> None:
+    stats = ConnectionStats(db)
+    stats.count_blocked("acme", "198.51.100.7", BLOCK, T0, count=4)
+    stats.count_blocked("acme", "198.51.100.7", BLOCK, T0 + timedelta(hours=1), count=2)  # 2 March
+    stats.count_blocked("acme", "2001:db8::1", BLOCK, T0, count=5)
+    stats.count_blocked("globex", "203.0.113.9", BLOCK, T0, count=7)
+    stats.count_blocked("acme", "192.0.2.1", BLOCK, T0 + timedelta(days=5))  # outside the period
+    first, last = date(2026, 3, 1), date(2026, 3, 2)
+
+    assert stats.refused_by_day(first, last, "acme") == {(first, "ip_block_list"): 9, (last, "ip_block_list"): 2}
+    assert stats.refused_by_day(first, last) == {(first, "ip_block_list"): 16, (last, "ip_block_list"): 2}
+    assert stats.top_refused_ips(first, last, 2, "acme") == [
+        ("198.51.100.7", "ip_block_list", 6),
+        ("2001:db8::1", "ip_block_list", 5),
+    ]
+    assert stats.top_refused_ips(first, last, 1) == [("203.0.113.9", "ip_block_list", 7)]
+    assert stats.refused_by_day(date(2026, 1, 1), date(2026, 1, 2)) == {}

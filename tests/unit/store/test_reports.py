@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import replace
 from datetime import date, timedelta
 
-from mailwarden.model import Category, Direction
+from mailwarden.model import Action, Category, Direction, Mode
 from mailwarden.store import History
 from mailwarden.store.reports import SPAM_CATEGORIES, Reports, day_window
 
@@ -59,3 +59,34 @@ def check_reports(history: History) -> None:
 def test_report_queries_on_sqlite(history: History, make_record: MakeRecord) -> None:
     seed(history, make_record)
     check_reports(history)
+
+
+def test_period_aggregates_by_action_direction_and_threat_senders(history: History, make_record: MakeRecord) -> None:
+    def add(minutes: float, category: Category, **kw: object) -> None:
+        history.record(make_record(minutes=minutes, category=category, **kw))
+
+    add(0, Category.SPAM, sender="a@spam.example", action=Action.JUNK)
+    add(1, Category.PHISH, sender="b@spam.example", action=Action.QUARANTINE, mode=Mode.MONITOR)
+    add(2, Category.MALWARE, sender="c@bad.example", action=Action.QUARANTINE, recipients=("carol@corp.example",))
+    add(3, Category.CLEAN, sender="d@fine.example", direction=Direction.OUTBOUND)
+    add(24 * 60, Category.SPAM, sender="e@spam.example", action=Action.JUNK)  # the next day
+    reports = Reports(history.db)
+    today, tomorrow = T0.date(), T0.date() + timedelta(days=1)
+    window = day_window(today, tomorrow)
+    threats = (*SPAM_CATEGORIES, Category.MALWARE)
+
+    assert reports.by_day_of(window, "action") == {
+        (today, "junk"): 1,
+        (today, "would_have:quarantine"): 1,  # recorded in monitor mode, not applied
+        (today, "quarantine"): 1,
+        (today, "deliver"): 1,
+        (tomorrow, "junk"): 1,
+    }
+    assert reports.by_day_of(window, "direction") == {
+        (today, "inbound"): 3,
+        (today, "outbound"): 1,
+        (tomorrow, "inbound"): 1,
+    }
+    assert reports.top_sender_domains(window, threats, 5) == [("spam.example", 3), ("bad.example", 1)]
+    assert reports.top_recipients(window, 5, categories=threats) == [("bob@corp.example", 3), ("carol@corp.example", 1)]
+    assert reports.top_sender_domains(day_window(tomorrow), threats, 5) == [("spam.example", 1)]

@@ -7,12 +7,15 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Annotated
 
 from fastapi import APIRouter, Query
+from fastapi.responses import Response
 from pydantic import BaseModel, Field
 
 from mailwarden.api.deps import Rt, Staff, check_organisation
 from mailwarden.api.errors import ApiError
 from mailwarden.api.routes.messages import MessageOut, message_out
 from mailwarden.model import Category
+from mailwarden.model.accounts import Principal
+from mailwarden.service.period_report import ReportTable, build_report, labels_for, period, plain_labels, to_csv
 from mailwarden.service.provider_report import provider_report
 from mailwarden.store.reports import SPAM_CATEGORIES, Reports, day_window
 
@@ -76,6 +79,102 @@ def report(
         dlp_hits=[DayTotal(day=d, count=n) for d, n in sorted(reports.dlp_messages_by_day(window).items())],
         modes=reports.by_mode(window),
     )
+
+
+class TableOut(BaseModel):
+    columns: list[str] = Field(description="Column keys: `day`, `total`, then categories, actions, …")
+    rows: list[list[str | int]]
+
+
+class PeriodReportOut(BaseModel):
+    start: date
+    end: date
+    organisation: str | None
+    messages: int
+    refused_connections: int = Field(description="Connections refused by the connection filter (no message kept)")
+    tables: dict[str, TableOut] = Field(
+        description="totals; per UTC day: categories, actions (`would_have:<action>` in monitor mode), "
+        "directions, refused (by reason); top_senders, top_recipients, top_sender_domains (of spam, phish "
+        "and malware); refused_ips"
+    )
+
+
+Days = Annotated[int | None, Query(ge=1, le=MAX_DAYS, description="The last N UTC days (ending `end`)")]
+Start = Annotated[date | None, Query(description="First UTC day")]
+End = Annotated[date | None, Query(description="Last UTC day (default today)")]
+Org = Annotated[str | None, Query(max_length=100)]
+Top = Annotated[int, Query(ge=1, le=100)]
+
+
+@router.get(
+    "/reports/period",
+    summary="The report over a chosen period: totals and per-day tables, refused connections",
+)
+def period_report(
+    principal: Staff,
+    rt: Rt,
+    start: Start = None,
+    end: End = None,
+    days: Days = None,
+    organisation: Org = None,
+    top: Top = 10,
+) -> PeriodReportOut:
+    first, last = _period(start, end, days)
+    report = build_report(rt.db, first, last, organisation=_scope(principal, organisation), top=top)
+    return PeriodReportOut(
+        start=report.start,
+        end=report.end,
+        organisation=report.organisation,
+        messages=report.messages,
+        refused_connections=report.refused,
+        tables={name: TableOut(columns=t.columns, rows=t.rows) for name, t in report.tables.items()},
+    )
+
+
+@router.get(
+    "/reports/period/{table}.csv",
+    summary="One table of the period report as CSV (UTF-8 with BOM; formulas defused)",
+    response_class=Response,
+    responses={200: {"content": {"text/csv": {}}}},
+)
+def period_report_csv(
+    principal: Staff,
+    rt: Rt,
+    table: ReportTable,
+    start: Start = None,
+    end: End = None,
+    days: Days = None,
+    organisation: Org = None,
+    top: Top = 10,
+    lang: Annotated[str | None, Query(pattern="^(en|ja)$", description="Headings in words (default: keys)")] = None,
+) -> Response:
+    first, last = _period(start, end, days)
+    report = build_report(rt.db, first, last, organisation=_scope(principal, organisation), top=top)
+    labels = labels_for(lang) if lang else plain_labels
+    name = f"report-{report.organisation or 'all'}-{first}-{last}-{table.value}.csv"
+    return Response(
+        to_csv(report.tables[table], labels),
+        media_type="text/csv; charset=utf-8",
+        headers={"Content-Disposition": f'attachment; filename="{name}"'},
+    )
+
+
+def _scope(principal: Principal, organisation: str | None) -> str | None:
+    if principal.organisation is not None:
+        if organisation is not None:
+            check_organisation(principal, organisation)
+        return principal.organisation
+    return organisation
+
+
+def _period(start: date | None, end: date | None, days: int | None) -> tuple[date, date]:
+    if start is not None and days is not None:
+        raise ApiError(422, "invalid", "days: give either start or days", field="days")
+    try:
+        return period(start, end, days, datetime.now(UTC).date())
+    except ValueError as exc:
+        name = str(exc).split(":", 1)[0]
+        raise ApiError(422, "invalid", str(exc), field=name) from None
 
 
 class ProviderReportOut(BaseModel):
