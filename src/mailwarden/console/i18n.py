@@ -445,7 +445,7 @@ EN: dict[str, str] = {
     "reports.bad_period": "The period needs valid dates, the first not after the last, at most {days} days; "
     "showing the last 14 days.",
     "reports.bad_period_short": "The period is not valid.",
-    "reports.headline": "{start} – {end} (UTC): {messages} messages, {refused} connections refused",
+    "reports.headline": "{start} – {end} (UTC) · messages: {messages} · connections refused: {refused}",
     "reports.refused_note": "Refused connections leave no message in the trace: these counts are all that is kept.",
     "reports.none": "Nothing in this period.",
     "reports.csv": "Download CSV",
@@ -894,7 +894,7 @@ JA: dict[str, str] = {
     "reports.bad_period": "期間には正しい日付を指定してください (開始は終了以前、最長 {days} 日)。"
     "直近 14 日を表示しています。",
     "reports.bad_period_short": "期間が正しくありません。",
-    "reports.headline": "{start} – {end} (UTC): メッセージ {messages} 件、拒否した接続 {refused} 件",
+    "reports.headline": "{start} – {end} (UTC) · メッセージ: {messages} 件 · 拒否した接続: {refused} 件",
     "reports.refused_note": "拒否した接続はメッセージ追跡に残りません。記録されるのはこの件数のみです。",
     "reports.none": "この期間には何もありません。",
     "reports.csv": "CSV をダウンロード",
