@@ -32,7 +32,7 @@ def test_the_report_shows_the_period_totals_and_refused_connections(world: World
 
     assert f"{day} – {day} (UTC) · messages: 4 · connections refused: 3" in html
     assert 'id="report-refused_ips"' in html and "198.51.100.7" in html and "IP block list" in html
-    assert "<th>quarantine</th>" in html and "<th>high-confidence phish</th>" not in html
+    assert ">quarantine</th>" in html and ">high-confidence phish</th>" not in html
     assert f'href="/reports/top_senders.csv?start={day}&amp;end={day}&amp;org=corp"' in html
     assert 'href="/reports"' in client.get("/").text  # in the navigation
 
