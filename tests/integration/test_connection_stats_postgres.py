@@ -10,7 +10,11 @@ from sqlalchemy import text
 from mailwarden.store import Database
 from mailwarden.store.connections import ConnectionStats
 from tests.integration.conftest import database_beside
-from tests.unit.store.test_connections import check_concurrent_counting, check_counting
+from tests.unit.store.test_connections import (
+    check_concurrent_counting,
+    check_counting,
+    check_refused_over_a_period,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -40,3 +44,7 @@ def test_counting_per_day_ip_and_organisation(stats: ConnectionStats) -> None:
 
 def test_concurrent_counting_loses_nothing(stats: ConnectionStats) -> None:
     check_concurrent_counting(stats, threads=16, each=50)
+
+
+def test_refused_connections_over_a_period(stats: ConnectionStats) -> None:
+    check_refused_over_a_period(stats)

@@ -16,7 +16,7 @@ from mailwarden.store import Database, History, HistoryQuery, PolicyStore
 from mailwarden.store.db import head_revision
 from tests.unit.store.records import T0, build_record
 from tests.unit.store.search_cases import CASES, DATASET, names
-from tests.unit.store.test_reports import check_reports
+from tests.unit.store.test_reports import check_period_aggregates, check_reports
 from tests.unit.store.test_reports import seed as seed_reports
 
 pytestmark = pytest.mark.integration
@@ -168,6 +168,10 @@ def test_report_queries_as_on_sqlite(empty_pg: Database) -> None:
     history = History(empty_pg)
     seed_reports(history, build_record)
     check_reports(history)
+
+
+def test_period_report_queries_as_on_sqlite(empty_pg: Database) -> None:
+    check_period_aggregates(History(empty_pg), build_record)
 
 
 def test_provider_verdicts_are_kept_searched_and_counted_as_on_sqlite(empty_pg: Database) -> None:

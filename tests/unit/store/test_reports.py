@@ -62,6 +62,12 @@ def test_report_queries_on_sqlite(history: History, make_record: MakeRecord) -> 
 
 
 def test_period_aggregates_by_action_direction_and_threat_senders(history: History, make_record: MakeRecord) -> None:
+    check_period_aggregates(history, make_record)
+
+
+def check_period_aggregates(history: History, make_record: MakeRecord) -> None:
+    """Per-day counts by action and direction, threat senders' domains and recipients (PostgreSQL too)."""
+
     def add(minutes: float, category: Category, **kw: object) -> None:
         history.record(make_record(minutes=minutes, category=category, **kw))
 
