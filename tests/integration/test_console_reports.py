@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import csv
 import io
-import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -25,7 +24,7 @@ from mailwarden.service.accounts import Accounts
 from mailwarden.store.connections import BlockReason, ConnectionStats
 from tests.dnsserver import DnsServer
 from tests.integration.harness import Mailwarden, free_port, wait_for_port
-from tests.integration.test_console import CHROMIUM, PASSWORD, _sync_playwright
+from tests.integration.test_console import PASSWORD, _sync_playwright, chromium
 from tests.unit.store.records import build_record
 
 pytestmark = pytest.mark.integration
@@ -43,7 +42,7 @@ class Site:
 
 @pytest.fixture(scope="module")
 def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
-    sync_playwright = _sync_playwright()
+    _sync_playwright()  # skips (or fails with CI=true) before any server starts
     root = tmp_path_factory.mktemp("reports")
     dns = DnsServer().start()
     api_port = free_port()
@@ -87,18 +86,11 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
     finally:
         rt.close()
     mw.start()
-    playwright = None
     try:
         wait_for_port(api_port)
-        playwright = sync_playwright().start()
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=["--no-sandbox"])
-        screenshots = Path(os.environ.get("SCREENSHOTS_DIR") or root / "screenshots")
-        screenshots.mkdir(parents=True, exist_ok=True)
-        yield Site(url, browser, screenshots, now.date().isoformat())
-        browser.close()
+        with chromium(root) as (browser, screenshots):
+            yield Site(url, browser, screenshots, now.date().isoformat())
     finally:
-        if playwright is not None:
-            playwright.stop()
         if mw.process is not None:
             mw.stop()
         dns.stop()

@@ -5,7 +5,6 @@ from __future__ import annotations
 import csv
 import io
 from datetime import date, timedelta
-from pathlib import Path
 
 import pytest
 
@@ -21,13 +20,6 @@ from mailwarden.service.period_report import (
 from mailwarden.store import Database, History
 from mailwarden.store.connections import BlockReason, ConnectionStats
 from tests.unit.store.records import T0, build_record
-
-
-@pytest.fixture
-def db(tmp_path: Path) -> Database:
-    database = Database(f"sqlite:///{tmp_path / 'mailwarden.sqlite3'}")
-    database.migrate()
-    return database
 
 
 def read_csv(data: bytes) -> list[list[str]]:
