@@ -117,8 +117,9 @@ class ReportPages:
             report=report,
             tables=tables,
             chart=chart,
-            start=query["start"],
-            end=query["end"],
+            # "the last N days" leaves the dates empty, so the form shows which choice is in force
+            start="" if days else query["start"],
+            end="" if days else query["end"],
             days=days,
             organisation=organisation,
             organisations=self._organisations(view),

@@ -69,10 +69,6 @@ class PeriodReport:
     refused: int
     tables: dict[str, Table]
 
-    @property
-    def days(self) -> int:
-        return (self.end - self.start).days + 1
-
 
 def period(start: date | None, end: date | None, days: int | None, today: date) -> tuple[date, date]:
     """The chosen UTC days: `start`–`end`, or the last `days` ending `end` (default today); the last 14
@@ -97,35 +93,38 @@ def build_report(
     window = day_window(start, end, organisation)
     day_list = [start + timedelta(days=i) for i in range((end - start).days + 1)]
     tables: dict[str, Table] = {}
-    totals = Table("totals", ["group", "item", "count"])
+    sums: list[list[Cell]] = []  # the totals table's rows after its headline
+    messages = 0
     for dimension, name in (("category", "categories"), ("action", "actions"), ("direction", "directions")):
         counts = reports.by_day_of(window, dimension)
-        table = tables[name] = _daily(name, day_list, counts)
-        for item in table.columns[2:]:
-            totals.rows.append([dimension, item, sum(n for (_, value), n in counts.items() if value == item)])
-    messages = sum(row[1] for row in tables["categories"].rows if isinstance(row[1], int))
+        tables[name] = _daily(name, day_list, counts)
+        sums += _sums(dimension, counts)
+        if dimension == "category":
+            messages = sum(counts.values())
     refused_counts = connections.refused_by_day(start, end, organisation)
-    refused = _daily("refused", day_list, refused_counts)
-    tables["refused"] = refused
-    for reason in refused.columns[2:]:
-        totals.rows.append(["refused", reason, sum(n for (_, r), n in refused_counts.items() if r == reason)])
-    refused_total = sum(refused_counts.values())
-    totals.rows[:0] = [["messages", "messages", messages], ["refused", "connections", refused_total]]
-    tables = {"totals": totals, **tables}
-    senders = reports.top_senders(window, THREATS, top)
-    tables["top_senders"] = Table("top_senders", ["sender", "messages"], _rows(senders))
-    tables["top_recipients"] = Table(
-        "top_recipients", ["recipient", "messages"], _rows(reports.top_recipients(window, top, categories=THREATS))
+    tables["refused"] = _daily("refused", day_list, refused_counts)
+    sums += _sums("refused", refused_counts)
+    refused = sum(refused_counts.values())
+    headline: list[list[Cell]] = [["messages", "messages", messages], ["refused", "connections", refused]]
+    tables["totals"] = Table("totals", ["group", "item", "count"], headline + sums)
+    tables["top_senders"] = Table(
+        "top_senders", ["sender", "messages"], _rows(reports.top_senders(window, THREATS, top))
     )
-    tables["top_sender_domains"] = Table(
-        "top_sender_domains", ["domain", "messages"], _rows(reports.top_sender_domains(window, THREATS, top))
-    )
-    tables["refused_ips"] = Table(
-        "refused_ips",
-        ["ip", "reason", "connections"],
-        [[ip, reason, n] for ip, reason, n in connections.top_refused_ips(start, end, top, organisation)],
-    )
-    return PeriodReport(start, end, organisation, messages, refused_total, {name: tables[name] for name in TABLES})
+    recipients = reports.top_recipients(window, top, categories=THREATS)
+    tables["top_recipients"] = Table("top_recipients", ["recipient", "messages"], _rows(recipients))
+    domains = reports.top_sender_domains(window, THREATS, top)
+    tables["top_sender_domains"] = Table("top_sender_domains", ["domain", "messages"], _rows(domains))
+    ips = connections.top_refused_ips(start, end, top, organisation)
+    tables["refused_ips"] = Table("refused_ips", ["ip", "reason", "connections"], [[ip, r, n] for ip, r, n in ips])
+    return PeriodReport(start, end, organisation, messages, refused, {name: tables[name] for name in TABLES})
+
+
+def _sums(group: str, counts: dict[tuple[date, str], int]) -> list[list[Cell]]:
+    """The period's sum per value of one per-day count, as totals rows (group, value, count)."""
+    per_value: dict[str, int] = {}
+    for (_, value), n in counts.items():
+        per_value[value] = per_value.get(value, 0) + n
+    return [[group, value, per_value[value]] for value in sorted(per_value, key=_order)]
 
 
 def _daily(name: str, day_list: Sequence[date], counts: dict[tuple[date, str], int]) -> Table:

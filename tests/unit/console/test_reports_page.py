@@ -36,8 +36,10 @@ def test_the_report_shows_the_period_totals_and_refused_connections(world: World
     assert f'href="/reports/top_senders.csv?start={day}&amp;end={day}&amp;org=corp"' in html
     assert 'href="/reports"' in client.get("/").text  # in the navigation
 
-    last_week = client.get("/reports?days=7").text
-    assert "messages: 5 ·" in last_week  # every organisation
+    last_week = client.get("/reports?days=7&start=2020-01-01").text
+    assert "messages: 5 ·" in last_week  # every organisation; the last N days win over a date left in the form
+    assert 'name="days" type="number" min="1" max="366" value="7"' in last_week
+    assert 'name="start" type="date" value=""' in last_week
 
     bad = client.get("/reports?start=2026-02-01&end=2026-01-01").text
     assert "The period needs valid dates" in bad
