@@ -339,6 +339,18 @@ class DeliveryQueue:
                 return None
         return self._read(job_id)
 
+    def retry_at(self, job_id: str, at: datetime) -> DeliveryJob | None:
+        """Move a queued job's next attempt to `at` (an administrator's "retry now"); its attempts and last
+        reply stay. None when the job is not (or no longer) queued. The caller makes sure no attempt runs."""
+        job = self.get(job_id)
+        if job is None:
+            return None
+        updated = replace(job, next_attempt_at=at)
+        self._write(updated)
+        with self._lock:
+            self._index[job.id] = at
+        return updated
+
     def reschedule(self, job: DeliveryJob, reply: str, next_attempt_at: datetime) -> DeliveryJob:
         """Record a failed attempt of `job` (as given, so with its remaining recipients) and when to try again."""
         updated = replace(job, attempts=job.attempts + 1, last_reply=reply, next_attempt_at=next_attempt_at)
@@ -430,7 +442,7 @@ class DeliveryQueue:
             self._finishing.discard(job_id)
 
     def remove(self, job_id: str) -> None:
-        """Forget a finished job; removing one that is already gone is not an error."""
+        """Drop a job (finished, or deleted by an administrator); removing one already gone is not an error."""
         with self._lock:
             self._index.pop(job_id, None)
         try:
@@ -487,3 +499,58 @@ class DeliveryQueue:
 
     def _sync_directory(self) -> None:
         fsync_directory(self.directory)
+
+
+@dataclass(frozen=True, slots=True)
+class QueuedJob:
+    """What an operations view shows of a queued job: its header, without the message."""
+
+    id: str
+    message_id: str
+    kind: JobKind
+    mail_from: str
+    recipients: tuple[str, ...]
+    route: Route
+    created_at: datetime
+    next_attempt_at: datetime
+    expires_at: datetime
+    attempts: int
+    last_reply: str
+    size: int
+
+
+def list_queued(directory: Path, *, limit: int = 1000) -> tuple[list[QueuedJob], int]:
+    """The queued jobs of a queue directory, next attempt first (at most `limit`), and how many there are.
+
+    Read-only and safe beside the process that owns the directory: only each file's header line is
+    read, and a file that is unreadable or changes under the reader is skipped, never moved."""
+    jobs: list[QueuedJob] = []
+    try:
+        names = [name for name in os.listdir(directory) if _JOB_NAME.match(name)]
+    except OSError:
+        return [], 0
+    for name in names:
+        try:
+            with (Path(directory) / name).open("rb") as fh:
+                meta = _decode_meta(fh.readline(MAX_HEADER_LINE))
+            route = meta["route"]
+            jobs.append(
+                QueuedJob(
+                    id=str(meta["id"]),
+                    message_id=str(meta["message_id"]),
+                    kind=JobKind(meta["kind"]),
+                    mail_from=str(meta["mail_from"]),
+                    recipients=tuple(str(r) for r in meta["recipients"]),
+                    route=Route(str(route["host"]), int(route["port"]), bool(route["require_tls"]), str(route["pool"])),
+                    created_at=_aware(meta["created_at"]),
+                    next_attempt_at=_aware(meta["next_attempt_at"]),
+                    expires_at=_aware(meta["expires_at"]),
+                    attempts=int(meta["attempts"]),
+                    last_reply=str(meta["last_reply"]),
+                    size=int(meta["size"]),
+                )
+            )
+        except (CorruptJobError, OSError, KeyError, TypeError, ValueError):
+            continue  # delivered and gone while listing, or damaged: the owner moves it aside
+    jobs.sort(key=lambda job: (job.next_attempt_at, job.id))
+    return jobs[:limit], len(jobs)
