@@ -11,6 +11,7 @@ from mailwarden.deliver.queue import (
     Route,
     list_queued,
     parse_next_hop,
+    read_queued,
 )
 from mailwarden.deliver.relay import DeliveryResult, MxLookupError, Outcome, RecipientResult, Relay, resolve_mx
 
@@ -34,5 +35,6 @@ __all__ = [
     "build_dsn",
     "list_queued",
     "parse_next_hop",
+    "read_queued",
     "resolve_mx",
 ]

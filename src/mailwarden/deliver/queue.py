@@ -456,6 +456,11 @@ class DeliveryQueue:
         with self._lock:
             return len(self._index) + len(self._finishing)
 
+    def schedule(self) -> list[tuple[datetime, str]]:
+        """Every queued job's next attempt and id, earliest first (the in-memory index: no disk read)."""
+        with self._lock:
+            return sorted((at, job_id) for job_id, at in self._index.items())
+
     def next_due_at(self, exclude: Collection[str] = ()) -> datetime | None:
         """When the earliest job not in `exclude` is due, or None when there is none."""
         with self._lock:
@@ -524,14 +529,24 @@ def list_queued(directory: Path, *, limit: int = 1000) -> tuple[list[QueuedJob],
 
     Read-only and safe beside the process that owns the directory: only each file's header line is
     read, and a file that is unreadable or changes under the reader is skipped, never moved."""
-    jobs: list[QueuedJob] = []
     try:
         names = [name for name in os.listdir(directory) if _JOB_NAME.match(name)]
     except OSError:
         return [], 0
-    for name in names:
+    jobs = read_queued(directory, [name.removesuffix(JOB_SUFFIX) for name in names])
+    jobs.sort(key=lambda job: (job.next_attempt_at, job.id))
+    return jobs[:limit], len(jobs)
+
+
+def read_queued(directory: Path, job_ids: Collection[str]) -> list[QueuedJob]:
+    """The headers of these queued jobs, in the order given; ids that are not job ids, not queued (any
+    more) or unreadable are left out. Read-only, like `list_queued`."""
+    jobs: list[QueuedJob] = []
+    for job_id in job_ids:
+        if not _JOB_NAME.match(f"{job_id}{JOB_SUFFIX}"):
+            continue
         try:
-            with (Path(directory) / name).open("rb") as fh:
+            with (Path(directory) / f"{job_id}{JOB_SUFFIX}").open("rb") as fh:
                 meta = _decode_meta(fh.readline(MAX_HEADER_LINE))
             route = meta["route"]
             jobs.append(
@@ -551,6 +566,5 @@ def list_queued(directory: Path, *, limit: int = 1000) -> tuple[list[QueuedJob],
                 )
             )
         except (CorruptJobError, OSError, KeyError, TypeError, ValueError):
-            continue  # delivered and gone while listing, or damaged: the owner moves it aside
-    jobs.sort(key=lambda job: (job.next_attempt_at, job.id))
-    return jobs[:limit], len(jobs)
+            continue  # delivered and gone while reading, or damaged: the owner moves it aside
+    return jobs

@@ -16,7 +16,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from mailwarden.deliver import DeliveryAgent, DeliveryJob, JobInFlightError, QueuedJob, list_queued
+from mailwarden.deliver import DeliveryAgent, DeliveryJob, JobInFlightError, QueuedJob, list_queued, read_queued
 from mailwarden.errors import MailwardenError, NotFoundError
 from mailwarden.ids import id_time
 from mailwarden.ingest.spool import waiting_ids
@@ -100,13 +100,21 @@ class Operations:
         """What is waiting and what was given up. A principal bound to `organisation` sees only the jobs
         of its messages (the spool, not yet scanned, belongs to no organisation yet: only its count)."""
         waiting = waiting_ids(self.spool_dir)
-        jobs, _ = list_queued(self.queue_dir, limit=10**9)
+        if self.agent is not None and organisation is None:
+            # the agent's index orders the queue without reading it: only the listed jobs' headers are read,
+            # so the page stays quick when an outage has queued a great many
+            schedule = self.agent.queue.schedule()
+            jobs, total = read_queued(self.queue_dir, [job_id for _, job_id in schedule[:LISTED_JOBS]]), len(schedule)
+        else:
+            jobs, total = list_queued(self.queue_dir, limit=10**9)
         owners = organisations_of(self.db, {job.message_id for job in jobs})
         visible = [
             QueueEntry(job, self.agent is not None and self.agent.is_in_flight(job.id), owners.get(job.message_id))
             for job in jobs
             if organisation is None or owners.get(job.message_id) == organisation
         ]
+        if organisation is not None:
+            total = len(visible)
         now = self.clock()
         since = now - timedelta(days=days)
         failed = given_up(self.db, since=since, received_since=since - self.queue_lifetime, organisation=organisation)
@@ -114,7 +122,7 @@ class Operations:
             spool_waiting=len(waiting),
             spool_oldest_at=id_time(waiting[0]) if waiting else None,
             jobs=visible[:LISTED_JOBS],
-            jobs_total=len(visible),
+            jobs_total=total,
             given_up=failed,
             given_up_since=since,
             live=self.live,
@@ -143,15 +151,12 @@ class Operations:
         return entry.job
 
     def _entry(self, job_id: str, organisation: str | None) -> QueueEntry:
-        wanted = job_id.strip().upper()
-        jobs, _ = list_queued(self.queue_dir, limit=10**9)
-        for job in jobs:
-            if job.id == wanted:
-                owner = organisations_of(self.db, [job.message_id]).get(job.message_id)
-                if organisation is not None and owner != organisation:
-                    break  # another organisation's job: as if it were not there
-                in_flight = self.agent is not None and self.agent.is_in_flight(job.id)
-                return QueueEntry(job, in_flight, owner)
+        found = read_queued(self.queue_dir, [job_id.strip().upper()])
+        if found:
+            job = found[0]
+            owner = organisations_of(self.db, [job.message_id]).get(job.message_id)
+            if organisation is None or owner == organisation:  # another organisation's job: as if not there
+                return QueueEntry(job, self.agent is not None and self.agent.is_in_flight(job.id), owner)
         raise NotFoundError(f"no queued job {job_id}")
 
     def _agent(self) -> DeliveryAgent:

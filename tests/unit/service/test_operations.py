@@ -131,3 +131,20 @@ def test_given_up_deliveries_are_listed_newest_first_expired_told_apart(live: Li
         ("Refused one", False, "550 5.1.1 no such user"),
     ]
     assert len(live.ops.view().given_up) == 3  # an unbound administrator sees every organisation's
+
+
+def test_a_long_queue_lists_the_earliest_jobs_and_says_how_many_there_are(
+    live: Live, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("mailwarden.service.operations.LISTED_JOBS", 2)
+    jobs = [live.job(due_in=timedelta(hours=hours)) for hours in (3, 1, 2)]
+    view = live.ops.view()
+    assert [e.job.id for e in view.jobs] == [jobs[1].id, jobs[2].id] and view.jobs_total == 3
+
+
+def test_a_job_id_that_is_not_one_is_not_found(live: Live) -> None:
+    live.job()
+    for job_id in ("../queue/x", "", "01TESTMESSAGE0000000000000/../x"):
+        with pytest.raises(NotFoundError):
+            live.ops.delete(job_id, actor="admin")
+    assert len(live.ops.view().jobs) == 1
