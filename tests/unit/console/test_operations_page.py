@@ -12,13 +12,14 @@ from fastapi.testclient import TestClient
 
 from mailwarden.console import web_app
 from mailwarden.console.timezones import when, zone_of
+from mailwarden.deliver import DeliveryJob, DeliveryQueue, Route
 from mailwarden.model.trace import EventRecord, EventType
 from mailwarden.store.audit import AuditLog
-from tests.unit.console.test_console import csrf_of
+from tests.unit.console.test_console import Setup, csrf_of, setup, sign_in
 from tests.unit.service.ops_world import PASSWORD, Live, live
 from tests.unit.store.records import build_record
 
-__all__ = ["live"]  # the fixture, used by name
+__all__ = ["live", "setup"]  # the fixtures, used by name
 
 
 def _client(live: Live, user: str, *, language: str = "en", tz: str | None = None) -> TestClient:
@@ -111,3 +112,16 @@ def test_the_time_zone_page_saves_the_choice(live: Live) -> None:
     assert "Times: Asia/Tokyo" in saved.text
     ignored = client.post("/timezone", data={"csrf_token": csrf_of(saved.text), "timezone": "Mars/Base"})
     assert "Times: Asia/Tokyo" in ignored.text  # an unknown zone changes nothing
+
+
+def test_a_console_without_the_delivering_process_shows_the_queue_without_buttons(setup: Setup) -> None:
+    queue = DeliveryQueue(setup.rt.config.paths.queue_dir)
+    job = DeliveryJob.create(message_id="01TESTMESSAGE0000000000000", mail_from="", recipients=["x@corp.example"],
+                             route=Route(), message=b"x", lifetime=timedelta(days=1))  # fmt: skip
+    queue.enqueue(job)
+    client = sign_in(setup.client(), "admin")
+    page = client.get("/operations")
+    assert page.status_code == 200 and job.id in page.text and "x@corp.example" in page.text
+    assert "retry and delete are not available here" in page.text and "Retry now" not in page.text
+    answer = client.post(f"/operations/queue/{job.id}/retry", data={"csrf_token": csrf_of(page.text)})
+    assert answer.status_code == 503 and queue.get(job.id) is not None
