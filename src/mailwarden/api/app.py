@@ -22,6 +22,7 @@ from mailwarden.api.routes import (
     events,
     hunts,
     messages,
+    operations,
     organisations,
     reports,
     senders,
@@ -73,6 +74,7 @@ def create_app(rt: Runtime, *, accounts: Accounts | None = None, quarantine: Qua
         hunts,
         events,
         senders,
+        operations,
         users,
         audit,
     ):

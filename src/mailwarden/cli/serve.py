@@ -33,4 +33,5 @@ def serve(
         if app is not None:
             app.state.clawback = server.clawback  # a job made over the API wakes the server's clawback loop
             app.state.readiness = server.readiness  # /readyz: spool open, listeners listening
+            app.state.operations = server.operations  # the operations views retry and delete through its agent
         asyncio.run(server.run())

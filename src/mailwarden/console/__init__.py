@@ -16,8 +16,10 @@ from mailwarden.api.app import create_app
 from mailwarden.console.clawback import ClawbackPages
 from mailwarden.console.enforcing import EnforcingPages
 from mailwarden.console.hunts import HuntPages
+from mailwarden.console.operations import OperationsPages
 from mailwarden.console.pages import Pages
 from mailwarden.console.policy_form import PolicyFormPages
+from mailwarden.console.preferences import PreferencePages
 from mailwarden.console.provider import ProviderPages
 from mailwarden.console.quarantine import QuarantinePages
 from mailwarden.console.reports import ReportPages
@@ -67,6 +69,8 @@ def _router(c: Console) -> APIRouter:
         EnforcingPages(c),
         ProviderPages(c),
         ReportPages(c),
+        OperationsPages(c),
+        PreferencePages(c),
     ):
         r.add_api_route(path, _endpoint(c, handler, roles), methods=list(methods))
     return r
@@ -82,6 +86,8 @@ def _pages(
     e: EnforcingPages,
     pv: ProviderPages,
     rp: ReportPages,
+    ops: OperationsPages,
+    pref: PreferencePages,
 ) -> list[tuple[tuple[str, ...], str, Handler, Roles]]:
     """Every page: its methods, path, handler and who may open it, in the order they are routed."""
     get, post, both = ("GET",), ("POST",), ("GET", "POST")
@@ -90,6 +96,8 @@ def _pages(
         (post, "/login", p.login, None),
         (post, "/logout", p.logout, None),
         (post, "/language", p.language, None),
+        (get, "/timezone", pref.time_zone, None),
+        (post, "/timezone", pref.set_time_zone, None),
         (get, "/", p.dashboard, STAFF),
         (get, "/trace", p.trace, STAFF),
         (get, "/trace/{message_id}", p.message, STAFF),
@@ -127,6 +135,10 @@ def _pages(
         (post, "/tokens", p.create_token, ADMINS),
         (post, "/tokens/revoke", p.revoke_token, ADMINS),
         (get, "/audit", p.audit, STAFF),
+        # operations: the spool and the delivery queue; admins retry and delete (docs/console.md)
+        (get, "/operations", ops.page, STAFF),
+        (post, "/operations/queue/{job_id}/retry", ops.retry, ADMINS),
+        (post, "/operations/queue/{job_id}/delete", ops.delete, ADMINS),
         # what the provider missed: its verdicts of journal copies against mailwarden's
         (get, "/reports/provider", pv.report, STAFF),
         (get, "/reports", rp.report, STAFF),

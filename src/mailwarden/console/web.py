@@ -29,6 +29,7 @@ from mailwarden.console.security import (
     PAGE_HEADERS,
     CsrfSigner,
 )
+from mailwarden.console.timezones import TZ_COOKIE, when_filter, zone_of
 from mailwarden.model.accounts import Principal, Role
 from mailwarden.service.accounts import SESSION_TTL, Accounts
 from mailwarden.service.runtime import Runtime
@@ -61,6 +62,11 @@ class View:
     t: Translator
     csrf: str
     form: dict[str, list[str]] = field(default_factory=dict)
+
+    @property
+    def tz_name(self) -> str:
+        """The user's time zone (the `mw_tz` cookie), UTC when none is set."""
+        return zone_of(self.request.cookies.get(TZ_COOKIE))[0]
 
     @property
     def htmx(self) -> bool:
@@ -98,6 +104,7 @@ class Console:
             trim_blocks=True,
             lstrip_blocks=True,
         )
+        self.templates.filters["when"] = when_filter
 
     @cached_property
     def accounts(self) -> Accounts:
@@ -106,7 +113,10 @@ class Console:
     # -- rendering -----------------------------------------------------------------------------
 
     def render(self, view: View, template: str, code: int = 200, /, **values: Any) -> HTMLResponse:
+        tz_name, tz_zone = zone_of(view.request.cookies.get(TZ_COOKIE))
         html = self.templates.get_template(template).render(
+            tz_name=tz_name,
+            tz_zone=tz_zone,
             t=view.t,
             lang=view.t.language,
             languages=LANGUAGES,
@@ -192,6 +202,11 @@ class Console:
 
     def remember_language(self, response: Response, language: str) -> None:
         self.set_cookie(response, LANGUAGE_COOKIE, language, max_age=LANGUAGE_COOKIE_AGE)
+
+    def remember_time_zone(self, response: Response, zone: str) -> None:
+        # not HttpOnly: console.js sets the same cookie from the browser's zone when there is none
+        response.set_cookie(TZ_COOKIE, zone, max_age=LANGUAGE_COOKIE_AGE, path="/", secure=self.secure_cookies,
+                            httponly=False, samesite="strict")  # fmt: skip
 
 
 async def _form(request: Request) -> dict[str, list[str]]:

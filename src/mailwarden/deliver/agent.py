@@ -38,6 +38,10 @@ class DeliveryEventType(StrEnum):
     DSN = "dsn"
 
 
+class JobInFlightError(Exception):
+    """The job is being delivered right now: it can be neither retried nor deleted until the attempt ends."""
+
+
 # on_event(message_id, event_type, recipient, detail, smtp_reply); may be a plain or an async function.
 OnEvent = Callable[[str, DeliveryEventType, str, str, str], Awaitable[None] | None]
 
@@ -81,6 +85,7 @@ class DeliveryAgent:
         self._pool_of: dict[str, str] = {}  # job id in flight → its pool
         self._busy: dict[str, int] = {}  # pool → attempts in flight
         self._waiting: set[str] = set()  # due jobs whose pool is at its limit: not a reason to wake
+        self._operated: set[str] = set()  # jobs an administrator is retrying or deleting: not started meanwhile
         self._loop_task: asyncio.Task[None] | None = None
         self._stopping = False
         self._unreported = False  # finished jobs wait on disk for their events to be reported
@@ -133,6 +138,42 @@ class DeliveryAgent:
         await asyncio.to_thread(self.queue.enqueue, job)
         self.notify()
 
+    def is_in_flight(self, job_id: str) -> bool:
+        """True while an attempt of the job runs."""
+        return job_id in self._in_flight
+
+    async def retry_now(self, job_id: str) -> DeliveryJob | None:
+        """An administrator's "retry now": the job is due at once and the agent looks at the queue.
+
+        Call on the agent's loop. Raises JobInFlightError while an attempt of it runs; None when the job
+        is not queued (delivered, given up or deleted meanwhile)."""
+        return await self._operate(job_id, lambda: self.queue.retry_at(job_id, self._clock()))
+
+    async def delete(self, job_id: str) -> DeliveryJob | None:
+        """An administrator deletes a queued job: it is never attempted again (no DSN, no trace event).
+
+        Call on the agent's loop. Raises JobInFlightError while an attempt of it runs; None when the job
+        is not queued."""
+
+        def remove() -> DeliveryJob | None:
+            job = self.queue.get(job_id)
+            if job is not None:
+                self.queue.remove(job_id)
+            return job
+
+        return await self._operate(job_id, remove)
+
+    async def _operate(self, job_id: str, change: Callable[[], DeliveryJob | None]) -> DeliveryJob | None:
+        # checked and marked on the loop, with no await in between: an attempt cannot start meanwhile
+        if job_id in self._in_flight or job_id in self._operated:
+            raise JobInFlightError(job_id)
+        self._operated.add(job_id)
+        try:
+            return await asyncio.to_thread(change)
+        finally:
+            self._operated.discard(job_id)
+            self.notify()
+
     async def _run(self) -> None:
         while not self._stopping:
             self._wake.clear()
@@ -145,7 +186,7 @@ class DeliveryAgent:
                 jobs = []
             self._waiting.clear()
             for job in jobs:
-                if job.id in self._in_flight:
+                if job.id in self._in_flight or job.id in self._operated:
                     continue
                 pool = job.route.pool
                 if self._busy.get(pool, 0) >= self.config.pool_limit(pool):  # each pool is a queue of its own
@@ -157,7 +198,8 @@ class DeliveryAgent:
                     return
                 # the list is a snapshot: while we waited for a slot the job may have been delivered
                 # (removed) or rescheduled; starting it again would send it twice
-                if job.id in self._in_flight or not self.queue.is_due(job.id, self._clock()):
+                busy = job.id in self._in_flight or job.id in self._operated
+                if busy or not self.queue.is_due(job.id, self._clock()):
                     self._slots.release()
                     continue
                 task = asyncio.create_task(self._attempt(job), name=f"deliver-{job.id}")

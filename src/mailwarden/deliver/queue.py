@@ -339,6 +339,18 @@ class DeliveryQueue:
                 return None
         return self._read(job_id)
 
+    def retry_at(self, job_id: str, at: datetime) -> DeliveryJob | None:
+        """Move a queued job's next attempt to `at` (an administrator's "retry now"); its attempts and last
+        reply stay. None when the job is not (or no longer) queued. The caller makes sure no attempt runs."""
+        job = self.get(job_id)
+        if job is None:
+            return None
+        updated = replace(job, next_attempt_at=at)
+        self._write(updated)
+        with self._lock:
+            self._index[job.id] = at
+        return updated
+
     def reschedule(self, job: DeliveryJob, reply: str, next_attempt_at: datetime) -> DeliveryJob:
         """Record a failed attempt of `job` (as given, so with its remaining recipients) and when to try again."""
         updated = replace(job, attempts=job.attempts + 1, last_reply=reply, next_attempt_at=next_attempt_at)
@@ -430,7 +442,7 @@ class DeliveryQueue:
             self._finishing.discard(job_id)
 
     def remove(self, job_id: str) -> None:
-        """Forget a finished job; removing one that is already gone is not an error."""
+        """Drop a job (finished, or deleted by an administrator); removing one already gone is not an error."""
         with self._lock:
             self._index.pop(job_id, None)
         try:
@@ -443,6 +455,11 @@ class DeliveryQueue:
         """Jobs not done yet: waiting for an attempt, or finished with events still to report."""
         with self._lock:
             return len(self._index) + len(self._finishing)
+
+    def schedule(self) -> list[tuple[datetime, str]]:
+        """Every queued job's next attempt and id, earliest first (the in-memory index: no disk read)."""
+        with self._lock:
+            return sorted((at, job_id) for job_id, at in self._index.items())
 
     def next_due_at(self, exclude: Collection[str] = ()) -> datetime | None:
         """When the earliest job not in `exclude` is due, or None when there is none."""
@@ -487,3 +504,67 @@ class DeliveryQueue:
 
     def _sync_directory(self) -> None:
         fsync_directory(self.directory)
+
+
+@dataclass(frozen=True, slots=True)
+class QueuedJob:
+    """What an operations view shows of a queued job: its header, without the message."""
+
+    id: str
+    message_id: str
+    kind: JobKind
+    mail_from: str
+    recipients: tuple[str, ...]
+    route: Route
+    created_at: datetime
+    next_attempt_at: datetime
+    expires_at: datetime
+    attempts: int
+    last_reply: str
+    size: int
+
+
+def list_queued(directory: Path, *, limit: int = 1000) -> tuple[list[QueuedJob], int]:
+    """The queued jobs of a queue directory, next attempt first (at most `limit`), and how many there are.
+
+    Read-only and safe beside the process that owns the directory: only each file's header line is
+    read, and a file that is unreadable or changes under the reader is skipped, never moved."""
+    try:
+        names = [name for name in os.listdir(directory) if _JOB_NAME.match(name)]
+    except OSError:
+        return [], 0
+    jobs = read_queued(directory, [name.removesuffix(JOB_SUFFIX) for name in names])
+    jobs.sort(key=lambda job: (job.next_attempt_at, job.id))
+    return jobs[:limit], len(jobs)
+
+
+def read_queued(directory: Path, job_ids: Collection[str]) -> list[QueuedJob]:
+    """The headers of these queued jobs, in the order given; ids that are not job ids, not queued (any
+    more) or unreadable are left out. Read-only, like `list_queued`."""
+    jobs: list[QueuedJob] = []
+    for job_id in job_ids:
+        if not _JOB_NAME.match(f"{job_id}{JOB_SUFFIX}"):
+            continue
+        try:
+            with (Path(directory) / f"{job_id}{JOB_SUFFIX}").open("rb") as fh:
+                meta = _decode_meta(fh.readline(MAX_HEADER_LINE))
+            route = meta["route"]
+            jobs.append(
+                QueuedJob(
+                    id=str(meta["id"]),
+                    message_id=str(meta["message_id"]),
+                    kind=JobKind(meta["kind"]),
+                    mail_from=str(meta["mail_from"]),
+                    recipients=tuple(str(r) for r in meta["recipients"]),
+                    route=Route(str(route["host"]), int(route["port"]), bool(route["require_tls"]), str(route["pool"])),
+                    created_at=_aware(meta["created_at"]),
+                    next_attempt_at=_aware(meta["next_attempt_at"]),
+                    expires_at=_aware(meta["expires_at"]),
+                    attempts=int(meta["attempts"]),
+                    last_reply=str(meta["last_reply"]),
+                    size=int(meta["size"]),
+                )
+            )
+        except (CorruptJobError, OSError, KeyError, TypeError, ValueError):
+            continue  # delivered and gone while reading, or damaged: the owner moves it aside
+    return jobs

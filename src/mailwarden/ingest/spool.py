@@ -466,3 +466,14 @@ def decode_entry(data: bytes, path: Path) -> SpoolEntry:
         return SpoolEntry(header["id"], header["listener"], envelope, raw, path)
     except (ValueError, KeyError, TypeError) as exc:
         raise _Malformed(f"bad header: {exc.__class__.__name__}: {exc}") from None
+
+
+def waiting_ids(directory: Path) -> list[str]:
+    """The ids of the committed entries of a spool directory not finished yet, oldest first (read-only:
+    safe beside the process that owns the spool). Each id tells when the entry was taken (`ids.id_time`)."""
+    try:
+        names = os.listdir(Path(directory) / "queue")
+    except OSError:
+        return []
+    ids = (name.removesuffix(_SUFFIX) for name in names if name.endswith(_SUFFIX))
+    return sorted(entry_id for entry_id in ids if _ID_RE.match(entry_id))

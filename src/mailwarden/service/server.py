@@ -34,6 +34,7 @@ from mailwarden.service.clawback import Clawback
 from mailwarden.service.directory import OrgDirectory
 from mailwarden.service.export import Exporter
 from mailwarden.service.hunt_jobs import RetroHuntJobs
+from mailwarden.service.operations import operations_for
 from mailwarden.service.outbound import OutboundGuard, OutboundHousekeeping
 from mailwarden.service.processor import Processor
 from mailwarden.service.quarantine_jobs import QuarantineJobs, queue_dispatcher
@@ -80,6 +81,7 @@ class Server:
         self.sender_activity = SenderActivityLookup(rt.db, self.directory.domains_of)
         self.outbound_housekeeping = OutboundHousekeeping(rt.db, self.outbound)
         self.hunt_jobs: RetroHuntJobs | None = None
+        self.operations = operations_for(rt)  # the operations views; retry and delete once the agent runs
         self.stopping = asyncio.Event()
         self.connection_stats = ConnectionStats(rt.db)
         self.verifiers = DomainVerifiers(
@@ -135,6 +137,7 @@ class Server:
         queue = self.agent.queue
         metrics.DELIVERY_QUEUE.set_function(queue.pending_count)
         await self.agent.start()
+        self.operations.agent, self.operations.loop = self.agent, asyncio.get_running_loop()
         await self.processor.start()
         agent, processor = self.agent, self.processor
         dispatcher = queue_dispatcher(self.rt, agent.queue.enqueue, processor.outcomes.routes, agent.notify)

@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
-from mailwarden.deliver import DeliveryConfig, DeliveryJob, DeliveryQueue, JobKind, Route, parse_next_hop
+from mailwarden.deliver import DeliveryConfig, DeliveryJob, DeliveryQueue, JobKind, Route, list_queued, parse_next_hop
 from mailwarden.deliver.queue import FinishedEvent
 from tests.unit.deliver.helpers import MESSAGE, make_job
 
@@ -203,3 +203,33 @@ def test_a_crash_between_the_finish_record_and_the_job_removal_does_not_send_it_
     again = DeliveryQueue(tmp_path)
     assert again.due(datetime.now(UTC) + timedelta(days=1)) == []
     assert not (tmp_path / f"{job.id}.job").exists()
+
+
+def test_a_listing_beside_the_owner_reads_headers_and_moves_nothing(tmp_path: Path) -> None:
+    queue = DeliveryQueue(tmp_path)
+    early = make_job(2525)
+    late = make_job(2525, recipients=("carol@example.com",))
+    queue.enqueue(late)
+    queue.reschedule(late, "451 4.7.1 later", datetime.now(UTC) + timedelta(hours=1))
+    queue.enqueue(early)
+    damaged = tmp_path / "01ZZZZZZZZZZZZZZZZZZZZZZZZ.job"
+    damaged.write_bytes(b"not a header\n")
+    in_progress = tmp_path / ".tmp-01ZZZZZZZZZZZZZZZZZZZZZZZY.job"
+    in_progress.write_bytes(b"half")
+    jobs, total = list_queued(tmp_path)
+    assert [(j.id, j.attempts, j.last_reply) for j in jobs] == [(early.id, 0, ""), (late.id, 1, "451 4.7.1 later")]
+    assert total == 2 and jobs[1].recipients == ("carol@example.com",) and jobs[0].size == len(early.message)
+    assert damaged.exists() and in_progress.exists()  # the owner's to deal with, not the reader's
+
+
+def test_retry_at_moves_the_next_attempt_and_keeps_the_rest(tmp_path: Path) -> None:
+    queue = DeliveryQueue(tmp_path)
+    job = make_job(2525)
+    queue.enqueue(job)
+    later = queue.reschedule(job, "451 busy", datetime.now(UTC) + timedelta(hours=1))
+    now = datetime.now(UTC)
+    assert not queue.is_due(job.id, now)
+    retried = queue.retry_at(job.id, now)
+    assert retried is not None and (retried.attempts, retried.last_reply) == (later.attempts, "451 busy")
+    assert queue.is_due(job.id, now) and DeliveryQueue(tmp_path).get(job.id) == retried  # on disk too
+    assert queue.retry_at("01ZZZZZZZZZZZZZZZZZZZZZZZZ", now) is None
