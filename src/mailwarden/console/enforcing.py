@@ -128,7 +128,7 @@ class EnforcingPages:
             422 if errors else 200,
             org=org,
             version=version,
-            organisations=self._organisations(view),
+            organisations=self.c.organisations(view),
             text=text,
             days=days,
             day_choices=REPLAY_DAYS,
@@ -166,11 +166,6 @@ class EnforcingPages:
             errors.append(view.t("replay.stale"))
             return None
         return self.rt.policies.policy_version(candidate.name)
-
-    def _organisations(self, view: View) -> list[str]:
-        if view.user.organisation is not None:
-            return [view.user.organisation]
-        return [o.name for o in self.rt.policies.list_organisations()]
 
 
 def _int(value: str, default: int, allowed: tuple[int, ...] | None = None) -> int:

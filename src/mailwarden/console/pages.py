@@ -246,11 +246,6 @@ class Pages:
         except NotFoundError:
             raise Refusal(404, "not_found") from None
 
-    def _organisations(self, view: View) -> list[str]:
-        if view.user.organisation is not None:
-            return [view.user.organisation]
-        return [o.name for o in self.rt.policies.list_organisations()]
-
     def _save(self, view: View, doc: OrganisationDocument, policy: dict[str, Any]) -> list[str]:
         """Validate the whole document with `policy` and store it; the errors, or [] when saved."""
         if view.user.role is not Role.ADMIN:
@@ -286,7 +281,7 @@ class Pages:
             text=text,
             errors=errors,
             saved=saved,
-            organisations=self._organisations(view),
+            organisations=self.c.organisations(view),
         )
 
     def rules(self, view: View) -> Response:
@@ -323,7 +318,7 @@ class Pages:
             errors=errors,
             saved=saved,
             checked=checked,
-            organisations=self._organisations(view),
+            organisations=self.c.organisations(view),
         )
 
     def lists(self, view: View) -> Response:
@@ -349,13 +344,13 @@ class Pages:
             fields=LIST_FIELDS,
             errors=errors,
             saved=saved,
-            organisations=self._organisations(view),
+            organisations=self.c.organisations(view),
         )
 
     # -- domains and the monitor / enforce switch ----------------------------------------------
 
     def domains(self, view: View) -> Response:
-        names = self._organisations(view)
+        names = self.c.organisations(view)
         organisations = [self.rt.policies.get_organisation(name) for name in names]
         return self.c.render(view, "domains.html", organisations=organisations)
 

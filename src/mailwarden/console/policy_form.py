@@ -259,7 +259,7 @@ class PolicyFormPages:
         return self.c.render(
             view, "policy.html",
             doc=doc, version=version, sections=sections, shown=shown, errors=errors, other=other,
-            saved=saved, stale=stale, organisations=self.pages._organisations(view),
+            saved=saved, stale=stale, organisations=self.c.organisations(view),
             label=lambda f: label(view.t, f), help=lambda f: help_text(view.t, f),
             option=lambda v: option_label(view.t, v),
         )  # fmt: skip

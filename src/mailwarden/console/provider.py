@@ -13,7 +13,7 @@ from urllib.parse import urlencode
 
 from fastapi.responses import Response
 
-from mailwarden.console.web import Console, Refusal, View
+from mailwarden.console.web import Console, View
 from mailwarden.model.provider import Agreement
 from mailwarden.service.provider_report import OUR_SIDE, PROVIDER_SIDE, ProviderReport, provider_report
 from mailwarden.service.runtime import Runtime
@@ -53,7 +53,7 @@ class ProviderPages:
         except ValueError:
             first, last = _days("", "")
             error = view.t("provider.bad_days", days=MAX_DAYS)
-        organisation = self._organisation(view)
+        organisation = self.c.chosen_organisation(view)
         window = day_window(first, last, organisation)
         report = provider_report(Reports(self.rt.db), self.rt.history, window)
         days = {"start": first.isoformat(), "end": last.isoformat()}
@@ -68,26 +68,12 @@ class ProviderPages:
             start=days["start"],
             end=days["end"],
             organisation=organisation,
-            organisations=self._organisations(view),
+            organisations=self.c.organisations(view),
             provider_side=[c.value for c in PROVIDER_SIDE],
             our_side=[c.value for c in OUR_SIDE],
             trace=trace,
             error=error,
         )
-
-    def _organisation(self, view: View) -> str | None:
-        bound = view.user.organisation
-        wanted = view.arg("org") or None
-        if bound is not None:
-            if wanted is not None and wanted != bound:
-                raise Refusal(403, "forbidden")
-            return bound
-        return wanted
-
-    def _organisations(self, view: View) -> list[str]:
-        if view.user.organisation is not None:
-            return [view.user.organisation]
-        return [o.name for o in self.rt.policies.list_organisations()]
 
 
 def _days(start: str, end: str) -> tuple[date, date]:

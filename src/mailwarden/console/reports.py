@@ -92,7 +92,7 @@ class ReportPages:
             first, last = period(None, None, None, datetime.now(UTC).date())
             days = ""
             error = view.t("reports.bad_period", days=MAX_DAYS)
-        organisation = self._organisation(view)
+        organisation = self.c.chosen_organisation(view)
         report = build_report(self.rt.db, first, last, organisation=organisation)
         labels = _labels(view)
         query = {"start": first.isoformat(), "end": last.isoformat()}
@@ -122,7 +122,7 @@ class ReportPages:
             end="" if days else query["end"],
             days=days,
             organisation=organisation,
-            organisations=self._organisations(view),
+            organisations=self.c.organisations(view),
             query=urlencode(query),
             error=error,
         )
@@ -134,7 +134,7 @@ class ReportPages:
             first, last, _ = self._period(view)
         except ValueError:
             raise Refusal(400, "reports.bad_period_short") from None
-        organisation = self._organisation(view)
+        organisation = self.c.chosen_organisation(view)
         report = build_report(self.rt.db, first, last, organisation=organisation)
         name = f"report-{organisation or 'all'}-{first}-{last}-{table}.csv"
         return Response(
@@ -151,20 +151,6 @@ class ReportPages:
         last = date.fromisoformat(end) if end and not days else None
         first, last = period(first, last, int(days) if days else None, datetime.now(UTC).date())
         return first, last, days
-
-    def _organisation(self, view: View) -> str | None:
-        bound = view.user.organisation
-        wanted = view.arg("org") or None
-        if bound is not None:
-            if wanted is not None and wanted != bound:
-                raise Refusal(403, "forbidden")
-            return bound
-        return wanted
-
-    def _organisations(self, view: View) -> list[str]:
-        if view.user.organisation is not None:
-            return [view.user.organisation]
-        return [o.name for o in self.rt.policies.list_organisations()]
 
 
 def _labels(view: View) -> Labels:

@@ -112,6 +112,23 @@ class Console:
 
     # -- rendering -----------------------------------------------------------------------------
 
+    def organisations(self, view: View) -> list[str]:
+        """The organisations the user may pick from: their own when bound to one, else every one."""
+        if view.user.organisation is not None:
+            return [view.user.organisation]
+        return [o.name for o in self.rt.policies.list_organisations()]
+
+    @staticmethod
+    def chosen_organisation(view: View) -> str | None:
+        """The `org` the page was asked for (None: all); a bound user gets theirs, and 403 for another."""
+        bound = view.user.organisation
+        wanted = view.arg("org") or None
+        if bound is not None:
+            if wanted is not None and wanted != bound:
+                raise Refusal(403, "forbidden")
+            return bound
+        return wanted
+
     def render(self, view: View, template: str, code: int = 200, /, **values: Any) -> HTMLResponse:
         tz_name, tz_zone = zone_of(view.request.cookies.get(TZ_COOKIE))
         html = self.templates.get_template(template).render(
