@@ -148,20 +148,24 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
         dns.stop()
 
 
-def sign_in(site: Site, name: str, *, locale: str = "en-GB") -> tuple[Any, list[str]]:
+def signed_in(browser: Any, url: str, name: str = "admin", *, locale: str = "en-GB") -> tuple[Any, list[str]]:
     """A fresh browser context signed in as `name`: its page, on the landing page, and the CSP
     violations the browser reports on it from now on."""
-    context = site.browser.new_context(locale=locale, viewport={"width": 1280, "height": 860})
+    context = browser.new_context(locale=locale, viewport={"width": 1280, "height": 900})
     page = context.new_page()
     violations: list[str] = []
     page.on("console", lambda msg: violations.append(msg.text) if "Content Security Policy" in msg.text else None)
-    page.goto(site.url + "/")
+    page.goto(url + "/")
     assert page.url.endswith("/login")
     page.fill("input[name=name]", name)
     page.fill("input[name=password]", PASSWORD)
     page.click("button[type=submit].primary")
     page.wait_for_load_state()
     return page, violations
+
+
+def sign_in(site: Site, name: str, *, locale: str = "en-GB") -> tuple[Any, list[str]]:
+    return signed_in(site.browser, site.url, name, locale=locale)
 
 
 def test_a_wrong_password_is_refused_and_the_cookie_is_httponly_strict(site: Site) -> None:

@@ -24,7 +24,7 @@ from mailwarden.model.policy import parse_organisation_document
 from mailwarden.service.accounts import Accounts
 from tests.dnsserver import DnsServer
 from tests.integration.harness import Mailwarden, Sink, eventually, free_port, wait_for_port
-from tests.integration.test_console import PASSWORD, WAIT, _sync_playwright, chromium, message
+from tests.integration.test_console import PASSWORD, WAIT, _sync_playwright, chromium, message, signed_in
 
 pytestmark = pytest.mark.integration
 
@@ -96,15 +96,7 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
 
 
 def sign_in(site: Site) -> tuple[Any, list[str]]:
-    context = site.browser.new_context(locale="en-GB", viewport={"width": 1280, "height": 900})
-    page = context.new_page()
-    violations: list[str] = []
-    page.on("console", lambda msg: violations.append(msg.text) if "Content Security Policy" in msg.text else None)
-    page.goto(site.url + "/login")
-    page.fill("input[name=name]", "admin")
-    page.fill("input[name=password]", PASSWORD)
-    page.click("button[type=submit].primary")
-    page.wait_for_load_state()
+    page, violations = signed_in(site.browser, site.url)
     return page, violations
 
 

@@ -20,7 +20,7 @@ from mailwarden.model.policy import Policy, SpamVerdictAction, parse_organisatio
 from mailwarden.service.accounts import Accounts
 from tests.dnsserver import DnsServer
 from tests.integration.harness import Mailwarden, free_port, wait_for_port
-from tests.integration.test_console import PASSWORD, _sync_playwright, chromium
+from tests.integration.test_console import PASSWORD, _sync_playwright, chromium, signed_in
 
 pytestmark = pytest.mark.integration
 
@@ -71,15 +71,7 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
 
 
 def test_an_admin_edits_the_policy_form_and_sees_a_bad_value_refused_inline(site: Site) -> None:
-    context = site.browser.new_context(locale="en-GB", viewport={"width": 1280, "height": 900})
-    page = context.new_page()
-    violations: list[str] = []
-    page.on("console", lambda msg: violations.append(msg.text) if "Content Security Policy" in msg.text else None)
-    page.goto(site.url + "/login")
-    page.fill("input[name=name]", "admin")
-    page.fill("input[name=password]", PASSWORD)
-    page.click("button[type=submit].primary")
-    page.wait_for_load_state()
+    page, violations = signed_in(site.browser, site.url)
     page.click("nav a[href='/policy']")
     page.wait_for_load_state()
     assert page.is_visible("text=Advanced (YAML)")
@@ -106,4 +98,4 @@ def test_an_admin_edits_the_policy_form_and_sees_a_bad_value_refused_inline(site
     assert policy.spam.bcl_threshold == 6 and policy.spam.actions.spam is SpamVerdictAction.JUNK
     assert policy.malware.notify_admins == ()
     assert violations == []
-    context.close()
+    page.context.close()

@@ -23,7 +23,7 @@ from mailwarden.model.policy import parse_organisation_document
 from mailwarden.service.accounts import Accounts
 from tests.dnsserver import DnsServer
 from tests.integration.harness import Mailwarden, eventually, free_port, wait_for_port
-from tests.integration.test_console import PASSWORD, _sync_playwright, chromium
+from tests.integration.test_console import PASSWORD, _sync_playwright, chromium, signed_in
 from tests.unit.pipeline.malware.builders import EICAR
 
 pytestmark = pytest.mark.integration
@@ -149,15 +149,9 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
 
 
 def test_the_report_shows_the_matrix_and_the_missed_message_one_click_from_clawback(site: Site) -> None:
-    context = site.browser.new_context(locale="en-GB", viewport={"width": 1280, "height": 900})
-    page = context.new_page()
-    violations: list[str] = []
-    page.on("console", lambda msg: violations.append(msg.text) if "Content Security Policy" in msg.text else None)
-    page.goto(site.url + "/login")
-    page.fill("input[name=name]", "admin")
-    page.fill("input[name=password]", PASSWORD)
-    page.click("button[type=submit].primary")
+    page, violations = signed_in(site.browser, site.url)
     page.wait_for_url(site.url + "/")
+    context = page.context
     panel = page.locator("#provider-panel")
     assert "Provider passed, mailwarden flagged: 1" in panel.inner_text()
 
