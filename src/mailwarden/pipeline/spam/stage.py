@@ -42,7 +42,7 @@ from mailwarden.pipeline.spam.compromise import COMPROMISE_WEIGHTS, CompromiseSi
 from mailwarden.pipeline.spam.heuristics import Heuristics
 from mailwarden.pipeline.spam.heuristics.view import registered_domain
 from mailwarden.pipeline.spam.statstore import CachedTokenStore, MemoryTokenStore
-from mailwarden.pipeline.spam.tokens import tokenize
+from mailwarden.pipeline.spam.tokens import LIST_POST, tokenize
 from mailwarden.pipeline.spam.training import DEFAULT_SCORING, read_scoring
 from mailwarden.pipeline.stage import Inspection, ScanContext
 
@@ -54,6 +54,8 @@ SENDER_BLOCKED = "SENDER_BLOCKED"
 SENDER_ALLOWED = "SENDER_ALLOWED"
 SENDER_ALLOW_IGNORED = "SENDER_ALLOW_IGNORED"
 BAYES_UNTRAINED = "BAYES_UNTRAINED"
+# the classifier bands below the model's own threshold (`BAYES_SPAM`): where it is unsure
+UNSURE_BANDS = frozenset({"BAYES_SPAM_LOW", "BAYES_SPAM_MEDIUM", "BAYES_SPAM_MEDIUM_HIGH"})
 URIBL_ERROR = "URIBL_ERROR"
 
 # Classifier bands: the calibrated P(spam) → one symbol. `BAYES_SPAM` starts at the model's own
@@ -154,6 +156,11 @@ class SpamConfig(BaseModel):
         None, description="learned symbol weights from `mailwarden train` (default: the shipped file, if any)"
     )
     learned_scoring: bool = Field(True, description="false: the hand weights, whatever scoring file exists")
+    list_unsure_max: float = Field(
+        4.0,
+        description="the most a classifier band below the model's threshold weighs in a mailing-list post "
+        "(the list's conversation is the ham the 2002 training mail knows least)",
+    )
     statistics_cache_seconds: float = Field(
         10.0, ge=0, le=3600, description="how long a scanning process reuses token counts it read (0: never)"
     )
@@ -288,7 +295,11 @@ class SpamFilter:
             return [listed, *(f for f in findings if f.code.startswith("PHISH_"))]
         if listed is not None:
             findings.append(listed)
-        bayes = self.bayes(message)
+        tokens = tokenize(message)
+        bayes = self.bayes_finding(self.classifier.score(tokens, explain=5))
+        if bayes.code in UNSURE_BANDS and bayes.score > self.config.list_unsure_max and LIST_POST in tokens:
+            # a list post where the classifier is unsure: its band alone never makes it spam
+            bayes = Finding(STAGE, bayes.code, self.config.list_unsure_max, bayes.detail + "; a list post")
         findings.append(bayes)
         hamlike = bayes.code == "BAYES_HAM_HIGH" and self.weights[PHISH_HAMLIKE]
         if hamlike and any(f.code.startswith("PHISH_") and f.score > 0 for f in findings):

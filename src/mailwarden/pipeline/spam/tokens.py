@@ -9,6 +9,9 @@ money, capitals and sizes. Words are NFKC-normalised; a word written with capita
 Numbers are bucketed by length, long words shortened, CJK runs become character bigrams (no segmenter).
 Recipient addresses are never learnt: every e-mail address becomes its domain only, and the recipients'
 own addresses (To/Cc, the honeypot placeholder) become `addr:rcpt`.
+A mailing-list post's list mechanics are not the poster's words: the footer the list manager appends, the
+links to the list's own pages and the list's subject tag give no tokens (`list:post` says it is one), so a
+list's footer cannot vouch for the spam relayed through it.
 
 Each group of tokens has a name in `FEATURES`; `tokenize(message, features=...)` leaves groups out, which
 is how bench/accuracy.py measures what each one is worth.
@@ -76,6 +79,13 @@ _MONEY_RE = re.compile(r"[$€£¥]\s?\d|\d\s?(?:usd|eur|dollars?)\b", re.IGNORE
 _PERCENT_RE = re.compile(r"\d\s?%")
 _SHOUT_RE = re.compile(r"!!|\?\?")
 _DIGITS3_RE = re.compile(r"\d{3}")
+LIST_POST = "list:post"  # the token of a mailing-list post (`list_markers`)
+_LIST_MECHANICS = frozenset({"list-post", "x-mailman-version", "mailing-list", "x-google-group-id"})
+_LIST_HEADERS = ("List-Post", "List-Help", "List-Subscribe", "List-Unsubscribe", "List-Archive", "List-Owner")
+_LIST_TARGET_RE = re.compile(r"<([^<>\s]{4,500})>")
+_LIST_TAG_RE = re.compile(r"^((?:\s*(?:re|fwd?|aw|sv)\s*:)*)\s*\[[^\]\s]{1,40}\]", re.IGNORECASE)
+_FOOTER_TAIL = 1500  # a list footer is a few lines at the very end
+_FOOTER_SEPARATOR_RE = re.compile(r"(?m)^(?:-- ?|[_=\-]{10,}|[*]{10,})[ \t]*$")
 
 
 def tokenize(message: Message, *, osb: bool = False, features: frozenset[str] = DEFAULT_FEATURES) -> frozenset[str]:
@@ -88,13 +98,16 @@ def tokenize(message: Message, *, osb: bool = False, features: frozenset[str] = 
         features = features | {"osb"}
     recipients = {a.lower() for a in (*message.to_addresses, *message.cc_addresses)} | MASKED_ADDRESSES
     out: set[str] = set()
-    _header_tokens(message, out, recipients, features)
+    markers = list_markers(message)
+    _header_tokens(message, out, recipients, features, list_post=bool(markers))
+    if markers:
+        out.add(LIST_POST)
     text_chars = 0
     budget = MAX_TEXT_CHARS
     for text in message.text_parts:
         if budget <= 0:
             break
-        text = bounded(text, budget)
+        text = without_list_footer(bounded(text, budget), markers)
         budget -= len(text)
         text_chars += len(text)
         _body_tokens(text, out, recipients, "", features)
@@ -104,7 +117,7 @@ def tokenize(message: Message, *, osb: bool = False, features: frozenset[str] = 
         raw_html = bounded(raw_html, budget * 3)  # markup is mostly tags; its text is capped below
         visible, hidden, markup_features = html_to_text(raw_html, tags="html" in features)
         out.update(markup_features)
-        visible = bounded(visible, budget)
+        visible = without_list_footer(bounded(visible, budget), markers)
         budget -= len(visible)
         text_chars += len(visible)
         _body_tokens(visible, out, recipients, "", features)
@@ -120,7 +133,10 @@ def tokenize(message: Message, *, osb: bool = False, features: frozenset[str] = 
         out.add(f"len:{_log2_bucket(text_chars)}")
         if not message.text_parts and message.html_parts:
             out.add("html:only")
-    _url_tokens(message.urls, message, out, features)
+    urls = message.urls
+    if markers:
+        urls = tuple(u for u in urls if not any(m in u.lower() for m in markers))
+    _url_tokens(urls, message, out, features)
     # links in documents and QR codes give the same link tokens; `url:count` stays the body's
     _url_tokens((*attached.links, *attached.qr_links), message, out, features, counted=False)
     for attachment in message.attachments[:10]:
@@ -254,6 +270,44 @@ def _strip_addresses(text: str, out: set[str], recipients: set[str], prefix: str
     return "".join(kept)
 
 
+def list_markers(message: Message) -> tuple[str, ...]:
+    """The list's own addresses and page links when the message is a mailing-list post, else ().
+
+    A post has a List-Id and what only a list manager adds beside it (List-Post, Mailman's or Google
+    Groups' headers): List-Id or List-Unsubscribe alone is what an ESP's newsletter carries too, and a
+    newsletter's footer is its sender's own words."""
+    if not message.header("List-Id"):
+        return ()
+    present = {name.lower() for name in message.email}
+    if not present & _LIST_MECHANICS:
+        return ()
+    markers: set[str] = set()
+    for name in _LIST_HEADERS:
+        for value in message.raw_headers(name)[:4]:
+            for target in _LIST_TARGET_RE.findall(value[:2000]):
+                target = target.lower().split("?", 1)[0].removeprefix("mailto:")
+                target = target.split("://", 1)[-1].rstrip("/")
+                if len(target) >= 6:
+                    markers.add(target)
+    return tuple(sorted(markers))[:12]
+
+
+def without_list_footer(text: str, markers: tuple[str, ...]) -> str:
+    """The text without the footer a list manager appended: from the last separator line (or the first
+    line naming the list's address or pages) in the text's tail, when what follows names the list."""
+    if not markers or not text:
+        return text
+    start = max(0, len(text) - _FOOTER_TAIL)
+    tail = text[start:].lower()
+    first = min((i for i in (tail.find(m) for m in markers) if i >= 0), default=-1)
+    if first < 0:
+        return text
+    cut = tail.rfind("\n", 0, first) + 1
+    for sep in _FOOTER_SEPARATOR_RE.finditer(tail, 0, first):
+        cut = sep.start()  # the last separator before the first mention
+    return text[: start + cut]
+
+
 def _body_tokens(text: str, out: set[str], recipients: set[str], prefix: str, features: frozenset[str]) -> None:
     text = _strip_addresses(text, out, recipients, prefix)
     if prefix:
@@ -276,8 +330,16 @@ def _body_tokens(text: str, out: set[str], recipients: set[str], prefix: str, fe
         out.update([a + sep + b for a, b in zip(seq, seq[d:], strict=False)])
 
 
-def _subject_tokens(message: Message, out: set[str], recipients: set[str], features: frozenset[str]) -> None:
-    subject = _strip_addresses(message.subject, out, recipients, "subj:")
+def _subject_tokens(
+    message: Message, out: set[str], recipients: set[str], features: frozenset[str], *, list_post: bool = False
+) -> None:
+    subject = message.subject
+    if list_post:
+        for _ in range(3):  # "[list] Re: [list] ...": every leading tag
+            subject, found = _LIST_TAG_RE.subn(r"\1", subject, count=1)
+            if not found:
+                break
+    subject = _strip_addresses(subject, out, recipients, "subj:")
     out.update("subj:" + w for w in words(subject))
     if "shape" not in features or not subject:
         return
@@ -294,8 +356,10 @@ def _subject_tokens(message: Message, out: set[str], recipients: set[str], featu
         out.add("subj:shape:spaces")
 
 
-def _header_tokens(message: Message, out: set[str], recipients: set[str], features: frozenset[str]) -> None:
-    _subject_tokens(message, out, recipients, features)
+def _header_tokens(
+    message: Message, out: set[str], recipients: set[str], features: frozenset[str], *, list_post: bool = False
+) -> None:
+    _subject_tokens(message, out, recipients, features, list_post=list_post)
     out.update("fromname:" + w for w in words(message.from_display_name))
     from_domain = (message.from_address or "").rpartition("@")[2]
     from_org = _org(from_domain) if from_domain else ""

@@ -374,3 +374,19 @@ def test_phishing_evidence_on_confidently_legitimate_content_counts_less(shipped
     phish = [f for f in verdict.findings if f.code.startswith("PHISH_") and f.score > 0]
     assert phish, "the sample must carry phishing evidence"
     assert hamlike and hamlike[0].score == -3.0
+
+
+def test_a_list_post_is_never_spam_on_an_unsure_classifier_band_alone(tmp_path: Path) -> None:
+    """Modern list posts the 2002-trained classifier finds mildly spammy: with a learned scoring that weighs
+    the band at 10 points, a list post still needs evidence beside it; a direct message does not."""
+    spam = SpamFilter.from_services(services(tmp_path))
+    spam.weights["BAYES_SPAM_MEDIUM"] = 10.0
+    spam.classifier.score = lambda tokens, explain=0: Score(0.6, 0.6, 0.0, (), trained=True)  # type: ignore[method-assign]
+    headers = {"List-Id": "<dev.lists.example.org>", "List-Post": "<mailto:dev@lists.example.org>"}
+    listed = scan(
+        spam, build_message(subject="[dev] build broken", text="The build fails on arm64.\n", headers=headers)
+    )
+    direct = scan(spam, build_message(subject="build broken", text="The build fails on arm64.\n"))
+    (band,) = [f for f in listed.findings if f.code == "BAYES_SPAM_MEDIUM"]
+    assert band.score == 4.0 and "a list post" in band.detail and listed.scl < 5
+    assert direct.scl >= 5

@@ -175,3 +175,40 @@ def test_bounded_keeps_head_and_tail_within_the_limit() -> None:
     cut = bounded("a" * 50 + "b" * 50, 21)
     assert len(cut) == 21 and cut.startswith("a" * 10) and cut.endswith("b" * 10)
     assert bounded("abcdef", 1) == "a" and bounded("abcdef", 0) == ""
+
+
+LIST_HEADERS = {
+    "List-Id": "Example users <users.lists.example.org>",
+    "List-Post": "<mailto:users@lists.example.org>",
+    "List-Unsubscribe": "<https://lists.example.org/mailman/listinfo/users>, <mailto:users-leave@lists.example.org>",
+}
+LIST_FOOTER = (
+    "\n_______________________________________________\n"
+    "users mailing list -- users@lists.example.org\n"
+    "maintainer manual: https://lists.example.org/mailman/listinfo/users\n"
+)
+
+
+def test_a_list_posts_footer_subject_tag_and_list_links_give_no_tokens() -> None:
+    """Spam relayed through a list must not read as ham because of the footer every post of the list has."""
+    body = "Cheap watches, best replica prices\n-- \nJoe\n" + LIST_FOOTER
+    toks = tokens_of(subject="[Users] Re: [Users] replica offer", text=body, headers=LIST_HEADERS)
+    assert {"list:post", "cheap", "replica", "joe", "subj:replica", "subj:offer"} <= toks  # signature kept
+    assert (
+        not {"maintainer", "manual", "mailing", "subj:users", "url:path:listinfo", "url:host:lists.example.org"} & toks
+    )
+
+
+def test_list_id_alone_is_not_a_list_post_and_keeps_its_footer() -> None:
+    """An ESP's newsletter carries List-Id and List-Unsubscribe too; its footer is the sender's own words."""
+    headers = {"List-Id": "<news.shop.example>", "List-Unsubscribe": "<https://shop.example/unsub>"}
+    toks = tokens_of(
+        subject="[Shop] news", text="Our offers\n--\nunsubscribe at https://shop.example/unsub\n", headers=headers
+    )
+    assert "list:post" not in toks
+    assert {"unsubscribe", "subj:shop", "url:host:shop.example"} <= toks
+
+
+def test_a_footer_that_does_not_name_the_list_is_kept() -> None:
+    toks = tokens_of(text="Meeting at noon\n__________\nAcme Ltd, registered in Nowhere\n", headers=LIST_HEADERS)
+    assert {"list:post", "acme", "registered"} <= toks
