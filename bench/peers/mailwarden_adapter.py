@@ -7,10 +7,10 @@ with `mailwarden.model.Message`, builds the envelope with `offline_envelope` and
 flagged = `verdict.scl >= 5 or verdict.phish != none`.
 
 Whatever stages the default inbound order lists are run, so the spam stage is picked up as soon as
-it is registered there. Training: `train` builds a model file from the given messages (counts,
-calibration and threshold from held-out scores inside them, as the shipped model is built), named in
-`[stages.spam] model`, and empties the `token_stats` table, so the stage loads exactly that model on
-start and nothing else.
+it is registered there. Training: `train` runs what `mailwarden train` runs on the given messages (the
+classifier and the learned scoring, as the shipped files are built), writes the files named in
+`[stages.spam] model` and `scoring`, and empties the `token_stats` table, so the stage loads exactly that
+model on start and nothing else.
 """
 
 from __future__ import annotations
@@ -38,6 +38,7 @@ level = "error"
 
 [stages.spam]
 model = "{model}"
+scoring = "{scoring}"
 """
 
 
@@ -75,7 +76,11 @@ def write_config(workdir: Path) -> Path:
     data = workdir / "data"
     data.mkdir(parents=True, exist_ok=True)
     path = workdir / "mailwarden.toml"
-    path.write_text(CONFIG.format(data_dir=data, dns_port=local_dns_port(), model=workdir / "model.tsv.gz"))
+    path.write_text(
+        CONFIG.format(
+            data_dir=data, dns_port=local_dns_port(), model=workdir / "model.tsv.gz", scoring=workdir / "scoring.json"
+        )
+    )
     _migrate(path)
     return path
 
@@ -135,38 +140,23 @@ class MailwardenScanner:
 
 
 def train(samples: list[Sample], config_path: Path) -> dict:
-    """A model learnt from `samples` alone, as the stage will use it: counts, Platt calibration and the
-    ≤ 0.1 %-ham-FP threshold from 2-fold held-out scores inside `samples` (the same procedure that builds the
-    shipped model), written to the model file the config names; the token table is emptied so the stage
-    loads that file on start."""
+    """`mailwarden train` on `samples` alone, as it builds the shipped files: the classifier (collection tokens
+    pruned, calibration and threshold from held-out scores inside `samples`) and the learned scoring (grouped,
+    time-ordered cross-validation inside `samples`), written to the model and scoring files the config
+    names; the token table is emptied so the stage loads that model on start."""
     from sqlalchemy import delete
 
-    from mailwarden.model.message import Message
-    from mailwarden.pipeline.spam.classifier import (
-        Classifier,
-        fit_calibration,
-        held_out_evidence,
-        pick_threshold,
-        write_model,
-    )
-    from mailwarden.pipeline.spam.statstore import MemoryTokenStore
-    from mailwarden.pipeline.spam.tokens import tokenize
+    from mailwarden.pipeline.spam.training import load_samples, write_trained
+    from mailwarden.pipeline.spam.training import train as learn
     from mailwarden.service.config import load_config
     from mailwarden.store.db import Database
     from mailwarden.store.schema import TokenStatRow
 
     config = load_config(config_path, environ={})
-    model_path = Path(config.stages["spam"]["model"])
+    section = config.stages["spam"]
     t0 = time.perf_counter()
-    tokenized = [(tokenize(Message(s.path.read_bytes())), s.positive) for s in samples]
-    held_out = held_out_evidence(tokenized)
-    calibration = fit_calibration(held_out)
-    threshold = pick_threshold(held_out, calibration, 0.001)
-    store = MemoryTokenStore()
-    classifier = Classifier(store)
-    for tokens, is_spam in tokenized:
-        classifier.learn(tokens, is_spam)
-    write_model(model_path, store, calibration, "bench", threshold=threshold, min_count=1)
+    trained = learn(load_samples((s.path, s.label, s.positive) for s in samples))
+    write_trained(trained, Path(section["model"]), Path(section["scoring"]), "bench")
     seconds = time.perf_counter() - t0
     db = Database(config.database_url)
     try:
@@ -174,12 +164,13 @@ def train(samples: list[Sample], config_path: Path) -> dict:
             connection.execute(delete(TokenStatRow))  # the stage loads the model file into the empty table
     finally:
         db.close()
+    store = trained.classifier.store
     return {
         "trained": True,
-        "entry_point": "bench/peers/mailwarden_adapter.train: write_model with held-out calibration",
+        "entry_point": "mailwarden.pipeline.spam.training.train + write_trained (mailwarden train)",
         "ham": store.ham_messages,
         "spam": store.spam_messages,
-        "threshold": round(threshold, 4),
+        "threshold": round(trained.threshold, 4),
         "seconds": round(seconds, 1),
     }
 
