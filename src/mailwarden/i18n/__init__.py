@@ -56,6 +56,13 @@ class Translator:
     def __call__(self, key: str, **values: object) -> str:
         return words(key, self.language, **values)
 
+    def enum(self, kind: str, value: object) -> str:
+        """The words of a closed set's value, `enum.<kind>.<value>` (an enum member or its value); a value
+        the catalogues lack is shown as it is."""
+        raw = str(getattr(value, "value", value))
+        key = f"enum.{kind}.{raw}"
+        return self(key) if key in self else raw
+
     def __contains__(self, key: str) -> bool:
         """Whether the catalogues have `key` (in English, the source language)."""
         return key in catalogue(DEFAULT_LANGUAGE)
