@@ -102,13 +102,19 @@ class Pages:
             view,
             "dashboard.html",
             board=board,
-            verdict_chart=charts.stacked_days(board.days, board.by_verdict, title=t("dashboard.by_verdict")),
+            verdict_chart=charts.stacked_days(
+                board.days, board.by_verdict, title=t("dashboard.by_verdict"), label=lambda c: t.enum("category", c)
+            ),
             recipients_chart=charts.bars(board.top_recipients, title=t("dashboard.top_recipients")),
             spam_chart=charts.bars(board.top_spam_senders, title=t("dashboard.top_spam_senders"), css="bar-bad"),
             malware_chart=charts.bars(
                 board.top_malware_senders, title=t("dashboard.top_malware_senders"), css="bar-bad"
             ),
-            dlp_chart=charts.bars(board.dlp_hits, title=t("dashboard.dlp_hits"), css="bar-dlp"),
+            dlp_chart=charts.bars(
+                [(t.enum("dlp_type", name), n) for name, n in board.dlp_hits],
+                title=t("dashboard.dlp_hits"),
+                css="bar-dlp",
+            ),
             modes_chart=charts.bars(modes, title=t("dashboard.modes")),
             provider=provider_panel(self.rt, days=DASHBOARD_DAYS, organisation=view.user.organisation),
             kept=self._kept(view),
