@@ -110,7 +110,7 @@ def _number(value: float) -> str:
 def label(t: Any, field: FormField) -> str:
     """The field's label: its own, else the verdict it is set per (the grids of one setting per verdict)."""
     own = f"pform.f.{field.path}"
-    return str(t(own)) if own in catalogue(DEFAULT_LANGUAGE) else str(t("pform.v." + field.path.rsplit(".", 1)[1]))
+    return str(t(own)) if own in catalogue(DEFAULT_LANGUAGE) else str(t(f"pform.v.{field.path.rsplit('.', 1)[1]}"))
 
 
 def help_text(t: Any, field: FormField) -> str:
@@ -218,9 +218,11 @@ def _range(field: FormField, t: Any) -> str:
     low = _number(field.low) if field.low is not None else None
     high = _number(field.high) if field.high is not None else None
     if low is not None and high is not None:
-        return str(t("pform.e.range_open" if field.low_open else "pform.e.range", low=low, high=high))
+        if field.low_open:
+            return str(t("pform.e.range_open", low=low, high=high))
+        return str(t("pform.e.range", low=low, high=high))
     if low is not None:
-        return str(t("pform.e.above" if field.low_open else "pform.e.at_least", low=low))
+        return str(t("pform.e.above", low=low)) if field.low_open else str(t("pform.e.at_least", low=low))
     return str(t("pform.e.at_most", high=high))
 
 
