@@ -174,7 +174,7 @@ class Pages:
             )
             page = self.rt.history.search(query)
         except (HistoryQueryError, ValueError) as exc:
-            error = str(exc)
+            error = view.failure(exc)
         values: dict[str, Any] = {
             "filters": filters,
             "page": page,
@@ -219,7 +219,7 @@ class Pages:
                 key = "actions.listed" if new else "actions.listed_already"
                 flash = view.t(key, entry=entry, list=view.t(f"lists.{action.list_name}"))
         except (NotFoundError, PolicyError) as exc:
-            flash, error = str(exc), True
+            flash, error = view.failure(exc), True
         return self.message(view, message_id, action_flash=flash, action_error=error)
 
     def message(
@@ -394,7 +394,7 @@ class Pages:
                 actor=view.user.name,
             )
         except (AccountError, ValueError) as exc:
-            return self.users(view, error=str(exc))
+            return self.users(view, error=view.failure(exc))
         return RedirectResponse("/users", status_code=303)
 
     def disable_user(self, view: View) -> Response:
@@ -414,7 +414,7 @@ class Pages:
                 actor=view.user.name,
             )
         except (AccountError, NotFoundError) as exc:
-            return self.users(view, error=str(exc))
+            return self.users(view, error=view.failure(exc))
         return self.users(view, message=view.t("tokens.created", token=secret))
 
     def revoke_token(self, view: View) -> Response:
