@@ -15,6 +15,7 @@ import pytest
 from babel.messages.pofile import read_po
 
 from mailwarden.console.policy_form import FIELDS, SECTIONS
+from mailwarden.console.timeline import SHAPES
 from mailwarden.deliver.queue import JobKind as DeliveryKind
 from mailwarden.i18n import LANGUAGES, Translator, catalogue, catalogue_path, words
 from mailwarden.model.accounts import Role, Scope
@@ -112,7 +113,8 @@ def dynamic_keys() -> set[str]:
         "pform.o.": sorted({o for f in FIELDS.values() for o in f.options}),
     }
     keys = {prefix + value for prefix, values in families.items() for value in values}
-    return keys | set(REASON_WORDS.values()) | set(LINK_WORDS.values())
+    timeline = {key for _, key, _ in SHAPES} | {"timeline.listener", "timeline.client"}
+    return keys | timeline | set(REASON_WORDS.values()) | set(LINK_WORDS.values())
 
 
 def placeholders(text: str) -> set[str]:

@@ -30,6 +30,7 @@ from mailwarden.console.security import (
     PAGE_HEADERS,
     CsrfSigner,
 )
+from mailwarden.console.timeline import event_detail
 from mailwarden.console.timezones import TZ_COOKIE, when_filter, zone_of
 from mailwarden.model.accounts import Principal, Role
 from mailwarden.service.accounts import SESSION_TTL, Accounts
@@ -113,6 +114,7 @@ class Console:
             lstrip_blocks=True,
         )
         self.templates.filters["when"] = when_filter
+        self.templates.globals["event_detail"] = event_detail
 
     @cached_property
     def accounts(self) -> Accounts:
