@@ -4,7 +4,7 @@
     python contrib/messages.py --check   # change nothing; exit 1 when a catalogue is behind the code
 
 1. The keys in use are extracted with Babel (babel.cfg): `t("key")` in the console's Python and Jinja2
-   templates, `words("key", language)` in the digests and reports, `Refusal(status, "key")`.
+   templates, `words("key", language)` in the digests, notices and reports, `Refusal(status, "key")`.
 2. `src/mailwarden/i18n/messages.pot` is written: every key of `en.po` (English holds the source words, and
    the keys built from enum values at run time are only there) and every extracted key, each with its
    English as a comment for translators and where it is used.
@@ -32,7 +32,7 @@ ROOT = Path(__file__).resolve().parents[1]
 I18N = ROOT / "src" / "mailwarden" / "i18n"
 TEMPLATE = I18N / "messages.pot"
 # function name → which argument is the key (Babel's keyword spec; None: the first)
-KEYWORDS: dict[str, tuple[int, ...] | None] = {"t": None, "words": None, "Refusal": (2,)}
+KEYWORDS: dict[str, tuple[int, ...] | None] = {"t": None, "words": None, "Refusal": (2,), "refusal": (3,)}
 WIDTH = 120
 
 

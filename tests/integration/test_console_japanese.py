@@ -121,6 +121,7 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
         accounts = Accounts(rt.db)
         accounts.add_user("aiko", role=Role.ADMIN, email="aiko@example.com", password=PASSWORD, actor="test")
         accounts.add_user("kenji", role=Role.ANALYST, email="soc@example.com", password=PASSWORD, actor="test")
+        accounts.add_user("yui", role=Role.USER, email="alice@example.com", password=PASSWORD, actor="test")
         hunt = new_hunt(rt.db, HuntKind.SEARCH, created_by="aiko", indicators=Indicators(senders=(BLOCKED,)))
     finally:
         rt.close()
@@ -195,11 +196,28 @@ def test_every_page_in_japanese_has_no_english_phrase_and_no_raw_key(site: Site)
         assert response is not None and response.status == 200, path
         assert page.locator("html").get_attribute("lang") == "ja", path
         found.update(_untranslated(page, path, phrases, keys))
-    # the replay's result and a form's inline errors are pages too
+    # answers to forms are pages too: the replay's result, the policy form's inline errors, releasing malware
     page.goto(site.url + "/policy/replay")
     page.click("button[name=intent][value=replay]")
     page.locator("#replay-result").wait_for()
     found.update(_untranslated(page, "/policy/replay (result)", phrases, keys))
+    page.goto(site.url + "/policy")
+    page.fill("#f-spam-bcl_threshold", "15")
+    page.fill("#f-malware-notify_admins", "soc-at-example")
+    page.click("form.policy-form button.primary")
+    page.locator("[role=alert]").first.wait_for()
+    found.update(_untranslated(page, "/policy (errors)", phrases, keys))
+    page.goto(site.url + "/quarantine")
+    page.locator("tr[data-reason=malware] button[name=single][value^=release]").click()
+    page.locator("#malware-confirm").wait_for()
+    found.update(_untranslated(page, "/quarantine (confirm release)", phrases, keys))
+    # an end user sees only the quarantine
+    user, _ = signed_in(site.browser, site.url, "yui", locale="ja-JP")
+    user.context.add_cookies([{"name": "mw_lang", "value": "ja", "url": site.url}])
+    user.goto(site.url + "/quarantine")
+    assert user.locator("table.quarantine tbody tr").count() >= 1
+    found.update(_untranslated(user, "/quarantine (user)", phrases, keys))
+    user.context.close()
     page.context.clear_cookies()
     page.context.add_cookies([{"name": "mw_lang", "value": "ja", "url": site.url}])
     page.goto(site.url + "/login")
