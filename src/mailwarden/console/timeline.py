@@ -41,6 +41,36 @@ SHAPES: tuple[tuple[re.Pattern[str], str, dict[str, str]], ...] = (
     (re.compile(r"copy of a suspicious outbound message to (?P<to>.+)"), "timeline.suspicious_copy", {}),
     (re.compile(r"another journal copy merged: (?P<count>\d+) new recipients"), "timeline.journal_merged", {}),
     (re.compile(r"processing failed: held in quarantine"), "timeline.processing_failed", {}),
+    (
+        re.compile(r"(?P<format>[a-z0-9_]+): (?P<count>\d+) recipients, envelope confidence (?P<confidence>[a-z]+)"),
+        "timeline.journal",
+        {},
+    ),
+    (
+        re.compile(
+            r"(?P<format>[a-z0-9_]+): (?P<count>\d+) recipients, envelope confidence (?P<confidence>[a-z]+), "
+            r"spoof of own domain"
+        ),
+        "timeline.journal_spoof",
+        {},
+    ),
+    (
+        re.compile(r"released from quarantine by (?P<who>.+); queued for delivery without re-filtering"),
+        "timeline.released",
+        {},
+    ),
+    (
+        re.compile(
+            r"quarantined message expired after retention \((?P<reason>[a-z_]+)\); entry (?P<entry>\S+) removed"
+        ),
+        "timeline.expired",
+        {"reason": "quarantine_reason"},
+    ),
+    (
+        re.compile(r"would-have entry expired after retention \((?P<reason>[a-z_]+)\); entry (?P<entry>\S+) removed"),
+        "timeline.expired_would_have",
+        {"reason": "quarantine_reason"},
+    ),
 )
 # the Receive event: "listener NAME from [IP] helo=... tls=... auth=..." (any part may be missing)
 RECEIVE = re.compile(r"(?:listener (?P<listener>\S+))? ?(?:from \[(?P<ip>[^\]]+)\])? ?(?P<rest>.*)")

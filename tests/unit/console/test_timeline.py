@@ -47,3 +47,12 @@ def test_english_reads_as_recorded_and_an_unknown_shape_is_shown_escaped() -> No
     assert str(event_detail(EN, detail)) == f'<span translate="no">{detail}</span>'
     odd = "451 4.7.1 <try> later & again"
     assert str(event_detail(JA, odd)) == '<span translate="no">451 4.7.1 &lt;try&gt; later &amp; again</span>'
+
+
+def test_journal_release_and_expiry_details_are_said_in_japanese() -> None:
+    journal = str(event_detail(JA, "gmail_routing_copy: 2 recipients, envelope confidence medium, spoof of own domain"))
+    assert '受信者 <span translate="no">2</span> 人' in journal and "自組織ドメインのなりすまし" in journal
+    released = "released from quarantine by ann (digest link); queued for delivery without re-filtering"
+    assert str(event_detail(JA, released)).startswith('<span translate="no">ann (digest link)</span> が検疫から')
+    expired = "quarantined message expired after retention (high_confidence_phish); entry 01K7Q removed"
+    assert "(高確度フィッシング)" in str(event_detail(JA, expired))
