@@ -5,8 +5,8 @@ key (`nav.dashboard`, `digest.reason.spam`, `reports.category.phish`), the msgst
 placeholders filled by `str.format`. English (`en.po`) holds the source words; a key a language lacks
 falls back to English, then to the key itself. docs/console.md ("Translating") says how to add words.
 
-Every floor may use this module (the console, the period reports and their mails, the quarantine digests),
-so it imports nothing of mailwarden.
+Every floor may use this module (the console, the period reports and their mails, the quarantine digests,
+the administrators' notices), so it imports nothing of mailwarden.
 """
 
 from __future__ import annotations
@@ -21,7 +21,6 @@ LANGUAGES = ("en", "ja")
 DEFAULT_LANGUAGE = "en"
 DOMAIN = "messages"
 LOCALE_DIR = Path(__file__).parent / "locale"
-TEMPLATE = Path(__file__).parent / f"{DOMAIN}.pot"
 
 
 def catalogue_path(language: str) -> Path:
@@ -68,4 +67,4 @@ class Translator:
         return key in catalogue(DEFAULT_LANGUAGE)
 
 
-__all__ = ["DEFAULT_LANGUAGE", "LANGUAGES", "TEMPLATE", "Translator", "catalogue", "catalogue_path", "words"]
+__all__ = ["DEFAULT_LANGUAGE", "LANGUAGES", "Translator", "catalogue", "catalogue_path", "words"]
