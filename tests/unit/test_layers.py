@@ -11,7 +11,9 @@ from pathlib import Path
 SRC = Path(__file__).resolve().parents[2] / "src" / "mailwarden"
 
 # Modules every layer may use: errors, ids, file and log helpers; they import only each other.
-FOUNDATION = frozenset({"__init__", "errors", "ids", "durable", "logs", "metrics", "dns", "throttle", "lifeline"})
+FOUNDATION = frozenset(
+    {"__init__", "errors", "ids", "durable", "logs", "metrics", "dns", "throttle", "lifeline", "i18n"}
+)
 # What each package may import besides the foundation. Siblings of one floor do not import each other.
 MAY_IMPORT: dict[str, frozenset[str]] = {
     "model": frozenset(),

@@ -6,7 +6,7 @@ markup. No script and no inline style: colours come from CSS classes (`series-<n
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from html import escape
 
 from markupsafe import Markup
@@ -16,8 +16,11 @@ BAR_ROW = 22
 LABEL_WIDTH = 230
 
 
-def stacked_days(days: Sequence[str], series: Mapping[str, Sequence[int]], *, title: str) -> Markup:
-    """One stacked column per day, a segment per series (in the mapping's order), with a legend."""
+def stacked_days(
+    days: Sequence[str], series: Mapping[str, Sequence[int]], *, title: str, label: Callable[[str], str] = str
+) -> Markup:
+    """One stacked column per day, a segment per series (in the mapping's order), with a legend. A series
+    is named by its key (its CSS class, `series-<key>`); `label` gives the words shown for it."""
     height, top, bottom, left = 220, 10, 40, 40
     plot_h = height - top - bottom
     totals = [sum(values[i] for values in series.values()) for i in range(len(days))]
@@ -42,7 +45,7 @@ def stacked_days(days: Sequence[str], series: Mapping[str, Sequence[int]], *, ti
             y -= h
             parts.append(
                 f'<rect class="series-{escape(name)}" x="{x:.1f}" y="{y:.1f}" width="{bar_w:.1f}" height="{h:.1f}">'
-                f"<title>{escape(day)} {escape(name)}: {value}</title></rect>"
+                f"<title>{escape(day)} {escape(label(name))}: {value}</title></rect>"
             )
         if len(days) <= 16 or i % max(len(days) // 8, 1) == 0:
             parts.append(
@@ -52,7 +55,7 @@ def stacked_days(days: Sequence[str], series: Mapping[str, Sequence[int]], *, ti
     for j, name in enumerate(series):
         lx, ly = left + (j % 4) * 150, height + 20 * (j // 4) - 4
         parts.append(f'<rect class="series-{escape(name)}" x="{lx}" y="{ly - 10}" width="12" height="12"/>')
-        parts.append(f'<text class="legend" x="{lx + 16}" y="{ly}">{escape(name)}</text>')
+        parts.append(f'<text class="legend" x="{lx + 16}" y="{ly}">{escape(label(name))}</text>')
     parts.append("</svg>")
     return Markup("".join(parts))  # noqa: S704 - every interpolated text above is escaped
 

@@ -63,7 +63,7 @@ class ClawbackPages:
         except PermissionDeniedError:
             raise Refusal(403, "forbidden") from None
         except MailwardenError as exc:
-            return self.message_jobs(view, message_id, flash=str(exc), error=True)
+            return self.message_jobs(view, message_id, flash=view.failure(exc), error=True)
         if not view.htmx:
             return RedirectResponse(f"/trace/{message_id}", status_code=303)
         return self.message_jobs(view, message_id, flash=view.t("clawback.started", count=job.total))
@@ -111,7 +111,7 @@ class ClawbackPages:
         except PermissionDeniedError:
             raise Refusal(403, "forbidden") from None
         except (MailwardenError, ValueError) as exc:
-            return self.c.render(view, "clawback_campaign.html", filters=source, preview=None, error=str(exc))
+            return self.c.render(view, "clawback_campaign.html", filters=source, preview=None, error=view.failure(exc))
         return self.c.render(
             view, "clawback_campaign.html", filters=source, preview=preview, error=None, actions=self.actions(view)
         )

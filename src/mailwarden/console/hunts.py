@@ -37,7 +37,7 @@ class HuntPages:
             since, until = _day(view.value("since"), time.min), _day(view.value("until"), time.max)
             indicators = _indicators(view) if kind is HuntKind.SEARCH else None
         except (IndicatorError, ValueError) as exc:
-            return self.listing(view, error=str(exc), status=422)
+            return self.listing(view, error=view.failure(exc), status=422)
         hunt = new_hunt(
             self.c.rt.db,
             kind,

@@ -72,4 +72,5 @@ class OperationsPages:
             return self.page(view, error=view.t("ops.busy", job=job_id), status=409)
         except OperationsUnavailableError:
             return self.page(view, error=view.t("ops.not_live"), status=503)
-        return self.page(view, flash=view.t("ops.retried" if retry else "ops.deleted", job=job_id))
+        flash = view.t("ops.retried", job=job_id) if retry else view.t("ops.deleted", job=job_id)
+        return self.page(view, flash=flash)

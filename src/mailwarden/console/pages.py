@@ -102,13 +102,19 @@ class Pages:
             view,
             "dashboard.html",
             board=board,
-            verdict_chart=charts.stacked_days(board.days, board.by_verdict, title=t("dashboard.by_verdict")),
+            verdict_chart=charts.stacked_days(
+                board.days, board.by_verdict, title=t("dashboard.by_verdict"), label=lambda c: t.enum("category", c)
+            ),
             recipients_chart=charts.bars(board.top_recipients, title=t("dashboard.top_recipients")),
             spam_chart=charts.bars(board.top_spam_senders, title=t("dashboard.top_spam_senders"), css="bar-bad"),
             malware_chart=charts.bars(
                 board.top_malware_senders, title=t("dashboard.top_malware_senders"), css="bar-bad"
             ),
-            dlp_chart=charts.bars(board.dlp_hits, title=t("dashboard.dlp_hits"), css="bar-dlp"),
+            dlp_chart=charts.bars(
+                [(t.enum("dlp_type", name), n) for name, n in board.dlp_hits],
+                title=t("dashboard.dlp_hits"),
+                css="bar-dlp",
+            ),
             modes_chart=charts.bars(modes, title=t("dashboard.modes")),
             provider=provider_panel(self.rt, days=DASHBOARD_DAYS, organisation=view.user.organisation),
             kept=self._kept(view),
@@ -168,7 +174,7 @@ class Pages:
             )
             page = self.rt.history.search(query)
         except (HistoryQueryError, ValueError) as exc:
-            error = str(exc)
+            error = view.failure(exc)
         values: dict[str, Any] = {
             "filters": filters,
             "page": page,
@@ -213,7 +219,7 @@ class Pages:
                 key = "actions.listed" if new else "actions.listed_already"
                 flash = view.t(key, entry=entry, list=view.t(f"lists.{action.list_name}"))
         except (NotFoundError, PolicyError) as exc:
-            flash, error = str(exc), True
+            flash, error = view.failure(exc), True
         return self.message(view, message_id, action_flash=flash, action_error=error)
 
     def message(
@@ -388,7 +394,7 @@ class Pages:
                 actor=view.user.name,
             )
         except (AccountError, ValueError) as exc:
-            return self.users(view, error=str(exc))
+            return self.users(view, error=view.failure(exc))
         return RedirectResponse("/users", status_code=303)
 
     def disable_user(self, view: View) -> Response:
@@ -408,7 +414,7 @@ class Pages:
                 actor=view.user.name,
             )
         except (AccountError, NotFoundError) as exc:
-            return self.users(view, error=str(exc))
+            return self.users(view, error=view.failure(exc))
         return self.users(view, message=view.t("tokens.created", token=secret))
 
     def revoke_token(self, view: View) -> Response:

@@ -19,10 +19,10 @@ from fastapi.responses import Response
 from pydantic import BaseModel, ValidationError
 from pydantic.fields import FieldInfo
 
-from mailwarden.console.i18n import EN
 from mailwarden.console.pages import Pages
 from mailwarden.console.web import Console, Refusal, View
 from mailwarden.errors import PolicyError, StaleVersionError
+from mailwarden.i18n import DEFAULT_LANGUAGE, catalogue
 from mailwarden.model.accounts import Role
 from mailwarden.model.policy import OrganisationDocument, Policy
 
@@ -110,12 +110,12 @@ def _number(value: float) -> str:
 def label(t: Any, field: FormField) -> str:
     """The field's label: its own, else the verdict it is set per (the grids of one setting per verdict)."""
     own = f"pform.f.{field.path}"
-    return str(t(own)) if own in EN else str(t("pform.v." + field.path.rsplit(".", 1)[1]))
+    return str(t(own)) if own in catalogue(DEFAULT_LANGUAGE) else str(t(f"pform.v.{field.path.rsplit('.', 1)[1]}"))
 
 
 def help_text(t: Any, field: FormField) -> str:
     """The field's help: its own words and, for a number, the range the model allows."""
-    parts = [str(t(f"pform.h.{field.path}"))] if f"pform.h.{field.path}" in EN else []
+    parts = [str(t(f"pform.h.{field.path}"))] if f"pform.h.{field.path}" in catalogue(DEFAULT_LANGUAGE) else []
     if field.kind == "number" and field.high is not None and field.low is not None:
         key = "pform.range_open" if field.low_open else "pform.range"
         parts.append(str(t(key, low=_number(field.low), high=_number(field.high))))
@@ -124,7 +124,7 @@ def help_text(t: Any, field: FormField) -> str:
 
 def option_label(t: Any, value: str) -> str:
     key = f"pform.o.{value}"
-    return str(t(key)) if key in EN else value
+    return str(t(key)) if key in catalogue(DEFAULT_LANGUAGE) else value
 
 
 def _get(data: dict[str, Any], path: str) -> Any:
@@ -218,9 +218,11 @@ def _range(field: FormField, t: Any) -> str:
     low = _number(field.low) if field.low is not None else None
     high = _number(field.high) if field.high is not None else None
     if low is not None and high is not None:
-        return str(t("pform.e.range_open" if field.low_open else "pform.e.range", low=low, high=high))
+        if field.low_open:
+            return str(t("pform.e.range_open", low=low, high=high))
+        return str(t("pform.e.range", low=low, high=high))
     if low is not None:
-        return str(t("pform.e.above" if field.low_open else "pform.e.at_least", low=low))
+        return str(t("pform.e.above", low=low)) if field.low_open else str(t("pform.e.at_least", low=low))
     return str(t("pform.e.at_most", high=high))
 
 

@@ -101,11 +101,9 @@ class ReportPages:
         series = report.tables[ReportTable.CATEGORIES]
         chart = charts.stacked_days(
             [str(row[0]) for row in series.rows],
-            {
-                column_label(series, c, labels): [int(row[i]) for row in series.rows]
-                for i, c in enumerate(series.columns[2:], start=2)
-            },
+            {c: [int(row[i]) for row in series.rows] for i, c in enumerate(series.columns[2:], start=2)},
             title=view.t("reports.table.categories"),
+            label=lambda c: column_label(series, c, labels),
         )
         tables = [
             (name, header(table, labels), [cells(table, row, labels) for row in table.rows])

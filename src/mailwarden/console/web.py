@@ -19,9 +19,10 @@ from urllib.parse import urlsplit
 from fastapi import Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from jinja2 import Environment, FileSystemLoader, select_autoescape
+from markupsafe import Markup
 
 from mailwarden.api.deps import SESSION_COOKIE
-from mailwarden.console.i18n import LANGUAGE_COOKIE, LANGUAGES, Translator, negotiate
+from mailwarden.console.i18n import DEFAULT_LANGUAGE, LANGUAGE_COOKIE, LANGUAGES, Translator, negotiate
 from mailwarden.console.security import (
     CSRF_COOKIE,
     CSRF_FIELD,
@@ -29,6 +30,7 @@ from mailwarden.console.security import (
     PAGE_HEADERS,
     CsrfSigner,
 )
+from mailwarden.console.timeline import event_detail
 from mailwarden.console.timezones import TZ_COOKIE, when_filter, zone_of
 from mailwarden.model.accounts import Principal, Role
 from mailwarden.service.accounts import SESSION_TTL, Accounts
@@ -82,6 +84,13 @@ class View:
     def values(self, name: str) -> list[str]:
         return self.form.get(name, [])
 
+    def failure(self, exc: Exception) -> str:
+        """A service's refusal on a page. Its words are the service's own, in English as the API and the CLI
+        give them; in another language they follow "not done" in that language, marked as English text."""
+        if self.t.language == DEFAULT_LANGUAGE:
+            return str(exc)
+        return Markup('{} <span lang="en" translate="no">{}</span>').format(self.t("error.not_done"), str(exc))
+
     @property
     def user(self) -> Principal:
         assert self.principal is not None  # pages that need no sign-in never ask
@@ -105,6 +114,7 @@ class Console:
             lstrip_blocks=True,
         )
         self.templates.filters["when"] = when_filter
+        self.templates.globals["event_detail"] = event_detail
 
     @cached_property
     def accounts(self) -> Accounts:

@@ -15,6 +15,7 @@ from email.message import EmailMessage
 from email.policy import SMTP
 from email.utils import format_datetime, make_msgid
 
+from mailwarden.i18n import DEFAULT_LANGUAGE, catalogue, words
 from mailwarden.model import Message, Policy, Verdict
 from mailwarden.pipeline.dlp import redact_values
 
@@ -57,6 +58,7 @@ def incident_report(
     rules: tuple[str, ...],
     message_id: str,
     received: datetime,
+    language: str = DEFAULT_LANGUAGE,
 ) -> bytes:
     """A transport rule's incident report to an administrator: which rules matched, why, what was done.
 
@@ -64,24 +66,36 @@ def incident_report(
     only (the matched values are never in it, nor in the subject quoted).
     """
     reasons = [f.detail for f in verdict.findings if f.stage == "rules" and f.detail.split(" (", 1)[0] in rules]
-    subject = _subject_of(message)
+    subject = _subject_of(message, language)
+    action = verdict.disposition.action.value
     lines = [
-        "A message matched transport rules of your organisation.",
+        words("notify.incident.intro", language),
         "",
-        f"Subject:    {subject}",
-        f"Sender:     {sender or '<>'}",
-        f"Recipients: {', '.join(recipients)}",
-        f"Received:   {format_datetime(received)}",
-        f"Action:     {verdict.disposition.action.value}",
-        f"Trace id:   {message_id}",
+        words("notify.incident.subject", language, subject=subject),
+        words("notify.incident.sender", language, sender=sender or "<>"),
+        words("notify.incident.recipients", language, recipients=", ".join(recipients)),
+        words("notify.incident.received", language, received=format_datetime(received)),
+        words("notify.incident.action", language, action=_value_words("action", action, language)),
+        words("notify.incident.trace_id", language, id=message_id),
         "",
-        "Rules:",
+        words("notify.incident.rules", language),
         *(f"  - {redact_values(r)}" for r in reasons),
     ]
     if verdict.dlp_matches:
-        lines += ["", "Sensitive information:"]
-        lines += [f"  - {m['type']}: {m['count']} ({m['confidence']} confidence)" for m in verdict.dlp_matches]
-    return _notice(to, hostname, f"Incident report: {', '.join(rules)}: {subject}", "\n".join(lines) + "\n", received)
+        lines += ["", words("notify.incident.sensitive", language)]
+        lines += [
+            "  - "
+            + words(
+                "notify.incident.dlp_match",
+                language,
+                type=_value_words("dlp_type", str(m["type"]), language),
+                count=m["count"],
+                confidence=m["confidence"],
+            )
+            for m in verdict.dlp_matches
+        ]
+    title = words("notify.incident.title", language, rules=", ".join(rules), subject=subject)
+    return _notice(to, hostname, title, "\n".join(lines) + "\n", received)
 
 
 def restriction_notice(
@@ -94,41 +108,63 @@ def restriction_notice(
     until: datetime | None,
     at: datetime,
     would_have: bool,
+    language: str = DEFAULT_LANGUAGE,
 ) -> bytes:
     """The administrators' alert that a sender was restricted from sending (EOP's "User restricted from
     sending email" alert), or in monitor mode would have been."""
-    state = "would have been restricted (monitor mode: nothing was refused)" if would_have else "is restricted"
-    ends = f"until {until:%Y-%m-%d %H:%M} UTC" if until else "until an administrator releases the sender"
+    who = {"sender": sender, "organisation": organisation}
+    if would_have:
+        head = words("notify.restricted.would_have", language, **who)
+        subject = words("notify.restricted.title_would_have", language, sender=sender)
+    else:
+        head = words("notify.restricted.is", language, **who)
+        subject = words("notify.restricted.title", language, sender=sender)
     lines = [
-        f"The sender {sender} of organisation {organisation} {state} from sending outbound mail.",
+        head,
         "",
-        f"Why: {why}",
-        f"Since: {at:%Y-%m-%d %H:%M:%S} UTC",
-        f"Restricted {ends}." if not would_have else "",
-        "",
-        "Release: mailwarden sender release, or the console's Restricted senders page.",
+        words("notify.restricted.why", language, why=why),
+        words("notify.restricted.since", language, at=f"{at:%Y-%m-%d %H:%M:%S}"),
     ]
-    subject = f"Sender restricted from sending: {sender}" if not would_have else f"Sender would be restricted: {sender}"
+    if would_have:
+        lines.append("")
+    elif until:
+        lines.append(words("notify.restricted.until", language, until=f"{until:%Y-%m-%d %H:%M}"))
+    else:
+        lines.append(words("notify.restricted.until_released", language))
+    lines += ["", words("notify.restricted.release", language)]
     return _notice(to, hostname, subject, "\n".join(lines) + "\n", at)
 
 
 def release_request_notice(
-    to: str, hostname: str, requests: Sequence[tuple[str, str, str, str]], console_url: str, at: datetime
+    to: str,
+    hostname: str,
+    requests: Sequence[tuple[str, str, str, str]],
+    console_url: str,
+    at: datetime,
+    language: str = DEFAULT_LANGUAGE,
 ) -> bytes:
     """The administrators' alert that users asked for quarantined messages to be released (EOP's "User
     requested to release a quarantined message"). `requests`: (entry id, recipient, sender, subject)."""
-    lines = [f"{len(requests)} quarantined message(s) wait for an administrator's decision:", ""]
+    lines = [words("notify.requests.intro", language, count=len(requests)), ""]
     for entry_id, recipient, sender, subject in requests:
+        shown = redact_values(subject) or words("common.no_subject", language)
+        link = f"{console_url.rstrip('/')}/quarantine/{entry_id}"
         lines += [
-            f"- {recipient} asks for: {redact_values(subject) or '(no subject)'}",
-            f"  from {sender or '<>'}; approve or deny: {console_url.rstrip('/')}/quarantine/{entry_id}",
+            words("notify.requests.asks", language, recipient=recipient, subject=shown),
+            words("notify.requests.decide", language, sender=sender or "<>", link=link),
         ]
-    subject = f"Release requested: {len(requests)} quarantined message(s)"
+    subject = words("notify.requests.title", language, count=len(requests))
     return _notice(to, hostname, subject, "\n".join(lines) + "\n", at)
 
 
-def _subject_of(message: Message) -> str:
-    return redact_values(message.subject) or "(no subject)"
+def _value_words(kind: str, value: str, language: str) -> str:
+    """An enum value in `language` (`enum.<kind>.<value>`); one the catalogues lack (a custom type) as it is."""
+    key = f"enum.{kind}.{value}"
+    return words(key, language) if key in catalogue(DEFAULT_LANGUAGE) else value
+
+
+def _subject_of(message: Message, language: str = DEFAULT_LANGUAGE) -> str:
+    return redact_values(message.subject) or words("common.no_subject", language)
 
 
 def _notice(to: str, hostname: str, subject: str, text: str, received: datetime) -> bytes:

@@ -122,7 +122,8 @@ class Outcomes:
             notified = self._notify_malware(effects, message_id, message, env, verdict, tenant)
             if notified:
                 events.append(EventRecord(EventType.NOTIFY, "malware notification to " + ", ".join(notified), at=now))
-        reported = self._incident_reports(effects, message_id, message, env, verdict) if applied else []
+        language = tenant.policy.notifications.language if tenant else "en"
+        reported = self._incident_reports(effects, message_id, message, env, verdict, language) if applied else []
         if reported:
             events.append(EventRecord(EventType.NOTIFY, "incident report to " + ", ".join(reported), at=now))
         bcc = tenant.policy.outbound_spam.bcc_suspicious if tenant else None
@@ -256,9 +257,10 @@ class Outcomes:
         return list(dict.fromkeys(targets))
 
     def _incident_reports(
-        self, effects: Effects, message_id: str, message: Message, env: Envelope, verdict: Verdict
+        self, effects: Effects, message_id: str, message: Message, env: Envelope, verdict: Verdict, language: str
     ) -> list[str]:
-        """Transport rules' incident reports (null sender) to the administrators they name."""
+        """Transport rules' incident reports (null sender) to the administrators they name, in the language of
+        the organisation's notifications."""
         targets: dict[str, list[str]] = {}
         for mod in verdict.disposition.modifications:
             if mod.kind is ModificationKind.INCIDENT_REPORT:
@@ -274,6 +276,7 @@ class Outcomes:
                 rules=tuple(dict.fromkeys(rules)),
                 message_id=message_id,
                 received=env.received_at,
+                language=language,
             )
             effects.jobs.append(self._notice(message_id, target, report, "incident-report"))
         return list(targets)

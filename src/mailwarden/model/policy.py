@@ -295,7 +295,7 @@ class NotificationFrequency(StrEnum):
 
 
 class NotificationPolicy(_Strict):
-    """End-user quarantine digests."""
+    """End-user quarantine digests; `language` is also that of the administrators' notices (mailwarden.i18n)."""
 
     enabled: bool = True
     frequency: NotificationFrequency = NotificationFrequency.FOUR_HOURS

@@ -33,9 +33,10 @@ import structlog
 
 from mailwarden.durable import atomic_write
 from mailwarden.errors import MailwardenError
+from mailwarden.i18n import words
 from mailwarden.ids import new_id
 from mailwarden.model.policy import EndUserAccess, NotificationFrequency, Policy
-from mailwarden.model.quarantine import Actor, Entry, Operation, Role, can, user_access
+from mailwarden.model.quarantine import Actor, Entry, Operation, Reason, Role, can, user_access
 from mailwarden.quarantine.preview import Preview
 from mailwarden.quarantine.service import Quarantine, ReleaseDispatcher
 
@@ -50,12 +51,30 @@ FREQUENCIES = {
 }
 SECRET_BYTES = 32
 DIGEST_MESSAGE_PREFIX = "digest-"  # delivery jobs of digests carry no history id
+# the catalogue's words (mailwarden.i18n) for each quarantine reason and link
+REASON_WORDS = {
+    Reason.SPAM: "digest.reason.spam",
+    Reason.HIGH_CONFIDENCE_SPAM: "digest.reason.high_confidence_spam",
+    Reason.BULK: "digest.reason.bulk",
+    Reason.PHISH: "digest.reason.phish",
+    Reason.HIGH_CONFIDENCE_PHISH: "digest.reason.high_confidence_phish",
+    Reason.MALWARE: "digest.reason.malware",
+    Reason.RULE: "digest.reason.rule",
+    Reason.DLP: "digest.reason.dlp",
+}
 
 
 class LinkAction(StrEnum):
     RELEASE = "release"
     REQUEST = "request"
     PREVIEW = "preview"
+
+
+LINK_WORDS = {
+    LinkAction.RELEASE: "digest.release",
+    LinkAction.REQUEST: "digest.request",
+    LinkAction.PREVIEW: "digest.preview",
+}
 
 
 class LinkError(MailwardenError):
@@ -201,7 +220,14 @@ class Digests:
         """The digest e-mail for one recipient: text and HTML in the policy's language, with links."""
         now = now or self._clock()
         policy = self.quarantine.policy_for(entries[0].organisation)
-        words = _TEMPLATES[policy.notifications.language]
+        language = policy.notifications.language
+        title = words("digest.subject_line", language)
+        intro = words("digest.intro", language, count=len(entries))
+        headings = [
+            words(key, language)
+            for key in ("digest.subject", "digest.from", "digest.received", "digest.reason", "digest.actions")
+        ]
+        preview = words(LINK_WORDS[LinkAction.PREVIEW], language)
         expires = now + self.link_lifetime
         rows = []
         for entry in entries:
@@ -210,47 +236,46 @@ class Digests:
             rows.append(
                 (
                     entry,
-                    action,
+                    words(LINK_WORDS[action], language),
                     self._url(self.signer.make(entry.id, action, expires)),
                     self._url(self.signer.make(entry.id, LinkAction.PREVIEW, expires)),
                 )
             )
-        text = [words["intro"].format(count=len(entries)), ""]
+        text = [intro, ""]
         items = []
-        for entry, action, act_url, preview_url in rows:
+        for entry, act, act_url, preview_url in rows:
+            reason = words(REASON_WORDS[entry.reason], language)
             text += [
                 f"- {entry.subject}",
-                f"  {words['from']}: {entry.sender or '<>'}",
-                f"  {words['received']}: {entry.received_at:%Y-%m-%d %H:%M} UTC",
-                f"  {words['reason']}: {words[entry.reason.value]}",
-                f"  {words[action.value]}: {act_url}",
-                f"  {words['preview']}: {preview_url}",
+                f"  {headings[1]}: {entry.sender or '<>'}",
+                f"  {headings[2]}: {entry.received_at:%Y-%m-%d %H:%M} UTC",
+                f"  {headings[3]}: {reason}",
+                f"  {act}: {act_url}",
+                f"  {preview}: {preview_url}",
                 "",
             ]
             items.append(
                 "<tr>"
                 f"<td>{html.escape(entry.subject)}</td><td>{html.escape(entry.sender or '<>')}</td>"
-                f"<td>{entry.received_at:%Y-%m-%d %H:%M} UTC</td><td>{html.escape(words[entry.reason.value])}</td>"
-                f'<td><a href="{html.escape(act_url)}">{html.escape(words[action.value])}</a> · '
-                f'<a href="{html.escape(preview_url)}">{html.escape(words["preview"])}</a></td>'
+                f"<td>{entry.received_at:%Y-%m-%d %H:%M} UTC</td><td>{html.escape(reason)}</td>"
+                f'<td><a href="{html.escape(act_url)}">{html.escape(act)}</a> · '
+                f'<a href="{html.escape(preview_url)}">{html.escape(preview)}</a></td>'
                 "</tr>"
             )
-        hours = int(self.link_lifetime.total_seconds() // 3600)
-        text.append(words["footer"].format(hours=hours))
-        head = "".join(
-            f"<th>{html.escape(words[k])}</th>" for k in ("subject", "from", "received", "reason", "actions")
-        )
+        footer = words("digest.footer", language, hours=int(self.link_lifetime.total_seconds() // 3600))
+        text.append(footer)
+        head = "".join(f"<th>{html.escape(heading)}</th>" for heading in headings)
         body_html = (
-            f'<!DOCTYPE html><html lang="{policy.notifications.language}"><head><meta charset="utf-8">'
-            f"<title>{html.escape(words['subject_line'])}</title></head><body>"
-            f"<p>{html.escape(words['intro'].format(count=len(entries)))}</p>"
+            f'<!DOCTYPE html><html lang="{language}"><head><meta charset="utf-8">'
+            f"<title>{html.escape(title)}</title></head><body>"
+            f"<p>{html.escape(intro)}</p>"
             f'<table border="1" cellpadding="4"><tr>{head}</tr>{"".join(items)}</table>'
-            f"<p>{html.escape(words['footer'].format(hours=hours))}</p></body></html>"
+            f"<p>{html.escape(footer)}</p></body></html>"
         )
         msg = EmailMessage()
         msg["From"] = self.sender_of(policy)
         msg["To"] = recipient
-        msg["Subject"] = words["subject_line"] + f" ({len(entries)})"
+        msg["Subject"] = f"{title} ({len(entries)})"
         msg["Date"] = format_datetime(now)
         msg["Message-ID"] = make_msgid(domain=self.hostname)
         msg["Auto-Submitted"] = "auto-generated"
@@ -309,49 +334,3 @@ def _b64(data: bytes) -> str:
 
 def _unb64(text: str) -> bytes:
     return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
-
-
-_TEMPLATES: dict[str, dict[str, str]] = {
-    "en": {
-        "subject_line": "Quarantined messages for you",
-        "intro": "{count} message(s) addressed to you were held in quarantine.",
-        "subject": "Subject",
-        "from": "From",
-        "received": "Received",
-        "reason": "Reason",
-        "actions": "Actions",
-        "release": "Release",
-        "request": "Request release",
-        "preview": "Preview",
-        "footer": "Each link works once and expires after {hours} hours.",
-        "spam": "Spam",
-        "high_confidence_spam": "High confidence spam",
-        "bulk": "Bulk",
-        "phish": "Phishing",
-        "high_confidence_phish": "High confidence phishing",
-        "malware": "Malware",
-        "rule": "Transport rule",
-        "dlp": "Data loss prevention",
-    },
-    "ja": {
-        "subject_line": "隔離されたメッセージのお知らせ",
-        "intro": "あなた宛てのメッセージ {count} 件が隔離されました。",
-        "subject": "件名",
-        "from": "差出人",
-        "received": "受信日時",
-        "reason": "理由",
-        "actions": "操作",
-        "release": "解放",
-        "request": "解放を依頼",
-        "preview": "プレビュー",
-        "footer": "各リンクは一度だけ使用でき、{hours} 時間後に無効になります。",
-        "spam": "迷惑メール",
-        "high_confidence_spam": "高確度の迷惑メール",
-        "bulk": "バルクメール",
-        "phish": "フィッシング",
-        "high_confidence_phish": "高確度のフィッシング",
-        "malware": "マルウェア",
-        "rule": "トランスポート ルール",
-        "dlp": "データ損失防止",
-    },
-}

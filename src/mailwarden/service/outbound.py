@@ -116,7 +116,7 @@ class OutboundGuard:
         for admin in admins:
             raw = restriction_notice(
                 admin, self.hostname, sender=r.sender, organisation=r.organisation, why=r.reason, until=r.until,
-                at=r.since, would_have=r.would_have,
+                at=r.since, would_have=r.would_have, language=policy.notifications.language,
             )  # fmt: skip
             self.send_alert([admin], raw)
 

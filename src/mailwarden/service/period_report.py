@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from datetime import date, timedelta
 from enum import StrEnum
 
+from mailwarden.i18n import DEFAULT_LANGUAGE, catalogue, words
 from mailwarden.model import Category
 from mailwarden.store.connections import ConnectionStats
 from mailwarden.store.db import Database
@@ -53,7 +54,7 @@ Labels = Callable[[str], str]  # a column name or value (`category.spam`, `col.d
 
 @dataclass
 class Table:
-    """One table of the report: column names (keys, see `LABELS`) and rows."""
+    """One table of the report: column names (keys, see `labels_for`) and rows."""
 
     name: str
     columns: list[str]
@@ -199,102 +200,15 @@ def safe_cell(value: Cell) -> Cell:
     return value
 
 
-LABELS: dict[str, dict[str, str]] = {
-    "en": {
-        "col.day": "Day (UTC)",
-        "col.total": "Total",
-        "col.group": "Group",
-        "col.item": "Item",
-        "col.count": "Count",
-        "col.sender": "Sender",
-        "col.recipient": "Recipient",
-        "col.domain": "Sender domain",
-        "col.messages": "Messages",
-        "col.ip": "IP address",
-        "col.reason": "Reason",
-        "col.connections": "Refused connections",
-        "group.messages": "Messages",
-        "group.category": "Verdict",
-        "group.action": "Action",
-        "group.direction": "Direction",
-        "group.refused": "Refused connections",
-        "would_have": "{action} (would have)",
-        "reason.ip_block_list": "IP block list",
-        "direction.inbound": "inbound",
-        "direction.outbound": "outbound",
-        "direction.internal": "internal",
-        "category.clean": "clean",
-        "category.spam": "spam",
-        "category.high_confidence_spam": "high-confidence spam",
-        "category.bulk": "bulk",
-        "category.phish": "phish",
-        "category.high_confidence_phish": "high-confidence phish",
-        "category.malware": "malware",
-        "category.rule": "transport rule",
-        "category.blocked": "blocked",
-        "category.internal": "internal",
-        "category.scan_error": "scan error",
-        "action.deliver": "deliver",
-        "action.junk": "junk",
-        "action.add_header": "add header",
-        "action.prepend_subject": "prepend subject",
-        "action.redirect": "redirect",
-        "action.quarantine": "quarantine",
-        "action.reject": "reject",
-        "action.drop": "drop",
-        "action.replace_attachments": "replace attachments",
-    },
-    "ja": {
-        "col.day": "日付 (UTC)",
-        "col.total": "合計",
-        "col.group": "区分",
-        "col.item": "項目",
-        "col.count": "件数",
-        "col.sender": "送信者",
-        "col.recipient": "受信者",
-        "col.domain": "送信者ドメイン",
-        "col.messages": "メッセージ数",
-        "col.ip": "IP アドレス",
-        "col.reason": "理由",
-        "col.connections": "拒否した接続",
-        "group.messages": "メッセージ",
-        "group.category": "判定",
-        "group.action": "アクション",
-        "group.direction": "方向",
-        "group.refused": "拒否した接続",
-        "would_have": "{action} (監視モード: 実行予定)",
-        "reason.ip_block_list": "IP ブロック リスト",
-        "direction.inbound": "受信",
-        "direction.outbound": "送信",
-        "direction.internal": "組織内",
-        "category.clean": "正常",
-        "category.spam": "スパム",
-        "category.high_confidence_spam": "高確度スパム",
-        "category.bulk": "バルク",
-        "category.phish": "フィッシング",
-        "category.high_confidence_phish": "高確度フィッシング",
-        "category.malware": "マルウェア",
-        "category.rule": "トランスポート ルール",
-        "category.blocked": "ブロック",
-        "category.internal": "組織内",
-        "category.scan_error": "スキャン エラー",
-        "action.deliver": "配信",
-        "action.junk": "迷惑メール",
-        "action.add_header": "ヘッダー追加",
-        "action.prepend_subject": "件名に追記",
-        "action.redirect": "リダイレクト",
-        "action.quarantine": "検疫",
-        "action.reject": "拒否",
-        "action.drop": "破棄",
-        "action.replace_attachments": "添付ファイルを置換",
-    },
-}
-
-
 def labels_for(language: str) -> Labels:
-    """The report's words in `language` (English for an unknown one); a key without words is itself."""
-    words = LABELS.get(language, LABELS["en"])
-    return lambda key: words.get(key) or LABELS["en"].get(key) or key
+    """The report's words in `language` (English for an unknown one), the catalogue's `reports.<key>`
+    (mailwarden.i18n); a key without words is itself."""
+
+    def label(key: str) -> str:
+        full = f"reports.{key}"
+        return words(full, language) if full in catalogue(DEFAULT_LANGUAGE) else key
+
+    return label
 
 
 def plain_labels(key: str) -> str:
@@ -305,7 +219,6 @@ def plain_labels(key: str) -> str:
 
 
 __all__ = [
-    "LABELS",
     "MAX_DAYS",
     "TABLES",
     "PeriodReport",

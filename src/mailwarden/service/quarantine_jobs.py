@@ -146,7 +146,10 @@ class QuarantineJobs:
                 continue
             listed = [(e.id, e.recipient, e.sender, e.subject) for e in mine]
             assert admin.email is not None
-            raw = release_request_notice(admin.email, self.hostname, listed, self.rt.config.console.public_url, now)
+            language = self.quarantine.policy_for(admin.organisation or mine[0].organisation).notifications.language
+            raw = release_request_notice(
+                admin.email, self.hostname, listed, self.rt.config.console.public_url, now, language=language
+            )
             self.dispatcher(ALERT_MESSAGE_PREFIX + new_id(now), "", [admin.email], raw)
             sent += 1
         log.info("quarantine_release_requests_told", requests=len(requests), admins=sent)

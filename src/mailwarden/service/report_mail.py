@@ -27,6 +27,7 @@ import structlog
 
 from mailwarden.enforce.notify import ALERT_MESSAGE_PREFIX
 from mailwarden.errors import NotFoundError
+from mailwarden.i18n import words
 from mailwarden.ids import new_id
 from mailwarden.model.policy import ReportFrequency, ReportSchedule
 from mailwarden.quarantine.service import ReleaseDispatcher
@@ -46,37 +47,6 @@ log = structlog.get_logger(__name__)
 ROUND_SECONDS = 300.0
 CATCH_UP = 14
 SUMMARY_TOP = 5
-
-WORDS = {
-    "en": {
-        "subject": "mailwarden report for {org}: {start} – {end}",
-        "intro": "The mail report of {org} for {start} – {end} (UTC days).",
-        "messages": "Messages: {count}",
-        "refused": "Connections refused by the connection filter: {count}",
-        "categories": "By verdict:",
-        "actions": "By action:",
-        "directions": "By direction:",
-        "top_senders": "Top senders of spam, phish and malware:",
-        "top_sender_domains": "Top sender domains of spam, phish and malware:",
-        "refused_ips": "Top refused IP addresses:",
-        "attached": "Every table is attached as CSV (UTF-8).",
-        "all": "all organisations",
-    },
-    "ja": {
-        "subject": "mailwarden レポート ({org}): {start} – {end}",
-        "intro": "{org} のメール レポートです。期間: {start} – {end} (UTC の日付)。",
-        "messages": "メッセージ数: {count}",
-        "refused": "接続フィルターが拒否した接続: {count}",
-        "categories": "判定別:",
-        "actions": "アクション別:",
-        "directions": "方向別:",
-        "top_senders": "スパム・フィッシング・マルウェアの送信者 (上位):",
-        "top_sender_domains": "スパム・フィッシング・マルウェアの送信者ドメイン (上位):",
-        "refused_ips": "拒否した IP アドレス (上位):",
-        "attached": "各表を CSV (UTF-8) で添付しています。",
-        "all": "すべての組織",
-    },
-}
 
 
 def due_periods(every: ReportFrequency, last_end: date | None, today: date) -> list[tuple[date, date]]:
@@ -100,23 +70,34 @@ def due_periods(every: ReportFrequency, last_end: date | None, today: date) -> l
 
 def summary_text(report: PeriodReport, language: str) -> str:
     """The report's summary as the mail's text."""
-    words = WORDS.get(language, WORDS["en"])
     labels = labels_for(language)
-    span = {"org": report.organisation or words["all"], "start": report.start, "end": report.end}
-    lines = [words["intro"].format(**span), "", words["messages"].format(count=report.messages)]
-    lines.append(words["refused"].format(count=report.refused))
+
+    span = {"org": report.organisation or words("report_mail.all", language), "start": report.start, "end": report.end}
+    lines = [words("report_mail.intro", language, **span), ""]
+    lines.append(words("report_mail.messages", language, count=report.messages))
+    lines.append(words("report_mail.refused", language, count=report.refused))
     totals = report.tables["totals"]
-    for group, name in (("category", "categories"), ("action", "actions"), ("direction", "directions")):
+    groups = (
+        ("category", words("report_mail.categories", language)),
+        ("action", words("report_mail.actions", language)),
+        ("direction", words("report_mail.directions", language)),
+    )
+    for group, heading in groups:
         rows = [row for row in totals.rows if row[0] == group]
         if rows:
-            lines += ["", words[name]]
+            lines += ["", heading]
             lines += [f"  {_row_text(totals, row, labels, skip=1)}" for row in rows]
-    for name in ("top_senders", "top_sender_domains", "refused_ips"):
+    tops = (
+        ("top_senders", words("report_mail.top_senders", language)),
+        ("top_sender_domains", words("report_mail.top_sender_domains", language)),
+        ("refused_ips", words("report_mail.refused_ips", language)),
+    )
+    for name, heading in tops:
         table = report.tables[name]
         if table.rows:
-            lines += ["", words[name]]
+            lines += ["", heading]
             lines += [f"  {_row_text(table, row, labels)}" for row in table.rows[:SUMMARY_TOP]]
-    lines += ["", words["attached"]]
+    lines += ["", words("report_mail.attached", language)]
     return "\n".join(lines) + "\n"
 
 
@@ -128,13 +109,12 @@ def _row_text(table: Table, row: list[str | int], labels: Callable[[str], str], 
 def report_mail(report: PeriodReport, schedule: ReportSchedule, hostname: str, at: datetime) -> bytes:
     """The report e-mail: summary text, each table a CSV attachment named after the organisation and days."""
     language = schedule.language
-    words = WORDS[language]
     labels = labels_for(language)
     mail = EmailMessage(policy=SMTP)
     mail["From"] = f"mailwarden <postmaster@{hostname}>"
     mail["To"] = ", ".join(schedule.recipients)
-    org = report.organisation or words["all"]
-    mail["Subject"] = words["subject"].format(org=org, start=report.start, end=report.end)
+    org = report.organisation or words("report_mail.all", language)
+    mail["Subject"] = words("report_mail.subject", language, org=org, start=report.start, end=report.end)
     mail["Date"] = format_datetime(at)
     mail["Message-ID"] = make_msgid(domain=hostname)
     mail["Auto-Submitted"] = "auto-generated"

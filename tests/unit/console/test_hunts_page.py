@@ -48,6 +48,19 @@ def test_a_bad_pattern_is_shown_with_the_form_and_nothing_is_queued(setup: Setup
     assert HuntStore(setup.rt.db).newest() == []
 
 
+def test_in_japanese_a_refusal_says_so_and_keeps_the_services_words_marked_as_english(setup: Setup) -> None:
+    client = sign_in(setup.client(language="ja"), "admin")
+    token = csrf_of(client.get("/hunts").text)
+    response = client.post("/hunts", data={"csrf_token": token, "kind": "search", "subject": "(unclosed"})
+    assert response.status_code == 422
+    shown = html.unescape(response.text)
+    assert '実行できませんでした: <span lang="en" translate="no">subject: not a valid RE2 pattern' in shown
+    english = sign_in(setup.client(), "admin")
+    token = csrf_of(english.get("/hunts").text)
+    refused = english.post("/hunts", data={"csrf_token": token, "kind": "search", "subject": "(unclosed"})
+    assert "not a valid RE2 pattern" in refused.text and "Not done" not in refused.text  # English reads as before
+
+
 def test_a_user_never_reaches_the_hunt_pages(setup: Setup) -> None:
     client = sign_in(setup.client(), "bob")
     assert client.get("/hunts").status_code == 403

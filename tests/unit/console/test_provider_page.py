@@ -10,10 +10,12 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
-from mailwarden.console.i18n import JA
+from mailwarden.i18n import catalogue
 from mailwarden.model import Category
 from tests.unit.api.conftest import PASSWORD, World, build_world
 from tests.unit.api.test_provider import GMAIL_CLEAN, M365_PHISH, journal_copy
+
+JA = catalogue("ja")
 
 
 @pytest.fixture

@@ -6,7 +6,10 @@ import re
 import string
 
 from mailwarden.console import charts
-from mailwarden.console.i18n import EN, JA, Translator, negotiate
+from mailwarden.console.i18n import Translator, negotiate
+from mailwarden.i18n import catalogue
+
+EN, JA = catalogue("en"), catalogue("ja")
 
 
 def test_the_cookie_wins_then_the_browsers_preference() -> None:

@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 from email.message import EmailMessage
 from email.policy import default
 
-from mailwarden.enforce.notify import incident_report, malware_notification
+from mailwarden.enforce.notify import incident_report, malware_notification, release_request_notice, restriction_notice
 from mailwarden.model import (
     Action,
     Category,
@@ -103,3 +103,62 @@ def test_the_incident_report_never_carries_a_matched_value() -> None:
     assert "attachment 'cc-4111 **** **** 1111.txt'" in body
     assert "credit_card: 1 (medium confidence)" in body
     assert CARD.replace(" ", "") not in body and CARD not in body
+
+
+def test_the_administrators_notices_speak_the_organisations_language() -> None:
+    finding = Finding("rules", "RULE_CARDS", 0.0, "Cards (enforce): body matches a card number")
+    verdict = Verdict(
+        Direction.INBOUND,
+        Category.RULE,
+        Disposition(Action.QUARANTINE),
+        stages=(StageResult("rules", StageOutcome.DETECTED, (finding,)),),
+        dlp_matches=({"type": "credit_card", "count": 2, "confidence": "high", "samples": []},),
+    )
+    report = parsed(
+        incident_report(
+            to="secops@example.com",
+            hostname="mw.example.com",
+            message=Message(build_message(subject="")),
+            sender="p@example.org",
+            recipients=("bob@example.com",),
+            verdict=verdict,
+            rules=("Cards",),
+            message_id="01K7TESTID",
+            received=RECEIVED,
+            language="ja",
+        )
+    )
+    assert report["Subject"] == "インシデント レポート: Cards: (件名なし)"
+    body = report.get_content()
+    assert "組織のトランスポート ルールに一致したメッセージがあります。" in body
+    assert "アクション: 検疫" in body and "クレジットカード番号: 2 件 (信頼度: high)" in body
+    assert "Cards (enforce): body matches a card number" in body  # the rule's own reason, as written
+
+    restricted = parsed(
+        restriction_notice(
+            "secops@example.com",
+            "mw.example.com",
+            sender="sales@example.com",
+            organisation="acme",
+            why="1000 messages in a day",
+            until=None,
+            at=RECEIVED,
+            would_have=False,
+            language="ja",
+        )
+    )
+    assert restricted["Subject"] == "送信を制限された送信者: sales@example.com"
+    assert "管理者が送信者を解除するまで制限されます。" in restricted.get_content()
+
+    asked = parsed(
+        release_request_notice(
+            "secops@example.com",
+            "mw.example.com",
+            [("Q1", "bob@example.com", "p@example.org", "Invoice")],
+            "https://mw.example.com/",
+            RECEIVED,
+            language="ja",
+        )
+    )
+    assert asked["Subject"] == "リリースの要求: 検疫中のメッセージ 1 件"
+    assert "承認または拒否: https://mw.example.com/quarantine/Q1" in asked.get_content()
