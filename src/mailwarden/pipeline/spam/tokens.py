@@ -276,12 +276,13 @@ def list_markers(message: Message) -> tuple[str, ...]:
     A post has a List-Id and what only a list manager adds beside it (List-Post, Mailman's or Google
     Groups' headers): List-Id or List-Unsubscribe alone is what an ESP's newsletter carries too, and a
     newsletter's footer is its sender's own words."""
-    if not message.header("List-Id"):
-        return ()
     present = {name.lower() for name in message.email}
-    if not present & _LIST_MECHANICS:
-        return ()
+    if "mailing-list" not in present and not ("list-id" in present and present & _LIST_MECHANICS):
+        return ()  # Mailing-List alone: only list managers (ezmlm, Yahoo Groups) write it
     markers: set[str] = set()
+    for name in ("Mailing-List", "X-BeenThere"):  # the list's address, also where no List-* link is written
+        for value in message.raw_headers(name)[:2]:
+            markers.update(a.lower() for a in _EMAIL_RE.findall(value[:1000]) if len(a) >= 6)
     for name in _LIST_HEADERS:
         for value in message.raw_headers(name)[:4]:
             for target in _LIST_TARGET_RE.findall(value[:2000]):
@@ -289,6 +290,9 @@ def list_markers(message: Message) -> tuple[str, ...]:
                 target = target.split("://", 1)[-1].rstrip("/")
                 if len(target) >= 6:
                     markers.add(target)
+    ident = _LIST_TARGET_RE.search(message.header("List-Id") or "")
+    if ident and not markers:  # a post all the same; its identifier is what it can be known by
+        markers.add(ident.group(1).lower())
     return tuple(sorted(markers))[:12]
 
 

@@ -212,3 +212,18 @@ def test_list_id_alone_is_not_a_list_post_and_keeps_its_footer() -> None:
 def test_a_footer_that_does_not_name_the_list_is_kept() -> None:
     toks = tokens_of(text="Meeting at noon\n__________\nAcme Ltd, registered in Nowhere\n", headers=LIST_HEADERS)
     assert {"list:post", "acme", "registered"} <= toks
+
+
+def test_a_post_of_a_list_that_writes_no_list_links_loses_its_footer_too() -> None:
+    """Mailman 1 wrote List-Id and X-BeenThere but no List-Post; Yahoo Groups wrote Mailing-List only."""
+    footer = "\n-- \nUsers group: users@lists.example.org\nhttp://lists.example.org/ for subscription information\n"
+    mailman1 = {
+        "List-Id": "<users.lists.example.org>",
+        "X-Mailman-Version": "1.1",
+        "X-BeenThere": "users@lists.example.org",
+    }
+    yahoo = {"Mailing-List": "list users@lists.example.org; contact users-owner@lists.example.org"}
+    for headers in (mailman1, yahoo):
+        toks = tokens_of(text="Cheap replica watches\n" + footer, headers=headers)
+        assert {"list:post", "cheap", "replica"} <= toks
+        assert not {"subscription", "information", "group"} & toks

@@ -11,7 +11,7 @@ from typer.testing import CliRunner
 from mailwarden.cli import app
 from mailwarden.model import Message
 from mailwarden.pipeline.services import StageServices
-from mailwarden.pipeline.spam.classifier import Score
+from mailwarden.pipeline.spam.classifier import Score, model_header
 from mailwarden.pipeline.spam.stage import SpamFilter
 from mailwarden.pipeline.spam.training import (
     Sample,
@@ -110,6 +110,8 @@ def test_train_writes_a_model_and_weights_the_stage_can_load(tmp_path: Path) -> 
     assert scoring["cv"]["spam"]["messages"] == 24 and "BAYES_SPAM_HIGH" in scoring["weights"]
     # where the classifier is unsure it never decides alone, and no opinion is no evidence
     assert scoring["weights"]["BAYES_SPAM_LOW"] <= 4.0 and scoring["weights"]["BAYES_NEUTRAL"] <= 1.0
+    # a model learnt from a few messages separates them perfectly; its threshold still never sinks to even odds
+    assert model_header(tmp_path / "out" / "default-model.tsv.gz")[1] >= 0.55
     files = {"model": str(tmp_path / "out" / "default-model.tsv.gz"), "scoring": str(tmp_path / "out" / "scoring.json")}
     services = StageServices(resolver=None, data_dir=tmp_path, stage_config={"spam": files})
     spam = SpamFilter.from_services(services)
