@@ -5,6 +5,8 @@ The server gets mail through its inbound listener (clean, blocked spam, malware;
 hop defers it, so the delivery queue is not empty) and journal copies carrying Google's and Microsoft 365's
 verdicts (for the provider report and the message page's provider verdict); a retro-hunt is queued. Text
 that is data (subjects, addresses, the engines' details, replies) is marked `translate="no"` and left out.
+The dashboard and a message page are saved as dashboard-ja.png and message-ja.png (SCREENSHOTS_DIR, as in
+test_console.py).
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -61,6 +64,7 @@ class Site:
     url: str
     browser: Any
     hunt_id: str
+    screenshots: Path
 
 
 def english_phrases() -> dict[str, str]:
@@ -145,8 +149,8 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
         send(journal, "", [mw.journal_address], exchange_report("bob@journal.example"))
         eventually(lambda: len(mw.messages()) == 5, timeout=WAIT)
         eventually(lambda: sink.attempts >= 1, timeout=WAIT)
-        with chromium(root) as (browser, _):
-            yield Site(mw, url, browser, hunt.id)
+        with chromium(root) as (browser, screenshots):
+            yield Site(mw, url, browser, hunt.id, screenshots)
     finally:
         if mw.process is not None:
             mw.stop()
@@ -190,11 +194,14 @@ def test_every_page_in_japanese_has_no_english_phrase_and_no_raw_key(site: Site)
         "/timezone",
     ]
     phrases, keys = english_phrases(), raw_keys()
+    shots = {"/": "dashboard-ja.png", f"/trace/{missed.summary.id}": "message-ja.png"}
     found: dict[str, list[str]] = {}
     for path in paths:
         response = page.goto(site.url + path)
         assert response is not None and response.status == 200, path
         assert page.locator("html").get_attribute("lang") == "ja", path
+        if path in shots:  # the README shows the console in Japanese too (before the data is blanked)
+            page.screenshot(path=str(site.screenshots / shots[path]), full_page=True)
         found.update(_untranslated(page, path, phrases, keys))
     # answers to forms are pages too: the replay's result, the policy form's inline errors, releasing malware
     page.goto(site.url + "/policy/replay")
