@@ -6,11 +6,13 @@ Pure pydantic models. Unknown fields are refused so a typo in a policy file neve
 from __future__ import annotations
 
 import ipaddress
+import string
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic_core import PydanticCustomError
 
 from mailwarden.errors import PolicyError
 from mailwarden.model.org import ConnectionMode, Domain, Organisation
@@ -206,6 +208,29 @@ DEFAULT_NOTIFICATION_TEXT = (
 )
 
 
+def check_notification_placeholders(text: str) -> None:
+    """Refuse a notification text whose placeholders are not exactly NOTIFICATION_FIELDS' names or whose braces
+    are malformed. The error's type and context say which (the console words it in the reader's language)."""
+    allowed = ", ".join("{" + f + "}" for f in NOTIFICATION_FIELDS)
+    try:
+        names = [name for _, name, _, _ in string.Formatter().parse(text) if name is not None]
+        unknown = [name for name in names if name not in NOTIFICATION_FIELDS]
+        if not unknown:
+            text.format(**dict.fromkeys(NOTIFICATION_FIELDS, ""))  # a format spec a text value cannot take
+    except ValueError as exc:
+        raise PydanticCustomError(
+            "placeholder_malformed",
+            "malformed placeholder ({reason}); use {allowed}",
+            {"reason": str(exc), "allowed": allowed},
+        ) from None
+    if unknown:
+        raise PydanticCustomError(
+            "placeholder_unknown",
+            "unknown placeholder {placeholder}; use {allowed}",
+            {"placeholder": "{" + unknown[0] + "}", "allowed": allowed},
+        )
+
+
 class MalwarePolicy(_Strict):
     """The malware filter cannot be switched off; `enabled: false` is refused."""
 
@@ -221,12 +246,7 @@ class MalwarePolicy(_Strict):
     @field_validator("notification_subject", "notification_text")
     @classmethod
     def _known_placeholders(cls, value: str) -> str:
-        try:
-            value.format(**dict.fromkeys(NOTIFICATION_FIELDS, ""))
-        except (KeyError, IndexError, ValueError) as exc:
-            raise ValueError(
-                f"unknown or malformed placeholder {exc}; use {', '.join('{' + f + '}' for f in NOTIFICATION_FIELDS)}"
-            ) from None
+        check_notification_placeholders(value)
         return value
 
     @field_validator("enabled", mode="before")

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from mailwarden.errors import PolicyError
@@ -45,6 +47,23 @@ def test_unknown_field_is_refused() -> None:
 def test_redirect_needs_an_address() -> None:
     with pytest.raises(PolicyError, match="redirect_to"):
         parse_organisation_document({"name": "acme", "policy": {"spam": {"actions": {"spam": "redirect"}}}})
+
+
+@pytest.mark.parametrize(
+    ("text", "reason"),
+    [
+        ("{subject} from {from}", "unknown placeholder {from}; use {subject}, {sender}, {recipients}"),
+        ("{subject.__class__}", "unknown placeholder {subject.__class__}"),  # no attribute of a value is reachable
+        ("{}", "unknown placeholder {}"),
+        ("a { b", "malformed placeholder"),
+        ("{subject:d}", "malformed placeholder"),  # a format a text cannot take would fail when the notice is sent
+    ],
+)
+def test_a_notification_text_uses_only_the_named_placeholders(text: str, reason: str) -> None:
+    with pytest.raises(PolicyError, match=re.escape(f"policy.malware.notification_text: {reason}")):
+        parse_organisation_document({"name": "acme", "policy": {"malware": {"notification_text": text}}})
+    ok = parse_organisation_document({"name": "acme", "policy": {"malware": {"notification_text": "{sender!r:>5}"}}})
+    assert ok.policy.malware.notification_text == "{sender!r:>5}"
 
 
 def test_ip_lists_are_validated_and_normalised() -> None:
