@@ -1,7 +1,8 @@
 """The policy as a form: the settings an administrator changes most, one input each, drawn from the model.
 
 Each input's kind, choices and bounds come from the pydantic `Policy` model (an enum is a select, a
-number carries the model's minimum and maximum, an address list is one address a line). A submission is
+number carries the model's minimum and maximum, a list is one value a line, a text longer than 200
+characters is a text area, a text's maximum length is said in its help). A submission is
 the current document with the form's values put in, validated whole by the model: every bad field is
 shown next to its input at once, in the reader's language, and nothing is saved while any is bad. Saving
 is conditional on the policy version the form was made from, so a change made since is never overwritten.
@@ -16,6 +17,7 @@ from typing import Any, Literal, Union, get_args, get_origin
 
 import annotated_types
 from fastapi.responses import Response
+from markupsafe import Markup, escape
 from pydantic import BaseModel, ValidationError
 from pydantic.fields import FieldInfo
 
@@ -24,18 +26,25 @@ from mailwarden.console.web import Console, Refusal, View
 from mailwarden.errors import PolicyError, StaleVersionError
 from mailwarden.i18n import DEFAULT_LANGUAGE, catalogue
 from mailwarden.model.accounts import Role
-from mailwarden.model.policy import OrganisationDocument, Policy
+from mailwarden.model.policy import NOTIFICATION_FIELDS, OrganisationDocument, Policy
 
-Kind = Literal["select", "check", "number", "lines", "text"]
+# `text` is one line, `long` a text area (a text the model lets be longer than LONG_TEXT characters)
+Kind = Literal["select", "check", "number", "lines", "text", "long"]
+LONG_TEXT = 200
 
 _VERDICTS = ("spam", "high_confidence_spam", "bulk", "phish", "high_confidence_phish", "malware", "rule", "dlp")
 
 # The sections of the form and the settings in each, as paths in the policy document.
 SECTIONS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("spam", ("spam.actions.spam", "spam.actions.high_confidence_spam", "spam.actions.bulk",
-              "spam.bcl_threshold", "spam.mark_bulk_as_spam", "spam.redirect_to")),
+              "spam.bcl_threshold", "spam.mark_bulk_as_spam", "spam.redirect_to", "spam.header_name",
+              "spam.header_value", "spam.subject_prefix")),
     ("phish", ("spam.actions.phish", "spam.actions.high_confidence_phish")),
-    ("malware", ("malware.action", "malware.notify_admins", "malware.notify_internal_sender")),
+    ("malware", ("malware.action", "malware.alert_text", "malware.blocked_file_types", "malware.notify_admins",
+                 "malware.notify_internal_sender", "malware.notification_subject", "malware.notification_text")),
+    ("notifications", ("notifications.enabled", "notifications.frequency", "notifications.sender",
+                       "notifications.language")),
+    ("reports", ("reports.recipients", "reports.every", "reports.language")),
     ("quarantine_retention", tuple(f"quarantine_retention.{v}" for v in _VERDICTS)),
     ("quarantine_permissions", tuple(f"quarantine_permissions.{v}" for v in _VERDICTS)),
     ("outbound_spam", ("outbound_spam.external_per_hour", "outbound_spam.internal_per_hour",
@@ -45,6 +54,12 @@ SECTIONS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("clawback", ("clawback.malware", "clawback.high_confidence_phish", "clawback.phish",
                   "clawback.high_confidence_spam", "clawback.spam", "clawback.window_hours")),
 )  # fmt: skip
+
+# The texts filled in with named values when they are used, and the names they may use (the model checks them).
+PLACEHOLDERS: dict[str, tuple[str, ...]] = {
+    "malware.notification_subject": NOTIFICATION_FIELDS,
+    "malware.notification_text": NOTIFICATION_FIELDS,
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,10 +73,17 @@ class FormField:
     low_open: bool = False  # the model's bound is "greater than", not "at least"
     high: float | None = None
     whole: bool = True
+    max_length: int | None = None  # a text's
+    optional: bool = False  # a text that may be unset: empty is None
+    placeholders: tuple[str, ...] = ()
 
     @property
     def name(self) -> str:
         return self.path
+
+    @property
+    def rows(self) -> int:
+        return 8 if self.kind == "long" else 3
 
 
 def describe(path: str) -> FormField:
@@ -96,7 +118,11 @@ def describe(path: str) -> FormField:
     if get_origin(annotation) is tuple:
         return FormField(path, "lines")
     if get_origin(annotation) in (Union, types.UnionType):
-        return FormField(path, "text")
+        return FormField(path, "text", optional=True)
+    if annotation is str:
+        longest = min((m.max_length for m in info.metadata if isinstance(m, annotated_types.MaxLen)), default=None)
+        kind: Kind = "long" if longest is not None and longest > LONG_TEXT else "text"
+        return FormField(path, kind, max_length=longest, placeholders=PLACEHOLDERS.get(path, ()))
     raise TypeError(f"no form input for {path}")
 
 
@@ -113,13 +139,30 @@ def label(t: Any, field: FormField) -> str:
     return str(t(own)) if own in catalogue(DEFAULT_LANGUAGE) else str(t(f"pform.v.{field.path.rsplit('.', 1)[1]}"))
 
 
-def help_text(t: Any, field: FormField) -> str:
-    """The field's help: its own words and, for a number, the range the model allows."""
-    parts = [str(t(f"pform.h.{field.path}"))] if f"pform.h.{field.path}" in catalogue(DEFAULT_LANGUAGE) else []
+def help_text(t: Any, field: FormField) -> Markup:
+    """The field's help: its own words and, for a number, the range the model allows; for a text, the
+    placeholders it may use and its longest length."""
+    parts: list[str] = []
+    if f"pform.h.{field.path}" in catalogue(DEFAULT_LANGUAGE):
+        parts.append(str(t(f"pform.h.{field.path}")))
     if field.kind == "number" and field.high is not None and field.low is not None:
         key = "pform.range_open" if field.low_open else "pform.range"
         parts.append(str(t(key, low=_number(field.low), high=_number(field.high))))
-    return " ".join(parts)
+    if field.placeholders:
+        parts.append(_sentence(t, "pform.placeholders", names=_codes(field.placeholders)))
+    if field.max_length is not None:
+        parts.append(str(t("pform.max_length", max=field.max_length)))
+    return Markup(" ").join(parts)
+
+
+def _codes(names: tuple[str, ...]) -> Markup:
+    """Placeholder names as they are written in a text (`{subject}`), marked as code, not words."""
+    return Markup(", ").join(Markup('<code translate="no">{{{}}}</code>').format(name) for name in names)
+
+
+def _sentence(t: Any, key: str, **values: object) -> Markup:
+    """The words of `key` with markup values put in (other values escaped)."""
+    return escape(str(t(key))).format(**values)
 
 
 def option_label(t: Any, value: str) -> str:
@@ -170,8 +213,12 @@ def read_form(view: View, policy: dict[str, Any]) -> dict[str, Any]:
         shown[path] = raw
         if field.kind == "lines":
             _put(policy, path, [line.strip() for line in raw.splitlines() if line.strip()])
-        elif field.kind == "text":
+        elif field.optional:
             _put(policy, path, raw.strip() or None)
+        elif field.kind == "long":  # a browser sends a text area's lines ended by CR LF
+            _put(policy, path, raw.replace("\r\n", "\n"))
+        elif field.kind == "text":  # as typed: a subject prefix's trailing space is part of it
+            _put(policy, path, raw)
         else:  # the model parses numbers and choices from their text and says what is wrong
             _put(policy, path, raw.strip())
     return shown
@@ -199,6 +246,12 @@ def field_errors(exc: ValidationError, t: Any) -> tuple[dict[str, list[str]], li
 def _plain(err: Any, field: FormField, t: Any) -> str:
     kind = err["type"]
     ctx = err.get("ctx") or {}
+    if kind == "placeholder_unknown":
+        shown = Markup('<code translate="no">{}</code>').format(ctx.get("placeholder", ""))
+        return _sentence(t, "pform.e.placeholder_unknown", placeholder=shown, allowed=_codes(field.placeholders))
+    if kind == "placeholder_malformed":
+        braces = Markup('<code translate="no">{{</code>, <code translate="no">}}</code>')
+        return _sentence(t, "pform.e.placeholder_malformed", allowed=_codes(field.placeholders), braces=braces)
     if kind in ("greater_than", "greater_than_equal", "less_than", "less_than_equal"):
         return _range(field, t)
     if kind in ("int_parsing", "int_from_float", "int_type"):
@@ -209,8 +262,12 @@ def _plain(err: Any, field: FormField, t: Any) -> str:
         return str(t("pform.e.choice"))
     if kind == "string_pattern_mismatch" and "@" in str(ctx.get("pattern", "")):
         return str(t("pform.e.address", value=err.get("input", "")))
+    if kind == "string_pattern_mismatch" and f"pform.ep.{field.path}" in catalogue(DEFAULT_LANGUAGE):
+        return str(t(f"pform.ep.{field.path}"))  # what the pattern asks for, in words
     if kind == "string_too_long":
         return str(t("pform.e.too_long", max=ctx.get("max_length", "")))
+    if kind == "string_too_short":
+        return str(t("pform.e.empty"))
     return str(t("pform.e.other", reason=err["msg"].removeprefix("Value error, ")))
 
 
