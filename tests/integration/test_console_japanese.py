@@ -211,8 +211,11 @@ def test_every_page_in_japanese_has_no_english_phrase_and_no_raw_key(site: Site)
     page.goto(site.url + "/policy")
     page.fill("#f-spam-bcl_threshold", "15")
     page.fill("#f-malware-notify_admins", "soc-at-example")
+    page.fill("#f-malware-notification_text", "{件名}")  # the placeholders allowed are named, as code
+    page.fill("#f-spam-header_name", "Spam")
     page.click("form.policy-form button.primary")
     page.locator("[role=alert]").first.wait_for()
+    assert page.locator(".field-error").count() == 4
     found.update(_untranslated(page, "/policy (errors)", phrases, keys))
     page.goto(site.url + "/quarantine")
     page.locator("tr[data-reason=malware] button[name=single][value^=release]").click()

@@ -1,6 +1,8 @@
 """Editing the policy through its form in a real browser (Debian's chromium, headless, driven by Playwright)
 against a real `mailwarden serve`: a change is saved, then a bad value is refused with the reason shown next
-to its input and nothing saved.
+to its input and nothing saved; a free text (the malware notice) with an unknown placeholder is refused in
+plain words naming the placeholders allowed, then a right one is saved, its lines as typed, and the YAML
+view shows it.
 
 The screenshot `policy-form.png` goes where SCREENSHOTS_DIR says, else into the test's temporary directory.
 Without chromium or the playwright package the test skips, or fails when CI=true.
@@ -14,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 from mailwarden.model.accounts import Role
 from mailwarden.model.policy import Policy, SpamVerdictAction, parse_organisation_document
@@ -97,5 +100,33 @@ def test_an_admin_edits_the_policy_form_and_sees_a_bad_value_refused_inline(site
     policy = site.policy()
     assert policy.spam.bcl_threshold == 6 and policy.spam.actions.spam is SpamVerdictAction.JUNK
     assert policy.malware.notify_admins == ()
+    assert violations == []
+    page.context.close()
+
+
+def test_an_admin_changes_the_notice_text_and_an_unknown_placeholder_is_refused_inline(site: Site) -> None:
+    page, violations = signed_in(site.browser, site.url)
+    page.goto(site.url + "/policy")
+    assert "{subject}" in page.inner_text("#f-malware-notification_text + small.help")
+    page.fill("#f-malware-notification_text", "Malware in {subject}\nfor {recipient}\n")
+    page.fill("#f-spam-subject_prefix", "[JUNK] ")
+    page.click("form.policy-form button.primary")
+    page.wait_for_load_state()
+    error = page.inner_text("#f-malware-notification_text-error")
+    assert error.startswith("{recipient} cannot be used here; the placeholders are {subject}, {sender}, {recipients}")
+    assert page.get_attribute("#f-malware-notification_text", "aria-invalid") == "true"
+    assert page.input_value("#f-malware-notification_text") == "Malware in {subject}\nfor {recipient}\n"
+    assert site.policy().spam.subject_prefix == "[SPAM] "  # nothing saved, the right field neither
+    page.fill("#f-malware-notification_text", "Malware in {subject}\nfor {recipients}\n")
+    page.click("form.policy-form button.primary")
+    page.wait_for_load_state()
+    assert "Saved (version" in page.inner_text("main")
+    policy = site.policy()
+    assert policy.malware.notification_text == "Malware in {subject}\nfor {recipients}\n"  # the browser's CR LF as LF
+    assert policy.spam.subject_prefix == "[JUNK] "
+    page.click("text=Advanced (YAML)")
+    page.wait_for_load_state()
+    shown = yaml.safe_load(page.input_value("textarea[name=document]"))
+    assert shown["malware"]["notification_text"] == "Malware in {subject}\nfor {recipients}\n"
     assert violations == []
     page.context.close()
