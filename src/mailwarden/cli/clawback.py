@@ -15,10 +15,9 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.table import Table
 
 from mailwarden.clawback.secrets import new_key
-from mailwarden.cli.common import ConfigOption, OrgOption, out, runtime
+from mailwarden.cli.common import ConfigOption, DataTable, OrgOption, out, runtime
 from mailwarden.cli.trace import when
 from mailwarden.errors import ConfigError
 from mailwarden.model import Category
@@ -171,7 +170,7 @@ def _show(view: JobView, *, as_json: bool, items: bool) -> None:
         f"{view.id} {view.kind.value} {view.action.value} by {view.requested_by} ({state}): {summary}", markup=False
     )
     if items and view.items:
-        table = Table("message", "recipient", "status", "detail")
+        table = DataTable("message", "recipient", "status", "detail")
         for i in view.items:
             table.add_row(i.message_id, i.recipient, i.status.value, i.detail)
         out.print(table)
@@ -234,7 +233,7 @@ def list_connectors(org: OrgOption = None, config: ConfigOption = None) -> None:
     """Connectors and their settings (never their secrets)."""
     with runtime(config, migrate=True) as rt:
         infos = Clawback(rt).list_connectors(org)
-    table = Table("organisation", "name", "kind", "domains", "settings", "changed")
+    table = DataTable("organisation", "name", "kind", "domains", "settings", "changed")
     for i in infos:
         table.add_row(
             i.organisation, i.name, i.kind, ", ".join(i.domains) or "(all)", json.dumps(i.settings),

@@ -13,6 +13,8 @@ import typer
 import yaml
 from rich.console import Console
 from rich.markup import escape
+from rich.table import Table
+from rich.text import Text
 
 from mailwarden.errors import MailwardenError, PolicyError
 from mailwarden.ingest.files import InputItem
@@ -24,6 +26,15 @@ from mailwarden.service.runtime import Runtime
 # a pipe or file gets wide lines instead of rich's 80-column default
 out = Console(highlight=False, soft_wrap=True, width=None if sys.stdout.isatty() else 200)
 err = Console(stderr=True, highlight=False, soft_wrap=True)  # an error stays one line, however long
+
+
+class DataTable(Table):
+    """A table of data: a cell's text is shown as it is, so a subject such as `[users] Re: hello` keeps its
+    `[users]` and one such as `[/]` cannot end the command (rich would read both as style tags)."""
+
+    def add_row(self, *renderables: Any, **kwargs: Any) -> None:
+        super().add_row(*(Text(r) if isinstance(r, str) else r for r in renderables), **kwargs)
+
 
 ConfigOption = Annotated[
     Path | None,

@@ -13,9 +13,8 @@ from typing import Annotated
 
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-from rich.table import Table
 
-from mailwarden.cli.common import ConfigOption, err, out, runtime
+from mailwarden.cli.common import ConfigOption, DataTable, err, out, runtime
 from mailwarden.cli.trace import when as _when
 from mailwarden.errors import MailwardenError
 from mailwarden.service.hunt import Hunter, lower_priority, new_hunt
@@ -85,7 +84,7 @@ def list_hunts(
         for h in hunts:
             out.print(json.dumps(hunt_document(h), ensure_ascii=False), markup=False)
         return
-    table = Table("id", "created", "by", "kind", "organisation", "state", "done", "found")
+    table = DataTable("id", "created", "by", "kind", "organisation", "state", "done", "found")
     for h in hunts:
         table.add_row(
             h.id,
@@ -186,8 +185,8 @@ def _hunt(
         raise MailwardenError(f"hunt {final.id} failed: {final.error}")
 
 
-def _results_table(results: list[HuntResult]) -> Table:
-    table = Table("message", "then", "now", "what")
+def _results_table(results: list[HuntResult]) -> DataTable:
+    table = DataTable("message", "then", "now", "what")
     for r in results:
         now = "" if r.after_category is None else f"{r.after_category} / {r.after_action}"
         table.add_row(r.message_id, f"{r.before_category} / {r.before_action}", now, r.matched)

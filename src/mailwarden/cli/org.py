@@ -9,9 +9,8 @@ from datetime import UTC, datetime, timedelta
 from typing import Annotated
 
 import typer
-from rich.table import Table
 
-from mailwarden.cli.common import ConfigOption, OrgOption, out, runtime
+from mailwarden.cli.common import ConfigOption, DataTable, OrgOption, out, runtime
 from mailwarden.errors import NotFoundError
 from mailwarden.model.org import ConnectionMode
 from mailwarden.store.preview import ENFORCED_ACTIONS, mode_preview
@@ -23,7 +22,7 @@ org_app = typer.Typer(help="Organisations and their monitor / enforce switch.", 
 def org_list(config: ConfigOption = None) -> None:
     """Organisations, their domains and modes."""
     with runtime(config) as rt:
-        table = Table(header_style="bold")
+        table = DataTable(header_style="bold")
         for column in ("organisation", "monitor only", "domain", "connection", "next hop"):
             table.add_column(column)
         for o in rt.policies.list_organisations():
@@ -106,7 +105,7 @@ def preview(
         return
     scope = f"domain {p.domain!r} of organisation {name!r}" if p.domain else f"organisation {name!r}"
     out.print(f"{scope}, last {days} days: {p.monitored} messages recorded in monitor mode; enforcing would have")
-    table = Table(header_style="bold")
+    table = DataTable(header_style="bold")
     for column in ("action", "messages", "by category", "newest messages"):
         table.add_column(column)
     for a in ENFORCED_ACTIONS:

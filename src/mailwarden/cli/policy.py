@@ -11,9 +11,8 @@ from typing import Annotated, Any
 
 import typer
 import yaml
-from rich.table import Table
 
-from mailwarden.cli.common import ConfigOption, OrgOption, err, out, read_yaml, runtime
+from mailwarden.cli.common import ConfigOption, DataTable, OrgOption, err, out, read_yaml, runtime
 from mailwarden.cli.trace import when
 from mailwarden.errors import PolicyError
 from mailwarden.model.policy import parse_organisation_document
@@ -108,7 +107,7 @@ def _print_replay(report: ReplayReport) -> None:
         out.print(f"  {before} → {after}: {n}")
     if not report.changes:
         return
-    table = Table(header_style="bold")
+    table = DataTable(header_style="bold")
     for column in ("message", "received", "sender", "subject", "now", "candidate", "rules now → candidate"):
         table.add_column(column)
     for c in report.changes:

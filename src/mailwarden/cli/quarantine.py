@@ -12,9 +12,8 @@ from datetime import UTC, datetime
 from typing import Annotated
 
 import typer
-from rich.table import Table
 
-from mailwarden.cli.common import ConfigOption, out, runtime
+from mailwarden.cli.common import ConfigOption, DataTable, out, runtime
 from mailwarden.model.quarantine import Reason, Status
 from mailwarden.service.quarantine_jobs import digests_for, quarantine_for
 from mailwarden.store.quarantine import QuarantineQuery
@@ -64,7 +63,7 @@ def list_entries(
             }
             out.print(json.dumps(row, ensure_ascii=False), markup=False)
         return
-    table = Table("id", "received", "recipient", "reason", "status", "sender", "subject")
+    table = DataTable("id", "received", "recipient", "reason", "status", "sender", "subject")
     for e in page.items:
         status_text = e.status.value + (" (would have)" if e.would_have else "")
         table.add_row(

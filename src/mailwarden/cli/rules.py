@@ -13,9 +13,8 @@ from typing import Annotated
 
 import typer
 from pydantic import ValidationError
-from rich.table import Table
 
-from mailwarden.cli.common import out, read_yaml
+from mailwarden.cli.common import DataTable, out, read_yaml
 from mailwarden.errors import PolicyError
 from mailwarden.model import Direction, Domain, Message, Organisation, Policy, Verdict
 from mailwarden.model.policy import parse_organisation_document, validation_messages
@@ -97,7 +96,7 @@ def _print_matches(result: RuleTestResult, rule_count: int) -> None:
     if not result.matches:
         out.print(f"no rule matched ({rule_count} rules)")
         return
-    table = Table(header_style="bold")
+    table = DataTable(header_style="bold")
     for column in ("rule", "mode", "why"):
         table.add_column(column)
     for match in result.matches:

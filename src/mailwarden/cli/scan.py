@@ -118,7 +118,7 @@ def _print_scan_table(rows: list[tuple[str, Message, Verdict]]) -> None:
         category = verdict.category.value
         pad = " " * (22 - len(category))
         out.print(
-            f"{name:32} {styled(verdict.category)}{pad} {verdict.scl:>3} {verdict.bcl:>3} "
+            f"{escape(name):32} {styled(verdict.category)}{pad} {verdict.scl:>3} {verdict.bcl:>3} "
             f"{verdict.disposition.action.value:19} {sender:32} {escape(message.subject[:70])}",
             markup=True,
         )

@@ -6,9 +6,8 @@ from datetime import UTC, datetime
 from typing import Annotated
 
 import typer
-from rich.table import Table
 
-from mailwarden.cli.common import ConfigOption, OrgOption, out, runtime
+from mailwarden.cli.common import ConfigOption, DataTable, OrgOption, out, runtime
 from mailwarden.model.outbound import RestrictedSender
 from mailwarden.service.outbound import next_midnight_utc, release_sender
 from mailwarden.store.restricted import RestrictedSenders
@@ -24,7 +23,7 @@ def list_senders(org: OrgOption = None, config: ConfigOption = None) -> None:
     """Restricted senders, newest first, with why and until when."""
     with runtime(config, migrate=True) as rt:
         rows = RestrictedSenders(rt.db).list(org)
-    table = Table("organisation", "sender", "since", "until", "reason")
+    table = DataTable("organisation", "sender", "since", "until", "reason")
     for r in rows:
         until = r.until.strftime("%Y-%m-%d %H:%M") if r.until else "released by an admin"
         table.add_row(r.organisation, r.sender + (" (would have: monitor mode)" if r.would_have else ""),

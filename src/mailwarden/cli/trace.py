@@ -9,9 +9,9 @@ from typing import Annotated, Any
 
 import typer
 from rich.markup import escape
-from rich.table import Table
+from rich.text import Text
 
-from mailwarden.cli.common import ConfigOption, OrgOption, out, runtime, styled
+from mailwarden.cli.common import ConfigOption, DataTable, OrgOption, out, runtime, styled
 from mailwarden.errors import MailwardenError
 from mailwarden.model import Action, Category, Direction
 from mailwarden.model.provider import Agreement, ProviderCategory, ProviderVerdict
@@ -90,7 +90,7 @@ def trace(
             for item in page.items:
                 out.print_json(json.dumps(_jsonable(item.__dict__)), indent=None)
             return
-        table = Table(header_style="bold")
+        table = DataTable(header_style="bold")
         for column in ("id", "received (UTC)", "direction", "from", "to", "subject", "verdict", "SCL", "action"):
             table.add_column(column, no_wrap=True, overflow="ellipsis")
         for item in page.items:
@@ -101,7 +101,7 @@ def trace(
                 item.sender,
                 ", ".join(item.recipients[:2]) + (" …" if len(item.recipients) > 2 else ""),
                 item.subject[:50],
-                styled(item.category),
+                Text.from_markup(styled(item.category)),
                 str(item.scl),
                 item.action.value + ("" if item.applied else " (would)"),
             )
@@ -124,7 +124,7 @@ def _print_detail(rt: Runtime, message_id: str, as_json: bool) -> None:
         out.print_json(json.dumps(_jsonable(data)))
         return
     s = detail.summary
-    out.print(f"[bold]{s.subject or '(no subject)'}[/bold]")
+    out.print(f"[bold]{escape(s.subject or '(no subject)')}[/bold]")
     out.print(f"id {s.id}  Message-ID {s.internet_message_id or '-'}")
     out.print(f"from {s.sender or '<>'} ({s.from_address or '-'})  {s.direction.value}, {s.mode.value} mode")
     out.print(
@@ -140,14 +140,14 @@ def _print_detail(rt: Runtime, message_id: str, as_json: bool) -> None:
             + (f"  ({s.agreement.value.replace('_', ' ')})" if s.agreement else "")
             + f"  {escape(p.shown())}"
         )
-    table = Table(title="recipients", header_style="bold")
+    table = DataTable(title="recipients", header_style="bold")
     table.add_column("address")
     table.add_column("field")
     table.add_column("status")
     for r in detail.recipients:
         table.add_row(r.address, r.field, r.status.value)
     out.print(table)
-    timeline = Table(title="timeline", header_style="bold")
+    timeline = DataTable(title="timeline", header_style="bold")
     for column in ("time (UTC)", "event", "recipient", "detail"):
         timeline.add_column(column)
     for e in detail.events:

@@ -13,9 +13,8 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.table import Table
 
-from mailwarden.cli.common import ConfigOption, out, runtime
+from mailwarden.cli.common import ConfigOption, DataTable, out, runtime
 from mailwarden.model.accounts import ALL_SCOPES, AccountError, Role, Scope
 from mailwarden.service.accounts import Accounts
 
@@ -88,7 +87,7 @@ def user_list(config: ConfigOption = None) -> None:
     """List the users."""
     with _accounts(config) as accounts:
         users = accounts.list_users()
-    table = Table(header_style="bold")
+    table = DataTable(header_style="bold")
     for column in ("name", "role", "email", "organisation", "state"):
         table.add_column(column)
     for u in users:
@@ -130,7 +129,7 @@ def token_list(
     """List tokens (never their secrets)."""
     with _accounts(config) as accounts:
         tokens = accounts.list_tokens(user)
-    table = Table(header_style="bold")
+    table = DataTable(header_style="bold")
     for column in ("prefix", "user", "name", "scopes", "expires", "last used", "state"):
         table.add_column(column)
     for t in tokens:

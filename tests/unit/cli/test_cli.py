@@ -130,6 +130,22 @@ def test_scan_record_then_trace_finds_the_message_and_its_timeline(workdir: Path
     assert runner.invoke(app, ["trace", "--subject", "nothing like it", "--json"]).output.strip() == ""
 
 
+def test_subjects_with_square_brackets_are_shown_as_written(workdir: Path) -> None:
+    """A list tag is no style tag, and a subject that reads as a closing one does not end the command."""
+    (workdir / "tag.eml").write_bytes(build_message(subject="[users] Re: build broken", to="ap@example.com"))
+    (workdir / "hostile.eml").write_bytes(build_message(subject="[/] [bold]x[/bold]", to="ap@example.com"))
+    result = runner.invoke(app, ["scan", "--record", "tag.eml", "hostile.eml"])
+    assert result.exit_code == 0, result.output
+    assert "[users] Re: build broken" in result.output and "[/] [bold]x[/bold]" in result.output
+    listing = runner.invoke(app, ["trace"], terminal_width=300)
+    assert listing.exit_code == 0, listing.output
+    assert "[users] Re: build broken" in listing.output and "[/] [bold]x[/bold]" in listing.output
+    rows = [json.loads(line) for line in runner.invoke(app, ["trace", "--json"]).output.splitlines() if line]
+    for row in rows:
+        detail = runner.invoke(app, ["trace", "--id", row["id"]], terminal_width=300)
+        assert detail.exit_code == 0 and row["subject"] in detail.output
+
+
 def test_policy_round_trip_and_a_bad_file_changes_nothing(workdir: Path) -> None:
     exported = cli("policy", "export", cwd=workdir)
     assert exported.returncode == 0
