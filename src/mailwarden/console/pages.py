@@ -21,7 +21,7 @@ from mailwarden.console.i18n import LANGUAGES
 from mailwarden.console.provider import provider_panel
 from mailwarden.console.reports import build_dashboard
 from mailwarden.console.web import Console, Refusal, View, client_ip, local_redirect
-from mailwarden.errors import NotFoundError, PolicyError
+from mailwarden.errors import NotFoundError, PolicyError, StaleVersionError
 from mailwarden.model import Action, Category, Direction, Policy
 from mailwarden.model.accounts import AccountError, Role, Scope
 from mailwarden.model.clawback import ClawbackAction
@@ -253,16 +253,32 @@ class Pages:
             raise Refusal(404, "not_found") from None
 
     def _save(self, view: View, doc: OrganisationDocument, policy: dict[str, Any]) -> list[str]:
-        """Validate the whole document with `policy` and store it; the errors, or [] when saved."""
+        """Validate the whole document with `policy` and store it if the policy is still at the version the
+        page was made from (its `version` field): the errors, or [] when saved. An editor saves the whole
+        policy, so a save over someone else's newer change would undo it: that is refused instead."""
         if view.user.role is not Role.ADMIN:
             raise Refusal(403, "forbidden")
         data = doc.model_dump(mode="json")
         data["policy"] = policy
         try:
-            self.rt.policies.import_document(parse_organisation_document(data), actor=view.user.name)
+            expected = int(view.value("version"))
+        except ValueError:
+            return [view.t("pform.stale")]
+        try:
+            self.rt.policies.import_document(
+                parse_organisation_document(data), actor=view.user.name, expected_version=expected
+            )
+        except StaleVersionError:
+            return [view.t("pform.stale")]
         except PolicyError as exc:
             return [e.removeprefix("policy.") for e in exc.errors] or [str(exc)]
         return []
+
+    def _version(self, view: View, doc: OrganisationDocument) -> int:
+        """The version an editor's page is made from: after a refused save, still the one it was made from."""
+        if view.request.method == "POST" and view.value("version").isdigit():
+            return int(view.value("version"))
+        return self.rt.policies.policy_version(doc.name)
 
     def policy_yaml(self, view: View) -> Response:
         """The whole policy (rules aside) as YAML: the advanced editor beside the form (`/policy`)."""
@@ -284,6 +300,7 @@ class Pages:
             view,
             "policy_yaml.html",
             doc=doc,
+            version=saved or self._version(view, doc),
             text=text,
             errors=errors,
             saved=saved,
@@ -315,11 +332,15 @@ class Pages:
                     if not errors:
                         saved = self.rt.policies.policy_version(doc.name)
             if view.htmx:
-                return self.c.render(view, "_rules_result.html", errors=errors, saved=saved, checked=checked)
+                version = saved or self._version(view, doc)
+                return self.c.render(
+                    view, "_rules_result.html", errors=errors, saved=saved, checked=checked, version=version
+                )
         return self.c.render(
             view,
             "rules.html",
             doc=doc,
+            version=saved or self._version(view, doc),
             text=text,
             errors=errors,
             saved=saved,
@@ -346,6 +367,7 @@ class Pages:
             view,
             "lists.html",
             doc=doc,
+            version=saved or self._version(view, doc),
             values=values,
             fields=LIST_FIELDS,
             errors=errors,

@@ -7,6 +7,7 @@ import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from html import unescape
 from pathlib import Path
 
 import pytest
@@ -67,6 +68,13 @@ def setup(tmp_path: Path) -> Iterator[Setup]:
 def csrf_of(html: str) -> str:
     found = re.search(r'name="csrf_token" value="([0-9a-f]+)"', html)
     assert found, "no CSRF token in the page"
+    return found.group(1)
+
+
+def version_of(html: str) -> str:
+    """The policy version an editor's page was made from (its save is refused once the policy moved on)."""
+    found = re.search(r'name="version"(?: form="[^"]*")? value="(\d+)"', html)
+    assert found, "no policy version in the page"
     return found.group(1)
 
 
@@ -272,11 +280,14 @@ def test_the_preview_document_is_sandboxed_and_scriptless(setup: Setup) -> None:
 
 def test_a_bad_rule_is_named_inline_and_nothing_is_saved(setup: Setup) -> None:
     client = sign_in(setup.client(), "admin")
-    token = csrf_of(client.get("/rules").text)
+    page = client.get("/rules").text
+    token = csrf_of(page)
     before = setup.rt.policies.policy_version("corp")
     bad = "- name: tag\n  conditions: {no_such_condition: 1}\n  actions: {}\n"
     response = client.post(
-        "/rules", data={"csrf_token": token, "document": bad, "intent": "save"}, headers={"HX-Request": "true"}
+        "/rules",
+        data={"csrf_token": token, "version": version_of(page), "document": bad, "intent": "save"},
+        headers={"HX-Request": "true"},
     )
     assert 'role="alert"' in response.text and "rules.0" in response.text
     assert setup.rt.policies.policy_version("corp") == before
@@ -286,14 +297,45 @@ def test_a_bad_rule_is_named_inline_and_nothing_is_saved(setup: Setup) -> None:
 
 def test_an_admin_saves_the_block_list_and_it_is_audited(setup: Setup) -> None:
     client = sign_in(setup.client(), "admin")
-    token = csrf_of(client.get("/lists").text)
-    response = client.post("/lists", data={"csrf_token": token, "blocked_senders": "Spam@Bad.Example\n\n"})
+    page = client.get("/lists").text
+    token = csrf_of(page)
+    response = client.post(
+        "/lists", data={"csrf_token": token, "version": version_of(page), "blocked_senders": "Spam@Bad.Example\n\n"}
+    )
     assert 'role="status"' in response.text
     assert setup.rt.policies.get_policy("corp").lists.blocked_senders == ("spam@bad.example",)
     audit = client.get("/audit").text
     assert "organisation.import" in audit and "admin" in audit
-    invalid = client.post("/lists", data={"csrf_token": token, "ip_block": "not-an-ip"})
+    invalid = client.post("/lists", data={"csrf_token": token, "version": version_of(response.text), "ip_block": "x"})
     assert "not an IP address or CIDR range" in invalid.text
+
+
+@pytest.mark.parametrize("editor", ["/lists", "/rules", "/policy/yaml"])
+def test_an_editor_opened_before_someone_elses_change_does_not_undo_it(setup: Setup, editor: str) -> None:
+    """Two admins: the second saves a block list while the first still has an editor open; the first
+    one's save would write back the whole policy without it, so it is refused and the text kept."""
+    first, second = sign_in(setup.client(), "admin"), sign_in(setup.client(), "admin")
+    stale_page = first.get(editor).text
+    lists_page = second.get("/lists").text
+    data = {"csrf_token": csrf_of(lists_page), "version": version_of(lists_page), "blocked_senders": "a@bad.example"}
+    assert 'role="status"' in second.post("/lists", data=data).text
+    form = {"csrf_token": csrf_of(stale_page), "version": version_of(stale_page), "intent": "save"}
+    form |= {"blocked_senders": "b@bad.example"} if editor == "/lists" else {"document": _document_in(stale_page)}
+    refused = first.post(editor, data=form)
+    assert "changed by someone else" in refused.text and 'role="status"' not in refused.text
+    assert setup.rt.policies.get_policy("corp").lists.blocked_senders == ("a@bad.example",)
+    again = first.get(editor).text  # reopened: made from the current version, it saves
+    form = {"csrf_token": csrf_of(again), "version": version_of(again), "intent": "save"}
+    form |= (
+        {"blocked_senders": "a@bad.example\nb@bad.example"} if editor == "/lists" else {"document": _document_in(again)}
+    )
+    assert 'role="status"' in first.post(editor, data=form).text
+
+
+def _document_in(html: str) -> str:
+    found = re.search(r'<textarea name="document"[^>]*>(.*?)</textarea>', html, re.S)
+    assert found, "no document editor in the page"
+    return unescape(found.group(1))
 
 
 def test_the_mode_switch_moves_an_organisation_to_enforce(setup: Setup) -> None:

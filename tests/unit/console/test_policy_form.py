@@ -252,6 +252,7 @@ def test_the_yaml_editor_stays_as_the_advanced_view(setup: Setup) -> None:
     assert "bcl_threshold: 7" in page and 'href="/policy?org=corp"' in page
     text = re.search(r'<textarea name="document"[^>]*>(.*?)</textarea>', page, re.S).group(1)  # type: ignore[union-attr]
     text = text.replace("bcl_threshold: 7", "bcl_threshold: 6").replace("&#39;", "'").replace("&#34;", '"')
-    saved = client.post("/policy/yaml", data={"csrf_token": csrf_of(page), "document": text})
+    version = re.search(r'name="version" value="(\d+)"', page).group(1)  # type: ignore[union-attr]
+    saved = client.post("/policy/yaml", data={"csrf_token": csrf_of(page), "version": version, "document": text})
     assert "Saved (version" in saved.text
     assert setup.rt.policies.get_policy("corp").spam.bcl_threshold == 6
