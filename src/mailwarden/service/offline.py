@@ -35,7 +35,7 @@ from mailwarden.logs import configure as configure_logging
 from mailwarden.model import Envelope, Message, Organisation, Policy, Verdict
 from mailwarden.model.direction import assumed_direction
 from mailwarden.model.trace import EventRecord, MessageRecord
-from mailwarden.pipeline.cpu import run_inline
+from mailwarden.pipeline.cpu import run_inline, settle
 from mailwarden.pipeline.engine import Pipeline
 from mailwarden.pipeline.registry import BUILTIN_STAGES
 from mailwarden.service.config import Config
@@ -321,6 +321,7 @@ def _died(unit: Unit) -> list[Scanned]:
 
 # ---- inside a scanning process ---------------------------------------------------------------
 _scanner: OfflineScanner | None = None
+_settled = False
 
 
 def _init_process(settings: ScanSettings, lifeline: Connection) -> None:
@@ -333,8 +334,13 @@ def _init_process(settings: ScanSettings, lifeline: Connection) -> None:
 
 
 def _scan_in_process(task: list[Unit]) -> list[list[Scanned]]:
+    global _settled
     assert _scanner is not None
-    return _scanner.scan(task)
+    results = _scanner.scan(task)
+    if not _settled:  # the first messages have loaded what scanning loads lazily
+        settle()
+        _settled = True
+    return results
 
 
 def default_jobs(messages: int) -> int:
