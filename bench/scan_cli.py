@@ -62,6 +62,7 @@ def main() -> None:
     parser.add_argument("--n", type=int, default=200, help="messages per set")
     parser.add_argument("--jobs", type=int, nargs="+", default=[1, 2], help="0: the command's default")
     parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--src", type=Path, help="the source tree to run (default: this checkout's src/)")
     parser.add_argument("--quick", action="store_true", help="a tiny run that checks the script works")
     args = parser.parse_args()
     if args.quick:
@@ -81,7 +82,7 @@ def main() -> None:
         for i, path in enumerate(paths):  # one directory argument, as a user would give it
             (listing / f"{i:05d}.eml").symlink_to(path)
         env = {k: v for k, v in os.environ.items() if not k.startswith("MAILWARDEN_")}
-        src = Path(__file__).resolve().parents[1] / "src"
+        src = args.src or Path(__file__).resolve().parents[1] / "src"
         env["PYTHONPATH"] = f"{src}{os.pathsep}{env.get('PYTHONPATH', '')}"
         for jobs in args.jobs:
             walls, cpus = [], []

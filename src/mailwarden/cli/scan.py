@@ -109,9 +109,12 @@ def _scanning(settings: ScanSettings, processes: int, rt: Runtime) -> Iterator[S
         finally:
             scanner.loop.close()
         return
+    # multiprocessing runs the `mailwarden` script again in each process it starts (not `python -m`):
+    # the command line's modules are then imported once, by the forkserver, instead of in each process
+    script = getattr(sys.modules["__main__"], "__spec__", None) is None
     previous = signal.signal(signal.SIGTERM, _terminated)
     try:
-        with ScanJobs(settings, processes) as jobs:
+        with ScanJobs(settings, processes, preload=["mailwarden.cli"] if script else []) as jobs:
             yield jobs.run
     finally:
         signal.signal(signal.SIGTERM, previous)

@@ -29,6 +29,7 @@ import orjson
 
 from mailwarden import ids
 from mailwarden.enforce.record import monitor_record
+from mailwarden.errors import MailwardenError
 from mailwarden.ingest.files import MAX_MESSAGE_BYTES, InputItem, read_items, split_mbox
 from mailwarden.lifeline import exit_with_server, server_lifeline
 from mailwarden.logs import configure as configure_logging
@@ -47,7 +48,19 @@ TASKS_PER_PROCESS = 4  # round trips in flight per process: none waits for the n
 # starting a scanning process (forkserver, imports, pipeline) costs about 0.3 s of CPU, what about 70
 # messages' scans cost: fewer messages than this per process are not worth one by default
 MESSAGES_PER_PROCESS = 100
+DEATHS_IN_A_ROW = 3  # units in a row that kill their process: the processes, not the messages, are at fault
 DIED = "scan failed: the scanning process died on this message"
+
+
+class ScanningFailed(MailwardenError):
+    """The scanning processes cannot scan: their pipeline cannot be built, or they keep dying."""
+
+    def __init__(self, message: str, exit_code: int = 1) -> None:
+        super().__init__(message)
+        self.exit_code = exit_code
+
+    def __reduce__(self) -> tuple[type[ScanningFailed], tuple[str, int]]:
+        return ScanningFailed, (str(self), self.exit_code)
 
 
 @dataclass(frozen=True, slots=True)
@@ -222,9 +235,10 @@ class ScanJobs:
     Leaving the `with` block ends every process, also on Ctrl-C or an error: none outlives the command
     (and a process whose command was killed outright exits by its lifeline)."""
 
-    def __init__(self, settings: ScanSettings, processes: int) -> None:
+    def __init__(self, settings: ScanSettings, processes: int, *, preload: Sequence[str] = ()) -> None:
         self.settings = settings
         self.processes = processes
+        self.preload = [__name__, *(target.partition(":")[0] for target in BUILTIN_STAGES.values()), *preload]
         self._executor: ProcessPoolExecutor | None = None
 
     def __enter__(self) -> ScanJobs:
@@ -236,8 +250,7 @@ class ScanJobs:
 
     def _start(self) -> None:
         context = multiprocessing.get_context("forkserver")
-        # imported once by the forkserver, so each process forks with them loaded
-        context.set_forkserver_preload([__name__, *(target.partition(":")[0] for target in BUILTIN_STAGES.values())])
+        context.set_forkserver_preload(self.preload)  # imported once, by the forkserver each process forks from
         self._executor = ProcessPoolExecutor(
             max_workers=self.processes,
             mp_context=context,
@@ -258,37 +271,51 @@ class ScanJobs:
         executor.shutdown(wait=True, cancel_futures=True)
 
     def run(self, units: Iterable[Unit]) -> Iterator[tuple[Unit, list[Scanned]]]:
-        """Each unit with its results, in the order given, whatever finishes first."""
+        """Each unit with its results, in the order given, whatever finishes first.
+
+        When a process dies (killed, out of memory, a crash in a library), new processes start and the
+        units that were in flight are scanned again one at a time, so that the one that kills its process
+        is found and reported, and holds up no other. Processes that die on DEATHS_IN_A_ROW units in a
+        row, or cannot build their pipeline, end the run with ScanningFailed."""
         tasks = _tasks(units)
-        in_flight: collections.deque[tuple[list[Unit], Future[list[list[Scanned]]], bool]] = collections.deque()
+        in_flight: collections.deque[tuple[list[Unit], Future[list[list[Scanned]]]]] = collections.deque()
+        alone: collections.deque[Unit] = collections.deque()  # after a death: one unit at a time
+        deaths = 0
         limit = self.processes * TASKS_PER_PROCESS
         while True:
-            while len(in_flight) < limit:
-                task = next(tasks, None)
-                if task is None:
-                    break
-                in_flight.append((task, self._submit(task), False))
+            if alone:
+                unit = alone.popleft()
+                try:
+                    [results] = self._submit([unit]).result()
+                except BrokenProcessPool:
+                    self._restart()
+                    deaths += 1
+                    if deaths >= DEATHS_IN_A_ROW:
+                        raise ScanningFailed(f"the scanning processes died on {deaths} messages in a row") from None
+                    yield unit, _died(unit)
+                    continue
+                deaths = 0
+                yield unit, results
+                continue
+            while len(in_flight) < limit and (task := next(tasks, None)) is not None:
+                in_flight.append((task, self._submit(task)))
             if not in_flight:
                 return
-            task, future, alone = in_flight.popleft()
+            task, future = in_flight.popleft()
             try:
-                results = future.result()
+                done = future.result()
             except BrokenProcessPool:
-                # a process died (killed, out of memory, a crash in a library): new processes, and every
-                # unit in flight tried again on its own, so a message that kills its process holds up no
-                # other one; a unit that kills a process on its own is reported as failed
-                self._stop(kill=True)
-                self._start()
-                if alone:
-                    [unit] = task
-                    yield unit, _died(unit)
-                retry = ([] if alone else [(task, alone)]) + [(t, a) for t, _, a in in_flight]
+                self._restart()
+                alone.extend(task)
+                for other, _ in in_flight:
+                    alone.extend(other)
                 in_flight.clear()
-                for again, _ in retry:
-                    for unit in again:
-                        in_flight.append(([unit], self._submit([unit]), True))
                 continue
-            yield from zip(task, results, strict=True)
+            yield from zip(task, done, strict=True)
+
+    def _restart(self) -> None:
+        self._stop(kill=True)
+        self._start()
 
     def _submit(self, task: list[Unit]) -> Future[list[list[Scanned]]]:
         assert self._executor is not None
@@ -321,20 +348,27 @@ def _died(unit: Unit) -> list[Scanned]:
 
 # ---- inside a scanning process ---------------------------------------------------------------
 _scanner: OfflineScanner | None = None
+_failed: ScanningFailed | None = None
 _settled = False
 
 
 def _init_process(settings: ScanSettings, lifeline: Connection) -> None:
-    global _scanner
+    global _scanner, _failed
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the whole group: the command ends us
     exit_with_server(lifeline)
     configure_logging(settings.config.log.level, settings.config.log.format)
     run_inline()
-    _scanner = OfflineScanner(settings, Runtime(settings.config).pipeline)
+    try:
+        _scanner = OfflineScanner(settings, Runtime(settings.config).pipeline)
+    except Exception as exc:  # said by the first task, not by a process that dies (and is started again)
+        code = exc.exit_code if isinstance(exc, MailwardenError) else 1
+        _failed = ScanningFailed(str(exc) if isinstance(exc, MailwardenError) else f"{type(exc).__name__}: {exc}", code)
 
 
 def _scan_in_process(task: list[Unit]) -> list[list[Scanned]]:
     global _settled
+    if _failed is not None:
+        raise _failed
     assert _scanner is not None
     results = _scanner.scan(task)
     if not _settled:  # the first messages have loaded what scanning loads lazily

@@ -140,3 +140,15 @@ def test_a_scanning_process_that_dies_holds_up_no_message(workdir: Path) -> None
     files = [json.loads(line)["file"].rsplit("/", 1)[-1] for line in out.decode().splitlines()]
     # the first line was read before the kill
     assert files == [f"{i:03d}.eml" for i in range(1, 120)] + [f"zz.mbox:{n}" for n in range(1, 6)]
+
+
+def test_scanning_processes_that_cannot_build_their_pipeline_end_the_run_with_its_error(workdir: Path) -> None:
+    folder = mail_folder(workdir, 4)
+    config = workdir / "mailwarden.toml"
+    text = config.read_text().replace("[pipeline]\n", '[pipeline]\ninbound = ["connection", "no-such-stage"]\n', 1)
+    config.write_text(text)
+    result = cli("scan", "--json", "--jobs", "2", str(folder), cwd=workdir)
+    assert result.returncode == 78  # as the configuration error it is, not a scan error per message
+    assert "unknown stage 'no-such-stage'" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert result.stdout == ""
