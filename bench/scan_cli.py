@@ -2,12 +2,13 @@
 command (start-up, the scanning processes, the forkserver and the JSON lines included).
 
     .venv-test/bin/python bench/scan_cli.py [--corpus ../shared/corpus] [--sets phish modern-ham ...]
-                                            [--n 200] [--jobs 1 2] [--runs 3] [--quick]
+                                            [--n 200] [--jobs 1 2] [--runs 3] [--src DIR] [--quick]
 
 Runs offline (embedded SQLite in a temp dir, DNS answered SERVFAIL at once by the loopback resolver
-bench/peers uses, in this process, as a local resolver daemon would be). This process makes itself a
-child subreaper, so the CPU of every process the command started is counted when it is reaped, also of
-the forkserver that outlives the command by a moment. Prints the median of `--runs` runs per `--jobs`.
+bench/peers uses, in this process, as a local resolver daemon would be). `time_scan` makes this process a
+child subreaper, so the CPU of every process the command started is counted, also of the forkserver that
+outlives the command by a moment. Prints the median of `--runs` runs per `--jobs` (0: the command's
+default). bench/peers/run.py --scan-jobs times the command the same way on its split.
 """
 
 from __future__ import annotations
@@ -22,9 +23,11 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 DEFAULT_CORPUS = Path(__file__).resolve().parents[2] / "shared" / "corpus"
+SRC = Path(__file__).resolve().parents[1] / "src"
 PR_SET_CHILD_SUBREAPER = 36
 CONFIG = """\
 [paths]
@@ -43,13 +46,46 @@ def _children_cpu() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-def _reap_all() -> None:
-    """Wait for every descendant re-parented to this process (the forkserver ends after the command)."""
-    while True:
-        try:
-            os.waitpid(-1, 0)
-        except ChildProcessError:
-            return
+def _children_of(pid: int) -> set[int]:
+    try:
+        return {int(p) for p in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()}
+    except OSError:
+        return set()
+
+
+def time_scan(config: Path, inputs: Sequence[Path], messages: int, jobs: int, src: Path = SRC) -> dict[str, float]:
+    """One run of `mailwarden scan --json` over `inputs` (files or directories holding `messages`
+    messages): wall seconds, msg/s and CPU ms per message of the command and every process it started."""
+    if sys.platform.startswith("linux"):  # the forkserver, orphaned when the command ends, is reaped here
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MAILWARDEN_")}
+    env["PYTHONPATH"] = f"{src}{os.pathsep}{env.get('PYTHONPATH', '')}"
+    command = [sys.executable, "-m", "mailwarden", "scan", "--json", "-c", str(config), *map(str, inputs)]
+    command += ["--jobs", str(jobs)] if jobs else []  # 0: the command's default
+    before = _children_cpu()
+    started = time.perf_counter()
+    helpers: set[int] = set()
+    with open(os.devnull, "wb") as devnull:
+        scan = subprocess.Popen(command, env=env, stdout=devnull, stderr=subprocess.PIPE)
+        assert scan.stderr is not None
+        while scan.poll() is None:  # the forkserver and resource tracker: reaped here once orphaned
+            helpers |= _children_of(scan.pid)
+            time.sleep(0.02)
+        stderr = scan.stderr.read()
+    wall = time.perf_counter() - started
+    for pid in helpers:
+        with contextlib.suppress(ChildProcessError):
+            os.waitpid(pid, 0)
+    if scan.returncode not in (0, 1):  # 1: some input was no mail
+        raise RuntimeError(f"scan failed ({scan.returncode}): {stderr.decode()[-2000:]}")
+    cpu = _children_cpu() - before
+    return {
+        "jobs": jobs,
+        "messages": messages,
+        "seconds": round(wall, 3),
+        "msgs_per_s": round(messages / wall, 2),
+        "cpu_ms_per_msg": round(cpu * 1000 / messages, 3),
+    }
 
 
 def main() -> None:
@@ -62,13 +98,11 @@ def main() -> None:
     parser.add_argument("--n", type=int, default=200, help="messages per set")
     parser.add_argument("--jobs", type=int, nargs="+", default=[1, 2], help="0: the command's default")
     parser.add_argument("--runs", type=int, default=3)
-    parser.add_argument("--src", type=Path, help="the source tree to run (default: this checkout's src/)")
+    parser.add_argument("--src", type=Path, default=SRC, help="the source tree to run (default: this checkout's)")
     parser.add_argument("--quick", action="store_true", help="a tiny run that checks the script works")
     args = parser.parse_args()
     if args.quick:
         args.n, args.runs = 5, 1
-    if sys.platform.startswith("linux"):
-        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
     paths: list[Path] = []
     for name in args.sets:
         files = sorted(p for p in (args.corpus / name).iterdir() if p.is_file() and p.suffix not in (".tsv", ".md"))
@@ -81,30 +115,14 @@ def main() -> None:
         listing.mkdir()
         for i, path in enumerate(paths):  # one directory argument, as a user would give it
             (listing / f"{i:05d}.eml").symlink_to(path)
-        env = {k: v for k, v in os.environ.items() if not k.startswith("MAILWARDEN_")}
-        src = args.src or Path(__file__).resolve().parents[1] / "src"
-        env["PYTHONPATH"] = f"{src}{os.pathsep}{env.get('PYTHONPATH', '')}"
         for jobs in args.jobs:
-            walls, cpus = [], []
-            for _ in range(args.runs):
-                before = _children_cpu()
-                started = time.perf_counter()
-                command = [sys.executable, "-m", "mailwarden", "scan", "--json", "-c", str(config), str(listing)]
-                command += ["--jobs", str(jobs)] if jobs else []  # 0: the command's default
-                with open(os.devnull, "wb") as devnull:
-                    done = subprocess.run(command, env=env, stdout=devnull, stderr=subprocess.PIPE, check=False)
-                walls.append(time.perf_counter() - started)
-                with contextlib.suppress(ChildProcessError):
-                    _reap_all()
-                cpus.append(_children_cpu() - before)
-                if done.returncode not in (0, 1):
-                    sys.exit(f"scan failed ({done.returncode}): {done.stderr.decode()[-2000:]}")
-            n = len(paths)
-            wall, cpu = statistics.median(walls), statistics.median(cpus)
+            runs = [time_scan(config, [listing], len(paths), jobs, args.src) for _ in range(args.runs)]
+            walls = [r["seconds"] for r in runs]
+            wall = statistics.median(walls)
+            cpu = statistics.median(r["cpu_ms_per_msg"] for r in runs)
             print(
-                f"--jobs {jobs}: {n} messages, median of {args.runs}: {n / wall:.1f} msg/s, "
-                f"CPU {cpu * 1000 / n:.2f} ms per message (wall {wall:.2f} s, CPU {cpu:.2f} s; "
-                f"runs: {', '.join(f'{w:.2f}' for w in walls)} s)",
+                f"--jobs {jobs}: {len(paths)} messages, median of {args.runs}: {len(paths) / wall:.1f} msg/s, "
+                f"CPU {cpu:.2f} ms per message (runs: {', '.join(f'{w:.2f}' for w in walls)} s)",
                 flush=True,
             )
 
