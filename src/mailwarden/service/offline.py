@@ -17,6 +17,7 @@ import json
 import multiprocessing
 import os
 import signal
+import sys
 import threading
 from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
@@ -257,7 +258,7 @@ class ScanJobs:
         # processes start with everything imported, a third of a second of CPU less per run than from a
         # forkserver, which imports it all again. Else (a progress bar's thread, a test's servers), from
         # the forkserver, as the server's scanning processes do.
-        fork = threading.active_count() == 1 and "fork" in multiprocessing.get_all_start_methods()
+        fork = threading.active_count() == 1 and sys.platform.startswith("linux")  # macOS's libraries forbid it
         context = multiprocessing.get_context("fork" if fork else "forkserver")
         if not fork:
             context.set_forkserver_preload(self.preload)  # imported once, by the forkserver
