@@ -302,7 +302,7 @@ class ScanJobs:
                     self._restart()
                     deaths += 1
                     if deaths >= DEATHS_IN_A_ROW:
-                        raise ScanningFailed(f"the scanning processes died on {deaths} messages in a row") from None
+                        raise ScanningFailed(f"the scanning processes died on {deaths} inputs in a row") from None
                     yield unit, _died(unit)
                     continue
                 deaths = 0
