@@ -1,6 +1,7 @@
 """SpamAssassin and rspamd beside mailwarden on the same corpus split (docs/peers-bench.md).
 
     .venv-test/bin/python bench/peers/run.py [--only sa|rspamd|mailwarden ...] [--concurrency 1 8]
+                                             [--scan-jobs 1 2]
                                              [--quick [N]] [--out bench/peers/results.json]
 
 Installs the peers from Debian's packages when missing, configures each in its own temp directory as
@@ -15,16 +16,19 @@ takes the smallest split (about 30 test messages); CI runs it with `--only mailw
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import sys
 import tempfile
 import time
 import traceback
+from collections.abc import Sequence
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "src"))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # bench/: scan_cli
 
 import install
 import mailwarden_adapter as mw
@@ -113,7 +117,7 @@ def run_rspamd(split: Split, workdir: Path, conc: list[int], tn: int) -> dict:
             rs.cleanup()
 
 
-def run_mailwarden(split: Split, workdir: Path, conc: list[int], tn: int) -> dict:
+def run_mailwarden(split: Split, workdir: Path, conc: list[int], tn: int, scan_jobs: Sequence[int] = ()) -> dict:
     import mailwarden
 
     config = mw.write_config(workdir / "mailwarden")
@@ -141,6 +145,17 @@ def run_mailwarden(split: Split, workdir: Path, conc: list[int], tn: int) -> dic
             out["errors"] = _errors(results)
             out["scores"] = _per_message(results)
             print(f"mailwarden: accuracy {out['accuracy']}", flush=True)
+    if scan_jobs:
+        # the batch command as a user runs it over the same test messages (start-up, every process counted)
+        from scan_cli import time_scan
+
+        inputs = workdir / "mailwarden-scan-inputs"
+        inputs.mkdir(exist_ok=True)
+        for i, sample in enumerate(split.test):
+            (inputs / f"{i:05d}.eml").symlink_to(sample.path.resolve())
+        out["scan"] = [time_scan(config, [inputs], len(split.test), jobs) for jobs in scan_jobs]
+        for run in out["scan"]:
+            print(f"mailwarden: scan --jobs {run['jobs']} {run}", flush=True)
     if split.modern:
         out["modern_train"] = mw.train(split.train + split.test, config)
         if top == 1:
@@ -214,6 +229,11 @@ def table(results: dict, conc: list[int]) -> str:
             lines.append(
                 f"| {names[key]}{mode} | {t['concurrency']} | {t['msgs_per_s']} | {lat} | {cpu} | {t['messages']} |"
             )
+        for run in res.get("scan", []):  # the batch command: every process of it, start-up included
+            lines.append(
+                f"| {names[key]} `scan --json --jobs {run['jobs']}` | – | {run['msgs_per_s']} | – | "
+                f"{run['cpu_ms_per_msg']} | {run['messages']} |"
+            )
     return "\n".join(lines)
 
 
@@ -248,6 +268,14 @@ def main(argv: list[str] | None = None) -> int:
         help=f"about N test messages (and 2N train) instead of all; alone: {QUICK_MESSAGES}",
     )
     ap.add_argument("--throughput-n", type=int, default=300, help="messages timed at the lower concurrencies")
+    ap.add_argument(
+        "--scan-jobs",
+        nargs="+",
+        type=int,
+        default=[],
+        metavar="N",
+        help="also time `mailwarden scan --json --jobs N` over the test messages (msg/s, CPU ms per message)",
+    )
     ap.add_argument("--no-modern", action="store_true", help="skip the phish/modern-ham run")
     ap.add_argument("--corpus", type=Path, default=Path("/work/shared/corpus"))
     ap.add_argument("--out", type=Path, default=Path(__file__).resolve().parent / "results.json")
@@ -270,7 +298,11 @@ def main(argv: list[str] | None = None) -> int:
     if args.no_modern:
         split.modern = []
     print(f"split: train {len(split.train)}, test {len(split.test)}, modern {len(split.modern)}", flush=True)
-    runners = {"sa": run_sa, "rspamd": run_rspamd, "mailwarden": run_mailwarden}
+    runners = {
+        "sa": run_sa,
+        "rspamd": run_rspamd,
+        "mailwarden": functools.partial(run_mailwarden, scan_jobs=args.scan_jobs),
+    }
     results: dict = {}
     with tempfile.TemporaryDirectory(prefix="peers-bench-") as tmp:
         for key in args.only:

@@ -26,16 +26,29 @@ log = structlog.get_logger(__name__)
 SERVER_GONE_EXIT_CODE = 75  # EX_TEMPFAIL: the work in hand stays in the spool for the next start
 
 
+_write_end: int | None = None
+
+
 @functools.cache
 def server_lifeline() -> Connection:
     """The read end for scanning processes to watch (made once per server process).
 
     The write end is never closed on purpose: it lives exactly as long as this process. Both ends are
     close-on-exec, and the read end reaches a scanning process only as a pickled `Connection` (its
-    descriptor passed by the forkserver), so no other program holds the write end.
+    descriptor passed by the forkserver), so no other program holds the write end — except a process
+    forked from this one, which lets go of it with `forked_from_server()`.
     """
-    read_fd, _write_fd = os.pipe()
+    global _write_end
+    read_fd, _write_end = os.pipe()
     return Connection(read_fd, writable=False)
+
+
+def forked_from_server() -> None:
+    """In a scanning process forked from the server itself (not from the forkserver): close the copy of
+    the write end it inherited, so that the lifeline ends with the server, not with this process."""
+    if _write_end is not None:
+        with contextlib.suppress(OSError):
+            os.close(_write_end)
 
 
 def exit_with_server(lifeline: Connection) -> None:

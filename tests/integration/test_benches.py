@@ -49,10 +49,23 @@ BENCHES = {
     "bench/parse.py": Bench(r"mailwarden Message .* \d+ msg/s", ("{corpus}/spamassassin",)),
     "bench/profile_scan.py": Bench(r"\d+ messages; CPU per message .*median \d+\.\d\d ms"),
     "bench/rules.py": Bench(r"messages/s of CPU: \d+"),
+    "bench/scan_cli.py": Bench(r"^--jobs 2: \d+ messages, median of \d+: \d+\.\d msg/s, CPU \d+\.\d\d ms per message"),
     "bench/smtp_ingest.py": Bench(r"(on|off) +\S+ +\S+ +\d+ +\d+", ()),
     "bench/peers/run.py": Bench(
-        r"\| mailwarden \| \d+\.\d % \(\d+/\d+\)",
-        ("--corpus", "{corpus}", "--only", "mailwarden", "--concurrency", "1", "--no-modern", "--out", "{tmp}/p.json"),
+        r"\| mailwarden \| \d+\.\d % \(\d+/\d+\)(.|\n)*\| mailwarden `scan --json --jobs 2` \| – \| \d+",
+        (
+            "--corpus",
+            "{corpus}",
+            "--only",
+            "mailwarden",
+            "--concurrency",
+            "1",
+            "--no-modern",
+            "--scan-jobs",
+            "2",
+            "--out",
+            "{tmp}/p.json",
+        ),
     ),
 }
 

@@ -21,6 +21,13 @@ async def test_long_txt_records_survive(dns_server: DnsServer, resolver: DnsReso
     assert (await resolver.query("sel._domainkey.example.com", "TXT")).records == (key,)
 
 
+async def test_an_answer_too_long_for_udp_is_asked_again_over_tcp(dns_server: DnsServer, resolver: DnsResolver) -> None:
+    key = "v=DKIM1; k=rsa; p=" + "B" * 900  # past 512 bytes: the server truncates the UDP answer
+    dns_server.add("long._domainkey.example.com", "TXT", key)
+    assert (await resolver.query("long._domainkey.example.com", "TXT")).records == (key,)
+    assert dns_server.queries.count(("long._domainkey.example.com", "TXT")) == 2  # UDP, then TCP
+
+
 async def test_answers_are_cached_for_their_ttl(dns_server: DnsServer, resolver: DnsResolver) -> None:
     dns_server.add("example.com", "A", "192.0.2.1")
     for _ in range(3):

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 from rich.console import Console
-from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeRemainingColumn
+from rich.progress import BarColumn, Progress, TaskID, TaskProgressColumn, TextColumn, TimeRemainingColumn
 
 from mailwarden.ingest.files import InputItem, read_items
 
@@ -24,17 +24,7 @@ def reading(files: list[Path], verb: str, console: Console, *, quiet: bool = Fal
     counts the messages read so far.
     """
     sizes = [_size(path) for path in files]
-    total = sum(sizes)
-    progress = Progress(
-        TextColumn(verb),
-        BarColumn(),
-        TaskProgressColumn(),
-        TextColumn("{task.fields[messages]} messages"),
-        TimeRemainingColumn(),
-        console=console,
-        disable=quiet or (len(files) <= PROGRESS_MIN_FILES and total < PROGRESS_MIN_BYTES),
-    )
-    task = progress.add_task(verb, total=total or None, messages=0)
+    progress, task = _bar(verb, console, files=len(files), total=sum(sizes), quiet=quiet)
 
     def items() -> Iterator[InputItem]:
         done = count = 0
@@ -50,6 +40,38 @@ def reading(files: list[Path], verb: str, console: Console, *, quiet: bool = Fal
 
     with progress:
         yield items()
+
+
+@contextmanager
+def advancing(
+    verb: str, console: Console, *, files: int, total: int, quiet: bool = False
+) -> Iterator[Callable[[int, int], None]]:
+    """The same bar for work done elsewhere (`scan --jobs`): call the function given with the bytes and
+    the messages of each piece as it is done."""
+    progress, task = _bar(verb, console, files=files, total=total, quiet=quiet)
+    done = count = 0
+
+    def advance(size: int, messages: int) -> None:
+        nonlocal done, count
+        done += size
+        count += messages
+        progress.update(task, completed=done, messages=count)
+
+    with progress:
+        yield advance
+
+
+def _bar(verb: str, console: Console, *, files: int, total: int, quiet: bool) -> tuple[Progress, TaskID]:
+    progress = Progress(
+        TextColumn(verb),
+        BarColumn(),
+        TaskProgressColumn(),
+        TextColumn("{task.fields[messages]} messages"),
+        TimeRemainingColumn(),
+        console=console,
+        disable=quiet or (files <= PROGRESS_MIN_FILES and total < PROGRESS_MIN_BYTES),
+    )
+    return progress, progress.add_task(verb, total=total or None, messages=0)
 
 
 def _size(path: Path) -> int:

@@ -2,27 +2,39 @@
 
 from __future__ import annotations
 
-import asyncio
-import json
+import signal
 import sys
 from collections import Counter
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated, Any
+from types import FrameType
+from typing import Annotated
 
 import typer
 from rich.markup import escape
 
-from mailwarden import ids
-from mailwarden.cli.common import ConfigOption, OrgOption, as_mail, err, error, out, runtime, styled
-from mailwarden.cli.progress import reading
-from mailwarden.enforce.record import monitor_record
+from mailwarden.cli.common import ConfigOption, OrgOption, err, error, out, runtime, styled
+from mailwarden.cli.progress import advancing
 from mailwarden.ingest.files import expand_paths
-from mailwarden.model import Envelope, Message, Verdict
-from mailwarden.model.direction import assumed_direction
+from mailwarden.model import Category
 from mailwarden.model.trace import EventRecord, MessageRecord
-from mailwarden.service.runtime import offline_envelope
+from mailwarden.service.offline import (
+    OfflineScanner,
+    Row,
+    ScanJobs,
+    Scanned,
+    ScanSettings,
+    Unit,
+    default_jobs,
+    plan,
+    scan_in_process,
+)
+from mailwarden.service.runtime import Runtime
 
 RECORD_BATCH = 200  # messages written per transaction by scan --record
+
+Scan = Callable[[Iterable[Unit]], Iterator[tuple[Unit, list[Scanned]]]]
 
 
 def scan(
@@ -31,6 +43,18 @@ def scan(
     org: OrgOption = None,
     as_json: Annotated[bool, typer.Option("--json", help="One JSON object per message.")] = False,
     record: Annotated[bool, typer.Option("--record", help="Write each result to message history.")] = False,
+    jobs: Annotated[
+        int | None,
+        typer.Option(
+            "--jobs",
+            "-j",
+            min=1,
+            help=(
+                "Scanning processes (default: one per CPU this process may use, for runs of at least "
+                "100 messages per process; 1 scans in this process)."
+            ),
+        ),
+    ] = None,
 ) -> None:
     """Run the pipeline over messages offline and show the verdicts (nothing is delivered or changed)."""
     with runtime(config, migrate=record) as rt:
@@ -39,89 +63,82 @@ def scan(
         missing = [p for p in paths if not p.exists()]
         for p in missing:
             error(f"{p}: no such file or directory")
-        rows: list[tuple[str, Message, Verdict]] = []
+        units = plan(files)
+        settings = ScanSettings(rt.config, organisation, policy, as_json=as_json, record=record)
+        processes = min(jobs or default_jobs(sum(u.messages for u in units)), len(units))
+        rows: list[tuple[str, Row]] = []
         pending: list[tuple[MessageRecord, list[EventRecord]]] = []
         failures = len(missing)
-
-        async def run() -> None:
-            nonlocal failures
-            # a bar on stderr for long runs; JSON output stays clean for pipes
-            with reading(files, "scanning", err, quiet=as_json) as items:
-                for item in items:
-                    message = as_mail(item)
-                    if message is None:
+        stdout = sys.stdout.buffer if as_json else None
+        # a bar on stderr for long runs; JSON output stays clean for pipes
+        bar = advancing("scanning", err, files=len(files), total=sum(u.size for u in units), quiet=as_json)
+        with _scanning(settings, processes, rt) as results, bar as advance:
+            for unit, scanned in results(units):
+                for result in scanned:
+                    if result.error is not None:
                         failures += 1
+                        error(f"{result.source}: {result.error}")
                         continue
-                    envelope = offline_envelope(message)
-                    domains = organisation.domain_names if organisation else frozenset()
-                    direction = assumed_direction(envelope.mail_from, envelope.rcpt_to, domains)
-                    try:
-                        verdict = await rt.pipeline.scan(
-                            message, envelope, policy, organisation=organisation, direction=direction
-                        )
-                    except Exception as exc:  # the engine guards stages; this guards the engine itself
-                        failures += 1
-                        error(f"{item.source}: scan failed: {type(exc).__name__}: {exc}")
-                        continue
-                    if record:
-                        pending.append(_record(message, envelope, verdict, organisation.name if organisation else None))
+                    if result.record is not None:
+                        pending.append(result.record)
                         if len(pending) >= RECORD_BATCH:
                             rt.history.record_many(pending)
                             pending.clear()
-                    if as_json:  # plain JSON lines: a pretty-printer costs more than the scan (decisions.md)
-                        sys.stdout.write(json.dumps(_json_row(item.source, message, verdict), ensure_ascii=False))
-                        sys.stdout.write("\n")
-                    else:
-                        rows.append((item.source, message, verdict))
-                rt.history.record_many(pending)
-
-        asyncio.run(run())
-        if not as_json:
+                    if stdout is not None and result.line is not None:
+                        stdout.write(result.line)  # plain JSON lines (decisions.md)
+                    elif result.row is not None:
+                        rows.append((result.source, result.row))
+                advance(unit.size, len(scanned))
+        rt.history.record_many(pending)
+        if stdout is not None:
+            stdout.flush()
+        else:
             _print_scan_table(rows)
         if failures:
             raise typer.Exit(1)
 
 
-def _record(
-    message: Message, envelope: Envelope, verdict: Verdict, organisation: str | None
-) -> tuple[MessageRecord, list[EventRecord]]:
-    return monitor_record(
-        message_id=ids.new_id(envelope.received_at),
-        message=message,
-        envelope=envelope,
-        verdict=verdict,
-        organisation=organisation,
-        source="scan",
-        receive_detail="offline scan",
-    )
+@contextmanager
+def _scanning(settings: ScanSettings, processes: int, rt: Runtime) -> Iterator[Scan]:
+    """How the units are scanned: in this process (`--jobs 1`, or one unit), or by scanning processes
+    that end with the command, also on Ctrl-C or SIGTERM."""
+    if processes <= 1:
+        scanner = OfflineScanner(settings, rt.pipeline)
+        try:
+            yield lambda units: scan_in_process(scanner, units)
+        finally:
+            scanner.loop.close()
+        return
+    # multiprocessing runs the `mailwarden` script again in each process it starts (not `python -m`):
+    # the command line's modules are then imported once, by the forkserver, instead of in each process
+    script = getattr(sys.modules["__main__"], "__spec__", None) is None
+    previous = signal.signal(signal.SIGTERM, _terminated)
+    try:
+        with ScanJobs(settings, processes, preload=["mailwarden.cli"] if script else []) as jobs:
+            yield jobs.run
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
-def _json_row(source: str, message: Message, verdict: Verdict) -> dict[str, Any]:
-    return {
-        "file": source,
-        "message_id": message.message_id,
-        "from": message.from_address,
-        "subject": message.subject,
-        **verdict.as_dict(),
-    }
+def _terminated(signum: int, frame: FrameType | None) -> None:
+    raise SystemExit(128 + signum)
 
 
-def _print_scan_table(rows: list[tuple[str, Message, Verdict]]) -> None:
+def _print_scan_table(rows: list[tuple[str, Row]]) -> None:
     """Fixed-width lines: readable in a terminal, greppable in a file, and fast for thousands of rows."""
     if rows:
         header = f"{'file':32} {'verdict':22} {'SCL':>3} {'BCL':>3} {'action (would be)':19} {'from':32} subject"
         out.print(f"[bold]{header}[/bold]")
-    for source, message, verdict in rows:
+    for source, row in rows:
         name = Path(source).name
         name = name if len(name) <= 32 else name[:31] + "…"
-        sender = escape((message.from_address or "")[:32])
-        category = verdict.category.value
-        pad = " " * (22 - len(category))
+        sender = escape(row.sender[:32])
+        pad = " " * (22 - len(row.category))
         out.print(
-            f"{escape(name):32} {styled(verdict.category)}{pad} {verdict.scl:>3} {verdict.bcl:>3} "
-            f"{verdict.disposition.action.value:19} {sender:32} {escape(message.subject[:70])}",
+            f"{escape(name):32} {styled(Category(row.category))}{pad} {row.scl:>3} {row.bcl:>3} "
+            f"{row.action:19} {sender:32} {escape(row.subject[:70])}",
             markup=True,
         )
-    counts = Counter(v.category.value for _, _, v in rows)
+    counts = Counter(row.category for _, row in rows)
     summary = ", ".join(f"{k}: {n}" for k, n in counts.most_common()) or "nothing scanned"
     out.print(f"{len(rows)} messages scanned — {summary}")

@@ -42,6 +42,8 @@ INTERNAL_NETWORKS: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] = t
 )
 
 _WORD = re.compile(r"\S+")
+# what `ipaddress.ip_address` can accept: hex digits, dots and colons, then an IPv6 zone (any text)
+_IP_TEXT = re.compile(r"[0-9a-f:.]+(?:%.*)?", re.IGNORECASE | re.DOTALL)
 _BRACKETED = re.compile(r"\[(?:ipv6:)?([0-9a-f:.]{2,45})(?:%[^\]\s]{0,32})?\]", re.IGNORECASE)
 _BARE_IN_PARENS = re.compile(r"\(\s*(?:ipv6:)?([0-9a-f:.]{2,45})\s*\)", re.IGNORECASE)
 _HELO_LITERAL = re.compile(r"^\[(?:ipv6:)?([0-9a-f:.]{2,45})\](?::\d{1,5})?$", re.IGNORECASE)
@@ -72,8 +74,11 @@ class ReceivedHop:
 
 def parse_ip(text: str) -> IPAddress | None:
     """An IP address in its canonical form (IPv4-mapped IPv6 becomes IPv4); None if it is not one."""
+    text = text.strip()
+    if not _IP_TEXT.fullmatch(text):  # most words asked about are host names: no exception to pay for
+        return None
     try:
-        ip = ipaddress.ip_address(text.strip())
+        ip = ipaddress.ip_address(text)
     except ValueError:
         return None
     if isinstance(ip, ipaddress.IPv6Address):

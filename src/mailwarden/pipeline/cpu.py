@@ -8,6 +8,7 @@ process's start)."""
 from __future__ import annotations
 
 import asyncio
+import gc
 from collections.abc import Callable
 from typing import ParamSpec, TypeVar
 
@@ -27,3 +28,12 @@ async def offload(fn: Callable[P, T], /, *args: P.args, **kwargs: P.kwargs) -> T
     if _inline:
         return fn(*args, **kwargs)
     return await asyncio.to_thread(fn, *args, **kwargs)
+
+
+def settle() -> None:
+    """In a scanning process, once its first messages are scanned: what exists then (modules, models,
+    compiled rules and patterns, kept for the process's life) leaves the cyclic garbage collector's
+    view, so its full passes no longer walk it for every few thousand objects a scan allocates
+    (measured: 6 % of a scan's CPU). Reference counting still frees what is dropped later."""
+    gc.collect()
+    gc.freeze()

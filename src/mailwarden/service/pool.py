@@ -23,7 +23,7 @@ from mailwarden.ingest.spool import SpoolEntry
 from mailwarden.lifeline import exit_with_server, server_lifeline
 from mailwarden.logs import configure as configure_logging
 from mailwarden.model.listener import ListenerRole
-from mailwarden.pipeline.cpu import run_inline
+from mailwarden.pipeline.cpu import run_inline, settle
 from mailwarden.service.config import Config
 from mailwarden.service.directory import OrgDirectory
 from mailwarden.service.runtime import Runtime
@@ -94,6 +94,7 @@ class ScanningProcesses:
 # ---- inside a scanning process ---------------------------------------------------------------
 _scanner: Scanner | None = None
 _loop: asyncio.AbstractEventLoop | None = None
+_settled = False
 
 
 def _init_worker(config: Config, roles: dict[str, ListenerRole], lifeline: Connection) -> None:
@@ -114,6 +115,7 @@ def _init_worker(config: Config, roles: dict[str, ListenerRole], lifeline: Conne
 
 def _scan_in_worker(batch: list[SpoolEntry]) -> list[Result]:
     """Scan a batch concurrently (DNS waits overlap); per entry an outcome, or what stopped it."""
+    global _settled
     assert _scanner is not None and _loop is not None
     scanner = _scanner
 
@@ -131,4 +133,8 @@ def _scan_in_worker(batch: list[SpoolEntry]) -> list[Result]:
     async def run() -> list[Result]:
         return list(await asyncio.gather(*(one(entry) for entry in batch)))
 
-    return _loop.run_until_complete(run())
+    results = _loop.run_until_complete(run())
+    if not _settled:  # the first messages have loaded what scanning loads lazily
+        settle()
+        _settled = True
+    return results

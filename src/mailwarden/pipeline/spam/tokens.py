@@ -60,7 +60,12 @@ _HIDDEN_RE = re.compile(
     r"(?is)<(\w+)\b[^>]*style\s*=\s*[\"'][^\"']*"
     r"(?:display\s*:\s*none|visibility\s*:\s*hidden|font-size\s*:\s*0(?:px|pt|em)?\s*[;\"'])[^>]*>(.*?)</\1\s*>"
 )
-_ATTR_TEXT_RE = re.compile(r"""(?i)\b(?:alt|title)\s*=\s*(?:"([^"]*)"|'([^']*)')""")
+# `(?i)\b(?:alt|title)\s*=…` spelt so that the engine can look for the first letter instead of trying
+# the word boundary at every position: a third of the CPU, the same matches (`İ` and `ı` are the
+# other letters (?i) takes for an i)
+_ATTR_TEXT_RE = re.compile(
+    r"""[aAtT](?<=\b[aAtT])(?:(?<=[aA])[lL][tT]|(?<=[tT])[iIİı][tT][lL][eE])\s*=\s*(?:"([^"]*)"|'([^']*)')"""
+)
 _TAG_RE = re.compile(r"(?s)<[^>]*>")
 _TAG_NAME_RE = re.compile(r"<([a-zA-Z][a-zA-Z0-9]{0,15})\b([^>]{0,400})")
 _ATTR_NAME_RE = re.compile(r"\s([a-zA-Z][a-zA-Z-]{0,20})\s*=")
