@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -174,10 +174,11 @@ class Clawback(Rounds):
         )
 
     def preview(self, query: HistoryQuery, principal: Principal) -> Preview:
-        """Every recipient's copy of every message the search finds (all pages, up to CAMPAIGN_LIMIT)."""
+        """Every recipient's copy of every message the search finds (all pages, up to CAMPAIGN_LIMIT); the
+        caller's query is left as it was (it pages through a copy)."""
+        query = replace(query, limit=1000, cursor=None)
         if principal.organisation is not None:
             query.organisation = principal.organisation
-        query.limit = 1000
         targets: list[Target] = []
         organisations: set[str] = set()
         messages = 0

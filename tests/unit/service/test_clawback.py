@@ -147,6 +147,17 @@ def test_a_message_without_message_id_says_why(world: World) -> None:
         world.clawback.message(rec.id, ANN)
 
 
+def test_a_preview_covers_every_page_and_leaves_the_callers_search_as_it_was(world: World) -> None:
+    """The console shows the search's page and previews the campaign from the same query object."""
+    for n in range(3):
+        world.record(internet_message_id=f"<p{n}@bad.example>", sender="pages@bad.example")
+    query = HistoryQuery(sender="pages@bad.example", limit=2)
+    first = world.rt.history.search(query)
+    query.cursor = first.next_cursor  # the analyst is on the second page
+    assert world.clawback.preview(query, ANN).messages == 3
+    assert (query.limit, query.cursor, query.organisation) == (2, first.next_cursor, None)
+
+
 async def test_a_restart_mid_campaign_loses_no_recipient_and_repeats_none(world: World) -> None:
     mid = "<wave@bad.example>"
     recipients = tuple(f"u{i}@corp.example" for i in range(30))
