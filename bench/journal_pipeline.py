@@ -34,7 +34,9 @@ cache), then `--messages` are measured. Per case:
   client CPU ms/msg the same for this process (load generator and sampler); scan CPU ms/msg the same
   for every process below the server (the scanning processes), which the server's own figure leaves out;
 * drain CPU ms/msg: server CPU after the last 250 divided by the messages recorded after it, i.e. the
-  processing side alone (shown when at least 100 messages were still to process; nan otherwise).
+  processing side alone (shown when at least 100 messages were still to process; nan otherwise);
+* PSS MB: the proportional set size of the server and every process below it (scanning processes,
+  forkserver), summed from /proc/<pid>/smaps_rollup when the run's history is complete.
 
 `--profile DIR` attaches py-spy (`--format raw`, collapsed stacks per thread) to the server for the
 measured phase of each run; `--profile-mode gil` samples only the thread holding the GIL. Profiled
@@ -265,8 +267,8 @@ def _cpu_seconds(pid: int) -> tuple[float, float]:
     return int(fields[11]) / CLK_TCK, int(fields[12]) / CLK_TCK
 
 
-def _descendants_cpu(pid: int) -> float:
-    """CPU seconds (user + system) of every live process below `pid`: the scanning processes."""
+def _descendants(pid: int) -> list[int]:
+    """Every live process below `pid` (the scanning processes and the forkserver)."""
     parents: dict[int, list[int]] = {}
     for entry in os.listdir("/proc"):
         if not entry.isdigit():
@@ -277,10 +279,31 @@ def _descendants_cpu(pid: int) -> float:
         except (OSError, IndexError, ValueError):
             continue
         parents.setdefault(ppid, []).append(int(entry))
-    total, todo = 0.0, list(parents.get(pid, []))
+    found, todo = [], list(parents.get(pid, []))
     while todo:
         child = todo.pop()
+        found.append(child)
         todo += parents.get(child, [])
+    return found
+
+
+def tree_pss_mb(pid: int) -> float:
+    """The proportional set size of `pid` and every process below it, in MB: shared pages counted once in
+    all (each process's share), so the figure is what the whole server costs the machine."""
+    total_kb = 0
+    for member in (pid, *_descendants(pid)):
+        try:
+            with open(f"/proc/{member}/smaps_rollup") as f:
+                total_kb += sum(int(line.split()[1]) for line in f if line.startswith("Pss:"))
+        except (OSError, ValueError, IndexError):
+            continue
+    return total_kb / 1024
+
+
+def _descendants_cpu(pid: int) -> float:
+    """CPU seconds (user + system) of every live process below `pid`: the scanning processes."""
+    total = 0.0
+    for child in _descendants(pid):
         try:
             total += sum(_cpu_seconds(child))
         except OSError:
@@ -637,6 +660,7 @@ def _measure(server: ServerUnderTest, case: Case, args: argparse.Namespace, run_
     sampler.halt.set()
     cpu_after = _cpu_seconds(server.pid)
     scan_cpu = _descendants_cpu(server.pid) - scan_before
+    pss = tree_pss_mb(server.pid)  # after the run, everything loaded and every cache warm
     if profiler is not None:
         profiler.send_signal(signal.SIGINT)  # py-spy writes its output on SIGINT
         profiler.wait(timeout=60)
@@ -672,6 +696,7 @@ def _measure(server: ServerUnderTest, case: Case, args: argparse.Namespace, run_
         # processing alone: server CPU after the last 250 per message recorded after it (nan: too few)
         "drain_cpu_ms": 1000 * drain_cpu / drained if drained >= 100 else float("nan"),
         "complete": float(sampler.complete_at is not None),
+        "pss_mb": pss,
     }
 
 
@@ -784,7 +809,7 @@ def main() -> None:
     header = (
         f"{'fsync':<6} {'conn':<6} {'cli':>4} {'acc msg/s':>9} {'p50 ms':>7} {'p99 ms':>7} {'drain s':>7}"
         f" {'proc msg/s':>10} {'max backlog':>11} {'backlog@end':>11} {'srv CPU ms/msg':>14} {'(sys)':>6}"
-        f" {'scan CPU ms/msg':>15} {'cli CPU ms/msg':>14} {'drain CPU ms/msg':>16}"
+        f" {'scan CPU ms/msg':>15} {'cli CPU ms/msg':>14} {'drain CPU ms/msg':>16} {'PSS MB':>7}"
     )
     print(header, flush=True)
     results: list[tuple[Case, dict[str, float]]] = []
@@ -804,7 +829,7 @@ def main() -> None:
             f" {merged['drain_lag_s']:>7.2f} {merged['processed_per_second']:>10.0f} {merged['max_backlog']:>11.0f}"
             f" {merged['backlog_at_end']:>11.0f} {merged['server_cpu_ms']:>14.2f} {merged['server_sys_ms']:>6.2f}"
             f" {merged['scan_cpu_ms']:>15.2f} {merged['client_cpu_ms']:>14.2f} {merged['drain_cpu_ms']:>16.2f}"
-            + ("" if merged["complete"] else "  INCOMPLETE"),
+            f" {merged['pss_mb']:>7.0f}" + ("" if merged["complete"] else "  INCOMPLETE"),
             flush=True,
         )
         if args.repeat > 1:
