@@ -54,7 +54,7 @@ class ScanningProcesses:
 
     def start(self) -> None:
         context = multiprocessing.get_context("forkserver")
-        context.set_forkserver_preload(["mailwarden.service.pool"])
+        context.set_forkserver_preload(["mailwarden.service.preload"])  # shared with every scanning process
         self._executor = ProcessPoolExecutor(
             max_workers=self.count,
             mp_context=context,
