@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import statistics
 import subprocess
+import threading
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -183,6 +184,62 @@ def pids_named(comm: str) -> list[int]:
     return out
 
 
+# ---- memory from /proc ------------------------------------------------------------------------------
+
+
+def pss_kb(pids: Sequence[int]) -> int:
+    """Proportional set size (kB) of every process in the trees rooted at pids: each shared page counts
+    once in all, split between the processes that map it, so forked workers are not counted twice."""
+    total = 0
+    for root in pids:
+        for p in tree(root):
+            try:
+                text = Path(f"/proc/{p}/smaps_rollup").read_text()
+            except OSError:  # gone meanwhile
+                continue
+            total += sum(int(line.split()[1]) for line in text.splitlines() if line.startswith("Pss:"))
+    return total
+
+
+class PssSampler(threading.Thread):
+    """PSS of groups of processes (name → roots, asked again at every sample, so workers started later are
+    seen), every `interval` seconds while running; `stop()` takes the last sample ("at end")."""
+
+    def __init__(self, groups: dict[str, Callable[[], Sequence[int]]], interval: float = 0.25) -> None:
+        super().__init__(daemon=True)
+        self.groups = groups
+        self.interval = interval
+        self.halt = threading.Event()
+        self.max_kb: dict[str, int] = dict.fromkeys(groups, 0)
+        self.end_kb: dict[str, int] = dict.fromkeys(groups, 0)
+        self.samples = 0
+
+    def sample(self) -> None:
+        now = {name: pss_kb(roots()) for name, roots in self.groups.items()}
+        total = sum(now.values())
+        if total > sum(self.max_kb.values()):  # the moment the system as a whole held the most
+            self.max_kb = now
+        self.end_kb = now
+        self.samples += 1
+
+    def run(self) -> None:
+        while not self.halt.wait(self.interval):
+            self.sample()
+
+    def stop(self) -> dict:
+        self.halt.set()
+        self.join()
+        self.sample()
+        return self.as_dict()
+
+    def as_dict(self) -> dict:
+        return {
+            "max": {k: round(v / 1024, 1) for k, v in self.max_kb.items()},
+            "end": {k: round(v / 1024, 1) for k, v in self.end_kb.items()},
+            "samples": self.samples,
+        }
+
+
 # ---- timing -----------------------------------------------------------------------------------------
 
 
@@ -194,6 +251,7 @@ class Throughput:
     latencies_ms: list[float] = field(repr=False)
     cpu_ms_per_msg: float | None = None
     extra_cpu_ms_per_msg: float | None = None  # e.g. Redis
+    pss_mb: dict | None = None  # memory of each group of processes (PssSampler.as_dict)
 
     def as_dict(self) -> dict:
         lat = sorted(self.latencies_ms)
@@ -211,7 +269,7 @@ class Throughput:
             "mean_ms": round(statistics.fmean(lat), 2) if lat else None,
             "daemon_cpu_ms_per_msg": None if self.cpu_ms_per_msg is None else round(self.cpu_ms_per_msg, 2),
             "extra_cpu_ms_per_msg": None if self.extra_cpu_ms_per_msg is None else round(self.extra_cpu_ms_per_msg, 2),
-        }
+        } | ({"pss_mb": self.pss_mb} if self.pss_mb is not None else {})
 
 
 def run_concurrent(
@@ -220,7 +278,10 @@ def run_concurrent(
     concurrency: int,
     cpu_pids: Sequence[int] = (),
     extra_pids: Sequence[int] = (),
+    memory: dict[str, Callable[[], Sequence[int]]] | None = None,
 ) -> tuple[list[Scored], Throughput]:
+    """`samples` scored by `concurrency` threads; CPU of the trees at cpu_pids (and extra_pids) over the
+    run; with `memory`, the PSS of those groups of processes sampled meanwhile."""
     latencies: list[float] = []
 
     def timed(s: Sample) -> Scored:
@@ -229,18 +290,22 @@ def run_concurrent(
         latencies.append((time.perf_counter() - t0) * 1000)
         return r
 
+    sampler = PssSampler(memory) if memory else None
     cpu0, extra0 = cpu_seconds(cpu_pids), cpu_seconds(extra_pids)
     t0 = time.perf_counter()
+    if sampler:
+        sampler.start()
     pool = ThreadPoolExecutor(concurrency)
     try:
         results = list(pool.map(timed, samples))
     finally:  # Ctrl-C: drop the queued messages instead of scanning them all before the daemons stop
         pool.shutdown(wait=True, cancel_futures=True)
+        pss = sampler.stop() if sampler else None
     seconds = time.perf_counter() - t0
     n = max(1, len(samples))
     cpu = (cpu_seconds(cpu_pids) - cpu0) * 1000 / n if cpu_pids else None
     extra = (cpu_seconds(extra_pids) - extra0) * 1000 / n if extra_pids else None
-    return results, Throughput(concurrency, len(samples), seconds, latencies, cpu, extra)
+    return results, Throughput(concurrency, len(samples), seconds, latencies, cpu, extra, pss)
 
 
 def sh(cmd: Sequence[str], **kw) -> subprocess.CompletedProcess:

@@ -22,7 +22,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from common import Sample, Scored, Throughput, cpu_seconds
+from common import PssSampler, Sample, Scored, Throughput, cpu_seconds
 
 CONFIG = """\
 [paths]
@@ -243,10 +243,11 @@ def _worker(
 
 
 def run_workers(
-    config_path: Path, samples: list[Sample], concurrency: int = 8, workers: int | None = None
+    config_path: Path, samples: list[Sample], concurrency: int = 8, workers: int | None = None, memory: bool = False
 ) -> tuple[list[Scored], Throughput, int]:
     """N worker processes (one Runtime each, like rspamd's normal workers), `concurrency` messages in
-    flight in all: each worker runs concurrency/N at a time on its share."""
+    flight in all: each worker runs concurrency/N at a time on its share. With `memory`, the workers' PSS
+    is sampled while they scan."""
     workers = workers or os.cpu_count() or 2
     per = max(1, concurrency // workers)
     shares = [[(str(s.path), s.label) for s in samples[i::workers]] for i in range(workers)]
@@ -257,8 +258,14 @@ def run_workers(
             pending = pool.map_async(_worker, [(str(config_path), sh, per, barrier, None) for sh in shares])
             barrier.wait()
             pids = [p.pid for p in pool._pool]
+            sampler = PssSampler({"workers": lambda: pids}) if memory else None
             cpu0, t0 = cpu_seconds(pids), time.perf_counter()
-            out = pending.get()
+            if sampler:
+                sampler.start()
+            try:
+                out = pending.get()
+            finally:
+                pss = sampler.stop() if sampler else None
             seconds = time.perf_counter() - t0
             cpu = cpu_seconds(pids) - cpu0
     by_path = {s.path.as_posix(): s for s in samples}
@@ -267,7 +274,7 @@ def run_workers(
     for rows, lat in out:
         latencies += lat
         results += [Scored(by_path[p], sc, fl, err) for p, sc, fl, err in rows]
-    tp = Throughput(concurrency, len(samples), seconds, latencies, cpu * 1000 / max(1, len(samples)))
+    tp = Throughput(concurrency, len(samples), seconds, latencies, cpu * 1000 / max(1, len(samples)), pss_mb=pss)
     return results, tp, workers
 
 

@@ -52,7 +52,8 @@ BENCHES = {
     "bench/scan_cli.py": Bench(r"^--jobs 2: \d+ messages, median of \d+: \d+\.\d msg/s, CPU \d+\.\d\d ms per message"),
     "bench/smtp_ingest.py": Bench(r"(on|off) +\S+ +\S+ +\d+ +\d+", ()),
     "bench/peers/run.py": Bench(
-        r"\| mailwarden \| \d+\.\d % \(\d+/\d+\)(.|\n)*\| mailwarden `scan --json --jobs 2` \| – \| \d+",
+        r"\| mailwarden \| \d+\.\d % \(\d+/\d+\)(.|\n)*\| mailwarden `scan --json --jobs 2` \| – \| \d+"
+        r"(.|\n)*\| mailwarden `serve`, journal copies \| 2 \| \d+(\.\d+)? \|[^\n]*\| \d+(\.\d+)? / \d+(\.\d+)? \| 30 \| 1 \|",
         (
             "--corpus",
             "{corpus}",
@@ -62,6 +63,8 @@ BENCHES = {
             "1",
             "--no-modern",
             "--scan-jobs",
+            "2",
+            "--serve-clients",
             "2",
             "--out",
             "{tmp}/p.json",
