@@ -127,7 +127,7 @@ class DaemonRunner(Runner):
 
     def memory(self) -> dict:
         groups = {self.key: lambda: self.peer.pids}
-        return groups | ({"redis": self.extra_pids} if self.extra_pids() else {})
+        return groups | ({"Redis": self.extra_pids} if self.extra_pids() else {})
 
     def round(self, rep: int) -> None:
         rows = []
@@ -279,10 +279,10 @@ def medians(runs: list[list[dict]], key: str) -> list[dict]:
         if isinstance(first, dict):
             return {k: merge([v[k] for v in values if isinstance(v, dict) and k in v]) for k in first}
         numbers = [v for v in values if isinstance(v, int | float) and not isinstance(v, bool)]
-        if len(numbers) == len(values) and numbers:
-            m = statistics.median(numbers)
-            return round(m, 3) if isinstance(m, float) else m
-        return first
+        if len(numbers) < len(values) or len(set(numbers)) == 1:  # words, or the same in every run
+            return first
+        m = statistics.median(numbers)
+        return round(m, 2) if isinstance(m, float) else m
 
     order = [row[key] for row in runs[0]] if runs else []
     out = []
