@@ -212,10 +212,13 @@ class PssSampler(threading.Thread):
         self.halt = threading.Event()
         self.max_kb: dict[str, int] = dict.fromkeys(groups, 0)
         self.end_kb: dict[str, int] = dict.fromkeys(groups, 0)
+        self.processes: dict[str, int] = dict.fromkeys(groups, 0)  # at the last sample
         self.samples = 0
 
     def sample(self) -> None:
-        now = {name: pss_kb(roots()) for name, roots in self.groups.items()}
+        roots = {name: list(pids()) for name, pids in self.groups.items()}
+        self.processes = {name: sum(len(tree(p)) for p in pids) for name, pids in roots.items()}
+        now = {name: pss_kb(pids) for name, pids in roots.items()}
         total = sum(now.values())
         if total > sum(self.max_kb.values()):  # the moment the system as a whole held the most
             self.max_kb = now
@@ -236,6 +239,7 @@ class PssSampler(threading.Thread):
         return {
             "max": {k: round(v / 1024, 1) for k, v in self.max_kb.items()},
             "end": {k: round(v / 1024, 1) for k, v in self.end_kb.items()},
+            "processes": dict(self.processes),
             "samples": self.samples,
         }
 

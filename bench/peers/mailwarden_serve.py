@@ -6,7 +6,8 @@ in-process adapter's scanner: the same trained model and scoring files, the loop
 SERVFAIL at once. Each corpus message goes as a plain BCC copy, byte for byte (line ends made CRLF, dots
 stuffed): MAIL FROM is what the adapter takes as the sender (Return-Path, else From), RCPT TO the journal
 address, so the server takes the recipients from To/Cc as the adapter does (a message without either is
-addressed to an encoded placeholder recipient, or it could not be unwrapped). The load generator is
+addressed to an encoded placeholder recipient, or it could not be unwrapped). A message with a line over
+998 octets is refused at the end of DATA, as RFC 5321 has it (`refused` in the JSON). The load generator is
 journal_pipeline's pipelining client.
 
 Why journal copies and not an inbound listener in monitor mode: a journal copy goes the whole way a
@@ -135,14 +136,18 @@ def journal_copies(samples: list[Sample]) -> tuple[list[Mail], int]:
     mails, keys, unreadable = [], set(), 0
     for sample in samples:
         raw = sample.path.read_bytes()
-        envelope = offline_envelope(Message(raw))
-        rcpt = JOURNAL_ADDRESS if envelope.rcpt_to else PLACEHOLDER_RCPT
-        mail = Mail(envelope.mail_from, rcpt, _stuffed(raw))
-        mails.append(mail)
-        try:
-            keys.add(unwrap(_unstuffed(mail.data), smtp_mail_from=mail.mail_from, smtp_rcpt_to=[rcpt]).dedupe_key)
-        except JournalParseError:
+        sender = offline_envelope(Message(raw)).mail_from
+        data = _stuffed(raw)
+        for rcpt in (JOURNAL_ADDRESS, PLACEHOLDER_RCPT):  # the placeholder when To/Cc name no one
+            try:
+                key = unwrap(_unstuffed(data), smtp_mail_from=sender, smtp_rcpt_to=[rcpt]).dedupe_key
+            except JournalParseError:
+                continue
+            keys.add(key)
+            break
+        else:
             unreadable += 1
+        mails.append(Mail(sender, rcpt, data))
     return mails, len(keys) + unreadable
 
 

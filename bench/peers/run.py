@@ -376,7 +376,8 @@ def table(results: dict, conc: list[int]) -> str:
             lines.append(
                 f"| {names[key]} `serve`, journal copies | {run['clients']} | {run['msgs_per_s']} | {lat} | "
                 f"{run['cpu_ms_per_msg']} (client {run['client_cpu_ms_per_msg']}) | {_memory(run.get('pss_mb'))} | "
-                f"{run['messages']} | {run.get('runs', 1)} |"
+                f"{run['messages']}{f' ({refused} refused)' if (refused := run.get('refused')) else ''} | "
+                f"{run.get('runs', 1)} |"
             )
     return "\n".join(lines)
 
