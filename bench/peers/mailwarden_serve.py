@@ -68,6 +68,8 @@ max_connections_per_ip = 64
 spool_fsync = true
 [delivery]
 hostname = "bench.mailwarden.test"
+[api]
+port = 0
 [[smtp.listeners]]
 name = "journal"
 role = "journal"
@@ -80,7 +82,8 @@ allowed_networks = ["127.0.0.0/8"]
 
 class ServeUnderTest(ServerUnderTest):
     """journal_pipeline's server with the peers adapter's scanning configuration (no organisation: every
-    copy is scanned with the default policy, as the adapter scans)."""
+    copy is scanned with the default policy, as the adapter scans). The REST API and console stay on, as
+    `serve` runs for a user (rspamd's controller runs too), on a free port."""
 
     def __init__(self, root: Path, adapter_config: Path, dns_port: int) -> None:
         from journal_pipeline import free_port
