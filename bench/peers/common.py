@@ -187,20 +187,6 @@ def pids_named(comm: str) -> list[int]:
 # ---- memory from /proc ------------------------------------------------------------------------------
 
 
-def pss_kb(pids: Sequence[int]) -> int:
-    """Proportional set size (kB) of every process in the trees rooted at pids: each shared page counts
-    once in all, split between the processes that map it, so forked workers are not counted twice."""
-    total = 0
-    for root in pids:
-        for p in tree(root):
-            try:
-                text = Path(f"/proc/{p}/smaps_rollup").read_text()
-            except OSError:  # gone meanwhile
-                continue
-            total += sum(int(line.split()[1]) for line in text.splitlines() if line.startswith("Pss:"))
-    return total
-
-
 class PssSampler(threading.Thread):
     """PSS of groups of processes (name → roots, asked again at every sample, so workers started later are
     seen), every `interval` seconds while running; `stop()` takes the last sample ("at end")."""
@@ -210,19 +196,20 @@ class PssSampler(threading.Thread):
         self.groups = groups
         self.interval = interval
         self.halt = threading.Event()
-        self.max_kb: dict[str, int] = dict.fromkeys(groups, 0)
-        self.end_kb: dict[str, int] = dict.fromkeys(groups, 0)
+        self.max_mb: dict[str, float] = dict.fromkeys(groups, 0.0)
+        self.end_mb: dict[str, float] = dict.fromkeys(groups, 0.0)
         self.processes: dict[str, int] = dict.fromkeys(groups, 0)  # at the last sample
         self.samples = 0
 
     def sample(self) -> None:
+        from journal_pipeline import tree_pss_mb  # bench/: each tree's PSS, shared pages split between processes
+
         roots = {name: list(pids()) for name, pids in self.groups.items()}
         self.processes = {name: sum(len(tree(p)) for p in pids) for name, pids in roots.items()}
-        now = {name: pss_kb(pids) for name, pids in roots.items()}
-        total = sum(now.values())
-        if total > sum(self.max_kb.values()):  # the moment the system as a whole held the most
-            self.max_kb = now
-        self.end_kb = now
+        now = {name: sum(tree_pss_mb(p) for p in pids) for name, pids in roots.items()}
+        if sum(now.values()) > sum(self.max_mb.values()):  # the moment the system as a whole held the most
+            self.max_mb = now
+        self.end_mb = now
         self.samples += 1
 
     def run(self) -> None:
@@ -237,8 +224,8 @@ class PssSampler(threading.Thread):
 
     def as_dict(self) -> dict:
         return {
-            "max": {k: round(v / 1024, 1) for k, v in self.max_kb.items()},
-            "end": {k: round(v / 1024, 1) for k, v in self.end_kb.items()},
+            "max": {k: round(v, 1) for k, v in self.max_mb.items()},
+            "end": {k: round(v, 1) for k, v in self.end_mb.items()},
             "processes": dict(self.processes),
             "samples": self.samples,
         }

@@ -53,7 +53,8 @@ BENCHES = {
     "bench/smtp_ingest.py": Bench(r"(on|off) +\S+ +\S+ +\d+ +\d+", ()),
     "bench/peers/run.py": Bench(
         r"\| mailwarden \| \d+\.\d % \(\d+/\d+\)(.|\n)*\| mailwarden `scan --json --jobs 2` \| – \| \d+"
-        r"(.|\n)*\| mailwarden `serve`, journal copies \| 2 \| \d+(\.\d+)? \|[^\n]*\| \d+(\.\d+)? / \d+(\.\d+)? \| 30 \| 1 \|",
+        r"(.|\n)*\| mailwarden `serve`, journal copies \| 2 \| \d+(\.\d+)? \|"
+        r"[^\n]*\| \d+(\.\d+)? / \d+(\.\d+)? \| 30 \| 1 \|",
         (
             "--corpus",
             "{corpus}",
