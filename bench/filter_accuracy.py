@@ -82,10 +82,10 @@ def learned_filter(train_set: Sequence[Sample], *, grouped_bayes: bool = False) 
     """`mailwarden train` on these samples, its two files written and loaded the way `scan` and `serve` load
     the shipped ones (`[stages.spam] model` and `scoring`): what would ship, rare tokens pruned included."""
     trained = train(train_set, grouped_bayes=grouped_bayes)
-    folder = Path(tempfile.mkdtemp(prefix="mw-accuracy-"))
-    model, scoring = folder / "default-model.tsv.gz", folder / "scoring.json"
-    write_trained(trained, model, scoring, "bench")
-    return configured_filter({"model": str(model), "scoring": str(scoring)})
+    with tempfile.TemporaryDirectory(prefix="mw-accuracy-") as tmp:  # both files are read as the stage is built
+        model, scoring = Path(tmp) / "default-model.tsv.gz", Path(tmp) / "scoring.json"
+        write_trained(trained, model, scoring, "bench")
+        return configured_filter({"model": str(model), "scoring": str(scoring)})
 
 
 def configured_filter(section: Mapping[str, object]) -> SpamFilter:

@@ -26,19 +26,11 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
+from profile_scan import CONFIG  # the offline config every scan bench uses (bench/ is on the path)
+
 DEFAULT_CORPUS = Path(__file__).resolve().parents[2] / "shared" / "corpus"
 SRC = Path(__file__).resolve().parents[1] / "src"
 PR_SET_CHILD_SUBREAPER = 36
-CONFIG = """\
-[paths]
-data_dir = "{data}"
-[dns]
-nameservers = ["127.0.0.1"]
-port = {dns_port}
-timeout = 0.5
-[log]
-level = "error"
-"""
 
 
 def _children_cpu() -> float:

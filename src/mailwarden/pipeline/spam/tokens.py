@@ -31,6 +31,7 @@ from mailwarden.model import mime
 from mailwarden.model.message import Message, bounded
 from mailwarden.pipeline.auth.dmarc import organisational_domain
 from mailwarden.pipeline.spam.attached import attached_evidence
+from mailwarden.pipeline.spam.heuristics.view import LIST_MECHANICS
 
 MAX_TEXT_CHARS = 100_000  # body text looked at per message (head and tail of an oversized body)
 MAX_URLS = 50
@@ -85,7 +86,6 @@ _PERCENT_RE = re.compile(r"\d\s?%")
 _SHOUT_RE = re.compile(r"!!|\?\?")
 _DIGITS3_RE = re.compile(r"\d{3}")
 LIST_POST = "list:post"  # the token of a mailing-list post (`list_markers`)
-_LIST_MECHANICS = frozenset({"list-post", "x-mailman-version", "mailing-list", "x-google-group-id"})
 _LIST_HEADERS = ("List-Post", "List-Help", "List-Subscribe", "List-Unsubscribe", "List-Archive", "List-Owner")
 _LIST_TARGET_RE = re.compile(r"<([^<>\s]{4,500})>")
 _LIST_TAG_RE = re.compile(r"^((?:\s*(?:re|fwd?|aw|sv)\s*:)*)\s*\[[^\]\s]{1,40}\]", re.IGNORECASE)
@@ -282,7 +282,7 @@ def list_markers(message: Message) -> tuple[str, ...]:
     Groups' headers): List-Id or List-Unsubscribe alone is what an ESP's newsletter carries too, and a
     newsletter's footer is its sender's own words."""
     present = {name.lower() for name in message.email}
-    if "mailing-list" not in present and not ("list-id" in present and present & _LIST_MECHANICS):
+    if "mailing-list" not in present and not ("list-id" in present and present & LIST_MECHANICS):
         return ()  # Mailing-List alone: only list managers (ezmlm, Yahoo Groups) write it
     markers: set[str] = set()
     for name in ("Mailing-List", "X-BeenThere"):  # the list's address, also where no List-* link is written
