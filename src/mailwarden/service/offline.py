@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import collections
-import contextlib
 import json
 import multiprocessing
 import os
@@ -42,6 +41,8 @@ from mailwarden.pipeline.cpu import run_inline, settle
 from mailwarden.pipeline.engine import Pipeline
 from mailwarden.pipeline.registry import BUILTIN_STAGES
 from mailwarden.service.config import Config
+from mailwarden.service.process_pool import end_now
+from mailwarden.service.process_pool import result as pool_result
 from mailwarden.service.runtime import Runtime, offline_envelope
 
 MBOX_RUN = 8  # an mbox's messages per unit
@@ -274,12 +275,9 @@ class ScanJobs:
         if executor is None:
             return
         if kill:  # what is in hand is of no use any more: end the processes now, not after their task
-            processes = list((getattr(executor, "_processes", None) or {}).values())
-            executor.shutdown(wait=False, cancel_futures=True)
-            for process in processes:
-                with contextlib.suppress(OSError, ValueError):
-                    process.terminate()
-        executor.shutdown(wait=True, cancel_futures=True)
+            end_now(executor)
+        else:
+            executor.shutdown(wait=True, cancel_futures=True)
 
     def run(self, units: Iterable[Unit]) -> Iterator[tuple[Unit, list[Scanned]]]:
         """Each unit with its results, in the order given, whatever finishes first.
@@ -297,7 +295,7 @@ class ScanJobs:
             if alone:
                 unit = alone.popleft()
                 try:
-                    [results] = self._submit([unit]).result()
+                    [results] = self._result(self._submit([unit]))
                 except BrokenProcessPool:
                     self._restart()
                     deaths += 1
@@ -314,7 +312,7 @@ class ScanJobs:
                 return
             task, future = in_flight.popleft()
             try:
-                done = future.result()
+                done = self._result(future)
             except BrokenProcessPool:
                 self._restart()
                 alone.extend(task)
@@ -327,6 +325,10 @@ class ScanJobs:
     def _restart(self) -> None:
         self._stop(kill=True)
         self._start()
+
+    def _result(self, future: Future[list[list[Scanned]]]) -> list[list[Scanned]]:
+        assert self._executor is not None
+        return pool_result(future, self._executor)
 
     def _submit(self, task: list[Unit]) -> Future[list[list[Scanned]]]:
         assert self._executor is not None

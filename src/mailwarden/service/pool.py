@@ -26,6 +26,7 @@ from mailwarden.model.listener import ListenerRole
 from mailwarden.pipeline.cpu import run_inline, settle
 from mailwarden.service.config import Config
 from mailwarden.service.directory import OrgDirectory
+from mailwarden.service.process_pool import result_async
 from mailwarden.service.runtime import Runtime
 from mailwarden.service.scan import Outcome, Scanner, outcomes_for
 from mailwarden.service.sender_activity import SenderActivityLookup
@@ -71,7 +72,9 @@ class ScanningProcesses:
         """Scan a batch in one process; a result per entry, in order."""
         assert self._executor is not None
         try:
-            return await asyncio.get_running_loop().run_in_executor(self._executor, _scan_in_worker, batch)
+            executor = self._executor
+            future = asyncio.get_running_loop().run_in_executor(executor, _scan_in_worker, batch)
+            return await result_async(future, executor)
         except BrokenProcessPool:
             # a scanning process died (killed, out of memory, a crash in a library): start new ones and
             # try each entry alone, so that a message that kills its process holds up no other one
