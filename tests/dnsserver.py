@@ -14,6 +14,7 @@ from collections import defaultdict
 
 import dns.flags
 import dns.message
+import dns.name
 import dns.rcode
 import dns.rdataclass
 import dns.rdatatype
@@ -33,6 +34,7 @@ class DnsServer:
         self.failing: set[str] = set()
         self.hanging: set[str] = set()
         self.queries: list[tuple[str, str]] = []
+        self.decoy_first = False  # send a reply with another ID before each UDP answer
         self.port = 0
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
@@ -66,10 +68,18 @@ class DnsServer:
         if not entry:
             response.set_rcode(dns.rcode.NXDOMAIN)
             return response.to_wire()
+        owner = question.name
+        for _ in range(8):  # an alias: the CNAME, then the target's records, as a recursive server answers
+            if rdtype == "CNAME" or "CNAME" not in entry:
+                break
+            target = entry["CNAME"][0]
+            response.answer.append(dns.rrset.from_text(owner, self.ttl, dns.rdataclass.IN, "CNAME", target))
+            owner = dns.name.from_text(target)
+            entry = self.records.get(target.lower().rstrip("."), {})
         values = entry.get(rdtype, [])
         if values:
             texts = [_txt(v) for v in values] if rdtype == "TXT" else values
-            response.answer.append(dns.rrset.from_text(question.name, self.ttl, dns.rdataclass.IN, rdtype, *texts))
+            response.answer.append(dns.rrset.from_text(owner, self.ttl, dns.rdataclass.IN, rdtype, *texts))
         return response.to_wire(max_size=65535)
 
     # ---- serving ---------------------------------------------------------------------------
@@ -93,6 +103,10 @@ class DnsServer:
                         truncated = dns.message.make_response(query)
                         truncated.flags |= dns.flags.TC
                         reply = truncated.to_wire()
+                    if server.decoy_first:
+                        decoy = dns.message.from_wire(reply)
+                        decoy.id ^= 0x5A5A
+                        self.transport.sendto(decoy.to_wire(), addr)  # type: ignore[attr-defined]
                     self.transport.sendto(reply, addr)  # type: ignore[attr-defined]
 
         async def tcp(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:

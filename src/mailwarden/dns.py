@@ -12,20 +12,24 @@ import ipaddress
 import socket
 import time
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Protocol
 
-import dns._asyncbackend
 import dns.asyncquery
 import dns.asyncresolver
 import dns.exception
-import dns.inet
+import dns.flags
 import dns.message
+import dns.name
 import dns.nameserver
+import dns.rcode
+import dns.rdataclass
 import dns.rdatatype
 import dns.resolver
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from mailwarden.errors import MailwardenError
+
+_MAX_CNAMES = 16  # aliases followed in one answer
 
 
 class DnsConfig(BaseModel):
@@ -77,11 +81,15 @@ class DnsResolver:
         resolver = dns.asyncresolver.Resolver(configure=not self.config.nameservers)
         # the configured servers, else /etc/resolv.conf's
         servers: list[str | dns.nameserver.Nameserver] = [*self.config.nameservers] or [*resolver.nameservers]
-        resolver.nameservers = [_Do53(s, self.config.port) if isinstance(s, str) and _is_ip(s) else s for s in servers]
+        resolver.nameservers = servers
         resolver.port = self.config.port
         resolver.lifetime = self.config.timeout
         resolver.timeout = min(self.config.timeout, 1.0)
         self._resolver = resolver
+        # plain addresses (always, when configured): asked by `_ask_udp`, without the resolver's machinery
+        self._servers = [(s, self.config.port) for s in servers if isinstance(s, str) and _is_ip(s)]
+        if len(self._servers) != len(servers):
+            self._servers = []  # resolv.conf named something else (DNS over HTTPS, ...): dnspython asks
         self._cache: dict[tuple[str, str], tuple[float, DnsAnswer]] = {}
         self._failures: dict[tuple[str, str], tuple[float, DnsError]] = {}
         self._inflight: dict[tuple[str, str], asyncio.Future[DnsAnswer]] = {}
@@ -121,6 +129,8 @@ class DnsResolver:
 
     async def _ask(self, name: str, rdtype: str) -> DnsAnswer:
         self.queries += 1
+        if self._servers:
+            return await self._ask_udp(name, rdtype)
         try:
             result = await self._resolver.resolve(name, rdtype, raise_on_no_answer=False, search=False)
         except (dns.resolver.NXDOMAIN, dns.resolver.NoNameservers) as exc:
@@ -136,6 +146,89 @@ class DnsResolver:
         records = tuple(_text(rdata) for rdata in result.rrset)
         return DnsAnswer(records, int(result.rrset.ttl))
 
+    async def _ask_udp(self, name: str, rdtype: str) -> DnsAnswer:
+        """The question to each server in turn, as dnspython's resolver asks it (no EDNS, recursion
+        desired, the same retries, TCP for a truncated answer), at half its CPU (decisions.md): a server
+        that answers with an error is not asked again; after a round of time-outs, a short pause and
+        another round, until `timeout` has passed."""
+        try:
+            request = dns.message.make_query(name, rdtype)
+        except dns.exception.DNSException as exc:  # not a name (an empty or overlong label), no such type
+            raise DnsError(f"{name} {rdtype}: {exc}") from None
+        wire = request.to_wire()
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.config.timeout
+        servers = list(self._servers)
+        failures: list[str] = []
+        pause = 0.1
+        while servers:
+            for server in list(servers):
+                remaining = deadline - loop.time()
+                if remaining <= 0:
+                    raise DnsError(f"{name} {rdtype}: timed out after {self.config.timeout:g} s")
+                try:
+                    response = await _exchange(request, wire, server, min(remaining, 1.0))
+                    if response.flags & dns.flags.TC:
+                        response = await dns.asyncquery.tcp(request, server[0], timeout=remaining, port=server[1])
+                except TimeoutError:
+                    continue
+                except (OSError, dns.exception.DNSException) as exc:
+                    servers.remove(server)
+                    failures.append(f"{server[0]}: {exc.__class__.__name__}")
+                    continue
+                rcode = response.rcode()
+                if rcode == dns.rcode.NXDOMAIN:
+                    return DnsAnswer((), self.config.negative_ttl)
+                if rcode == dns.rcode.NOERROR:
+                    return self._answer(response, request.question[0].name, request.question[0].rdtype)
+                servers.remove(server)  # SERVFAIL, REFUSED, ...: this server cannot answer this question
+                failures.append(f"{server[0]} answered {dns.rcode.to_text(rcode)}")
+            remaining = deadline - loop.time()
+            if servers and remaining > 0:
+                await asyncio.sleep(min(pause, remaining))
+                pause *= 2
+        raise DnsError(f"{name} {rdtype}: no server answered ({'; '.join(failures)})")
+
+    def _answer(
+        self, response: dns.message.Message, qname: dns.name.Name, rdtype: dns.rdatatype.RdataType
+    ) -> DnsAnswer:
+        """The records of `rdtype` at the end of the answer's CNAME chain; none: an empty answer."""
+        for _ in range(_MAX_CNAMES):
+            rrset = response.get_rrset(response.answer, qname, dns.rdataclass.IN, rdtype)
+            if rrset is not None:
+                return DnsAnswer(tuple(_text(rdata) for rdata in rrset), int(rrset.ttl))
+            alias = response.get_rrset(response.answer, qname, dns.rdataclass.IN, dns.rdatatype.CNAME)
+            if alias is None:
+                break
+            qname = alias[0].target
+        return DnsAnswer((), self.config.negative_ttl)
+
+
+async def _exchange(
+    request: dns.message.Message,
+    wire: bytes,
+    server: tuple[str, int],
+    timeout: float,  # noqa: ASYNC109
+) -> dns.message.Message:
+    """One question over UDP from a new socket (a new source port per question, as dnspython does),
+    connected to the server so that the kernel drops datagrams from anyone else; replies that are not
+    the answer to this question (another ID, garbage) are ignored while the time lasts."""
+    loop = asyncio.get_running_loop()
+    family = socket.AF_INET6 if ":" in server[0] else socket.AF_INET
+    with socket.socket(family, socket.SOCK_DGRAM) as sock:
+        sock.setblocking(False)
+        sock.connect(server)
+        await loop.sock_sendall(sock, wire)
+        async with asyncio.timeout(timeout):
+            while True:
+                data = await loop.sock_recv(sock, 65535)
+                try:
+                    response = dns.message.from_wire(data)
+                except dns.exception.DNSException:
+                    continue
+                if request.is_response(response):
+                    return response
+
 
 def _text(rdata: object) -> str:
     strings = getattr(rdata, "strings", None)
@@ -150,74 +243,3 @@ def _is_ip(text: str) -> bool:
     except ValueError:
         return False
     return True
-
-
-class _Do53(dns.nameserver.Do53Nameserver):
-    """A nameserver asked over UDP with a plain non-blocking socket on the running loop (a new socket, so
-    a new source port, per question, as dnspython does), instead of an asyncio datagram transport and
-    protocol per question: the same questions, answers, checks and errors (dnspython's own `udp` reads
-    the reply), at two thirds of the CPU (bench: 0.18 ms per question against 0.26). TCP, for a truncated
-    answer, stays dnspython's."""
-
-    async def async_query(
-        self,
-        request: dns.message.QueryMessage,
-        timeout: float,  # noqa: ASYNC109  (dnspython's interface)
-        source: str | None,
-        source_port: int,
-        max_size: bool,
-        backend: dns._asyncbackend.Backend,
-        one_rr_per_rrset: bool = False,
-        ignore_trailing: bool = False,
-    ) -> dns.message.Message:
-        loop = asyncio.get_running_loop()
-        if max_size or source or source_port or not hasattr(loop, "sock_recvfrom"):
-            return await super().async_query(
-                request, timeout, source, source_port, max_size, backend, one_rr_per_rrset, ignore_trailing
-            )
-        raw = socket.socket(dns.inet.af_for_address(self.address), socket.SOCK_DGRAM)
-        raw.setblocking(False)
-        async with _Datagrams(raw, loop) as sock:
-            return await dns.asyncquery.udp(
-                request,
-                self.address,
-                timeout=timeout,
-                port=self.port,
-                raise_on_truncation=True,
-                sock=sock,
-                one_rr_per_rrset=one_rr_per_rrset,
-                ignore_trailing=ignore_trailing,
-                ignore_errors=True,
-                ignore_unexpected=True,
-            )
-
-
-class _Datagrams(dns._asyncbackend.DatagramSocket):
-    """dnspython's datagram socket interface over a non-blocking socket and the loop's sock_* calls."""
-
-    def __init__(self, sock: socket.socket, loop: asyncio.AbstractEventLoop) -> None:
-        super().__init__(sock.family, socket.SOCK_DGRAM)
-        self.sock = sock
-        self.loop = loop
-
-    async def sendto(self, what: bytes, destination: Any, timeout: float | None) -> int:  # noqa: ASYNC109
-        return await self.loop.sock_sendto(self.sock, what, destination)  # a datagram never waits long
-
-    async def recvfrom(self, size: int, timeout: float | None) -> tuple[bytes, Any]:  # noqa: ASYNC109
-        try:
-            async with asyncio.timeout(timeout):
-                return await self.loop.sock_recvfrom(self.sock, size)
-        except TimeoutError:
-            raise dns.exception.Timeout(timeout=timeout) from None  # type: ignore[no-untyped-call]
-
-    async def close(self) -> None:
-        self.sock.close()
-
-    async def getpeername(self) -> Any:
-        return self.sock.getpeername()
-
-    async def getsockname(self) -> Any:
-        return self.sock.getsockname()
-
-    async def getpeercert(self, timeout: float) -> Any:  # noqa: ASYNC109
-        raise NotImplementedError

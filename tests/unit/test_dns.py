@@ -52,3 +52,33 @@ async def test_a_failure_is_remembered_briefly_so_an_outage_costs_one_time_out(d
         with pytest.raises(DnsError, match="timed out"):
             await resolver.query("slow.example", "A")
     assert resolver.queries == 1
+
+
+async def test_an_alias_is_followed_to_its_records(dns_server: DnsServer, resolver: DnsResolver) -> None:
+    dns_server.add("_dmarc.shop.example", "CNAME", "_dmarc.provider.example.")
+    dns_server.add("_dmarc.provider.example", "TXT", "v=DMARC1; p=reject")
+    assert (await resolver.query("_dmarc.shop.example", "TXT")).records == ("v=DMARC1; p=reject",)
+    dns_server.add("dangling.example", "CNAME", "nowhere.example.")
+    assert (await resolver.query("dangling.example", "TXT")).records == ()
+
+
+async def test_a_server_that_fails_the_question_is_passed_over_for_the_next(dns_server: DnsServer) -> None:
+    dns_server.add("example.com", "TXT", "v=spf1 -all")
+    broken = DnsServer().start()
+    try:
+        broken.fail("example.com")
+        resolver = DnsResolver(DnsConfig(nameservers=["127.0.0.1"], timeout=1))
+        # the broken server first; both on loopback, so told apart by port (the config has one port for all)
+        resolver._servers = [("127.0.0.1", broken.port), ("127.0.0.1", dns_server.port)]
+        assert (await resolver.query("example.com", "TXT")).records == ("v=spf1 -all",)
+        assert broken.queries == [("example.com", "TXT")]
+    finally:
+        broken.stop()
+
+
+async def test_a_reply_that_is_not_the_answer_is_ignored(dns_server: DnsServer, resolver: DnsResolver) -> None:
+    """A datagram with another ID (a spoofing attempt, a late reply) is dropped and the real answer taken."""
+    dns_server.add("example.com", "A", "192.0.2.1")
+    dns_server.decoy_first = True
+    assert (await resolver.query("example.com", "A")).records == ("192.0.2.1",)
+    assert dns_server.queries == [("example.com", "A")]

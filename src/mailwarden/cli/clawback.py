@@ -12,20 +12,20 @@ import json
 import sys
 import tomllib
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from mailwarden.clawback.secrets import new_key
 from mailwarden.cli.common import ConfigOption, DataTable, OrgOption, out, runtime
 from mailwarden.cli.trace import when
 from mailwarden.errors import ConfigError
 from mailwarden.model import Category
 from mailwarden.model.accounts import Principal, Role
 from mailwarden.model.clawback import ClawbackAction, JobView
-from mailwarden.service.clawback import Clawback
-from mailwarden.service.hunt import found_ids
 from mailwarden.store import HistoryQuery
+
+if TYPE_CHECKING:  # the services are imported by the commands that use them: every command starts sooner
+    from mailwarden.service.clawback import Clawback
 
 connector_app = typer.Typer(help="Mailbox connectors for clawback: add, list, test, remove.", no_args_is_help=True)
 
@@ -36,6 +36,12 @@ ActionOption = Annotated[
 ]
 ReasonOption = Annotated[str, typer.Option("--reason", help="Why (recorded in the timeline and audit log).")]
 WaitOption = Annotated[bool, typer.Option("--wait/--no-wait", help="Work the job off now and show the result.")]
+
+
+def _service(rt: Any) -> Clawback:
+    from mailwarden.service.clawback import Clawback
+
+    return Clawback(rt)
 
 
 def _admin(name: str) -> Principal:
@@ -57,11 +63,13 @@ def clawback(
 ) -> None:
     """Claw back (or --action restore) delivered copies of messages from the recipients' mailboxes."""
     with runtime(config, migrate=True) as rt:
-        service = Clawback(rt)
+        service = _service(rt)
         who = _admin(by)
         if entry:
             job = service.quarantine(entry, who, action=action, reason=reason)
         elif hunt:
+            from mailwarden.service.hunt import found_ids
+
             found = found_ids(rt.db, hunt.upper())
             job = service.messages(found, who, action=action, reason=reason or f"hunt {hunt}", query={"hunt": hunt})
         elif messages and len(messages) == 1:
@@ -102,7 +110,7 @@ def campaign(
         )  # fmt: skip
 
     with runtime(config, migrate=True) as rt:
-        service = Clawback(rt)
+        service = _service(rt)
         preview = service.preview(query(), _admin(by))
         out.print(f"{preview.messages} messages, {len(preview.recipients)} recipients:", markup=False)
         for address in preview.recipients[:50]:
@@ -126,7 +134,7 @@ def clawbacks(
 ) -> None:
     """Clawback jobs, newest first, or one job in detail."""
     with runtime(config, migrate=True) as rt:
-        service = Clawback(rt)
+        service = _service(rt)
         views = [service.jobs.job(job)] if job else service.jobs.jobs(organisation=org, limit=limit)
     for view in views:
         _show(view, as_json=as_json, items=job is not None)
@@ -222,7 +230,7 @@ def add_connector(
     settings |= _pairs(setting)
     secret = _read_mapping(secret_file, "secret") if secret_file else None
     with runtime(config, migrate=True) as rt:
-        info = Clawback(rt).put_connector(
+        info = _service(rt).put_connector(
             organisation, name, kind=kind, domains=domain or [], settings=settings, secret=secret, actor=by
         )
     out.print(f"connector {info.name} ({info.kind}) for {', '.join(info.domains) or 'every domain'}", markup=False)
@@ -232,7 +240,7 @@ def add_connector(
 def list_connectors(org: OrgOption = None, config: ConfigOption = None) -> None:
     """Connectors and their settings (never their secrets)."""
     with runtime(config, migrate=True) as rt:
-        infos = Clawback(rt).list_connectors(org)
+        infos = _service(rt).list_connectors(org)
     table = DataTable("organisation", "name", "kind", "domains", "settings", "changed")
     for i in infos:
         table.add_row(
@@ -251,7 +259,7 @@ def test_connector(
 ) -> None:
     """Sign in and search one mailbox: proves the credentials and permissions."""
     with runtime(config, migrate=True) as rt:
-        out.print(asyncio.run(Clawback(rt).test_connector(organisation, name, mailbox)), markup=False)
+        out.print(asyncio.run(_service(rt).test_connector(organisation, name, mailbox)), markup=False)
 
 
 @connector_app.command("remove")
@@ -263,11 +271,13 @@ def remove_connector(
 ) -> None:
     """Remove a connector (its sealed secret goes with it)."""
     with runtime(config, migrate=True) as rt:
-        Clawback(rt).remove_connector(organisation, name, actor=by)
+        _service(rt).remove_connector(organisation, name, actor=by)
     out.print(f"connector {name} removed", markup=False)
 
 
 @connector_app.command("new-key")
 def make_key() -> None:
     """Print a new key for `[clawback] key` (sealing connector secrets)."""
+    from mailwarden.clawback.secrets import new_key
+
     out.print(new_key(), markup=False)

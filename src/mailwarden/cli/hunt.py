@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
@@ -17,9 +17,10 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from mailwarden.cli.common import ConfigOption, DataTable, err, out, runtime
 from mailwarden.cli.trace import when as _when
 from mailwarden.errors import MailwardenError
-from mailwarden.service.hunt import Hunter, lower_priority, new_hunt
-from mailwarden.service.indicators import Indicators
 from mailwarden.store.hunts import Hunt, HuntKind, HuntResult, HuntState, HuntStore
+
+if TYPE_CHECKING:  # the services are imported by the commands that use them: every command starts sooner
+    from mailwarden.service.indicators import Indicators
 
 hunt_app = typer.Typer(
     help="Retro-hunt: rescan kept messages with today's rules, or search them.", no_args_is_help=True
@@ -60,6 +61,8 @@ def search(
     config: ConfigOption = None,
 ) -> None:
     """Find the kept messages of a window that carry any of the indicators."""
+    from mailwarden.service.indicators import Indicators
+
     indicators = Indicators(
         senders=tuple(sender or ()),
         domains=tuple(domain or ()),
@@ -149,6 +152,8 @@ def _hunt(
     quiet: bool,
     config: ConfigOption,
 ) -> None:
+    from mailwarden.service.hunt import Hunter, lower_priority, new_hunt
+
     with runtime(config, migrate=True) as rt:
         hunt = new_hunt(
             rt.db,

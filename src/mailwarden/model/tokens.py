@@ -10,7 +10,7 @@ stage, so no stage touches a database.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 
 class TokenStore(Protocol):
@@ -45,4 +45,13 @@ class TokenStore(Protocol):
 
     def set_mark(self, key: str, spam: int, ham: int) -> None:
         """Set (not add to) a bookkeeping row such as a learnt message's label; keys start with a space."""
+        ...
+
+
+@runtime_checkable
+class SnapshotTokenStore(TokenStore, Protocol):
+    """A store that can also hand over every count at once, when it holds few enough tokens."""
+
+    def snapshot(self, limit: int) -> tuple[tuple[int, int], dict[str, tuple[int, int]]] | None:
+        """`totals()` and the counts of every token, or None when the store holds more than `limit`."""
         ...

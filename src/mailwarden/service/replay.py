@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from functools import cached_property
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import structlog
 
@@ -28,11 +28,12 @@ from mailwarden.model.listener import ListenerRole
 from mailwarden.model.policy import OrganisationDocument, Tenant, parse_organisation_document
 from mailwarden.model.trace import MessageRecord
 from mailwarden.service.directory import OrgDirectory
-from mailwarden.service.hunt import CONCURRENCY, rebuilt_entry
 from mailwarden.service.runtime import Runtime
-from mailwarden.service.scan import Scanner, outcomes_for
 from mailwarden.store import PolicyStore
 from mailwarden.store.kept import KeptMessage, KeptStore, Window
+
+if TYPE_CHECKING:  # imported when a replay runs: the command line imports this module to start
+    from mailwarden.service.scan import Scanner
 
 log = structlog.get_logger(__name__)
 
@@ -151,6 +152,8 @@ class PolicyReplay:
         self.roles = {listener.name: ListenerRole(listener.role) for listener in rt.config.smtp.listeners}
 
     def _scanner(self, directory: OrgDirectory) -> Scanner:
+        from mailwarden.service.scan import Scanner, outcomes_for
+
         directory.refresh(force=True)
         return Scanner(self.rt.pipeline, directory, self.roles, outcomes_for(self.rt.config, directory))
 
@@ -170,6 +173,8 @@ class PolicyReplay:
         window (NotFoundError for an organisation that does not exist)."""
         self.rt.policies.get_organisation(candidate.name)
         limit = max(1, min(limit, MAX_LIMIT))
+        from mailwarden.service.hunt import CONCURRENCY, rebuilt_entry
+
         window = Window(candidate.name, since, until)
         report = ReplayReport(candidate.name, since, until, limit, self.kept.count(window))
         page = self.kept.page(window, limit=limit, newest_first=True)

@@ -26,6 +26,7 @@ _READ_CHUNK = 500  # tokens per IN (...) query; SQLite's bound-parameter limit i
 _WRITE_CHUNK = 5000  # rows per executemany / pipeline
 _SQLITE_READ = "SELECT token, spam, ham FROM token_stats WHERE token IN ({marks})"
 _PG_READ = "SELECT token, spam, ham FROM token_stats WHERE token = ANY(%s)"
+_SNAPSHOT = "SELECT token, spam, ham FROM token_stats LIMIT {limit}"
 _TABLE = cast(Table, TokenStatRow.__table__)
 
 
@@ -79,6 +80,26 @@ class SqlTokenStore:
             finally:
                 cursor.close()
         return out
+
+    def snapshot(self, limit: int) -> tuple[tuple[int, int], dict[str, tuple[int, int]]] | None:
+        """Every row in one query, or None after reading `limit` + 1 rows (the totals row counts)."""
+        try:
+            with self.db.engine.connect() as connection:
+                cursor = connection.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+                try:
+                    cursor.execute(_SNAPSHOT.format(limit=int(limit) + 2))
+                    rows = cursor.fetchall()
+                finally:
+                    cursor.close()
+        except DBAPIError as exc:
+            reason = unavailable(exc)
+            if reason is None:
+                raise
+            raise DependencyUnavailable(f"token statistics: {reason}") from None
+        if len(rows) > limit + 1:
+            return None
+        counts = {token: (int(spam), int(ham)) for token, spam, ham in rows}
+        return counts.pop(TOTALS_KEY, (0, 0)), counts
 
     def add(self, tokens: Iterable[str], spam: int, ham: int) -> None:
         deltas = dict.fromkeys((_key(t) for t in tokens), (spam, ham))

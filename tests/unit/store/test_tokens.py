@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import os
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import pytest
@@ -13,6 +13,7 @@ from sqlalchemy import BigInteger, Column, Integer, MetaData, String, Table, ins
 from sqlalchemy.schema import CreateTable
 
 from mailwarden.pipeline.spam.classifier import Classifier
+from mailwarden.pipeline.spam.statstore import CachedTokenStore
 from mailwarden.store.db import Database
 from mailwarden.store.tokens import RedisTokenStore, SqlTokenStore, has_token_table
 from tests.services import unavailable
@@ -40,6 +41,56 @@ def test_sqlite_store_reads_a_large_message_in_chunks(db: Database) -> None:
     tokens = [f"t{i}" for i in range(1_200)]
     store.add(tokens, 1, 0)
     assert len(store.counts(tokens)) == 1_200
+
+
+class _Counted(SqlTokenStore):
+    """The SQLite store, counting the queries a scanning process's copy makes."""
+
+    def __init__(self, db: Database) -> None:
+        super().__init__(db)
+        self.reads = self.snapshots = 0
+
+    def read(self, tokens: Sequence[str]) -> tuple[tuple[int, int], dict[str, tuple[int, int]]]:
+        self.reads += 1
+        return super().read(tokens)
+
+    def snapshot(self, limit: int) -> tuple[tuple[int, int], dict[str, tuple[int, int]]] | None:
+        self.snapshots += 1
+        return super().snapshot(limit)
+
+
+def test_a_small_model_is_copied_whole_and_no_message_waits_for_a_read(db: Database) -> None:
+    store = _Counted(db)
+    store.load({"free": (3, 1), "money": (2, 0), "meeting": (0, 5)}, 4, 6)
+    now = [0.0]
+    cached = CachedTokenStore(store, ttl=10, snapshot_max=100, clock=lambda: now[0])
+    for _ in range(3):
+        assert cached.read(["free", "meeting", "never-seen"]) == ((4, 6), {"free": (3, 1), "meeting": (0, 5)})
+    assert (store.snapshots, store.reads) == (1, 0)
+    # another process learns: seen once the copy is renewed
+    store.add(["never-seen"], 1, 0)
+    now[0] = 10.0
+    assert cached.read(["never-seen"]) == ((5, 6), {"never-seen": (1, 0)})
+    assert (store.snapshots, store.reads) == (2, 0)
+    # what this process learns is used at once (read per token until the copy is renewed)
+    cached.add(["meeting"], 0, 1)
+    assert cached.read(["meeting"]) == ((5, 7), {"meeting": (0, 6)})
+    assert store.reads == 1
+
+
+def test_a_model_too_large_to_copy_is_read_per_message(db: Database) -> None:
+    store = _Counted(db)
+    store.load({f"t{i}": (1, 0) for i in range(50)}, 1, 1)
+    now = [0.0]
+    cached = CachedTokenStore(store, ttl=10, snapshot_max=49, clock=lambda: now[0])
+    assert cached.read(["t1", "t2", "x"]) == ((1, 1), {"t1": (1, 0), "t2": (1, 0)})
+    assert (store.snapshots, store.reads) == (1, 1)
+    now[0] = 10.0  # renewed: not asked for a whole copy again within the hour
+    assert cached.read(["t3"]) == ((1, 1), {"t3": (1, 0)})
+    assert (store.snapshots, store.reads) == (1, 2)
+    now[0] = 3600.0
+    cached.read(["t3"])
+    assert store.snapshots == 2
 
 
 def adopt_old_table(db: Database) -> None:

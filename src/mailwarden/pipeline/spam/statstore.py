@@ -10,8 +10,11 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import cast
 
-from mailwarden.model.tokens import TokenStore
+from mailwarden.model.tokens import SnapshotTokenStore, TokenStore
+
+SNAPSHOT_RETRY_SECONDS = 3600.0  # a store too large to copy whole is asked again after this long
 
 
 class MemoryTokenStore:
@@ -73,7 +76,12 @@ class CachedTokenStore:
     has been read before: reading it again from SQLite, PostgreSQL or Redis costs more than the rest of
     scoring. Counts (and "never seen") are kept for `ttl` seconds and then the whole copy is dropped, so
     what other processes learn (`mailwarden learn`, the API, another node) is used within `ttl`; what
-    this process learns drops its copy at once. At most `max_tokens` tokens are kept."""
+    this process learns drops its copy at once. At most `max_tokens` tokens are kept.
+
+    A store of at most `snapshot_max` tokens (the shipped model has 25,000) is copied whole, in one query,
+    each time the copy is renewed: a token then missing from the copy was never seen, and no message
+    waits for a read. A larger store is read per message, and asked again for a whole copy an hour later.
+    """
 
     def __init__(
         self,
@@ -81,26 +89,41 @@ class CachedTokenStore:
         *,
         ttl: float,
         max_tokens: int = 500_000,
+        snapshot_max: int = 200_000,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.inner = inner
         self.ttl = ttl
         self.max_tokens = max_tokens
+        self.snapshot_max = snapshot_max if isinstance(inner, SnapshotTokenStore) else 0
         self._clock = clock
         self._counts: dict[str, tuple[int, int]] = {}
         self._totals: tuple[int, int] | None = None
         self._expires = 0.0
+        self._complete = False  # the copy holds every token of the store
+        self._next_snapshot = 0.0
 
     def _fresh(self) -> dict[str, tuple[int, int]]:
         now = self._clock()
         if now >= self._expires or len(self._counts) > self.max_tokens:
             self.clear()
             self._expires = now + self.ttl
+            if self.snapshot_max and now >= self._next_snapshot:
+                self._take_snapshot(now)
         return self._counts
+
+    def _take_snapshot(self, now: float) -> None:
+        taken = cast(SnapshotTokenStore, self.inner).snapshot(self.snapshot_max)
+        if taken is None:
+            self._next_snapshot = now + SNAPSHOT_RETRY_SECONDS
+            return
+        self._totals, self._counts = taken
+        self._complete = True
 
     def clear(self) -> None:
         self._counts = {}
         self._totals = None
+        self._complete = False
 
     def totals(self) -> tuple[int, int]:
         self._fresh()
@@ -110,6 +133,8 @@ class CachedTokenStore:
 
     def read(self, tokens: Sequence[str]) -> tuple[tuple[int, int], dict[str, tuple[int, int]]]:
         cache = self._fresh()
+        if self._complete and self._totals is not None:
+            return self._totals, {t: c for t in tokens if (c := cache.get(t)) is not None}
         missing = [t for t in dict.fromkeys(tokens) if t not in cache]
         if missing or self._totals is None:
             totals, found = self.inner.read(missing)
