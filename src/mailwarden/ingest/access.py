@@ -78,13 +78,20 @@ def unknown_user_hash() -> str:
 # ---- client networks and certificates ----------------------------------------------------------
 def in_networks(ip: str, networks: Iterable[Network]) -> bool:
     """True when `ip` (IPv4, IPv6, IPv4-mapped IPv6, with or without a zone) is in one of `networks`."""
+    address = _client_address(ip)
+    return address is not None and any(address in network for network in networks)
+
+
+@functools.lru_cache(maxsize=4096)
+def _client_address(ip: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    """The address of a client, parsed once per address (it is checked at every MAIL FROM)."""
     try:
         address = ipaddress.ip_address(ip.split("%", 1)[0])
     except ValueError:
-        return False
+        return None
     if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
-        address = address.ipv4_mapped
-    return any(address in network for network in networks)
+        return address.ipv4_mapped
+    return address
 
 
 def certificate_names(peer_certificate: dict[str, Any] | None) -> frozenset[str]:

@@ -280,6 +280,9 @@ async def test_a_slow_high_risk_pool_waits_alone(start_agent: StartAgent, make_s
     await h.agent.submit(make_job(fast.port))
     await eventually(lambda: len(fast.messages) == 1)
     assert len(slow.messages) <= 1  # the normal message did not wait for the high-risk queue
+    # the normal job ends (its relay has the message a moment before the agent is done with it); from
+    # then on only high-risk jobs are in flight, never more than one at a time
+    await eventually(lambda: h.agent.in_flight == 1)
     peak = 0
     while h.queue.pending_count():
         peak = max(peak, h.agent.in_flight)

@@ -153,8 +153,9 @@ class _Reader:
 
     def __init__(self, limits: AttachedLimits) -> None:
         self.limits = limits
-        # CPU time, not wall time: what a message may cost does not depend on how busy the machine is
-        self.deadline = time.process_time() + limits.seconds
+        # CPU time, not wall time: what a message may cost does not depend on how busy the machine is; this
+        # thread's, not the process's: readings on other threads at the same time spend their own budgets
+        self.deadline = time.thread_time() + limits.seconds
         self.texts: list[str] = []
         self.chars = 0
         self.links: dict[str, None] = {}
@@ -194,7 +195,7 @@ class _Reader:
         )
 
     def _late(self) -> bool:
-        return time.process_time() > self.deadline
+        return time.thread_time() > self.deadline
 
     def _text(self, text: str) -> None:
         left = self.limits.max_chars - self.chars
