@@ -148,7 +148,7 @@ class DnsResolver:
 
     async def _ask_udp(self, name: str, rdtype: str) -> DnsAnswer:
         """The question to each server in turn, as dnspython's resolver asks it (no EDNS, recursion
-        desired, the same retries, TCP for a truncated answer), at half its CPU (decisions.md): a server
+        desired, the same retries, TCP for a truncated answer), for a fifth less CPU (decisions.md): a server
         that answers with an error is not asked again; after a round of time-outs, a short pause and
         another round, until `timeout` has passed."""
         try:
