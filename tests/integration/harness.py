@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import signal
@@ -129,7 +130,7 @@ class Mailwarden:
         self.process = subprocess.Popen(
             [sys.executable, "-m", "mailwarden", "serve", "--config", str(self.config_path), "--drain-timeout", "10"],
             cwd=self.root,
-            env=_env(),
+            env=_env() | {"PYTHONFAULTHANDLER": "1"},  # SIGABRT writes every thread's stack to the log
             stdout=log,
             stderr=subprocess.STDOUT,
             start_new_session=True,
@@ -148,6 +149,14 @@ class Mailwarden:
         process.send_signal(signal.SIGTERM)
         try:
             return process.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            process.send_signal(signal.SIGABRT)  # what it waits on, for the failure to show
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                process.wait(timeout=10)
+            raise AssertionError(
+                "mailwarden serve did not stop within 60 s of SIGTERM; the end of its log, with the stack of "
+                "every thread:\n" + self.log()[-8000:]
+            ) from None
         finally:
             self._end(process)
 
