@@ -17,6 +17,8 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
+from mailwarden.errors import DependencyUnavailable
+
 MIGRATIONS = Path(__file__).parent / "migrations"
 _VERSION_TABLE = "alembic_version"  # where Alembic keeps the revision
 SQLITE_BUSY_TIMEOUT_MS = 10_000
@@ -97,6 +99,24 @@ class Database:
             context = MigrationContext.configure(connection, opts={"include_object": include_object_for(self.dialect)})
             differences: list[Any] = compare_metadata(context, Base.metadata)
             return differences
+
+    @contextmanager
+    def driver_cursor(self, what: str, *, write: bool = False) -> Iterator[Any]:
+        """The driver's own cursor on a pooled connection, for hot statements run as written (no SQL
+        compilation, no result wrapping per row), in a transaction when `write`. The database being away
+        raises DependencyUnavailable naming `what`; a failing statement raises as it is."""
+        try:
+            with self.engine.begin() if write else self.engine.connect() as connection:
+                cursor = connection.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+                try:
+                    yield cursor
+                finally:
+                    cursor.close()
+        except DBAPIError as exc:
+            reason = unavailable(exc)
+            if reason is None:
+                raise
+            raise DependencyUnavailable(f"{what}: {reason}") from None
 
     def close(self) -> None:
         self.engine.dispose()

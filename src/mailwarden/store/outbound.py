@@ -13,10 +13,8 @@ from collections.abc import Sequence
 from typing import Any, cast
 
 from sqlalchemy import Table, and_, delete, or_
-from sqlalchemy.exc import DBAPIError
 
-from mailwarden.errors import DependencyUnavailable
-from mailwarden.store.db import Database, unavailable
+from mailwarden.store.db import Database
 from mailwarden.store.schema import OutboundCountRow
 
 _TABLE = cast(Table, OutboundCountRow.__table__)
@@ -83,18 +81,8 @@ class OutboundCounts:
             connection.execute(delete(_TABLE).where(where))
 
     def _run(self, organisation: str, sender: str, minute: int, added: tuple[int, int] | None) -> tuple[int, int, int]:
-        try:
-            with self.db.engine.begin() as connection:
-                cursor: Any = connection.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
-                try:
-                    return self._execute(cursor, organisation, sender, minute, added)
-                finally:
-                    cursor.close()
-        except DBAPIError as exc:
-            reason = unavailable(exc)
-            if reason is None:
-                raise
-            raise DependencyUnavailable(f"outbound counters: {reason}") from None
+        with self.db.driver_cursor("outbound counters", write=True) as cursor:
+            return self._execute(cursor, organisation, sender, minute, added)
 
     def _execute(
         self, cursor: Any, organisation: str, sender: str, minute: int, added: tuple[int, int] | None

@@ -14,10 +14,9 @@ from typing import Any, cast
 from sqlalchemy import Table
 from sqlalchemy import inspect as sa_inspect
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.exc import DBAPIError
 
 from mailwarden.errors import DependencyUnavailable
-from mailwarden.store.db import Database, unavailable
+from mailwarden.store.db import Database
 from mailwarden.store.schema import MAX_TOKEN_BYTES, TokenStatRow
 
 # The row/hash holding the number of spam and ham messages learnt; no token starts with a space.
@@ -57,45 +56,22 @@ class SqlTokenStore:
         keys = list(dict.fromkeys(_key(t) for t in tokens))
         if not keys:
             return out
-        try:
-            return self._counts(keys, out)
-        except DBAPIError as exc:
-            reason = unavailable(exc)
-            if reason is None:
-                raise
-            raise DependencyUnavailable(f"token statistics: {reason}") from None
-
-    def _counts(self, keys: list[str], out: dict[str, tuple[int, int]]) -> dict[str, tuple[int, int]]:
-        with self.db.engine.connect() as connection:
-            cursor = connection.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
-            try:
-                if self.db.dialect == "postgresql":
-                    cursor.execute(_PG_READ, (keys,))
-                    out.update((token, (int(spam), int(ham))) for token, spam, ham in cursor.fetchall())
-                    return out
-                for start in range(0, len(keys), _READ_CHUNK):
-                    chunk = tuple(keys[start : start + _READ_CHUNK])
-                    cursor.execute(_SQLITE_READ.format(marks=",".join("?" * len(chunk))), chunk)
-                    out.update((token, (int(spam), int(ham))) for token, spam, ham in cursor.fetchall())
-            finally:
-                cursor.close()
+        with self.db.driver_cursor("token statistics") as cursor:
+            if self.db.dialect == "postgresql":
+                cursor.execute(_PG_READ, (keys,))
+                out.update((token, (int(spam), int(ham))) for token, spam, ham in cursor.fetchall())
+                return out
+            for start in range(0, len(keys), _READ_CHUNK):
+                chunk = tuple(keys[start : start + _READ_CHUNK])
+                cursor.execute(_SQLITE_READ.format(marks=",".join("?" * len(chunk))), chunk)
+                out.update((token, (int(spam), int(ham))) for token, spam, ham in cursor.fetchall())
         return out
 
     def snapshot(self, limit: int) -> tuple[tuple[int, int], dict[str, tuple[int, int]]] | None:
         """Every row in one query, or None after reading `limit` + 1 rows (the totals row counts)."""
-        try:
-            with self.db.engine.connect() as connection:
-                cursor = connection.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
-                try:
-                    cursor.execute(_SNAPSHOT.format(limit=int(limit) + 2))
-                    rows = cursor.fetchall()
-                finally:
-                    cursor.close()
-        except DBAPIError as exc:
-            reason = unavailable(exc)
-            if reason is None:
-                raise
-            raise DependencyUnavailable(f"token statistics: {reason}") from None
+        with self.db.driver_cursor("token statistics") as cursor:
+            cursor.execute(_SNAPSHOT.format(limit=int(limit) + 2))
+            rows = cursor.fetchall()
         if len(rows) > limit + 1:
             return None
         counts = {token: (int(spam), int(ham)) for token, spam, ham in rows}
