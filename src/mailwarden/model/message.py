@@ -20,6 +20,7 @@ from datetime import UTC, datetime
 from email.header import decode_header, make_header
 from email.message import Message as MimePart
 from functools import cached_property
+from typing import Any
 
 from mailwarden.model import filetype, mime
 
@@ -143,21 +144,45 @@ class Message:
 
     def looks_like_mail(self) -> bool:
         """True when the header block has at least one header every mail carries at least one of."""
-        keys = {k.lower() for k in self.email}
-        return bool(keys & _MAIL_HEADERS)
+        return not self._header_index.keys().isdisjoint(_MAIL_HEADERS)
 
     # ---- headers ---------------------------------------------------------------------------
+    @cached_property
+    def _header_index(self) -> dict[str, list[tuple[str, Any]]]:
+        """The top-level header fields by lower-case name, in order, as the parser stored them. The
+        standard library's `get` and `get_all` compare every field's name in turn: with a long Received
+        chain the filters' few dozen look-ups a message cost more than the look-ups' own work."""
+        index: dict[str, list[tuple[str, Any]]] = {}
+        for name, value in self.email.raw_items():
+            index.setdefault(name.lower(), []).append((name, value))
+        return index
+
+    def _values(self, name: str) -> list[Any]:
+        """What `email.get_all(name)` returns (each value as the policy hands it over), from the index."""
+        found = self._header_index.get(name.lower())
+        if not found:
+            return []
+        fetch = self.email.policy.header_fetch_parse
+        return [fetch(field, value) for field, value in found]
+
+    def has_header(self, name: str) -> bool:
+        return name.lower() in self._header_index
+
+    def header_names(self) -> set[str]:
+        """The lower-case names of the top-level header fields."""
+        return set(self._header_index)
+
     def header(self, name: str) -> str | None:
         """First value of a header, decoded and unfolded; None when absent."""
-        value = self.email.get(name)
-        return None if value is None else decode_header_value(value)
+        values = self._values(name)
+        return decode_header_value(values[0]) if values else None
 
     def headers(self, name: str) -> list[str]:
-        return [decode_header_value(v) for v in self.email.get_all(name, [])]
+        return [decode_header_value(v) for v in self._values(name)]
 
     def raw_headers(self, name: str) -> list[str]:
         """Undecoded values, for parsers that need the exact text (Received, Authentication-Results)."""
-        return [str(v) for v in self.email.get_all(name, [])]
+        return [str(v) for v in self._values(name)]
 
     @cached_property
     def subject(self) -> str:
@@ -165,10 +190,10 @@ class Message:
 
     @cached_property
     def message_id(self) -> str | None:
-        value = self.email.get("Message-ID")
-        if value is None:
+        values = self._values("Message-ID")
+        if not values:
             return None
-        value = str(value).strip()
+        value = str(values[0]).strip()
         return value or None
 
     @cached_property
@@ -196,10 +221,10 @@ class Message:
 
     @cached_property
     def return_path(self) -> str | None:
-        value = self.email.get("Return-Path")
-        if value is None:
+        values = self._values("Return-Path")
+        if not values:
             return None
-        return email.utils.parseaddr(str(value))[1].lower()
+        return email.utils.parseaddr(str(values[0]))[1].lower()
 
     @cached_property
     def date(self) -> datetime | None:
@@ -207,10 +232,10 @@ class Message:
 
         RFC 5322 §3.3: `-0000` is UTC with the sender's local zone unknown, and §4.3: zone names of
         unknown meaning are taken the same way; the standard library returns both naive."""
-        value = self.email.get("Date")
-        if value is None:
+        values = self._values("Date")
+        if not values:
             return None
-        text = str(value)
+        text = str(values[0])
         try:
             parsed = email.utils.parsedate_to_datetime(text)
         except (TypeError, ValueError, IndexError):
@@ -224,7 +249,7 @@ class Message:
         cache: dict[str, list[tuple[str, str]]] = self.__dict__.setdefault("_address_cache", {})
         found = cache.get(name)
         if found is None:
-            values = [str(v) for v in self.email.get_all(name, [])]
+            values = [str(v) for v in self._values(name)]
             found = cache[name] = [
                 (decode_header_value(display), addr.strip().lower())
                 for display, addr in email.utils.getaddresses(values)

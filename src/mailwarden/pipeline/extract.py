@@ -112,7 +112,7 @@ def _safely(read: Callable[[], _T]) -> _T | None:
 
 
 def _display_names(message: Message, header: str) -> str:
-    values = [str(v) for v in message.email.get_all(header, [])]
+    values = message.raw_headers(header)
     try:
         pairs = email.utils.getaddresses(values)
     except (TypeError, ValueError, IndexError):

@@ -6,12 +6,15 @@ migrations and the same queries (PostgreSQL adds a trigram index for subject sea
 
 from __future__ import annotations
 
+import json
 import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import orjson
 from sqlalchemy import Engine, create_engine, event, inspect, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
@@ -36,12 +39,31 @@ def unavailable(exc: BaseException) -> str | None:
     return None
 
 
+def _json_default(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return value.astimezone(UTC).isoformat()
+    raise TypeError(f"{type(value).__name__} is not JSON serializable")
+
+
+_ORJSON_OPTIONS = orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_NON_STR_KEYS
+
+
+def json_text(value: Any) -> str:
+    """A JSON column's value as stored: times as ISO 8601 in UTC. orjson (a tenth of the standard
+    library's CPU, and no walk over the value to convert times first); what orjson refuses and the
+    standard library takes (a lone surrogate, an integer past 64 bits) goes through the latter."""
+    try:
+        return orjson.dumps(value, default=_json_default, option=_ORJSON_OPTIONS).decode()
+    except orjson.JSONEncodeError:
+        return json.dumps(value, default=_json_default)
+
+
 class Database:
     """One database: an engine, a session factory and the schema's migrations."""
 
     def __init__(self, url: str, *, echo: bool = False) -> None:
         self.url = make_url(url)
-        kwargs: dict[str, Any] = {"echo": echo}
+        kwargs: dict[str, Any] = {"echo": echo, "json_serializer": json_text}
         if self.url.get_backend_name() == "sqlite":
             _create_sqlite_parent(self.url.database)
         else:

@@ -227,7 +227,8 @@ def _insert_many(session: Session, items: Sequence[tuple[MessageRecord, Sequence
         return 0
     # Core INSERTs of plain dicts (one executemany per table): no mapped object per row, no ORM bulk
     # bookkeeping; the history writer's cost per message is mostly this
-    session.execute(_MESSAGES.insert(), [_message_values(rec) for rec, _ in fresh.values()])
+    rows = [_message_values(rec) for rec, _ in fresh.values()]
+    session.execute(_MESSAGES.insert(), rows)
     recipient_rows: list[dict[str, Any]] = []
     for rec, _ in fresh.values():
         seen: set[str] = set()
@@ -238,23 +239,32 @@ def _insert_many(session: Session, items: Sequence[tuple[MessageRecord, Sequence
                 recipient_rows.append(row)
     if recipient_rows:
         session.execute(_RECIPIENTS.insert(), recipient_rows)
-    _insert_events(session, [_event_values(rec.id, event) for rec, events in fresh.values() for event in events])
-    _append_messages(session, list(fresh.values()))
+    event_rows = [[_event_values(rec.id, event) for event in events] for rec, events in fresh.values()]
+    _insert_events(session, [row for rows_of in event_rows for row in rows_of])
+    _append_messages(session, list(fresh.values()), rows, event_rows)
     return len(fresh)
 
 
-def _append_messages(session: Session, items: Sequence[tuple[MessageRecord, Sequence[EventRecord]]]) -> None:
-    """The feed's row for each message just written, in the same transaction (docs/events.md)."""
+def _append_messages(
+    session: Session,
+    items: Sequence[tuple[MessageRecord, Sequence[EventRecord]]],
+    message_rows: Sequence[dict[str, Any]] | None = None,
+    event_rows: Sequence[Sequence[dict[str, Any]]] | None = None,
+) -> None:
+    """The feed's row for each message just written, in the same transaction (docs/events.md); the
+    rows just inserted, when given, are not built a second time."""
+    messages = message_rows or [_message_values(rec) for rec, _ in items]
+    events_of = event_rows or [[_event_values(rec.id, e) for e in events] for rec, events in items]
     outbox.append(
         session,
         [
             ("message", {
-                "message": {k: v for k, v in _message_values(rec).items() if k != "id"} | {"id": rec.id},
+                "message": {k: v for k, v in values.items() if k != "id"} | {"id": rec.id},
                 "recipients": [_recipient_values(rec.id, r, i) for i, r in enumerate(rec.recipients)],
-                "events": [_event_values(rec.id, e) for e in events],
+                "events": list(events),
                 "artifacts": getattr(rec, "artifacts", None) or {},
             })
-            for rec, events in items
+            for (rec, _), values, events in zip(items, messages, events_of, strict=True)
         ],
     )  # fmt: skip
 

@@ -34,24 +34,14 @@ class OutboxItem:
     payload: dict[str, Any]
 
 
-def jsonable(value: Any) -> Any:
-    """Payload values as JSON keeps them: times in ISO 8601 (UTC)."""
-    if isinstance(value, datetime):
-        return value.astimezone(UTC).isoformat()
-    if isinstance(value, dict):
-        return {k: jsonable(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [jsonable(v) for v in value]
-    return value
-
-
 def append(session: Session, rows: Sequence[tuple[str, dict[str, Any]]]) -> None:
-    """Add outbox rows (kind, payload) to `session`'s transaction, stamped now. One executemany."""
+    """Add outbox rows (kind, payload) to `session`'s transaction, stamped now. One executemany. Times in
+    a payload are stored in ISO 8601 (UTC), as every JSON column keeps them (`db.json_text`)."""
     if rows:
         now = datetime.now(UTC)
         session.execute(
             _OUTBOX.insert(),
-            [{"uid": new_id(now), "kind": kind, "at": now, "payload": jsonable(payload)} for kind, payload in rows],
+            [{"uid": new_id(now), "kind": kind, "at": now, "payload": payload} for kind, payload in rows],
         )
 
 

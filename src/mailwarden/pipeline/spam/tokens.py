@@ -281,7 +281,7 @@ def list_markers(message: Message) -> tuple[str, ...]:
     A post has a List-Id and what only a list manager adds beside it (List-Post, Mailman's or Google
     Groups' headers): List-Id or List-Unsubscribe alone is what an ESP's newsletter carries too, and a
     newsletter's footer is its sender's own words."""
-    present = {name.lower() for name in message.email}
+    present = message.header_names()
     if "mailing-list" not in present and not ("list-id" in present and present & LIST_MECHANICS):
         return ()  # Mailing-List alone: only list managers (ezmlm, Yahoo Groups) write it
     markers: set[str] = set()
@@ -503,9 +503,9 @@ def _mime_tokens(message: Message, out: set[str]) -> None:
         if cte is not None:
             out.add("cte:" + str(cte).strip().lower()[:20])
     out.add(f"mime:{shape[0]}({','.join(shape[1:])})" if len(shape) > 1 else f"mime:{shape[0] if shape else 'none'}")
-    raw_subject = message.email.get("Subject")
-    if raw_subject is not None and "=?" in str(raw_subject):
-        encoded = str(raw_subject).split("=?", 1)[1].split("?", 2)
+    raw_subject = message.raw_headers("Subject")[:1]
+    if raw_subject and "=?" in raw_subject[0]:
+        encoded = raw_subject[0].split("=?", 1)[1].split("?", 2)
         if len(encoded) >= 2:
             out.add(f"subj:enc:{encoded[0].lower()[:20]}:{encoded[1].lower()}")
 

@@ -73,7 +73,7 @@ def check(view: View, facts: ScanFacts, org: Organisation | None, s: HeuristicsS
 
 def _mailer(view: View) -> Iterator[Hit]:
     msg = view.message
-    present = {name.lower() for name in msg.email}  # one pass over the header, not one per name
+    present = msg.header_names()
     for name in MAILER_HEADERS:
         if name.lower() in present:
             yield "BULK_MAILER", name
