@@ -29,6 +29,7 @@ from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING
 
 import structlog
 
@@ -44,6 +45,9 @@ from mailwarden.service.scan import Outcome
 from mailwarden.store.db import unavailable
 from mailwarden.store.kept import KeptMessage, KeptStore, blob_key, compress
 from mailwarden.store.quarantine import QuarantineStore
+
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
 
 log = structlog.get_logger(__name__)
 
@@ -216,19 +220,20 @@ class HistoryWriter:
 
     def _durable(self, batch: list[Outcome]) -> list[_Write]:
         """Steps 1–5 of the module docstring, in one thread hop for the whole batch."""
-        writes = self._prepare(batch)
-        for w in writes:
-            for key, data in w.blobs:
-                self.rt.blobs.put(key, data)
-        kept = self._keep(writes)
-        if kept is not None:
-            self.rt.blobs.put(*kept)
-        jobs = [job for w in writes for job in w.jobs]
         queue = self.agent.queue if self.agent is not None else None
-        if queue is not None:
-            for job in jobs:
-                queue.hold(job)
-        with self.rt.db.session() as session:  # a record and its quarantine entries, or neither
+        # one session for the batch: its look-ups, then a record and its quarantine entries, or neither
+        with self.rt.db.session() as session:
+            writes = self._prepare(batch, session)
+            for w in writes:
+                for key, data in w.blobs:
+                    self.rt.blobs.put(key, data)
+            kept = self._keep(writes)
+            if kept is not None:
+                self.rt.blobs.put(*kept)
+            jobs = [job for w in writes for job in w.jobs]
+            if queue is not None:
+                for job in jobs:
+                    queue.hold(job)
             self.rt.history.record_many([item for w in writes for item in w.records], session=session)
             entries = [e for w in writes if w.merge_into is None for e in w.quarantine]
             self.quarantine.record(entries, session=session)
@@ -278,18 +283,18 @@ class HistoryWriter:
             offset += len(data)
         return (key, b"".join(frames)) if frames else None
 
-    def _prepare(self, batch: list[Outcome]) -> list[_Write]:
+    def _prepare(self, batch: list[Outcome], session: Session) -> list[_Write]:
         """Entries replayed after a crash write only what is idempotent, and journal copies of a message
         already recorded (in this batch, earlier in this process, before a restart or by another node)
-        become merges. Two queries for the whole batch."""
-        present = self.rt.history.existing_ids([o.entry.id for o in batch if o.records])
+        become merges. Two queries for the whole batch, in the batch's session."""
+        present = self.rt.history.existing_ids([o.entry.id for o in batch if o.records], session=session)
         lookups = [
             o.dedupe_lookup
             for o in batch
             if o.dedupe_lookup and o.entry.id not in present and o.dedupe_key not in self._recent
         ]
         since = datetime.now(UTC) - self.dedupe_window
-        earlier = self.rt.history.find_by_internet_message_ids(lookups, since=since) if lookups else {}
+        earlier = self.rt.history.find_by_internet_message_ids(lookups, since=since, session=session) if lookups else {}
         first_in_batch: dict[str, str] = {}
         writes = []
         for o in batch:

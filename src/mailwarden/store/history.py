@@ -7,7 +7,8 @@ recipient's status only through `update_recipient_status`.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any, cast
 
@@ -95,15 +96,24 @@ class History:
                     written += 1
             return written
 
-    def existing_ids(self, message_ids: Sequence[str]) -> set[str]:
+    @contextmanager
+    def _reading(self, session: Session | None) -> Iterator[Session]:
+        """The caller's session, or one of our own for this read."""
+        if session is not None:
+            yield session
+        else:
+            with self.db.session() as own:
+                yield own
+
+    def existing_ids(self, message_ids: Sequence[str], *, session: Session | None = None) -> set[str]:
         """Which of these ids are in history already (one query)."""
         if not message_ids:
             return set()
-        with self.db.session() as session:
-            return set(session.scalars(select(MessageRow.id).where(MessageRow.id.in_(list(message_ids)))))
+        with self._reading(session) as reading:
+            return set(reading.scalars(select(MessageRow.id).where(MessageRow.id.in_(list(message_ids)))))
 
     def find_by_internet_message_ids(
-        self, keys: Sequence[tuple[str | None, str]], *, since: datetime
+        self, keys: Sequence[tuple[str | None, str]], *, since: datetime, session: Session | None = None
     ) -> dict[tuple[str | None, str], str]:
         """For (organisation, Message-ID) pairs: the newest history id received since `since`, if any.
 
@@ -118,8 +128,8 @@ class History:
             MessageRow.internet_message_id.in_({imid for _, imid in wanted})
         )
         found: dict[tuple[str | None, str], str] = {}
-        with self.db.session() as session:
-            for row_id, org, imid in session.execute(stmt):
+        with self._reading(session) as reading:
+            for row_id, org, imid in reading.execute(stmt):
                 key = wanted.get((org, imid))
                 if key is not None and row_id >= floor and row_id > found.get(key, ""):
                     found[key] = row_id
