@@ -12,7 +12,6 @@ import typer
 
 from mailwarden.cli.common import ConfigOption, out, runtime
 from mailwarden.errors import ConfigError
-from mailwarden.ingest.tls import write_self_signed
 from mailwarden.model.policy import parse_organisation_document
 from mailwarden.service.accounts import Accounts
 from mailwarden.service.config import DEFAULT_CONFIG_PATH
@@ -229,6 +228,8 @@ def init(
         smtp = rt.config.smtp
         if smtp.tls_cert and smtp.tls_key and not smtp.tls_cert.exists():
             smtp.tls_cert.parent.mkdir(parents=True, exist_ok=True)
+            from mailwarden.ingest.tls import write_self_signed  # cryptography: only here, not at every command's start
+
             write_self_signed(smtp.tls_cert, smtp.tls_key, smtp.hostname or socket.getfqdn())
             out.print(f"wrote a self-signed TLS certificate to {smtp.tls_cert}")
         rt.db.migrate()

@@ -13,6 +13,7 @@ exactly, and several nodes share one model through Redis.
 from __future__ import annotations
 
 import gzip
+import itertools
 import math
 from collections.abc import Callable, Collection, Iterable, Sequence
 from dataclasses import dataclass
@@ -89,32 +90,39 @@ class Classifier:
         """
         wanted = tokens if isinstance(tokens, (set, frozenset)) else set(tokens)
         fallbacks: dict[str, str] = {}
-        if self.degenerate is not None:
+        degenerate = self.degenerate
+        if degenerate is not None:
             for token in wanted:
-                fallback = self.degenerate(token)
+                fallback = degenerate(token)
                 if fallback is not None:
                     fallbacks[token] = fallback
         (nspam, nham), counts = self.store.read([*wanted, *(set(fallbacks.values()) - wanted)])
         if nspam < self.min_messages or nham < self.min_messages:
             return Score(0.5, 0.5, 0.0, (), trained=False)
-        s, x = self.strength, self.assumed
+        s, x, min_deviation = self.strength, self.assumed, self.min_deviation
+        sx = s * x
         significant: list[tuple[float, str, float]] = []
         used_tokens: set[str] = set()
+        get = counts.get
+        # the loop runs for every token of every message: locals, and no call where an expression does
         for token in wanted:
-            spam, ham = counts.get(token, (0, 0))
-            if spam + ham <= 0 and token in fallbacks:
+            found = get(token)
+            if (found is None or found[0] + found[1] <= 0) and token in fallbacks:
                 token = fallbacks[token]
-                spam, ham = counts.get(token, (0, 0))
+                found = get(token)
+            if found is None:
+                continue
+            spam, ham = found
             n = spam + ham
             if n <= 0 or token in used_tokens:
                 continue
             used_tokens.add(token)
-            spam_ratio = max(spam, 0) / nspam
-            ham_ratio = max(ham, 0) / nham
+            spam_ratio = (spam if spam > 0 else 0) / nspam
+            ham_ratio = (ham if ham > 0 else 0) / nham
             p = spam_ratio / (spam_ratio + ham_ratio) if spam_ratio + ham_ratio else x
-            f = (s * x + n * p) / (s + n)
-            dev = abs(f - 0.5)
-            if dev >= self.min_deviation:
+            f = (sx + n * p) / (s + n)
+            dev = f - 0.5 if f >= 0.5 else 0.5 - f
+            if dev >= min_deviation:
                 significant.append((dev, token, f))
         significant.sort(reverse=True)
         used = significant[: self.max_tokens]
@@ -158,14 +166,17 @@ def log_chi2q(x2: float, v: int) -> float:
     if m <= 0:
         return 0.0
     log_m = math.log(m)
-    log_term = -m
-    best = log_term
-    terms = [log_term]
-    for i in range(1, v // 2):
-        log_term += log_m - math.log(i)
-        terms.append(log_term)
-        best = max(best, log_term)
-    return min(0.0, best + math.log(sum(math.exp(t - best) for t in terms)))
+    # the terms -m + i ln m - ln i!, each from the one before, in the same order of additions as ever
+    terms = list(itertools.accumulate([log_m - _log(i) for i in range(1, v // 2)], initial=-m))
+    best = max(terms)
+    return min(0.0, best + math.log(sum([math.exp(t - best) for t in terms])))
+
+
+def _log(i: int) -> float:
+    return _LOG_INTS[i] if i < len(_LOG_INTS) else math.log(i)
+
+
+_LOG_INTS = [0.0, *(math.log(i) for i in range(1, 1025))]
 
 
 def fit_calibration(samples: Iterable[tuple[float, bool]], iterations: int = 100) -> Calibration:
