@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import smtplib
 import ssl
 
@@ -144,6 +145,43 @@ async def test_a_legitimate_pipelined_second_message_is_accepted(start_server: S
         b"Subject: one\r\n\r\nfirst\r\n",
         b"Subject: two\r\n\r\nsecond\r\n",
     ]
+
+
+async def test_a_pipelined_group_is_answered_in_one_write(
+    start_server: StartServer, spool: Spool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """RFC 2920: MAIL, RCPT and DATA sent together get their three replies in one write (one segment on the
+    wire, not three), in order, and the lines of the EHLO reply go out together; the message then goes
+    through as usual."""
+    writes: list[bytes] = []
+    write = asyncio.StreamWriter.write
+
+    def recording(self: asyncio.StreamWriter, data: bytes | bytearray | memoryview) -> None:
+        writes.append(bytes(data))
+        write(self, data)
+
+    monkeypatch.setattr(asyncio.StreamWriter, "write", recording)
+    server = await start_server()
+    group = b"MAIL FROM:<a@example.org>\r\nRCPT TO:<journal@example.com>\r\nDATA\r\n"
+    reply = await converse(
+        server.bound_ports()["journal"], b"EHLO c\r\n" + group + b"Subject: s\r\n\r\nbody\r\n.\r\nQUIT\r\n"
+    )
+    answer = b"250 2.1.0 Sender OK\r\n250 2.1.5 Recipient OK\r\n354 End data with <CR><LF>.<CR><LF>\r\n"
+    assert answer in writes  # the server's one write for the group (the client's own writes are commands)
+    assert any(w.startswith(b"250-mx.test\r\n") and w.endswith(b"250 HELP\r\n") for w in writes)  # EHLO: one write
+    assert answer in reply and reply.endswith(b"221 Bye\r\n")
+    assert [e.raw for e in spooled(spool)] == [b"Subject: s\r\n\r\nbody\r\n"]
+
+
+async def test_no_reply_held_for_a_pipelined_group_is_lost_when_the_session_ends(start_server: StartServer) -> None:
+    """A refused recipient, a reset and QUIT in one group: every reply comes, in order, before the close."""
+    server = await start_server()
+    reply = await converse(
+        server.bound_ports()["journal"],
+        b"EHLO c\r\nMAIL FROM:<a@example.org>\r\nRCPT TO:<someone@elsewhere.example>\r\nRSET\r\nQUIT\r\n",
+    )
+    codes = [line[:3] for line in reply.split(b"\r\n") if line[:3].isdigit() and line[3:4] == b" "]
+    assert codes[-4:][0] == b"250" and codes[-4:][1][:1] == b"5" and codes[-4:][2:] == [b"250", b"221"]
 
 
 @pytest.mark.parametrize("command", [b"MAIL FROM:<a@example.org>\n", b"MAIL FROM:<a@example.org>\rRCPT TO:<x>\r\n"])
