@@ -165,9 +165,6 @@ class Message:
         fetch = self.email.policy.header_fetch_parse
         return [fetch(field, value) for field, value in found]
 
-    def has_header(self, name: str) -> bool:
-        return name.lower() in self._header_index
-
     def header_names(self) -> set[str]:
         """The lower-case names of the top-level header fields."""
         return set(self._header_index)

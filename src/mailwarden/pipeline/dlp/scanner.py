@@ -281,16 +281,16 @@ _CACHED_TEXT_CHARS: Final = 1000
 def redact_values(text: str) -> str:
     """`text` fit to store or show: every card number, IBAN, national id, key and token in it (every
     built-in type but those `SHOWN_IN_FULL`) replaced by its redacted form, as in `DlpMatch.samples`."""
-    if len(text) <= _CACHED_TEXT_CHARS:
-        return _redacted_short(text)
+    return (_redacted_short if len(text) <= _CACHED_TEXT_CHARS else _redacted)(text)
+
+
+def _redacted(text: str) -> str:
     return _builtin_scanner().redact_text(text, _REDACTED_TYPES)
 
 
-@functools.lru_cache(maxsize=4096)
-def _redacted_short(text: str) -> str:
-    """Most texts a record redacts recur message after message (the filters' own finding details, list
-    addresses, common file names): two thirds of them on the corpus are answered from here."""
-    return _builtin_scanner().redact_text(text, _REDACTED_TYPES)
+# Most texts a record redacts recur message after message (the filters' own finding details, list
+# addresses, common file names): two thirds of them on the corpus are answered from here.
+_redacted_short = functools.lru_cache(maxsize=4096)(_redacted)
 
 
 # A private key's pattern takes its first line of key material; the redacted span runs to the END line.
