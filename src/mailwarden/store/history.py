@@ -23,7 +23,7 @@ from mailwarden.model.provider import ProviderVerdict, agreement
 from mailwarden.model.trace import EventRecord, MessageRecord, RecipientRecord, RecipientStatus
 from mailwarden.model.verdict import Category
 from mailwarden.store import outbox
-from mailwarden.store.db import Database
+from mailwarden.store.db import Database, insert_rows
 from mailwarden.store.history_search import (
     ID_RE,
     HistoryQuery,
@@ -110,7 +110,7 @@ class History:
         if not message_ids:
             return set()
         with self._reading(session) as reading:
-            return set(reading.scalars(select(MessageRow.id).where(MessageRow.id.in_(list(message_ids)))))
+            return set(reading.scalars(select(_MESSAGES.c.id).where(_MESSAGES.c.id.in_(list(message_ids)))))
 
     def find_by_internet_message_ids(
         self, keys: Sequence[tuple[str | None, str]], *, since: datetime, session: Session | None = None
@@ -124,8 +124,9 @@ class History:
         if not wanted:
             return {}
         floor = floor_id(since)
-        stmt = select(MessageRow.id, MessageRow.organisation, MessageRow.internet_message_id).where(
-            MessageRow.internet_message_id.in_({imid for _, imid in wanted})
+        messages = _MESSAGES.c  # Core columns: no ORM compile state for the writer's per-batch look-ups
+        stmt = select(messages.id, messages.organisation, messages.internet_message_id).where(
+            messages.internet_message_id.in_({imid for _, imid in wanted})
         )
         found: dict[tuple[str | None, str], str] = {}
         with self._reading(session) as reading:
@@ -228,17 +229,17 @@ class History:
 
 def _insert_many(session: Session, items: Sequence[tuple[MessageRecord, Sequence[EventRecord]]]) -> int:
     ids = [rec.id for rec, _ in items]
-    present = set(session.scalars(select(MessageRow.id).where(MessageRow.id.in_(ids))))
+    present = set(session.scalars(select(_MESSAGES.c.id).where(_MESSAGES.c.id.in_(ids))))
     fresh: dict[str, tuple[MessageRecord, Sequence[EventRecord]]] = {}
     for rec, events in items:
         if rec.id not in present:
             fresh.setdefault(rec.id, (rec, events))
     if not fresh:
         return 0
-    # Core INSERTs of plain dicts (one executemany per table): no mapped object per row, no ORM bulk
-    # bookkeeping; the history writer's cost per message is mostly this
+    # one executemany per table of plain dicts (`db.insert_rows`): no mapped object per row, no generic
+    # parameter building; the history writer's cost per message is mostly this
     rows = [_message_values(rec) for rec, _ in fresh.values()]
-    session.execute(_MESSAGES.insert(), rows)
+    insert_rows(session, _MESSAGES, rows)
     recipient_rows: list[dict[str, Any]] = []
     for rec, _ in fresh.values():
         seen: set[str] = set()
@@ -248,7 +249,7 @@ def _insert_many(session: Session, items: Sequence[tuple[MessageRecord, Sequence
                 seen.add(row["address"])
                 recipient_rows.append(row)
     if recipient_rows:
-        session.execute(_RECIPIENTS.insert(), recipient_rows)
+        insert_rows(session, _RECIPIENTS, recipient_rows)
     event_rows = [[_event_values(rec.id, event) for event in events] for rec, events in fresh.values()]
     _insert_events(session, [row for rows_of in event_rows for row in rows_of])
     _append_messages(session, list(fresh.values()), rows, event_rows)
@@ -299,7 +300,7 @@ def add_events(session: Session, events: Sequence[tuple[str, EventRecord]]) -> N
 
 def _insert_events(session: Session, rows: list[dict[str, Any]]) -> None:
     if rows:
-        session.execute(_EVENTS.insert(), rows)
+        insert_rows(session, _EVENTS, rows)
 
 
 def update_recipient_status(session: Session, message_id: str, address: str, status: RecipientStatus) -> bool:

@@ -24,7 +24,7 @@ from sqlalchemy.orm import Session
 from mailwarden.errors import NotFoundError
 from mailwarden.model import Envelope, TlsInfo
 from mailwarden.store.blobs import BlobStore
-from mailwarden.store.db import Database
+from mailwarden.store.db import Database, insert_rows
 from mailwarden.store.schema import KeptMessageRow
 
 EXPIRY_BATCH = 500
@@ -123,7 +123,7 @@ class KeptStore:
         present = set(session.scalars(select(_KEPT.c.message_id).where(_KEPT.c.message_id.in_(ids))))
         fresh = [_values(k) for k in kept if k.message_id not in present]
         if fresh:  # a Core INSERT of plain rows: the ORM's bulk path cost more than the rows' own writing
-            session.execute(_KEPT.insert(), fresh)
+            insert_rows(session, _KEPT, fresh)
 
     def get(self, message_id: str) -> KeptMessage:
         with self.db.session() as session:

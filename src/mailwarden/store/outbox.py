@@ -18,7 +18,7 @@ from sqlalchemy import Table, delete, func, select
 from sqlalchemy.orm import Session
 
 from mailwarden.ids import new_id
-from mailwarden.store.db import Database
+from mailwarden.store.db import Database, insert_rows
 from mailwarden.store.schema import ExportCursorRow, MessageRow, OutboxRow
 
 _OUTBOX = cast(Table, OutboxRow.__table__)
@@ -39,10 +39,8 @@ def append(session: Session, rows: Sequence[tuple[str, dict[str, Any]]]) -> None
     a payload are stored in ISO 8601 (UTC), as every JSON column keeps them (`db.json_text`)."""
     if rows:
         now = datetime.now(UTC)
-        session.execute(
-            _OUTBOX.insert(),
-            [{"uid": new_id(now), "kind": kind, "at": now, "payload": payload} for kind, payload in rows],
-        )
+        stamped = [{"uid": new_id(now), "kind": kind, "at": now, "payload": payload} for kind, payload in rows]
+        insert_rows(session, _OUTBOX, stamped)
 
 
 def message_contexts(session: Session, message_ids: Sequence[str]) -> dict[str, dict[str, Any]]:

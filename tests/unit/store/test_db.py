@@ -1,13 +1,18 @@
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
+from typing import cast
 
 import pytest
-from sqlalchemy import inspect, text
+from sqlalchemy import Table, inspect, select, text
+from sqlalchemy.exc import IntegrityError
 
 from mailwarden.store import Database
-from mailwarden.store.db import head_revision
+from mailwarden.store.db import head_revision, insert_rows
 from mailwarden.store.schema import OrganisationRow
+
+_ORGANISATIONS = cast(Table, OrganisationRow.__table__)
 
 
 def test_migrate_from_empty_to_head(tmp_path: Path) -> None:
@@ -44,3 +49,29 @@ def test_session_commits_on_success_and_rolls_back_on_error(db: Database) -> Non
     with db.session() as session:
         names = set(session.scalars(OrganisationRow.__table__.select().with_only_columns(OrganisationRow.name)))
     assert names == {"kept"}
+
+
+def test_rows_inserted_on_the_driver_read_back_as_the_orm_writes_them(db: Database) -> None:
+    at = datetime(2026, 11, 1, 13, 0, tzinfo=timezone(timedelta(hours=1)))
+    with db.session() as session:
+        insert_rows(session, _ORGANISATIONS, [
+            {"name": "corp", "monitor_only": False, "created_at": at},
+            {"name": "other", "monitor_only": True, "created_at": at},
+        ])  # fmt: skip
+        # a column left to its Python default (created_at): SQLAlchemy's own execution fills it in
+        insert_rows(session, _ORGANISATIONS, [{"name": "defaulted", "monitor_only": True}])
+    with db.session() as session:
+        rows = {row.name: row for row in session.scalars(select(OrganisationRow))}
+    assert rows["corp"].created_at == at and rows["corp"].created_at.tzinfo == UTC
+    assert rows["corp"].monitor_only is False and rows["other"].monitor_only is True
+    assert rows["defaulted"].created_at.tzinfo == UTC
+
+
+def test_a_row_the_database_refuses_fails_the_whole_insert_as_sqlalchemy_reports_it(db: Database) -> None:
+    row = {"name": "corp", "monitor_only": True, "created_at": datetime.now(UTC)}
+    with db.session() as session:
+        insert_rows(session, _ORGANISATIONS, [row])
+    with pytest.raises(IntegrityError), db.session() as session:  # what record_many's fallback catches
+        insert_rows(session, _ORGANISATIONS, [{**row, "name": "new"}, row])
+    with db.session() as session:
+        assert list(session.scalars(select(OrganisationRow.name))) == ["corp"]
