@@ -14,6 +14,10 @@ from mailwarden.model.policy import parse_organisation_document
 from mailwarden.model.trace import EventRecord, EventType, RecipientRecord
 from mailwarden.store import Database, History, HistoryQuery, PolicyStore
 from mailwarden.store.db import head_revision
+from mailwarden.store.outbox import Outbox
+from tests.unit.service.test_sender_activity import (
+    test_new_recipients_are_those_never_written_to_within_the_contact_window as check_new_recipients,
+)
 from tests.unit.store.records import T0, build_record
 from tests.unit.store.search_cases import CASES, DATASET, names
 from tests.unit.store.test_reports import check_period_aggregates, check_reports
@@ -98,6 +102,32 @@ def test_round_trip_keeps_utc_times_and_verdict_json(empty_pg: Database) -> None
     assert detail.summary.received_at.utcoffset() is not None
     assert detail.verdict == rec.verdict.as_dict()
     assert [e.type for e in detail.events] == [EventType.RECEIVE, EventType.JUNK]
+
+
+def test_a_batch_written_on_the_driver_reads_back_as_written(empty_pg: Database) -> None:
+    """The history writer's path (`record_many`: one executemany per table on the driver, each value
+    converted by its column's type): times stay UTC, JSON columns and the feed's row read back whole."""
+    with empty_pg.engine.begin() as connection:
+        connection.execute(text("TRUNCATE event_outbox RESTART IDENTITY CASCADE"))
+    history = History(empty_pg)
+    first = build_record(category=Category.SPAM, internet_message_id="<batch-1@example.org>")
+    second = build_record(internet_message_id="<batch-2@example.org>")
+    assert history.record_many([(first, [EventRecord(EventType.RECEIVE, at=T0)]), (second, [])]) == 2
+    detail = history.get(first.id)
+    assert detail.summary.received_at == first.received_at and detail.summary.received_at.utcoffset() is not None
+    assert detail.verdict == first.verdict.as_dict()
+    assert [(e.type, e.at) for e in detail.events] == [(EventType.RECEIVE, T0)]
+    rows = Outbox(empty_pg).after(0, limit=10)
+    assert [row.payload["message"]["id"] for row in rows] == [first.id, second.id]
+    assert rows[0].payload["events"][0]["at"] == T0.isoformat()
+    assert history.record_many([(first, []), (second, [])]) == 0  # a replay writes nothing twice
+
+
+def test_sender_activity_counts_new_contacts_as_on_sqlite(empty_pg: Database) -> None:
+    """The batch's one contact look-up (row-value IN) on PostgreSQL."""
+    with empty_pg.engine.begin() as connection:
+        connection.execute(text("TRUNCATE sender_hours, sender_contacts"))
+    check_new_recipients(empty_pg)
 
 
 def test_concurrent_recording_of_one_id_keeps_one_copy(empty_pg: Database) -> None:

@@ -13,9 +13,9 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, cast
+from typing import Any, TypeVar, cast
 
-from sqlalchemy import Table, delete, select
+from sqlalchemy import Table, delete, select, tuple_
 from sqlalchemy.dialects import postgresql, sqlite
 
 from mailwarden.store.db import Database
@@ -26,6 +26,7 @@ CONTACT_DAYS = 90  # an external address not written to for this long is new aga
 _CHUNK = 500  # addresses per IN (...) list
 _HOURS = cast(Table, SenderHourRow.__table__)
 _CONTACTS = cast(Table, SenderContactRow.__table__)
+_T = TypeVar("_T")
 
 
 def epoch_hour(at: datetime) -> int:
@@ -56,7 +57,7 @@ class SenderHistory:
     known: frozenset[str]
 
 
-def _chunks(items: Sequence[str]) -> Iterable[Sequence[str]]:
+def _chunks(items: Sequence[_T]) -> Iterable[Sequence[_T]]:
     for start in range(0, len(items), _CHUNK):
         yield items[start : start + _CHUNK]
 
@@ -83,13 +84,23 @@ class SenderActivity:
         contacts: dict[tuple[str, str, str], int] = {}
         news = []
         with self.db.engine.begin() as connection:
+            # every item's contacts as they were before this batch, in one look-up (not one per message)
+            wanted = sorted({(i.organisation, i.sender.lower(), a.lower()) for i in items for a in i.external})
+            last_hours: dict[tuple[str, str, str], int] = {}
+            for chunk in _chunks(wanted):
+                key = (_CONTACTS.c.organisation, _CONTACTS.c.sender, _CONTACTS.c.recipient)
+                stmt = select(*key, _CONTACTS.c.last_hour).where(tuple_(*key).in_(chunk))
+                last_hours.update({(o, s, c): int(h) for o, s, c, h in connection.execute(stmt)})
             for item in items:
                 hour, sender = epoch_hour(item.at), item.sender.lower()
                 addresses = sorted({a.lower() for a in item.external})
-                known = {c for (o, s, c) in contacts if o == item.organisation and s == sender and c in addresses}
-                for chunk in _chunks(addresses):
-                    known.update(connection.scalars(self._contacts_in(item.organisation, sender, chunk, hour)))
-                new = len(addresses) - len(set(addresses) & known)
+                keys = [(item.organisation, sender, a) for a in addresses]
+                # known: written to within CONTACT_DAYS before this batch, or earlier in this batch
+                new = sum(
+                    1
+                    for key in keys
+                    if key not in contacts and last_hours.get(key, -(2**62)) <= hour - 24 * CONTACT_DAYS
+                )
                 news.append(new)
                 for address in addresses:
                     contacts[(item.organisation, sender, address)] = hour

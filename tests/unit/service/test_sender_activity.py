@@ -17,7 +17,7 @@ from mailwarden.pipeline.spam.compromise import (
 )
 from mailwarden.service.sender_activity import SenderActivityLookup, summarise
 from mailwarden.store import Database
-from mailwarden.store.sender_activity import CONTACT_DAYS, SenderActivity, epoch_hour
+from mailwarden.store.sender_activity import CONTACT_DAYS, Activity, SenderActivity, epoch_hour
 from tests.unit.store.records import build_record
 
 NOW = datetime(2026, 12, 7, 10, 30, tzinfo=UTC)
@@ -42,6 +42,19 @@ def test_new_recipients_are_those_never_written_to_within_the_contact_window(db:
     history = store.history("corp", "bob@corp.example", NOW, ["p2@else.example", "new@else.example"])
     assert history.known == {"p2@else.example"}
     assert history.hours[epoch_hour(NOW)] == (4, 3, 0)
+
+
+def test_in_one_batch_a_contact_is_known_to_later_messages_of_its_own_sender_only(db: Database) -> None:
+    store = SenderActivity(db)
+    store.note_sent("corp", "bob@corp.example", NOW - timedelta(days=1), 1, ["p0@else.example"])
+    batch = [
+        Activity("corp", "bob@corp.example", NOW, 3, ("p0@else.example", "p1@else.example", "p2@else.example")),
+        Activity("corp", "Bob@corp.example", NOW, 2, ("P2@else.example", "p3@else.example")),
+        Activity("corp", "ann@corp.example", NOW, 2, ("p0@else.example", "p2@else.example")),
+        Activity("other", "bob@corp.example", NOW, 1, ("p0@else.example",)),
+    ]
+    assert store.note(batch) == [2, 1, 2, 1]
+    assert store.history("corp", "bob@corp.example", NOW, external(5)).known == set(external(4))
 
 
 def test_a_burst_to_strangers_after_a_quiet_fortnight_makes_both_signals(db: Database) -> None:
