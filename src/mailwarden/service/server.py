@@ -29,6 +29,7 @@ from mailwarden.ingest.spool import Spool
 from mailwarden.model import ConnectionMode, ListenerRole
 from mailwarden.model.trace import MessageRecord
 from mailwarden.pipeline.connection import is_blocked
+from mailwarden.pipeline.cpu import settle
 from mailwarden.quarantine.digest import DIGEST_MESSAGE_PREFIX
 from mailwarden.service.clawback import Clawback
 from mailwarden.service.directory import OrgDirectory
@@ -73,6 +74,7 @@ class Server:
         self.clawback = Clawback(rt)
         self._clawback_task: asyncio.Task[None] | None = None
         self._clawback_stop = asyncio.Event()
+        self._settled = False  # settle() ran after the first records
         self.exporter: Exporter | None = None
         self.senders = SenderGate(rt.db, self.directory)
         self.outbound = OutboundGuard(
@@ -163,6 +165,7 @@ class Server:
         await self.smtp.start()
         if self.web is not None:
             await self.web.start()
+        settle()  # what start-up loaded leaves the garbage collector's view (pipeline/cpu.py)
         log.info("mailwarden_ready", listeners=self.smtp.bound_ports(), backlog=self.spool.backlog)
 
     async def stop(self) -> None:
@@ -207,6 +210,9 @@ class Server:
         """Just recorded: outbound messages count against their senders' limits and add to their activity
         (docs/outbound.md), and the automatic clawback policy looks at each verdict (docs/clawback.md). One
         failing spares the others."""
+        if not self._settled:  # the first records have loaded what recording loads lazily
+            self._settled = True
+            settle()
         try:
             await self.outbound.recorded(records)
         except Exception as exc:
