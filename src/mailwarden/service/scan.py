@@ -58,7 +58,8 @@ class Outcome(Effects):
 
     entry: SpoolEntry
     dedupe_key: str | None = None
-    dedupe_lookup: tuple[str | None, str] | None = None  # (organisation, Message-ID) to look for in history
+    # (organisation, Message-ID, sender) to look for in history: the dedupe key's identity, in history's columns
+    dedupe_lookup: tuple[str | None, str, str] | None = None
     given_up: bool = False  # the record of a message processing gave up on: the last thing tried
 
 
@@ -173,7 +174,7 @@ class Scanner:
             extra_events=[unwrap_event, *rule_events(verdict, None, unwrapped_at)],
         )
         record = replace(record, provider=je.provider_verdict)
-        lookup = (org_name, je.original_message_id) if je.original_message_id else None
+        lookup = (org_name, je.original_message_id, record.sender) if je.original_message_id else None
         outcome = Outcome(
             entry=entry, records=[(record, events)], dedupe_key=f"{org_name}|{je.dedupe_key}", dedupe_lookup=lookup
         )

@@ -113,25 +113,30 @@ class History:
             return set(reading.scalars(select(_MESSAGES.c.id).where(_MESSAGES.c.id.in_(list(message_ids)))))
 
     def find_by_internet_message_ids(
-        self, keys: Sequence[tuple[str | None, str]], *, since: datetime, session: Session | None = None
-    ) -> dict[tuple[str | None, str], str]:
-        """For (organisation, Message-ID) pairs: the newest history id received since `since`, if any.
+        self, keys: Sequence[tuple[str | None, str, str]], *, since: datetime, session: Session | None = None
+    ) -> dict[tuple[str | None, str, str], str]:
+        """For (organisation, Message-ID, sender) triples: the newest history id received since `since`, if
+        any. The sender counts as it does in the journal de-duplication key: a copy naming another sender is
+        another message (or a spoof reusing the Message-ID), never merged into this one's record.
 
-        One query on the Message-ID index; organisation and time are filtered afterwards, because
+        One query on the Message-ID index; organisation, sender and time are filtered afterwards, because
         letting the planner combine them made it scan an organisation's whole day instead.
         """
-        wanted = {(org, canonical_message_id(imid)): (org, imid) for org, imid in keys}
+        wanted = {
+            (org, canonical_message_id(imid), normalise_address(sender)): (org, imid, sender)
+            for org, imid, sender in keys
+        }
         if not wanted:
             return {}
         floor = floor_id(since)
         messages = _MESSAGES.c  # Core columns: no ORM compile state for the writer's per-batch look-ups
-        stmt = select(messages.id, messages.organisation, messages.internet_message_id).where(
-            messages.internet_message_id.in_({imid for _, imid in wanted})
+        stmt = select(messages.id, messages.organisation, messages.internet_message_id, messages.sender).where(
+            messages.internet_message_id.in_({imid for _, imid, _ in wanted})
         )
-        found: dict[tuple[str | None, str], str] = {}
+        found: dict[tuple[str | None, str, str], str] = {}
         with self._reading(session) as reading:
-            for row_id, org, imid in reading.execute(stmt):
-                key = wanted.get((org, imid))
+            for row_id, org, imid, sender in reading.execute(stmt):
+                key = wanted.get((org, imid, sender))
                 if key is not None and row_id >= floor and row_id > found.get(key, ""):
                     found[key] = row_id
         return found

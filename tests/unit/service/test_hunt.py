@@ -42,8 +42,10 @@ def runtime(tmp_path: Path, keep_days: float = 7) -> Runtime:
     return rt
 
 
-async def record(rt: Runtime, tmp_path: Path, messages: list[bytes]) -> list[str]:
-    """Journal copies through the real processor and writer; their history ids."""
+async def record(
+    rt: Runtime, tmp_path: Path, messages: list[bytes], *, sender: str = "partner@example.org"
+) -> list[str]:
+    """Journal copies (MAIL FROM `sender`) through the real processor and writer; their history ids."""
     if not rt.policies.list_organisations():
         rt.policies.import_document(
             parse_organisation_document(
@@ -56,7 +58,7 @@ async def record(rt: Runtime, tmp_path: Path, messages: list[bytes]) -> list[str
         await processor.start()
         try:
             for raw in messages:
-                envelope = Envelope(mail_from="partner@example.org", rcpt_to=("alice@example.com",))
+                envelope = Envelope(mail_from=sender, rcpt_to=("alice@example.com",))
                 ids.append((await spool.put_async("journal", envelope, raw)).id)
             await eventually(lambda: spool.backlog == 0, within=20)
         finally:
