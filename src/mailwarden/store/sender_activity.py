@@ -94,13 +94,10 @@ class SenderActivity:
             for item in items:
                 hour, sender = epoch_hour(item.at), item.sender.lower()
                 addresses = sorted({a.lower() for a in item.external})
+                # new: not written to earlier in this batch, nor within CONTACT_DAYS before it
+                window_start = hour - 24 * CONTACT_DAYS
                 keys = [(item.organisation, sender, a) for a in addresses]
-                # known: written to within CONTACT_DAYS before this batch, or earlier in this batch
-                new = sum(
-                    1
-                    for key in keys
-                    if key not in contacts and last_hours.get(key, -(2**62)) <= hour - 24 * CONTACT_DAYS
-                )
+                new = sum(key not in contacts and last_hours.get(key, window_start) <= window_start for key in keys)
                 news.append(new)
                 for address in addresses:
                     contacts[(item.organisation, sender, address)] = hour
