@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import io
 from collections.abc import Iterator
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -26,14 +27,15 @@ def world(tmp_path: Path) -> Iterator[World]:
 
 def test_the_report_shows_the_period_totals_and_refused_connections(world: World) -> None:
     client = signed_in(world, "ana")
-    day = NOW.date().isoformat()
+    # the world's messages are 1 to 30 minutes old: just after midnight UTC the oldest are yesterday's
+    first, day = (NOW - timedelta(minutes=30)).date().isoformat(), NOW.date().isoformat()
 
-    html = client.get(f"/reports?start={day}&end={day}&org=corp").text
+    html = client.get(f"/reports?start={first}&end={day}&org=corp").text
 
-    assert f"{day} – {day} (UTC) · messages: 4 · connections refused: 3" in html
+    assert f"{first} – {day} (UTC) · messages: 4 · connections refused: 3" in html
     assert 'id="report-refused_ips"' in html and "198.51.100.7" in html and "IP block list" in html
     assert ">quarantine</th>" in html and ">high-confidence phish</th>" not in html
-    assert f'href="/reports/top_senders.csv?start={day}&amp;end={day}&amp;org=corp"' in html
+    assert f'href="/reports/top_senders.csv?start={first}&amp;end={day}&amp;org=corp"' in html
     assert 'href="/reports"' in client.get("/").text  # in the navigation
 
     last_week = client.get("/reports?days=7&start=2020-01-01").text
