@@ -16,6 +16,9 @@ from mailwarden.store import Database, History, HistoryQuery, PolicyStore
 from mailwarden.store.db import head_revision
 from mailwarden.store.outbox import Outbox
 from tests.unit.service.test_sender_activity import (
+    test_a_batch_of_asks_is_answered_per_sender_and_per_time_as_one_ask_each as check_batch_of_asks,
+)
+from tests.unit.service.test_sender_activity import (
     test_new_recipients_are_those_never_written_to_within_the_contact_window as check_new_recipients,
 )
 from tests.unit.store.records import T0, build_record
@@ -128,6 +131,13 @@ def test_sender_activity_counts_new_contacts_as_on_sqlite(empty_pg: Database) ->
     with empty_pg.engine.begin() as connection:
         connection.execute(text("TRUNCATE sender_hours, sender_contacts"))
     check_new_recipients(empty_pg)
+
+
+def test_sender_histories_of_a_batch_as_on_sqlite(empty_pg: Database) -> None:
+    """The scanning processes' batch look-up (row-value IN over VALUES, written out) on PostgreSQL."""
+    with empty_pg.engine.begin() as connection:
+        connection.execute(text("TRUNCATE sender_hours, sender_contacts"))
+    check_batch_of_asks(empty_pg)
 
 
 def test_concurrent_recording_of_one_id_keeps_one_copy(empty_pg: Database) -> None:

@@ -21,7 +21,7 @@ from mailwarden.model.envelope import domain_of
 from mailwarden.model.trace import MessageRecord
 from mailwarden.pipeline.facts import SenderFacts
 from mailwarden.store.db import Database
-from mailwarden.store.sender_activity import Activity, SenderActivity, SenderHistory, epoch_hour
+from mailwarden.store.sender_activity import Activity, Ask, SenderActivity, SenderHistory, epoch_hour
 
 log = structlog.get_logger(__name__)
 WINDOW_HOURS = 2  # the signals look at this UTC hour and the one before
@@ -48,20 +48,47 @@ def summarise(history: SenderHistory, hour: int, recipients: int, external: Sequ
 
 
 class SenderActivityLookup:
+    """Sender facts for outbound messages, read for every message that asks in the same turn of the event
+    loop at once: a scanning process scans its batch concurrently, so the batch's outbound messages ask
+    together and cost one database round trip and one thread hand-off between them."""
+
     def __init__(self, db: Database, domains_of: Callable[[str | None], frozenset[str]]) -> None:
         self.store = SenderActivity(db)
         self.domains_of = domains_of
+        self._waiting: list[tuple[Ask, asyncio.Future[SenderHistory | None]]] = []
+        self._reading: set[asyncio.Task[None]] = set()  # held: the loop keeps only weak references
 
     async def facts(
         self, organisation: str, sender: str, recipients: Sequence[str], own: frozenset[str], at: datetime
     ) -> SenderFacts | None:
         external = [r for r in recipients if (domain_of(r) or "") not in own]
-        try:
-            history = await asyncio.to_thread(self.store.history, organisation, sender, at, external)
-        except Exception as exc:  # the signals are lost for this message; the message is not
-            log.error("sender_activity_read_failed", error=f"{type(exc).__name__}: {exc}")
+        loop = asyncio.get_running_loop()
+        answer: asyncio.Future[SenderHistory | None] = loop.create_future()
+        if not self._waiting:  # the first to ask this turn: the others of the turn join before it is read
+            loop.call_soon(self._read_waiting)
+        self._waiting.append((Ask(organisation, sender, at, tuple(external)), answer))
+        history = await answer
+        if history is None:
             return None
         return summarise(history, epoch_hour(at), len(recipients), external)
+
+    def _read_waiting(self) -> None:
+        waiting, self._waiting = self._waiting, []
+        task = asyncio.get_running_loop().create_task(self._read(waiting))
+        self._reading.add(task)
+        task.add_done_callback(self._reading.discard)
+
+    async def _read(self, waiting: list[tuple[Ask, asyncio.Future[SenderHistory | None]]]) -> None:
+        try:
+            found: list[SenderHistory | None] = list(
+                await asyncio.to_thread(self.store.histories, [ask for ask, _ in waiting])
+            )
+        except Exception as exc:  # the signals are lost for these messages; the messages are not
+            log.error("sender_activity_read_failed", error=f"{type(exc).__name__}: {exc}", messages=len(waiting))
+            found = [None] * len(waiting)
+        for (_, answer), history in zip(waiting, found, strict=True):
+            if not answer.done():  # its scan may have been cancelled meanwhile
+                answer.set_result(history)
 
     async def recorded(self, records: Sequence[MessageRecord]) -> None:
         await asyncio.to_thread(self._note, records)

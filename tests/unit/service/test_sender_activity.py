@@ -3,6 +3,8 @@ sums from it, and the findings the outbound spam filter makes of them."""
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 
 from mailwarden.model import Direction
@@ -17,7 +19,7 @@ from mailwarden.pipeline.spam.compromise import (
 )
 from mailwarden.service.sender_activity import SenderActivityLookup, summarise
 from mailwarden.store import Database
-from mailwarden.store.sender_activity import CONTACT_DAYS, Activity, SenderActivity, epoch_hour
+from mailwarden.store.sender_activity import CONTACT_DAYS, Activity, Ask, SenderActivity, SenderHistory, epoch_hour
 from tests.unit.store.records import build_record
 
 NOW = datetime(2026, 12, 7, 10, 30, tzinfo=UTC)
@@ -55,6 +57,71 @@ def test_in_one_batch_a_contact_is_known_to_later_messages_of_its_own_sender_onl
     ]
     assert store.note(batch) == [2, 1, 2, 1]
     assert store.history("corp", "bob@corp.example", NOW, external(5)).known == set(external(4))
+
+
+def test_a_batch_of_asks_is_answered_per_sender_and_per_time_as_one_ask_each(db: Database) -> None:
+    store = SenderActivity(db)
+    store.note_sent("corp", "bob@corp.example", NOW - timedelta(days=20), 7, ["old@else.example"])
+    store.note_sent("corp", "bob@corp.example", NOW - timedelta(days=3), 2, ["p0@else.example"])
+    store.note_sent("corp", "bob@corp.example", NOW, 1, ["p1@else.example"])
+    store.note_sent("corp", "ann@corp.example", NOW - timedelta(days=1), 4, ["p1@else.example"])
+    store.note_sent("other", "bob@corp.example", NOW, 9, ["p2@else.example"])
+    asks = [
+        Ask("corp", "Bob@corp.example", NOW, ("P0@else.example", "p1@else.example", "p2@else.example")),
+        Ask("corp", "bob@corp.example", NOW - timedelta(days=10), ("old@else.example", "p1@else.example")),
+        Ask("corp", "ann@corp.example", NOW, ("p0@else.example", "p1@else.example")),
+        Ask("other", "bob@corp.example", NOW, ("p2@else.example",)),
+        Ask("corp", "nobody@corp.example", NOW, ()),
+    ]
+
+    answers = store.histories(asks)
+
+    assert answers == [store.history(a.organisation, a.sender, a.at, a.external) for a in asks]
+    bob_now, bob_before, ann, other, nobody = answers
+    assert sorted(bob_now.hours.values()) == [(1, 1, 0), (2, 1, 0)] and bob_now.known == {
+        "p0@else.example",
+        "p1@else.example",
+    }
+    assert list(bob_before.hours.values()) == [(7, 1, 0)]  # its own fortnight, not the later hours
+    assert bob_before.known == {"old@else.example", "p1@else.example"}  # a contact keeps its latest hour only
+    assert list(ann.hours.values()) == [(4, 1, 0)] and ann.known == {"p1@else.example"}
+    assert list(other.hours.values()) == [(9, 1, 0)] and other.known == {"p2@else.example"}
+    assert nobody.hours == {} and nobody.known == frozenset() and store.histories([]) == []
+
+
+async def test_the_outbound_messages_of_a_batch_are_looked_up_together(db: Database) -> None:
+    lookup = SenderActivityLookup(db, lambda org: OWN)
+    lookup.store.note_sent("corp", "bob@corp.example", NOW, 2, ["x@else.example"])
+    calls: list[int] = []
+    histories = lookup.store.histories
+
+    def counted(asks: Sequence[Ask]) -> list[SenderHistory]:
+        calls.append(len(asks))
+        return histories(asks)
+
+    lookup.store.histories = counted  # type: ignore[method-assign]
+
+    bob, ann = await asyncio.gather(
+        lookup.facts("corp", "bob@corp.example", ["x@else.example", "y@else.example"], OWN, NOW),
+        lookup.facts("corp", "ann@corp.example", ["x@else.example"], OWN, NOW),
+    )
+
+    assert calls == [2]
+    assert bob == SenderFacts(window_hours=2, recipients=4, new_external=2, ndrs=0, baseline=None)
+    assert ann == SenderFacts(window_hours=2, recipients=1, new_external=1, ndrs=0, baseline=None)
+    assert await lookup.facts("corp", "bob@corp.example", [], OWN, NOW) is not None and calls == [2, 1]
+
+
+async def test_a_failed_look_up_costs_the_batch_its_signals_not_its_scan(db: Database) -> None:
+    lookup = SenderActivityLookup(db, lambda org: OWN)
+    db.close()  # the database went away
+    lookup.store.histories = lambda asks: (_ for _ in ()).throw(OSError("database is away"))  # type: ignore[method-assign]
+
+    answers = await asyncio.gather(
+        *(lookup.facts("corp", f"u{i}@corp.example", ["x@else.example"], OWN, NOW) for i in range(3))
+    )
+
+    assert answers == [None, None, None]
 
 
 def test_a_burst_to_strangers_after_a_quiet_fortnight_makes_both_signals(db: Database) -> None:
