@@ -19,10 +19,14 @@ from tests.unit.service.test_sender_activity import (
     test_a_batch_of_asks_is_answered_per_sender_and_per_time_as_one_ask_each as check_batch_of_asks,
 )
 from tests.unit.service.test_sender_activity import (
+    test_an_hour_and_a_contact_already_on_record_add_up_and_move_on as check_upserts,
+)
+from tests.unit.service.test_sender_activity import (
     test_new_recipients_are_those_never_written_to_within_the_contact_window as check_new_recipients,
 )
 from tests.unit.store.records import T0, build_record
 from tests.unit.store.search_cases import CASES, DATASET, names
+from tests.unit.store.test_db import check_select_in
 from tests.unit.store.test_reports import check_period_aggregates, check_reports
 from tests.unit.store.test_reports import seed as seed_reports
 
@@ -140,6 +144,13 @@ def test_sender_histories_of_a_batch_as_on_sqlite(empty_pg: Database) -> None:
     check_batch_of_asks(empty_pg)
 
 
+def test_sender_activity_adds_up_on_record_as_on_sqlite(empty_pg: Database) -> None:
+    """The hours' and contacts' ON CONFLICT upserts, sent to the driver as compiled once, on PostgreSQL."""
+    with empty_pg.engine.begin() as connection:
+        connection.execute(text("TRUNCATE sender_hours, sender_contacts"))
+    check_upserts(empty_pg)
+
+
 def test_concurrent_recording_of_one_id_keeps_one_copy(empty_pg: Database) -> None:
     history = History(empty_pg)
     rec = build_record()
@@ -224,3 +235,10 @@ def test_provider_verdicts_are_kept_searched_and_counted_as_on_sqlite(empty_pg: 
     with empty_pg.session() as session:
         session.execute(text("TRUNCATE messages CASCADE"))
     cases.test_the_report_counts_the_agreement_matrix_and_lists_the_missed(History(empty_pg), build_record)
+
+
+def test_a_look_up_by_a_list_of_values_as_on_sqlite(empty_pg: Database) -> None:
+    """`select_in`'s statement written out for the driver (`%s` placeholders) on PostgreSQL."""
+    with empty_pg.engine.begin() as connection:
+        connection.execute(text("TRUNCATE organisations RESTART IDENTITY CASCADE"))
+    check_select_in(empty_pg)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import orjson
-from sqlalchemy import Dialect, Engine, Table, create_engine, event, inspect, text
+from sqlalchemy import Column, Connection, Dialect, Engine, Insert, Table, create_engine, event, inspect, select, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
@@ -75,15 +75,15 @@ class _Insert:
         return tuple(values) if self.positional else dict(zip(self.keys, values, strict=True))
 
 
-_INSERTS: dict[tuple[Table, frozenset[str], str], _Insert | None] = {}
+_INSERTS: dict[tuple[Table, frozenset[str], str, str], _Insert | None] = {}
 
 
-def _prepare_insert(table: Table, keys: frozenset[str], dialect: Dialect) -> _Insert | None:
+def _prepare_insert(statement: Insert, table: Table, keys: frozenset[str], dialect: Dialect) -> _Insert | None:
     """None when the statement needs what only SQLAlchemy's own execution does (a column default computed
-    in Python, renamed parameters): such rows go through `Session.execute`."""
+    in Python, renamed parameters, a parameter that is no column): such rows go through `execute`."""
     if any(c.key not in keys and c.default is not None for c in table.columns):
         return None
-    compiled = table.insert().compile(dialect=dialect, column_keys=sorted(keys))
+    compiled = statement.compile(dialect=dialect, column_keys=sorted(keys))
     names = list(compiled.positiontup or []) if compiled.positional else sorted(compiled.binds)
     if set(names) != keys or getattr(compiled, "escaped_bind_names", None):
         return None
@@ -92,24 +92,74 @@ def _prepare_insert(table: Table, keys: frozenset[str], dialect: Dialect) -> _In
     return _Insert(compiled.string, tuple(names), convert, compiled.positional)
 
 
+def _execute_many(
+    connection: Connection,
+    table: Table,
+    rows: Sequence[Mapping[str, Any]],
+    name: str,
+    build: Callable[[], Insert],
+) -> bool:
+    """`build()` run for `rows` as one driver executemany, compiled once per (table, columns, dialect,
+    name); False when it cannot be (the caller runs it through SQLAlchemy's own execution)."""
+    keys = frozenset(rows[0])
+    cache_key = (table, keys, connection.dialect.name, name)
+    if cache_key not in _INSERTS:
+        _INSERTS[cache_key] = _prepare_insert(build(), table, keys, connection.dialect)
+    prepared = _INSERTS[cache_key]
+    if prepared is None or any(row.keys() != keys for row in rows):
+        return False
+    connection.exec_driver_sql(prepared.sql, [prepared.parameters(row) for row in rows])
+    return True
+
+
 def insert_rows(session: Session, table: Table, rows: Sequence[Mapping[str, Any]]) -> None:
     """INSERT rows (dicts with the same keys) in `session`'s transaction, as one executemany of a statement
     compiled once, each value converted by its column's type as SQLAlchemy converts it. The history writer's
     hot path: Core's `session.execute(table.insert(), rows)` builds every row's parameters generically (13 %
     of `serve`'s own process, decisions.md). Errors come wrapped as SQLAlchemy's (IntegrityError,
     OperationalError)."""
-    if not rows:
-        return
-    connection = session.connection()
-    keys = frozenset(rows[0])
-    cache_key = (table, keys, connection.dialect.name)
-    if cache_key not in _INSERTS:
-        _INSERTS[cache_key] = _prepare_insert(table, keys, connection.dialect)
-    prepared = _INSERTS[cache_key]
-    if prepared is None or any(row.keys() != keys for row in rows):
+    if rows and not _execute_many(session.connection(), table, rows, "insert", table.insert):
         session.execute(table.insert(), list(rows))
-        return
-    connection.exec_driver_sql(prepared.sql, [prepared.parameters(row) for row in rows])
+
+
+def upsert_rows(
+    connection: Connection, table: Table, rows: Sequence[Mapping[str, Any]], name: str, build: Callable[[], Insert]
+) -> None:
+    """`insert_rows` for an INSERT with its own clauses (ON CONFLICT ... DO UPDATE): `build()` makes the
+    statement, which is compiled once under `name` for the table, columns and dialect."""
+    if rows and not _execute_many(connection, table, rows, name, build):
+        connection.execute(build(), list(rows))
+
+
+_IN_CHUNK = 500  # values per IN (...) list
+
+
+def select_in(
+    session: Session, columns: Sequence[Column[Any]], key: Column[Any], values: Collection[Any]
+) -> list[tuple[Any, ...]]:
+    """The rows (`columns` of `key`'s table) whose `key` is one of `values`, in `session`'s transaction: the
+    statement written out and sent to the driver. Core's expanding `IN` renders its statement again for
+    every execution, and the history writer makes three or four such look-ups a batch, each costing the
+    server 0.1–0.3 ms on a cold processor cache (decisions.md, "fifth round"). Only for columns the driver
+    returns as stored (text, integers): any other goes through Core, with its conversions."""
+    if not values:
+        return []
+    connection = session.connection()
+    dialect = connection.dialect
+    if any(c.type.dialect_impl(dialect).result_processor(dialect, None) is not None for c in columns):
+        stmt = select(*columns).where(key.in_(list(values)))
+        return [tuple(row) for row in session.execute(stmt)]
+    quote = dialect.identifier_preparer.quote
+    mark = "?" if dialect.paramstyle == "qmark" else "%s"
+    names = ", ".join(quote(c.name) for c in columns)
+    head = f"SELECT {names} FROM {quote(key.table.name)} WHERE {quote(key.name)} IN"  # noqa: S608 (schema names)
+    listed = list(values)
+    rows: list[tuple[Any, ...]] = []
+    for start in range(0, len(listed), _IN_CHUNK):
+        chunk = listed[start : start + _IN_CHUNK]
+        sql = f"{head} ({', '.join([mark] * len(chunk))})"  # names from the schema, every value a parameter
+        rows += [tuple(row) for row in connection.exec_driver_sql(sql, tuple(chunk))]
+    return rows
 
 
 class Database:

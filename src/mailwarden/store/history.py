@@ -23,7 +23,7 @@ from mailwarden.model.provider import ProviderVerdict, agreement
 from mailwarden.model.trace import EventRecord, MessageRecord, RecipientRecord, RecipientStatus
 from mailwarden.model.verdict import Category
 from mailwarden.store import outbox
-from mailwarden.store.db import Database, insert_rows
+from mailwarden.store.db import Database, insert_rows, select_in
 from mailwarden.store.history_search import (
     ID_RE,
     HistoryQuery,
@@ -110,7 +110,7 @@ class History:
         if not message_ids:
             return set()
         with self._reading(session) as reading:
-            return set(reading.scalars(select(_MESSAGES.c.id).where(_MESSAGES.c.id.in_(list(message_ids)))))
+            return {row[0] for row in select_in(reading, [_MESSAGES.c.id], _MESSAGES.c.id, message_ids)}
 
     def find_by_internet_message_ids(
         self, keys: Sequence[tuple[str | None, str, str]], *, since: datetime, session: Session | None = None
@@ -129,13 +129,12 @@ class History:
         if not wanted:
             return {}
         floor = floor_id(since)
-        messages = _MESSAGES.c  # Core columns: no ORM compile state for the writer's per-batch look-ups
-        stmt = select(messages.id, messages.organisation, messages.internet_message_id, messages.sender).where(
-            messages.internet_message_id.in_({imid for _, imid, _ in wanted})
-        )
+        messages = _MESSAGES.c
+        columns = [messages.id, messages.organisation, messages.internet_message_id, messages.sender]
         found: dict[tuple[str | None, str, str], str] = {}
         with self._reading(session) as reading:
-            for row_id, org, imid, sender in reading.execute(stmt):
+            rows = select_in(reading, columns, messages.internet_message_id, {imid for _, imid, _ in wanted})
+            for row_id, org, imid, sender in rows:
                 key = wanted.get((org, imid, sender))
                 if key is not None and row_id >= floor and row_id > found.get(key, ""):
                     found[key] = row_id
@@ -234,7 +233,7 @@ class History:
 
 def _insert_many(session: Session, items: Sequence[tuple[MessageRecord, Sequence[EventRecord]]]) -> int:
     ids = [rec.id for rec, _ in items]
-    present = set(session.scalars(select(_MESSAGES.c.id).where(_MESSAGES.c.id.in_(ids))))
+    present = {row[0] for row in select_in(session, [_MESSAGES.c.id], _MESSAGES.c.id, ids)}
     fresh: dict[str, tuple[MessageRecord, Sequence[EventRecord]]] = {}
     for rec, events in items:
         if rec.id not in present:

@@ -24,7 +24,7 @@ from sqlalchemy.orm import Session
 from mailwarden.errors import NotFoundError
 from mailwarden.model import Envelope, TlsInfo
 from mailwarden.store.blobs import BlobStore
-from mailwarden.store.db import Database, insert_rows
+from mailwarden.store.db import Database, insert_rows, select_in
 from mailwarden.store.schema import KeptMessageRow
 
 EXPIRY_BATCH = 500
@@ -120,7 +120,7 @@ class KeptStore:
         if not kept:
             return
         ids = [k.message_id for k in kept]
-        present = set(session.scalars(select(_KEPT.c.message_id).where(_KEPT.c.message_id.in_(ids))))
+        present = {row[0] for row in select_in(session, [_KEPT.c.message_id], _KEPT.c.message_id, ids)}
         fresh = [_values(k) for k in kept if k.message_id not in present]
         if fresh:  # a Core INSERT of plain rows: the ORM's bulk path cost more than the rows' own writing
             insert_rows(session, _KEPT, fresh)

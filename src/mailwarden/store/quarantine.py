@@ -12,9 +12,9 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import ColumnElement, delete, func, insert, select, update
+from sqlalchemy import ColumnElement, Table, delete, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -24,13 +24,14 @@ from mailwarden.model.envelope import normalise_address
 from mailwarden.model.quarantine import KEEPS_BLOB, Entry, NewEntry, QuarantineError, Reason, Status
 from mailwarden.model.trace import EventRecord, RecipientStatus
 from mailwarden.store.audit import write_entry
-from mailwarden.store.db import Database
+from mailwarden.store.db import Database, insert_rows, select_in
 from mailwarden.store.history import add_events, update_recipient_status
 from mailwarden.store.history_search import escape_like
 from mailwarden.store.schema import QuarantineDigestRow, QuarantineRow, QuarantineTokenRow
 
 MAX_LIMIT = 1000
 _ID_RE = re.compile(r"^[0-9A-HJKMNP-TV-Z]{26}$")
+_QUARANTINE = cast(Table, QuarantineRow.__table__)
 
 
 @dataclass
@@ -255,9 +256,9 @@ class QuarantineStore:
 
 
 def _insert_entries(session: Session, entries: Sequence[NewEntry]) -> int:
-    ids = list({e.message_id for e in entries})
-    pairs = select(QuarantineRow.message_id, QuarantineRow.recipient).where(QuarantineRow.message_id.in_(ids))
-    present = {(message_id, recipient) for message_id, recipient in session.execute(pairs)}
+    ids = {e.message_id for e in entries}
+    table = _QUARANTINE.c
+    present = {(m, r) for m, r in select_in(session, [table.message_id, table.recipient], table.message_id, ids)}
     rows: list[dict[str, Any]] = []
     for e in entries:
         if (e.message_id, e.recipient) in present:
@@ -281,8 +282,7 @@ def _insert_entries(session: Session, entries: Sequence[NewEntry]) -> int:
                 "size": e.size,
             }
         )
-    if rows:  # one executemany, not a unit-of-work object per row (the writer's hot path)
-        session.execute(insert(QuarantineRow), rows)
+    insert_rows(session, _QUARANTINE, rows)  # one executemany on the driver (the writer's hot path)
     return len(rows)
 
 

@@ -18,7 +18,7 @@ from typing import Any, Final, TypeVar, cast
 from sqlalchemy import Connection, Table, delete
 from sqlalchemy.dialects import postgresql, sqlite
 
-from mailwarden.store.db import Database
+from mailwarden.store.db import Database, upsert_rows
 from mailwarden.store.schema import SenderContactRow, SenderHourRow
 
 BASELINE_DAYS = 14  # the sender's own busiest hours are looked for this far back
@@ -147,34 +147,38 @@ class SenderActivity:
                 totals[1] += new
                 totals[2] += item.ndrs
             if contacts:
-                stmt = self._insert(_CONTACTS)
-                connection.execute(
-                    stmt.on_conflict_do_update(
-                        index_elements=[_CONTACTS.c.organisation, _CONTACTS.c.sender, _CONTACTS.c.recipient],
-                        set_={"last_hour": stmt.excluded.last_hour},
-                    ),
-                    [
-                        {"organisation": o, "sender": s, "recipient": c, "last_hour": h}
-                        for (o, s, c), h in contacts.items()
-                    ],
-                )
+                rows = [
+                    {"organisation": o, "sender": s, "recipient": c, "last_hour": h}
+                    for (o, s, c), h in contacts.items()
+                ]
+                upsert_rows(connection, _CONTACTS, rows, "contacts", self._contacts_upsert)
             if hours:
-                stmt = self._insert(_HOURS)
-                connection.execute(
-                    stmt.on_conflict_do_update(
-                        index_elements=[_HOURS.c.organisation, _HOURS.c.sender, _HOURS.c.hour],
-                        set_={
-                            "recipients": _HOURS.c.recipients + stmt.excluded.recipients,
-                            "new_external": _HOURS.c.new_external + stmt.excluded.new_external,
-                            "ndrs": _HOURS.c.ndrs + stmt.excluded.ndrs,
-                        },
-                    ),
-                    [
-                        {"organisation": o, "sender": s, "hour": h, "recipients": r, "new_external": n, "ndrs": d}
-                        for (o, s, h), (r, n, d) in hours.items()
-                    ],
-                )
+                rows = [
+                    {"organisation": o, "sender": s, "hour": h, "recipients": r, "new_external": n, "ndrs": d}
+                    for (o, s, h), (r, n, d) in hours.items()
+                ]
+                upsert_rows(connection, _HOURS, rows, "hours", self._hours_upsert)
         return news
+
+    def _contacts_upsert(self) -> Any:
+        """A contact written to again: its last hour moves."""
+        stmt = self._insert(_CONTACTS)
+        return stmt.on_conflict_do_update(
+            index_elements=[_CONTACTS.c.organisation, _CONTACTS.c.sender, _CONTACTS.c.recipient],
+            set_={"last_hour": stmt.excluded.last_hour},
+        )
+
+    def _hours_upsert(self) -> Any:
+        """An hour already on record: the counts add up."""
+        stmt = self._insert(_HOURS)
+        return stmt.on_conflict_do_update(
+            index_elements=[_HOURS.c.organisation, _HOURS.c.sender, _HOURS.c.hour],
+            set_={
+                "recipients": _HOURS.c.recipients + stmt.excluded.recipients,
+                "new_external": _HOURS.c.new_external + stmt.excluded.new_external,
+                "ndrs": _HOURS.c.ndrs + stmt.excluded.ndrs,
+            },
+        )
 
     def history(self, organisation: str, sender: str, at: datetime, external: Sequence[str]) -> SenderHistory:
         """What one message's facts are summed from (see `histories`)."""

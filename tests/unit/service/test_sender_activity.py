@@ -59,6 +59,19 @@ def test_in_one_batch_a_contact_is_known_to_later_messages_of_its_own_sender_onl
     assert store.history("corp", "bob@corp.example", NOW, external(5)).known == set(external(4))
 
 
+def test_an_hour_and_a_contact_already_on_record_add_up_and_move_on(db: Database) -> None:
+    store = SenderActivity(db)
+    store.note_sent("corp", "bob@corp.example", NOW - timedelta(days=CONTACT_DAYS - 1), 1, ["p0@else.example"])
+    assert store.note_sent("corp", "bob@corp.example", NOW, 2, ["p1@else.example"]) == 1
+    assert store.note_sent("corp", "bob@corp.example", NOW, 3, ["p0@else.example", "p1@else.example"]) == 0
+    store.note_ndr("corp", "bob@corp.example", NOW, count=2)
+
+    history = store.history("corp", "bob@corp.example", NOW + timedelta(days=2), ["p0@else.example"])
+
+    assert history.hours[epoch_hour(NOW)] == (5, 1, 2)  # both messages and the reports, in one hour
+    assert history.known == {"p0@else.example"}  # its contact moved to NOW: still within the window
+
+
 def test_a_batch_of_asks_is_answered_per_sender_and_per_time_as_one_ask_each(db: Database) -> None:
     store = SenderActivity(db)
     store.note_sent("corp", "bob@corp.example", NOW - timedelta(days=20), 7, ["old@else.example"])

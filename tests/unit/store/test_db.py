@@ -9,7 +9,7 @@ from sqlalchemy import Table, inspect, select, text
 from sqlalchemy.exc import IntegrityError
 
 from mailwarden.store import Database
-from mailwarden.store.db import head_revision, insert_rows
+from mailwarden.store.db import head_revision, insert_rows, select_in
 from mailwarden.store.schema import OrganisationRow
 
 _ORGANISATIONS = cast(Table, OrganisationRow.__table__)
@@ -75,3 +75,24 @@ def test_a_row_the_database_refuses_fails_the_whole_insert_as_sqlalchemy_reports
         insert_rows(session, _ORGANISATIONS, [{**row, "name": "new"}, row])
     with db.session() as session:
         assert list(session.scalars(select(OrganisationRow.name))) == ["corp"]
+
+
+def check_select_in(db: Database) -> None:
+    at = datetime(2026, 11, 1, 13, 0, tzinfo=UTC)
+    names = [f"org-{i:04d}" for i in range(1_200)]  # more than one IN list of values
+    with db.session() as session:
+        insert_rows(
+            session, _ORGANISATIONS, [{"name": n, "monitor_only": n.endswith("7"), "created_at": at} for n in names]
+        )
+    org = _ORGANISATIONS.c
+    with db.session() as session:
+        found = select_in(session, [org.id, org.name], org.name, [*names[::3], "nobody"])
+        converted = select_in(session, [org.name, org.monitor_only, org.created_at], org.name, ["org-0007", "org-0008"])
+        assert select_in(session, [org.id], org.name, []) == []
+    assert sorted(name for _, name in found) == names[::3] and all(isinstance(i, int) for i, _ in found)
+    # columns the driver returns unconverted (booleans and times on SQLite) come as SQLAlchemy returns them
+    assert sorted(converted) == [("org-0007", True, at), ("org-0008", False, at)]
+
+
+def test_a_look_up_by_a_list_of_values_finds_each_row_once_with_its_values_typed(db: Database) -> None:
+    check_select_in(db)
