@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable, Sequence
 from datetime import datetime
+from weakref import WeakKeyDictionary
 
 import structlog
 
@@ -24,6 +25,7 @@ from mailwarden.store.db import Database
 from mailwarden.store.sender_activity import Activity, Ask, SenderActivity, SenderHistory, epoch_hour
 
 log = structlog.get_logger(__name__)
+_Waiting = tuple[Ask, asyncio.Future[SenderHistory | None]]  # an ask and where its answer goes
 WINDOW_HOURS = 2  # the signals look at this UTC hour and the one before
 BASELINE_MIN_DAYS = 2  # a sender seen for less than this has no baseline (new accounts, a new install)
 
@@ -55,7 +57,8 @@ class SenderActivityLookup:
     def __init__(self, db: Database, domains_of: Callable[[str | None], frozenset[str]]) -> None:
         self.store = SenderActivity(db)
         self.domains_of = domains_of
-        self._waiting: list[tuple[Ask, asyncio.Future[SenderHistory | None]]] = []
+        # per event loop: the asks of its current turn (a loop that stopped before reading them holds up no other)
+        self._waiting: WeakKeyDictionary[asyncio.AbstractEventLoop, list[_Waiting]] = WeakKeyDictionary()
         self._reading: set[asyncio.Task[None]] = set()  # held: the loop keeps only weak references
 
     async def facts(
@@ -64,21 +67,22 @@ class SenderActivityLookup:
         external = [r for r in recipients if (domain_of(r) or "") not in own]
         loop = asyncio.get_running_loop()
         answer: asyncio.Future[SenderHistory | None] = loop.create_future()
-        if not self._waiting:  # the first to ask this turn: the others of the turn join before it is read
-            loop.call_soon(self._read_waiting)
-        self._waiting.append((Ask(organisation, sender, at, tuple(external)), answer))
+        waiting = self._waiting.get(loop)
+        if waiting is None:  # the first to ask this turn: the others of the turn join before it is read
+            waiting = self._waiting[loop] = []
+            loop.call_soon(self._read_waiting, loop)
+        waiting.append((Ask(organisation, sender, at, tuple(external)), answer))
         history = await answer
         if history is None:
             return None
         return summarise(history, epoch_hour(at), len(recipients), external)
 
-    def _read_waiting(self) -> None:
-        waiting, self._waiting = self._waiting, []
-        task = asyncio.get_running_loop().create_task(self._read(waiting))
+    def _read_waiting(self, loop: asyncio.AbstractEventLoop) -> None:
+        task = loop.create_task(self._read(self._waiting.pop(loop, [])))
         self._reading.add(task)
         task.add_done_callback(self._reading.discard)
 
-    async def _read(self, waiting: list[tuple[Ask, asyncio.Future[SenderHistory | None]]]) -> None:
+    async def _read(self, waiting: list[_Waiting]) -> None:
         try:
             found: list[SenderHistory | None] = list(
                 await asyncio.to_thread(self.store.histories, [ask for ask, _ in waiting])

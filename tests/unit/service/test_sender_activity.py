@@ -125,6 +125,22 @@ async def test_the_outbound_messages_of_a_batch_are_looked_up_together(db: Datab
     assert await lookup.facts("corp", "bob@corp.example", [], OWN, NOW) is not None and calls == [2, 1]
 
 
+def test_asks_left_on_a_loop_that_stopped_hold_up_no_other_loop(db: Database) -> None:
+    lookup = SenderActivityLookup(db, lambda org: OWN)
+    stopped = asyncio.new_event_loop()
+    left = stopped.create_task(lookup.facts("corp", "bob@corp.example", ["x@else.example"], OWN, NOW))
+    stopped.call_soon(stopped.stop)
+    stopped.run_forever()  # it asked, then its loop stopped before the ask was read
+
+    async def ask() -> SenderFacts | None:
+        return await asyncio.wait_for(lookup.facts("corp", "ann@corp.example", ["y@else.example"], OWN, NOW), 5)
+
+    assert asyncio.run(ask()) == SenderFacts(window_hours=2, recipients=1, new_external=1, ndrs=0, baseline=None)
+    left.cancel()
+    stopped.run_until_complete(asyncio.gather(left, return_exceptions=True))
+    stopped.close()
+
+
 async def test_a_failed_look_up_costs_the_batch_its_signals_not_its_scan(db: Database) -> None:
     lookup = SenderActivityLookup(db, lambda org: OWN)
     db.close()  # the database went away
