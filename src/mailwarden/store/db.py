@@ -134,6 +134,11 @@ def upsert_rows(
 _IN_CHUNK = 500  # values per IN (...) list
 
 
+def placeholder(dialect: Dialect) -> str:
+    """The driver's positional placeholder, for statements written out: sqlite3 takes `?`, psycopg `%s`."""
+    return "?" if dialect.paramstyle == "qmark" else "%s"
+
+
 def select_in(
     session: Session, columns: Sequence[Column[Any]], key: Column[Any], values: Collection[Any]
 ) -> list[tuple[Any, ...]]:
@@ -141,16 +146,18 @@ def select_in(
     statement written out and sent to the driver. Core's expanding `IN` renders its statement again for
     every execution, and the history writer makes three or four such look-ups a batch, each costing the
     server 0.1–0.3 ms on a cold processor cache (decisions.md, "fifth round"). Only for columns the driver
-    returns as stored (text, integers): any other goes through Core, with its conversions."""
+    returns as stored (text, integers), looked up by a key the driver takes as given: any other look-up goes
+    through Core, with its conversions."""
     if not values:
         return []
     connection = session.connection()
     dialect = connection.dialect
-    if any(c.type.dialect_impl(dialect).result_processor(dialect, None) is not None for c in columns):
+    converted = any(c.type.dialect_impl(dialect).result_processor(dialect, None) is not None for c in columns)
+    if converted or key.type.dialect_impl(dialect).bind_processor(dialect) is not None:
         stmt = select(*columns).where(key.in_(list(values)))
         return [tuple(row) for row in session.execute(stmt)]
     quote = dialect.identifier_preparer.quote
-    mark = "?" if dialect.paramstyle == "qmark" else "%s"
+    mark = placeholder(dialect)
     names = ", ".join(quote(c.name) for c in columns)
     head = f"SELECT {names} FROM {quote(key.table.name)} WHERE {quote(key.name)} IN"  # noqa: S608 (schema names)
     listed = list(values)

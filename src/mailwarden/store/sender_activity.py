@@ -18,7 +18,7 @@ from typing import Any, Final, TypeVar, cast
 from sqlalchemy import Connection, Table, delete
 from sqlalchemy.dialects import postgresql, sqlite
 
-from mailwarden.store.db import Database, upsert_rows
+from mailwarden.store.db import Database, placeholder, upsert_rows
 from mailwarden.store.schema import SenderContactRow, SenderHourRow
 
 BASELINE_DAYS = 14  # the sender's own busiest hours are looked for this far back
@@ -83,18 +83,13 @@ _CONTACTS_SQL: Final = (
 
 def _last_hours(connection: Connection, contacts: Sequence[tuple[str, str, str]]) -> dict[tuple[str, str, str], int]:
     """The last hour each (organisation, sender, recipient) was written to, of those on record."""
-    mark = _mark(connection)
+    mark = placeholder(connection.dialect)
     found: dict[tuple[str, str, str], int] = {}
     for chunk in _chunks(contacts):
         sql = _CONTACTS_SQL.format(contacts=_row_values(len(chunk), 3, mark))
         rows = connection.exec_driver_sql(sql, tuple(v for triple in chunk for v in triple))
         found.update({(o, s, c): int(h) for o, s, c, h in rows})
     return found
-
-
-def _mark(connection: Connection) -> str:
-    """The driver's positional placeholder: sqlite3 takes `?`, psycopg `%s`."""
-    return "?" if connection.dialect.paramstyle == "qmark" else "%s"
 
 
 def _row_values(rows: int, width: int, mark: str) -> str:
@@ -196,7 +191,7 @@ class SenderActivity:
         wanted = sorted({(a.organisation, a.sender.lower(), r.lower()) for a in asks for r in a.external})
         sent: dict[tuple[str, str], list[tuple[int, tuple[int, int, int]]]] = {}
         with self.db.engine.connect() as connection:
-            mark = _mark(connection)
+            mark = placeholder(connection.dialect)
             for chunk in _chunks(senders):
                 sql = _HOURS_SQL.format(senders=_row_values(len(chunk), 2, mark), mark=mark)
                 params = (min(hours) - 24 * BASELINE_DAYS, max(hours), *(v for pair in chunk for v in pair))
