@@ -7,7 +7,7 @@ recipient's status only through `update_recipient_status`.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any, cast
@@ -110,7 +110,7 @@ class History:
         if not message_ids:
             return set()
         with self._reading(session) as reading:
-            return {row[0] for row in select_in(reading, [_MESSAGES.c.id], _MESSAGES.c.id, message_ids)}
+            return _present_ids(reading, message_ids)
 
     def find_by_internet_message_ids(
         self, keys: Sequence[tuple[str | None, str, str]], *, since: datetime, session: Session | None = None
@@ -231,9 +231,13 @@ class History:
         return sorted((i for i, org in rows if org == organisation and i >= floor), reverse=True)
 
 
+def _present_ids(session: Session, message_ids: Collection[str]) -> set[str]:
+    return {row[0] for row in select_in(session, [_MESSAGES.c.id], _MESSAGES.c.id, message_ids)}
+
+
 def _insert_many(session: Session, items: Sequence[tuple[MessageRecord, Sequence[EventRecord]]]) -> int:
     ids = [rec.id for rec, _ in items]
-    present = {row[0] for row in select_in(session, [_MESSAGES.c.id], _MESSAGES.c.id, ids)}
+    present = _present_ids(session, ids)
     fresh: dict[str, tuple[MessageRecord, Sequence[EventRecord]]] = {}
     for rec, events in items:
         if rec.id not in present:

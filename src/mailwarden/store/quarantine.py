@@ -258,7 +258,7 @@ class QuarantineStore:
 def _insert_entries(session: Session, entries: Sequence[NewEntry]) -> int:
     ids = {e.message_id for e in entries}
     table = _QUARANTINE.c
-    present = {(m, r) for m, r in select_in(session, [table.message_id, table.recipient], table.message_id, ids)}
+    present = set(select_in(session, [table.message_id, table.recipient], table.message_id, ids))
     rows: list[dict[str, Any]] = []
     for e in entries:
         if (e.message_id, e.recipient) in present:
